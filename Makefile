@@ -1,0 +1,49 @@
+# kvmnet: `make demo` and `make test` each set up what they need on a fresh Debian 12 machine.
+PYTHON ?= python3
+VENV   := .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.kvmnet-installed
+
+.PHONY: demo test lint typecheck unit integration docs notebook bench system-demo system-test clean
+
+$(STAMP): pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[test]'
+	touch $(STAMP)
+
+system-demo:
+	scripts/install-system-deps.sh demo
+
+system-test:
+	scripts/install-system-deps.sh test
+
+demo: system-demo $(STAMP)
+	$(PY) scripts/demo.py
+
+test: system-test $(STAMP)
+	$(VENV)/bin/ruff check kvmnet tests bench scripts
+	$(VENV)/bin/mypy
+	$(VENV)/bin/pytest
+	$(MAKE) --no-print-directory docs
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check kvmnet tests bench scripts
+
+typecheck: $(STAMP)
+	$(VENV)/bin/mypy
+
+unit: $(STAMP)
+	$(VENV)/bin/pytest -m "not integration"
+
+integration: system-test $(STAMP)
+	$(VENV)/bin/pytest -m integration
+
+docs: $(STAMP)
+	$(VENV)/bin/mkdocs build --strict --site-dir $(VENV)/site
+
+bench: $(STAMP)
+	for b in bench/*.py; do $(PY) $$b || exit 1; done
+
+clean:
+	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache

@@ -1,0 +1,124 @@
+"""kvmnet: KVM guest networking in a few safe lines.
+
+Usage::
+
+    import kvmnet
+    with kvmnet.connect("test:///default") as host:
+        dom = host.domain("test")
+        print(dom.use_bridge("br0", dry_run=True).diff())
+
+Importing kvmnet has no side effects: no libvirt error handler, no logging configuration.
+Submodules load on first use, so ``import kvmnet`` stays fast for command-line callers.
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+from typing import TYPE_CHECKING, Any
+
+from .errors import (
+    CommandFailed,
+    ConfirmationError,
+    ConnectionFailed,
+    DomainNotFound,
+    HostNicNotFound,
+    InterfaceNotFound,
+    InvalidInput,
+    InvalidMac,
+    InvalidName,
+    KvmnetError,
+    LibvirtError,
+    LiveChangeUnsupported,
+    MacInUse,
+    MacSpaceExhausted,
+    NetworkNotFound,
+    NotFound,
+    PlanFailed,
+    PreflightRefused,
+    RollbackFailed,
+    RolledBack,
+    UnsupportedEdit,
+    ValidationFailed,
+)
+from .mode import Mode
+
+if TYPE_CHECKING:
+    from .change import Change
+    from .domain import Domain
+    from .domainxml import DomainXML, GuestInterface
+    from .host import Host, connect
+    from .hostnet.nic import Bridge, HostNic
+    from .hostnet.plan import Plan
+    from .macalloc import MacAllocator
+    from .network import Network
+
+__version__ = "0.1.0"
+
+logging.getLogger(__name__).addHandler(logging.NullHandler())
+
+# Public name -> submodule that defines it; resolved lazily by __getattr__ below.
+_LAZY = {
+    "Bridge": "hostnet.nic",
+    "Change": "change",
+    "Domain": "domain",
+    "DomainXML": "domainxml",
+    "GuestInterface": "domainxml",
+    "Host": "host",
+    "HostNic": "hostnet.nic",
+    "MacAllocator": "macalloc",
+    "Network": "network",
+    "Plan": "hostnet.plan",
+    "connect": "host",
+}
+
+__all__ = [
+    "Bridge",
+    "Change",
+    "CommandFailed",
+    "ConfirmationError",
+    "ConnectionFailed",
+    "Domain",
+    "DomainNotFound",
+    "DomainXML",
+    "GuestInterface",
+    "Host",
+    "HostNic",
+    "HostNicNotFound",
+    "InterfaceNotFound",
+    "InvalidInput",
+    "InvalidMac",
+    "InvalidName",
+    "KvmnetError",
+    "LibvirtError",
+    "LiveChangeUnsupported",
+    "MacAllocator",
+    "MacInUse",
+    "MacSpaceExhausted",
+    "Mode",
+    "Network",
+    "NetworkNotFound",
+    "NotFound",
+    "Plan",
+    "PlanFailed",
+    "PreflightRefused",
+    "RollbackFailed",
+    "RolledBack",
+    "UnsupportedEdit",
+    "ValidationFailed",
+    "__version__",
+    "connect",
+]
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'kvmnet' has no attribute {name!r}")
+    value = getattr(importlib.import_module(f".{module}", __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

@@ -1,0 +1,256 @@
+"""The one module that imports libvirt.
+
+It opens connections, owns the ``VIR_*`` flags, silences libvirt's default error printer when
+a connection opens (never at import), and turns ``libvirt.libvirtError`` into kvmnet errors at
+this single boundary. Everything above it sees :class:`Connection` and plain strings.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+import libvirt
+
+from .errors import (
+    ConnectionFailed,
+    DomainNotFound,
+    LibvirtError,
+    LiveChangeUnsupported,
+    NetworkNotFound,
+)
+
+log = logging.getLogger(__name__)
+
+__all__ = ["Connection", "DomainHandle", "Lease", "open_connection"]
+
+# Flags, named for what kvmnet means by them.
+XML_INACTIVE = libvirt.VIR_DOMAIN_XML_INACTIVE
+AFFECT_LIVE = libvirt.VIR_DOMAIN_AFFECT_LIVE
+AFFECT_CONFIG = libvirt.VIR_DOMAIN_AFFECT_CONFIG
+
+ERR_NO_DOMAIN = libvirt.VIR_ERR_NO_DOMAIN
+ERR_NO_NETWORK = libvirt.VIR_ERR_NO_NETWORK
+ERR_NO_SUPPORT = libvirt.VIR_ERR_NO_SUPPORT
+ERR_OPERATION_UNSUPPORTED = libvirt.VIR_ERR_OPERATION_UNSUPPORTED
+ERR_CONFIG_UNSUPPORTED = libvirt.VIR_ERR_CONFIG_UNSUPPORTED
+ERR_OPERATION_INVALID = libvirt.VIR_ERR_OPERATION_INVALID
+
+ADDR_SRC_LEASE = libvirt.VIR_DOMAIN_INTERFACE_ADDRESSES_SRC_LEASE
+ADDR_SRC_AGENT = libvirt.VIR_DOMAIN_INTERFACE_ADDRESSES_SRC_AGENT
+ADDR_SRC_ARP = libvirt.VIR_DOMAIN_INTERFACE_ADDRESSES_SRC_ARP
+
+_UNSUPPORTED_CODES = frozenset({ERR_NO_SUPPORT, ERR_OPERATION_UNSUPPORTED, ERR_CONFIG_UNSUPPORTED})
+_handler_installed = False
+
+
+def _ignore_libvirt_error(_ctx: object, _err: object) -> None:
+    """libvirt's default handler prints every error to stderr; kvmnet raises instead."""
+
+
+def _install_error_handler() -> None:
+    global _handler_installed
+    if not _handler_installed:
+        libvirt.registerErrorHandler(_ignore_libvirt_error, None)
+        _handler_installed = True
+
+
+def error_code(exc: BaseException) -> int | None:
+    if isinstance(exc, libvirt.libvirtError):
+        code = exc.get_error_code()
+        return int(code) if code is not None else None
+    return None
+
+
+def is_unsupported(exc: BaseException) -> bool:
+    """True when libvirt says the driver cannot do this at all (not that it failed)."""
+    return error_code(exc) in _UNSUPPORTED_CODES
+
+
+@contextmanager
+def translated(what: str) -> Iterator[None]:
+    """Run a libvirt call; a ``libvirtError`` becomes a :class:`LibvirtError` naming ``what``."""
+    try:
+        yield
+    except libvirt.libvirtError as exc:
+        code = error_code(exc)
+        message = exc.get_error_message() or str(exc)
+        raise LibvirtError(f"{what}: {message}", code=code) from exc
+
+
+@dataclass(frozen=True)
+class Lease:
+    """One address libvirt reports for a guest NIC (``interfaceAddresses``)."""
+
+    mac: str
+    address: str
+    prefix: int
+
+
+class DomainHandle:
+    """A libvirt domain, with only the calls kvmnet makes."""
+
+    __slots__ = ("_dom", "name", "uri")
+
+    def __init__(self, dom: libvirt.virDomain, uri: str) -> None:
+        self._dom = dom
+        self.name: str = dom.name()
+        self.uri = uri
+
+    def is_active(self) -> bool:
+        with translated(f"cannot read the state of domain {self.name!r} on {self.uri}"):
+            return bool(self._dom.isActive())
+
+    def is_persistent(self) -> bool:
+        with translated(f"cannot read domain {self.name!r} on {self.uri}"):
+            return bool(self._dom.isPersistent())
+
+    def xml(self, *, inactive: bool = False) -> str:
+        """The live XML (``inactive=False``) or the persistent definition."""
+        with translated(f"cannot read the XML of domain {self.name!r} on {self.uri}"):
+            return str(self._dom.XMLDesc(XML_INACTIVE if inactive else 0))
+
+    def _device_call(self, verb: str, xml: str, *, live: bool, config: bool) -> None:
+        flags = (AFFECT_LIVE if live else 0) | (AFFECT_CONFIG if config else 0)
+        call = {
+            "update": self._dom.updateDeviceFlags,
+            "attach": self._dom.attachDeviceFlags,
+            "detach": self._dom.detachDeviceFlags,
+        }[verb]
+        try:
+            call(xml, flags)
+        except libvirt.libvirtError as exc:
+            message = exc.get_error_message() or str(exc)
+            where = "the running guest" if live else "the persistent definition"
+            if live and is_unsupported(exc):
+                raise LiveChangeUnsupported(
+                    f"domain {self.name!r} on {self.uri}: libvirt cannot {verb} this interface on "
+                    f"{where} ({message}); pass live=False (CLI: --config) to change the "
+                    "next boot only"
+                ) from exc
+            raise LibvirtError(
+                f"domain {self.name!r} on {self.uri}: {verb} of an interface on {where} "
+                f"failed: {message}",
+                code=error_code(exc),
+            ) from exc
+
+    def update_device(self, xml: str, *, live: bool, config: bool) -> None:
+        self._device_call("update", xml, live=live, config=config)
+
+    def attach_device(self, xml: str, *, live: bool, config: bool) -> None:
+        self._device_call("attach", xml, live=live, config=config)
+
+    def detach_device(self, xml: str, *, live: bool, config: bool) -> None:
+        self._device_call("detach", xml, live=live, config=config)
+
+    def interface_addresses(self, source: int) -> list[Lease]:
+        """Addresses per MAC from one source (``ADDR_SRC_*``); raises LibvirtError if it can't."""
+        with translated(f"cannot read the addresses of domain {self.name!r} on {self.uri}"):
+            raw = self._dom.interfaceAddresses(source, 0) or {}
+        leases: list[Lease] = []
+        for info in raw.values():
+            mac = str(info.get("hwaddr") or "").lower()
+            for addr in info.get("addrs") or []:
+                leases.append(Lease(mac, str(addr["addr"]), int(addr["prefix"])))
+        return leases
+
+
+class Connection:
+    """An open libvirt connection; close it, or use it as a context manager."""
+
+    def __init__(self, conn: libvirt.virConnect, uri: str) -> None:
+        self._conn = conn
+        self.uri = uri
+
+    def close(self) -> None:
+        try:
+            self._conn.close()
+        except libvirt.libvirtError as exc:
+            # Closing a connection whose daemon died is not worth an exception.
+            log.debug("closing %s: %s", self.uri, exc)
+
+    def hostname(self) -> str:
+        with translated(f"cannot read the host name of {self.uri}"):
+            return str(self._conn.getHostname())
+
+    def list_domains(self) -> list[DomainHandle]:
+        """Every domain, running or defined, in one ``listAllDomains`` call."""
+        with translated(f"cannot list the domains on {self.uri}"):
+            return [DomainHandle(d, self.uri) for d in self._conn.listAllDomains(0)]
+
+    def lookup_domain(self, name: str) -> DomainHandle:
+        try:
+            return DomainHandle(self._conn.lookupByName(name), self.uri)
+        except libvirt.libvirtError as exc:
+            if error_code(exc) == ERR_NO_DOMAIN:
+                raise DomainNotFound(
+                    f"no domain named {name!r} on {self.uri}; `kvmnet -c {self.uri} domains` "
+                    "lists them"
+                ) from exc
+            raise LibvirtError(
+                f"cannot look up domain {name!r} on {self.uri}: {exc.get_error_message()}",
+                code=error_code(exc),
+            ) from exc
+
+    def define_domain(self, xml: str) -> DomainHandle:
+        with translated(f"libvirt on {self.uri} refused the domain definition"):
+            return DomainHandle(self._conn.defineXML(xml), self.uri)
+
+    def network_xmls(self) -> list[tuple[str, bool, str]]:
+        """(name, active, XML) of every libvirt network, in one listing."""
+        with translated(f"cannot list the networks on {self.uri}"):
+            nets = self._conn.listAllNetworks(0)
+            return [(n.name(), bool(n.isActive()), str(n.XMLDesc(0))) for n in nets]
+
+    def network_xml(self, name: str) -> str:
+        try:
+            return str(self._conn.networkLookupByName(name).XMLDesc(0))
+        except libvirt.libvirtError as exc:
+            if error_code(exc) == ERR_NO_NETWORK:
+                raise NetworkNotFound(
+                    f"no libvirt network named {name!r} on {self.uri}; `virsh -c {self.uri} "
+                    "net-list --all` lists them"
+                ) from exc
+            raise LibvirtError(
+                f"cannot read network {name!r} on {self.uri}: {exc.get_error_message()}",
+                code=error_code(exc),
+            ) from exc
+
+    def network_leases(self, name: str) -> list[tuple[str, str, int]]:
+        """(mac, address, prefix) of the network's current DHCP leases."""
+        with translated(f"cannot read the DHCP leases of network {name!r} on {self.uri}"):
+            net = self._conn.networkLookupByName(name)
+            raw = net.DHCPLeases() or []
+        return [(str(r["mac"]).lower(), str(r["ipaddr"]), int(r["prefix"])) for r in raw]
+
+    def host_interface_macs(self) -> list[tuple[str, str]] | None:
+        """(name, MAC) of the host's interfaces via libvirt, or None if the driver can't say."""
+        try:
+            ifaces = self._conn.listAllInterfaces(0)
+            return [(i.name(), str(i.MACString()).lower()) for i in ifaces]
+        except libvirt.libvirtError as exc:
+            if is_unsupported(exc):
+                return None
+            raise LibvirtError(
+                f"cannot list the host interfaces of {self.uri}: {exc.get_error_message()}",
+                code=error_code(exc),
+            ) from exc
+
+
+def open_connection(uri: str) -> Connection:
+    """Open ``uri`` read-write; failure raises :class:`ConnectionFailed` naming the URI."""
+    _install_error_handler()
+    try:
+        conn = libvirt.open(uri)
+    except libvirt.libvirtError as exc:
+        message = exc.get_error_message() or str(exc)
+        raise ConnectionFailed(
+            f"cannot connect to libvirt at {uri!r}: {message}; check the URI, that libvirtd "
+            "runs there and that you may use it",
+            uri=uri,
+        ) from exc
+    if conn is None:  # Older bindings returned None instead of raising.
+        raise ConnectionFailed(f"cannot connect to libvirt at {uri!r}", uri=uri)
+    return Connection(conn, uri)

@@ -1,0 +1,181 @@
+"""kvmnet's exception tree.
+
+Every error kvmnet raises derives from :class:`KvmnetError`; where a builtin fits, the error
+is also that builtin, so ``except LookupError`` keeps working in code that predates kvmnet::
+
+    KvmnetError
+    ├── ConnectionFailed                    cannot open or use a libvirt connection
+    ├── NotFound (LookupError)
+    │   ├── DomainNotFound
+    │   ├── NetworkNotFound
+    │   ├── InterfaceNotFound
+    │   └── HostNicNotFound
+    ├── InvalidInput (ValueError)
+    │   ├── InvalidMac
+    │   ├── InvalidName                     bridge / NIC / network names that no tool accepts
+    │   └── UnsupportedEdit                 the XML edit cannot be expressed for that type
+    ├── MacInUse
+    ├── MacSpaceExhausted
+    ├── LiveChangeUnsupported               the running guest cannot take the change live
+    ├── LibvirtError                        any other libvirt failure, cause chained
+    ├── PreflightRefused                    a host plan was refused before touching anything
+    ├── PlanFailed
+    │   ├── RolledBack                      it failed and the snapshot was restored
+    │   └── RollbackFailed                  it failed and so did the restore: read the message
+    ├── ValidationFailed                    a real tool rejected a rendered config file
+    ├── CommandFailed                       a command a plan runs exited non-zero
+    └── ConfirmationError                   `kvmnet confirm` with no pending apply, or too late
+
+Usage::
+
+    try:
+        host.domain("web1")
+    except kvmnet.DomainNotFound as exc:
+        print(exc)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+__all__ = [
+    "CommandFailed",
+    "ConfirmationError",
+    "ConnectionFailed",
+    "DomainNotFound",
+    "HostNicNotFound",
+    "InterfaceNotFound",
+    "InvalidInput",
+    "InvalidMac",
+    "InvalidName",
+    "KvmnetError",
+    "LibvirtError",
+    "LiveChangeUnsupported",
+    "MacInUse",
+    "MacSpaceExhausted",
+    "NetworkNotFound",
+    "NotFound",
+    "PlanFailed",
+    "PreflightRefused",
+    "RollbackFailed",
+    "RolledBack",
+    "UnsupportedEdit",
+    "ValidationFailed",
+]
+
+
+class KvmnetError(Exception):
+    """Base of every error kvmnet raises."""
+
+
+class ConnectionFailed(KvmnetError):
+    """A libvirt connection could not be opened (the message names the URI) or was lost."""
+
+    def __init__(self, message: str, *, uri: str | None = None) -> None:
+        super().__init__(message)
+        self.uri = uri
+
+
+class NotFound(KvmnetError, LookupError):
+    """Something named does not exist."""
+
+    def __str__(self) -> str:
+        # LookupError would repr() a single argument (KeyError does); keep the plain message.
+        return str(self.args[0]) if self.args else ""
+
+
+class DomainNotFound(NotFound):
+    """No domain (guest) of that name on the host."""
+
+
+class NetworkNotFound(NotFound):
+    """No libvirt network of that name on the host."""
+
+
+class InterfaceNotFound(NotFound):
+    """No guest interface matches the MAC, index or object given."""
+
+
+class HostNicNotFound(NotFound):
+    """No host network interface of that name (in that namespace)."""
+
+
+class InvalidInput(KvmnetError, ValueError):
+    """An argument is malformed; the message quotes it and says what is accepted."""
+
+
+class InvalidMac(InvalidInput):
+    """A MAC address or prefix is malformed, multicast, broadcast or all-zero."""
+
+
+class InvalidName(InvalidInput):
+    """A bridge, NIC, network or namespace name that the kernel or a tool would refuse."""
+
+
+class UnsupportedEdit(InvalidInput):
+    """The requested XML edit cannot be expressed (e.g. an element not allowed on the new type)."""
+
+
+class MacInUse(KvmnetError):
+    """The MAC is already used; ``used_by`` says by whom (domain, host, network, NIC)."""
+
+    def __init__(self, message: str, *, mac: str, used_by: Sequence[str] = ()) -> None:
+        super().__init__(message)
+        self.mac = mac
+        self.used_by = tuple(used_by)
+
+
+class MacSpaceExhausted(KvmnetError):
+    """Every MAC under the prefix is in use or was handed out already."""
+
+
+class LiveChangeUnsupported(KvmnetError):
+    """The running guest cannot take the change live; ``live=False`` changes next boot only."""
+
+
+class LibvirtError(KvmnetError):
+    """libvirt refused an operation; the original ``libvirt.libvirtError`` is ``__cause__``."""
+
+    def __init__(self, message: str, *, code: int | None = None) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+class PreflightRefused(KvmnetError):
+    """A host plan was refused before anything changed; the message names the override."""
+
+    def __init__(self, message: str, *, check: str) -> None:
+        super().__init__(message)
+        self.check = check
+
+
+class PlanFailed(KvmnetError):
+    """Applying a host plan failed."""
+
+
+class RolledBack(PlanFailed):
+    """Applying failed, and the host was restored to its snapshot."""
+
+
+class RollbackFailed(PlanFailed):
+    """Applying failed and restoring the snapshot failed too: the message lists what stands."""
+
+
+class ValidationFailed(KvmnetError):
+    """A real tool (netplan generate, nmcli --offline, ...) rejected a rendered file."""
+
+
+class CommandFailed(KvmnetError):
+    """A command exited non-zero; ``argv``, ``returncode`` and ``stderr`` are kept."""
+
+    def __init__(
+        self, message: str, *, argv: Sequence[str], returncode: int, stderr: str = ""
+    ) -> None:
+        super().__init__(message)
+        self.argv = tuple(argv)
+        self.returncode = returncode
+        self.stderr = stderr
+
+
+class ConfirmationError(KvmnetError):
+    """No apply waits for confirmation, or it was rolled back already."""

@@ -1,0 +1,1 @@
+"""Host side: NICs, bridges, plans, runners. Pure value objects live in ``state`` and ``plan``."""
