@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-EXAMPLES = Path(__file__).resolve().parent / "data" / "domains"  # copied from shared/examples, see SOURCES.tsv
+# Real-world domain XMLs, copied from shared/examples/domains (sources in SOURCES.tsv).
+EXAMPLES = Path(__file__).resolve().parent / "data" / "domains"
 
 
 def in_ci() -> bool:

@@ -1,0 +1,47 @@
+"""What every command shares: URI selection, error-to-exit-code mapping, JSON output."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Callable
+
+__all__ = ["CommandError", "first_uri", "print_json", "run_command"]
+
+Handler = Callable[[argparse.Namespace], int]
+
+
+class CommandError(Exception):
+    """Raised by a command to exit with ``status`` and a one-line message."""
+
+    def __init__(self, message: str, status: int = 1) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+def first_uri(args: argparse.Namespace) -> str | None:
+    """The single URI a one-host command uses: the last -c given, else the library default."""
+    uris: list[str] | None = args.uris
+    if uris and len(uris) > 1:
+        raise CommandError(f"{args.command} takes one -c URI, got {len(uris)}", status=2)
+    return uris[0] if uris else None
+
+
+def print_json(value: object) -> None:
+    json.dump(value, sys.stdout, indent=2, sort_keys=True)
+    sys.stdout.write("\n")
+
+
+def run_command(args: argparse.Namespace) -> int:
+    """Call the command's handler; every KvmnetError becomes one line on stderr and exit 1."""
+    from ..errors import KvmnetError
+
+    handler: Handler = args.handler
+    try:
+        return handler(args)
+    except KvmnetError as exc:
+        # One line: embedded newlines (e.g. a tool's stderr) would break scripts reading it.
+        raise CommandError(" ".join(str(exc).split())) from exc
+    except KeyboardInterrupt:
+        raise CommandError("interrupted", status=130) from None
