@@ -1,0 +1,117 @@
+"""The backend seam: one small Protocol every network stack implements.
+
+A backend is a PURE planner: given what is wanted (:class:`BridgeRequest`) and what is there
+(:class:`HostState`, read by shared code in :mod:`kvmnet.hostnet.inspect` through the runner),
+it returns a :class:`~kvmnet.hostnet.plan.Plan`. It never changes the host. It may *read*
+through ``current.read_file``/``current.list_dir`` (files under its ``root``) and run
+read-only queries through ``self.runner`` (e.g. ``nmcli -t connection show``), so a
+:class:`~kvmnet.hostnet.runner.RecordingRunner` with canned replies can drive it in tests.
+
+Executing the plan is NOT the backend's job: ``plan.apply()`` runs the one shared mechanism
+(:mod:`kvmnet.hostnet.apply`): snapshot runtime state and every file in ``plan.files`` ->
+steps -> verify ``plan.checks`` with retries -> on failure restore the files byte for byte,
+run ``plan.rollback_hints``, restore links/addresses/routes (unless
+``plan.restore_runtime`` is False), raise RolledBack.
+
+Constructors (contract): file backends take ``root="/"``, runtime ones ``netns=None``; all
+take ``runner=None`` (default: :func:`kvmnet.hostnet.runner.default_runner(netns)`)::
+
+    backend = Iproute2Backend(netns="lab-host")
+    plan = backend.plan_enslave(BridgeRequest("eth0", "br0"), inspect_host(backend.runner, ...))
+
+A backend builds its plan with ``runner=self.runner`` so ``plan.apply()`` knows what executes
+it, and usually ``checks=standard_checks(request, current)``; shared code sets ``dry_run``
+(``dataclasses.replace``). Preflight refusals are shared too (:mod:`kvmnet.hostnet.preflight`);
+a backend only adds ``warnings`` to its plan.
+"""
+
+from __future__ import annotations
+
+from typing import Protocol, runtime_checkable
+
+from ..hostnet.plan import Check, Plan
+from ..hostnet.request import BridgeRequest, HostState
+from ..hostnet.runner import Runner
+
+__all__ = ["Backend", "BridgeRequest", "HostState", "release_checks", "standard_checks"]
+
+
+@runtime_checkable
+class Backend(Protocol):
+    """Turns (request, current host state) into a Plan. See the module docstring."""
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def runner(self) -> Runner: ...
+
+    def plan_enslave(self, request: BridgeRequest, current: HostState) -> Plan: ...
+
+    def plan_release(self, request: BridgeRequest, current: HostState) -> Plan: ...
+
+
+def _default_gateway(current: HostState) -> str | None:
+    for route in current.default_routes:
+        if route.family == 4 and route.gateway and route.dev in (current.nic.name,):
+            return route.gateway
+    for route in current.default_routes:
+        bridge = current.bridge
+        if route.family == 4 and route.gateway and bridge is not None and route.dev == bridge.name:
+            return route.gateway
+    return None
+
+
+def standard_checks(request: BridgeRequest, current: HostState) -> tuple[Check, ...]:
+    """What every backend verifies after bridging: the bridge is up with the NIC's MAC and
+    addresses, the NIC is its port, the default route (if the NIC had one) goes through the
+    bridge and its gateway answers; a stale address on a pre-existing bridge is gone."""
+    br, nic = request.bridge, request.nic
+    checks = [
+        Check("link-up", br, description=f"{br} exists and is up"),
+        Check("has-mac", br, current.nic.mac, f"{br} has {nic}'s MAC {current.nic.mac}"),
+        Check("port-of", nic, br, f"{nic} is a port of {br}"),
+    ]
+    for addr in current.nic.global_addresses:
+        checks.append(Check("has-address", br, addr.cidr, f"{br} has {addr.cidr}"))
+        checks.append(Check("lacks-address", nic, addr.cidr, f"{nic} no longer has {addr.cidr}"))
+    if current.bridge is not None:
+        mine = {a.cidr for a in current.nic.global_addresses}
+        for addr in current.bridge.global_addresses:
+            if addr.cidr not in mine:
+                checks.append(
+                    Check("lacks-address", br, addr.cidr, f"stale {addr.cidr} is gone from {br}")
+                )
+    gateway = _default_gateway(current)
+    if any(r.dev == nic for r in current.default_routes):
+        checks.append(
+            Check("default-route-via", br, gateway, f"the default route goes through {br}")
+        )
+        if gateway:
+            checks.append(
+                Check("gateway-answers", br, gateway, f"gateway {gateway} answers through {br}")
+            )
+    return tuple(checks)
+
+
+def release_checks(request: BridgeRequest, current: HostState) -> tuple[Check, ...]:
+    """What every backend verifies after releasing: the NIC is nobody's port and carries the
+    bridge's addresses, the default route goes through it again, the gateway answers."""
+    br, nic = request.bridge, request.nic
+    checks = [
+        Check("not-port", nic, description=f"{nic} is no longer a port"),
+        Check("link-up", nic, description=f"{nic} is up"),
+    ]
+    source = current.bridge
+    for addr in source.global_addresses if source else ():
+        checks.append(Check("has-address", nic, addr.cidr, f"{nic} has {addr.cidr}"))
+    gateway = None
+    for route in current.default_routes:
+        if source is not None and route.dev == source.name and route.gateway:
+            gateway = route.gateway
+    if gateway:
+        checks.append(Check("default-route-via", nic, gateway, f"default route via {nic}"))
+        checks.append(Check("gateway-answers", nic, gateway, f"gateway {gateway} answers"))
+    if source is not None and set(source.ports) <= {nic}:
+        checks.append(Check("link-absent", br, description=f"{br} is removed (no ports left)"))
+    return tuple(checks)

@@ -1,0 +1,285 @@
+"""A host change you can read before it runs: :class:`Plan` and its steps (pure, no I/O).
+
+A backend returns a Plan; ``str(plan)`` shows every file it writes (full content and a
+unified diff against what is there now), every command as an argv, in order, and every check
+made afterwards. ``plan.apply()`` hands it to the one shared mechanism in
+:mod:`kvmnet.hostnet.apply` (snapshot -> steps -> verify -> commit or roll back)::
+
+    plan = br.enslave(nic, dry_run=True)
+    print(plan)
+    plan.apply(confirm_within=60)
+
+Step types: :class:`RunCommand`, :class:`WriteFile`, :class:`RemoveFile`,
+:class:`StopProcess`, :class:`StartProcess`. :class:`Check` is one verification.
+"""
+
+from __future__ import annotations
+
+import difflib
+import html
+import shlex
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Literal
+
+if TYPE_CHECKING:
+    from .apply import ApplyResult
+    from .runner import Runner
+
+__all__ = [
+    "Check",
+    "CheckKind",
+    "Plan",
+    "RemoveFile",
+    "RunCommand",
+    "StartProcess",
+    "Step",
+    "StopProcess",
+    "WriteFile",
+]
+
+
+@dataclass(frozen=True)
+class RunCommand:
+    """Run ``argv`` (through the plan's runner); ``why`` says what it is for."""
+
+    argv: tuple[str, ...]
+    why: str = ""
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "argv", tuple(self.argv))
+
+    def describe(self) -> str:
+        return f"$ {shlex.join(self.argv)}" + (f"    # {self.why}" if self.why else "")
+
+
+@dataclass(frozen=True)
+class WriteFile:
+    """Write ``content`` to ``path`` atomically with ``mode``; ``previous`` is what is there
+    now (None: the file does not exist), kept for the diff."""
+
+    path: str
+    content: str
+    mode: int = 0o644
+    previous: str | None = None
+    why: str = ""
+
+    def diff(self) -> str:
+        before = (self.previous or "").splitlines(keepends=True)
+        after = self.content.splitlines(keepends=True)
+        old = self.path if self.previous is not None else "/dev/null"
+        lines = difflib.unified_diff(before, after, fromfile=old, tofile=self.path)
+        return "".join(line if line.endswith("\n") else line + "\n" for line in lines)
+
+    def describe(self) -> str:
+        verb = "create" if self.previous is None else "replace"
+        why = f"    # {self.why}" if self.why else ""
+        head = f"{verb} {self.path} (mode {self.mode:04o}){why}"
+        body = "".join(f"    | {line}\n" for line in self.content.splitlines())
+        diff = self.diff()
+        if self.previous is not None and diff:
+            body += "  diff:\n" + "".join(f"    {line}" for line in diff.splitlines(True))
+        elif self.previous is not None:
+            body += "  (unchanged)\n"
+        return head + "\n" + body.rstrip("\n")
+
+
+@dataclass(frozen=True)
+class RemoveFile:
+    """Remove ``path``; ``previous`` is its content now (restored on rollback)."""
+
+    path: str
+    previous: str | None = None
+    why: str = ""
+
+    def describe(self) -> str:
+        return f"remove {self.path}" + (f"    # {self.why}" if self.why else "")
+
+
+@dataclass(frozen=True)
+class StopProcess:
+    """Stop process ``pid`` (running ``argv``) with ``kill -SIGNAL``; rollback restarts
+    ``argv`` detached."""
+
+    pid: int
+    argv: tuple[str, ...]
+    signal: str = "TERM"
+    why: str = ""
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "argv", tuple(self.argv))
+
+    @property
+    def command(self) -> tuple[str, ...]:
+        return ("kill", f"-{self.signal}", str(self.pid))
+
+    def describe(self) -> str:
+        what = f"$ {shlex.join(self.command)}    # stop `{shlex.join(self.argv)}`"
+        return what + (f": {self.why}" if self.why else "")
+
+
+@dataclass(frozen=True)
+class StartProcess:
+    """Start ``argv`` as a detached process (e.g. a DHCP client on the bridge)."""
+
+    argv: tuple[str, ...]
+    why: str = ""
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "argv", tuple(self.argv))
+
+    def describe(self) -> str:
+        return f"$ {shlex.join(self.argv)} &" + (f"    # {self.why}" if self.why else "")
+
+
+Step = RunCommand | WriteFile | RemoveFile | StopProcess | StartProcess
+
+CheckKind = Literal[
+    "link-exists",  # subject exists
+    "link-absent",  # subject does not exist
+    "link-up",  # subject is administratively up
+    "port-of",  # subject is a port of bridge `value`
+    "not-port",  # subject is nobody's port
+    "has-address",  # subject carries address `value` (CIDR)
+    "lacks-address",  # subject does not carry address `value`
+    "has-mac",  # subject's MAC is `value`
+    "default-route-via",  # a default route goes through subject (gateway `value` if given)
+    "gateway-answers",  # `value` answers a ping sent out of subject
+]
+
+
+@dataclass(frozen=True)
+class Check:
+    """One thing verified after the steps ran, e.g. ``Check("port-of", "eth0", "br0")``."""
+
+    kind: CheckKind
+    subject: str
+    value: str | None = None
+    description: str = ""
+
+    def describe(self) -> str:
+        if self.description:
+            return self.description
+        return f"{self.kind} {self.subject}" + (f" {self.value}" if self.value else "")
+
+
+def _step_kind(step: Step) -> str:
+    return {
+        RunCommand: "run",
+        WriteFile: "write",
+        RemoveFile: "remove",
+        StopProcess: "stop",
+        StartProcess: "start",
+    }[type(step)]
+
+
+@dataclass(frozen=True, eq=False)
+class Plan:
+    """What a backend will do to bridge (``action="enslave"``) or release a NIC.
+
+    ``rollback_hints`` are backend steps that re-activate the old configuration after the
+    files were restored (e.g. ``nmcli connection reload``). ``restore_runtime`` False means the
+    backend's daemon restores the runtime state itself, so the shared rollback leaves links,
+    addresses and routes alone. ``runner`` executes it (None: it cannot be applied).
+    """
+
+    backend: str
+    action: Literal["enslave", "release"]
+    nic: str
+    bridge: str
+    steps: tuple[Step, ...]
+    checks: tuple[Check, ...] = ()
+    rollback_hints: tuple[Step, ...] = ()
+    warnings: tuple[str, ...] = ()
+    dry_run: bool = False
+    restore_runtime: bool = True
+    runner: Runner | None = field(default=None, repr=False)
+
+    @property
+    def files(self) -> tuple[str, ...]:
+        """Every path the plan writes or removes, in step order."""
+        seen: dict[str, None] = {}
+        for step in self.steps:
+            if isinstance(step, WriteFile | RemoveFile):
+                seen[step.path] = None
+        return tuple(seen)
+
+    @property
+    def commands(self) -> tuple[tuple[str, ...], ...]:
+        """Every argv the plan runs, in order (StopProcess as its ``kill`` command)."""
+        out: list[tuple[str, ...]] = []
+        for step in self.steps:
+            if isinstance(step, RunCommand | StartProcess):
+                out.append(step.argv)
+            elif isinstance(step, StopProcess):
+                out.append(step.command)
+        return tuple(out)
+
+    def apply(
+        self,
+        *,
+        verify: bool = True,
+        confirm_within: float | None = None,
+        retries: int = 10,
+        retry_interval: float = 0.5,
+        rollback_on_failure: bool = True,
+        state_dir: str | None = None,
+    ) -> ApplyResult:
+        """Run the steps, verify the checks (with retries), roll back on failure.
+
+        ``confirm_within`` (seconds) arms the dead-man timer: a detached watcher rolls back
+        unless :func:`kvmnet.hostnet.confirm` is called in time. Raises
+        :class:`~kvmnet.RolledBack` or :class:`~kvmnet.RollbackFailed` on failure.
+        """
+        from .apply import apply_plan
+
+        return apply_plan(
+            self,
+            verify=verify,
+            confirm_within=confirm_within,
+            retries=retries,
+            retry_interval=retry_interval,
+            rollback_on_failure=rollback_on_failure,
+            state_dir=state_dir,
+        )
+
+    def __repr__(self) -> str:
+        dry = " dry-run" if self.dry_run else ""
+        return (
+            f"<Plan {self.backend} {self.action} {self.nic!r} -> {self.bridge!r}{dry}: "
+            f"{len(self.steps)} steps, {len(self.checks)} checks, {len(self.files)} files>"
+        )
+
+    def __str__(self) -> str:
+        verb = "bridge" if self.action == "enslave" else "release"
+        into = "into" if self.action == "enslave" else "from"
+        lines = [f"# {self.backend}: {verb} {self.nic} {into} {self.bridge}"]
+        if self.dry_run:
+            lines.append("# dry run: nothing was changed")
+        lines += [f"# WARNING: {w}" for w in self.warnings]
+        lines.append("")
+        lines.append("steps:")
+        for n, step in enumerate(self.steps, 1):
+            text = step.describe().splitlines()
+            lines.append(f"{n:3}. {text[0]}")
+            lines += [f"     {t}" for t in text[1:]]
+        if self.checks:
+            lines += ["", "checks (retried until they pass, else everything is rolled back):"]
+            lines += [f"  - {c.describe()}" for c in self.checks]
+        if self.rollback_hints:
+            lines += ["", "on rollback, after restoring the files:"]
+            lines += [f"  {s.describe()}" for s in self.rollback_hints]
+        return "\n".join(lines) + "\n"
+
+    def _repr_html_(self) -> str:
+        rows = "".join(
+            f"<tr><td>{n}</td><td>{_step_kind(s)}</td>"
+            f"<td><pre style='margin:0'>{html.escape(s.describe())}</pre></td></tr>"
+            for n, s in enumerate(self.steps, 1)
+        )
+        checks = "".join(f"<li>{html.escape(c.describe())}</li>" for c in self.checks)
+        warns = "".join(f"<p><b>warning:</b> {html.escape(w)}</p>" for w in self.warnings)
+        return (
+            f"<div><b>{html.escape(repr(self))}</b>{warns}"
+            f"<table><tr><th>#</th><th>kind</th><th>step</th></tr>{rows}</table>"
+            f"<p>checks:</p><ul>{checks}</ul></div>"
+        )

@@ -1,0 +1,343 @@
+"""The one place in kvmnet that runs commands and writes files: the runner seam.
+
+Everything that touches the host goes through a :class:`Runner`, the way httpx sends every
+request through a transport. Backends never run anything: they read the host through the
+runner (read-only queries, files) and return a :class:`~kvmnet.hostnet.plan.Plan`; the
+shared apply mechanism executes that plan through the same runner.
+
+- :class:`LocalRunner` acts on this host.
+- :class:`NetnsRunner` runs commands inside a network namespace (``ip netns exec NS ...``);
+  files are shared with the host, except the per-namespace ``/proc/sys/net`` and ``/sys``.
+- :class:`RecordingRunner` executes nothing and records every call; canned replies answer read
+  commands, so embedders can test their own code without root (like httpx's MockTransport)::
+
+      runner = RecordingRunner(replies={("ip", "-j", "link", "show"): "[]"})
+      runner.run(["ip", "link", "set", "br0", "up"])
+      assert runner.commands == [("ip", "link", "set", "br0", "up")]
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import shlex
+import subprocess
+import tempfile
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Protocol, runtime_checkable
+
+from ..errors import CommandFailed
+from .names import validate_netns_name
+
+__all__ = [
+    "Call",
+    "CommandResult",
+    "LocalRunner",
+    "NetnsRunner",
+    "RecordingRunner",
+    "Runner",
+    "default_runner",
+]
+
+log = logging.getLogger(__name__)
+
+DEFAULT_TIMEOUT = 60.0
+
+
+@dataclass(frozen=True)
+class CommandResult:
+    """What a command did: ``argv`` as run, exit status and its decoded output."""
+
+    argv: tuple[str, ...]
+    returncode: int
+    stdout: str = ""
+    stderr: str = ""
+
+    @property
+    def ok(self) -> bool:
+        return self.returncode == 0
+
+    def check(self) -> CommandResult:
+        """Raise :class:`~kvmnet.CommandFailed` unless the command exited 0."""
+        if self.returncode != 0:
+            err = " ".join(self.stderr.split())
+            raise CommandFailed(
+                f"command `{shlex.join(self.argv)}` exited {self.returncode}: {err or 'no output'}",
+                argv=self.argv,
+                returncode=self.returncode,
+                stderr=self.stderr,
+            )
+        return self
+
+
+@runtime_checkable
+class Runner(Protocol):
+    """Runs commands and reads/writes files on one host (or inside one network namespace).
+
+    ``netns`` is the namespace commands run in (None: the runner's own). ``write_file`` is
+    atomic (temp file in the same directory, fsync, chmod, ``os.replace``). ``spawn`` starts a
+    detached long-running process (a DHCP client) and returns its PID.
+    """
+
+    @property
+    def netns(self) -> str | None: ...
+
+    def run(
+        self,
+        argv: Sequence[str],
+        *,
+        input: str | None = None,
+        check: bool = True,
+        timeout: float = DEFAULT_TIMEOUT,
+    ) -> CommandResult: ...
+
+    def spawn(self, argv: Sequence[str]) -> int: ...
+
+    def read_file(self, path: str) -> bytes | None: ...
+
+    def file_mode(self, path: str) -> int | None: ...
+
+    def list_dir(self, path: str) -> tuple[str, ...] | None: ...
+
+    def write_file(self, path: str, data: bytes, *, mode: int) -> None: ...
+
+    def remove_file(self, path: str) -> None: ...
+
+
+def _atomic_write(path: str, data: bytes, mode: int) -> None:
+    directory = os.path.dirname(os.path.abspath(path))
+    os.makedirs(directory, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=directory, prefix=".kvmnet-", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        # chmod before the rename: the file never exists under its name with a wrong mode.
+        os.chmod(tmp, mode)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+    dir_fd = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(dir_fd)
+    finally:
+        os.close(dir_fd)
+
+
+class LocalRunner:
+    """Runs commands on this host with :mod:`subprocess` (argument lists, never a shell)."""
+
+    def __init__(self) -> None:
+        self._netns: str | None = None
+
+    @property
+    def netns(self) -> str | None:
+        return self._netns
+
+    def __repr__(self) -> str:
+        return "<LocalRunner>"
+
+    def _wrap(self, argv: Sequence[str]) -> list[str]:
+        return list(argv)
+
+    def run(
+        self,
+        argv: Sequence[str],
+        *,
+        input: str | None = None,
+        check: bool = True,
+        timeout: float = DEFAULT_TIMEOUT,
+    ) -> CommandResult:
+        full = self._wrap(argv)
+        log.debug("run: %s", shlex.join(full))
+        try:
+            proc = subprocess.run(  # noqa: S603 - argv list, never a shell
+                full,
+                input=input,
+                capture_output=True,
+                text=True,
+                timeout=timeout,
+                check=False,
+            )
+        except FileNotFoundError as exc:
+            result = CommandResult(tuple(argv), 127, "", f"{argv[0]}: not found ({exc})")
+        except subprocess.TimeoutExpired:
+            result = CommandResult(tuple(argv), 124, "", f"timed out after {timeout:g} s")
+        else:
+            result = CommandResult(tuple(argv), proc.returncode, proc.stdout, proc.stderr)
+        return result.check() if check else result
+
+    def spawn(self, argv: Sequence[str]) -> int:
+        full = self._wrap(argv)
+        log.debug("spawn: %s", shlex.join(full))
+        proc = subprocess.Popen(  # noqa: S603 - argv list, never a shell
+            full,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+        return proc.pid
+
+    def read_file(self, path: str) -> bytes | None:
+        try:
+            with open(path, "rb") as handle:
+                return handle.read()
+        except (FileNotFoundError, NotADirectoryError):
+            return None
+
+    def file_mode(self, path: str) -> int | None:
+        try:
+            return os.stat(path).st_mode & 0o7777
+        except (FileNotFoundError, NotADirectoryError):
+            return None
+
+    def list_dir(self, path: str) -> tuple[str, ...] | None:
+        try:
+            return tuple(sorted(os.listdir(path)))
+        except (FileNotFoundError, NotADirectoryError):
+            return None
+
+    def write_file(self, path: str, data: bytes, *, mode: int) -> None:
+        log.debug("write %s (%d bytes, mode %o)", path, len(data), mode)
+        _atomic_write(path, data, mode)
+
+    def remove_file(self, path: str) -> None:
+        log.debug("remove %s", path)
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(path)
+
+
+# Per-namespace views of the filesystem: reading them from this process would show the
+# host's values, so the namespace runner reads them from inside.
+_NETNS_PATHS = ("/proc/sys/net/", "/sys/")
+
+
+class NetnsRunner(LocalRunner):
+    """Runs commands inside network namespace ``netns`` via ``ip netns exec``."""
+
+    def __init__(self, netns: str) -> None:
+        super().__init__()
+        self._netns = validate_netns_name(netns)
+
+    def __repr__(self) -> str:
+        return f"<NetnsRunner {self._netns!r}>"
+
+    def _wrap(self, argv: Sequence[str]) -> list[str]:
+        return ["ip", "netns", "exec", str(self._netns), *argv]
+
+    def read_file(self, path: str) -> bytes | None:
+        if not path.startswith(_NETNS_PATHS):
+            return super().read_file(path)
+        result = self.run(["cat", path], check=False)
+        return result.stdout.encode() if result.ok else None
+
+    def list_dir(self, path: str) -> tuple[str, ...] | None:
+        if not path.startswith(_NETNS_PATHS):
+            return super().list_dir(path)
+        result = self.run(["ls", "-1", path], check=False)
+        return tuple(sorted(result.stdout.split())) if result.ok else None
+
+
+def default_runner(netns: str | None = None) -> LocalRunner:
+    """:class:`NetnsRunner` for ``netns``, else :class:`LocalRunner`."""
+    return NetnsRunner(netns) if netns else LocalRunner()
+
+
+@dataclass(frozen=True)
+class Call:
+    """One call a :class:`RecordingRunner` received: ``kind`` is run, spawn, write or remove."""
+
+    kind: str
+    argv: tuple[str, ...] = ()
+    path: str | None = None
+    data: bytes | None = None
+    mode: int | None = None
+
+
+Reply = CommandResult | str | Callable[[tuple[str, ...]], CommandResult]
+
+
+@dataclass
+class RecordingRunner:
+    """Executes nothing; records every call. Reads are answered from canned data.
+
+    ``replies`` maps an argv (a tuple) to its stdout, a :class:`CommandResult`, or a function
+    of the argv; an argv with no reply "succeeds" with empty output. ``files`` maps paths to
+    their bytes (writes update it, so a later read sees them); ``modes`` their modes.
+    ``fail`` lists argv prefixes that exit 1, to rehearse failures.
+    """
+
+    replies: Mapping[tuple[str, ...], Reply] = field(default_factory=dict)
+    files: dict[str, bytes] = field(default_factory=dict)
+    modes: dict[str, int] = field(default_factory=dict)
+    fail: Sequence[tuple[str, ...]] = ()
+    netns: str | None = None
+    calls: list[Call] = field(default_factory=list)
+    _next_pid: int = field(default=40000, repr=False)
+
+    @property
+    def commands(self) -> list[tuple[str, ...]]:
+        """Every argv given to :meth:`run` and :meth:`spawn`, in order."""
+        return [c.argv for c in self.calls if c.kind in ("run", "spawn")]
+
+    @property
+    def changes(self) -> list[Call]:
+        """Calls other than read-only queries answered by a canned reply."""
+        return [c for c in self.calls if not (c.kind == "run" and c.argv in self.replies)]
+
+    def run(
+        self,
+        argv: Sequence[str],
+        *,
+        input: str | None = None,
+        check: bool = True,
+        timeout: float = DEFAULT_TIMEOUT,
+    ) -> CommandResult:
+        key = tuple(argv)
+        self.calls.append(Call("run", key))
+        reply = self.replies.get(key)
+        if any(key[: len(p)] == tuple(p) for p in self.fail):
+            result = CommandResult(key, 1, "", "RecordingRunner: told to fail")
+        elif reply is None:
+            result = CommandResult(key, 0)
+        elif isinstance(reply, str):
+            result = CommandResult(key, 0, reply)
+        elif isinstance(reply, CommandResult):
+            result = reply
+        else:
+            result = reply(key)
+        return result.check() if check else result
+
+    def spawn(self, argv: Sequence[str]) -> int:
+        self.calls.append(Call("spawn", tuple(argv)))
+        self._next_pid += 1
+        return self._next_pid
+
+    def read_file(self, path: str) -> bytes | None:
+        return self.files.get(path)
+
+    def file_mode(self, path: str) -> int | None:
+        if path not in self.files:
+            return None
+        return self.modes.get(path, 0o644)
+
+    def list_dir(self, path: str) -> tuple[str, ...] | None:
+        prefix = path.rstrip("/") + "/"
+        names = {p[len(prefix) :].split("/", 1)[0] for p in self.files if p.startswith(prefix)}
+        return tuple(sorted(names)) if names else None
+
+    def write_file(self, path: str, data: bytes, *, mode: int) -> None:
+        self.calls.append(Call("write", path=path, data=data, mode=mode))
+        self.files[path] = data
+        self.modes[path] = mode
+
+    def remove_file(self, path: str) -> None:
+        self.calls.append(Call("remove", path=path))
+        self.files.pop(path, None)
+        self.modes.pop(path, None)
