@@ -45,6 +45,8 @@ from pathlib import Path
 from types import FrameType, TracebackType
 from typing import TypeVar
 
+from lxml import etree
+
 log = logging.getLogger(__name__)
 
 PREFIX = "kvl"
@@ -70,6 +72,34 @@ DEFAULT_NET_XML = """<network>
 """
 
 T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class Nic:
+    """A domain interface as libvirt's XML states it, read without kvmnet."""
+
+    mac: str
+    type: str
+    source: str | None
+    target: str | None
+
+
+def nics(domain_xml: str) -> list[Nic]:
+    """The ``<interface>`` elements of a domain XML, in order."""
+    found = []
+    for iface in etree.fromstring(domain_xml.encode()).iterfind("devices/interface"):
+        kind = iface.get("type", "")
+        source = iface.find("source")
+        target = iface.find("target")
+        mac = iface.find("mac")
+        attr = "network" if kind == "network" else "bridge"
+        found.append(Nic(
+            mac=(mac.get("address", "") if mac is not None else "").lower(),
+            type=kind,
+            source=None if source is None else source.get(attr),
+            target=None if target is None else target.get("dev"),
+        ))
+    return found
 
 
 class LabError(RuntimeError):
@@ -188,6 +218,10 @@ class LibvirtLab:
 
     def domain_xml(self, domain: str, *, inactive: bool = False) -> str:
         return self.virsh("dumpxml", *(["--inactive"] if inactive else []), domain)
+
+    def nics(self, domain: str, *, inactive: bool = False) -> list[Nic]:
+        """The live (default) or persistent interfaces of ``domain``, straight from virsh."""
+        return nics(self.domain_xml(domain, inactive=inactive))
 
     def tap_of(self, domain: str, mac: str) -> str:
         """The host-side tap of the running guest's NIC with ``mac`` (``domiflist``)."""

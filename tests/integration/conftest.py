@@ -1,0 +1,54 @@
+"""Fixtures for the integration suite: hermetic libvirtds (see libvirt_lab.py and docs/testing.md).
+
+* ``lab_factory`` (session): starts any number of independent libvirtds and tears all of them
+  down at the end of the session, also when a test or the start itself fails.
+* ``libvirt_session_lab`` (session): the one libvirtd most tests share, with ``default`` (NAT,
+  virbr0, 192.168.122.0/24) and the plain bridge ``br0`` inside its namespace.
+* ``lab`` (function): that same lab, with the guests a test defined removed after it.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import require_root
+
+from .libvirt_lab import PREFIX, LabFactory, LibvirtLab, host_snapshot
+
+ROOT_REASON = "a real libvirtd in a private network and mount namespace"
+
+
+def _ours(snapshot: tuple[str, str]) -> list[str]:
+    """Lines of ``ip -br link`` / ``ip netns list`` that name something this process made."""
+    tag = f"{PREFIX}-{os.getpid()}-"
+    return [line for text in snapshot for line in text.splitlines() if tag in line]
+
+
+@pytest.fixture(scope="session")
+def lab_factory() -> Iterator[LabFactory]:
+    require_root(ROOT_REASON)
+    for binary in ("/usr/sbin/libvirtd", "/usr/sbin/virtlogd", "/usr/bin/qemu-system-x86_64"):
+        if not Path(binary).exists():
+            pytest.fail(f"{binary} is missing: run scripts/install-system-deps.sh test")
+    had_run_libvirt = Path("/run/libvirt").exists()
+    with LabFactory() as labs:
+        yield labs
+    # The machine must look as it did: none of our namespaces or links, no /run/libvirt made.
+    leftovers = _ours(host_snapshot())
+    assert not leftovers, f"the test bed left these on the host: {leftovers}"
+    assert Path("/run/libvirt").exists() == had_run_libvirt, "the host's /run/libvirt changed"
+
+
+@pytest.fixture(scope="session")
+def libvirt_session_lab(lab_factory: LabFactory) -> LibvirtLab:
+    return lab_factory.start()
+
+
+@pytest.fixture
+def lab(libvirt_session_lab: LibvirtLab) -> Iterator[LibvirtLab]:
+    yield libvirt_session_lab
+    libvirt_session_lab.destroy_guests()
