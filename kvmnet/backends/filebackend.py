@@ -1,0 +1,124 @@
+"""What the four config-file backends (ifcfg, nmcli, netplan, networkd) share: paths under a
+``root``, the "stale address on a pre-existing bridge" cleanup, and the STP warning.
+
+Kept apart so each backend module holds only its own format and commands.
+"""
+
+from __future__ import annotations
+
+import os
+import posixpath
+import shutil
+import tempfile
+
+from ..errors import InvalidInput
+from ..hostnet.plan import RunCommand, Step, WriteFile
+from ..hostnet.request import BridgeRequest, HostState
+from ..hostnet.state import IpAddress
+
+__all__ = [
+    "Rooted",
+    "Scratch",
+    "read_text",
+    "stale_address_steps",
+    "stale_addresses",
+    "stp_warnings",
+    "write_step",
+]
+
+
+class Rooted:
+    """Maps absolute config paths (``/etc/netplan``) to paths under ``root``."""
+
+    def __init__(self, root: str) -> None:
+        if not root or not root.startswith("/"):
+            raise InvalidInput(f"root {root!r} is not an absolute path: use '/' or e.g. '/tmp/r'")
+        self.root = os.path.normpath(root)
+
+    def __call__(self, path: str) -> str:
+        rel = posixpath.normpath("/" + path).lstrip("/")
+        return posixpath.join(self.root, rel) if rel else self.root
+
+    def __repr__(self) -> str:
+        return f"Rooted({self.root!r})"
+
+
+def read_text(current: HostState, path: str) -> str | None:
+    data = current.read_file(path)
+    return None if data is None else data.decode("utf-8", errors="surrogateescape")
+
+
+def write_step(current: HostState, path: str, content: str, *, mode: int, why: str) -> WriteFile:
+    """A WriteFile carrying what is at ``path`` now, so the plan shows a diff."""
+    return WriteFile(path, content, mode=mode, previous=read_text(current, path), why=why)
+
+
+def stale_addresses(current: HostState) -> tuple[IpAddress, ...]:
+    """Global addresses on a pre-existing bridge that the NIC does not carry (192.168.0.1/24
+    left over from an earlier attempt): they would stay on the bridge next to the moved ones."""
+    if current.bridge is None:
+        return ()
+    mine = {a.cidr for a in current.nic.global_addresses}
+    return tuple(a for a in current.bridge.global_addresses if a.cidr not in mine)
+
+
+def stale_address_steps(current: HostState, request: BridgeRequest) -> list[Step]:
+    return [
+        RunCommand(
+            ("ip", "addr", "del", a.cidr, "dev", request.bridge),
+            f"stale address on the existing {request.bridge}: it is not {request.nic}'s",
+        )
+        for a in stale_addresses(current)
+    ]
+
+
+def stp_warnings(request: BridgeRequest) -> list[str]:
+    if not request.stp:
+        return []
+    return [
+        f"STP on: {request.bridge} forwards nothing for 2 x forward delay after a port joins "
+        "(about 30 s with the default 15 s; the kernel clamps the delay to at least 2 s with "
+        "STP on), so the host is unreachable that long"
+    ]
+
+
+class Scratch:
+    """A private temporary root for a real validator (``netplan generate --root-dir``,
+    ``nmcli --offline``): rendered files go there, never onto the host, before validation.
+
+    Only the validator runs through the runner (so a RecordingRunner answers it in tests);
+    the scratch files are the validator's input, not a host change.
+    """
+
+    def __init__(self) -> None:
+        self.path = tempfile.mkdtemp(prefix="kvmnet-validate-")
+
+    def put(self, rel: str, content: str, mode: int = 0o600) -> str:
+        target = posixpath.join(self.path, rel.lstrip("/"))
+        os.makedirs(posixpath.dirname(target), exist_ok=True)
+        with open(target, "w", encoding="utf-8") as handle:
+            handle.write(content)
+        os.chmod(target, mode)
+        return target
+
+    def read_tree(self, rel: str) -> dict[str, str]:
+        """Every file under ``rel`` (relative names) with its text."""
+        base = posixpath.join(self.path, rel.lstrip("/"))
+        out: dict[str, str] = {}
+        for dirpath, _dirs, names in os.walk(base):
+            for name in names:
+                full = posixpath.join(dirpath, name)
+                if os.path.islink(full):
+                    continue  # e.g. netplan's dangling .wants/ links into a real /run
+                with open(full, encoding="utf-8", errors="replace") as handle:
+                    out[posixpath.relpath(full, base)] = handle.read()
+        return out
+
+    def close(self) -> None:
+        shutil.rmtree(self.path, ignore_errors=True)
+
+    def __enter__(self) -> Scratch:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

@@ -1,0 +1,194 @@
+"""Shell-variable files (RHEL ifcfg-*): parse without running them, edit in place, quote safely.
+
+initscripts *source* these files with bash, and NetworkManager's ifcfg-rh plugin parses them
+with its own shell-like reader, so a value must mean the same text to both and must never turn
+into shell code. Unknown keys, comments and blank lines survive an edit in their order::
+
+    doc = ShellVars.parse('DEVICE=eth0\\n# keep me\\nBOOTPROTO=dhcp\\n')
+    doc.set("BRIDGE", "br0")
+    doc.remove("BOOTPROTO")
+    doc.render()  # 'DEVICE=eth0\\n# keep me\\nBRIDGE=br0\\n'
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+from ..errors import InvalidInput
+
+__all__ = ["Line", "ShellVars", "quote", "unquote"]
+
+_ASSIGN = re.compile(
+    r"^(?P<indent>\s*)(?P<export>export\s+)?(?P<key>[A-Za-z_][A-Za-z0-9_]*)=(?P<rest>.*)$"
+)
+_BARE_SAFE = re.compile(r"^[A-Za-z0-9_./:@%+,=-]+$")
+# Inside double quotes bash still expands these; a backslash makes each literal.
+_DQ_SPECIAL = re.compile(r'([\\"$`])')
+
+
+def quote(value: str) -> str:
+    """Return ``value`` as a shell word that bash and ifcfg-rh both read back verbatim.
+
+    >>> quote("10.0.0.1"), quote("my nic"), quote("$(reboot)")
+    ('10.0.0.1', '"my nic"', '"\\\\$(reboot)"')
+    """
+    if "\n" in value or "\r" in value or "\0" in value:
+        raise InvalidInput(
+            f"ifcfg value {value!r} contains a line break or NUL; "
+            "ifcfg files hold one value per line: remove it"
+        )
+    if value and _BARE_SAFE.match(value):
+        return value
+    return '"' + _DQ_SPECIAL.sub(r"\\\1", value) + '"'
+
+
+def unquote(raw: str) -> str:
+    """Read one shell word (the right-hand side of ``KEY=``) without expanding anything.
+
+    Handles bare words with backslashes, '...' and "..." (with \\ escapes), $'...' (ANSI-C),
+    concatenations like ``a"b c"'d'``, and a trailing ``# comment`` after whitespace.
+    ``$VAR``/``$(cmd)`` outside single quotes are kept as literal text, never run.
+    """
+    out: list[str] = []
+    i, n = 0, len(raw)
+    while i < n:
+        c = raw[i]
+        if c in " \t":
+            break  # end of the word: what follows is a comment or junk
+        if c == "'":
+            end = raw.find("'", i + 1)
+            if end < 0:
+                raise InvalidInput(f"unterminated single quote in {raw!r}")
+            out.append(raw[i + 1 : end])
+            i = end + 1
+        elif c == "$" and i + 1 < n and raw[i + 1] == "'":
+            i = _ansi_c(raw, i + 2, out)
+        elif c == '"':
+            i += 1
+            while True:
+                if i >= n:
+                    raise InvalidInput(f"unterminated double quote in {raw!r}")
+                d = raw[i]
+                if d == '"':
+                    i += 1
+                    break
+                if d == "\\" and i + 1 < n and raw[i + 1] in '\\"$`':
+                    out.append(raw[i + 1])
+                    i += 2
+                    continue
+                out.append(d)
+                i += 1
+        elif c == "\\" and i + 1 < n:
+            out.append(raw[i + 1])
+            i += 2
+        else:
+            out.append(c)
+            i += 1
+    return "".join(out)
+
+
+_ANSI = {
+    "n": "\n",
+    "t": "\t",
+    "r": "\r",
+    "\\": "\\",
+    "'": "'",
+    '"': '"',
+    "a": "\a",
+    "b": "\b",
+    "e": "\x1b",
+    "f": "\f",
+    "v": "\v",
+}
+
+
+def _ansi_c(raw: str, i: int, out: list[str]) -> int:
+    n = len(raw)
+    while i < n:
+        c = raw[i]
+        if c == "'":
+            return i + 1
+        if c == "\\" and i + 1 < n:
+            out.append(_ANSI.get(raw[i + 1], "\\" + raw[i + 1]))
+            i += 2
+            continue
+        out.append(c)
+        i += 1
+    raise InvalidInput(f"unterminated $'...' quote in {raw!r}")
+
+
+@dataclass(frozen=True)
+class Line:
+    """One line of the file: an assignment (``key`` set) or anything else kept verbatim."""
+
+    text: str
+    key: str | None = None
+    value: str | None = None
+
+
+class ShellVars:
+    """An ifcfg-style file as an ordered list of lines; edits keep everything else intact."""
+
+    def __init__(self, lines: list[Line] | None = None) -> None:
+        self.lines: list[Line] = list(lines or [])
+
+    @classmethod
+    def parse(cls, text: str) -> ShellVars:
+        lines: list[Line] = []
+        for number, text_line in enumerate(text.splitlines(), start=1):
+            m = _ASSIGN.match(text_line)
+            if m is None:
+                lines.append(Line(text_line))
+                continue
+            try:
+                value = unquote(m.group("rest"))
+            except InvalidInput as exc:
+                raise InvalidInput(f"line {number}: {exc}: fix the quoting in the file") from exc
+            lines.append(Line(text_line, m.group("key"), value))
+        return cls(lines)
+
+    def __iter__(self) -> Iterator[tuple[str, str]]:
+        for line in self.lines:
+            if line.key is not None and line.value is not None:
+                yield line.key, line.value
+
+    def keys(self) -> list[str]:
+        return [k for k, _ in self]
+
+    def get(self, key: str, default: str | None = None) -> str | None:
+        """The value the shell would end with: the last assignment wins."""
+        found = default
+        for k, v in self:
+            if k == key:
+                found = v
+        return found
+
+    def __contains__(self, key: object) -> bool:
+        return any(k == key for k, _ in self)
+
+    def set(self, key: str, value: str) -> None:
+        """Replace the first assignment in place (dropping later duplicates) or append one."""
+        new = Line(f"{key}={quote(value)}", key, value)
+        kept: list[Line] = []
+        placed = False
+        for line in self.lines:
+            if line.key == key:
+                if not placed:
+                    kept.append(new)
+                    placed = True
+                continue
+            kept.append(line)
+        if not placed:
+            kept.append(new)
+        self.lines = kept
+
+    def remove(self, key: str) -> str | None:
+        """Drop every assignment of ``key``; return the value it had."""
+        old = self.get(key)
+        self.lines = [line for line in self.lines if line.key != key]
+        return old
+
+    def render(self) -> str:
+        return "".join(line.text + "\n" for line in self.lines)
