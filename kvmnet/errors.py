@@ -21,7 +21,8 @@ is also that builtin, so ``except LookupError`` keeps working in code that preda
     ├── PreflightRefused                    a host plan was refused before touching anything
     ├── PlanFailed
     │   ├── RolledBack                      it failed and the snapshot was restored
-    │   └── RollbackFailed                  it failed and so did the restore: read the message
+    │   ├── RollbackFailed                  it failed and so did the restore: read the message
+    │   └── PartiallyApplied                a later step failed; the message says what stands
     ├── ValidationFailed                    a real tool rejected a rendered config file
     ├── CommandFailed                       a command a plan runs exited non-zero
     └── ConfirmationError                   `kvmnet confirm` with no pending apply, or too late
@@ -55,6 +56,7 @@ __all__ = [
     "MacSpaceExhausted",
     "NetworkNotFound",
     "NotFound",
+    "PartiallyApplied",
     "PlanFailed",
     "PreflightRefused",
     "RollbackFailed",
@@ -179,3 +181,12 @@ class CommandFailed(KvmnetError):
 
 class ConfirmationError(KvmnetError):
     """No apply waits for confirmation, or it was rolled back already."""
+
+
+class PartiallyApplied(PlanFailed):
+    """A multi-step change (host bridge + guest switch) failed after an earlier step had
+    succeeded; the message says exactly what stands, ``done`` lists the steps that remain."""
+
+    def __init__(self, message: str, *, done: Sequence[str] = ()) -> None:
+        super().__init__(message)
+        self.done = tuple(done)
