@@ -20,57 +20,14 @@ Usage::
 
 from __future__ import annotations
 
+from ..hostnet.ipcmd import address_args, movable_routes, route_args
 from ..hostnet.plan import Plan, RunCommand, StartProcess, Step, StopProcess
 from ..hostnet.request import BridgeRequest, HostState
 from ..hostnet.runner import Runner, default_runner
-from ..hostnet.state import IpAddress, IpRoute, LinkState
+from ..hostnet.state import IpRoute, LinkState
 from .base import release_checks, standard_checks
 
-__all__ = ["Iproute2Backend", "address_args", "route_args"]
-
-# Routes the kernel or router advertisements maintain by themselves.
-_SELF_MANAGED = {"kernel", "ra"}
-
-
-def address_args(addr: IpAddress, dev: str) -> tuple[str, ...]:
-    """``ip addr add`` argv for ``addr`` on ``dev``, keeping its lifetimes."""
-    argv: list[str] = ["ip"]
-    if addr.family == 6:
-        argv.append("-6")
-    argv += ["addr", "add", addr.cidr]
-    if addr.family == 4:
-        argv += ["brd", "+"]
-    argv += ["dev", dev]
-    if addr.valid_lft is not None:
-        argv += ["valid_lft", str(addr.valid_lft)]
-        preferred = addr.preferred_lft if addr.preferred_lft is not None else addr.valid_lft
-        argv += ["preferred_lft", str(min(preferred, addr.valid_lft))]
-    return tuple(argv)
-
-
-def route_args(route: IpRoute, dev: str, verb: str = "replace") -> tuple[str, ...]:
-    """``ip route replace`` argv for ``route`` moved to ``dev`` (same gateway, metric, proto)."""
-    argv: list[str] = ["ip"]
-    if route.family == 6:
-        argv.append("-6")
-    argv += ["route", verb, route.dst]
-    if route.gateway:
-        argv += ["via", route.gateway]
-    argv += ["dev", dev]
-    if route.protocol and route.protocol not in ("boot", "unspec"):
-        argv += ["proto", route.protocol]
-    if route.scope and route.scope not in ("global", "universe"):
-        argv += ["scope", route.scope]
-    if route.metric is not None:
-        argv += ["metric", str(route.metric)]
-    if route.prefsrc:
-        argv += ["src", route.prefsrc]
-    return tuple(argv)
-
-
-def movable_routes(routes: tuple[IpRoute, ...], dev: str) -> tuple[IpRoute, ...]:
-    """Routes through ``dev`` that do not follow its addresses by themselves."""
-    return tuple(r for r in routes if r.dev == dev and r.protocol not in _SELF_MANAGED)
+__all__ = ["Iproute2Backend"]
 
 
 def _ordered_routes(routes: tuple[IpRoute, ...]) -> tuple[IpRoute, ...]:

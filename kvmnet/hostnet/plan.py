@@ -192,6 +192,7 @@ class Plan:
     warnings: tuple[str, ...] = ()
     dry_run: bool = False
     restore_runtime: bool = True
+    requires_confirmation: bool = False  # set by preflight: the SSH session runs over the NIC
     runner: Runner | None = field(default=None, repr=False)
 
     @property

@@ -65,6 +65,13 @@ class LinkState:
     stp: bool | None = None
     forward_delay: int | None = None  # centiseconds, as the kernel counts
     ports: tuple[str, ...] = field(default=())
+    # Added for host bridging: the kernel's link flags ("UP", "LOWER_UP", ...).
+    flags: tuple[str, ...] = ()
+
+    @property
+    def admin_up(self) -> bool:
+        """Administratively up (``ip link set X up``), whatever the carrier says."""
+        return "UP" in self.flags or self.operstate == "UP"
 
     @property
     def is_bridge(self) -> bool:

@@ -1,0 +1,220 @@
+"""Dead-man timer, like ``netplan try`` and nmstate's checkpoints.
+
+``plan.apply(confirm_within=60)`` arms it before the first step: the snapshot and the way back
+go into ``STATE_DIR/<id>.pending.json`` and a detached watcher (``python -m
+kvmnet.hostnet.deadman FILE``, its own session, stdio closed) rolls back by itself at the
+deadline unless :func:`confirm` renamed the file first. It survives the caller and the
+caller's SSH session dying. Whoever renames ``<id>.pending.json`` first wins: ``confirm``
+renames it to ``.confirmed.json``, the watcher to ``.rolling-back.json``.
+
+Usage::
+
+    plan.apply(confirm_within=60)
+    # ... from a NEW ssh session, proving the host is still reachable:
+    kvmnet.hostnet.confirm()          # or: kvmnet confirm
+
+``STATE_DIR``: ``state_dir=`` > ``$KVMNET_STATE_DIR`` > ``/run/kvmnet``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+import sys
+import time
+from dataclasses import asdict
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from ..errors import ConfirmationError
+from .plan import RemoveFile, RunCommand, StartProcess, Step, StopProcess, WriteFile
+from .runner import LocalRunner, Runner, default_runner
+from .snapshot import Snapshot
+
+if TYPE_CHECKING:
+    from .apply import Journal
+    from .plan import Plan
+
+__all__ = ["arm", "confirm", "disarm", "pending", "state_dir", "update", "watch"]
+
+log = logging.getLogger(__name__)
+
+POLL = 0.1
+# Room for the steps and verification before the countdown proper starts (update() resets it).
+APPLY_BUDGET = 120.0
+_STEP_TYPES: dict[str, type[Step]] = {
+    "run": RunCommand,
+    "write": WriteFile,
+    "remove": RemoveFile,
+    "stop": StopProcess,
+    "start": StartProcess,
+}
+
+
+def state_dir(path: str | None = None) -> Path:
+    """Where pending confirmations live."""
+    return Path(path or os.environ.get("KVMNET_STATE_DIR") or "/run/kvmnet")
+
+
+_dir = state_dir  # the functions below take a parameter of the same name
+
+
+def _step_dict(step: Step) -> dict[str, object]:
+    kind = next(k for k, t in _STEP_TYPES.items() if isinstance(step, t))
+    return {"type": kind, **asdict(step)}
+
+
+def _step_from(raw: dict[str, object]) -> Step:
+    fields = dict(raw)
+    cls = _STEP_TYPES[str(fields.pop("type"))]
+    if "argv" in fields:
+        fields["argv"] = tuple(fields["argv"])  # type: ignore[arg-type]
+    return cls(**fields)  # type: ignore[arg-type]
+
+
+def _write(path: Path, data: dict[str, object]) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(data))
+    os.chmod(tmp, 0o600)
+    os.replace(tmp, path)
+
+
+def arm(
+    plan: Plan,
+    snap: Snapshot,
+    *,
+    confirm_within: float,
+    state_dir: str | None = None,
+) -> Path:
+    """Write the pending file and start the watcher; returns the pending file's path."""
+    directory = _dir(state_dir)
+    directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+    ident = f"{time.strftime('%Y%m%dT%H%M%S')}-{os.getpid()}-{plan.bridge}"
+    path = directory / f"{ident}.pending.json"
+    runner = plan.runner
+    _write(
+        path,
+        {
+            "id": ident,
+            "plan": repr(plan),
+            "netns": runner.netns if runner is not None else None,
+            "confirm_within": confirm_within,
+            "deadline": time.time() + confirm_within + APPLY_BUDGET,
+            "snapshot": json.loads(snap.to_json()),
+            "hints": [_step_dict(s) for s in plan.rollback_hints],
+            "restore_runtime": plan.restore_runtime,
+            "started": [],
+            "stopped": [],
+        },
+    )
+    pid = LocalRunner().spawn([sys.executable, "-m", "kvmnet.hostnet.deadman", str(path)])
+    log.info("dead-man watcher %d armed: %s", pid, path)
+    return path
+
+
+def update(path: Path, journal: Journal, *, confirm_within: float) -> None:
+    """After the steps: record what they started/stopped; the countdown starts now."""
+    data = json.loads(path.read_text())
+    data["started"] = list(journal.started)
+    data["stopped"] = [list(a) for a in journal.stopped]
+    data["deadline"] = time.time() + confirm_within
+    _write(path, data)
+
+
+def disarm(path: Path) -> None:
+    """The caller rolled back (or failed) by itself: the watcher has nothing to do."""
+    with contextlib.suppress(FileNotFoundError):
+        path.rename(path.with_name(path.name.replace(".pending.", ".disarmed.")))
+
+
+def pending(directory: str | None = None) -> list[Path]:
+    """Pending files waiting for confirmation, oldest first."""
+    d = state_dir(directory)
+    return sorted(d.glob("*.pending.json")) if d.is_dir() else []
+
+
+def confirm(*, state_dir: str | None = None) -> list[str]:
+    """Keep every change waiting for confirmation; returns their ids.
+
+    Raises :class:`~kvmnet.ConfirmationError` when nothing waits (never applied, already
+    confirmed, or rolled back because confirmation came too late).
+    """
+    done: list[str] = []
+    for path in pending(state_dir):
+        try:
+            path.rename(path.with_name(path.name.replace(".pending.", ".confirmed.")))
+        except FileNotFoundError:
+            continue  # the watcher took it a moment ago
+        done.append(path.name.split(".pending.")[0])
+    if done:
+        return done
+    d = _dir(state_dir)
+    late = sorted(d.glob("*.rolled-back.json")) if d.is_dir() else []
+    hint = f"; the last one, {late[-1].name.split('.')[0]}, was rolled back" if late else ""
+    raise ConfirmationError(f"nothing waits for confirmation in {d}{hint}")
+
+
+def _runner_for(data: dict[str, object]) -> Runner:
+    netns = data.get("netns")
+    return default_runner(netns if isinstance(netns, str) else None)
+
+
+def watch(path: Path) -> int:
+    """The watcher's loop: wait for confirmation or the deadline, then roll back."""
+    from .apply import Journal, roll_back
+
+    while True:
+        try:
+            data = json.loads(path.read_text())
+        except FileNotFoundError:
+            log.info("%s confirmed or disarmed", path.name)
+            return 0
+        except json.JSONDecodeError:
+            time.sleep(POLL)
+            continue
+        if time.time() >= float(data["deadline"]):
+            break
+        time.sleep(POLL)
+    taken = path.with_name(path.name.replace(".pending.", ".rolling-back."))
+    try:
+        path.rename(taken)
+    except FileNotFoundError:
+        return 0  # confirmed at the last moment
+    log.warning("no confirmation for %s: rolling back", data["id"])
+    journal = Journal(
+        started=[int(p) for p in data["started"]],
+        stopped=[tuple(a) for a in data["stopped"]],
+    )
+    remaining = roll_back(
+        _runner_for(data),
+        Snapshot.from_json(json.dumps(data["snapshot"])),
+        hints=tuple(_step_from(s) for s in data["hints"]),
+        runtime=bool(data["restore_runtime"]),
+        journal=journal,
+    )
+    data["remaining"] = remaining
+    data["rolled_back_at"] = time.time()
+    _write(taken, data)
+    taken.rename(taken.with_name(taken.name.replace(".rolling-back.", ".rolled-back.")))
+    log.warning(
+        "rolled back %s%s", data["id"], f"; still differs: {remaining}" if remaining else ""
+    )
+    return 1 if remaining else 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = sys.argv[1:] if argv is None else argv
+    if len(args) != 1:
+        return 2
+    path = Path(args[0])
+    handler = logging.FileHandler(path.with_name(path.name.split(".pending.")[0] + ".log"))
+    handler.setFormatter(logging.Formatter("%(asctime)s %(name)s %(levelname)s %(message)s"))
+    logging.getLogger("kvmnet").addHandler(handler)
+    logging.getLogger("kvmnet").setLevel(logging.INFO)
+    return watch(path)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,113 @@
+"""A fake host for tests and docs: a :class:`RecordingRunner` whose read commands describe
+the links, routes and processes you give it. No root, nothing executed.
+
+Usage::
+
+    runner = fake_host(
+        [LinkState("eth0", "52:54:00:aa:00:01", addresses=(IpAddress("10.0.0.5/24"),))],
+        routes=[IpRoute("default", "eth0", gateway="10.0.0.1")],
+    )
+    backend = Iproute2Backend(runner=runner)
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping, Sequence
+
+from .inspect import FOREVER, LINKS_ARGV, ROUTES6_ARGV, ROUTES_ARGV
+from .runner import RecordingRunner, Reply
+from .state import IpAddress, IpRoute, LinkState
+
+__all__ = ["fake_host", "link_json", "route_json"]
+
+
+def _addr_json(addr: IpAddress) -> dict[str, object]:
+    out: dict[str, object] = {
+        "family": "inet6" if addr.family == 6 else "inet",
+        "local": addr.ip,
+        "prefixlen": addr.prefixlen,
+        "scope": addr.scope,
+        "valid_life_time": FOREVER if addr.valid_lft is None else addr.valid_lft,
+        "preferred_life_time": FOREVER if addr.preferred_lft is None else addr.preferred_lft,
+    }
+    if addr.dynamic:
+        out["dynamic"] = True
+    return out
+
+
+def link_json(link: LinkState, index: int) -> dict[str, object]:
+    """``ip -j -d addr show`` output for one link."""
+    flags = list(link.flags) or (["BROADCAST", "MULTICAST", "UP", "LOWER_UP"])
+    entry: dict[str, object] = {
+        "ifindex": index,
+        "ifname": link.name,
+        "flags": flags,
+        "mtu": link.mtu,
+        "operstate": link.operstate if link.operstate != "UNKNOWN" else "UP",
+        "link_type": "ether",
+        "address": link.mac,
+        "addr_info": [_addr_json(a) for a in link.addresses],
+    }
+    if link.master:
+        entry["master"] = link.master
+    if link.kind:
+        info: dict[str, object] = {"info_kind": link.kind}
+        if link.is_bridge:
+            info["info_data"] = {
+                "stp_state": 1 if link.stp else 0,
+                "forward_delay": link.forward_delay or 0,
+            }
+        entry["linkinfo"] = info
+    return entry
+
+
+def route_json(route: IpRoute) -> dict[str, object]:
+    """``ip -j route show`` output for one route."""
+    entry: dict[str, object] = {"dst": route.dst, "dev": route.dev, "flags": []}
+    for key, value in (
+        ("gateway", route.gateway),
+        ("metric", route.metric),
+        ("protocol", route.protocol),
+        ("scope", route.scope),
+        ("prefsrc", route.prefsrc),
+    ):
+        if value is not None:
+            entry[key] = value
+    return entry
+
+
+def fake_host(
+    links: Iterable[LinkState],
+    routes: Iterable[IpRoute] = (),
+    *,
+    processes: Mapping[int, Sequence[str]] | None = None,
+    files: Mapping[str, bytes] | None = None,
+    iptables_forward: str = "ACCEPT",
+    replies: Mapping[tuple[str, ...], Reply] | None = None,
+    netns: str | None = None,
+) -> RecordingRunner:
+    """A RecordingRunner that reports ``links``, ``routes`` and ``processes`` (pid -> argv).
+
+    Wi-Fi can only be faked here: give a link ``wireless=True`` and its
+    ``/sys/class/net/NAME/uevent`` says ``DEVTYPE=wlan``.
+    """
+    links = list(links)
+    routes = list(routes)
+    canned: dict[tuple[str, ...], Reply] = {
+        LINKS_ARGV: json.dumps([link_json(link, n) for n, link in enumerate(links, 1)]),
+        ROUTES_ARGV: json.dumps([route_json(r) for r in routes if r.family == 4]),
+        ROUTES6_ARGV: json.dumps([route_json(r) for r in routes if r.family == 6]),
+        ("iptables", "-S", "FORWARD"): f"-P FORWARD {iptables_forward}\n",
+    }
+    canned.update(replies or {})
+    all_files: dict[str, bytes] = {}
+    for link in links:
+        devtype = b"DEVTYPE=wlan\n" if link.wireless else b""
+        all_files[f"/sys/class/net/{link.name}/uevent"] = (
+            b"INTERFACE=" + link.name.encode() + b"\n" + devtype
+        )
+    for pid, argv in (processes or {}).items():
+        all_files[f"/proc/{pid}/cmdline"] = "\0".join(argv).encode() + b"\0"
+    all_files.update(files or {})
+    return RecordingRunner(replies=canned, files=all_files, netns=netns)

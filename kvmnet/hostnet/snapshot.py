@@ -1,0 +1,236 @@
+"""What rollback restores: the runtime state of the NIC and bridge, the main routing table
+and the bytes and mode of every file a plan touches (or their absence). JSON-serialisable, so
+the dead-man watcher process can restore it without the caller.
+
+Usage::
+
+    snap = take_snapshot(runner, links=("eth0", "br0"), files=plan.files)
+    ...
+    problems = restore_snapshot(runner, snap)   # [] when the host matches the snapshot again
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import time
+from dataclasses import asdict, dataclass, field
+
+from .inspect import read_links, read_routes
+from .ipcmd import SELF_MANAGED, address_args, route_args
+from .runner import Runner
+from .state import IpAddress, IpRoute, LinkState
+
+__all__ = ["FileSnapshot", "Snapshot", "compare", "restore_snapshot", "take_snapshot"]
+
+
+@dataclass(frozen=True)
+class FileSnapshot:
+    path: str
+    content: bytes | None  # None: the file did not exist
+    mode: int | None = None
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """Links (None: absent), routes and files as they were at ``taken_at`` (epoch seconds)."""
+
+    links: dict[str, LinkState | None]
+    routes: tuple[IpRoute, ...]
+    files: tuple[FileSnapshot, ...] = ()
+    taken_at: float = field(default_factory=time.time)
+
+    def to_json(self) -> str:
+        return json.dumps(
+            {
+                "links": {k: (asdict(v) if v else None) for k, v in self.links.items()},
+                "routes": [asdict(r) for r in self.routes],
+                "files": [
+                    {
+                        "path": f.path,
+                        "content": None
+                        if f.content is None
+                        else base64.b64encode(f.content).decode(),
+                        "mode": f.mode,
+                    }
+                    for f in self.files
+                ],
+                "taken_at": self.taken_at,
+            }
+        )
+
+    @classmethod
+    def from_json(cls, text: str) -> Snapshot:
+        raw = json.loads(text)
+        links: dict[str, LinkState | None] = {}
+        for name, value in raw["links"].items():
+            if value is None:
+                links[name] = None
+                continue
+            value["addresses"] = tuple(IpAddress(**a) for a in value["addresses"])
+            value["routes"] = tuple(IpRoute(**r) for r in value["routes"])
+            value["ports"] = tuple(value["ports"])
+            value["flags"] = tuple(value["flags"])
+            links[name] = LinkState(**value)
+        files = tuple(
+            FileSnapshot(
+                f["path"],
+                None if f["content"] is None else base64.b64decode(f["content"]),
+                f["mode"],
+            )
+            for f in raw["files"]
+        )
+        routes = tuple(IpRoute(**r) for r in raw["routes"])
+        return cls(links=links, routes=routes, files=files, taken_at=float(raw["taken_at"]))
+
+
+def take_snapshot(runner: Runner, *, links: tuple[str, ...], files: tuple[str, ...]) -> Snapshot:
+    """Read ``links`` (absent ones recorded as None), the routes and ``files`` now."""
+    now = read_links(runner)
+    return Snapshot(
+        links={name: now.get(name) for name in links},
+        routes=read_routes(runner),
+        files=tuple(FileSnapshot(p, runner.read_file(p), runner.file_mode(p)) for p in files),
+    )
+
+
+def _global(link: LinkState) -> dict[str, IpAddress]:
+    return {a.cidr: a for a in link.addresses if a.scope == "global"}
+
+
+def _managed(routes: tuple[IpRoute, ...], devs: set[str]) -> dict[tuple[object, ...], IpRoute]:
+    return {
+        (r.family, r.dst, r.gateway, r.dev, r.metric): r
+        for r in routes
+        if r.dev in devs and r.protocol not in SELF_MANAGED
+    }
+
+
+def compare(before: Snapshot, runner: Runner) -> list[str]:
+    """Differences between ``before`` and the host now (lifetimes' countdown ignored)."""
+    now = read_links(runner)
+    problems: list[str] = []
+    for name, old in before.links.items():
+        cur = now.get(name)
+        if old is None or cur is None:
+            if (old is None) != (cur is None):
+                problems.append(f"{name} {'exists' if cur else 'is missing'}")
+            continue
+        if set(_global(old)) != set(_global(cur)):
+            problems.append(f"{name} has {sorted(_global(cur))}, had {sorted(_global(old))}")
+        if old.master != cur.master:
+            problems.append(f"{name}'s master is {cur.master}, was {old.master}")
+        if old.mac != cur.mac:
+            problems.append(f"{name}'s MAC is {cur.mac}, was {old.mac}")
+        if old.admin_up != cur.admin_up:
+            problems.append(f"{name} is {'up' if cur.admin_up else 'down'}, was not")
+    devs = set(before.links)
+    old_routes, cur_routes = _managed(before.routes, devs), _managed(read_routes(runner), devs)
+    for key in old_routes.keys() - cur_routes.keys():
+        problems.append(f"route {old_routes[key].dst} via {old_routes[key].dev} is missing")
+    for key in cur_routes.keys() - old_routes.keys():
+        problems.append(f"route {cur_routes[key].dst} via {cur_routes[key].dev} is extra")
+    for f in before.files:
+        if runner.read_file(f.path) != f.content:
+            problems.append(f"{f.path} differs")
+        elif f.content is not None and runner.file_mode(f.path) != f.mode:
+            problems.append(f"{f.path} mode differs")
+    return problems
+
+
+def restore_files(runner: Runner, snap: Snapshot) -> list[str]:
+    errors: list[str] = []
+    for f in snap.files:
+        try:
+            if f.content is None:
+                runner.remove_file(f.path)
+            else:
+                runner.write_file(f.path, f.content, mode=f.mode if f.mode is not None else 0o644)
+        except OSError as exc:
+            errors.append(f"restoring {f.path}: {exc}")
+    return errors
+
+
+def _lft(addr: IpAddress, elapsed: int) -> IpAddress:
+    if addr.valid_lft is None:
+        return addr
+    valid = max(addr.valid_lft - elapsed, 1)
+    preferred = None if addr.preferred_lft is None else max(addr.preferred_lft - elapsed, 0)
+    return IpAddress(addr.cidr, valid, preferred, addr.dynamic, addr.scope)
+
+
+def restore_runtime(runner: Runner, snap: Snapshot) -> list[str]:
+    """Make links, addresses and routes match ``snap`` again, in the gapless order: addresses
+    back first, then ports released, routes re-pointed, extra addresses and links removed."""
+    errors: list[str] = []
+
+    def run(argv: tuple[str, ...]) -> None:
+        result = runner.run(argv, check=False)
+        if not result.ok:
+            errors.append(f"`{' '.join(argv)}`: {result.stderr.strip()}")
+
+    elapsed = int(time.time() - snap.taken_at)
+    now = read_links(runner)
+    existed = {n: s for n, s in snap.links.items() if s is not None}
+    for name, old in existed.items():
+        if name not in now and old.is_bridge:
+            stp, delay = "1" if old.stp else "0", str(old.forward_delay or 0)
+            run(("ip", "link", "add", name, "address", old.mac, "type", "bridge",
+                 "stp_state", stp, "forward_delay", delay))  # fmt: skip
+    now = read_links(runner)
+    for name, old in existed.items():
+        cur = now.get(name)
+        have = _global(cur) if cur else {}
+        for cidr, addr in _global(old).items():
+            if cidr not in have:
+                run(address_args(_lft(addr, elapsed), name))
+    for name, old in existed.items():
+        cur = now.get(name)
+        if cur is None or cur.master == old.master:
+            continue
+        run(("ip", "link", "set", name, *(("master", old.master) if old.master else ("nomaster",))))
+    for name, old in existed.items():
+        cur = now.get(name)
+        if cur is not None and old.is_bridge and cur.mac != old.mac:
+            run(("ip", "link", "set", name, "address", old.mac))
+        if (
+            cur is not None
+            and old.is_bridge
+            and (cur.stp, cur.forward_delay)
+            != (
+                old.stp,
+                old.forward_delay,
+            )
+        ):
+            stp, delay = "1" if old.stp else "0", str(old.forward_delay or 0)
+            run(("ip", "link", "set", name, "type", "bridge", "stp_state", stp,
+                 "forward_delay", delay))  # fmt: skip
+        if cur is not None and old.admin_up and not cur.admin_up:
+            run(("ip", "link", "set", name, "up"))
+    devs = set(existed)
+    wanted = _managed(snap.routes, devs)
+    for route in sorted(wanted.values(), key=lambda r: r.gateway is not None):
+        run(route_args(route, route.dev))
+    extra = _managed(read_routes(runner), set(snap.links))
+    for key, route in extra.items():
+        if key not in wanted:
+            run(route_args(route, route.dev, verb="del"))
+    now = read_links(runner)
+    for name, old in existed.items():
+        cur = now.get(name)
+        for cidr in set(_global(cur) if cur else {}) - set(_global(old)):
+            run(("ip", "addr", "del", cidr, "dev", name))
+        if cur is not None and not old.admin_up and cur.admin_up:
+            run(("ip", "link", "set", name, "down"))
+    for name, old_state in snap.links.items():
+        if old_state is None and name in now:
+            run(("ip", "link", "del", name))
+    return errors
+
+
+def restore_snapshot(runner: Runner, snap: Snapshot, *, runtime: bool = True) -> list[str]:
+    """Files first, then runtime state; returns what could not be restored (empty: all)."""
+    errors = restore_files(runner, snap)
+    if runtime:
+        errors += restore_runtime(runner, snap)
+    return errors
