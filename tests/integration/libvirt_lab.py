@@ -181,6 +181,28 @@ def delete_netns(netns: str) -> None:
         run(["ip", "netns", "delete", netns], check=False)
 
 
+def reap_stale() -> list[str]:
+    """Delete ``kvl-<pid>-*`` namespaces (and folders) left by a test run that was SIGKILLed.
+
+    Only names with this harness's prefix and the PID of a process that no longer exists.
+    """
+    reaped = []
+    for line in run(["ip", "netns", "list"]).stdout.splitlines():
+        netns = line.split()[0] if line.split() else ""
+        parts = netns.split("-")
+        if len(parts) >= 3 and parts[0] == PREFIX and parts[1].isdigit() and not _alive(
+            int(parts[1])
+        ):
+            delete_netns(netns)
+            reaped.append(netns)
+    for folder in Path(tempfile.gettempdir()).glob(f"{PREFIX}-libvirt-*-*"):
+        pid = folder.name.split("-")[2]
+        if pid.isdigit() and not _alive(int(pid)):
+            shutil.rmtree(folder, ignore_errors=True)
+            reaped.append(str(folder))
+    return reaped
+
+
 @dataclass
 class LibvirtLab:
     """One running hermetic libvirtd; create it through :class:`LabFactory`."""
@@ -384,6 +406,8 @@ class LabFactory:
         self._previous_sigterm: object = None
 
     def __enter__(self) -> LabFactory:
+        for netns in reap_stale():
+            log.warning("removed %s, left behind by an earlier run that was killed", netns)
         atexit.register(self.close)
         self._previous_sigterm = signal.signal(signal.SIGTERM, self._on_sigterm)
         return self
@@ -420,7 +444,7 @@ class LabFactory:
         began = time.monotonic()
         delete_netns(netns)
         run(["ip", "netns", "add", netns])
-        state = Path(tempfile.mkdtemp(prefix=f"{PREFIX}-libvirt-"))
+        state = Path(tempfile.mkdtemp(prefix=f"{PREFIX}-libvirt-{os.getpid()}-"))
         state.chmod(0o755)
         proc: subprocess.Popen[bytes] | None = None
         try:
