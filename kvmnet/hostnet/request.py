@@ -66,7 +66,10 @@ class DhcpClient:
 
     @property
     def program(self) -> str:
-        return os.path.basename(self.argv[0]) if self.argv else "?"
+        names = [os.path.basename(a) for a in self.argv[:2]]
+        if names and names[0] == "busybox" and len(names) > 1:
+            return names[1]
+        return names[0] if names else "?"
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,252 @@
+"""HostNic and Bridge: the host side of bridged guests.
+
+Usage::
+
+    backend = Iproute2Backend(netns="lab-host")
+    nic = HostNic("eth0", backend=backend)
+    br = Bridge("br0", backend=backend)
+    plan = br.enslave(nic, dry_run=True)     # a Plan; nothing changed
+    print(plan)
+    plan.apply()                             # or br.enslave(nic): plans, applies, returns it
+    br.release(nic)                          # the way back
+
+Both objects read the host through their backend's runner when asked (``refresh()`` re-reads).
+Without ``dry_run``, ``enslave``/``release`` apply at once and return the applied Plan
+(failures raise RolledBack/RollbackFailed); with ``dry_run=True`` they return the plan to
+read and ``plan.apply()`` later.
+"""
+
+from __future__ import annotations
+
+import html
+import os
+from collections.abc import Collection
+from dataclasses import replace
+from typing import TYPE_CHECKING
+
+from ..errors import PreflightRefused
+from .inspect import inspect_host, read_links, read_routes, ssh_uses
+from .names import validate_ifname
+from .plan import Plan
+from .preflight import check_bridge_name, libvirt_owner, preflight
+from .request import BridgeRequest, HostState
+from .state import IpAddress, IpRoute, LinkState
+
+if TYPE_CHECKING:
+    from ..backends.base import Backend
+
+__all__ = ["Bridge", "HostNic"]
+
+
+def _default_backend(backend: Backend | None) -> Backend:
+    if backend is not None:
+        return backend
+    from ..backends.iproute2 import Iproute2Backend
+
+    return Iproute2Backend()
+
+
+class _Link:
+    def __init__(self, name: str, *, backend: Backend | None, what: str) -> None:
+        self.name = validate_ifname(name, what=what)
+        self.backend = _default_backend(backend)
+        self._state: LinkState | None = None
+        self._loaded = False
+
+    def refresh(self) -> None:
+        """Forget what was read; the next attribute access reads the host again."""
+        self._loaded = False
+
+    def _read(self) -> LinkState | None:
+        if not self._loaded:
+            links = read_links(self.backend.runner, wireless=[self.name])
+            self._state, self._loaded = links.get(self.name), True
+        return self._state
+
+    @property
+    def exists(self) -> bool:
+        return self._read() is not None
+
+    @property
+    def state(self) -> LinkState | None:
+        """The link as the kernel reports it, None if absent."""
+        return self._read()
+
+    @property
+    def mac(self) -> str | None:
+        state = self._read()
+        return state.mac if state else None
+
+    @property
+    def addresses(self) -> tuple[IpAddress, ...]:
+        state = self._read()
+        return state.addresses if state else ()
+
+    @property
+    def routes(self) -> tuple[IpRoute, ...]:
+        """Routes of the main table that go through this link."""
+        return tuple(r for r in read_routes(self.backend.runner) if r.dev == self.name)
+
+    @property
+    def operstate(self) -> str | None:
+        state = self._read()
+        return state.operstate if state else None
+
+    def _summary(self) -> str:
+        state = self._read()
+        if state is None:
+            return "absent"
+        addrs = ", ".join(a.cidr for a in state.global_addresses) or "no address"
+        return f"{state.mac} {state.operstate} {addrs}"
+
+
+class HostNic(_Link):
+    """A host network interface, e.g. ``HostNic("enp0s20f0u1", backend=backend)``."""
+
+    def __init__(self, name: str, *, backend: Backend | None = None) -> None:
+        super().__init__(name, backend=backend, what="NIC")
+
+    @property
+    def master(self) -> str | None:
+        """The bridge (or bond) this NIC is a port of."""
+        state = self._read()
+        return state.master if state else None
+
+    @property
+    def wireless(self) -> bool:
+        state = self._read()
+        return bool(state and state.wireless)
+
+    def ssh_session_uses(self, ssh_connection: str | None = None) -> bool:
+        """True if the SSH session (``$SSH_CONNECTION`` unless given) runs over this NIC or
+        the bridge it is a port of."""
+        state = self._read()
+        if state is None:
+            return False
+        conn = ssh_connection if ssh_connection is not None else os.environ.get("SSH_CONNECTION")
+        links = read_links(self.backend.runner)
+        return ssh_uses(self.backend.runner, conn, state, links.get(state.master or ""))
+
+    def __repr__(self) -> str:
+        port = f", port of {self.master}" if self.exists and self.master else ""
+        wifi = ", Wi-Fi" if self.exists and self.wireless else ""
+        return f"<HostNic {self.name!r} {self._summary()}{port}{wifi}>"
+
+    def _repr_html_(self) -> str:
+        return f"<code>{html.escape(repr(self))}</code>"
+
+
+class Bridge(_Link):
+    """A host bridge (present or to be created), e.g. ``Bridge("br0", backend=backend)``."""
+
+    def __init__(self, name: str, *, backend: Backend | None = None) -> None:
+        check_bridge_name(name)
+        super().__init__(name, backend=backend, what="bridge")
+
+    @property
+    def ports(self) -> tuple[str, ...]:
+        state = self._read()
+        return state.ports if state else ()
+
+    @property
+    def stp(self) -> bool | None:
+        state = self._read()
+        return state.stp if state else None
+
+    @property
+    def forward_delay(self) -> float | None:
+        """Seconds (the kernel counts centiseconds)."""
+        state = self._read()
+        return None if state is None or state.forward_delay is None else state.forward_delay / 100
+
+    @property
+    def libvirt_network(self) -> str | None:
+        """The libvirt network that owns this bridge (virbr0 -> 'default'), from libvirtd's
+        status files; None when no running libvirt network uses it."""
+        return libvirt_owner(self.backend.runner, self.name)
+
+    def _current(self, nic: str, ssh_connection: str | None) -> HostState:
+        conn = ssh_connection if ssh_connection is not None else os.environ.get("SSH_CONNECTION")
+        return inspect_host(self.backend.runner, nic, self.name, ssh_connection=conn)
+
+    def enslave(
+        self,
+        nic: HostNic | str,
+        *,
+        dry_run: bool = False,
+        stp: bool = False,
+        forward_delay: int = 0,
+        dhcp_client: tuple[str, ...] = (),
+        force: Collection[str] = (),
+        confirm_within: float | None = None,
+        verify: bool = True,
+        ssh_connection: str | None = None,
+    ) -> Plan:
+        """Plan (and unless ``dry_run``, apply) moving ``nic`` and its addresses/routes into
+        this bridge. ``force`` overrides preflight refusals by name (see
+        :mod:`kvmnet.hostnet.preflight`); ``confirm_within`` arms the dead-man timer."""
+        name = nic.name if isinstance(nic, HostNic) else nic
+        request = BridgeRequest(
+            name, self.name, stp=stp, forward_delay=forward_delay, dhcp_client=dhcp_client
+        )
+        current = self._current(name, ssh_connection)
+        needs_timer = preflight(
+            request,
+            current,
+            force=force,
+            confirm_within=confirm_within,
+            libvirt_network=self.libvirt_network,
+            dry_run=dry_run,
+        )
+        plan = self.backend.plan_enslave(request, current)
+        plan = replace(plan, dry_run=dry_run, requires_confirmation=needs_timer)
+        return self._finish(plan, dry_run, confirm_within, verify)
+
+    def release(
+        self,
+        nic: HostNic | str,
+        *,
+        dry_run: bool = False,
+        dhcp_client: tuple[str, ...] = (),
+        force: Collection[str] = (),
+        confirm_within: float | None = None,
+        verify: bool = True,
+        ssh_connection: str | None = None,
+    ) -> Plan:
+        """The way back: the bridge's addresses and routes onto ``nic``, ``nic`` out of the
+        bridge, the bridge removed when no port is left."""
+        name = nic.name if isinstance(nic, HostNic) else nic
+        request = BridgeRequest(name, self.name, dhcp_client=dhcp_client)
+        current = self._current(name, ssh_connection)
+        if current.nic.master != self.name:
+            raise PreflightRefused(
+                f"{name} is not a port of {self.name} (its master is {current.nic.master}): "
+                "nothing to release",
+                check="not-a-port",
+            )
+        needs_timer = current.ssh_over_nic and "ssh" not in force
+        if needs_timer and confirm_within is None and not dry_run:
+            raise PreflightRefused(
+                f"this SSH session runs over {self.name}: release with confirm_within=SECONDS "
+                "(override: force=('ssh',))",
+                check="ssh",
+            )
+        plan = self.backend.plan_release(request, current)
+        plan = replace(plan, dry_run=dry_run, requires_confirmation=needs_timer)
+        return self._finish(plan, dry_run, confirm_within, verify)
+
+    @staticmethod
+    def _finish(plan: Plan, dry_run: bool, confirm_within: float | None, verify: bool) -> Plan:
+        if not dry_run:
+            plan.apply(confirm_within=confirm_within, verify=verify)
+        return plan
+
+    def __repr__(self) -> str:
+        if not self.exists:
+            return f"<Bridge {self.name!r} absent>"
+        stp = "STP on" if self.stp else "STP off"
+        ports = ", ".join(self.ports) or "no ports"
+        return f"<Bridge {self.name!r} {self._summary()}, {stp}, ports: {ports}>"
+
+    def _repr_html_(self) -> str:
+        return f"<code>{html.escape(repr(self))}</code>"

@@ -1,0 +1,133 @@
+"""Refusals before anything changes. Each raises :class:`~kvmnet.PreflightRefused` naming
+the fix and the ``force=`` key that overrides it:
+
+=================  ===========================================================  =========
+check (force key)  refused when                                                 override
+=================  ===========================================================  =========
+``bridge-name``    the bridge name is not a kernel link name                    no
+``not-a-bridge``   a link of the bridge's name exists and is not a bridge        no
+``wireless``       the NIC is a Wi-Fi station (802.11 cannot bridge it)         yes
+``enslaved``       the NIC is already a port of another bridge or bond           yes
+``libvirt``        the bridge belongs to a libvirt network (virbr0)             yes
+``br-netfilter``   br_netfilter is loaded and iptables' FORWARD policy is DROP  yes
+``ssh``            the SSH session runs over the NIC and no dead-man timer      yes
+=================  ===========================================================  =========
+
+A missing NIC raises :class:`~kvmnet.HostNicNotFound` while reading the host.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Collection
+
+from ..errors import InvalidName, PreflightRefused
+from .names import validate_ifname
+from .request import BridgeRequest, HostState
+from .runner import Runner
+
+__all__ = ["CHECKS", "check_bridge_name", "libvirt_owner", "preflight"]
+
+CHECKS = frozenset(
+    {"bridge-name", "not-a-bridge", "wireless", "enslaved", "libvirt", "br-netfilter", "ssh"}
+)
+_NOT_OVERRIDABLE = frozenset({"bridge-name", "not-a-bridge"})
+
+
+def check_bridge_name(name: str) -> str:
+    """``name`` if valid, else PreflightRefused(check="bridge-name") explaining the rules."""
+    try:
+        return validate_ifname(name, what="bridge")
+    except InvalidName as exc:
+        raise PreflightRefused(str(exc), check="bridge-name") from exc
+
+
+def libvirt_owner(runner: Runner, bridge: str) -> str | None:
+    """The libvirt network whose bridge is ``bridge``, from libvirtd's status files
+    (``/run/libvirt/network/NAME.xml``, read-only), else None."""
+    directory = "/run/libvirt/network"
+    for entry in runner.list_dir(directory) or ():
+        if not entry.endswith(".xml"):
+            continue
+        text = (runner.read_file(f"{directory}/{entry}") or b"").decode(errors="replace")
+        if re.search(r"<bridge\s[^>]*name=['\"]" + re.escape(bridge) + r"['\"]", text):
+            return entry[: -len(".xml")]
+    return None
+
+
+def _refuse(check: str, message: str, force: Collection[str]) -> None:
+    if check in force and check not in _NOT_OVERRIDABLE:
+        return
+    suffix = "" if check in _NOT_OVERRIDABLE else f" (override: force=('{check}',))"
+    raise PreflightRefused(message + suffix, check=check)
+
+
+def preflight(
+    request: BridgeRequest,
+    current: HostState,
+    *,
+    force: Collection[str] = (),
+    confirm_within: float | None = None,
+    libvirt_network: str | None = None,
+    dry_run: bool = False,
+) -> bool:
+    """Raise PreflightRefused for the first refusal not in ``force``.
+
+    Returns True when the plan must be applied with a dead-man timer (SSH over the NIC,
+    checked again at apply time for a dry-run plan applied later).
+    """
+    unknown = set(force) - CHECKS
+    if unknown:
+        raise PreflightRefused(
+            f"unknown force= keys {sorted(unknown)}: use {sorted(CHECKS - _NOT_OVERRIDABLE)}",
+            check="force",
+        )
+    nic, br = current.nic, request.bridge
+    if current.bridge is not None and not current.bridge.is_bridge:
+        kind = current.bridge.kind or "a plain NIC"
+        _refuse(
+            "not-a-bridge",
+            f"{br!r} exists and is {kind}, not a bridge: pick another bridge name",
+            force,
+        )
+    if nic.wireless:
+        _refuse(
+            "wireless",
+            f"{nic.name} is Wi-Fi: an access point drops frames from MACs that did not "
+            "associate, so bridged guests would get nothing. Use NAT (the 'default' network), "
+            "a routed network, or macvtap instead",
+            force,
+        )
+    if nic.master is not None and nic.master != br:
+        _refuse(
+            "enslaved",
+            f"{nic.name} is already a port of {nic.master}: release it from {nic.master} "
+            f"first, or bridge guests onto {nic.master}",
+            force,
+        )
+    if libvirt_network is not None:
+        _refuse(
+            "libvirt",
+            f"{br} belongs to libvirt network {libvirt_network!r} (NAT): putting {nic.name} "
+            "into it would mix the LAN with the NAT network; choose another bridge name",
+            force,
+        )
+    if current.br_netfilter and (current.forward_policy or "").upper() == "DROP":
+        _refuse(
+            "br-netfilter",
+            "br_netfilter is loaded (net.bridge.bridge-nf-call-iptables=1) and iptables' "
+            "FORWARD policy is DROP, so bridged guests' traffic would be dropped silently: "
+            "add `iptables -I FORWARD -m physdev --physdev-is-bridged -j ACCEPT` or set "
+            "net.bridge.bridge-nf-call-iptables=0",
+            force,
+        )
+    needs_timer = current.ssh_over_nic and "ssh" not in force
+    if needs_timer and confirm_within is None and not dry_run:
+        _refuse(
+            "ssh",
+            f"this SSH session runs over {nic.name}: a mistake would cut you off. Apply with "
+            "confirm_within=SECONDS (CLI: --confirm-within 60), which rolls back by itself "
+            "unless confirmed",
+            force,
+        )
+    return needs_timer
