@@ -1,0 +1,699 @@
+"""DomainXML: a guest's interfaces edited in libvirt domain XML text, nothing else touched.
+
+Pure: lxml and the standard library, no libvirt. Usage::
+
+    doc = DomainXML(xml_text)
+    doc.use_bridge("br0")                  # the first interface, now <interface type='bridge'>
+    doc.add_interface(network="default", mac="52:54:00:00:00:01")
+    new_text = doc.tostring()
+
+**What survives.** Edits are made on an lxml tree, but :meth:`DomainXML.tostring` does not
+re-serialise the document: it splices the edited ``<interface>`` elements into the original
+text. Everything outside them (the XML declaration, comments, processing instructions,
+namespaces such as ``qemu:commandline``, entity references, quoting and whitespace) is
+byte-identical; inside an edited interface only the edited attributes and elements change
+(the element is re-written in the quote style it was written in).
+
+**Elements that cannot stay under the new type** (see docs/guests.md for the reasoning):
+
+- ``<source>``: rewritten to the new network or bridge. ``portgroup`` (a network's own
+  setting) and ``mode`` (macvtap's) are dropped with a warning; libvirt's run-time
+  attributes of a live network interface (``portid``, ``bridge``) go silently.
+- ``<bandwidth><inbound floor=...>``: libvirt accepts ``floor`` only on type='network'
+  (it is reserved from the network's QoS). Switching to a bridge drops that one attribute
+  with a warning and keeps every other limit.
+- ``<virtualport>`` without a type, or of type 802.1Qbg/802.1Qbh/midonet, on a new
+  type='bridge': refused with :class:`~kvmnet.errors.UnsupportedEdit`. It carries an
+  identity (interfaceid, profileid, instanceid) that a switch or controller matches on;
+  dropping it would silently cut the guest off. ``type='openvswitch'`` is kept (OVS
+  bridges take it).
+- ``<target managed='no'>`` (a pre-made tap of type='ethernet'): ``managed`` is dropped
+  with a warning.
+
+Warnings are logged and collected in :attr:`DomainXML.notes`.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import xml.parsers.expat
+from dataclasses import dataclass
+from typing import Union
+
+from lxml import etree
+
+from .errors import InterfaceNotFound, InvalidInput, UnsupportedEdit
+from .mode import Mode
+
+__all__ = ["DomainXML", "GuestInterface", "IfaceSelector"]
+
+log = logging.getLogger(__name__)
+
+#: What selects an interface: None (the first), a MAC in any spelling, an index, or an
+#: interface taken from ``.interfaces``.
+IfaceSelector = Union[None, str, int, "GuestInterface"]
+
+# Interface types a switch may start from: their <source> is a plain name, nothing that
+# only makes sense for the old type (sockets, host devices, vhost-user paths).
+_SWITCHABLE = frozenset({"network", "bridge", "direct", "user", "ethernet"})
+_SOURCE_KEY = {"network": "network", "bridge": "bridge", "direct": "dev", "vdpa": "dev"}
+_BRIDGE_VIRTUALPORTS = frozenset({"openvswitch"})
+
+
+def _parser() -> etree.XMLParser:
+    # Comments and PIs are kept; no entity expansion, no network, no DTD loading: domain
+    # XML comes from users and from other hosts.
+    return etree.XMLParser(
+        encoding="utf-8",
+        remove_blank_text=False,
+        remove_comments=False,
+        remove_pis=False,
+        resolve_entities=False,
+        no_network=True,
+        load_dtd=False,
+        huge_tree=False,
+    )
+
+
+@dataclass(frozen=True)
+class GuestInterface:
+    """One ``<interface>`` of a domain, as read from its XML.
+
+    ``mode`` comes from the host's libvirt networks when read through a
+    :class:`~kvmnet.Host`; read from bare XML (:class:`DomainXML`) it is a guess from libvirt's
+    own conventions (network ``default`` and bridges ``virbr*`` are NAT).
+    """
+
+    index: int
+    type: str
+    mac: str | None
+    source: str | None
+    model: str | None = None
+    target: str | None = None
+    alias: str | None = None
+    mode: Mode = Mode.OTHER
+    link: str | None = None
+    portgroup: str | None = None
+
+    def __repr__(self) -> str:
+        where = f" {self.source!r}" if self.source is not None else ""
+        return (
+            f"<GuestInterface #{self.index} {self.mac or 'no MAC'} {self.type}{where} {self.mode}>"
+        )
+
+    def describe(self) -> str:
+        """``"52:54:00:..:..:.. bridge 'br0' (bridged)"``, for messages."""
+        where = f" {self.source!r}" if self.source is not None else ""
+        return f"{self.mac or f'#{self.index}'} {self.type}{where} ({self.mode})"
+
+
+def guess_mode(iface_type: str, source: str | None) -> Mode:
+    """The mode libvirt's stock conventions suggest, with no network definitions at hand."""
+    if iface_type == "direct":
+        return Mode.DIRECT
+    if iface_type == "network":
+        return Mode.NAT if source == "default" else Mode.OTHER
+    if iface_type == "bridge":
+        return Mode.NAT if (source or "").startswith("virbr") else Mode.BRIDGED
+    return Mode.OTHER
+
+
+def _lower_mac(text: str | None) -> str | None:
+    if text is None:
+        return None
+    from .macs import int_to_mac, try_parse_mac
+
+    value = try_parse_mac(text)
+    # A malformed MAC in a definition is reported as written; libvirt would refuse it anyway.
+    return int_to_mac(value) if value is not None else text.strip().lower()
+
+
+def read_interface(el: etree._Element, index: int) -> GuestInterface:
+    """A :class:`GuestInterface` from one ``<interface>`` element (mode guessed)."""
+    iface_type = el.get("type") or ""
+    src = el.find("source")
+    source = None
+    if src is not None:
+        key = _SOURCE_KEY.get(iface_type)
+        source = src.get(key) if key else (src.get("path") or src.get("address"))
+    mac_el = el.find("mac")
+    model_el = el.find("model")
+    target_el = el.find("target")
+    alias_el = el.find("alias")
+    link_el = el.find("link")
+    return GuestInterface(
+        index=index,
+        type=iface_type,
+        mac=_lower_mac(mac_el.get("address")) if mac_el is not None else None,
+        source=source,
+        model=model_el.get("type") if model_el is not None else None,
+        target=target_el.get("dev") if target_el is not None else None,
+        alias=alias_el.get("name") if alias_el is not None else None,
+        mode=guess_mode(iface_type, source),
+        link=link_el.get("state") if link_el is not None else None,
+        portgroup=src.get("portgroup") if src is not None else None,
+    )
+
+
+@dataclass(frozen=True)
+class _Layout:
+    """Where things sit in the original bytes (from one expat pass)."""
+
+    spans: tuple[tuple[int, int], ...]  # each devices/interface: [start, end)
+    last_device_end: int | None  # end of the last element child of <devices>
+    quotes: tuple[str, ...]  # quote character each interface's attributes use
+
+
+class _Unsafe(Exception):
+    pass
+
+
+def _scan(data: bytes, root_tag: str) -> _Layout | None:
+    """Byte spans of ``/domain/devices/interface``; None if the text defeats the scan."""
+    parser = xml.parsers.expat.ParserCreate(encoding="utf-8")
+    stack: list[str] = []
+    starts: list[int] = []
+    spans: list[tuple[int, int]] = []
+    last_device_end: list[int] = []
+    pending: list[int] = []
+
+    def start(name: str, _attrs: object) -> None:
+        stack.append(name)
+        pending.append(parser.CurrentByteIndex)
+        if name == "interface" and stack[:-1] == [root_tag, "devices"]:
+            starts.append(parser.CurrentByteIndex)
+
+    def end(name: str) -> None:
+        begin = pending.pop()
+        here = parser.CurrentByteIndex
+        stop = _tag_end(data, here) if here != begin else _tag_end(data, begin)
+        if name == "interface" and stack[:-1] == [root_tag, "devices"]:
+            spans.append((starts.pop(), stop))
+        if stack[:-1] == [root_tag, "devices"]:
+            last_device_end[:] = [stop]
+        stack.pop()
+
+    def no_entities(*_args: object) -> None:
+        raise _Unsafe("entity declarations")
+
+    parser.StartElementHandler = start
+    parser.EndElementHandler = end
+    parser.EntityDeclHandler = no_entities
+    try:
+        parser.Parse(data, True)
+    except (xml.parsers.expat.ExpatError, _Unsafe, ValueError) as exc:
+        log.debug("falling back to lxml serialisation: %s", exc)
+        return None
+    quotes = tuple(_quote_of(data[a:b]) for a, b in spans)
+    return _Layout(tuple(spans), last_device_end[0] if last_device_end else None, quotes)
+
+
+def _tag_end(data: bytes, at: int) -> int:
+    """Index just past the tag starting at ``at`` (``>`` may appear inside quoted values)."""
+    quote = 0
+    i = at
+    while i < len(data):
+        c = data[i]
+        if quote:
+            if c == quote:
+                quote = 0
+        elif c in (0x22, 0x27):
+            quote = c
+        elif c == 0x3E:
+            return i + 1
+        i += 1
+    raise ValueError(f"unterminated tag at byte {at}")
+
+
+_ATTR_QUOTE = re.compile(rb"=\s*(['\"])")
+
+
+def _quote_of(text: bytes) -> str:
+    m = _ATTR_QUOTE.search(text)
+    return m.group(1).decode() if m else "'"
+
+
+def _escape_attr(value: str, quote: str) -> str:
+    out = value.replace("&", "&amp;").replace("<", "&lt;").replace("\n", "&#10;")
+    out = out.replace("\t", "&#9;").replace("\r", "&#13;")
+    return out.replace(quote, "&quot;" if quote == '"' else "&apos;")
+
+
+def _escape_text(value: str) -> str:
+    return value.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def _qname(el: etree._Element, name: str) -> str:
+    if not name.startswith("{"):
+        return name
+    uri, local = name[1:].split("}", 1)
+    for prefix, ns in el.nsmap.items():
+        if ns == uri and prefix:
+            return f"{prefix}:{local}"
+    return local
+
+
+def _serialise(el: etree._Element, quote: str) -> str:
+    """One element and its subtree (not its tail), attributes in ``quote`` marks."""
+    if not isinstance(el.tag, str):
+        # Comment, PI or entity reference: lxml writes these faithfully.
+        return etree.tostring(el, encoding="unicode", with_tail=False)
+    tag = _qname(el, el.tag)
+    attrs = "".join(
+        f" {_qname(el, str(k))}={quote}{_escape_attr(str(v), quote)}{quote}"
+        for k, v in el.attrib.items()
+    )
+    children = list(el)
+    if not children and not el.text:
+        return f"<{tag}{attrs}/>"
+    parts = [f"<{tag}{attrs}>", _escape_text(el.text or "")]
+    for child in children:
+        parts.append(_serialise(child, quote))
+        parts.append(_escape_text(child.tail or ""))
+    parts.append(f"</{tag}>")
+    return "".join(parts)
+
+
+class DomainXML:
+    """A libvirt domain definition whose interfaces can be edited in place.
+
+    ``DomainXML(text)``; :attr:`interfaces`; :meth:`use_bridge`, :meth:`use_nat`,
+    :meth:`add_interface`, :meth:`remove_interface`, :meth:`set_link`; :meth:`tostring`.
+    Raises :class:`~kvmnet.errors.InvalidInput` if ``text`` is not domain XML.
+    """
+
+    def __init__(self, text: str) -> None:
+        if not isinstance(text, str):
+            raise InvalidInput(f"DomainXML takes XML text (str), got {type(text).__name__}")
+        self._text = text
+        self._data = text.encode("utf-8")
+        try:
+            self._tree = etree.ElementTree(etree.fromstring(self._data, _parser()))
+        except etree.XMLSyntaxError as exc:
+            raise InvalidInput(f"not well-formed domain XML: {exc}") from exc
+        root = self._tree.getroot()
+        if root.tag != "domain":
+            raise InvalidInput(
+                f"expected a libvirt <domain> document, got <{root.tag}>; pass the output "
+                "of `virsh dumpxml` or a domain definition file"
+            )
+        self._root = root
+        self._original = self._interface_elements()
+        self._dirty: set[etree._Element] = set()
+        self._layout: _Layout | bool | None = False  # False: not scanned yet
+        self._notes: list[str] = []
+        self._new_indent: dict[etree._Element, str] = {}
+
+    # -- reading --------------------------------------------------------------------------
+
+    @property
+    def name(self) -> str:
+        """The domain's ``<name>``."""
+        return self._root.findtext("name") or ""
+
+    @property
+    def notes(self) -> tuple[str, ...]:
+        """Warnings from the edits made so far (elements dropped, and why)."""
+        return tuple(self._notes)
+
+    def _interface_elements(self) -> list[etree._Element]:
+        return list(self._root.iterfind("devices/interface"))
+
+    @property
+    def interfaces(self) -> tuple[GuestInterface, ...]:
+        """Every ``<interface>`` under ``<devices>``, in XML order."""
+        return tuple(read_interface(el, i) for i, el in enumerate(self._interface_elements()))
+
+    def find(self, iface: IfaceSelector = None) -> GuestInterface:
+        """The interface ``iface`` selects; :class:`InterfaceNotFound` if none does."""
+        return read_interface(*self._select(iface))
+
+    def _select(self, iface: IfaceSelector) -> tuple[etree._Element, int]:
+        elements = self._interface_elements()
+        where = f"domain {self.name!r}"
+        if not elements:
+            raise InterfaceNotFound(
+                f"{where} has no network interface; add one with add_interface()"
+            )
+        if iface is None:
+            return elements[0], 0
+        if isinstance(iface, bool):
+            raise InvalidInput(f"interface selector {iface!r}: use a MAC, an index or None")
+        if isinstance(iface, int):
+            count = len(elements)
+            if not -count <= iface < count:
+                raise InterfaceNotFound(
+                    f"{where} has no interface #{iface}: it has {count} (indexes 0..{count - 1})"
+                )
+            return elements[iface], iface % count
+        if isinstance(iface, GuestInterface):
+            if iface.mac is None:
+                return self._select(iface.index)
+            return self._select(iface.mac)
+        if isinstance(iface, str):
+            from .macs import normalize_mac
+
+            mac = normalize_mac(iface)
+            found = [(el, i) for i, el in enumerate(elements) if _lower_mac(_mac_of(el)) == mac]
+            if not found:
+                macs = ", ".join(
+                    str(_lower_mac(_mac_of(el)) or f"#{i} (no MAC)")
+                    for i, el in enumerate(elements)
+                )
+                raise InterfaceNotFound(
+                    f"{where} has no interface with MAC {mac}; its interfaces: {macs}"
+                )
+            if len(found) > 1:
+                raise InvalidInput(
+                    f"{where} has {len(found)} interfaces with MAC {mac}; select one by "
+                    f"index instead ({', '.join(str(i) for _, i in found)})"
+                )
+            return found[0]
+        raise InvalidInput(
+            f"interface selector {iface!r}: use None, a MAC string, an int index or a "
+            "GuestInterface"
+        )
+
+    # -- edits ----------------------------------------------------------------------------
+
+    def use_bridge(self, bridge: str, iface: IfaceSelector = None) -> GuestInterface:
+        """Put the interface on host bridge ``bridge`` (``type='bridge'``); returns it."""
+        _check_name(bridge, "bridge")
+        return self._switch(iface, "bridge", bridge)
+
+    def use_nat(self, network: str = "default", iface: IfaceSelector = None) -> GuestInterface:
+        """Put the interface on libvirt network ``network`` (``type='network'``); returns it."""
+        _check_name(network, "network")
+        return self._switch(iface, "network", network)
+
+    def _switch(self, iface: IfaceSelector, new_type: str, name: str) -> GuestInterface:
+        el, index = self._select(iface)
+        old_type = el.get("type") or ""
+        who = f"interface {_lower_mac(_mac_of(el)) or f'#{index}'} of domain {self.name!r}"
+        if old_type not in _SWITCHABLE:
+            raise UnsupportedEdit(
+                f"{who} is type={old_type!r}; kvmnet switches network, bridge, direct, user "
+                "and ethernet interfaces only; remove it and add a new one instead"
+            )
+        if new_type == "bridge":
+            self._check_virtualport(el, who, name)
+        el.set("type", new_type)
+        self._set_source(el, who, new_type, name)
+        if new_type != "network":
+            self._drop_floor(el, who, name)
+        target = el.find("target")
+        if target is not None and target.get("managed") is not None and old_type == "ethernet":
+            del target.attrib["managed"]
+            self._warn(f"{who}: dropped <target managed=...>, which only type='ethernet' takes")
+        self._dirty.add(el)
+        return read_interface(el, index)
+
+    def _check_virtualport(self, el: etree._Element, who: str, bridge: str) -> None:
+        vport = el.find("virtualport")
+        if vport is None:
+            return
+        vtype = vport.get("type")
+        if vtype in _BRIDGE_VIRTUALPORTS:
+            return
+        kind = f"<virtualport type={vtype!r}>" if vtype else "<virtualport> without a type"
+        raise UnsupportedEdit(
+            f"{who} has {kind}, which libvirt cannot put on a plain Linux bridge "
+            f"({bridge!r}); it names the port to a switch or controller, so kvmnet will not drop "
+            "it silently: remove the <virtualport> element first (virsh edit), or use a "
+            "libvirt network that defines it"
+        )
+
+    def _set_source(self, el: etree._Element, who: str, new_type: str, name: str) -> None:
+        src = el.find("source")
+        if src is None:
+            src = etree.Element("source")
+            _insert_child(el, src, after=("mac",))
+        keep_portgroup = new_type == "network" and src.get("network") == name
+        for attr in ("portgroup", "mode"):
+            value = src.get(attr)
+            if value is not None and not (attr == "portgroup" and keep_portgroup):
+                self._warn(
+                    f"{who}: dropped <source {attr}={value!r}>, which does not apply to "
+                    f"type={new_type!r} {name!r}"
+                )
+        portgroup = src.get("portgroup") if keep_portgroup else None
+        for key in list(src.attrib):
+            del src.attrib[key]
+        src.set(_SOURCE_KEY[new_type], name)
+        if portgroup is not None:
+            src.set("portgroup", portgroup)
+
+    def _drop_floor(self, el: etree._Element, who: str, where: str) -> None:
+        bandwidth = el.find("bandwidth")
+        inbound = bandwidth.find("inbound") if bandwidth is not None else None
+        if bandwidth is None or inbound is None or inbound.get("floor") is None:
+            return
+        floor = inbound.attrib.pop("floor")
+        self._warn(
+            f"{who}: dropped <bandwidth><inbound floor={floor!r}>: libvirt guarantees a floor "
+            f"only on a libvirt network, not on bridge {where!r}; the other limits stay"
+        )
+        if not inbound.attrib and len(inbound) == 0:
+            _remove_element(inbound)
+        if not bandwidth.attrib and len(bandwidth) == 0:
+            _remove_element(bandwidth)
+
+    def add_interface(
+        self,
+        *,
+        bridge: str | None = None,
+        network: str | None = None,
+        mac: str | None = None,
+        model: str | None = None,
+    ) -> GuestInterface:
+        """Append an interface after the last one (exactly one of ``bridge``/``network``).
+
+        ``mac=None`` writes no ``<mac>``: libvirt picks one when the XML is defined.
+        :meth:`kvmnet.Domain.add_interface` always picks one itself.
+        """
+        if (bridge is None) == (network is None):
+            raise InvalidInput("add_interface takes exactly one of bridge= or network=")
+        new_type = "bridge" if bridge is not None else "network"
+        name = bridge if bridge is not None else network
+        assert name is not None
+        _check_name(name, new_type)
+        if mac is not None:
+            from .macs import normalize_mac
+
+            mac = normalize_mac(mac)
+        devices = self._root.find("devices")
+        if devices is None:
+            devices = etree.SubElement(self._root, "devices")
+        existing = self._interface_elements()
+        siblings = existing or [c for c in devices if isinstance(c.tag, str)]
+        indent, inner = self._indents(devices, siblings, existing)
+        el = etree.Element("interface", type=new_type)
+        children: list[etree._Element] = []
+        if mac is not None:
+            children.append(etree.Element("mac", address=mac))
+        children.append(etree.Element("source", {_SOURCE_KEY[new_type]: name}))
+        if model is not None:
+            children.append(etree.Element("model", type=model))
+        el.text = "\n" + inner
+        for i, child in enumerate(children):
+            child.tail = "\n" + (inner if i < len(children) - 1 else indent)
+            el.append(child)
+        if siblings:
+            anchor = siblings[-1]
+            old_tail = anchor.tail
+            anchor.addnext(el)
+            el.tail = old_tail
+            anchor.tail = "\n" + indent
+        else:
+            el.tail = devices.text if devices.text is not None else "\n"
+            devices.text = "\n" + indent
+            devices.insert(0, el)
+        self._dirty.add(el)
+        self._new_indent[el] = indent
+        return read_interface(el, len(self._interface_elements()) - 1)
+
+    def _indents(
+        self,
+        devices: etree._Element,
+        siblings: list[etree._Element],
+        interfaces: list[etree._Element],
+    ) -> tuple[str, str]:
+        """(indent of a device line, indent of an interface's child line), as the text has."""
+        dev_indent = _tail_indent(devices.getprevious(), self._root.text)
+        indent = _tail_indent(siblings[-1].getprevious(), devices.text) if siblings else ""
+        if not indent:
+            indent = dev_indent * 2 if dev_indent else "    "
+        unit = indent[len(dev_indent) :] if indent.startswith(dev_indent) else ""
+        if not unit:
+            unit = "\t" if indent.startswith("\t") else "  "
+        inner = ""
+        for iface in interfaces:
+            if len(iface):
+                inner = _tail_indent(None, iface.text)
+                break
+        return indent, inner or indent + unit
+
+    def remove_interface(self, iface: IfaceSelector) -> GuestInterface:
+        """Remove the selected interface; returns what it was."""
+        el, index = self._select(iface)
+        removed = read_interface(el, index)
+        _remove_element(el)
+        self._dirty.discard(el)
+        return removed
+
+    def set_link(self, state: str, iface: IfaceSelector = None) -> GuestInterface:
+        """Set ``<link state='up'|'down'/>`` on the interface (the guest sees carrier change)."""
+        if state not in ("up", "down"):
+            raise InvalidInput(f"link state {state!r}: use 'up' or 'down'")
+        el, index = self._select(iface)
+        link = el.find("link")
+        if link is None:
+            link = etree.Element("link")
+            _insert_child(el, link, after=("model", "source", "mac"))
+        link.set("state", state)
+        self._dirty.add(el)
+        return read_interface(el, index)
+
+    def _warn(self, message: str) -> None:
+        log.warning("%s", message)
+        self._notes.append(message)
+
+    # -- writing --------------------------------------------------------------------------
+
+    def interface_xml(self, iface: IfaceSelector = None) -> str:
+        """The selected ``<interface>`` element alone, as libvirt's device calls take it."""
+        el, _ = self._select(iface)
+        return _serialise(el, "'")
+
+    def tostring(self) -> str:
+        """The document, with the edits and nothing else changed."""
+        if self._layout is False:
+            self._layout = _scan(self._data, self._root.tag)
+        layout = self._layout
+        current = self._interface_elements()
+        if not isinstance(layout, _Layout) or len(layout.spans) != len(self._original):
+            return self._full_serialisation()
+        new = [el for el in current if el not in set(self._original)]
+        if new and layout.last_device_end is None:
+            return self._full_serialisation()
+        text = self._data
+        out: list[bytes] = []
+        pos = 0
+        alive = set(current)
+        for el, (start, end), quote in zip(
+            self._original, layout.spans, layout.quotes, strict=True
+        ):
+            if el in alive and el not in self._dirty:
+                continue
+            if el in alive:
+                out += [text[pos:start], _serialise(el, quote).encode()]
+                pos = end
+            else:
+                cut = _line_start_if_blank(text, start)
+                out.append(text[pos:cut])
+                pos = end
+        if new:
+            anchor = layout.spans[-1][1] if layout.spans else layout.last_device_end
+            assert anchor is not None
+            if anchor < pos:
+                anchor = pos
+            out.append(text[pos:anchor])
+            pos = anchor
+            quote = layout.quotes[-1] if layout.quotes else _quote_of(text)
+            for el in new:
+                indent = "\n" + self._new_indent.get(el, "")
+                out.append((indent + _serialise(el, quote)).encode())
+        out.append(text[pos:])
+        return b"".join(out).decode("utf-8")
+
+    def _full_serialisation(self) -> str:
+        # Reached only for documents the byte scan cannot map (e.g. no <devices> yet):
+        # semantically identical, but lxml re-quotes attributes.
+        body = etree.tostring(self._tree, encoding="unicode")
+        if self._text.lstrip().startswith("<?xml"):
+            decl_end = self._text.index("?>") + 2
+            body = self._text[:decl_end] + "\n" + body
+        return body + ("\n" if self._text.endswith("\n") and not body.endswith("\n") else "")
+
+    def __repr__(self) -> str:
+        kinds = ", ".join(f"{i.type}" for i in self.interfaces) or "no interfaces"
+        return f"<DomainXML {self.name!r}: {kinds}>"
+
+    def __str__(self) -> str:
+        return self.tostring()
+
+
+def _mac_of(el: etree._Element) -> str | None:
+    mac = el.find("mac")
+    return mac.get("address") if mac is not None else None
+
+
+def _tail_indent(prev: etree._Element | None, parent_text: str | None) -> str:
+    """Indentation of the line after ``prev`` (or after the parent's start tag)."""
+    ws = prev.tail if prev is not None else parent_text
+    if not ws or "\n" not in ws:
+        return ""
+    last = ws.rsplit("\n", 1)[1]
+    return last if last.strip() == "" else ""
+
+
+def _line_start_if_blank(data: bytes, pos: int) -> int:
+    """Start of the line of ``pos`` (newline included) if only blanks precede it there."""
+    nl = data.rfind(b"\n", 0, pos)
+    if data[nl + 1 : pos].strip() == b"":
+        return nl if nl >= 0 else 0
+    return pos
+
+
+def _remove_element(el: etree._Element) -> None:
+    """Remove ``el`` and the whitespace that introduced it, keeping the layout tidy."""
+    parent = el.getparent()
+    if parent is None:
+        return
+    prev = el.getprevious()
+    # The whitespace before el is prev's tail (or parent's text); el's own tail is what
+    # follows it. Keep the following whitespace, drop the introducing one.
+    if prev is not None:
+        prev.tail = el.tail
+    else:
+        parent.text = el.tail
+    parent.remove(el)
+
+
+def _insert_child(parent: etree._Element, child: etree._Element, *, after: tuple[str, ...]) -> None:
+    """Insert ``child`` after the first of ``after`` present (else first), indented alike."""
+    if any(isinstance(c.tag, str) for c in parent):
+        ref = None
+        for name in after:
+            ref = parent.find(name)
+            if ref is not None:
+                break
+        inner = _tail_indent(None, parent.text)
+        if ref is not None:
+            old_tail = ref.tail
+            ref.addnext(child)
+            child.tail = old_tail
+            ref.tail = "\n" + inner if inner else old_tail
+        else:
+            child.tail = parent.text
+            parent.insert(0, child)
+        return
+    grand = parent.getparent()
+    outer = _tail_indent(parent.getprevious(), grand.text if grand is not None else None)
+    parent.text = "\n" + outer + "  "
+    child.tail = "\n" + outer
+    parent.append(child)
+
+
+_NAME = re.compile(r"[^\s/'\"<>&]{1,255}")
+
+
+def _check_name(name: str, kind: str) -> None:
+    if not isinstance(name, str) or not _NAME.fullmatch(name):
+        from .errors import InvalidName
+
+        raise InvalidName(
+            f"invalid {kind} name {name!r}: use a non-empty name without spaces, quotes or "
+            "slashes (e.g. br0, default)"
+        )
