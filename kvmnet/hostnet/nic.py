@@ -166,6 +166,7 @@ class Bridge(_Link):
         return libvirt_owner(self.backend.runner, self.name)
 
     def _current(self, nic: str, ssh_connection: str | None) -> HostState:
+        self.refresh()
         conn = ssh_connection if ssh_connection is not None else os.environ.get("SSH_CONNECTION")
         return inspect_host(self.backend.runner, nic, self.name, ssh_connection=conn)
 
@@ -200,7 +201,7 @@ class Bridge(_Link):
         )
         plan = self.backend.plan_enslave(request, current)
         plan = replace(plan, dry_run=dry_run, requires_confirmation=needs_timer)
-        return self._finish(plan, dry_run, confirm_within, verify)
+        return self._finish(plan, nic, dry_run, confirm_within, verify)
 
     def release(
         self,
@@ -233,12 +234,23 @@ class Bridge(_Link):
             )
         plan = self.backend.plan_release(request, current)
         plan = replace(plan, dry_run=dry_run, requires_confirmation=needs_timer)
-        return self._finish(plan, dry_run, confirm_within, verify)
+        return self._finish(plan, nic, dry_run, confirm_within, verify)
 
-    @staticmethod
-    def _finish(plan: Plan, dry_run: bool, confirm_within: float | None, verify: bool) -> Plan:
+    def _finish(
+        self,
+        plan: Plan,
+        nic: HostNic | str,
+        dry_run: bool,
+        confirm_within: float | None,
+        verify: bool,
+    ) -> Plan:
         if not dry_run:
-            plan.apply(confirm_within=confirm_within, verify=verify)
+            try:
+                plan.apply(confirm_within=confirm_within, verify=verify)
+            finally:
+                self.refresh()
+                if isinstance(nic, HostNic):
+                    nic.refresh()
         return plan
 
     def __repr__(self) -> str:
