@@ -1,9 +1,128 @@
-"""CLI commands: placeholder until the owning work lands."""
+"""``kvmnet host-bridge``, ``host-release`` and ``confirm``: bridge a host NIC safely.
+
+::
+
+    kvmnet host-bridge eth0 br0 --backend iproute2 --dry-run
+    kvmnet host-bridge eth0 br0 --backend nmcli --confirm-within 60
+    kvmnet confirm
+"""
 
 from __future__ import annotations
 
 import argparse
+import shlex
+from typing import TYPE_CHECKING
+
+from ._common import CommandError
+
+if TYPE_CHECKING:
+    from ..hostnet.plan import Plan
+
+__all__ = ["register"]
+
+BACKEND_NAMES = ("iproute2", "ifcfg", "nmcli", "netplan", "networkd")
+
+
+def _common(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("nic", metavar="NIC", help="the host NIC, e.g. enp0s20f0u1")
+    parser.add_argument("bridge", metavar="BRIDGE", help="the bridge, e.g. br0")
+    parser.add_argument("--backend", required=True, choices=BACKEND_NAMES)
+    parser.add_argument("--root", metavar="DIR", help="where a file backend reads and writes")
+    parser.add_argument("--netns", metavar="NS", help="act inside this network namespace")
+    parser.add_argument(
+        "--confirm-within",
+        metavar="SECONDS",
+        type=float,
+        help="roll back by itself unless `kvmnet confirm` comes within SECONDS",
+    )
+    parser.add_argument("--dry-run", action="store_true", help="print the plan, change nothing")
+    parser.add_argument(
+        "--force",
+        action="append",
+        default=[],
+        metavar="CHECK",
+        help="override a preflight refusal (wireless, enslaved, libvirt, br-netfilter, ssh)",
+    )
+    parser.add_argument(
+        "--dhcp-client",
+        metavar="COMMAND",
+        help="start this DHCP client afterwards, e.g. 'dhclient br0'",
+    )
+    parser.add_argument("--state-dir", metavar="DIR", help=argparse.SUPPRESS)
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    """Add this module's commands to the parser."""
+    """Add host-bridge, host-release and confirm."""
+    bridge = sub.add_parser(
+        "host-bridge",
+        help="move a host NIC and its addresses into a bridge",
+        description="Bridge NIC into BRIDGE: BRIDGE gets NIC's MAC, addresses and routes. "
+        "Plans, checks, applies, verifies, rolls back on failure.",
+    )
+    _common(bridge)
+    bridge.add_argument("--stp", action="store_true", help="STP on (about 30 s outage)")
+    bridge.add_argument("--forward-delay", type=int, default=0, metavar="SECONDS")
+    bridge.set_defaults(handler=_host_bridge)
+    release = sub.add_parser(
+        "host-release",
+        help="the way back: addresses onto the NIC again, bridge removed when empty",
+    )
+    _common(release)
+    release.set_defaults(handler=_host_release)
+    confirm = sub.add_parser("confirm", help="keep a change applied with --confirm-within")
+    confirm.add_argument("--state-dir", metavar="DIR", help=argparse.SUPPRESS)
+    confirm.set_defaults(handler=_confirm)
+
+
+def _plan(args: argparse.Namespace, action: str) -> Plan:
+    from ..backends import create_backend
+    from ..hostnet.nic import Bridge, HostNic
+
+    backend = create_backend(args.backend, root=args.root, netns=args.netns)
+    nic, br = HostNic(args.nic, backend=backend), Bridge(args.bridge, backend=backend)
+    dhcp = tuple(shlex.split(args.dhcp_client)) if args.dhcp_client else ()
+    force, within = tuple(args.force), args.confirm_within
+    if action == "release":
+        return br.release(nic, dry_run=True, dhcp_client=dhcp, force=force, confirm_within=within)
+    return br.enslave(
+        nic,
+        dry_run=True,
+        stp=args.stp,
+        forward_delay=args.forward_delay,
+        dhcp_client=dhcp,
+        force=force,
+        confirm_within=within,
+    )
+
+
+def _apply(args: argparse.Namespace, action: str) -> int:
+    plan = _plan(args, action)
+    print(plan, end="")
+    if args.dry_run:
+        return 0
+    result = plan.apply(confirm_within=args.confirm_within, state_dir=args.state_dir)
+    print(f"applied and verified ({result.attempts} check rounds)")
+    if result.pending_confirmation:
+        print(
+            f"confirm within {args.confirm_within:g} s with `kvmnet confirm` "
+            "(from a new session), or it rolls back by itself"
+        )
+    return 0
+
+
+def _host_bridge(args: argparse.Namespace) -> int:
+    if args.forward_delay and not args.stp:
+        raise CommandError("--forward-delay needs --stp (without STP it is 0)", status=2)
+    return _apply(args, "enslave")
+
+
+def _host_release(args: argparse.Namespace) -> int:
+    return _apply(args, "release")
+
+
+def _confirm(args: argparse.Namespace) -> int:
+    from ..hostnet.deadman import confirm
+
+    for ident in confirm(state_dir=args.state_dir):
+        print(f"confirmed {ident}")
+    return 0
