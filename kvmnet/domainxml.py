@@ -555,6 +555,27 @@ class DomainXML:
         self._dirty.add(el)
         return read_interface(el, index)
 
+    def adopt_address(
+        self, iface: IfaceSelector, other: DomainXML, other_iface: IfaceSelector
+    ) -> None:
+        """Copy ``<address>`` from ``other``'s interface (where libvirt placed a hot-plugged NIC).
+
+        Keeps the persistent definition's PCI slot equal to the running guest's.
+        """
+        src_el, _ = other._select(other_iface)
+        address = src_el.find("address")
+        if address is None:
+            return
+        el, _ = self._select(iface)
+        old = el.find("address")
+        copy = etree.fromstring(etree.tostring(address, with_tail=False))
+        if old is not None:
+            copy.tail = old.tail
+            el.replace(old, copy)
+        else:
+            _insert_child(el, copy, after=("link", "model", "source", "mac"))
+        self._dirty.add(el)
+
     def _warn(self, message: str) -> None:
         log.warning("%s", message)
         self._notes.append(message)

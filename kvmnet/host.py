@@ -1,0 +1,210 @@
+"""connect() and Host: one libvirt connection and what lives on it.
+
+Usage::
+
+    with kvmnet.connect("test:///default") as host:
+        for dom in host.domains():
+            print(dom)
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Iterable, Sequence
+from types import TracebackType
+from typing import TYPE_CHECKING
+
+from . import _html
+from ._libvirt import Connection, open_connection
+from .errors import NetworkNotFound
+from .network import Network, NetworkIndex
+from .progress import Progress, track
+
+if TYPE_CHECKING:
+    from .change import Change
+    from .domain import Domain
+
+__all__ = ["DEFAULT_URI", "Host", "connect", "default_uri"]
+
+log = logging.getLogger(__name__)
+
+DEFAULT_URI = "qemu:///system"
+
+
+def default_uri(uri: str | None = None) -> str:
+    """``uri`` if given, else ``$LIBVIRT_DEFAULT_URI``, else ``qemu:///system``."""
+    return uri or os.environ.get("LIBVIRT_DEFAULT_URI") or DEFAULT_URI
+
+
+def connect(uri: str | None = None) -> Host:
+    """Open a libvirt connection; use it as a context manager to close it.
+
+    ``uri``: the argument, else ``$LIBVIRT_DEFAULT_URI``, else ``qemu:///system``.
+    Raises :class:`~kvmnet.errors.ConnectionFailed` naming the URI and the reason.
+    """
+    return Host(open_connection(default_uri(uri)))
+
+
+class Host:
+    """A libvirt host (one open connection): its domains and networks.
+
+    Networks are read once and cached for resolving interface modes; :meth:`refresh`
+    (or :meth:`networks`) reads them again.
+    """
+
+    def __init__(self, connection: Connection) -> None:
+        self._connection = connection
+        self.uri: str = connection.uri
+        self._closed = False
+        self._index: NetworkIndex | None = None
+
+    @property
+    def connection(self) -> Connection:
+        """The underlying :class:`kvmnet._libvirt.Connection`.
+
+        Internal but stable for kvmnet's own modules (the MAC allocator, the CLI); not part of
+        the public API for other code.
+        """
+        return self._connection
+
+    def close(self) -> None:
+        if not self._closed:
+            self._closed = True
+            self._connection.close()
+
+    def __enter__(self) -> Host:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    # -- domains ------------------------------------------------------------------------
+
+    def domains(self) -> list[Domain]:
+        """Every domain, running or defined: one libvirt listing, XML read lazily."""
+        from .domain import Domain
+
+        return [Domain(self, handle) for handle in self._connection.list_domains()]
+
+    def domain(self, name: str) -> Domain:
+        """The domain called ``name``; :class:`~kvmnet.errors.DomainNotFound` if none."""
+        from .domain import Domain
+
+        return Domain(self, self._connection.lookup_domain(name))
+
+    # -- networks -----------------------------------------------------------------------
+
+    def networks(self) -> list[Network]:
+        """Every libvirt network, active or not (one listing); refreshes the mode cache."""
+        nets = [
+            Network.from_xml(xml, active=active)
+            for _name, active, xml in self._connection.network_xmls()
+        ]
+        self._index = NetworkIndex(nets)
+        return nets
+
+    def network(self, name: str) -> Network:
+        """The network called ``name``; :class:`~kvmnet.errors.NetworkNotFound` if none."""
+        index = self.network_index()
+        net = index.by_name.get(name)
+        if net is None:
+            index = NetworkIndex(self.networks())  # it may be new since the cache was filled
+            net = index.by_name.get(name)
+        if net is None:
+            known = ", ".join(sorted(index.by_name)) or "none"
+            raise NetworkNotFound(
+                f"no libvirt network named {name!r} on {self.uri} (networks: {known}); "
+                f"define it first, or use a bridge (use_bridge) instead"
+            )
+        return net
+
+    def network_index(self) -> NetworkIndex:
+        """Networks by name and bridge, read once per Host (see :meth:`refresh`)."""
+        if self._index is None:
+            self.networks()
+        assert self._index is not None
+        return self._index
+
+    def refresh(self) -> None:
+        """Forget cached network definitions; the next mode resolution reads them again."""
+        self._index = None
+
+    # -- bulk ---------------------------------------------------------------------------
+
+    def use_bridge_all(
+        self,
+        bridge: str,
+        names: Iterable[str] | None = None,
+        *,
+        live: bool | None = None,
+        dry_run: bool = False,
+        progress: Progress | None = None,
+    ) -> list[Change]:
+        """``use_bridge(bridge)`` on the first interface of every named domain (all if None).
+
+        One listing for all domains; stops at the first error (earlier changes stay made).
+        """
+        return [
+            dom.use_bridge(bridge, live=live, dry_run=dry_run)
+            for dom in track(self._select(names), progress, label=lambda d: d.name)
+        ]
+
+    def use_nat_all(
+        self,
+        network: str = "default",
+        names: Iterable[str] | None = None,
+        *,
+        live: bool | None = None,
+        dry_run: bool = False,
+        progress: Progress | None = None,
+    ) -> list[Change]:
+        """``use_nat(network)`` on the first interface of every named domain (all if None)."""
+        self.network(network)
+        return [
+            dom.use_nat(network, live=live, dry_run=dry_run)
+            for dom in track(self._select(names), progress, label=lambda d: d.name)
+        ]
+
+    def _select(self, names: Iterable[str] | None) -> Sequence[Domain]:
+        doms = self.domains()
+        if names is None:
+            return doms
+        by_name = {d.name: d for d in doms}
+        wanted = list(names)
+        missing = [n for n in wanted if n not in by_name]
+        if missing:
+            from .errors import DomainNotFound
+
+            raise DomainNotFound(
+                f"no domain named {', '.join(repr(m) for m in missing)} on {self.uri}; "
+                f"`kvmnet -c {self.uri} domains` lists them"
+            )
+        return [by_name[n] for n in wanted]
+
+    # -- display ------------------------------------------------------------------------
+
+    def __repr__(self) -> str:
+        if self._closed:
+            return f"<Host {self.uri!r} closed>"
+        count = len(self._connection.list_domains())
+        return f"<Host {self.uri!r} {count} domain{'' if count == 1 else 's'}>"
+
+    def _repr_html_(self) -> str:
+        if self._closed:
+            return _html.escape(repr(self))
+        rows: list[tuple[object, ...]] = []
+        for dom in self.domains():
+            ifaces = dom.interfaces
+            if not ifaces:
+                rows.append((dom.name, dom.state, None, None, None, None))
+            for i in ifaces:
+                rows.append((dom.name, dom.state, i.mac, i.type, i.source, _html.badge(i.mode)))
+        return _html.table(
+            ["domain", "state", "MAC", "type", "source", "mode"], rows, caption=f"Host {self.uri}"
+        )
