@@ -174,6 +174,7 @@ class Domain:
         change = self._switch("use_nat", "network", network, iface, live, dry_run, bounce_link)
         if net.mode is not Mode.NAT:
             note = f"network {network!r} is {net.mode} (forward mode {net.forward!r}), not NAT"
+            log.warning("domain %r: %s", self.name, note)
             change = dataclasses.replace(change, notes=(*change.notes, note))
         return change
 
@@ -200,7 +201,9 @@ class Domain:
         new = edit(name, selector)
         plan = _Plan(action, before, doc.tostring(), new, list(doc.notes), mac=mac)
         if plan.before == plan.after:
-            plan.notes.append(f"interface {new.describe()} is on {new_type} {name!r} already")
+            note = f"interface {new.describe()} is on {new_type} {name!r} already"
+            log.info("domain %r: %s", self.name, note)
+            plan.notes.append(note)
             return self._change(plan, dry_run=dry_run, live=False, config=False)
         if running and live is not False and live_text is not None:
             if "direct" in (old.type, view.find(selector).type, new_type):
@@ -314,6 +317,7 @@ class Domain:
             removed = view.find(selector)
             after = before
             plan_notes.append(f"interface {mac} is not in the persistent definition")
+            log.warning("domain %r: %s", self.name, plan_notes[-1])
         else:
             removed = doc.remove_interface(selector)
             after = doc.tostring()

@@ -139,14 +139,16 @@ class Host:
 
     def use_bridge_all(
         self,
+        names: Iterable[str] | None,
         bridge: str,
-        names: Iterable[str] | None = None,
         *,
         live: bool | None = None,
         dry_run: bool = False,
         progress: Progress | None = None,
     ) -> list[Change]:
-        """``use_bridge(bridge)`` on the first interface of every named domain (all if None).
+        """``use_bridge(bridge)`` on the first interface of each domain in ``names`` (None: all).
+
+        Usage: ``host.use_bridge_all(["web1", "web2"], "br0", progress=show)``.
 
         One listing for all domains; stops at the first error (earlier changes stay made).
         """
@@ -157,8 +159,8 @@ class Host:
 
     def use_nat_all(
         self,
+        names: Iterable[str] | None,
         network: str = "default",
-        names: Iterable[str] | None = None,
         *,
         live: bool | None = None,
         dry_run: bool = False,

@@ -1,9 +1,212 @@
-"""CLI commands: placeholder until the owning work lands."""
+"""``kvmnet domains``, ``bridge``, ``nat``, ``add-nic``, ``remove-nic``: guest interfaces.
+
+::
+
+    kvmnet domains --json
+    kvmnet bridge web1 br0 --dry-run
+    kvmnet nat web1 default --config
+    kvmnet add-nic web1 --bridge br0
+    kvmnet remove-nic web1 52:54:00:ab:cd:ef
+"""
 
 from __future__ import annotations
 
 import argparse
+import sys
+from typing import TYPE_CHECKING
+
+from ._common import CommandError, first_uri, print_json
+
+if TYPE_CHECKING:
+    from ..change import Change
+    from ..domainxml import IfaceSelector
+    from ..host import Host
+
+__all__ = ["register"]
+
+
+def _live_flags(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_mutually_exclusive_group()
+    group.add_argument(
+        "--live",
+        dest="live",
+        action="store_const",
+        const=True,
+        default=None,
+        help="fail unless the running guest changes too",
+    )
+    group.add_argument(
+        "--config",
+        dest="live",
+        action="store_const",
+        const=False,
+        help="change the persistent definition only (next boot)",
+    )
+    parser.add_argument("--dry-run", action="store_true", help="print the diff, change nothing")
+
+
+def _iface_arg(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--iface",
+        metavar="MAC|INDEX",
+        help="which interface: a MAC or an index as `kvmnet domains` lists (default: the first)",
+    )
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    """Add this module's commands to the parser."""
+    """Add domains, bridge, nat, add-nic and remove-nic."""
+    p = sub.add_parser("domains", help="list guests, their interfaces and modes")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.set_defaults(handler=_domains)
+
+    p = sub.add_parser("bridge", help="put a guest interface on a host bridge (the LAN)")
+    p.add_argument("domain", metavar="DOMAIN")
+    p.add_argument("bridge", metavar="BRIDGE")
+    _iface_arg(p)
+    _live_flags(p)
+    p.add_argument(
+        "--bounce",
+        action="store_true",
+        help="after a live switch, take the guest's link down for 1 s so it renews DHCP",
+    )
+    p.set_defaults(handler=_bridge)
+
+    p = sub.add_parser("nat", help="put a guest interface on a libvirt network (NAT)")
+    p.add_argument("domain", metavar="DOMAIN")
+    p.add_argument("network", metavar="NETWORK", nargs="?", default="default")
+    _iface_arg(p)
+    _live_flags(p)
+    p.add_argument("--bounce", action="store_true", help="as for `bridge`")
+    p.set_defaults(handler=_nat)
+
+    p = sub.add_parser("add-nic", help="add an interface (with a MAC unique on the host)")
+    p.add_argument("domain", metavar="DOMAIN")
+    target = p.add_mutually_exclusive_group(required=True)
+    target.add_argument("--bridge", metavar="BRIDGE")
+    target.add_argument("--network", metavar="NETWORK")
+    p.add_argument("--mac", metavar="MAC", help="default: a generated 52:54:00 MAC")
+    p.add_argument("--model", metavar="MODEL", default="virtio", help="default: virtio")
+    _live_flags(p)
+    p.set_defaults(handler=_add_nic)
+
+    p = sub.add_parser("remove-nic", help="remove an interface")
+    p.add_argument("domain", metavar="DOMAIN")
+    p.add_argument("iface", metavar="MAC|INDEX")
+    _live_flags(p)
+    p.set_defaults(handler=_remove_nic)
+
+
+def _selector(text: str | None) -> IfaceSelector:
+    if text is None:
+        return None
+    stripped = text.strip()
+    if stripped.lstrip("-").isdigit():
+        return int(stripped)
+    return stripped
+
+
+def _connect(args: argparse.Namespace) -> Host:
+    from ..host import connect
+
+    return connect(first_uri(args))
+
+
+def _domains(args: argparse.Namespace) -> int:
+    with _connect(args) as host:
+        listing = [
+            (dom.name, dom.state, dom.interfaces, bool(dom.pending_changes()))
+            for dom in host.domains()
+        ]
+    if args.json:
+        print_json(
+            [
+                {
+                    "name": name,
+                    "state": state,
+                    "next_boot_differs": differs,
+                    "interfaces": [
+                        {
+                            "index": i.index,
+                            "mac": i.mac,
+                            "type": i.type,
+                            "source": i.source,
+                            "model": i.model,
+                            "target": i.target,
+                            "mode": i.mode.value,
+                        }
+                        for i in ifaces
+                    ],
+                }
+                for name, state, ifaces, differs in listing
+            ]
+        )
+        return 0
+    table = [("DOMAIN", "STATE", "MAC", "TYPE", "SOURCE", "MODE")]
+    for name, state, ifaces, differs in listing:
+        shown = state + (" (next boot differs)" if differs else "")
+        if not ifaces:
+            table.append((name, shown, "-", "-", "-", "-"))
+        for i in ifaces:
+            table.append((name, shown, i.mac or "-", i.type, i.source or "-", str(i.mode)))
+    widths = [max(len(r[c]) for r in table) for c in range(len(table[0]))]
+    for r in table:
+        print("  ".join(cell.ljust(w) for cell, w in zip(r, widths, strict=True)).rstrip())
+    return 0
+
+
+def _report(change: Change) -> int:
+    if change.dry_run:
+        diff = change.diff()
+        sys.stdout.write(diff if diff else f"{change.domain}: no change\n")
+        return 0
+    # The library logs every note as a warning (stderr); the summary is the result.
+    print(change.summary())
+    return 0
+
+
+def _bridge(args: argparse.Namespace) -> int:
+    with _connect(args) as host:
+        change = host.domain(args.domain).use_bridge(
+            args.bridge,
+            _selector(args.iface),
+            live=args.live,
+            dry_run=args.dry_run,
+            bounce_link=args.bounce,
+        )
+    return _report(change)
+
+
+def _nat(args: argparse.Namespace) -> int:
+    with _connect(args) as host:
+        change = host.domain(args.domain).use_nat(
+            args.network,
+            _selector(args.iface),
+            live=args.live,
+            dry_run=args.dry_run,
+            bounce_link=args.bounce,
+        )
+    return _report(change)
+
+
+def _add_nic(args: argparse.Namespace) -> int:
+    with _connect(args) as host:
+        change = host.domain(args.domain).add_interface(
+            bridge=args.bridge,
+            network=args.network,
+            mac=args.mac,
+            model=args.model,
+            live=args.live,
+            dry_run=args.dry_run,
+        )
+    return _report(change)
+
+
+def _remove_nic(args: argparse.Namespace) -> int:
+    selector = _selector(args.iface)
+    if selector is None:
+        raise CommandError("remove-nic needs a MAC or an index", status=2)
+    with _connect(args) as host:
+        change = host.domain(args.domain).remove_interface(
+            selector, live=args.live, dry_run=args.dry_run
+        )
+    return _report(change)
