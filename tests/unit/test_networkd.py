@@ -1,0 +1,173 @@
+"""networkd backend (pure part): files for the classic scenario, names that sort before the
+NIC's current .network, the DHCP identity kept. The real networkd run is in
+tests/integration/test_bridge_networkd.py."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from kvmnet.backends.networkd import NetworkdBackend, lease_iaid, matches
+from kvmnet.backends.unitfile import UnitFile
+from kvmnet.errors import InvalidInput, InvalidName
+from kvmnet.hostnet.plan import Plan, RemoveFile, WriteFile
+from kvmnet.hostnet.request import BridgeRequest, HostState
+from kvmnet.hostnet.runner import LocalRunner, RecordingRunner
+from kvmnet.hostnet.state import IpAddress, IpRoute, LinkState
+
+DATA = Path(__file__).resolve().parent.parent / "data" / "backends" / "networkd"
+NIC = "enp0s20f0u1"
+MAC = "52:54:00:aa:00:01"
+DHCP_NIC = LinkState(NIC, MAC, addresses=(IpAddress("10.231.0.185/24", 3600, 3600, True),))
+STALE_BR0 = LinkState(
+    "br0", "aa:bb:cc:00:00:01", kind="bridge", addresses=(IpAddress("192.168.0.1/24"),)
+)
+ROUTES = (IpRoute("default", NIC, "10.231.0.1"),)
+LEASE = """# This is private data. Do not parse.
+ADDRESS=10.231.0.185
+NETMASK=255.255.255.0
+ROUTER=10.231.0.1
+CLIENTID=ff5c5e1c0b00020000ab11a1b2c3d4e5f60718
+"""
+
+
+def golden(name: str, text: str) -> None:
+    path = DATA / name
+    if os.environ.get("KVMNET_REGEN_GOLDEN"):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
+    assert text == path.read_text(), f"differs from golden file {path}"
+
+
+def plan_for(
+    tmp_path: Path,
+    files: dict[str, str],
+    *,
+    nic: LinkState = DHCP_NIC,
+    bridge: LinkState | None = STALE_BR0,
+    lease: bool = False,
+) -> Plan:
+    root = tmp_path / "root"
+    for rel, text in files.items():
+        (root / rel).parent.mkdir(parents=True, exist_ok=True)
+        (root / rel).write_text(text)
+    leases = tmp_path / "leases"
+    leases.mkdir(exist_ok=True)
+    if lease:
+        (leases / "2").write_text(LEASE)
+    current = HostState(nic=nic, bridge=bridge, routes=ROUTES, files=LocalRunner())
+    backend = NetworkdBackend(root=str(root), runner=RecordingRunner(), lease_dir=str(leases))
+    return backend.plan_enslave(BridgeRequest(NIC, "br0"), current)
+
+
+def written(plan: Plan) -> dict[str, str]:
+    return {Path(s.path).name: s.content for s in plan.steps if isinstance(s, WriteFile)}
+
+
+def test_classic_scenario(tmp_path: Path) -> None:
+    plan = plan_for(
+        tmp_path,
+        {"etc/systemd/network/20-wired.network": f"[Match]\nName={NIC}\n\n[Network]\nDHCP=ipv4\n"},
+        lease=True,
+    )
+    files = written(plan)
+    assert sorted(files) == [
+        "10-kvmnet-br0.netdev",
+        "10-kvmnet-br0.network",
+        f"10-kvmnet-{NIC}.network",
+    ]
+    for name, text in files.items():
+        golden(name, text)
+    netdev = UnitFile.parse(files["10-kvmnet-br0.netdev"])
+    assert netdev.get("NetDev", "Kind") == "bridge" and netdev.get("NetDev", "MACAddress") == MAC
+    assert (netdev.get("Bridge", "STP"), netdev.get("Bridge", "ForwardDelaySec")) == ("false", "0")
+    br = UnitFile.parse(files["10-kvmnet-br0.network"])
+    assert br.get("Network", "DHCP") == "ipv4"
+    assert br.get("DHCPv4", "IAID") == str(0x5C5E1C0B)  # the NIC's, read from its lease
+    port = UnitFile.parse(files[f"10-kvmnet-{NIC}.network"])
+    assert port.get("Network", "Bridge") == "br0"
+    assert port.get("Network", "LinkLocalAddressing") == "no"
+    assert plan.commands == (
+        ("ip", "addr", "del", "192.168.0.1/24", "dev", "br0"),
+        ("networkctl", "reload"),
+        ("networkctl", "reconfigure", NIC),
+    )
+    assert not plan.warnings
+
+
+def test_our_files_sort_before_an_early_existing_match(tmp_path: Path) -> None:
+    plan = plan_for(
+        tmp_path,
+        {
+            "lib/systemd/network/02-eth.network": "[Match]\nName=enp*\n[Network]\nDHCP=yes\n",
+            "etc/systemd/network/01-other.network": "[Match]\nName=wl*\n[Network]\nDHCP=yes\n",
+        },
+    )
+    names = sorted(written(plan))
+    assert names[0].startswith("00-kvmnet-") and all(n < "02-eth.network" for n in names)
+
+
+def test_static_settings_and_sections_move(tmp_path: Path) -> None:
+    plan = plan_for(
+        tmp_path,
+        {
+            "etc/systemd/network/50-static.network": (
+                f"[Match]\nMACAddress={MAC}\n\n[Network]\nAddress=10.231.0.5/24\nGateway=10.231.0.1\n"
+                "DNS=10.231.0.1\nDNS=9.9.9.9\n\n[Route]\nDestination=10.9.0.0/16\nGateway=10.231.0.254\n"
+            )
+        },
+        nic=LinkState(NIC, MAC, addresses=(IpAddress("10.231.0.5/24"),)),
+        bridge=None,
+    )
+    br = written(plan)["10-kvmnet-br0.network"]
+    assert "Address=10.231.0.5/24\nGateway=10.231.0.1\nDNS=10.231.0.1\nDNS=9.9.9.9\n" in br
+    assert "[Route]\nDestination=10.9.0.0/16\n" in br and "DHCP" not in br
+
+
+def test_without_lease_asks_by_mac_and_warns(tmp_path: Path) -> None:
+    plan = plan_for(tmp_path, {})
+    assert "ClientIdentifier=mac" in written(plan)["10-kvmnet-br0.network"]
+    assert any("different address" in w for w in plan.warnings)
+
+
+def test_match_rules() -> None:
+    nic = LinkState("eth0", "52:54:00:00:00:01")
+    assert matches(UnitFile.parse("[Match]\nName=eth*\n"), nic)
+    assert not matches(UnitFile.parse("[Match]\nName=!eth*\n"), nic)
+    assert not matches(UnitFile.parse("[Match]\nName=wl*\n"), nic)
+    assert not matches(UnitFile.parse("[Match]\nMACAddress=52:54:00:00:00:02\n"), nic)
+    assert matches(UnitFile.parse("[Match]\nType=ether\n"), nic)  # unknown: place ours first
+
+
+def test_lease_iaid() -> None:
+    assert lease_iaid("CLIENTID=01525400aa0001\n") is None  # a MAC client id has no IAID
+    assert lease_iaid(LEASE) == 0x5C5E1C0B
+
+
+def test_bus_address_and_names_checked() -> None:
+    backend = NetworkdBackend(runner=RecordingRunner(), bus_address="unix:path=/tmp/bus")
+    assert backend.networkctl("reload")[:2] == ("env", "DBUS_SYSTEM_BUS_ADDRESS=unix:path=/tmp/bus")
+    with pytest.raises(InvalidName):
+        NetworkdBackend(netns="bad/ns")
+    with pytest.raises(InvalidInput):
+        UnitFile().add("Network").add("DNS", "1.1.1.1\n[Network]")
+
+
+def test_release_removes_our_files(tmp_path: Path) -> None:
+    d = tmp_path / "etc/systemd/network"
+    d.mkdir(parents=True)
+    for name in (
+        "10-kvmnet-br0.netdev",
+        "10-kvmnet-br0.network",
+        f"10-kvmnet-{NIC}.network",
+        "20-wired.network",
+    ):
+        (d / name).write_text("[Match]\n")
+    current = HostState(nic=DHCP_NIC, bridge=STALE_BR0, files=LocalRunner())
+    plan = NetworkdBackend(root=str(tmp_path), runner=RecordingRunner()).plan_release(
+        BridgeRequest(NIC, "br0"), current
+    )
+    removed = sorted(Path(s.path).name for s in plan.steps if isinstance(s, RemoveFile))
+    assert removed == ["10-kvmnet-br0.netdev", "10-kvmnet-br0.network", f"10-kvmnet-{NIC}.network"]
