@@ -1,0 +1,526 @@
+"""Put a guest on the LAN in one call: host bridge (if missing) + guest switch + its address.
+
+What an operator means by "bridge web1" is three steps that other tools leave apart:
+
+1. **host**: if the bridge does not exist, bridge the NIC into it (a host-bridge
+   :class:`~kvmnet.Plan`: preflight, verification, rollback, optional dead-man timer);
+2. **guest**: switch the guest's interface to the bridge, persistent and live, and bounce its
+   link so the guest asks for a new DHCP lease;
+3. **address**: look up the guest's new address (bounded wait).
+
+:func:`plan_bridge_guest` computes all of it without changing anything; ``str(plan)`` and
+``plan._repr_html_()`` show the host files and commands, the XML diff and the checks; and
+``plan.apply()`` runs it. :func:`bridge_guest` is both in one call::
+
+    with kvmnet.connect() as host:
+        result = bridge_guest(host, "web1", bridge="br0", nic="eno1",
+                              backend=NmcliBackend(), confirm_within=60)
+        print(result)                 # what was done, and the guest's new address
+
+A failure in the guest step after the host step leaves the host bridged (verified, or
+pending confirmation) and the guest as it was, and raises :class:`~kvmnet.PartiallyApplied`
+that says so. The reverse, :func:`plan_nat_guest` / :func:`nat_guest`, moves the guest back
+to a NAT network first and then, if asked, releases the NIC from the bridge, refusing while
+other guests still use it.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Literal
+
+from . import _html
+from .errors import KvmnetError, PartiallyApplied, PreflightRefused
+
+if TYPE_CHECKING:
+    from .addresses import GuestAddress
+    from .backends.base import Backend
+    from .change import Change
+    from .domain import Domain
+    from .domainxml import IfaceSelector
+    from .host import Host
+    from .hostnet.apply import ApplyResult
+    from .hostnet.plan import Plan
+
+__all__ = [
+    "LanPlan",
+    "LanResult",
+    "bridge_guest",
+    "nat_guest",
+    "plan_bridge_guest",
+    "plan_nat_guest",
+]
+
+log = logging.getLogger(__name__)
+
+#: How long :meth:`LanPlan.apply` waits for the guest's new address by default (seconds).
+DEFAULT_ADDRESS_TIMEOUT = 60.0
+_POLL_INTERVAL = 1.0
+
+
+@dataclass(frozen=True)
+class LanPlan:
+    """Everything one guest move will do, computed without changing anything.
+
+    ``action`` is "bridge" (onto the LAN) or "nat" (back behind the host). ``host_plan`` is
+    the host-bridge plan (enslave for "bridge", release for "nat"), None when the host is
+    left alone. ``change`` is the guest's domain XML change as a dry run.
+    """
+
+    action: Literal["bridge", "nat"]
+    domain: str
+    bridge: str
+    change: Change
+    host_plan: Plan | None = None
+    network: str | None = None
+    iface: str | None = None  # the moved interface's MAC
+    live: bool | None = None
+    bounce_link: bool = True
+    confirm_within: float | None = None
+    address_timeout: float = DEFAULT_ADDRESS_TIMEOUT
+    notes: tuple[str, ...] = ()
+    host: Host | None = field(default=None, repr=False, compare=False)
+
+    @property
+    def checks(self) -> tuple[str, ...]:
+        """What is verified: the host plan's checks, then the guest's."""
+        host = [c.describe() for c in self.host_plan.checks] if self.host_plan else []
+        return (*host, *self.guest_checks)
+
+    @property
+    def guest_checks(self) -> tuple[str, ...]:
+        target = self.bridge if self.action == "bridge" else f"network {self.network}"
+        out = [f"{self.domain}'s interface {self.iface} is on {target} (persistent XML)"]
+        if self.live is not False:
+            out.append(f"... and in the live XML when {self.domain} is running")
+        if self.address_timeout > 0:
+            out.append(
+                f"{self.domain} reports an address on {self.iface} (waits up to "
+                f"{self.address_timeout:g} s; a timeout is reported, not fatal)"
+            )
+        return tuple(out)
+
+    def _host_heading(self) -> str:
+        if self.host_plan is None:
+            return "host: nothing to do"
+        return (
+            f"host: {self.host_plan.backend} {self.host_plan.action} "
+            f"{self.host_plan.nic} {'into' if self.action == 'bridge' else 'from'} {self.bridge}"
+        )
+
+    def __repr__(self) -> str:
+        host = "host untouched" if self.host_plan is None else f"host {self.host_plan.action}"
+        return f"<LanPlan {self.action} {self.domain!r} -> {self._target()}: {host}, guest switch>"
+
+    def _target(self) -> str:
+        return self.bridge if self.action == "bridge" else (self.network or "default")
+
+    def __str__(self) -> str:
+        order = ["host", "guest"] if self.action == "bridge" else ["guest", "host"]
+        lines = [
+            f"# put {self.domain} {'on bridge' if self.action == 'bridge' else 'on NAT network'}"
+            f" {self._target()}"
+        ]
+        lines += [f"# {n}" for n in self.notes]
+        for number, part in enumerate(order, 1):
+            lines.append("")
+            if part == "host":
+                lines.append(f"## {number}. {self._host_heading()}")
+                if self.host_plan is not None:
+                    lines.append(str(self.host_plan).rstrip("\n"))
+                    if self.confirm_within:
+                        lines.append(
+                            f"# dead-man timer: rolled back unless confirmed within "
+                            f"{self.confirm_within:g} s (`kvmnet confirm`)"
+                        )
+            else:
+                bounce = ", link bounced" if self.bounce_link else ""
+                lines.append(
+                    f"## {number}. guest: {self.domain} interface {self.iface} -> "
+                    f"{self._target()} ({_live_words(self.live)}{bounce})"
+                )
+                lines.append(self.change.diff().rstrip("\n") or "(no XML change)")
+        lines += ["", f"## {len(order) + 1}. guest checks (the host's are listed with its plan)"]
+        lines += [f"  - {c}" for c in self.guest_checks]
+        return "\n".join(lines) + "\n"
+
+    def _repr_html_(self) -> str:
+        host = (
+            self.host_plan._repr_html_()
+            if self.host_plan is not None and hasattr(self.host_plan, "_repr_html_")
+            else _html.escape(self._host_heading())
+        )
+        guest = _html.diff(self.change.diff(), caption=f"guest {self.domain}: domain XML")
+        parts = [_html.section(self._host_heading(), host), guest]
+        if self.action == "nat":
+            parts.reverse()
+        checks = _html.table(["check"], [(c,) for c in self.checks])
+        notes = "".join(f"<p>{_html.escape(n)}</p>" for n in self.notes)
+        return _html.section(repr(self), notes, *parts, checks)
+
+    def apply(self, *, progress: Callable[[int, int, str], None] | None = None) -> LanResult:
+        """Run the plan: host then guest (bridge), or guest then host (nat); then the address.
+
+        ``progress(done, total, step)`` is told of each step. Raises the host plan's error
+        (the guest untouched) or :class:`~kvmnet.PartiallyApplied` when a later step fails.
+        """
+        if self.host is None:
+            raise KvmnetError(f"{self!r} has no host connection: build it with plan_bridge_guest")
+        return _apply(self, self.host, progress)
+
+
+@dataclass(frozen=True)
+class LanResult:
+    """What a guest move did. ``applied`` False: a dry run (see ``plan``)."""
+
+    plan: LanPlan
+    applied: bool
+    change: Change | None = None
+    host_result: ApplyResult | None = None
+    addresses: tuple[GuestAddress, ...] = ()
+    pending_confirmation: str | None = None
+
+    def __repr__(self) -> str:
+        if not self.applied:
+            return f"<LanResult dry run of {self.plan!r}>"
+        addrs = ", ".join(a.address for a in self.addresses) or "no address yet"
+        return f"<LanResult {self.plan.domain!r} on {self.plan._target()}: {addrs}>"
+
+    def __str__(self) -> str:
+        if not self.applied:
+            return str(self.plan)
+        p = self.plan
+        lines = [f"{p.domain}: interface {p.iface} is on {p._target()}"]
+        if p.host_plan is not None and self.host_result is not None:
+            verb = "bridged into" if p.action == "bridge" else "released from"
+            lines.append(f"host: {p.host_plan.nic} {verb} {p.bridge} ({p.host_plan.backend})")
+        if self.pending_confirmation:
+            lines.append(f"host: {self.pending_confirmation}")
+        if self.addresses:
+            lines.append("address: " + ", ".join(str(a) for a in self.addresses))
+        elif p.address_timeout > 0:
+            lines.append(
+                f"address: none reported within {p.address_timeout:g} s "
+                "(a guest without a DHCP client, or one still renewing)"
+            )
+        return "\n".join(lines) + "\n"
+
+    def _repr_html_(self) -> str:
+        if not self.applied:
+            return self.plan._repr_html_()
+        rows = [(line,) for line in str(self).splitlines()]
+        return _html.table(["done"], rows, caption=repr(self))
+
+
+def _live_words(live: bool | None) -> str:
+    return {
+        None: "persistent, and live if running",
+        True: "persistent and live",
+        False: "persistent only (next boot)",
+    }[live]
+
+
+# --- planning ---------------------------------------------------------------------------------
+
+
+def _guests_on_bridge(host: Host, bridge: str, *, besides: str) -> list[str]:
+    return sorted(
+        d.name
+        for d in host.domains()
+        if d.name != besides and any(i.source == bridge for i in d.interfaces if i.type == "bridge")
+    )
+
+
+def _moved_mac(change: Change, iface: IfaceSelector) -> str | None:
+    if change.interface is not None and change.interface.mac:
+        return change.interface.mac
+    return iface if isinstance(iface, str) else None
+
+
+def plan_bridge_guest(
+    host: Host,
+    domain: str,
+    *,
+    bridge: str,
+    nic: str | None = None,
+    backend: Backend | None = None,
+    iface: IfaceSelector = None,
+    live: bool | None = None,
+    bounce_link: bool = True,
+    confirm_within: float | None = None,
+    address_timeout: float = DEFAULT_ADDRESS_TIMEOUT,
+) -> LanPlan:
+    """Plan putting ``domain`` on ``bridge``, bridging ``nic`` first if the bridge is missing.
+
+    Without ``nic``/``backend`` the host is left alone (the bridge must exist already).
+    Nothing changes; the host is only read (through ``backend.runner``).
+    """
+    from .hostnet.nic import Bridge, HostNic
+
+    dom = host.domain(domain)
+    notes: list[str] = []
+    host_plan = None
+    if nic is not None or backend is not None:
+        if nic is None or backend is None:
+            raise PreflightRefused(
+                f"bridging {domain!r} onto {bridge!r}: give both nic= and backend= to create the "
+                f"bridge from a NIC, or neither to use an existing bridge",
+                check="nic-and-backend",
+            )
+        if Bridge(bridge, backend=backend).exists:
+            notes.append(f"bridge {bridge} exists already: the host is left alone ({nic} unused)")
+        else:
+            host_plan = Bridge(bridge, backend=backend).enslave(
+                HostNic(nic, backend=backend), dry_run=True
+            )
+    else:
+        notes.append(f"no NIC given: bridge {bridge} must exist on the host already")
+    change = dom.use_bridge(bridge, iface, live=live, dry_run=True)
+    return LanPlan(
+        action="bridge",
+        domain=dom.name,
+        bridge=bridge,
+        change=change,
+        host_plan=host_plan,
+        iface=_moved_mac(change, iface),
+        live=live,
+        bounce_link=bounce_link,
+        confirm_within=confirm_within,
+        address_timeout=address_timeout,
+        notes=tuple(notes),
+        host=host,
+    )
+
+
+def plan_nat_guest(
+    host: Host,
+    domain: str,
+    network: str = "default",
+    *,
+    iface: IfaceSelector = None,
+    live: bool | None = None,
+    bounce_link: bool = True,
+    release: str | None = None,
+    backend: Backend | None = None,
+    force: bool = False,
+    address_timeout: float = DEFAULT_ADDRESS_TIMEOUT,
+) -> LanPlan:
+    """Plan moving ``domain`` back to NAT ``network``; ``release=NIC`` also takes NIC out of the
+    bridge the guest was on (refused while other guests use it, unless ``force``)."""
+    from .hostnet.nic import Bridge, HostNic
+
+    dom = host.domain(domain)
+    change = dom.use_nat(network, iface, live=live, dry_run=True)
+    iface_mac = _moved_mac(change, iface)
+    from .domainxml import DomainXML
+
+    was = next((i for i in DomainXML(change.before).interfaces if i.mac == iface_mac), None)
+    bridge = was.source if was is not None and was.type == "bridge" and was.source else ""
+    host_plan = None
+    notes: list[str] = []
+    if release is not None:
+        if backend is None or not bridge:
+            raise PreflightRefused(
+                f"releasing {release!r} after moving {domain!r} to NAT needs backend= and the "
+                f"guest on a bridge (its interface {iface_mac} is on "
+                f"{was.source if was else '?'!s})",
+                check="release",
+            )
+        others = _guests_on_bridge(host, bridge, besides=dom.name)
+        if others and not force:
+            raise PreflightRefused(
+                f"bridge {bridge} still carries guest(s) {', '.join(others)}: move them first, "
+                f"or pass force=True (they would lose the LAN)",
+                check="bridge-in-use",
+            )
+        host_plan = Bridge(bridge, backend=backend).release(
+            HostNic(release, backend=backend), dry_run=True
+        )
+    return LanPlan(
+        action="nat",
+        domain=dom.name,
+        bridge=bridge,
+        change=change,
+        host_plan=host_plan,
+        network=network,
+        iface=iface_mac,
+        live=live,
+        bounce_link=bounce_link,
+        address_timeout=address_timeout,
+        notes=tuple(notes),
+        host=host,
+    )
+
+
+# --- applying ---------------------------------------------------------------------------------
+
+
+def _apply_guest(plan: LanPlan, dom: Domain) -> Change:
+    # The bounce happens only after a live switch: a guest that keeps its NAT lease never
+    # asks the LAN's DHCP server, so its new address would never show up.
+    if plan.action == "bridge":
+        return dom.use_bridge(plan.bridge, plan.iface, live=plan.live, bounce_link=plan.bounce_link)
+    return dom.use_nat(
+        plan.network or "default", plan.iface, live=plan.live, bounce_link=plan.bounce_link
+    )
+
+
+def _addresses(dom: Domain, mac: str | None) -> tuple[GuestAddress, ...]:
+    try:
+        found = dom.addresses()
+    except KvmnetError as exc:
+        log.info("no address for %s yet: %s", dom.name, exc)
+        return ()
+    return tuple(a for a in found if mac is None or a.mac == mac)
+
+
+def wait_for_address(
+    dom: Domain,
+    mac: str | None,
+    *,
+    timeout: float,
+    exclude: frozenset[str] = frozenset(),
+    sleep: Callable[[float], None] = time.sleep,
+) -> tuple[GuestAddress, ...]:
+    """Poll ``dom.addresses()`` until ``mac`` has an address not in ``exclude``, or ``timeout``."""
+    deadline = time.monotonic() + timeout
+    while True:
+        found = tuple(a for a in _addresses(dom, mac) if a.address not in exclude)
+        if found or time.monotonic() >= deadline:
+            return found
+        sleep(_POLL_INTERVAL)
+
+
+def _host_step(plan: LanPlan) -> tuple[ApplyResult | None, str | None]:
+    if plan.host_plan is None:
+        return None, None
+    result = plan.host_plan.apply(confirm_within=plan.confirm_within)
+    pending = None
+    if result.pending_confirmation:
+        pending = (
+            f"pending confirmation ({result.pending_confirmation}): rolled back unless "
+            f"`kvmnet confirm` within {plan.confirm_within:g} s"
+        )
+    return result, pending
+
+
+def _what_stands(plan: LanPlan, pending: str | None) -> str:
+    hp = plan.host_plan
+    if hp is None:
+        return "the host was not changed"
+    if plan.action == "bridge":
+        state = pending or "verified and kept"
+        return f"host: {hp.nic} is bridged into {plan.bridge} ({hp.backend}; {state})"
+    return f"host: {hp.nic} is still in {plan.bridge}"
+
+
+def _apply(
+    plan: LanPlan, host: Host, progress: Callable[[int, int, str], None] | None
+) -> LanResult:
+    steps = 3 if plan.host_plan is not None else 2
+
+    def tell(done: int, label: str) -> None:
+        if progress is not None:
+            progress(done, steps, label)
+
+    dom = host.domain(plan.domain)
+    before = frozenset(a.address for a in _addresses(dom, plan.iface))
+    host_result: ApplyResult | None = None
+    pending: str | None = None
+    tell(0, "")
+    if plan.action == "bridge" and plan.host_plan is not None:
+        host_result, pending = _host_step(plan)  # its own error says it rolled back
+        tell(1, f"host: {plan.bridge} bridged")
+    try:
+        change = _apply_guest(plan, dom)
+    except KvmnetError as exc:
+        stands = (
+            _what_stands(plan, pending) if plan.action == "bridge" else "the host was not changed"
+        )
+        raise PartiallyApplied(
+            f"moving {plan.domain} to {plan._target()} failed: {exc}. What stands: {stands}; "
+            f"guest {plan.domain} is unchanged. Fix the cause and run the same call again "
+            f"(the host step is skipped when {plan.bridge} exists)",
+            done=(stands,) if plan.host_plan is not None and plan.action == "bridge" else (),
+        ) from exc
+    tell(steps - 1 if plan.action == "bridge" else 1, f"guest: {plan.domain} switched")
+    if plan.action == "nat" and plan.host_plan is not None:
+        try:
+            host_result, pending = _host_step(plan)
+        except KvmnetError as exc:
+            raise PartiallyApplied(
+                f"releasing {plan.host_plan.nic} from {plan.bridge} failed: {exc}. What stands: "
+                f"guest {plan.domain} is on NAT network {plan.network}; the host bridge "
+                f"{plan.bridge} is as it was",
+                done=(f"guest {plan.domain} on {plan.network}",),
+            ) from exc
+    addresses: tuple[GuestAddress, ...] = ()
+    if plan.address_timeout > 0 and dom.is_running:
+        addresses = wait_for_address(dom, plan.iface, timeout=plan.address_timeout, exclude=before)
+    tell(steps, "address" if addresses else "no address yet")
+    return LanResult(plan, True, change, host_result, addresses, pending)
+
+
+def bridge_guest(
+    host: Host,
+    domain: str,
+    *,
+    bridge: str,
+    nic: str | None = None,
+    backend: Backend | None = None,
+    iface: IfaceSelector = None,
+    live: bool | None = None,
+    bounce_link: bool = True,
+    confirm_within: float | None = None,
+    address_timeout: float = DEFAULT_ADDRESS_TIMEOUT,
+    dry_run: bool = False,
+    progress: Callable[[int, int, str], None] | None = None,
+) -> LanResult:
+    """:func:`plan_bridge_guest`, then (unless ``dry_run``) :meth:`LanPlan.apply`."""
+    plan = plan_bridge_guest(
+        host,
+        domain,
+        bridge=bridge,
+        nic=nic,
+        backend=backend,
+        iface=iface,
+        live=live,
+        bounce_link=bounce_link,
+        confirm_within=confirm_within,
+        address_timeout=address_timeout,
+    )
+    return LanResult(plan, False) if dry_run else plan.apply(progress=progress)
+
+
+def nat_guest(
+    host: Host,
+    domain: str,
+    network: str = "default",
+    *,
+    iface: IfaceSelector = None,
+    live: bool | None = None,
+    bounce_link: bool = True,
+    release: str | None = None,
+    backend: Backend | None = None,
+    force: bool = False,
+    address_timeout: float = DEFAULT_ADDRESS_TIMEOUT,
+    dry_run: bool = False,
+    progress: Callable[[int, int, str], None] | None = None,
+) -> LanResult:
+    """:func:`plan_nat_guest`, then (unless ``dry_run``) :meth:`LanPlan.apply`."""
+    plan = plan_nat_guest(
+        host,
+        domain,
+        network,
+        iface=iface,
+        live=live,
+        bounce_link=bounce_link,
+        release=release,
+        backend=backend,
+        force=force,
+        address_timeout=address_timeout,
+    )
+    return LanResult(plan, False) if dry_run else plan.apply(progress=progress)
