@@ -1,0 +1,265 @@
+"""nmcli backend: runtime plans from canned ``nmcli -t`` replies (RecordingRunner), keyfiles
+validated by the REAL ``nmcli --offline`` (no daemon, no root)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+from kvmnet.backends.keyfile import Keyfile, escape
+from kvmnet.backends.nmcli import IP_PROPERTIES, NmcliBackend, parse_terse, profile_uuid
+from kvmnet.errors import ValidationFailed
+from kvmnet.hostnet.plan import RunCommand, WriteFile
+from kvmnet.hostnet.request import BridgeRequest, HostState
+from kvmnet.hostnet.runner import CommandResult, LocalRunner, RecordingRunner
+from kvmnet.hostnet.state import IpAddress, IpRoute, LinkState
+
+DATA = Path(__file__).resolve().parent.parent / "data" / "backends" / "nmcli"
+NIC = "enp0s20f0u1"
+MAC = "52:54:00:aa:00:01"
+OLD = "1b3f0f5e-7a43-4b51-9c1e-6d7b0a5f2c11"
+DHCP_NIC = LinkState(NIC, MAC, addresses=(IpAddress("10.231.0.185/24", 3600, 3600, True),))
+STALE_BR0 = LinkState(
+    "br0", "aa:bb:cc:00:00:01", kind="bridge", addresses=(IpAddress("192.168.0.1/24"),)
+)
+ROUTES = (IpRoute("default", NIC, "10.231.0.1"),)
+ACTIVE = ("nmcli", "-t", "-f", "NAME,UUID,DEVICE", "connection", "show", "--active")
+SHOW = (
+    "nmcli",
+    "-t",
+    "-f",
+    ",".join((*IP_PROPERTIES, "connection.autoconnect-priority")),
+    "connection",
+    "show",
+    "uuid",
+    OLD,
+)
+UPLINK_KEYFILE = f"""[connection]
+id=Wired connection 1
+uuid={OLD}
+type=ethernet
+autoconnect-priority=5
+interface-name={NIC}
+
+[ethernet]
+
+[ipv4]
+address1=10.231.0.5/24,10.231.0.1
+dns=10.231.0.1;
+method=manual
+
+[ipv6]
+addr-gen-mode=stable-privacy
+method=ignore
+"""
+
+
+def golden(name: str, text: str) -> None:
+    path = DATA / name
+    if os.environ.get("KVMNET_REGEN_GOLDEN"):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
+    assert text == path.read_text(), f"differs from golden file {path}"
+
+
+@pytest.fixture
+def nmcli() -> str:
+    found = shutil.which("nmcli")
+    if found is None:
+        if os.environ.get("CI", "").lower() in {"1", "true", "yes"}:
+            pytest.fail("nmcli missing (CI=true): scripts/install-system-deps.sh installs it")
+        pytest.skip("nmcli not installed")
+    return found
+
+
+def canned(settings: str) -> RecordingRunner:
+    return RecordingRunner(
+        replies={
+            ACTIVE: f"Wired connection 1:{OLD}:{NIC}\nlo:3c0e9d4a-1c7e-4b7e-8f55-2f4c5d6e7f80:lo\n",
+            SHOW: settings,
+            ("nmcli", "-t", "-f", "UUID", "connection", "show"): f"{OLD}\n",
+        }
+    )
+
+
+def test_runtime_plan_from_the_active_profile() -> None:
+    runner = canned(
+        "ipv4.method:auto\nipv4.addresses:\nipv4.dns:\nipv4.route-metric:-1\n"
+        "ipv4.dhcp-client-id:--\nipv6.method:auto\nipv6.addr-gen-mode:default\n"
+        "connection.zone:\nconnection.autoconnect-priority:5\n"
+    )
+    current = HostState(nic=DHCP_NIC, bridge=STALE_BR0, routes=ROUTES, files=runner)
+    plan = NmcliBackend(runner=runner).plan_enslave(BridgeRequest(NIC, "br0"), current)
+    br_uuid, port_uuid = profile_uuid("bridge", "br0"), profile_uuid("port", "br0", NIC)
+    assert plan.commands == (
+        (
+            "nmcli",
+            "connection",
+            "add",
+            "type",
+            "bridge",
+            "con-name",
+            "br0",
+            "ifname",
+            "br0",
+            "connection.uuid",
+            br_uuid,
+            "bridge.stp",
+            "no",
+            "bridge.forward-delay",
+            "0",
+            "bridge.mac-address",
+            MAC,
+            "ipv4.method",
+            "auto",
+            "ipv6.method",
+            "auto",
+        ),
+        (
+            "nmcli",
+            "connection",
+            "add",
+            "type",
+            "ethernet",
+            "con-name",
+            f"br0-port-{NIC}",
+            "ifname",
+            NIC,
+            "connection.uuid",
+            port_uuid,
+            "connection.master",
+            "br0",
+            "connection.slave-type",
+            "bridge",
+            "connection.autoconnect-priority",
+            "6",
+        ),
+        ("ip", "addr", "del", "192.168.0.1/24", "dev", "br0"),
+        ("nmcli", "connection", "up", "uuid", port_uuid),
+    )
+    # The old profile is never touched; rollback brings it back and deletes ours.
+    assert not any(OLD in argv for argv in plan.commands)
+    assert [s.argv for s in plan.rollback_hints if isinstance(s, RunCommand)] == [
+        ("nmcli", "connection", "up", "uuid", OLD),
+        ("nmcli", "connection", "delete", "uuid", port_uuid),
+        ("nmcli", "connection", "delete", "uuid", br_uuid),
+    ]
+    assert plan.restore_runtime is False
+    assert all(c.kind == "run" for c in runner.calls)  # planning only asked questions
+
+
+def test_static_profile_settings_move_and_earlier_run_is_cleaned() -> None:
+    runner = canned(
+        "ipv4.method:manual\nipv4.addresses:10.231.0.5/24\n"
+        "ipv4.gateway:10.231.0.1\nipv4.dns:10.231.0.1,9.9.9.9\n"
+        "ipv6.method:ignore\nconnection.autoconnect-priority:0\n"
+    )
+    runner.replies[("nmcli", "-t", "-f", "UUID", "connection", "show")] = (  # type: ignore[index]
+        f"{OLD}\n{profile_uuid('bridge', 'br0')}\n"
+    )
+    current = HostState(nic=DHCP_NIC, bridge=None, routes=ROUTES, files=runner)
+    plan = NmcliBackend(runner=runner).plan_enslave(BridgeRequest(NIC, "br0"), current)
+    assert plan.commands[0] == (
+        "nmcli",
+        "connection",
+        "delete",
+        "uuid",
+        profile_uuid("bridge", "br0"),
+    )
+    add = plan.commands[1]
+    assert add[add.index("ipv4.addresses") + 1] == "10.231.0.5/24"
+    assert add[add.index("ipv4.dns") + 1] == "10.231.0.1,9.9.9.9"
+
+
+def test_private_bus_goes_through_env() -> None:
+    backend = NmcliBackend(runner=RecordingRunner(), bus_address="unix:path=/x")
+    assert backend.nmcli("connection", "reload") == (
+        "env",
+        "DBUS_SYSTEM_BUS_ADDRESS=unix:path=/x",
+        "nmcli",
+        "connection",
+        "reload",
+    )
+
+
+def test_parse_terse_unescapes() -> None:
+    assert parse_terse("a\\:b:c\\\\d:\n") == [["a:b", "c\\d", ""]]
+
+
+def test_stp_on_warns() -> None:
+    runner = canned("ipv4.method:auto\n")
+    current = HostState(nic=DHCP_NIC, bridge=None, routes=ROUTES, files=runner)
+    plan = NmcliBackend(runner=runner).plan_enslave(
+        BridgeRequest(NIC, "br0", stp=True, forward_delay=15), current
+    )
+    assert any("30 s" in w for w in plan.warnings)
+    assert "bridge.stp" in plan.commands[0] and "yes" in plan.commands[0]
+
+
+def keyfile_root(tmp_path: Path, text: str | None) -> Path:
+    d = tmp_path / "root/etc/NetworkManager/system-connections"
+    d.mkdir(parents=True)
+    if text is not None:
+        (d / "Wired connection 1.nmconnection").write_text(text)
+    return tmp_path / "root"
+
+
+def test_keyfiles_validated_by_real_nmcli_offline(tmp_path: Path, nmcli: str) -> None:
+    root = keyfile_root(tmp_path, UPLINK_KEYFILE)
+    current = HostState(nic=DHCP_NIC, bridge=STALE_BR0, routes=ROUTES, files=LocalRunner())
+    plan = NmcliBackend(root=str(root), runner=LocalRunner()).plan_enslave(
+        BridgeRequest(NIC, "br0"), current
+    )
+    files = {Path(s.path).name: s for s in plan.steps if isinstance(s, WriteFile)}
+    assert sorted(files) == ["kvmnet-br0-port-enp0s20f0u1.nmconnection", "kvmnet-br0.nmconnection"]
+    for name, step in files.items():
+        assert step.mode == 0o600
+        golden(name, step.content)
+    bridge = Keyfile.parse(files["kvmnet-br0.nmconnection"].content)
+    assert bridge.get("ipv4", "address1") == "10.231.0.5/24,10.231.0.1"
+    assert (bridge.get("bridge", "stp"), bridge.get("bridge", "forward-delay")) == ("false", "0")
+    port = Keyfile.parse(files["kvmnet-br0-port-enp0s20f0u1.nmconnection"].content)
+    assert port.get("connection", "autoconnect-priority") == "6"
+    assert plan.commands[-2:] == (
+        ("nmcli", "connection", "reload"),
+        ("nmcli", "connection", "up", "uuid", profile_uuid("port", "br0", NIC)),
+    )
+    assert ("nmcli", "connection", "up", "uuid", OLD) in [
+        s.argv for s in plan.rollback_hints if isinstance(s, RunCommand)
+    ]
+    # The real tool reads our files back as what we meant.
+    out = LocalRunner().run(
+        [nmcli, "--offline", "connection", "modify", "ipv4.dns", "1.1.1.1"],
+        input=files["kvmnet-br0.nmconnection"].content,
+    )
+    assert "stp=false" in out.stdout and "address1=10.231.0.5/24,10.231.0.1" in out.stdout
+
+
+def test_keyfile_rejected_by_nmcli_raises(tmp_path: Path, nmcli: str) -> None:
+    root = keyfile_root(tmp_path, UPLINK_KEYFILE.replace("method=manual", "method=bogus"))
+    current = HostState(nic=DHCP_NIC, bridge=None, routes=ROUTES, files=LocalRunner())
+    with pytest.raises(ValidationFailed, match=r"ipv4\.method"):
+        NmcliBackend(root=str(root), runner=LocalRunner()).plan_enslave(
+            BridgeRequest(NIC, "br0"), current
+        )
+
+
+def test_validation_failure_via_runner_names_the_file(tmp_path: Path) -> None:
+    root = keyfile_root(tmp_path, None)
+    runner = RecordingRunner(
+        replies={
+            ("nmcli", "--offline", "connection", "modify", "connection.id", "br0"): CommandResult(
+                (), 1, "", "Error: bad"
+            ),
+        }
+    )
+    current = HostState(nic=DHCP_NIC, bridge=None, routes=ROUTES, files=LocalRunner())
+    with pytest.raises(ValidationFailed, match=r"kvmnet-br0\.nmconnection: Error: bad"):
+        NmcliBackend(root=str(root), runner=runner).plan_enslave(BridgeRequest(NIC, "br0"), current)
+
+
+def test_keyfile_escape() -> None:
+    assert escape(" a\\b\n") == "\\sa\\\\b\\n"
