@@ -176,18 +176,16 @@ def _scan(data: bytes, root_tag: str) -> _Layout | None:
     starts: list[int] = []
     spans: list[tuple[int, int]] = []
     last_device_end: list[int] = []
-    pending: list[int] = []
 
     def start(name: str, _attrs: object) -> None:
         stack.append(name)
-        pending.append(parser.CurrentByteIndex)
         if name == "interface" and stack[:-1] == [root_tag, "devices"]:
             starts.append(parser.CurrentByteIndex)
 
     def end(name: str) -> None:
-        begin = pending.pop()
         here = parser.CurrentByteIndex
-        stop = _tag_end(data, here) if here != begin else _tag_end(data, begin)
+        # expat points at "</name>" for a closing tag, and just past "<name/>" for an empty one.
+        stop = _tag_end(data, here) if data.startswith(b"</", here) else here
         if name == "interface" and stack[:-1] == [root_tag, "devices"]:
             spans.append((starts.pop(), stop))
         if stack[:-1] == [root_tag, "devices"]:
