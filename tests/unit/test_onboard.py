@@ -1,0 +1,270 @@
+"""kvmnet.onboard: one plan for guest and host.
+
+The guest side is real (libvirt's test driver, a fresh world per test); the host side is a
+RecordingRunner that describes a NIC with a DHCP address and, once the plan has enslaved it,
+the bridged state, so the shared apply mechanism's verification really runs against it.
+The real end-to-end run (a booted guest, a real bridge) is tests/integration/test_real_guest.py.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+import kvmnet
+from kvmnet.backends import Iproute2Backend
+from kvmnet.hostnet.fake import link_json, route_json
+from kvmnet.hostnet.inspect import LINKS_ARGV, ROUTES6_ARGV, ROUTES_ARGV
+from kvmnet.hostnet.runner import CommandResult, RecordingRunner
+from kvmnet.hostnet.state import IpAddress, IpRoute, LinkState
+from kvmnet.onboard import LanPlan, bridge_guest, nat_guest, plan_bridge_guest
+from kvmnet.testing import Guest, Nic, World
+
+NIC, BR, MAC = "eth0", "br0", "52:54:00:aa:00:01"
+ADDR = IpAddress("10.0.0.5/24", valid_lft=3600, preferred_lft=3600, dynamic=True)
+ENSLAVE = ("ip", "link", "set", NIC, "master", BR)
+RELEASE = ("ip", "link", "set", NIC, "nomaster")
+
+
+class LanHost:
+    """A host whose `ip -j` answers follow the commands it receives: eth0 alone with its
+    address until `ip link set eth0 master br0` runs, then eth0 in br0 with br0 holding the
+    address and the default route."""
+
+    def __init__(self, *, bridged: bool = False, fail: tuple[tuple[str, ...], ...] = ()) -> None:
+        self.start_bridged = bridged
+        self.runner = RecordingRunner(
+            replies={
+                LINKS_ARGV: self._links,
+                ROUTES_ARGV: self._routes,
+                ROUTES6_ARGV: "[]",
+                ("iptables", "-S", "FORWARD"): "-P FORWARD ACCEPT\n",
+            },
+            files={f"/sys/class/net/{NIC}/uevent": b"INTERFACE=eth0\n"},
+            fail=fail,
+        )
+
+    @property
+    def bridged(self) -> bool:
+        state = self.start_bridged
+        for argv in self.runner.commands:
+            if argv == ENSLAVE and ENSLAVE not in self.runner.fail:
+                state = True
+            elif argv[:5] == RELEASE[:5] and argv[-1] == "nomaster":
+                state = False
+        return state
+
+    def _links(self, argv: tuple[str, ...]) -> CommandResult:
+        if self.bridged:
+            links = [
+                LinkState(NIC, MAC, master=BR, operstate="UP"),
+                LinkState(
+                    BR,
+                    MAC,
+                    kind="bridge",
+                    stp=False,
+                    forward_delay=0,
+                    operstate="UP",
+                    addresses=(ADDR,),
+                    ports=(NIC,),
+                ),
+            ]
+        else:
+            links = [LinkState(NIC, MAC, operstate="UP", addresses=(ADDR,))]
+        data = [link_json(link, n) for n, link in enumerate(links, 1)]
+        return CommandResult(argv, 0, json.dumps(data))
+
+    def _routes(self, argv: tuple[str, ...]) -> CommandResult:
+        dev = BR if self.bridged else NIC
+        route = IpRoute("default", dev, gateway="10.0.0.1")
+        return CommandResult(argv, 0, json.dumps([route_json(route)]))
+
+    def backend(self) -> Iproute2Backend:
+        return Iproute2Backend(runner=self.runner)
+
+    def writes(self) -> list[tuple[str, ...]]:
+        """Commands that change something (everything but the canned read queries)."""
+        return [c.argv for c in self.runner.changes if c.kind == "run"]
+
+
+Hosts = Callable[[str], kvmnet.Host]
+
+
+@pytest.fixture
+def hosts() -> Iterator[Hosts]:
+    """Open connections that stay open for the whole test (a test-driver world lives only as
+    long as its connection), closed at teardown."""
+    opened: list[kvmnet.Host] = []
+
+    def open_host(uri: str) -> kvmnet.Host:
+        opened.append(kvmnet.connect(uri))
+        return opened[-1]
+
+    yield open_host
+    for host in opened:
+        host.close()
+
+
+def world(tmp_path: Path, *guests: Guest) -> str:
+    return World(guests=guests or (Guest("web1", running=False),)).write(tmp_path)
+
+
+def persistent_sources(host: kvmnet.Host, name: str = "web1") -> list[tuple[str, str | None]]:
+    # Each test-driver connection starts from the world as written: ask the same connection.
+    return [(i.type, i.source) for i in host.domain(name).persistent_interfaces]
+
+
+def test_dry_run_shows_host_plan_diff_and_checks_and_changes_nothing(
+    tmp_path: Path, hosts: Hosts
+) -> None:
+    uri, lan = world(tmp_path), LanHost()
+    host = hosts(uri)
+    result = bridge_guest(host, "web1", bridge=BR, nic=NIC, backend=lan.backend(), dry_run=True)
+    assert not result.applied
+    text = str(result)
+    assert "ip link add br0" in text and "ip link set eth0 master br0" in text  # host commands
+    assert "-    <interface type='network'>" in text or '-    <interface type="network">' in text
+    assert "<source bridge='br0'/>" in text  # the XML diff
+    assert "eth0 is a port of br0" in text  # a host check
+    assert "web1's interface 52:54:00:fe:00:00 is on br0" in text  # a guest check
+    assert text.index("## 1. host") < text.index("## 2. guest")
+    assert lan.writes() == []
+    assert persistent_sources(host) == [("network", "default")]
+
+
+def test_existing_bridge_leaves_the_host_alone(tmp_path: Path, hosts: Hosts) -> None:
+    uri, lan = world(tmp_path), LanHost(bridged=True)
+    host = hosts(uri)
+    plan = plan_bridge_guest(host, "web1", bridge=BR, nic=NIC, backend=lan.backend())
+    assert plan.host_plan is None
+    assert any("br0 exists already" in n for n in plan.notes)
+    assert "host: nothing to do" in str(plan)
+
+
+def test_apply_bridges_the_host_then_moves_the_guest(tmp_path: Path, hosts: Hosts) -> None:
+    uri, lan = world(tmp_path), LanHost()
+    steps: list[tuple[int, int, str]] = []
+    host = hosts(uri)
+    result = bridge_guest(
+        host,
+        "web1",
+        bridge=BR,
+        nic=NIC,
+        backend=lan.backend(),
+        progress=lambda d, t, s: steps.append((d, t, s)),
+    )
+    assert result.applied
+    assert result.host_result is not None and result.host_result.verified
+    assert ENSLAVE in lan.writes()
+    assert lan.writes()[0][:4] == ("ip", "link", "add", "br0")
+    assert persistent_sources(host) == [("bridge", "br0")]
+    assert result.change is not None and result.change.applied_config
+    assert [d for d, _, _ in steps] == [0, 1, 2, 3] and {t for _, t, _ in steps} == {3}
+    assert "web1: interface 52:54:00:fe:00:00 is on br0" in str(result)
+    assert "eth0 bridged into br0 (iproute2)" in str(result)
+
+
+def test_guest_failure_after_host_step_says_what_stands(tmp_path: Path, hosts: Hosts) -> None:
+    # live=True on a running guest: libvirt's test driver cannot change a running guest, so the
+    # guest step fails after the host step succeeded.
+    uri, lan = world(tmp_path, Guest("web1")), LanHost()
+    host = hosts(uri)
+    plan = plan_bridge_guest(
+        host, "web1", bridge=BR, nic=NIC, backend=lan.backend(), live=True, address_timeout=0
+    )
+    with pytest.raises(kvmnet.PartiallyApplied) as caught:
+        plan.apply()
+    message = str(caught.value)
+    assert "eth0 is bridged into br0" in message
+    assert "guest web1 is unchanged" in message
+    assert "live=False" in message  # the guest step's own advice survives
+    assert isinstance(caught.value.__cause__, kvmnet.LiveChangeUnsupported)
+    assert caught.value.done and "bridged into br0" in caught.value.done[0]
+    assert ENSLAVE in lan.writes()  # the host stays bridged: verified and consistent
+    assert persistent_sources(host) == [("network", "default")]
+
+
+def test_host_failure_rolls_back_and_leaves_the_guest_alone(tmp_path: Path, hosts: Hosts) -> None:
+    uri, lan = world(tmp_path), LanHost(fail=(ENSLAVE,))
+    host = hosts(uri)
+    with pytest.raises(kvmnet.RolledBack):
+        bridge_guest(host, "web1", bridge=BR, nic=NIC, backend=lan.backend())
+    assert persistent_sources(host) == [("network", "default")]
+    # The plan stopped at the failing step: the address was never copied onto br0.
+    assert not any(c[:3] == ("ip", "addr", "add") and "br0" in c for c in lan.writes())
+
+
+def test_nic_without_backend_is_refused(tmp_path: Path, hosts: Hosts) -> None:
+    host = hosts(world(tmp_path))
+    with pytest.raises(kvmnet.PreflightRefused, match="nic= and backend="):
+        plan_bridge_guest(host, "web1", bridge=BR, nic=NIC)
+
+
+def test_without_nic_the_bridge_must_exist_and_only_the_guest_moves(
+    tmp_path: Path, hosts: Hosts
+) -> None:
+    uri = world(tmp_path)
+    host = hosts(uri)
+    result = bridge_guest(host, "web1", bridge=BR, address_timeout=0)
+    assert result.plan.host_plan is None and result.host_result is None
+    assert persistent_sources(host) == [("bridge", "br0")]
+
+
+def test_back_to_nat_then_release_the_bridge(tmp_path: Path, hosts: Hosts) -> None:
+    uri = world(tmp_path, Guest("web1", nics=(Nic.bridge(BR),), running=False))
+    lan = LanHost(bridged=True)
+    host = hosts(uri)
+    result = nat_guest(host, "web1", release=NIC, backend=lan.backend())
+    text = str(result.plan)
+    assert text.index("## 1. guest") < text.index("## 2. host")
+    assert persistent_sources(host) == [("network", "default")]
+    assert result.host_result is not None and result.host_result.verified
+    assert any(c[-1] == "nomaster" for c in lan.writes())
+
+
+def test_release_is_refused_while_other_guests_use_the_bridge(tmp_path: Path, hosts: Hosts) -> None:
+    uri = world(
+        tmp_path,
+        Guest("web1", nics=(Nic.bridge(BR),), running=False),
+        Guest("db1", nics=(Nic.bridge(BR),), running=False),
+    )
+    lan = LanHost(bridged=True)
+    host = hosts(uri)
+    with pytest.raises(kvmnet.PreflightRefused, match="db1") as caught:
+        nat_guest(host, "web1", release=NIC, backend=lan.backend())
+    assert caught.value.check == "bridge-in-use"
+    forced = nat_guest(host, "web1", release=NIC, backend=lan.backend(), force=True, dry_run=True)
+    assert forced.plan.host_plan is not None
+    assert lan.writes() == []
+    assert persistent_sources(host) == [("bridge", "br0")]
+
+
+def test_html_shows_the_plan_and_the_coloured_diff(tmp_path: Path, hosts: Hosts) -> None:
+    uri, lan = world(tmp_path), LanHost()
+    host = hosts(uri)
+    plan = plan_bridge_guest(host, "web1", bridge=BR, nic=NIC, backend=lan.backend())
+    assert isinstance(plan, LanPlan)
+    html = plan._repr_html_()
+    assert "ip link set eth0 master br0" in html
+    assert "&lt;source bridge=&#x27;br0&#x27;/&gt;" in html
+    assert "#2ca02c" in html  # the added line is coloured
+    assert "<LanPlan bridge 'web1' -> br0" in repr(plan)
+
+
+def test_address_lookup_reports_a_new_address_only(tmp_path: Path, hosts: Hosts) -> None:
+    from kvmnet.onboard import wait_for_address
+
+    uri = world(tmp_path, Guest("web1"))
+    host = hosts(uri)
+    dom = host.domain("web1")
+    mac = dom.interfaces[0].mac
+    found = wait_for_address(dom, mac, timeout=0)
+    assert [a.source for a in found] == ["lease"]
+    # The address it had before the move does not count as the new one.
+    old = frozenset(a.address for a in found)
+    slept: list[float] = []
+    assert wait_for_address(dom, mac, timeout=0, exclude=old, sleep=slept.append) == ()
+    assert slept == []  # timeout 0: one look, no wait
