@@ -291,7 +291,8 @@ class LibvirtLab:
         xml = (
             f"<domain type='qemu'><name>{name}</name>"
             f"<memory unit='MiB'>{memory}</memory><vcpu>1</vcpu>"
-            f"<os>{os_xml}</os><on_poweroff>destroy</on_poweroff>"
+            f"<os>{os_xml}</os><features><acpi/><apic/></features>"
+            "<on_poweroff>destroy</on_poweroff>"
             f"<devices><emulator>{QEMU}</emulator>"
             f"{interface_xml(network=network, bridge=bridge, mac=mac)}"
             f"<serial type='file'><source path='{serial}'/></serial>"
