@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 
 from . import _html
 from ._libvirt import Connection, open_connection
-from .errors import NetworkNotFound
+from .errors import ConnectionFailed, NetworkNotFound
 from .network import Network, NetworkIndex
 from .progress import Progress, track
 
@@ -43,7 +43,22 @@ def connect(uri: str | None = None) -> Host:
     ``uri``: the argument, else ``$LIBVIRT_DEFAULT_URI``, else ``qemu:///system``.
     Raises :class:`~kvmnet.errors.ConnectionFailed` naming the URI and the reason.
     """
-    return Host(open_connection(default_uri(uri)))
+    uri = default_uri(uri)
+    _check_test_file(uri)
+    return Host(open_connection(uri))
+
+
+def _check_test_file(uri: str) -> None:
+    # libvirt's test driver has libxml2 print "I/O warning" to stderr for a missing file
+    # before it fails; say it ourselves, quietly.
+    if uri.startswith("test:///") and uri != "test:///default":
+        path = uri[len("test://") :].split("?", 1)[0]
+        if not os.path.isfile(path):
+            raise ConnectionFailed(
+                f"cannot connect to libvirt at {uri!r}: the test driver file {path} does not "
+                "exist; kvmnet.testing.World(...).write(dir) makes one",
+                uri=uri,
+            )
 
 
 class Host:
