@@ -22,8 +22,11 @@ from .network import Network, NetworkIndex
 from .progress import Progress, track
 
 if TYPE_CHECKING:
+    from .backends.base import Backend
     from .change import Change
     from .domain import Domain
+    from .domainxml import IfaceSelector
+    from .onboard import LanResult
 
 __all__ = ["DEFAULT_URI", "Host", "connect", "default_uri"]
 
@@ -203,6 +206,80 @@ class Host:
                 f"`kvmnet -c {self.uri} domains` lists them"
             )
         return [by_name[n] for n in wanted]
+
+    # -- guest and host in one plan (kvmnet.onboard) -----------------------------------------
+
+    def bridge_guest(
+        self,
+        domain: str,
+        *,
+        bridge: str,
+        nic: str | None = None,
+        backend: Backend | None = None,
+        iface: IfaceSelector = None,
+        live: bool | None = None,
+        bounce_link: bool = True,
+        confirm_within: float | None = None,
+        address_timeout: float = 60.0,
+        dry_run: bool = False,
+        progress: Progress | None = None,
+    ) -> LanResult:
+        """Put ``domain`` on the LAN: bridge ``nic`` into ``bridge`` if it is missing, switch the
+        guest (live + persistent, link bounced), wait for its new address.
+
+        ``host.bridge_guest("web1", bridge="br0", nic="eno1", backend=NmcliBackend())``;
+        see :func:`kvmnet.onboard.bridge_guest`.
+        """
+        from .onboard import bridge_guest
+
+        return bridge_guest(
+            self,
+            domain,
+            bridge=bridge,
+            nic=nic,
+            backend=backend,
+            iface=iface,
+            live=live,
+            bounce_link=bounce_link,
+            confirm_within=confirm_within,
+            address_timeout=address_timeout,
+            dry_run=dry_run,
+            progress=progress,
+        )
+
+    def nat_guest(
+        self,
+        domain: str,
+        network: str = "default",
+        *,
+        iface: IfaceSelector = None,
+        live: bool | None = None,
+        bounce_link: bool = True,
+        release: str | None = None,
+        backend: Backend | None = None,
+        force: bool = False,
+        address_timeout: float = 60.0,
+        dry_run: bool = False,
+        progress: Progress | None = None,
+    ) -> LanResult:
+        """The way back: ``domain`` onto NAT ``network``, then (``release=NIC``) the NIC out of
+        the bridge; see :func:`kvmnet.onboard.nat_guest`."""
+        from .onboard import nat_guest
+
+        return nat_guest(
+            self,
+            domain,
+            network,
+            iface=iface,
+            live=live,
+            bounce_link=bounce_link,
+            release=release,
+            backend=backend,
+            force=force,
+            address_timeout=address_timeout,
+            dry_run=dry_run,
+            progress=progress,
+        )
 
     # -- display ------------------------------------------------------------------------
 

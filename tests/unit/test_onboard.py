@@ -268,3 +268,14 @@ def test_address_lookup_reports_a_new_address_only(tmp_path: Path, hosts: Hosts)
     slept: list[float] = []
     assert wait_for_address(dom, mac, timeout=0, exclude=old, sleep=slept.append) == ()
     assert slept == []  # timeout 0: one look, no wait
+
+
+def test_host_methods_are_the_same_calls(tmp_path: Path, hosts: Hosts) -> None:
+    uri = world(tmp_path, Guest("web1", running=False))
+    host, lan = hosts(uri), LanHost()
+    dry = host.bridge_guest("web1", bridge=BR, nic=NIC, backend=lan.backend(), dry_run=True)
+    assert dry.plan.host_plan is not None and not dry.applied
+    done = host.bridge_guest("web1", bridge=BR, address_timeout=0)
+    assert done.applied and persistent_sources(host) == [("bridge", "br0")]
+    back = host.nat_guest("web1", address_timeout=0)
+    assert back.applied and persistent_sources(host) == [("network", "default")]
