@@ -186,6 +186,35 @@ class NmcliBackend:
             profile_uuid("port", request.bridge, request.nic),
         )
 
+    def _activation(self, request: BridgeRequest, current: HostState) -> list[Step]:
+        br_uuid, port_uuid = self._uuids(request)
+        steps: list[Step] = []
+        if current.bridge is not None:
+            if current.bridge.mac.lower() != current.nic.mac.lower():
+                # NM finds no "compatible device" for a profile whose bridge.mac-address
+                # differs from the existing bridge's.
+                steps.append(
+                    RunCommand(
+                        ("ip", "link", "set", request.bridge, "address", current.nic.mac),
+                        f"{current.nic.name}'s MAC, as the profile says",
+                    )
+                )
+            # NM "assumes" a bridge it did not create (an external connection); a port would
+            # join that one, and our profile would never run: take the device over first.
+            steps.append(
+                RunCommand(
+                    self.nmcli("connection", "up", "uuid", br_uuid),
+                    f"take over the existing {request.bridge} from NetworkManager's external one",
+                )
+            )
+        steps.append(
+            RunCommand(
+                self.nmcli("connection", "up", "uuid", port_uuid),
+                f"activating the port brings {request.bridge} up too",
+            )
+        )
+        return steps
+
     def _plan_runtime(self, request: BridgeRequest, current: HostState) -> Plan:
         nic, br = current.nic, request.bridge
         br_uuid, port_uuid = self._uuids(request)
@@ -256,12 +285,7 @@ class NmcliBackend:
             )
         )
         steps += stale_address_steps(current, request)
-        steps.append(
-            RunCommand(
-                self.nmcli("connection", "up", "uuid", port_uuid),
-                f"activating the port brings {br} up too",
-            )
-        )
+        steps += self._activation(request, current)
         hints: list[Step] = []
         if active:
             hints.append(
@@ -372,7 +396,6 @@ class NmcliBackend:
         if self.validate:
             for name, text in zip(names, (bridge_text, port_text), strict=True):
                 self.validate_keyfile(text, name)
-        _, port_uuid = self._uuids(request)
         steps: list[Step] = [
             write_step(
                 current,
@@ -391,13 +414,8 @@ class NmcliBackend:
             ),
         ]
         steps += stale_address_steps(current, request)
-        steps += [
-            RunCommand(self.nmcli("connection", "reload"), "read the new keyfiles"),
-            RunCommand(
-                self.nmcli("connection", "up", "uuid", port_uuid),
-                f"activating the port brings {br} up too",
-            ),
-        ]
+        steps.append(RunCommand(self.nmcli("connection", "reload"), "read the new keyfiles"))
+        steps += self._activation(request, current)
         hints: list[Step] = [RunCommand(self.nmcli("connection", "reload"))]
         if found is not None and found[1].get("connection", "uuid"):
             old = found[1].get("connection", "uuid") or ""
