@@ -138,6 +138,10 @@ def test_runtime_plan_from_the_active_profile() -> None:
             "6",
         ),
         ("ip", "addr", "del", "192.168.0.1/24", "dev", "br0"),
+        # NM would only "assume" the existing br0 and find our profile incompatible with
+        # its other MAC: give it the NIC's MAC and activate our bridge profile explicitly.
+        ("ip", "link", "set", "br0", "address", MAC),
+        ("nmcli", "connection", "up", "uuid", br_uuid),
         ("nmcli", "connection", "up", "uuid", port_uuid),
     )
     # The old profile is never touched; rollback brings it back and deletes ours.
@@ -223,8 +227,9 @@ def test_keyfiles_validated_by_real_nmcli_offline(tmp_path: Path, nmcli: str) ->
     assert (bridge.get("bridge", "stp"), bridge.get("bridge", "forward-delay")) == ("false", "0")
     port = Keyfile.parse(files["kvmnet-br0-port-enp0s20f0u1.nmconnection"].content)
     assert port.get("connection", "autoconnect-priority") == "6"
-    assert plan.commands[-2:] == (
+    assert plan.commands[-3:] == (
         ("nmcli", "connection", "reload"),
+        ("nmcli", "connection", "up", "uuid", profile_uuid("bridge", "br0")),
         ("nmcli", "connection", "up", "uuid", profile_uuid("port", "br0", NIC)),
     )
     assert ("nmcli", "connection", "up", "uuid", OLD) in [
