@@ -227,8 +227,9 @@ def test_keyfiles_validated_by_real_nmcli_offline(tmp_path: Path, nmcli: str) ->
     assert (bridge.get("bridge", "stp"), bridge.get("bridge", "forward-delay")) == ("false", "0")
     port = Keyfile.parse(files["kvmnet-br0-port-enp0s20f0u1.nmconnection"].content)
     assert port.get("connection", "autoconnect-priority") == "6"
-    assert plan.commands[-3:] == (
+    assert plan.commands[-4:] == (
         ("nmcli", "connection", "reload"),
+        ("ip", "link", "set", "br0", "address", MAC),
         ("nmcli", "connection", "up", "uuid", profile_uuid("bridge", "br0")),
         ("nmcli", "connection", "up", "uuid", profile_uuid("port", "br0", NIC)),
     )
