@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from types import TracebackType
 from typing import TYPE_CHECKING
 
@@ -257,7 +257,7 @@ class Host:
         bounce_link: bool = True,
         release: str | None = None,
         backend: Backend | None = None,
-        force: bool = False,
+        force: Collection[str] = (),
         address_timeout: float = 60.0,
         dry_run: bool = False,
         progress: Progress | None = None,

@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Literal
 
@@ -161,7 +161,12 @@ class LanPlan:
         notes = "".join(f"<p>{_html.escape(n)}</p>" for n in self.notes)
         return _html.section(repr(self), notes, *parts, checks)
 
-    def apply(self, *, progress: Callable[[int, int, str], None] | None = None) -> LanResult:
+    def apply(
+        self,
+        *,
+        progress: Callable[[int, int, str], None] | None = None,
+        state_dir: str | None = None,
+    ) -> LanResult:
         """Run the plan: host then guest (bridge), or guest then host (nat); then the address.
 
         ``progress(done, total, step)`` is told of each step. Raises the host plan's error
@@ -169,7 +174,7 @@ class LanPlan:
         """
         if self.host is None:
             raise KvmnetError(f"{self!r} has no host connection: build it with plan_bridge_guest")
-        return _apply(self, self.host, progress)
+        return _apply(self, self.host, progress, state_dir)
 
 
 @dataclass(frozen=True)
@@ -227,11 +232,19 @@ def _live_words(live: bool | None) -> str:
 
 
 def _guests_on_bridge(host: Host, bridge: str, *, besides: str) -> list[str]:
-    return sorted(
-        d.name
-        for d in host.domains()
-        if d.name != besides and any(i.source == bridge for i in d.interfaces if i.type == "bridge")
-    )
+    """Guests with an interface on ``bridge``: directly (type='bridge'), or through a libvirt
+    network over it (forward mode bridge), now or at next boot."""
+    networks = {n.name for n in host.networks() if n.bridge == bridge}
+    users = set()
+    for dom in host.domains():
+        if dom.name == besides:
+            continue
+        for i in (*dom.interfaces, *dom.persistent_interfaces):
+            if (i.type == "bridge" and i.source == bridge) or (
+                i.type == "network" and i.source in networks
+            ):
+                users.add(dom.name)
+    return sorted(users)
 
 
 def _moved_mac(change: Change, iface: IfaceSelector) -> str | None:
@@ -252,11 +265,15 @@ def plan_bridge_guest(
     bounce_link: bool = True,
     confirm_within: float | None = None,
     address_timeout: float = DEFAULT_ADDRESS_TIMEOUT,
+    force: Collection[str] = (),
+    dhcp_client: tuple[str, ...] = (),
 ) -> LanPlan:
     """Plan putting ``domain`` on ``bridge``, bridging ``nic`` first if the bridge is missing.
 
     Without ``nic``/``backend`` the host is left alone (the bridge must exist already).
-    Nothing changes; the host is only read (through ``backend.runner``).
+    ``force`` and ``dhcp_client`` go to :meth:`kvmnet.Bridge.enslave` (preflight overrides by
+    name; a DHCP client to start on the bridge). Nothing changes; the host is only read
+    (through ``backend.runner``).
     """
     from .hostnet.nic import Bridge, HostNic
 
@@ -274,7 +291,11 @@ def plan_bridge_guest(
             notes.append(f"bridge {bridge} exists already: the host is left alone ({nic} unused)")
         else:
             host_plan = Bridge(bridge, backend=backend).enslave(
-                HostNic(nic, backend=backend), dry_run=True
+                HostNic(nic, backend=backend),
+                dry_run=True,
+                force=force,
+                dhcp_client=dhcp_client,
+                confirm_within=confirm_within,
             )
     else:
         notes.append(f"no NIC given: bridge {bridge} must exist on the host already")
@@ -305,11 +326,15 @@ def plan_nat_guest(
     bounce_link: bool = True,
     release: str | None = None,
     backend: Backend | None = None,
-    force: bool = False,
+    force: Collection[str] = (),
+    dhcp_client: tuple[str, ...] = (),
+    confirm_within: float | None = None,
     address_timeout: float = DEFAULT_ADDRESS_TIMEOUT,
 ) -> LanPlan:
     """Plan moving ``domain`` back to NAT ``network``; ``release=NIC`` also takes NIC out of the
-    bridge the guest was on (refused while other guests use it, unless ``force``)."""
+    bridge the guest was on. That is refused while other guests use the bridge, unless
+    ``force`` names ``"bridge-in-use"``; the other names in ``force``, and ``dhcp_client``,
+    go to :meth:`kvmnet.Bridge.release`."""
     from .hostnet.nic import Bridge, HostNic
 
     dom = host.domain(domain)
@@ -330,15 +355,21 @@ def plan_nat_guest(
                 check="release",
             )
         others = _guests_on_bridge(host, bridge, besides=dom.name)
-        if others and not force:
+        if others and "bridge-in-use" not in force:
             raise PreflightRefused(
                 f"bridge {bridge} still carries guest(s) {', '.join(others)}: move them first, "
-                f"or pass force=True (they would lose the LAN)",
+                "or override with force=('bridge-in-use',) (they would lose the LAN)",
                 check="bridge-in-use",
             )
         host_plan = Bridge(bridge, backend=backend).release(
-            HostNic(release, backend=backend), dry_run=True
+            HostNic(release, backend=backend),
+            dry_run=True,
+            force=tuple(f for f in force if f != "bridge-in-use"),
+            dhcp_client=dhcp_client,
+            confirm_within=confirm_within,
         )
+        if others:
+            notes.append(f"forced: {', '.join(others)} lose the LAN when {bridge} goes")
     return LanPlan(
         action="nat",
         domain=dom.name,
@@ -349,6 +380,7 @@ def plan_nat_guest(
         iface=iface_mac,
         live=live,
         bounce_link=bounce_link,
+        confirm_within=confirm_within,
         address_timeout=address_timeout,
         notes=tuple(notes),
         host=host,
@@ -394,10 +426,10 @@ def wait_for_address(
         sleep(_POLL_INTERVAL)
 
 
-def _host_step(plan: LanPlan) -> tuple[ApplyResult | None, str | None]:
+def _host_step(plan: LanPlan, state_dir: str | None) -> tuple[ApplyResult | None, str | None]:
     if plan.host_plan is None:
         return None, None
-    result = plan.host_plan.apply(confirm_within=plan.confirm_within)
+    result = plan.host_plan.apply(confirm_within=plan.confirm_within, state_dir=state_dir)
     pending = None
     if result.pending_confirmation:
         pending = (
@@ -418,7 +450,10 @@ def _what_stands(plan: LanPlan, pending: str | None) -> str:
 
 
 def _apply(
-    plan: LanPlan, host: Host, progress: Callable[[int, int, str], None] | None
+    plan: LanPlan,
+    host: Host,
+    progress: Callable[[int, int, str], None] | None,
+    state_dir: str | None,
 ) -> LanResult:
     steps = 3 if plan.host_plan is not None else 2
 
@@ -432,7 +467,7 @@ def _apply(
     pending: str | None = None
     tell(0, "")
     if plan.action == "bridge" and plan.host_plan is not None:
-        host_result, pending = _host_step(plan)  # its own error says it rolled back
+        host_result, pending = _host_step(plan, state_dir)  # its own error says it rolled back
         tell(1, f"host: {plan.bridge} bridged")
     try:
         change = _apply_guest(plan, dom)
@@ -449,7 +484,7 @@ def _apply(
     tell(steps - 1 if plan.action == "bridge" else 1, f"guest: {plan.domain} switched")
     if plan.action == "nat" and plan.host_plan is not None:
         try:
-            host_result, pending = _host_step(plan)
+            host_result, pending = _host_step(plan, state_dir)
         except KvmnetError as exc:
             raise PartiallyApplied(
                 f"releasing {plan.host_plan.nic} from {plan.bridge} failed: {exc}. What stands: "
@@ -476,8 +511,11 @@ def bridge_guest(
     bounce_link: bool = True,
     confirm_within: float | None = None,
     address_timeout: float = DEFAULT_ADDRESS_TIMEOUT,
+    force: Collection[str] = (),
+    dhcp_client: tuple[str, ...] = (),
     dry_run: bool = False,
     progress: Callable[[int, int, str], None] | None = None,
+    state_dir: str | None = None,
 ) -> LanResult:
     """:func:`plan_bridge_guest`, then (unless ``dry_run``) :meth:`LanPlan.apply`."""
     plan = plan_bridge_guest(
@@ -491,8 +529,12 @@ def bridge_guest(
         bounce_link=bounce_link,
         confirm_within=confirm_within,
         address_timeout=address_timeout,
+        force=force,
+        dhcp_client=dhcp_client,
     )
-    return LanResult(plan, False) if dry_run else plan.apply(progress=progress)
+    if dry_run:
+        return LanResult(plan, False)
+    return plan.apply(progress=progress, state_dir=state_dir)
 
 
 def nat_guest(
@@ -505,10 +547,13 @@ def nat_guest(
     bounce_link: bool = True,
     release: str | None = None,
     backend: Backend | None = None,
-    force: bool = False,
+    force: Collection[str] = (),
+    dhcp_client: tuple[str, ...] = (),
+    confirm_within: float | None = None,
     address_timeout: float = DEFAULT_ADDRESS_TIMEOUT,
     dry_run: bool = False,
     progress: Callable[[int, int, str], None] | None = None,
+    state_dir: str | None = None,
 ) -> LanResult:
     """:func:`plan_nat_guest`, then (unless ``dry_run``) :meth:`LanPlan.apply`."""
     plan = plan_nat_guest(
@@ -521,6 +566,10 @@ def nat_guest(
         release=release,
         backend=backend,
         force=force,
+        dhcp_client=dhcp_client,
+        confirm_within=confirm_within,
         address_timeout=address_timeout,
     )
-    return LanResult(plan, False) if dry_run else plan.apply(progress=progress)
+    if dry_run:
+        return LanResult(plan, False)
+    return plan.apply(progress=progress, state_dir=state_dir)

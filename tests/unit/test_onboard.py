@@ -236,7 +236,9 @@ def test_release_is_refused_while_other_guests_use_the_bridge(tmp_path: Path, ho
     with pytest.raises(kvmnet.PreflightRefused, match="db1") as caught:
         nat_guest(host, "web1", release=NIC, backend=lan.backend())
     assert caught.value.check == "bridge-in-use"
-    forced = nat_guest(host, "web1", release=NIC, backend=lan.backend(), force=True, dry_run=True)
+    forced = nat_guest(
+        host, "web1", release=NIC, backend=lan.backend(), force=("bridge-in-use",), dry_run=True
+    )
     assert forced.plan.host_plan is not None
     assert lan.writes() == []
     assert persistent_sources(host) == [("bridge", "br0")]
@@ -279,3 +281,18 @@ def test_host_methods_are_the_same_calls(tmp_path: Path, hosts: Hosts) -> None:
     assert done.applied and persistent_sources(host) == [("bridge", "br0")]
     back = host.nat_guest("web1", address_timeout=0)
     assert back.applied and persistent_sources(host) == [("network", "default")]
+
+
+def test_a_guest_on_a_libvirt_network_over_the_bridge_blocks_release(
+    tmp_path: Path, hosts: Hosts
+) -> None:
+    # World()'s network "lan" is <forward mode='bridge'/> over br0: its guests use br0 too.
+    uri = world(
+        tmp_path,
+        Guest("web1", nics=(Nic.bridge(BR),), running=False),
+        Guest("app1", nics=(Nic.network("lan"),), running=False),
+    )
+    host = hosts(uri)
+    with pytest.raises(kvmnet.PreflightRefused, match="app1"):
+        nat_guest(host, "web1", release=NIC, backend=LanHost(bridged=True).backend())
+    assert persistent_sources(host) == [("bridge", "br0")]
