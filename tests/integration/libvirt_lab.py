@@ -238,6 +238,10 @@ class LibvirtLab:
         ports = {str(e["ifname"]): str(e.get("master", "")) for e in entries}
         return {p: m for p, m in ports.items() if bridge is None or m == bridge}
 
+    def links(self) -> set[str]:
+        """Names of the links in the lab's namespace."""
+        return {str(e["ifname"]) for e in json.loads(self.run(["ip", "-j", "link"]).stdout)}
+
     def domain_xml(self, domain: str, *, inactive: bool = False) -> str:
         return self.virsh("dumpxml", *(["--inactive"] if inactive else []), domain)
 
