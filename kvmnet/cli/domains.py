@@ -15,6 +15,7 @@ import argparse
 import sys
 from typing import TYPE_CHECKING
 
+from . import onboard
 from ._common import CommandError, first_uri, print_json
 
 if TYPE_CHECKING:
@@ -69,6 +70,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         action="store_true",
         help="after a live switch, take the guest's link down for 1 s so it renews DHCP",
     )
+    onboard.add_bridge_options(p)
     p.set_defaults(handler=_bridge)
 
     p = sub.add_parser("nat", help="put a guest interface on a libvirt network (NAT)")
@@ -77,6 +79,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     _iface_arg(p)
     _live_flags(p)
     p.add_argument("--bounce", action="store_true", help="as for `bridge`")
+    onboard.add_nat_options(p)
     p.set_defaults(handler=_nat)
 
     p = sub.add_parser("add-nic", help="add an interface (with a MAC unique on the host)")
@@ -165,6 +168,8 @@ def _report(change: Change) -> int:
 
 
 def _bridge(args: argparse.Namespace) -> int:
+    if onboard.wants_onboard(args):
+        return onboard.run_bridge(args)
     with _connect(args) as host:
         change = host.domain(args.domain).use_bridge(
             args.bridge,
@@ -177,6 +182,8 @@ def _bridge(args: argparse.Namespace) -> int:
 
 
 def _nat(args: argparse.Namespace) -> int:
+    if onboard.wants_onboard(args):
+        return onboard.run_nat(args)
     with _connect(args) as host:
         change = host.domain(args.domain).use_nat(
             args.network,

@@ -1,0 +1,175 @@
+"""Options of ``kvmnet bridge`` / ``kvmnet nat`` that join the host and the guest in one plan.
+
+::
+
+    kvmnet bridge web1 br0 --create-from eno1 --backend nmcli --confirm-within 60
+    kvmnet nat web1 --release eno1 --backend nmcli
+
+``bridge ... --create-from NIC --backend B``: create BRIDGE from NIC when it is missing, then
+switch the guest (persistent and live, link bounced), then wait for its new address.
+``nat ... --release NIC --backend B``: the guest back on NAT, then NIC out of the bridge.
+The commands in :mod:`kvmnet.cli.domains` hand over to :func:`run_bridge` / :func:`run_nat`
+when these options are given.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shlex
+from typing import TYPE_CHECKING
+
+from ._common import CommandError, first_uri
+from .progress import ProgressBar
+
+if TYPE_CHECKING:
+    from ..backends.base import Backend
+    from ..onboard import LanResult
+
+__all__ = ["add_bridge_options", "add_nat_options", "run_bridge", "run_nat", "wants_onboard"]
+
+BACKEND_NAMES = ("iproute2", "ifcfg", "nmcli", "netplan", "networkd")
+
+
+def _host_options(group: argparse._ArgumentGroup) -> None:
+    group.add_argument("--backend", choices=BACKEND_NAMES, help="how the host is configured")
+    group.add_argument("--root", metavar="DIR", help="where a file backend reads and writes")
+    group.add_argument("--netns", metavar="NS", help="act inside this network namespace")
+    group.add_argument(
+        "--confirm-within",
+        metavar="SECONDS",
+        type=float,
+        help="the host change rolls back by itself unless `kvmnet confirm` comes in time",
+    )
+    group.add_argument(
+        "--force",
+        action="append",
+        default=[],
+        metavar="CHECK",
+        help="override a host preflight refusal by name (repeatable)",
+    )
+    group.add_argument(
+        "--dhcp-client", metavar="COMMAND", help="start this DHCP client on the result"
+    )
+    group.add_argument(
+        "--wait",
+        metavar="SECONDS",
+        type=float,
+        default=60.0,
+        help="wait this long for the guest's new address (default 60; 0: don't)",
+    )
+    group.add_argument(
+        "--no-bounce",
+        dest="bounce_link",
+        action="store_false",
+        help="do not bounce the guest's link after the live switch",
+    )
+    group.add_argument("--state-dir", metavar="DIR", help=argparse.SUPPRESS)
+
+
+def add_bridge_options(parser: argparse.ArgumentParser) -> None:
+    """``--create-from NIC --backend B`` and friends, for ``kvmnet bridge``."""
+    group = parser.add_argument_group(
+        "guest and host in one step",
+        "create BRIDGE from NIC when it is missing, switch the guest (link bounced), "
+        "then wait for its new address",
+    )
+    group.add_argument("--create-from", metavar="NIC", help="the host NIC to bridge into BRIDGE")
+    _host_options(group)
+
+
+def add_nat_options(parser: argparse.ArgumentParser) -> None:
+    """``--release NIC --backend B`` and friends, for ``kvmnet nat``."""
+    group = parser.add_argument_group(
+        "guest and host in one step",
+        "after the guest is back on NAT, take NIC out of the bridge it was on "
+        "(refused while other guests use it: --force bridge-in-use)",
+    )
+    group.add_argument("--release", metavar="NIC", help="the host NIC to release from the bridge")
+    _host_options(group)
+
+
+def wants_onboard(args: argparse.Namespace) -> bool:
+    """True when the command line asks for the combined host + guest form."""
+    return bool(getattr(args, "create_from", None) or getattr(args, "release", None))
+
+
+def _backend(args: argparse.Namespace) -> Backend:
+    from ..backends import create_backend
+
+    if not args.backend:
+        flag = "--create-from" if getattr(args, "create_from", None) else "--release"
+        raise CommandError(f"{flag} needs --backend ({', '.join(BACKEND_NAMES)})", status=2)
+    return create_backend(args.backend, root=args.root, netns=args.netns)
+
+
+def _selector(text: str | None) -> str | int | None:
+    if text is None:
+        return None
+    stripped = text.strip()
+    return int(stripped) if stripped.lstrip("-").isdigit() else stripped
+
+
+def _print(result: LanResult, args: argparse.Namespace) -> int:
+    print(result, end="")
+    if result.pending_confirmation:
+        print(
+            f"confirm within {args.confirm_within:g} s with `kvmnet confirm` "
+            "(from a new session), or the host rolls back by itself"
+        )
+    return 0
+
+
+def run_bridge(args: argparse.Namespace) -> int:
+    """``kvmnet bridge DOMAIN BRIDGE --create-from NIC --backend B ...``."""
+    from ..host import connect
+    from ..onboard import bridge_guest
+
+    backend = _backend(args)
+    dhcp = tuple(shlex.split(args.dhcp_client)) if args.dhcp_client else ()
+    with connect(first_uri(args)) as host, ProgressBar(f"{args.domain} -> {args.bridge}") as bar:
+        result = bridge_guest(
+            host,
+            args.domain,
+            bridge=args.bridge,
+            nic=args.create_from,
+            backend=backend,
+            iface=_selector(args.iface),
+            live=args.live,
+            bounce_link=args.bounce_link,
+            confirm_within=args.confirm_within,
+            address_timeout=args.wait,
+            force=tuple(args.force),
+            dhcp_client=dhcp,
+            dry_run=args.dry_run,
+            progress=bar,
+            state_dir=args.state_dir,
+        )
+    return _print(result, args)
+
+
+def run_nat(args: argparse.Namespace) -> int:
+    """``kvmnet nat DOMAIN [NETWORK] --release NIC --backend B ...``."""
+    from ..host import connect
+    from ..onboard import nat_guest
+
+    backend = _backend(args)
+    dhcp = tuple(shlex.split(args.dhcp_client)) if args.dhcp_client else ()
+    with connect(first_uri(args)) as host, ProgressBar(f"{args.domain} -> NAT") as bar:
+        result = nat_guest(
+            host,
+            args.domain,
+            args.network,
+            iface=_selector(args.iface),
+            live=args.live,
+            bounce_link=args.bounce_link,
+            release=args.release,
+            backend=backend,
+            force=tuple(args.force),
+            dhcp_client=dhcp,
+            confirm_within=args.confirm_within,
+            address_timeout=args.wait,
+            dry_run=args.dry_run,
+            progress=bar,
+            state_dir=args.state_dir,
+        )
+    return _print(result, args)
