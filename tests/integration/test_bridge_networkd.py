@@ -1,0 +1,96 @@
+"""networkd backend for real: systemd-networkd runs standalone in a lab host namespace
+(tests/lab/networkd.py) and DHCPs the NIC from the LAN's dnsmasq; kvmnet writes its files
+through the shared apply mechanism, networkd's own log is the validator (no offline one
+exists), and a failed verification restores the files byte for byte."""
+
+from __future__ import annotations
+
+import json
+import os
+import stat
+from collections.abc import Iterator
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+
+from kvmnet.backends import NetworkdBackend
+from kvmnet.errors import RolledBack
+from kvmnet.hostnet.nic import Bridge, HostNic
+from kvmnet.hostnet.plan import Check
+from tests.lab import LabHost, Lan, wait_for
+from tests.lab.networkd import NetworkdLab
+
+pytestmark = [
+    pytest.mark.root("network namespaces, a private D-Bus and systemd-networkd"),
+    pytest.mark.integration,
+]
+
+
+@pytest.fixture(scope="module")
+def lan() -> Iterator[Lan]:
+    with Lan("kvf") as lan:
+        yield lan
+
+
+@pytest.fixture
+def nd(lan: Lan) -> Iterator[NetworkdLab]:
+    host = lan.add_host(mac=f"52:54:00:dd:00:{len(lan.hosts) + 1:02x}")
+    with NetworkdLab(host) as nd:
+        wired = nd.write("20-wired.network", f"[Match]\nName={host.nic}\n\n[Network]\nDHCP=ipv4\n")
+        wired.chmod(
+            0o604
+        )  # unusual on purpose: rollback must restore it; networkd reads as systemd-network
+        nd.start()
+        wait_for(lambda: bool(host.addresses(host.nic)), timeout=20, what="networkd's lease")
+        yield nd
+
+
+def backend(nd: NetworkdLab) -> NetworkdBackend:
+    return NetworkdBackend(root=str(nd.root), netns=nd.host.ns, bus_address=nd.bus_address,
+                           lease_dir=str(nd.leases))  # fmt: skip
+
+
+def default_devs(host: LabHost) -> list[str]:
+    return [str(r["dev"]) for r in json.loads(host.ip("-j", "route", "show", "default"))]
+
+
+def tree(directory: Path) -> dict[str, tuple[bytes, int]]:
+    return {p.name: (p.read_bytes(), stat.S_IMODE(p.stat().st_mode)) for p in directory.iterdir()}
+
+
+def test_networkd_bridges_the_dhcp_nic(lan: Lan, nd: NetworkdLab) -> None:
+    host = nd.host
+    address = host.address
+    b = backend(nd)
+    plan = Bridge("br0", backend=b).enslave(HostNic(host.nic, backend=b))
+
+    names = sorted(os.path.basename(p) for p in plan.files)
+    assert names == ["10-kvmnet-br0.netdev", "10-kvmnet-br0.network",
+                     f"10-kvmnet-{host.nic}.network"]  # fmt: skip
+    assert "IAID=" in (nd.network_dir / "10-kvmnet-br0.network").read_text()
+    assert nd.complaints() == [], "networkd rejected part of our files"
+    assert host.addresses("br0") == [f"{address}/24"], "the same lease, by the NIC's IAID"
+    br = Bridge("br0", backend=b)
+    assert br.mac == host.mac and br.ports == (host.nic,)
+    assert br.stp is False and br.forward_delay == 0
+    assert host.addresses(host.nic) == []
+    assert default_devs(host) == ["br0"]
+    assert lan.ping(address)
+
+
+def test_failed_verification_restores_files_byte_for_byte(lan: Lan, nd: NetworkdLab) -> None:
+    host = nd.host
+    address = host.address
+    before = tree(nd.network_dir)
+    b = backend(nd)
+    plan = Bridge("br0", backend=b).enslave(HostNic(host.nic, backend=b), dry_run=True)
+    never = Check("gateway-answers", "br0", f"{lan.subnet}.250", "a gateway that never answers")
+    with pytest.raises(RolledBack, match="rolled back"):
+        replace(plan, checks=(*plan.checks, never)).apply(retries=3, retry_interval=0.3)
+    assert tree(nd.network_dir) == before  # content and mode (20-wired.network is 0604)
+    wait_for(lambda: host.addresses(host.nic) == [f"{address}/24"], timeout=20,
+             what="networkd to give the NIC its lease back")  # fmt: skip
+    assert "br0" not in host.ip("-br", "link")
+    assert default_devs(host) == [host.nic]
+    assert lan.ping(address)
