@@ -145,10 +145,12 @@ def roll_back(
             runner.run(["kill", "-TERM", str(pid)], check=False)
     if runtime:
         errors += restore_runtime(runner, snap)
+    remaining = compare(snap, runner) if runtime else _files_differ(runner, snap)
+    # Restarted last, after the comparison: a DHCP client starting up may deconfigure its
+    # link before it leases again, which is its business, not a failed restore.
     if journal is not None:
         for argv in journal.stopped:
             runner.spawn(argv)
-    remaining = compare(snap, runner) if runtime else _files_differ(runner, snap)
     return remaining + ([f"(while restoring: {'; '.join(errors)})"] if remaining and errors else [])
 
 

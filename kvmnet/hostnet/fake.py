@@ -33,6 +33,8 @@ def _addr_json(addr: IpAddress) -> dict[str, object]:
     }
     if addr.dynamic:
         out["dynamic"] = True
+    if addr.broadcast:
+        out["broadcast"] = addr.broadcast
     return out
 
 

@@ -58,6 +58,7 @@ def _address(info: Mapping[str, object]) -> IpAddress | None:
         preferred_lft=_lft(info.get("preferred_life_time")),
         dynamic=bool(info.get("dynamic")),
         scope=str(info.get("scope", "global")),
+        broadcast=str(info["broadcast"]) if "broadcast" in info else None,
     )
 
 

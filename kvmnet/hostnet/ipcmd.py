@@ -16,8 +16,8 @@ def address_args(addr: IpAddress, dev: str) -> tuple[str, ...]:
     if addr.family == 6:
         argv.append("-6")
     argv += ["addr", "add", addr.cidr]
-    if addr.family == 4:
-        argv += ["brd", "+"]
+    if addr.broadcast:
+        argv += ["brd", addr.broadcast]
     argv += ["dev", dev]
     if addr.valid_lft is not None:
         argv += ["valid_lft", str(addr.valid_lft)]

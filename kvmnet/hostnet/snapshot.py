@@ -14,7 +14,7 @@ from __future__ import annotations
 import base64
 import json
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 
 from .inspect import read_links, read_routes
 from .ipcmd import SELF_MANAGED, address_args, route_args
@@ -156,7 +156,7 @@ def _lft(addr: IpAddress, elapsed: int) -> IpAddress:
         return addr
     valid = max(addr.valid_lft - elapsed, 1)
     preferred = None if addr.preferred_lft is None else max(addr.preferred_lft - elapsed, 0)
-    return IpAddress(addr.cidr, valid, preferred, addr.dynamic, addr.scope)
+    return replace(addr, valid_lft=valid, preferred_lft=preferred)
 
 
 def restore_runtime(runner: Runner, snap: Snapshot) -> list[str]:

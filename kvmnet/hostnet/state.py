@@ -20,6 +20,8 @@ class IpAddress:
     preferred_lft: int | None = None
     dynamic: bool = False
     scope: str = "global"
+    # Added for host bridging: the IPv4 broadcast address, None when the address has none.
+    broadcast: str | None = None
 
     @property
     def family(self) -> int:

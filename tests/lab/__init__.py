@@ -19,6 +19,6 @@ Everything the lab makes is named ``<prefix>-<pid>-...`` and removed on exit, al
 IPv6 is off inside the namespaces so link-local addresses do not make snapshots noisy.
 """
 
-from .netns import LabHost, Lan, run, wait_for
+from .netns import LabHost, Lan, run, snapshot_diff, wait_for
 
-__all__ = ["LabHost", "Lan", "run", "wait_for"]
+__all__ = ["LabHost", "Lan", "run", "snapshot_diff", "wait_for"]

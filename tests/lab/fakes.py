@@ -8,7 +8,9 @@ from kvmnet.hostnet.state import IpAddress, IpRoute, LinkState
 
 NIC = "enp0s20f0u1"
 MAC = "52:54:00:aa:00:01"
-LEASE = IpAddress("10.231.0.185/24", valid_lft=3600, preferred_lft=3000, dynamic=True)
+LEASE = IpAddress(
+    "10.231.0.185/24", valid_lft=3600, preferred_lft=3000, dynamic=True, broadcast="10.231.0.255"
+)
 STALE = IpAddress("192.168.0.1/24")
 
 

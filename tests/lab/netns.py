@@ -6,6 +6,7 @@ commands directly (argument lists) and cleans up by PID and by name.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -27,7 +28,8 @@ NIC = "enp0s20f0u1"
 HOOK = """#!/bin/sh
 case "$1" in
 deconfig)
-    ip addr flush dev "$interface" scope global
+    # Like dhclient-script's PREINIT: keep what is there (busybox's sample script flushes
+    # the link here, which would drop the copied address when a client starts on br0).
     ip link set "$interface" up
     ;;
 bound|renew)
@@ -62,6 +64,23 @@ def wait_for(predicate: Callable[[], bool], *, timeout: float = 10, what: str = 
 def _disable_ipv6(ns: str) -> None:
     for key in ("all", "default", "lo"):
         run(["ip", "netns", "exec", ns, "sysctl", "-qw", f"net.ipv6.conf.{key}.disable_ipv6=1"])
+
+
+# Values the kernel derives by itself: timers count down, and a bridge's offload limits follow
+# the ports it has had (an empty new bridge reports 65536, after a port left 524280).
+_DERIVED = ("_timer", "tso_max_", "gso_max_", "gso_ipv4_max_", "gro_max_", "gro_ipv4_max_")
+
+
+def _normalise(value: object) -> object:
+    if isinstance(value, dict):
+        return {
+            k: _normalise(v)
+            for k, v in value.items()
+            if not any(k.endswith(d) or k.startswith(d) for d in _DERIVED)
+        }
+    if isinstance(value, list):
+        return [_normalise(v) for v in value]
+    return value
 
 
 def _normalise_addr(entries: list[dict[str, object]]) -> list[dict[str, object]]:
@@ -133,10 +152,21 @@ class LabHost:
     def snapshot(self) -> dict[str, object]:
         """``ip -j`` link/addr/route of the namespace, lifetimes' countdown removed."""
         return {
-            "link": json.loads(self.ip("-j", "-d", "link", "show")),
+            "link": _normalise(json.loads(self.ip("-j", "-d", "link", "show"))),
             "addr": _normalise_addr(json.loads(self.ip("-j", "addr", "show"))),
             "route": json.loads(self.ip("-j", "route", "show", "table", "all")),
         }
+
+    def commands(self) -> dict[int, list[str]]:
+        """PID -> argv of every process running in this namespace."""
+        out: dict[int, list[str]] = {}
+        for pid in _pids_in(self.ns):
+            try:
+                raw = Path(f"/proc/{pid}/cmdline").read_bytes()
+            except FileNotFoundError:
+                continue
+            out[pid] = [a.decode(errors="replace") for a in raw.split(b"\0") if a]
+        return out
 
     def running(self, pid: int) -> bool:
         for proc in self.processes:
@@ -244,10 +274,27 @@ class Lan:
             # Processes a test started in the namespace by itself (DHCP clients the code
             # under test spawned) are found by their netns and stopped by PID.
             for pid in _pids_in(ns):
-                os.kill(pid, signal.SIGTERM)
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGTERM)
             run(["ip", "netns", "del", ns], check=False)
         self.namespaces.clear()
         shutil.rmtree(self.state, ignore_errors=True)
+
+
+def snapshot_diff(before: object, after: object, path: str = "") -> list[str]:
+    """Readable differences between two :meth:`LabHost.snapshot` values (empty: equal)."""
+    if isinstance(before, dict) and isinstance(after, dict):
+        out: list[str] = []
+        for key in sorted(set(before) | set(after), key=str):
+            out += snapshot_diff(before.get(key), after.get(key), f"{path}.{key}")
+        return out
+    if isinstance(before, list) and isinstance(after, list) and len(before) == len(after):
+        return [
+            d
+            for n, (b, a) in enumerate(zip(before, after, strict=True))
+            for d in snapshot_diff(b, a, f"{path}[{n}]")
+        ]
+    return [] if before == after else [f"{path}: {before!r} -> {after!r}"]
 
 
 def _pids_in(ns: str) -> list[int]:

@@ -21,7 +21,7 @@ def test_enslave_runs_the_measured_order() -> None:
          "stp_state", "0", "forward_delay", "0"),
         ("ip", "link", "set", "br0", "up"),
         ("ip", "link", "set", NIC, "master", "br0"),
-        ("ip", "addr", "add", "10.231.0.185/24", "brd", "+", "dev", "br0",
+        ("ip", "addr", "add", "10.231.0.185/24", "brd", "10.231.0.255", "dev", "br0",
          "valid_lft", "3600", "preferred_lft", "3000"),
         ("ip", "route", "replace", "10.99.0.0/16", "via", "10.231.0.254", "dev", "br0"),
         ("ip", "route", "replace", "default", "via", "10.231.0.1", "dev", "br0",
@@ -88,7 +88,7 @@ def test_release_is_the_way_back() -> None:
     backend = Iproute2Backend(runner=runner)
     plan = Bridge("br0", backend=backend).release(NIC, dry_run=True)
     assert plan.commands == (
-        ("ip", "addr", "add", "10.231.0.185/24", "brd", "+", "dev", NIC,
+        ("ip", "addr", "add", "10.231.0.185/24", "brd", "10.231.0.255", "dev", NIC,
          "valid_lft", "3600", "preferred_lft", "3000"),
         ("ip", "link", "set", NIC, "nomaster"),
         ("ip", "link", "set", NIC, "up"),
