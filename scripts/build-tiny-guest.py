@@ -191,6 +191,11 @@ def build(out: Path, debs: Path) -> None:
             (staging / "initrd.gz").write_bytes(gzip.compress(cpio_newc(entries), 6))
             (staging / "modules.txt").write_text("\n".join(order) + "\n")
             staging.rename(out)
+        except OSError:
+            shutil.rmtree(staging, ignore_errors=True)
+            if not (out / "initrd.gz").exists():
+                raise
+            # Another build (a parallel test run) finished first; its result is the same.
         except BaseException:
             shutil.rmtree(staging, ignore_errors=True)
             raise
@@ -211,6 +216,10 @@ def main() -> int:
         shutil.rmtree(out)
     if not (out / "initrd.gz").exists():
         build(out, cache / "debs")
+        # Builds by an older version of this script are of no further use.
+        for old in cache.glob(f"{kver}-*"):
+            if old != out and old.is_dir():
+                shutil.rmtree(old, ignore_errors=True)
     result = {"kernel": str(out / "vmlinuz"), "initrd": str(out / "initrd.gz"), "version": kver}
     print(json.dumps(result))
     return 0
