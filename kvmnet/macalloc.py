@@ -13,9 +13,11 @@ is then constant time per MAC. What was read from where is in :attr:`MacAllocato
 
 from __future__ import annotations
 
+import gc
 import hashlib
 import json
 import logging
+import os
 import random
 import re
 from collections.abc import Iterable, Mapping, Sequence
@@ -34,7 +36,7 @@ from .macs import (
     PrefixSpace,
     int_to_mac,
     is_assignable,
-    parse_mac,
+    normalize_mac,
     try_parse_mac,
 )
 
@@ -49,11 +51,20 @@ log = logging.getLogger(__name__)
 # Random draws before concluding the space is dense and walking a permutation of it instead:
 # at 90 % occupancy 32 misses in a row happen with probability 0.9**32 = 3 %.
 _RANDOM_TRIES = 32
-# Interfaces are the only place a domain schema puts <mac address=...>; a regex over the text
-# is several times faster than building a tree, and any extra match only makes a MAC taken.
-_DOMAIN_MAC = re.compile(r"<mac\s+address\s*=\s*['\"]([^'\"]*)['\"]")
-_LIVE_ID = re.compile(r"<domain\b[^>]*\sid\s*=\s*['\"](\d+)['\"]")
-_NAME = re.compile(r"<name>([^<]*)</name>")
+# kvmnet's own generator: seeded from os.urandom, re-seeded in every forked child (so workers
+# forked from one parent never draw the same sequence), and untouched by random.seed().
+_RNG = random.Random()
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_RNG.seed)
+# Interfaces are the only place a domain schema puts <mac address=...>, and libvirt's formatter
+# always writes it as <mac address='...' (then maybe type=/check=). Splitting the text there
+# is several times faster than building a tree (see bench/mac_alloc.py); an extra match (say
+# in <metadata>) can only make one more MAC taken, never one free. Any other spelling is
+# caught by the canonical check and read again with _DOMAIN_MAC_ANY.
+_MAC_OPEN = "<mac address='"
+_DOMAIN_MAC_ANY = re.compile(r"<mac\s+address\s*=\s*['\"]([^'\"]*)['\"]")
+_CANONICAL = re.compile(r"[0-9a-f]{2}(?::[0-9a-f]{2}){5}")
+_CANONICAL_LIST = re.compile(r"[0-9a-f]{2}(?::[0-9a-f]{2}){5}(?: [0-9a-f]{2}(?::[0-9a-f]{2}){5})*")
 
 
 class HostLike(Protocol):
@@ -148,36 +159,56 @@ class MacAllocator:
         self.netns = netns
         self.ledger = ledger
         self._runner = runner
-        self._rng = rng if rng is not None else random.SystemRandom()
-        self._handed: set[int] = set()  # handed out or reserved by this allocator
-        self._claimed: set[int] = set()  # claimed in the ledger by this allocator
+        self._rng = rng if rng is not None else _RNG
+        self._getrandbits = self._rng.getrandbits
+        self._bits = self.space.size.bit_length() - 1
+        self._base = self.space.mac_at(0)
+        # Under a prefix with a non-zero first octet (validated unicast, not FE) every MAC is
+        # assignable, so the fast path in allocate() needs no per-MAC check.
+        self._fast = self.prefix is not None and self.prefix.octets[0] != 0
+        self._handed: set[str] = set()  # handed out or reserved by this allocator
+        self._claimed: set[str] = set()  # claimed in the ledger by this allocator
         self.sources: tuple[SourceReport, ...] = ()
-        self._users: dict[int, list[str]] = {}
-        self._taken: set[int] = set()
+        self._found: list[tuple[str, set[str]]] = []
+        self._index: dict[str, list[str]] | None = None
+        self._taken: set[str] = set()
         self.refresh()
 
     def __repr__(self) -> str:
         return (
             f"<MacAllocator {self.space.describe()}, {len(self.hosts)} hosts, "
-            f"{len(self._users)} MACs in use, {len(self._handed)} handed out>"
+            f"{len(self._taken) - len(self._handed)} MACs in use, "
+            f"{len(self._handed)} handed out>"
         )
 
     # -- inventory ------------------------------------------------------------------------
 
     def refresh(self) -> None:
         """Read every source again (what this allocator handed out stays taken)."""
-        users: dict[int, list[str]] = {}
+        found: list[tuple[str, set[str]]] = []
         reports: list[SourceReport] = []
-        for host in self.hosts:
-            reports.extend(_read_host(host, users))
-        if self.kernel_links or self.neighbours:
-            reports.extend(self._read_kernel(users))
+        # Thousands of small objects are made here and none is garbage: a collector pass
+        # in the middle would only cost time (up to a fifth of the inventory, measured).
+        collecting = gc.isenabled()
+        gc.disable()
+        try:
+            for host in self.hosts:
+                reports.extend(_read_host(host, found))
+            if self.kernel_links or self.neighbours:
+                reports.extend(self._read_kernel(found))
+        finally:
+            if collecting:
+                gc.enable()
         for report in reports:
             if not report.ok:
                 log.warning("MAC inventory: %s", report)
-        self._users = users
+        taken = set(self._handed)
+        for _who, macs in found:
+            taken.update(macs)
+        self._found = found
+        self._index = None
+        self._taken = taken
         self.sources = tuple(reports)
-        self._taken = set(users) | self._handed
         self._cursor = 0
         self._dense = False
         # The permutation walked once random draws keep missing: j -> (a*j + b) mod size is a
@@ -185,29 +216,46 @@ class MacAllocator:
         self._perm_a = self._rng.getrandbits(46) | 1
         self._perm_b = self._rng.getrandbits(46)
 
+    def _users(self) -> dict[str, list[str]]:
+        # Built on first question: the inventory itself only needs the set of MACs.
+        if self._index is None:
+            index: dict[str, list[str]] = {}
+            for who, macs in self._found:
+                for mac in macs:
+                    entry = index.setdefault(mac, [])
+                    if who not in entry:
+                        entry.append(who)
+            self._index = index
+        return self._index
+
     @property
     def in_use(self) -> Mapping[str, tuple[str, ...]]:
         """MAC -> who uses it ("domain 'web2' on qemu:///system", ...), from the inventory."""
-        return {int_to_mac(v): tuple(who) for v, who in self._users.items()}
+        return {mac: tuple(who) for mac, who in self._users().items()}
 
     @property
     def failed_sources(self) -> tuple[SourceReport, ...]:
+        """The sources that could not be read (each was logged as a warning too)."""
         return tuple(r for r in self.sources if not r.ok)
 
     def used_by(self, mac: str) -> tuple[str, ...]:
-        """Who uses ``mac`` according to the inventory and this allocator (empty if free)."""
-        value = parse_mac(mac)
-        who = list(self._users.get(value, ()))
-        if value in self._handed:
-            who.append("this allocator (handed out or reserved already)")
+        """Who uses ``mac``: the inventory, this allocator, other processes' ledger claims."""
+        text = normalize_mac(mac)
+        who = list(self._users().get(text, ()))
+        if text in self._handed:
+            who.append("this allocator, which handed it out or reserved it already")
+        if not who and self.ledger is not None and text not in self._claimed:
+            holder = self.ledger.holder(text)
+            if holder is not None:
+                who.append(holder)
         return tuple(who)
 
     def is_free(self, mac: str) -> bool:
-        """True if nothing seen uses ``mac``; :class:`InvalidMac` if it is not a NIC MAC."""
-        value = parse_mac(mac)
-        if value in self._taken:
-            return False
-        return self.ledger is None or value in self._claimed or self.ledger.holder(value) is None
+        """True if nothing seen uses ``mac``; :class:`InvalidMac` if it is not a NIC MAC.
+
+        A MAC this allocator handed out is not free: it is the caller's now.
+        """
+        return not self.used_by(mac)
 
     # -- allocation -----------------------------------------------------------------------
 
@@ -218,17 +266,25 @@ class MacAllocator:
         (the next free one in the space if the key's own MAC is taken).
         Raises :class:`MacSpaceExhausted` when no free MAC is left in the space.
         """
+        if key is None and self._fast and not self._dense and self.ledger is None:
+            # The common case, inlined: a prefix whose every MAC is assignable, no ledger.
+            taken, base, getrandbits, bits = self._taken, self._base, self._getrandbits, self._bits
+            for _ in range(_RANDOM_TRIES):
+                h = f"{base | getrandbits(bits):012x}"
+                mac = f"{h[0:2]}:{h[2:4]}:{h[4:6]}:{h[6:8]}:{h[8:10]}:{h[10:12]}"
+                if mac not in taken:
+                    taken.add(mac)
+                    self._handed.add(mac)
+                    return mac
         while True:
-            value = self._probe(key) if key is not None else self._draw()
-            if self.ledger is not None and not self.ledger.claim(value):
-                # Another process on this machine claimed it a moment ago.
-                self._taken.add(value)
-                continue
+            mac = self._probe(key) if key is not None else self._draw()
+            self._taken.add(mac)
             if self.ledger is not None:
-                self._claimed.add(value)
-            self._taken.add(value)
-            self._handed.add(value)
-            return int_to_mac(value)
+                if not self.ledger.claim(mac):
+                    continue  # another process on this machine claimed it a moment ago
+                self._claimed.add(mac)
+            self._handed.add(mac)
+            return mac
 
     def allocate_many(self, count: int, *, key: str | None = None) -> list[str]:
         """``count`` distinct MACs (with ``key``: ``key/0``, ``key/1``, ...)."""
@@ -241,16 +297,15 @@ class MacAllocator:
 
         Raises :class:`InvalidMac` if malformed, multicast, broadcast or zero, and
         :class:`MacInUse` naming who uses it. Returns the normalised MAC.
+        Usage: ``alloc.reserve("52-54-00-AB-CD-EF") == "52:54:00:ab:cd:ef"``
         """
-        value = parse_mac(mac)
-        text = int_to_mac(value)
-        who = list(self._users.get(value, ()))
-        if value in self._handed:
-            who.append("this allocator, which handed it out or reserved it already")
-        if not who and self.ledger is not None and value not in self._claimed:
-            holder = self.ledger.holder(value)
-            if holder is not None:
-                who.append(holder)
+        text = normalize_mac(mac)
+        who = self.used_by(text)
+        if not who and self.ledger is not None:
+            if self.ledger.claim(text):
+                self._claimed.add(text)
+            else:
+                who = (self.ledger.holder(text) or "another kvmnet process on this machine",)
         if who:
             raise MacInUse(
                 f"MAC {text} is already used by {'; '.join(who)}; choose another MAC or let "
@@ -258,53 +313,68 @@ class MacAllocator:
                 mac=text,
                 used_by=who,
             )
-        if self.ledger is not None:
-            if not self.ledger.claim(value):
-                holder = self.ledger.holder(value) or "another process on this machine"
-                raise MacInUse(
-                    f"MAC {text} was just claimed by {holder}; choose another MAC",
-                    mac=text,
-                    used_by=[holder],
-                )
-            self._claimed.add(value)
-        self._taken.add(value)
-        self._handed.add(value)
+        self._taken.add(text)
+        self._handed.add(text)
         return text
 
-    def _draw(self) -> int:
+    def release(self, mac: str) -> None:
+        """Forget that this allocator handed ``mac`` out (e.g. the define that used it failed)."""
+        text = normalize_mac(mac)
+        self._handed.discard(text)
+        if text not in self._users():
+            self._taken.discard(text)
+        if self.ledger is not None and text in self._claimed:
+            self._claimed.discard(text)
+            self.ledger.release(text)
+
+    def _draw(self) -> str:
         if not self._dense:
-            space, taken, bits = self.space, self._taken, self.space.size.bit_length() - 1
+            mac_at, taken, bits = self.space.mac_at, self._taken, self.space.size.bit_length() - 1
             getrandbits = self._rng.getrandbits
             for _ in range(_RANDOM_TRIES):
-                value = space.mac_at(getrandbits(bits))
-                if value not in taken and is_assignable(value):
-                    return value
-            log.debug("MAC space %s is dense; walking it", space.describe())
+                value = mac_at(getrandbits(bits))
+                if is_assignable(value):
+                    mac = int_to_mac(value)
+                    if mac not in taken:
+                        return mac
+            log.debug("MAC space %s is dense; walking it", self.space.describe())
             self._dense = True
         return self._walk()
 
-    def _walk(self) -> int:
+    def _walk(self) -> str:
         size, mask = self.space.size, self.space.size - 1
         a, b, taken = self._perm_a, self._perm_b, self._taken
         while self._cursor < size:
             value = self.space.mac_at((a * self._cursor + b) & mask)
             self._cursor += 1
-            if value not in taken and is_assignable(value):
-                return value
+            if is_assignable(value):
+                mac = int_to_mac(value)
+                if mac not in taken:
+                    return mac
         raise self._exhausted()
 
-    def _probe(self, key: str) -> int:
+    def _probe(self, key: str) -> str:
         size = self.space.size
         digest = hashlib.sha256(key.encode()).digest()
         start = int.from_bytes(digest[:8], "big") & (size - 1)
         taken = self._taken
         for step in range(size):
             value = self.space.mac_at((start + step) & (size - 1))
-            if value not in taken and is_assignable(value):
-                return value
+            if is_assignable(value):
+                mac = int_to_mac(value)
+                if mac not in taken:
+                    return mac
         raise self._exhausted()
 
-    def _read_kernel(self, users: dict[int, list[str]]) -> list[SourceReport]:
+    def _exhausted(self) -> MacSpaceExhausted:
+        index_of = self.space.index_of
+        used = sum(1 for mac in self._taken if index_of(_value(mac)) is not None)
+        return MacSpaceExhausted(
+            f"no free MAC left in {self.space.describe()}: {used} are in use or handed out; "
+            "use a shorter prefix (more free octets) or mode='random'"
+        )
+
+    def _read_kernel(self, found: list[tuple[str, set[str]]]) -> list[SourceReport]:
         """The kernel's links and neighbours (``ip -j``) of this machine or of ``netns``."""
         where = f"network namespace {self.netns!r}" if self.netns else "this machine"
         wanted = [("link", self.kernel_links), ("neigh", self.neighbours)]
@@ -318,7 +388,7 @@ class MacAllocator:
             except KvmnetError as exc:
                 reports.append(SourceReport(where, source, False, 0, str(exc)))
                 continue
-            seen: set[int] = set()
+            seen: set[str] = set()
             for row in rows:
                 if what == "link":
                     who = f"host link {row.get('ifname')!r} ({where})"
@@ -326,10 +396,9 @@ class MacAllocator:
                 else:
                     who = f"neighbour {row.get('dst')} on {row.get('dev')!r} ({where})"
                     fields = ("lladdr",)
-                for name in fields:
-                    value = row.get(name)
-                    if isinstance(value, str):
-                        _add(users, value, who, seen)
+                macs = _canonical(str(row[f]) for f in fields if isinstance(row.get(f), str))
+                found.append((who, macs))
+                seen |= macs
             reports.append(SourceReport(where, source, True, len(seen)))
         return reports
 
@@ -349,95 +418,120 @@ class MacAllocator:
             ) from exc
         return [r for r in rows if isinstance(r, dict)] if isinstance(rows, list) else []
 
-    def _exhausted(self) -> MacSpaceExhausted:
-        used = sum(1 for v in self._taken if self.space.index_of(v) is not None)
-        return MacSpaceExhausted(
-            f"no free MAC left in {self.space.describe()}: {used} are in use or handed out; "
-            "use a shorter prefix (more free octets) or mode='random'"
-        )
+
+def _value(mac: str) -> int:
+    return int(mac.replace(":", ""), 16)
 
 
-def _add(users: dict[int, list[str]], mac: str, who: str, seen: set[int]) -> None:
-    """Record that ``who`` uses ``mac``; ``seen`` collects the source's distinct MACs."""
-    value = try_parse_mac(mac)
-    if value is None:
-        return
-    seen.add(value)
-    entry = users.setdefault(value, [])
-    if who not in entry:
-        entry.append(who)
+def _canonical(texts: Iterable[str]) -> set[str]:
+    """The canonical colon form of every well-formed MAC in ``texts``."""
+    macs: set[str] = set()
+    for text in texts:
+        if _CANONICAL.fullmatch(text):
+            macs.add(text)
+        else:
+            value = try_parse_mac(text)
+            if value is not None:
+                macs.add(int_to_mac(value))
+    return macs
 
 
-def _read_host(host: HostLike, users: dict[int, list[str]]) -> list[SourceReport]:
-    uri = host.uri
-    conn = host.connection
-    reports = [_read_domains(conn, uri, users), _read_networks(conn, uri, users)]
-    reports.append(_read_host_interfaces(conn, uri, users))
-    return reports
+def _read_host(host: HostLike, found: list[tuple[str, set[str]]]) -> list[SourceReport]:
+    uri, conn = host.uri, host.connection
+    return [
+        _read_domains(conn, uri, found),
+        _read_networks(conn, uri, found),
+        _read_host_interfaces(conn, uri, found),
+    ]
 
 
-def _read_domains(conn: Connection, uri: str, users: dict[int, list[str]]) -> SourceReport:
+def _read_domains(conn: Connection, uri: str, found: list[tuple[str, set[str]]]) -> SourceReport:
     try:
-        handles = conn.list_domains()
+        ours, failed = _domain_macs(conn, uri, careful=False)
+        seen: set[str] = set().union(*(macs for _who, macs in ours))
+        # libvirt writes canonical MACs; one regex call over them all checks that. Only if
+        # something else shows up is the host read again, the careful way.
+        if seen and not _CANONICAL_LIST.fullmatch(" ".join(seen)):
+            log.debug("non-canonical MACs in the domain XML of %s; reading it again", uri)
+            ours, failed = _domain_macs(conn, uri, careful=True)
+            seen = set().union(*(macs for _who, macs in ours))
     except KvmnetError as exc:
         return SourceReport(uri, "domains", False, 0, str(exc))
-    seen: set[int] = set()
-    failed: list[str] = []
-    for handle in handles:
-        who = f"domain {handle.name!r} on {uri}"
-        try:
-            live = handle.xml()
-            # A running domain's live XML carries id='N'; only then can the persistent
-            # definition differ (a next-boot-only NIC), so only then is it read too.
-            texts = [live, handle.xml(inactive=True)] if _LIVE_ID.search(live) else [live]
-        except KvmnetError as exc:
-            failed.append(f"{handle.name!r}: {exc}")
-            continue
-        for text in texts:
-            for mac in _DOMAIN_MAC.findall(text):
-                _add(users, mac, who, seen)
+    found.extend(ours)
     if failed:
         return SourceReport(uri, "domains", False, len(seen), "; ".join(failed))
     return SourceReport(uri, "domains", True, len(seen))
 
 
-def _read_networks(conn: Connection, uri: str, users: dict[int, list[str]]) -> SourceReport:
+def _domain_macs(
+    conn: Connection, uri: str, *, careful: bool
+) -> tuple[list[tuple[str, set[str]]], list[str]]:
+    """(who, MACs) per domain, from its live and (if running) persistent XML; and failures.
+
+    Each text is scanned as soon as it is read and then dropped, so memory stays small.
+    """
+    ours: list[tuple[str, set[str]]] = []
+    failed: list[str] = []
+    append, opening = ours.append, _MAC_OPEN
+    for name, live, persistent, error in conn.iter_domain_xmls():
+        if error is not None:
+            failed.append(f"domain {name!r}: {error}")
+        text = live if persistent is None else live + persistent
+        if careful:
+            macs = _canonical(_DOMAIN_MAC_ANY.findall(text))
+        else:
+            # Splitting at libvirt's literal "<mac address='" is the fastest scan Python has;
+            # each piece then starts with the 17 characters of a canonical MAC.
+            macs = {piece[:17] for piece in text.split(opening)[1:]}
+        append((f"domain {name!r} on {uri}", macs))
+    return ours, failed
+
+
+def _read_networks(conn: Connection, uri: str, found: list[tuple[str, set[str]]]) -> SourceReport:
     from lxml import etree
 
     try:
         nets = conn.network_xmls()
     except KvmnetError as exc:
         return SourceReport(uri, "networks", False, 0, str(exc))
-    seen: set[int] = set()
+    seen: set[str] = set()
     for name, _active, xml in nets:
         root = etree.fromstring(xml.encode())
         for el in root.iterfind("mac"):
-            who = f"network {name!r} on {uri} (its bridge's MAC)"
-            _add(users, el.get("address") or "", who, seen)
+            macs = _canonical([el.get("address") or ""])
+            found.append((f"network {name!r} on {uri} (its bridge's MAC)", macs))
+            seen |= macs
         for el in root.iterfind("ip/dhcp/host"):
+            macs = _canonical([el.get("mac") or ""])
             who = f"network {name!r} on {uri} (a DHCP reservation for {el.get('ip')})"
-            _add(users, el.get("mac") or "", who, seen)
+            found.append((who, macs))
+            seen |= macs
     return SourceReport(uri, "networks", True, len(seen))
 
 
-def _read_host_interfaces(conn: Connection, uri: str, users: dict[int, list[str]]) -> SourceReport:
+def _read_host_interfaces(
+    conn: Connection, uri: str, found: list[tuple[str, set[str]]]
+) -> SourceReport:
+    source = "host interfaces (libvirt)"
     try:
         ifaces = conn.host_interface_macs()
     except KvmnetError as exc:
-        return SourceReport(uri, "host interfaces (libvirt)", False, 0, str(exc))
+        return SourceReport(uri, source, False, 0, str(exc))
     if ifaces is None:
         return SourceReport(
             uri,
-            "host interfaces (libvirt)",
+            source,
             False,
             0,
             "this libvirt driver has no interface API; for a local host kernel_links=True "
             "reads the kernel's view instead",
         )
-    seen: set[int] = set()
+    seen: set[str] = set()
     for name, mac in ifaces:
-        _add(users, mac, f"host interface {name!r} on {uri}", seen)
-    return SourceReport(uri, "host interfaces (libvirt)", True, len(seen))
+        macs = _canonical([mac])
+        found.append((f"host interface {name!r} on {uri}", macs))
+        seen |= macs
+    return SourceReport(uri, source, True, len(seen))
 
 
 def describe_sources(reports: Sequence[SourceReport]) -> str:

@@ -24,8 +24,6 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from .macs import int_to_mac, try_parse_mac
-
 __all__ = ["DEFAULT_TTL", "MacLedger", "default_state_dir"]
 
 log = logging.getLogger(__name__)
@@ -118,39 +116,31 @@ class MacLedger:
                 os.unlink(tmp)
             raise
 
-    def claim(self, mac: int) -> bool:
-        """Claim ``mac`` for ``ttl`` seconds; False if another live claim holds it."""
-        key = int_to_mac(mac)
+    def claim(self, mac: str) -> bool:
+        """Claim ``mac`` (canonical form) for ``ttl`` seconds; False if another claim holds it."""
         with self._locked() as claims:
-            entry = claims.get(key)
+            entry = claims.get(mac)
             if entry is not None and entry[0] != self.owner:
                 return False
-            claims[key] = [self.owner, self._clock() + self.ttl]
+            claims[mac] = [self.owner, self._clock() + self.ttl]
             return True
 
-    def release(self, mac: int) -> None:
+    def release(self, mac: str) -> None:
         """Drop this ledger's claim on ``mac`` (e.g. the define failed)."""
-        key = int_to_mac(mac)
         with self._locked() as claims:
-            entry = claims.get(key)
+            entry = claims.get(mac)
             if entry is not None and entry[0] == self.owner:
-                del claims[key]
+                del claims[mac]
 
-    def holder(self, mac: int) -> str | None:
-        """Who else holds a live claim on ``mac`` ("kvmnet process pid 123/ab12cd34 ...")."""
+    def holder(self, mac: str) -> str | None:
+        """Who else holds a live claim on ``mac`` ("kvmnet pid 123/ab12cd34 on this machine...")."""
         with self._locked() as claims:
-            entry = claims.get(int_to_mac(mac))
+            entry = claims.get(mac)
         if entry is None or entry[0] == self.owner:
             return None
         return f"kvmnet {entry[0]} on this machine (a claim in {self.directory})"
 
-    def claims(self) -> dict[int, str]:
-        """Every live claim: MAC value -> owner."""
+    def claims(self) -> dict[str, str]:
+        """Every live claim: MAC -> owner."""
         with self._locked() as claims:
-            snapshot = dict(claims)
-        result: dict[int, str] = {}
-        for mac, entry in snapshot.items():
-            value = try_parse_mac(mac)
-            if value is not None:
-                result[value] = str(entry[0])
-        return result
+            return {mac: str(entry[0]) for mac, entry in claims.items()}
