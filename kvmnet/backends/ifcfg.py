@@ -34,9 +34,17 @@ from ..hostnet.runner import Runner, default_runner
 from ..hostnet.state import LinkState
 from .base import release_checks, standard_checks
 from .filebackend import Rooted, read_text, stale_address_steps, stp_warnings, write_step
+from .nmcli import profile_uuid
 from .shellvars import Line, ShellVars
 
-__all__ = ["SCRIPTS_DIR", "IfcfgBackend", "is_ip_key", "render_bridge", "render_port"]
+__all__ = [
+    "SCRIPTS_DIR",
+    "IfcfgBackend",
+    "bridge_uuid",
+    "is_ip_key",
+    "render_bridge",
+    "render_port",
+]
 
 SCRIPTS_DIR = "/etc/sysconfig/network-scripts"
 BACKUP_DIR = "/var/lib/kvmnet/backup"
@@ -110,6 +118,11 @@ def render_port(nic_file: ShellVars, bridge: str) -> ShellVars:
     return port
 
 
+def bridge_uuid(bridge: str) -> str:
+    """The UUID kvmnet gives ``ifcfg-BR`` (the same on every run, so reruns find it)."""
+    return profile_uuid("ifcfg-bridge", bridge)
+
+
 def render_bridge(
     nic_file: ShellVars, *, bridge: str, nic: str, mac: str, stp: bool, forward_delay: int
 ) -> ShellVars:
@@ -121,7 +134,15 @@ def render_bridge(
             f"IP settings moved from ifcfg-{nic}"
         )
     )
-    for key, value in (("DEVICE", bridge), ("NAME", bridge), ("TYPE", "Bridge"), ("ONBOOT", "yes")):
+    # A fixed UUID: NetworkManager's ifcfg-rh would derive one from the path, and the name
+    # "br0" may be taken by NM's own profile for a bridge it found already there.
+    for key, value in (
+        ("DEVICE", bridge),
+        ("NAME", bridge),
+        ("UUID", bridge_uuid(bridge)),
+        ("TYPE", "Bridge"),
+        ("ONBOOT", "yes"),
+    ):
         out.set(key, value)
     moved = [(k, v) for k, v in nic_file if is_ip_key(k)]
     for key, value in moved:
@@ -310,6 +331,7 @@ class IfcfgBackend:
         profile = _profile_selector(port_doc, nic.name)
         if uses_nm:
             steps.append(RunCommand(("nmcli", "connection", "reload"), "read the new files"))
+            steps += _take_over(request, current)
             steps.append(
                 RunCommand(
                     ("nmcli", "connection", "up", *profile),
@@ -402,6 +424,29 @@ class IfcfgBackend:
             restore_runtime=not uses_nm,
             runner=self._runner,
         )
+
+
+def _take_over(request: BridgeRequest, current: HostState) -> list[Step]:
+    """NetworkManager only "assumes" a bridge it finds already there, and a port would join
+    that; our profile must be activated explicitly, on a device with the profile's MAC."""
+    bridge = current.bridge
+    if bridge is None:
+        return []
+    steps: list[Step] = []
+    if bridge.mac.lower() != current.nic.mac.lower():
+        steps.append(
+            RunCommand(
+                ("ip", "link", "set", request.bridge, "address", current.nic.mac),
+                "NM finds no compatible device for a bridge profile with another MAC",
+            )
+        )
+    steps.append(
+        RunCommand(
+            ("nmcli", "connection", "up", "uuid", bridge_uuid(request.bridge)),
+            f"take over the existing {request.bridge}",
+        )
+    )
+    return steps
 
 
 def _profile_selector(doc: ShellVars, device: str) -> tuple[str, ...]:

@@ -13,7 +13,13 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from kvmnet.backends.ifcfg import SCRIPTS_DIR, IfcfgBackend, render_bridge, render_port
+from kvmnet.backends.ifcfg import (
+    SCRIPTS_DIR,
+    IfcfgBackend,
+    bridge_uuid,
+    render_bridge,
+    render_port,
+)
 from kvmnet.backends.shellvars import ShellVars, quote, unquote
 from kvmnet.errors import InvalidInput, InvalidName
 from kvmnet.hostnet.plan import Plan, RemoveFile, RunCommand, WriteFile
@@ -275,6 +281,10 @@ class TestPlan:
         assert commands == [
             ("ip", "addr", "del", "192.168.0.1/24", "dev", "br0"),
             ("nmcli", "connection", "reload"),
+            # NM would only "assume" the existing br0 (and refuse our profile for its other
+            # MAC): the bridge gets the NIC's MAC and our profile is activated explicitly.
+            ("ip", "link", "set", "br0", "address", MAC),
+            ("nmcli", "connection", "up", "uuid", bridge_uuid("br0")),
             ("nmcli", "connection", "up", "uuid", "5fb06bd0-0bb0-7ffb-45f1-d6edd65f3e03"),
         ]
         assert "stale" in str(plan) and "192.168.0.1/24" in str(plan)
