@@ -187,6 +187,7 @@ class LanResult:
     host_result: ApplyResult | None = None
     addresses: tuple[GuestAddress, ...] = ()
     pending_confirmation: str | None = None
+    notes: tuple[str, ...] = ()
 
     def __repr__(self) -> str:
         if not self.applied:
@@ -204,13 +205,11 @@ class LanResult:
             lines.append(f"host: {p.host_plan.nic} {verb} {p.bridge} ({p.host_plan.backend})")
         if self.pending_confirmation:
             lines.append(f"host: {self.pending_confirmation}")
+        if self.change is not None:
+            lines += [f"guest: {n}" for n in self.change.notes]
         if self.addresses:
             lines.append("address: " + ", ".join(str(a) for a in self.addresses))
-        elif p.address_timeout > 0:
-            lines.append(
-                f"address: none reported within {p.address_timeout:g} s "
-                "(a guest without a DHCP client, or one still renewing)"
-            )
+        lines += self.notes
         return "\n".join(lines) + "\n"
 
     def _repr_html_(self) -> str:
@@ -299,6 +298,13 @@ def plan_bridge_guest(
             )
     else:
         notes.append(f"no NIC given: bridge {bridge} must exist on the host already")
+    if host_plan is not None and confirm_within is not None:
+        # The guest moves while the host change awaits confirmation; if the timer fires, the
+        # bridge goes and the guest's interface points at nothing until it is moved back.
+        notes.append(
+            f"if the host rolls back (no `kvmnet confirm` within {confirm_within:g} s), "
+            f"{bridge} goes away: move {dom.name} back with `kvmnet nat {dom.name}`"
+        )
     change = dom.use_bridge(bridge, iface, live=live, dry_run=True)
     return LanPlan(
         action="bridge",
@@ -493,10 +499,18 @@ def _apply(
                 done=(f"guest {plan.domain} on {plan.network}",),
             ) from exc
     addresses: tuple[GuestAddress, ...] = ()
-    if plan.address_timeout > 0 and dom.is_running:
+    notes: list[str] = []
+    if plan.address_timeout > 0 and not dom.is_running:
+        notes.append(f"address: {plan.domain} is not running; it gets one when it boots")
+    elif plan.address_timeout > 0:
         addresses = wait_for_address(dom, plan.iface, timeout=plan.address_timeout, exclude=before)
+        if not addresses:
+            notes.append(
+                f"address: none new within {plan.address_timeout:g} s (no DHCP client in the "
+                "guest, no lease yet, or a running guest the driver could not change live)"
+            )
     tell(steps, "address" if addresses else "no address yet")
-    return LanResult(plan, True, change, host_result, addresses, pending)
+    return LanResult(plan, True, change, host_result, addresses, pending, tuple(notes))
 
 
 def bridge_guest(

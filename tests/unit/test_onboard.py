@@ -165,6 +165,7 @@ def test_apply_bridges_the_host_then_moves_the_guest(tmp_path: Path, hosts: Host
     assert [d for d, _, _ in steps] == [0, 1, 2, 3] and {t for _, t, _ in steps} == {3}
     assert "web1: interface 52:54:00:fe:00:00 is on br0" in str(result)
     assert "eth0 bridged into br0 (iproute2)" in str(result)
+    assert "web1 is not running; it gets one when it boots" in str(result)
 
 
 def test_guest_failure_after_host_step_says_what_stands(tmp_path: Path, hosts: Hosts) -> None:
@@ -296,3 +297,15 @@ def test_a_guest_on_a_libvirt_network_over_the_bridge_blocks_release(
     with pytest.raises(kvmnet.PreflightRefused, match="app1"):
         nat_guest(host, "web1", release=NIC, backend=LanHost(bridged=True).backend())
     assert persistent_sources(host) == [("bridge", "br0")]
+
+
+def test_dead_man_timer_is_shown_with_what_a_rollback_would_mean(
+    tmp_path: Path, hosts: Hosts
+) -> None:
+    host, lan = hosts(world(tmp_path)), LanHost()
+    plan = plan_bridge_guest(
+        host, "web1", bridge=BR, nic=NIC, backend=lan.backend(), confirm_within=60
+    )
+    text = str(plan)
+    assert "rolled back unless confirmed within 60 s" in text
+    assert "br0 goes away: move web1 back with `kvmnet nat web1`" in text
