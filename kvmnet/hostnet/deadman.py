@@ -39,7 +39,8 @@ if TYPE_CHECKING:
 
 __all__ = ["arm", "confirm", "disarm", "pending", "state_dir", "update", "watch"]
 
-log = logging.getLogger(__name__)
+# Named explicitly: run as `python -m`, __name__ would be "__main__".
+log = logging.getLogger("kvmnet.hostnet.deadman")
 
 POLL = 0.1
 # Room for the steps and verification before the countdown proper starts (update() resets it).
