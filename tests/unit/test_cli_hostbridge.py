@@ -1,0 +1,104 @@
+"""``kvmnet host-bridge`` / ``host-release`` / ``confirm`` through the real entry point."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.lab import LabHost, Lan, snapshot_diff
+
+
+def kvmnet(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "kvmnet", *args], capture_output=True, text=True, timeout=120
+    )
+
+
+def test_usage_errors_exit_2() -> None:
+    assert kvmnet("host-bridge", "eth0", "br0").returncode == 2  # no --backend
+    bogus = kvmnet("host-bridge", "eth0", "br0", "--backend", "bogus")
+    assert bogus.returncode == 2 and "invalid choice" in bogus.stderr
+    stp = kvmnet("host-bridge", "eth0", "br0", "--backend", "iproute2", "--forward-delay", "2")
+    assert stp.returncode == 2 and "--stp" in stp.stderr
+
+
+def test_invalid_bridge_name_is_refused_with_one_line() -> None:
+    result = kvmnet("host-bridge", "eth0", "br 0", "--backend", "iproute2", "--dry-run")
+    assert result.returncode == 1
+    assert result.stderr.count("\n") == 1 and "'br 0'" in result.stderr
+
+
+def test_a_runtime_backend_takes_no_root() -> None:
+    result = kvmnet("host-bridge", "eth0", "br0", "--backend", "iproute2", "--root", "/tmp")
+    assert result.returncode == 1 and "takes no root" in result.stderr
+
+
+def test_confirm_with_nothing_pending(tmp_path: Path) -> None:
+    result = kvmnet("confirm", "--state-dir", str(tmp_path))
+    assert result.returncode == 1 and "nothing waits for confirmation" in result.stderr
+
+
+@pytest.fixture(scope="module")
+def lan() -> Iterator[Lan]:
+    with Lan("kvb") as lan:
+        yield lan
+
+
+@pytest.fixture
+def host(lan: Lan) -> LabHost:
+    host = lan.add_host(mac=f"52:54:00:ee:00:{len(lan.hosts) + 1:02x}")
+    host.dhcp(stay=False)
+    return host
+
+
+@pytest.mark.root("network namespaces")
+@pytest.mark.integration
+def test_dry_run_prints_the_plan_and_changes_nothing(host: LabHost) -> None:
+    before = host.snapshot()
+    result = kvmnet(
+        "host-bridge", host.nic, "br0", "--backend", "iproute2", "--netns", host.ns, "--dry-run"
+    )
+    assert result.returncode == 0, result.stderr
+    assert f"$ ip link set {host.nic} master br0" in result.stdout
+    assert "# dry run" in result.stdout
+    assert not snapshot_diff(before, host.snapshot())
+
+
+@pytest.mark.root("network namespaces")
+@pytest.mark.integration
+def test_bridge_then_release(lan: Lan, host: LabHost) -> None:
+    before = host.snapshot()
+    args = (host.nic, "br0", "--backend", "iproute2", "--netns", host.ns)
+    done = kvmnet("host-bridge", *args)
+    assert done.returncode == 0, done.stderr
+    assert "applied and verified" in done.stdout
+    assert host.addresses("br0") and lan.ping(host.address)
+    back = kvmnet("host-release", *args)
+    assert back.returncode == 0, back.stderr
+    assert not snapshot_diff(before, host.snapshot())
+
+
+@pytest.mark.root("network namespaces")
+@pytest.mark.integration
+def test_confirm_within_and_confirm(host: LabHost, tmp_path: Path) -> None:
+    state = ("--state-dir", str(tmp_path))
+    done = kvmnet(
+        "host-bridge", host.nic, "br0", "--backend", "iproute2", "--netns", host.ns,
+        "--confirm-within", "30", *state,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert "kvmnet confirm" in done.stdout
+    confirmed = kvmnet("confirm", *state)
+    assert confirmed.returncode == 0 and confirmed.stdout.startswith("confirmed ")
+    assert kvmnet("confirm", *state).returncode == 1
+
+
+@pytest.mark.root("network namespaces")
+@pytest.mark.integration
+def test_missing_nic_exits_1(host: LabHost) -> None:
+    result = kvmnet("host-bridge", "eth9", "br0", "--backend", "iproute2", "--netns", host.ns)
+    assert result.returncode == 1 and "'eth9' does not exist" in result.stderr
