@@ -17,7 +17,7 @@ import pytest
 
 from tests.conftest import require_root
 
-from .libvirt_lab import PREFIX, LabFactory, LibvirtLab, host_snapshot
+from .libvirt_lab import PREFIX, LabFactory, LibvirtLab, host_snapshot, run
 
 ROOT_REASON = "a real libvirtd in a private network and mount namespace"
 
@@ -28,6 +28,12 @@ def _ours(snapshot: tuple[str, str]) -> list[str]:
     return [line for text in snapshot for line in text.splitlines() if tag in line]
 
 
+def _libvirt_rules() -> list[str]:
+    """The machine's own iptables rules that libvirt writes (chains named LIBVIRT_*)."""
+    out = run(["iptables-save"], check=False).stdout
+    return [line for line in out.splitlines() if "LIBVIRT_" in line]
+
+
 @pytest.fixture(scope="session")
 def lab_factory() -> Iterator[LabFactory]:
     require_root(ROOT_REASON)
@@ -35,12 +41,15 @@ def lab_factory() -> Iterator[LabFactory]:
         if not Path(binary).exists():
             pytest.fail(f"{binary} is missing: run scripts/install-system-deps.sh test")
     had_run_libvirt = Path("/run/libvirt").exists()
+    had_libvirt_rules = _libvirt_rules()
     with LabFactory() as labs:
         yield labs
-    # The machine must look as it did: none of our namespaces or links, no /run/libvirt made.
+    # The machine must look as it did: none of our namespaces or links, no /run/libvirt made,
+    # none of libvirt's NAT rules in its firewall (they belong in the labs' namespaces).
     leftovers = _ours(host_snapshot())
     assert not leftovers, f"the test bed left these on the host: {leftovers}"
     assert Path("/run/libvirt").exists() == had_run_libvirt, "the host's /run/libvirt changed"
+    assert _libvirt_rules() == had_libvirt_rules, "libvirt rules appeared in the host firewall"
 
 
 @pytest.fixture(scope="session")

@@ -12,7 +12,7 @@ import pytest
 
 import kvmnet
 
-from .libvirt_lab import LibvirtLab, Nic, wait_for
+from .libvirt_lab import LabFactory, LibvirtLab, Nic, wait_for
 from .tiny_guest import leases
 
 pytestmark = [pytest.mark.integration, pytest.mark.root("starts libvirtd in a namespace")]
@@ -141,3 +141,23 @@ def test_a_nic_plugged_into_the_running_guest_only_is_a_taken_mac(
     with pytest.raises(kvmnet.MacInUse, match="kvl-liveonly"):
         alloc.reserve(hot)
     assert alloc.allocate() not in {hot, MAC}
+
+
+def test_macs_of_two_real_hosts_are_all_taken_for_the_allocator(
+    lab_factory: LabFactory, lab: LibvirtLab, host: kvmnet.Host
+) -> None:
+    other_lab = lab_factory.start(default_network=False, bridge="br0")
+    try:
+        lab.define_guest("kvl-mac-a", network="default", mac=MAC)
+        other_lab.define_guest("kvl-mac-b", bridge="br0", mac="52:54:00:7e:01:02", start=False)
+        with kvmnet.connect(other_lab.uri) as other:
+            alloc = kvmnet.MacAllocator([host, other])
+            with pytest.raises(kvmnet.MacInUse, match="kvl-mac-a"):
+                alloc.reserve(MAC)
+            with pytest.raises(kvmnet.MacInUse, match="kvl-mac-b"):
+                alloc.reserve("52:54:00:7e:01:02")
+            fresh = alloc.allocate()
+            assert fresh not in {MAC, "52:54:00:7e:01:02"}
+            assert alloc.reserve("52:54:00:7e:01:03") == "52:54:00:7e:01:03"
+    finally:
+        other_lab.stop()
