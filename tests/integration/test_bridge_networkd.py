@@ -14,10 +14,14 @@ from pathlib import Path
 
 import pytest
 
-from kvmnet.backends import NetworkdBackend
+from kvmnet.backends import NetplanBackend, NetworkdBackend
+from kvmnet.backends.netplan import netplan_generate
 from kvmnet.errors import RolledBack
+from kvmnet.hostnet.inspect import inspect_host
 from kvmnet.hostnet.nic import Bridge, HostNic
-from kvmnet.hostnet.plan import Check
+from kvmnet.hostnet.plan import Check, WriteFile
+from kvmnet.hostnet.request import BridgeRequest
+from kvmnet.hostnet.runner import LocalRunner, NetnsRunner
 from tests.lab import LabHost, Lan, wait_for
 from tests.lab.networkd import NetworkdLab
 
@@ -93,4 +97,37 @@ def test_failed_verification_restores_files_byte_for_byte(lan: Lan, nd: Networkd
              what="networkd to give the NIC its lease back")  # fmt: skip
     assert "br0" not in host.ip("-br", "link")
     assert default_devs(host) == [host.nic]
+    assert lan.ping(address)
+
+
+def test_netplans_networkd_output_runs_in_real_networkd(lan: Lan, nd: NetworkdLab) -> None:
+    """The netplan backend's YAML, rendered by the real ``netplan generate``, drives the real
+    networkd: netplan cannot apply here (no systemctl), so this stands in for ``netplan apply``."""
+    host = nd.host
+    cloud_init = f"network:\n  version: 2\n  ethernets:\n    {host.nic}: {{dhcp4: true}}\n"
+    netplan_root = nd.state / "netplan-root"
+    (netplan_root / "etc/netplan").mkdir(parents=True)
+    (netplan_root / "etc/netplan/50-cloud-init.yaml").write_text(cloud_init)
+    current = inspect_host(NetnsRunner(host.ns), host.nic, "br0")
+    plan = NetplanBackend(root=str(netplan_root), runner=LocalRunner()).plan_enslave(
+        BridgeRequest(host.nic, "br0"), current
+    )
+    ours = next(s for s in plan.steps if isinstance(s, WriteFile))
+    rendered = netplan_generate(
+        LocalRunner(), {"50-cloud-init.yaml": cloud_init, "60-kvmnet-br0.yaml": ours.content}
+    )
+    for name, text in rendered.items():
+        if name.startswith("systemd/network/"):
+            nd.write(os.path.basename(name), text)
+    nd.networkctl("reload")
+    nd.networkctl("reconfigure", host.nic)
+    wait_for(
+        lambda: bool(host.addresses("br0")), timeout=20, what="br0's lease via netplan's files"
+    )
+    assert nd.complaints() == [], "networkd rejected part of netplan's files"
+    assert json.loads(host.ip("-j", "link", "show", host.nic))[0].get("master") == "br0"
+    br = Bridge("br0", backend=backend(nd))
+    assert br.mac == host.mac and br.stp is False and br.forward_delay == 0
+    address = host.addresses("br0")[0].split("/")[0]
+    assert address.startswith(f"{lan.subnet}.")
     assert lan.ping(address)
