@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from collections.abc import Callable
 
@@ -29,6 +28,8 @@ def first_uri(args: argparse.Namespace) -> str | None:
 
 
 def print_json(value: object) -> None:
+    import json  # only the --json paths pay for it: every command imports this module
+
     json.dump(value, sys.stdout, indent=2, sort_keys=True)
     sys.stdout.write("\n")
 

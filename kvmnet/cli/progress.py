@@ -9,12 +9,20 @@ library::
 
 from __future__ import annotations
 
-import shutil
+import os
 import sys
 from types import TracebackType
 from typing import TextIO
 
 __all__ = ["ProgressBar"]
+
+
+def _columns(stream: TextIO) -> int:
+    # os, not shutil: shutil costs every CLI start a few ms of imports for this one call.
+    try:
+        return os.get_terminal_size(stream.fileno()).columns
+    except (AttributeError, ValueError, OSError):
+        return 80
 
 
 class ProgressBar:
@@ -35,7 +43,7 @@ class ProgressBar:
     def __call__(self, done: int, total: int, label: str) -> None:
         if not self.enabled:
             return
-        width = max(shutil.get_terminal_size((80, 24)).columns, 40)
+        width = max(_columns(self.stream), 40)
         counter = f" {done}/{total} "
         head = f"{self.title} " if self.title else ""
         bar_width = max(10, min(40, width - len(head) - len(counter) - 20))
