@@ -67,6 +67,12 @@ def iproute2(host: LabHost) -> Switch:
     return switch
 
 
+@scenario("baseline")
+def baseline(host: LabHost) -> Switch:
+    """Nothing switches: the probers' own jitter on this machine, for reference."""
+    return lambda: None
+
+
 @scenario("naive")
 def naive(host: LabHost) -> Switch:
     """For comparison: the order people type by hand (address off the NIC first)."""
