@@ -21,7 +21,7 @@ NOTEBOOK = ROOT / "docs" / "examples" / "explore.ipynb"
 def test_notebook_runs_without_error_cells(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     # The kernel must not reach a real hypervisor, whatever the caller's environment says.
     monkeypatch.setenv("LIBVIRT_DEFAULT_URI", "test:///default")
-    nb = nbformat.read(NOTEBOOK, as_version=4)
+    nb = nbformat.read(NOTEBOOK, as_version=4)  # type: ignore[no-untyped-call]
     client = NotebookClient(
         nb, kernel_name="python3", timeout=120, resources={"metadata": {"path": str(tmp_path)}}
     )
