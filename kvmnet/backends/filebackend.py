@@ -12,7 +12,7 @@ import shutil
 import tempfile
 
 from ..errors import InvalidInput
-from ..hostnet.plan import RunCommand, Step, WriteFile
+from ..hostnet.plan import RunCommand, Step, StopProcess, WriteFile
 from ..hostnet.request import BridgeRequest, HostState
 from ..hostnet.state import IpAddress
 
@@ -23,6 +23,7 @@ __all__ = [
     "stale_address_steps",
     "stale_addresses",
     "stp_warnings",
+    "takeover_steps",
     "write_step",
 ]
 
@@ -70,6 +71,18 @@ def stale_address_steps(current: HostState, request: BridgeRequest) -> list[Step
         )
         for a in stale_addresses(current)
     ]
+
+
+def takeover_steps(current: HostState, request: BridgeRequest) -> list[Step]:
+    """What must go before the network stack takes over: DHCP clients started by hand on the
+    NIC or the bridge (one left on the NIC re-adds its lease to the port at renewal: stop it;
+    rollback restarts it) and stale addresses on a pre-existing bridge."""
+    stops: list[Step] = [
+        StopProcess(c.pid, c.argv, "TERM", f"{c.program} holds {c.link}; the new config leases")
+        for c in current.dhcp_clients
+        if c.link in (request.nic, request.bridge)
+    ]
+    return stops + stale_address_steps(current, request)
 
 
 def stp_warnings(request: BridgeRequest) -> list[str]:

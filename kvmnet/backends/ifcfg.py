@@ -33,7 +33,7 @@ from ..hostnet.request import BridgeRequest, HostState
 from ..hostnet.runner import Runner, default_runner
 from ..hostnet.state import LinkState
 from .base import release_checks, standard_checks
-from .filebackend import Rooted, read_text, stale_address_steps, stp_warnings, write_step
+from .filebackend import Rooted, read_text, stp_warnings, takeover_steps, write_step
 from .nmcli import profile_uuid
 from .shellvars import Line, ShellVars
 
@@ -188,6 +188,7 @@ def _retarget_routes(text: str, nic: str, bridge: str) -> str:
 class IfcfgBackend:
     """ifcfg files (RHEL network-scripts) plus NetworkManager or initscripts to activate them.
 
+    ``netns``: read the NIC and run the commands inside that network namespace.
     ``network_manager``: True/False, or None to ask ``nmcli --version`` through the runner.
     ``backup_stamp`` names the backup folder (default: the current UTC time).
     """
@@ -198,12 +199,13 @@ class IfcfgBackend:
         self,
         *,
         root: str = "/",
+        netns: str | None = None,
         runner: Runner | None = None,
         network_manager: bool | None = None,
         backup_stamp: str | None = None,
     ) -> None:
         self.paths = Rooted(root)
-        self._runner: Runner = runner if runner is not None else default_runner(None)
+        self._runner: Runner = runner if runner is not None else default_runner(netns)
         self.network_manager = network_manager
         self.backup_stamp = backup_stamp
 
@@ -325,7 +327,7 @@ class IfcfgBackend:
                     old, previous=read_text(current, old), why=f"moved to {posixpath.basename(new)}"
                 )
             )
-        steps += stale_address_steps(current, request)
+        steps += takeover_steps(current, request)
 
         uses_nm = self._uses_nm(port_doc)
         profile = _profile_selector(port_doc, nic.name)

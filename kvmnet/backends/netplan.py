@@ -40,7 +40,7 @@ from ..hostnet.request import BridgeRequest, HostState
 from ..hostnet.runner import Runner, default_runner
 from ..hostnet.state import IpRoute, LinkState
 from .base import release_checks, standard_checks
-from .filebackend import Rooted, Scratch, read_text, stale_address_steps, stp_warnings, write_step
+from .filebackend import Rooted, Scratch, read_text, stp_warnings, takeover_steps, write_step
 
 __all__ = ["IP_KEYS", "NETPLAN_DIR", "NetplanBackend", "netplan_generate", "render_bridge_yaml"]
 
@@ -152,7 +152,11 @@ def netplan_generate(runner: Runner, files: dict[str, str]) -> dict[str, str]:
 
 
 class NetplanBackend:
-    """netplan YAML under ``root``; ``renderer`` None: whatever the existing files use."""
+    """netplan YAML under ``root``; ``renderer`` None: whatever the existing files use.
+
+    ``netns``: read the NIC and run ``netplan`` inside that network namespace.
+    ``validate=False`` skips ``netplan generate`` (for a machine without netplan installed).
+    """
 
     name = "netplan"
 
@@ -160,6 +164,7 @@ class NetplanBackend:
         self,
         *,
         root: str = "/",
+        netns: str | None = None,
         runner: Runner | None = None,
         renderer: str | None = None,
         validate: bool = True,
@@ -168,7 +173,7 @@ class NetplanBackend:
         if renderer is not None and renderer not in RENDERERS:
             raise InvalidInput(f"netplan renderer {renderer!r}: use 'networkd' or 'NetworkManager'")
         self.paths = Rooted(root)
-        self._runner: Runner = runner if runner is not None else default_runner(None)
+        self._runner: Runner = runner if runner is not None else default_runner(netns)
         self.renderer = renderer
         self.validate = validate
         self.backup_stamp = backup_stamp
@@ -254,7 +259,7 @@ class NetplanBackend:
                 why=f"validated by netplan generate (renderer {renderer})",
             )
         )
-        steps += stale_address_steps(current, request)
+        steps += takeover_steps(current, request)
         steps.append(RunCommand(("netplan", "apply"), f"render and bring up {br}"))
         return Plan(
             backend=self.name,

@@ -36,7 +36,7 @@ from ..hostnet.request import BridgeRequest, HostState
 from ..hostnet.runner import Runner, default_runner
 from ..hostnet.state import LinkState
 from .base import release_checks, standard_checks
-from .filebackend import Rooted, read_text, stale_address_steps, stp_warnings, write_step
+from .filebackend import Rooted, read_text, stp_warnings, takeover_steps, write_step
 from .unitfile import UnitFile
 
 __all__ = ["NETWORK_DIRS", "NetworkdBackend", "lease_iaid", "render_files"]
@@ -264,7 +264,7 @@ class NetworkdBackend:
                 why=f"sorts before {found[0]}" if found else "port of " + br,
             ),
         ]
-        steps += stale_address_steps(current, request)
+        steps += takeover_steps(current, request)
         steps.append(RunCommand(self.networkctl("reload"), f"create {br}, read the new files"))
         steps.append(
             RunCommand(

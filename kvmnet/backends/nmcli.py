@@ -32,7 +32,7 @@ from ..hostnet.request import BridgeRequest, HostState
 from ..hostnet.runner import Runner, default_runner
 from ..hostnet.state import LinkState
 from .base import release_checks, standard_checks
-from .filebackend import Rooted, read_text, stale_address_steps, stp_warnings, write_step
+from .filebackend import Rooted, read_text, stp_warnings, takeover_steps, write_step
 from .keyfile import Keyfile
 
 __all__ = ["IP_PROPERTIES", "NmcliBackend", "parse_terse", "profile_uuid"]
@@ -67,8 +67,21 @@ IP_PROPERTIES = (
     "connection.zone",
 )
 # Values nmcli prints for "not set": copying them only makes the plan longer.
-_DEFAULTS = {"", "--", "-1", "no", "default", "unknown", "-1 (unknown)"}
+_UNSET = {"", "--"}
+_DEFAULTS = {"-1", "no", "default", "unknown", "-1 (unknown)"}
 _KEEP_DEFAULTS = {"ipv4.method", "ipv6.method"}
+_DEFAULT_YES = {"ipv4.may-fail", "ipv6.may-fail"}
+
+
+def _worth_copying(key: str, value: str) -> bool:
+    value = value.strip()
+    if value in _UNSET:
+        return False
+    if key in _KEEP_DEFAULTS:
+        return True
+    if key in _DEFAULT_YES:
+        return value != "yes"
+    return value not in _DEFAULTS
 
 
 def profile_uuid(kind: str, *names: str) -> str:
@@ -222,9 +235,7 @@ class NmcliBackend:
         active = self.active_profile(nic.name)
         settings = self.profile_settings(active[1]) if active else {}
         priority = int(settings.pop("connection.autoconnect-priority", "0") or 0)
-        ip = {
-            k: v for k, v in settings.items() if k in _KEEP_DEFAULTS or v.strip() not in _DEFAULTS
-        }
+        ip = {k: v for k, v in settings.items() if _worth_copying(k, v)}
         if not active:
             ip = _from_state(nic)
             warnings.append(
@@ -284,7 +295,7 @@ class NmcliBackend:
                 "outranks the old profile at boot; the old one stays for rollback",
             )
         )
-        steps += stale_address_steps(current, request)
+        steps += takeover_steps(current, request)
         steps += self._activation(request, current)
         hints: list[Step] = []
         if active:
@@ -413,7 +424,7 @@ class NmcliBackend:
                 why="validated by nmcli --offline; the old profile stays",
             ),
         ]
-        steps += stale_address_steps(current, request)
+        steps += takeover_steps(current, request)
         steps.append(RunCommand(self.nmcli("connection", "reload"), "read the new keyfiles"))
         steps += self._activation(request, current)
         hints: list[Step] = [RunCommand(self.nmcli("connection", "reload"))]

@@ -12,8 +12,8 @@ import pytest
 from kvmnet.backends.networkd import NetworkdBackend, lease_iaid, matches
 from kvmnet.backends.unitfile import UnitFile
 from kvmnet.errors import InvalidInput, InvalidName
-from kvmnet.hostnet.plan import Plan, RemoveFile, WriteFile
-from kvmnet.hostnet.request import BridgeRequest, HostState
+from kvmnet.hostnet.plan import Plan, RemoveFile, StopProcess, WriteFile
+from kvmnet.hostnet.request import BridgeRequest, DhcpClient, HostState
 from kvmnet.hostnet.runner import LocalRunner, RecordingRunner
 from kvmnet.hostnet.state import IpAddress, IpRoute, LinkState
 
@@ -171,3 +171,17 @@ def test_release_removes_our_files(tmp_path: Path) -> None:
     )
     removed = sorted(Path(s.path).name for s in plan.steps if isinstance(s, RemoveFile))
     assert removed == ["10-kvmnet-br0.netdev", "10-kvmnet-br0.network", f"10-kvmnet-{NIC}.network"]
+
+
+def test_a_dhcp_client_on_the_nic_is_stopped_first(tmp_path: Path) -> None:
+    client = DhcpClient(4242, ("dhclient", "-v", NIC), NIC)
+    current = HostState(nic=DHCP_NIC, bridge=None, routes=ROUTES, dhcp_clients=(client,),
+                        files=LocalRunner())  # fmt: skip
+    plan = NetworkdBackend(root=str(tmp_path), runner=RecordingRunner()).plan_enslave(
+        BridgeRequest(NIC, "br0"), current
+    )
+    stops = [s for s in plan.steps if isinstance(s, StopProcess)]
+    assert [s.pid for s in stops] == [4242]
+    assert plan.commands.index(("kill", "-TERM", "4242")) < plan.commands.index(
+        ("networkctl", "reload")
+    )
