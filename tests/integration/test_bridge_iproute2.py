@@ -98,3 +98,34 @@ def test_release_is_the_exact_way_back(lan: Lan, host: LabHost) -> None:
     assert not snapshot_diff(before, host.snapshot())
     assert not br.exists and nic.master is None
     assert lan.ping(host.address)
+
+
+def test_preflight_refusals_on_a_real_namespace(lan: Lan, host: LabHost) -> None:
+    """The refusals that a namespace can show for real (Wi-Fi and br_netfilter cannot be
+    made here without touching the machine's kernel: their tests fake the runner)."""
+    from kvmnet.errors import HostNicNotFound, PreflightRefused
+
+    before = host.snapshot()
+    nic, br = objects(host)
+    with pytest.raises(HostNicNotFound, match="eth9"):
+        br.enslave("eth9")
+    # The SSH session's local address is the NIC's: a dead-man timer is required.
+    ssh = f"{lan.gateway} 50000 {host.address} 22"
+    assert nic.ssh_session_uses(ssh)
+    with pytest.raises(PreflightRefused, match="confirm_within") as info:
+        br.enslave(nic, ssh_connection=ssh)
+    assert info.value.check == "ssh"
+    # A link named like the bridge that is no bridge.
+    host.ip("link", "add", "br0", "type", "veth", "peer", "name", "kvbpeer")
+    with pytest.raises(PreflightRefused, match="veth, not a bridge"):
+        br.enslave(nic)
+    host.ip("link", "del", "br0")
+    # Already a port of another bridge.
+    host.ip("link", "add", "kvbother", "type", "bridge")
+    host.ip("link", "set", host.nic, "master", "kvbother")
+    with pytest.raises(PreflightRefused, match="already a port of kvbother"):
+        br.enslave(nic)
+    host.ip("link", "set", host.nic, "nomaster")
+    host.ip("link", "del", "kvbother")
+    host.ip("link", "set", host.nic, "up")
+    assert not snapshot_diff(before, host.snapshot())
