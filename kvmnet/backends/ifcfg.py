@@ -13,7 +13,7 @@ What it writes (``/etc/sysconfig/network-scripts`` under ``root``):
   network-scripts, where every ``ifcfg-*`` file is read as a profile.
 
 Then ``nmcli connection reload`` + ``nmcli connection up`` the NIC's profile where
-NetworkManager runs (found by ``nmcli --version`` through the runner, or ``network_manager=``),
+NetworkManager runs (``nmcli -t -f RUNNING general`` through the runner, or ``network_manager=``),
 else ``ifdown``/``ifup``. A stale address on a pre-existing bridge is deleted with ``ip``.
 
 Usage::
@@ -47,6 +47,7 @@ __all__ = [
 ]
 
 SCRIPTS_DIR = "/etc/sysconfig/network-scripts"
+NM_RUNNING = ("nmcli", "-t", "-f", "RUNNING", "general")
 BACKUP_DIR = "/var/lib/kvmnet/backup"
 
 _IP_EXACT = frozenset(
@@ -189,7 +190,7 @@ class IfcfgBackend:
     """ifcfg files (RHEL network-scripts) plus NetworkManager or initscripts to activate them.
 
     ``netns``: read the NIC and run the commands inside that network namespace.
-    ``network_manager``: True/False, or None to ask ``nmcli --version`` through the runner.
+    ``network_manager``: True/False, or None to ask ``nmcli -t -f RUNNING general``.
     ``backup_stamp`` names the backup folder (default: the current UTC time).
     """
 
@@ -257,7 +258,9 @@ class IfcfgBackend:
             return False
         if self.network_manager is not None:
             return self.network_manager
-        return self._runner.run(["nmcli", "--version"], check=False).ok
+        # nmcli being installed is not enough: NetworkManager must be running to read the files.
+        probe = self._runner.run(NM_RUNNING, check=False)
+        return probe.ok and probe.stdout.strip() == "running"
 
     def _stamp(self) -> str:
         return self.backup_stamp or time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())

@@ -25,7 +25,7 @@ from __future__ import annotations
 import posixpath
 import uuid
 
-from ..errors import ValidationFailed
+from ..errors import PreflightRefused, ValidationFailed
 from ..hostnet.names import validate_netns_name
 from ..hostnet.plan import Plan, RemoveFile, RunCommand, Step
 from ..hostnet.request import BridgeRequest, HostState
@@ -164,9 +164,17 @@ class NmcliBackend:
     # -- reading (read-only queries through the runner) -----------------------------------
     def active_profile(self, device: str) -> tuple[str, str] | None:
         """(name, uuid) of the profile active on ``device``, if any."""
-        out = self._runner.run(
-            self.nmcli("-t", "-f", "NAME,UUID,DEVICE", "connection", "show", "--active")
-        ).stdout
+        argv = self.nmcli("-t", "-f", "NAME,UUID,DEVICE", "connection", "show", "--active")
+        result = self._runner.run(argv, check=False)
+        if not result.ok:
+            why = " ".join(result.stderr.split()) or "no output"
+            raise PreflightRefused(
+                f"nmcli cannot reach NetworkManager ({why}):"
+                " start NetworkManager, use keyfiles=True to only write files, or pick another"
+                " backend",
+                check="networkmanager",
+            )
+        out = result.stdout
         for row in parse_terse(out):
             if len(row) >= 3 and row[2] == device:
                 return row[0], row[1]

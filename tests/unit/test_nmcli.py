@@ -11,7 +11,7 @@ import pytest
 
 from kvmnet.backends.keyfile import Keyfile, escape
 from kvmnet.backends.nmcli import IP_PROPERTIES, NmcliBackend, parse_terse, profile_uuid
-from kvmnet.errors import ValidationFailed
+from kvmnet.errors import PreflightRefused, ValidationFailed
 from kvmnet.hostnet.plan import RunCommand, WriteFile
 from kvmnet.hostnet.request import BridgeRequest, HostState
 from kvmnet.hostnet.runner import CommandResult, LocalRunner, RecordingRunner
@@ -269,3 +269,14 @@ def test_validation_failure_via_runner_names_the_file(tmp_path: Path) -> None:
 
 def test_keyfile_escape() -> None:
     assert escape(" a\\b\n") == "\\sa\\\\b\\n"
+
+
+def test_networkmanager_not_running_is_a_clear_refusal() -> None:
+    runner = RecordingRunner(
+        replies={
+            ACTIVE: CommandResult(ACTIVE, 8, "", "Error: NetworkManager is not running."),
+        }
+    )
+    current = HostState(nic=DHCP_NIC, bridge=None, routes=ROUTES, files=runner)
+    with pytest.raises(PreflightRefused, match=r"NetworkManager is not running.*keyfiles=True"):
+        NmcliBackend(runner=runner).plan_enslave(BridgeRequest(NIC, "br0"), current)
