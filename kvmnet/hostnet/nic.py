@@ -199,7 +199,19 @@ class Bridge(_Link):
             libvirt_network=self.libvirt_network,
             dry_run=dry_run,
         )
-        plan = self.backend.plan_enslave(request, current)
+        if current.nic.master == self.name:
+            # Planning again would take the bridge's own (moved) addresses for stale ones.
+            plan = Plan(
+                backend=self.backend.name,
+                action="enslave",
+                nic=name,
+                bridge=self.name,
+                steps=(),
+                warnings=(f"{name} is already a port of {self.name}: nothing to do",),
+                runner=self.backend.runner,
+            )
+        else:
+            plan = self.backend.plan_enslave(request, current)
         plan = replace(plan, dry_run=dry_run, requires_confirmation=needs_timer)
         return self._finish(plan, nic, dry_run, confirm_within, verify)
 

@@ -119,3 +119,13 @@ def test_backend_takes_netns_and_validates_it() -> None:
     assert Iproute2Backend(netns="lab-host").runner.netns == "lab-host"
     with pytest.raises(InvalidName, match="namespace"):
         Iproute2Backend(netns="../etc")
+
+
+def test_enslaving_twice_is_a_no_op() -> None:
+    from kvmnet.hostnet.fake import fake_host
+
+    moved = bridge(mac=MAC, addresses=nic().addresses)
+    runner = fake_host([nic(master="br0", addresses=()), moved], routes("br0"))
+    plan = Bridge("br0", backend=Iproute2Backend(runner=runner)).enslave(NIC)
+    assert plan.steps == () and "already a port of br0" in plan.warnings[0]
+    assert all(c.kind == "run" and c.argv[:2] != ("ip", "addr") for c in runner.calls)
