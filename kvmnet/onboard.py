@@ -83,6 +83,9 @@ class LanPlan:
     address_timeout: float = DEFAULT_ADDRESS_TIMEOUT
     notes: tuple[str, ...] = ()
     host: Host | None = field(default=None, repr=False, compare=False)
+    # Plans the host step again right before it runs (the release after the guest's tap has
+    # left the bridge); None: ``host_plan`` runs as shown.
+    replan_host: Callable[[], Plan] | None = field(default=None, repr=False, compare=False)
 
     @property
     def checks(self) -> tuple[str, ...]:
@@ -351,6 +354,7 @@ def plan_nat_guest(
     was = next((i for i in DomainXML(change.before).interfaces if i.mac == iface_mac), None)
     bridge = was.source if was is not None and was.type == "bridge" and was.source else ""
     host_plan = None
+    replan_host: Callable[[], Plan] | None = None
     notes: list[str] = []
     if release is not None:
         if backend is None or not bridge:
@@ -367,13 +371,24 @@ def plan_nat_guest(
                 "or override with force=('bridge-in-use',) (they would lose the LAN)",
                 check="bridge-in-use",
             )
-        host_plan = Bridge(bridge, backend=backend).release(
-            HostNic(release, backend=backend),
-            dry_run=True,
-            force=tuple(f for f in force if f != "bridge-in-use"),
-            dhcp_client=dhcp_client,
-            confirm_within=confirm_within,
-        )
+        release_force = tuple(f for f in force if f != "bridge-in-use")
+
+        def replan() -> Plan:
+            return Bridge(bridge, backend=backend).release(
+                HostNic(release, backend=backend),
+                dry_run=True,
+                force=release_force,
+                dhcp_client=dhcp_client,
+                confirm_within=confirm_within,
+            )
+
+        host_plan, replan_host = replan(), replan
+        tap = next((i.target for i in dom.live_interfaces if i.mac == iface_mac), None)
+        if dom.is_running and tap:
+            notes.append(
+                f"the release is planned again once {dom.name}'s tap {tap} has left {bridge}: "
+                f"{bridge} is removed then if no other port is left"
+            )
         if others:
             notes.append(f"forced: {', '.join(others)} lose the LAN when {bridge} goes")
     return LanPlan(
@@ -390,6 +405,7 @@ def plan_nat_guest(
         address_timeout=address_timeout,
         notes=tuple(notes),
         host=host,
+        replan_host=replan_host,
     )
 
 
@@ -435,7 +451,8 @@ def wait_for_address(
 def _host_step(plan: LanPlan, state_dir: str | None) -> tuple[ApplyResult | None, str | None]:
     if plan.host_plan is None:
         return None, None
-    result = plan.host_plan.apply(confirm_within=plan.confirm_within, state_dir=state_dir)
+    host_plan = plan.replan_host() if plan.replan_host is not None else plan.host_plan
+    result = host_plan.apply(confirm_within=plan.confirm_within, state_dir=state_dir)
     pending = None
     if result.pending_confirmation:
         pending = (
@@ -478,14 +495,14 @@ def _apply(
     try:
         change = _apply_guest(plan, dom)
     except KvmnetError as exc:
-        stands = (
-            _what_stands(plan, pending) if plan.action == "bridge" else "the host was not changed"
-        )
+        if plan.action == "nat" or plan.host_plan is None:
+            raise  # nothing was changed before this step: the guest's own error says it all
+        stands = _what_stands(plan, pending)
         raise PartiallyApplied(
             f"moving {plan.domain} to {plan._target()} failed: {exc}. What stands: {stands}; "
             f"guest {plan.domain} is unchanged. Fix the cause and run the same call again "
             f"(the host step is skipped when {plan.bridge} exists)",
-            done=(stands,) if plan.host_plan is not None and plan.action == "bridge" else (),
+            done=(stands,),
         ) from exc
     tell(steps - 1 if plan.action == "bridge" else 1, f"guest: {plan.domain} switched")
     if plan.action == "nat" and plan.host_plan is not None:

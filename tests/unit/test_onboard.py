@@ -20,7 +20,7 @@ from kvmnet.hostnet.fake import link_json, route_json
 from kvmnet.hostnet.inspect import LINKS_ARGV, ROUTES6_ARGV, ROUTES_ARGV
 from kvmnet.hostnet.runner import CommandResult, RecordingRunner
 from kvmnet.hostnet.state import IpAddress, IpRoute, LinkState
-from kvmnet.onboard import LanPlan, bridge_guest, nat_guest, plan_bridge_guest
+from kvmnet.onboard import LanPlan, bridge_guest, nat_guest, plan_bridge_guest, plan_nat_guest
 from kvmnet.testing import Guest, Nic, World
 
 NIC, BR, MAC = "eth0", "br0", "52:54:00:aa:00:01"
@@ -34,8 +34,15 @@ class LanHost:
     address until `ip link set eth0 master br0` runs, then eth0 in br0 with br0 holding the
     address and the default route."""
 
-    def __init__(self, *, bridged: bool = False, fail: tuple[tuple[str, ...], ...] = ()) -> None:
+    def __init__(
+        self,
+        *,
+        bridged: bool = False,
+        fail: tuple[tuple[str, ...], ...] = (),
+        other_ports: tuple[str, ...] = (),
+    ) -> None:
         self.start_bridged = bridged
+        self.other_ports = other_ports  # e.g. a guest's tap, also a port of br0
         self.runner = RecordingRunner(
             replies={
                 LINKS_ARGV: self._links,
@@ -61,6 +68,7 @@ class LanHost:
         if self.bridged:
             links = [
                 LinkState(NIC, MAC, master=BR, operstate="UP"),
+                *(LinkState(p, "fe:54:00:00:00:01", master=BR) for p in self.other_ports),
                 LinkState(
                     BR,
                     MAC,
@@ -69,7 +77,7 @@ class LanHost:
                     forward_delay=0,
                     operstate="UP",
                     addresses=(ADDR,),
-                    ports=(NIC,),
+                    ports=(NIC, *self.other_ports),
                 ),
             ]
         else:
@@ -309,3 +317,20 @@ def test_dead_man_timer_is_shown_with_what_a_rollback_would_mean(
     text = str(plan)
     assert "rolled back unless confirmed within 60 s" in text
     assert "br0 goes away: move web1 back with `kvmnet nat web1`" in text
+
+
+def test_release_is_planned_again_after_the_guest_left_the_bridge(
+    tmp_path: Path, hosts: Hosts
+) -> None:
+    # While the guest runs, its tap is a second port of br0, so a release planned then keeps
+    # br0. The guest step takes the tap out; the host step must plan with that view.
+    uri = world(tmp_path, Guest("web1", nics=(Nic.bridge(BR),), running=False))
+    host, lan = hosts(uri), LanHost(bridged=True, other_ports=("vnet7",))
+    plan = plan_nat_guest(host, "web1", release=NIC, backend=lan.backend(), address_timeout=0)
+    assert plan.host_plan is not None
+    assert not any(c[:3] == ("ip", "link", "del") for c in plan.host_plan.commands)
+    lan.other_ports = ()  # what the guest's move does to the host
+    result = plan.apply()
+    assert result.host_result is not None
+    applied = result.host_result.plan.commands
+    assert ("ip", "link", "del", BR) in [c[:4] for c in applied]
