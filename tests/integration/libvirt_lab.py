@@ -386,14 +386,30 @@ def _warm_cache() -> Path:
 
 
 def _save_warm_cache(state: Path) -> None:
+    """Keep this lab's capabilities for the next labs, when they differ from the kept ones."""
     caps = state / "cache" / "qemu" / "capabilities"
-    if caps.is_dir() and any(caps.iterdir()) and not _warm_cache().is_dir():
-        tmp = Path(tempfile.mkdtemp(dir=_ensure_parent(_warm_cache())))
-        shutil.copytree(caps, tmp, dirs_exist_ok=True)
-        try:
-            tmp.rename(_warm_cache())
-        except OSError:  # another lab saved it first
-            shutil.rmtree(tmp, ignore_errors=True)
+    warm = _warm_cache()
+    if not caps.is_dir() or not any(caps.iterdir()) or _same_files(caps, warm):
+        return
+    tmp = Path(tempfile.mkdtemp(dir=_ensure_parent(warm)))
+    shutil.copytree(caps, tmp, dirs_exist_ok=True)
+    old = warm.with_name(f"{warm.name}.old-{os.getpid()}")
+    with contextlib.suppress(OSError):
+        warm.rename(old)
+    try:
+        tmp.rename(warm)
+    except OSError:  # another lab saved its copy first
+        shutil.rmtree(tmp, ignore_errors=True)
+    shutil.rmtree(old, ignore_errors=True)
+
+
+def _same_files(a: Path, b: Path) -> bool:
+    if not b.is_dir():
+        return False
+    names = sorted(p.name for p in a.iterdir())
+    if names != sorted(p.name for p in b.iterdir()):
+        return False
+    return all((a / n).read_bytes() == (b / n).read_bytes() for n in names)
 
 
 def _ensure_parent(path: Path) -> Path:
