@@ -131,3 +131,17 @@ def test_netplans_networkd_output_runs_in_real_networkd(lan: Lan, nd: NetworkdLa
     address = host.addresses("br0")[0].split("/")[0]
     assert address.startswith(f"{lan.subnet}.")
     assert lan.ping(address)
+
+
+def test_release_gives_the_nic_back_its_lease(lan: Lan, nd: NetworkdLab) -> None:
+    host = nd.host
+    address = host.address
+    b = backend(nd)
+    Bridge("br0", backend=b).enslave(HostNic(host.nic, backend=b))
+    plan = Bridge("br0", backend=b).release(HostNic(host.nic, backend=b))
+    assert sorted(os.listdir(nd.network_dir)) == ["20-wired.network"]
+    assert len(plan.files) == 3
+    assert host.addresses(host.nic) == [f"{address}/24"]
+    assert "br0" not in host.ip("-br", "link")
+    assert default_devs(host) == [host.nic]
+    assert lan.ping(address)

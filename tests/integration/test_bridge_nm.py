@@ -134,3 +134,18 @@ def test_keyfiles_written_then_activated(lan: Lan, nm: NetworkManagerLab) -> Non
     # `nmcli connection add` saved uplink as a keyfile there: its IP settings were moved.
     assert "method=auto" in (nm.keyfiles / "kvmnet-br0.nmconnection").read_text()
     assert uplink.strip() in nm.nmcli("-t", "-f", "UUID", "connection", "show")
+
+
+def test_release_brings_the_old_profile_back(lan: Lan, nm: NetworkManagerLab) -> None:
+    host = nm.host
+    address = host.address
+    nic, br = objects(nm)
+    br.enslave(nic)
+    br.release(nic)
+    names = profiles(nm)
+    assert "br0" not in names and f"br0-port-{host.nic}" not in names
+    assert names["uplink"] == host.nic
+    assert host.addresses(host.nic) == [f"{address}/24"]
+    assert "br0" not in host.ip("-br", "link")
+    assert default_devs(host) == [host.nic]
+    assert lan.ping(address)
