@@ -145,6 +145,13 @@ def test_static_nic_elsewhere_is_moved_and_that_file_edited(tmp_path: Path, netp
     assert "address1=10.231.0.5/24" in bridge_kf and "stp=false" in bridge_kf
     port_kf = out[f"NetworkManager/system-connections/netplan-{NIC}.nmconnection"]
     assert "master=br0" in port_kf and "10.231.0.5" not in port_kf
+    # NetworkManager itself (nmcli --offline) accepts the keyfiles netplan rendered from ours.
+    if shutil.which("nmcli"):
+        for keyfile in (bridge_kf, port_kf):
+            LocalRunner().run(
+                ["nmcli", "--offline", "connection", "modify", "ipv4.dns-search", "lab.example"],
+                input=keyfile,
+            )
 
 
 def test_rejected_yaml_raises_with_netplans_position(tmp_path: Path, netplan: str) -> None:
