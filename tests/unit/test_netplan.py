@@ -13,6 +13,7 @@ import pytest
 import yaml
 
 from kvmnet.backends.netplan import NETPLAN_DIR, NetplanBackend, netplan_generate
+from kvmnet.backends.nmcli import NmcliBackend
 from kvmnet.errors import InvalidInput, ValidationFailed
 from kvmnet.hostnet.plan import Plan, RunCommand, WriteFile
 from kvmnet.hostnet.request import BridgeRequest, HostState
@@ -147,11 +148,9 @@ def test_static_nic_elsewhere_is_moved_and_that_file_edited(tmp_path: Path, netp
     assert "master=br0" in port_kf and "10.231.0.5" not in port_kf
     # NetworkManager itself (nmcli --offline) accepts the keyfiles netplan rendered from ours.
     if shutil.which("nmcli"):
-        for keyfile in (bridge_kf, port_kf):
-            LocalRunner().run(
-                ["nmcli", "--offline", "connection", "modify", "ipv4.dns-search", "lab.example"],
-                input=keyfile,
-            )
+        checker = NmcliBackend(runner=LocalRunner())
+        for name, keyfile in (("netplan-br0", bridge_kf), (f"netplan-{NIC}", port_kf)):
+            checker.validate_keyfile(keyfile, name)  # raises ValidationFailed if rejected
 
 
 def test_rejected_yaml_raises_with_netplans_position(tmp_path: Path, netplan: str) -> None:
