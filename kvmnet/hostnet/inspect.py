@@ -22,6 +22,7 @@ from .state import IpAddress, IpRoute, LinkState
 __all__ = [
     "find_dhcp_clients",
     "inspect_host",
+    "network_daemon",
     "read_links",
     "read_routes",
     "ssh_uses",
@@ -213,6 +214,22 @@ def _forward_policy(runner: Runner) -> str | None:
     return None
 
 
+def network_daemon(runner: Runner, link: str) -> str | None:
+    """NetworkManager or systemd-networkd when one of them manages ``link`` now (asked over
+    their bus with nmcli/networkctl; a daemon that is not running manages nothing)."""
+    nm = runner.run(["nmcli", "-t", "-f", "DEVICE,STATE", "device", "status"], check=False)
+    for line in nm.stdout.splitlines() if nm.ok else ():
+        device, _, state = line.rpartition(":")
+        if device == link and state.split(" ")[0] in ("connected", "connecting"):
+            return "NetworkManager"
+    nd = runner.run(["networkctl", "list", "--no-legend", "--no-pager"], check=False)
+    for line in nd.stdout.splitlines() if nd.ok else ():
+        fields = line.split()
+        if len(fields) >= 5 and fields[1] == link and fields[4] in ("configured", "configuring"):
+            return "systemd-networkd"
+    return None
+
+
 def inspect_host(
     runner: Runner, nic: str, bridge: str, *, ssh_connection: str | None = None
 ) -> HostState:
@@ -233,5 +250,6 @@ def inspect_host(
         ssh_over_nic=ssh_uses(runner, ssh_connection, nic_state, br_state),
         br_netfilter=br_netfilter,
         forward_policy=_forward_policy(runner) if br_netfilter else None,
+        managed_by=network_daemon(runner, nic),
         files=runner,
     )

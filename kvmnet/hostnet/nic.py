@@ -198,6 +198,7 @@ class Bridge(_Link):
             confirm_within=confirm_within,
             libvirt_network=self.libvirt_network,
             dry_run=dry_run,
+            backend=self.backend.name,
         )
         if current.nic.master == self.name:
             # Planning again would take the bridge's own (moved) addresses for stale ones.

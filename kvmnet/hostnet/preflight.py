@@ -10,6 +10,8 @@ check (force key)  refused when                                                 
 ``enslaved``       the NIC is already a port of another bridge or bond           yes
 ``libvirt``        the bridge belongs to a libvirt network (virbr0)             yes
 ``br-netfilter``   br_netfilter is loaded and iptables' FORWARD policy is DROP  yes
+``managed``        NetworkManager/networkd manages the NIC and the backend is a  yes
+                   runtime one that bypasses it (iproute2): it would fight back
 ``ssh``            the SSH session runs over the NIC and no dead-man timer      yes
 =================  ===========================================================  =========
 
@@ -29,7 +31,16 @@ from .runner import Runner
 __all__ = ["CHECKS", "check_bridge_name", "libvirt_owner", "preflight"]
 
 CHECKS = frozenset(
-    {"bridge-name", "not-a-bridge", "wireless", "enslaved", "libvirt", "br-netfilter", "ssh"}
+    {
+        "bridge-name",
+        "not-a-bridge",
+        "wireless",
+        "enslaved",
+        "libvirt",
+        "br-netfilter",
+        "managed",
+        "ssh",
+    }
 )
 _NOT_OVERRIDABLE = frozenset({"bridge-name", "not-a-bridge"})
 
@@ -70,6 +81,7 @@ def preflight(
     confirm_within: float | None = None,
     libvirt_network: str | None = None,
     dry_run: bool = False,
+    backend: str | None = None,
 ) -> bool:
     """Raise PreflightRefused for the first refusal not in ``force``.
 
@@ -119,6 +131,15 @@ def preflight(
             "FORWARD policy is DROP, so bridged guests' traffic would be dropped silently: "
             "add `iptables -I FORWARD -m physdev --physdev-is-bridged -j ACCEPT` or set "
             "net.bridge.bridge-nf-call-iptables=0",
+            force,
+        )
+    daemon = current.managed_by
+    if daemon is not None and backend == "iproute2":
+        fix = {"NetworkManager": "nmcli", "systemd-networkd": "networkd"}.get(daemon, daemon)
+        _refuse(
+            "managed",
+            f"{daemon} manages {nic.name}: changing it behind {daemon}'s back with ip would "
+            f"be undone or fought over. Use backend {fix!r}, or stop {daemon} managing it",
             force,
         )
     needs_timer = current.ssh_over_nic and "ssh" not in force

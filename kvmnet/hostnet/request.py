@@ -86,6 +86,7 @@ class HostState:
     ssh_over_nic: bool = False
     br_netfilter: bool = False
     forward_policy: str | None = None  # iptables FORWARD policy when br_netfilter is on
+    managed_by: str | None = None  # "NetworkManager" / "systemd-networkd" when one manages the NIC
     files: FileReader | None = field(default=None, repr=False, compare=False)
 
     def read_file(self, path: str) -> bytes | None:

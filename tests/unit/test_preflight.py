@@ -130,3 +130,32 @@ def test_release_of_a_nic_that_is_no_port() -> None:
     with pytest.raises(PreflightRefused, match="not a port of br0") as info:
         br(dhcp_host()).release(NIC, dry_run=True)
     assert info.value.check == "not-a-port"
+
+
+@pytest.mark.parametrize(
+    ("argv", "reply", "daemon"),
+    [
+        (
+            ("nmcli", "-t", "-f", "DEVICE,STATE", "device", "status"),
+            f"lo:unmanaged\n{NIC}:connected\n",
+            "NetworkManager",
+        ),
+        (
+            ("networkctl", "list", "--no-legend", "--no-pager"),
+            f"  1 lo loopback carrier unmanaged\n  2 {NIC} ether routable configured\n",
+            "systemd-networkd",
+        ),
+    ],
+)
+def test_iproute2_refuses_a_nic_a_daemon_manages(
+    argv: tuple[str, ...], reply: str, daemon: str
+) -> None:
+    err = refused(dhcp_host(replies={argv: reply}), "managed", dry_run=True)
+    assert daemon in str(err)
+    assert br(dhcp_host(replies={argv: reply})).enslave(NIC, dry_run=True, force=["managed"])
+
+
+def test_a_daemon_that_does_not_run_manages_nothing() -> None:
+    failing = CommandResult((), 1, "", "Could not create NMClient object")
+    runner = dhcp_host(replies={("nmcli", "-t", "-f", "DEVICE,STATE", "device", "status"): failing})
+    assert br(runner).enslave(NIC, dry_run=True).commands
