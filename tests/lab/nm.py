@@ -19,6 +19,7 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
+from collections.abc import Callable
 from types import TracebackType
 
 from .netns import LabHost, run, wait_for
@@ -148,3 +149,27 @@ class NetworkManagerLab:
                 except subprocess.TimeoutExpired:
                     proc.kill()
                     proc.wait()
+
+
+def nmcli_switch(host: LabHost) -> Callable[[], None]:
+    """For bench/bridge_outage.py (``@scenario("nmcli")``): NetworkManager takes the NIC over
+    (the udhcpc the bench left on it is stopped, NM leases the same address by MAC), then the
+    returned callable bridges it with kvmnet's nmcli backend. NetworkManager and its bus are
+    stopped with the lab's namespace."""
+    from kvmnet.backends import NmcliBackend
+    from kvmnet.hostnet.nic import Bridge
+
+    if host.dhcp_pid:
+        host.exec("kill", "-TERM", str(host.dhcp_pid))
+        host.dhcp_pid = None
+    nm = NetworkManagerLab(host)
+    nm.start()
+    nm.nmcli("connection", "add", "type", "ethernet", "con-name", "uplink", "ifname", host.nic,
+             "ipv4.method", "auto", "ipv6.method", "disabled")  # fmt: skip
+    nm.nmcli("connection", "up", "uplink")
+    bridge = Bridge("br0", backend=NmcliBackend(netns=host.ns, bus_address=nm.bus_address))
+
+    def switch() -> None:
+        bridge.enslave(host.nic, verify=False)
+
+    return switch
