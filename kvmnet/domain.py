@@ -98,7 +98,12 @@ class Domain:
 
     def _resolve(self, ifaces: tuple[GuestInterface, ...]) -> tuple[GuestInterface, ...]:
         index = self.host.network_index()
-        return tuple(dataclasses.replace(i, mode=index.mode_of(i.type, i.source)) for i in ifaces)
+        resolved = []
+        for iface in ifaces:
+            mode = index.mode_of(iface.type, iface.source)
+            # replace() is slow enough to show in bulk runs; the guess is usually right.
+            resolved.append(iface if mode is iface.mode else dataclasses.replace(iface, mode=mode))
+        return tuple(resolved)
 
     @property
     def interfaces(self) -> tuple[GuestInterface, ...]:
@@ -193,12 +198,20 @@ class Domain:
         before = self._handle.xml(inactive=True) if persistent else live_text
         assert before is not None
         doc = DomainXML(before)
-        view = DomainXML(live_text) if live_text is not None else doc
-        mac = self._selected_mac(iface, view)
-        selector: IfaceSelector = mac if mac is not None else iface
-        old = doc.find(selector)
         edit = doc.use_bridge if new_type == "bridge" else doc.use_nat
-        new = edit(name, selector)
+        if live_text is None:
+            # Shut off: the persistent definition is the only view; select in it directly.
+            view = doc
+            old_type = ""
+            new = edit(name, iface)
+            mac = new.mac
+            selector: IfaceSelector = mac if mac is not None else new.index
+        else:
+            view = DomainXML(live_text)
+            mac = self._selected_mac(iface, view)
+            selector = mac if mac is not None else iface
+            old_type = doc.find(selector).type
+            new = edit(name, selector)
         plan = _Plan(action, before, doc.tostring(), new, list(doc.notes), mac=mac)
         if plan.before == plan.after:
             note = f"interface {new.describe()} is on {new_type} {name!r} already"
@@ -206,10 +219,11 @@ class Domain:
             plan.notes.append(note)
             return self._change(plan, dry_run=dry_run, live=False, config=False)
         if running and live is not False and live_text is not None:
-            if "direct" in (old.type, view.find(selector).type, new_type):
+            if "direct" in (old_type, view.find(selector).type, new_type):
                 raise LiveChangeUnsupported(
                     f"domain {self.name!r} on {self.host.uri}: libvirt cannot move a running "
-                    f"guest's interface {old.describe()} to or from macvtap (type='direct'); "
+                    f"guest's interface {view.find(selector).describe()} to or from macvtap "
+                    "(type='direct'); "
                     "pass live=False (CLI: --config) to change the next boot only"
                 )
             live_doc = DomainXML(live_text)

@@ -35,8 +35,10 @@ Warnings are logged and collected in :attr:`DomainXML.notes`.
 
 from __future__ import annotations
 
+import itertools
 import logging
 import re
+import threading
 import xml.parsers.expat
 from dataclasses import dataclass
 from typing import Union
@@ -61,7 +63,18 @@ _SOURCE_KEY = {"network": "network", "bridge": "bridge", "direct": "dev", "vdpa"
 _BRIDGE_VIRTUALPORTS = frozenset({"openvswitch"})
 
 
+_local = threading.local()
+
+
 def _parser() -> etree.XMLParser:
+    # One parser per thread (lxml parsers are reusable but not thread-safe).
+    parser: etree.XMLParser | None = getattr(_local, "parser", None)
+    if parser is None:
+        parser = _local.parser = _new_parser()
+    return parser
+
+
+def _new_parser() -> etree.XMLParser:
     # Comments and PIs are kept; no entity expansion, no network, no DTD loading: domain
     # XML comes from users and from other hosts.
     return etree.XMLParser(
@@ -119,9 +132,14 @@ def guess_mode(iface_type: str, source: str | None) -> Mode:
     return Mode.OTHER
 
 
+_CANONICAL_MAC = re.compile(r"[0-9a-f]{2}(?::[0-9a-f]{2}){5}")
+
+
 def _lower_mac(text: str | None) -> str | None:
     if text is None:
         return None
+    if _CANONICAL_MAC.fullmatch(text):
+        return text  # libvirt's own spelling: the common case, no parsing needed
     from .macs import int_to_mac, try_parse_mac
 
     value = try_parse_mac(text)
@@ -132,27 +150,35 @@ def _lower_mac(text: str | None) -> str | None:
 def read_interface(el: etree._Element, index: int) -> GuestInterface:
     """A :class:`GuestInterface` from one ``<interface>`` element (mode guessed)."""
     iface_type = el.get("type") or ""
-    src = el.find("source")
-    source = None
-    if src is not None:
-        key = _SOURCE_KEY.get(iface_type)
-        source = src.get(key) if key else (src.get("path") or src.get("address"))
-    mac_el = el.find("mac")
-    model_el = el.find("model")
-    target_el = el.find("target")
-    alias_el = el.find("alias")
-    link_el = el.find("link")
+    mac = source = model = target = alias = link = portgroup = None
+    # One pass over the children: this runs for every interface of every listed guest.
+    for child in el:
+        tag = child.tag
+        if tag == "mac":
+            mac = _lower_mac(child.get("address"))
+        elif tag == "source":
+            key = _SOURCE_KEY.get(iface_type)
+            source = child.get(key) if key else (child.get("path") or child.get("address"))
+            portgroup = child.get("portgroup")
+        elif tag == "model":
+            model = child.get("type")
+        elif tag == "target":
+            target = child.get("dev")
+        elif tag == "alias":
+            alias = child.get("name")
+        elif tag == "link":
+            link = child.get("state")
     return GuestInterface(
         index=index,
         type=iface_type,
-        mac=_lower_mac(mac_el.get("address")) if mac_el is not None else None,
+        mac=mac,
         source=source,
-        model=model_el.get("type") if model_el is not None else None,
-        target=target_el.get("dev") if target_el is not None else None,
-        alias=alias_el.get("name") if alias_el is not None else None,
+        model=model,
+        target=target,
+        alias=alias,
         mode=guess_mode(iface_type, source),
-        link=link_el.get("state") if link_el is not None else None,
-        portgroup=src.get("portgroup") if src is not None else None,
+        link=link,
+        portgroup=portgroup,
     )
 
 
@@ -162,7 +188,6 @@ class _Layout:
 
     spans: tuple[tuple[int, int], ...]  # each devices/interface: [start, end)
     last_device_end: int | None  # end of the last element child of <devices>
-    quotes: tuple[str, ...]  # quote character each interface's attributes use
 
 
 class _Unsafe(Exception):
@@ -203,12 +228,61 @@ def _scan(data: bytes, root_tag: str) -> _Layout | None:
     except (xml.parsers.expat.ExpatError, _Unsafe, ValueError) as exc:
         log.debug("falling back to lxml serialisation: %s", exc)
         return None
-    quotes = tuple(_quote_of(data[a:b]) for a, b in spans)
-    return _Layout(tuple(spans), last_device_end[0] if last_device_end else None, quotes)
+    return _Layout(tuple(spans), last_device_end[0] if last_device_end else None)
+
+
+_IFACE_OPEN = re.compile(rb"<interface[\s/>]")
+_IFACE_CLOSE = b"</interface>"
+
+
+def _quick_scan(data: bytes, elements: list[etree._Element]) -> _Layout | None:
+    """The spans :func:`_scan` finds, by searching the text; None when in any doubt.
+
+    Every ``<interface`` in the text must be one of ``elements`` (same count, same order),
+    and no span may hold a comment, CDATA or a nested interface; otherwise the full expat
+    scan decides. (Interfaces are the only elements edited, so only their spans matter.)
+    ``<`` cannot occur raw in attribute values or text, so outside comments, CDATA and PIs
+    every ``<interface`` is a start tag; with any of those in the document, each match is
+    also checked against the line lxml read the element on.
+    """
+    starts = [m.start() for m in _IFACE_OPEN.finditer(data)]
+    if len(starts) != len(elements) or not starts:
+        return None
+    check_lines = b"<!--" in data or b"<![CDATA[" in data or b"<?" in data[1:]
+    spans: list[tuple[int, int]] = []
+    line, pos = 1, 0
+    for start, el in zip(starts, elements, strict=True):
+        if check_lines:
+            line += data.count(b"\n", pos, start)
+            pos = start
+            if int(el.sourceline) != line:  # type: ignore[call-overload]
+                return None
+        head_end = _tag_end(data, start)
+        if data[head_end - 2 : head_end] == b"/>":
+            end = head_end
+        else:
+            close = data.find(_IFACE_CLOSE, head_end)
+            if close < 0:
+                return None
+            end = close + len(_IFACE_CLOSE)
+        body = data[start:end]
+        if b"<!--" in body or b"<![CDATA[" in body or body.count(b"<interface") != 1:
+            return None
+        spans.append((start, end))
+    if any(b[0] < a[1] for a, b in itertools.pairwise(spans)):
+        return None
+    # A new interface goes after the last one; with none there, the slow scan finds the spot.
+    return _Layout(tuple(spans), spans[-1][1])
+
+
+_TAG_BODY = re.compile(rb"""<(?:[^>'"]|'[^']*'|"[^"]*")*>""")
 
 
 def _tag_end(data: bytes, at: int) -> int:
     """Index just past the tag starting at ``at`` (``>`` may appear inside quoted values)."""
+    m = _TAG_BODY.match(data, at)
+    if m is not None:
+        return m.end()
     quote = 0
     i = at
     while i < len(data):
@@ -252,8 +326,38 @@ def _qname(el: etree._Element, name: str) -> str:
     return local
 
 
+_TAG = re.compile(r"<[^!?/][^>]*>")
+_QUOTE_IN_TEXT = re.compile(r'>[^<]*"')
+_ENTITY_REF = re.compile(r"&(?!amp;|lt;|gt;|quot;|apos;|#)")
+_XMLNS = re.compile(r'\s+xmlns(?::[\w.-]+)?="[^"]*"')
+
+
+def _requote(match: re.Match[str]) -> str:
+    # lxml writes attribute values in double quotes with '"' escaped and "'" raw.
+    return match.group(0).replace("'", "&apos;").replace('"', "'")
+
+
 def _serialise(el: etree._Element, quote: str) -> str:
     """One element and its subtree (not its tail), attributes in ``quote`` marks."""
+    # lxml's C serialiser, re-quoted: several times faster than walking the tree here.
+    text = etree.tostring(el, encoding="unicode", with_tail=False)
+    if "<!--" in text or "<?" in text or _ENTITY_REF.search(text):
+        return _serialise_tree(el, quote)  # comments, PIs, entity references: keep exactly
+    head_end = text.index(">")
+    if "xmlns" in text[:head_end]:
+        parent = el.getparent()
+        if parent is None or el.nsmap != parent.nsmap:
+            return _serialise_tree(el, quote)  # it declares a namespace of its own
+        # lxml re-declares inherited namespaces on the top element; the document has them.
+        text = _XMLNS.sub("", text[:head_end]) + text[head_end:]
+    if quote == '"':
+        return text
+    if "'" not in text and not _QUOTE_IN_TEXT.search(text):
+        return text.replace('"', "'")  # every '"' delimits an attribute value
+    return _TAG.sub(_requote, text)
+
+
+def _serialise_tree(el: etree._Element, quote: str) -> str:
     if not isinstance(el.tag, str):
         # Comment, PI or entity reference: lxml writes these faithfully.
         return etree.tostring(el, encoding="unicode", with_tail=False)
@@ -267,7 +371,7 @@ def _serialise(el: etree._Element, quote: str) -> str:
         return f"<{tag}{attrs}/>"
     parts = [f"<{tag}{attrs}>", _escape_text(el.text or "")]
     for child in children:
-        parts.append(_serialise(child, quote))
+        parts.append(_serialise_tree(child, quote))
         parts.append(_escape_text(child.tail or ""))
     parts.append(f"</{tag}>")
     return "".join(parts)
@@ -287,28 +391,31 @@ class DomainXML:
         self._text = text
         self._data = text.encode("utf-8")
         try:
-            self._tree = etree.ElementTree(etree.fromstring(self._data, _parser()))
+            root = etree.fromstring(self._data, _parser())
         except etree.XMLSyntaxError as exc:
             raise InvalidInput(f"not well-formed domain XML: {exc}") from exc
-        root = self._tree.getroot()
         if root.tag != "domain":
             raise InvalidInput(
                 f"expected a libvirt <domain> document, got <{root.tag}>; pass the output "
                 "of `virsh dumpxml` or a domain definition file"
             )
         self._root = root
-        self._original = self._interface_elements()
+        self._elements: list[etree._Element] | None = None
+        self._original = list(self._interface_elements())
         self._dirty: set[etree._Element] = set()
         self._layout: _Layout | bool | None = False  # False: not scanned yet
         self._notes: list[str] = []
         self._new_indent: dict[etree._Element, str] = {}
+        self._name: str | None = None
 
     # -- reading --------------------------------------------------------------------------
 
     @property
     def name(self) -> str:
         """The domain's ``<name>``."""
-        return self._root.findtext("name") or ""
+        if self._name is None:
+            self._name = self._root.findtext("name") or ""
+        return self._name
 
     @property
     def notes(self) -> tuple[str, ...]:
@@ -316,7 +423,14 @@ class DomainXML:
         return tuple(self._notes)
 
     def _interface_elements(self) -> list[etree._Element]:
-        return list(self._root.iterfind("devices/interface"))
+        # Cached: add/remove reset it; nothing else changes which elements exist.
+        if self._elements is None:
+            self._elements = [
+                iface
+                for devices in self._root.iterchildren("devices")
+                for iface in devices.iterchildren("interface")
+            ]
+        return self._elements
 
     @property
     def interfaces(self) -> tuple[GuestInterface, ...]:
@@ -329,7 +443,7 @@ class DomainXML:
 
     def _select(self, iface: IfaceSelector) -> tuple[etree._Element, int]:
         elements = self._interface_elements()
-        where = f"domain {self.name!r}"
+        where = _Where(self)
         if not elements:
             raise InterfaceNotFound(
                 f"{where} has no network interface; add one with add_interface()"
@@ -388,29 +502,33 @@ class DomainXML:
     def _switch(self, iface: IfaceSelector, new_type: str, name: str) -> GuestInterface:
         el, index = self._select(iface)
         old_type = el.get("type") or ""
-        who = f"interface {_lower_mac(_mac_of(el)) or f'#{index}'} of domain {self.name!r}"
+        who = _Who(self, el, index)
         if old_type not in _SWITCHABLE:
             raise UnsupportedEdit(
                 f"{who} is type={old_type!r}; kvmnet switches network, bridge, direct, user "
                 "and ethernet interfaces only; remove it and add a new one instead"
             )
-        if new_type == "bridge":
-            self._check_virtualport(el, who, name)
+        # One pass over the children: lxml's find() costs microseconds each, and bulk
+        # switches run this for every guest.
+        kids: dict[str, etree._Element] = {}
+        for child in el:
+            tag = child.tag
+            if isinstance(tag, str) and tag not in kids:
+                kids[tag] = child
+        if new_type == "bridge" and "virtualport" in kids:
+            self._check_virtualport(kids["virtualport"], who, name)
         el.set("type", new_type)
-        self._set_source(el, who, new_type, name)
-        if new_type != "network":
-            self._drop_floor(el, who, name)
-        target = el.find("target")
+        self._set_source(el, kids.get("source"), who, new_type, name)
+        if new_type != "network" and "bandwidth" in kids:
+            self._drop_floor(kids["bandwidth"], who, name)
+        target = kids.get("target")
         if target is not None and target.get("managed") is not None and old_type == "ethernet":
             del target.attrib["managed"]
             self._warn(f"{who}: dropped <target managed=...>, which only type='ethernet' takes")
         self._dirty.add(el)
         return read_interface(el, index)
 
-    def _check_virtualport(self, el: etree._Element, who: str, bridge: str) -> None:
-        vport = el.find("virtualport")
-        if vport is None:
-            return
+    def _check_virtualport(self, vport: etree._Element, who: _Who, bridge: str) -> None:
         vtype = vport.get("type")
         if vtype in _BRIDGE_VIRTUALPORTS:
             return
@@ -422,30 +540,30 @@ class DomainXML:
             "libvirt network that defines it"
         )
 
-    def _set_source(self, el: etree._Element, who: str, new_type: str, name: str) -> None:
-        src = el.find("source")
+    def _set_source(
+        self, el: etree._Element, src: etree._Element | None, who: _Who, new_type: str, name: str
+    ) -> None:
         if src is None:
             src = etree.Element("source")
             _insert_child(el, src, after=("mac",))
-        keep_portgroup = new_type == "network" and src.get("network") == name
+        attrs = {str(k): str(v) for k, v in src.attrib.items()}
+        keep_portgroup = new_type == "network" and attrs.get("network") == name
         for attr in ("portgroup", "mode"):
-            value = src.get(attr)
+            value = attrs.get(attr)
             if value is not None and not (attr == "portgroup" and keep_portgroup):
                 self._warn(
                     f"{who}: dropped <source {attr}={value!r}>, which does not apply to "
                     f"type={new_type!r} {name!r}"
                 )
-        portgroup = src.get("portgroup") if keep_portgroup else None
-        for key in list(src.attrib):
-            del src.attrib[key]
+        portgroup = attrs.get("portgroup") if keep_portgroup else None
+        src.attrib.clear()
         src.set(_SOURCE_KEY[new_type], name)
         if portgroup is not None:
             src.set("portgroup", portgroup)
 
-    def _drop_floor(self, el: etree._Element, who: str, where: str) -> None:
-        bandwidth = el.find("bandwidth")
-        inbound = bandwidth.find("inbound") if bandwidth is not None else None
-        if bandwidth is None or inbound is None or inbound.get("floor") is None:
+    def _drop_floor(self, bandwidth: etree._Element, who: _Who, where: str) -> None:
+        inbound = bandwidth.find("inbound")
+        if inbound is None or inbound.get("floor") is None:
             return
         floor = inbound.attrib.pop("floor")
         self._warn(
@@ -507,6 +625,7 @@ class DomainXML:
             el.tail = devices.text if devices.text is not None else "\n"
             devices.text = "\n" + indent
             devices.insert(0, el)
+        self._elements = None
         self._dirty.add(el)
         self._new_indent[el] = indent
         return read_interface(el, len(self._interface_elements()) - 1)
@@ -537,6 +656,7 @@ class DomainXML:
         el, index = self._select(iface)
         removed = read_interface(el, index)
         _remove_element(el)
+        self._elements = None
         self._dirty.discard(el)
         return removed
 
@@ -588,7 +708,9 @@ class DomainXML:
     def tostring(self) -> str:
         """The document, with the edits and nothing else changed."""
         if self._layout is False:
-            self._layout = _scan(self._data, self._root.tag)
+            self._layout = _quick_scan(self._data, self._original) or _scan(
+                self._data, self._root.tag
+            )
         layout = self._layout
         current = self._interface_elements()
         if not isinstance(layout, _Layout) or len(layout.spans) != len(self._original):
@@ -600,12 +722,11 @@ class DomainXML:
         out: list[bytes] = []
         pos = 0
         alive = set(current)
-        for el, (start, end), quote in zip(
-            self._original, layout.spans, layout.quotes, strict=True
-        ):
+        for el, (start, end) in zip(self._original, layout.spans, strict=True):
             if el in alive and el not in self._dirty:
                 continue
             if el in alive:
+                quote = _quote_of(text[start:end])
                 out += [text[pos:start], _serialise(el, quote).encode()]
                 pos = end
             else:
@@ -619,7 +740,7 @@ class DomainXML:
                 anchor = pos
             out.append(text[pos:anchor])
             pos = anchor
-            quote = layout.quotes[-1] if layout.quotes else _quote_of(text)
+            quote = _quote_of(text[slice(*layout.spans[-1])] if layout.spans else text)
             for el in new:
                 indent = "\n" + self._new_indent.get(el, "")
                 out.append((indent + _serialise(el, quote)).encode())
@@ -629,7 +750,7 @@ class DomainXML:
     def _full_serialisation(self) -> str:
         # Reached only for documents the byte scan cannot map (e.g. no <devices> yet):
         # semantically identical, but lxml re-quotes attributes.
-        body = etree.tostring(self._tree, encoding="unicode")
+        body = etree.tostring(self._root.getroottree(), encoding="unicode")
         if self._text.lstrip().startswith("<?xml"):
             decl_end = self._text.index("?>") + 2
             body = self._text[:decl_end] + "\n" + body
@@ -641,6 +762,31 @@ class DomainXML:
 
     def __str__(self) -> str:
         return self.tostring()
+
+
+class _Where:
+    """``domain 'NAME'``, formatted only when a message needs it."""
+
+    __slots__ = ("doc",)
+
+    def __init__(self, doc: DomainXML) -> None:
+        self.doc = doc
+
+    def __str__(self) -> str:
+        return f"domain {self.doc.name!r}"
+
+
+class _Who:
+    """Names an interface in messages; built only when a message is (edits stay cheap)."""
+
+    __slots__ = ("doc", "el", "index")
+
+    def __init__(self, doc: DomainXML, el: etree._Element, index: int) -> None:
+        self.doc, self.el, self.index = doc, el, index
+
+    def __str__(self) -> str:
+        mac = _lower_mac(_mac_of(self.el)) or f"#{self.index}"
+        return f"interface {mac} of domain {self.doc.name!r}"
 
 
 def _mac_of(el: etree._Element) -> str | None:
@@ -709,6 +855,8 @@ _NAME = re.compile(r"[^\s/'\"<>&]{1,255}")
 
 
 def _check_name(name: str, kind: str) -> None:
+    if name in _GOOD_NAMES:
+        return
     if not isinstance(name, str) or not _NAME.fullmatch(name):
         from .errors import InvalidName
 
@@ -716,3 +864,8 @@ def _check_name(name: str, kind: str) -> None:
             f"invalid {kind} name {name!r}: use a non-empty name without spaces, quotes or "
             "slashes (e.g. br0, default)"
         )
+    if len(_GOOD_NAMES) < 1024:
+        _GOOD_NAMES.add(name)
+
+
+_GOOD_NAMES: set[str] = set()

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import os
 import tempfile
+import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -47,6 +48,7 @@ __all__ = [
 AUTO = "auto"
 
 _TEST_NS = "http://libvirt.org/schemas/domain/test/1.0"
+_UUID_NS = uuid.UUID("6b766d6e-6574-4b76-9d6e-657474657374")
 # libvirt's test driver: virDomainState 5 is VIR_DOMAIN_SHUTOFF.
 _SHUTOFF = 5
 
@@ -113,6 +115,7 @@ class Guest:
     running: bool = True
     extra_devices: str = ""
     memory_kib: int = 65536
+    uuid: str | None = None  # None: derived from the name, the same in every world
 
 
 @dataclass(frozen=True)
@@ -213,6 +216,7 @@ def domain_xml(guest: Guest, *, index: int = 0, in_node: bool = False) -> str:
     parts = [
         f"<domain type='test'{ns}>",
         f"  <name>{_escape(guest.name)}</name>",
+        f"  <uuid>{guest.uuid or uuid.uuid5(_UUID_NS, guest.name)}</uuid>",
         f"  <memory unit='KiB'>{guest.memory_kib}</memory>",
         "  <os>",
         "    <type>hvm</type>",
