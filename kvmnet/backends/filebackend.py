@@ -14,6 +14,7 @@ import tempfile
 from ..errors import InvalidInput
 from ..hostnet.plan import RunCommand, Step, StopProcess, WriteFile
 from ..hostnet.request import BridgeRequest, HostState
+from ..hostnet.runner import Runner
 from ..hostnet.state import IpAddress
 
 __all__ = [
@@ -49,9 +50,25 @@ def read_text(current: HostState, path: str) -> str | None:
     return None if data is None else data.decode("utf-8", errors="surrogateescape")
 
 
-def write_step(current: HostState, path: str, content: str, *, mode: int, why: str) -> WriteFile:
-    """A WriteFile carrying what is at ``path`` now, so the plan shows a diff."""
-    return WriteFile(path, content, mode=mode, previous=read_text(current, path), why=why)
+def write_step(
+    current: HostState,
+    path: str,
+    content: str,
+    *,
+    mode: int,
+    why: str,
+    keep_mode: Runner | None = None,
+) -> WriteFile:
+    """A WriteFile carrying what is at ``path`` now, so the plan shows a diff. With
+    ``keep_mode``, an existing file keeps its mode (``mode`` is for a new file)."""
+    existing = keep_mode.file_mode(path) if keep_mode is not None else None
+    return WriteFile(
+        path,
+        content,
+        mode=mode if existing is None else existing,
+        previous=read_text(current, path),
+        why=why,
+    )
 
 
 def stale_addresses(current: HostState) -> tuple[IpAddress, ...]:

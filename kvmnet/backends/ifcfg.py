@@ -309,6 +309,7 @@ class IfcfgBackend:
                 br_path,
                 bridge_doc.render(),
                 mode=0o644,
+                keep_mode=self._runner,
                 why=f"{br}: the NIC's IP settings, STP {'on' if request.stp else 'off'}",
             )
         )
@@ -318,12 +319,20 @@ class IfcfgBackend:
                 nic_path,
                 port_doc.render(),
                 mode=0o644,
+                keep_mode=self._runner,
                 why=f"{nic.name} becomes a port of {br}",
             )
         )
         for old, new, text in route_moves:
             steps.append(
-                write_step(current, new, text, mode=0o644, why="routes follow the address")
+                write_step(
+                    current,
+                    new,
+                    text,
+                    mode=self._runner.file_mode(old) or 0o644,
+                    keep_mode=self._runner,
+                    why="routes follow the address",
+                )
             )
             steps.append(
                 RemoveFile(
@@ -406,6 +415,7 @@ class IfcfgBackend:
                 nic_path,
                 restored.render(),
                 mode=0o644,
+                keep_mode=self._runner,
                 why=f"{nic.name} takes back {br}'s IP settings",
             )
         )

@@ -403,3 +403,17 @@ def test_augeas_shellvars_lens_parses_every_rendered_file(tmp_path: Path) -> Non
     assert seen[("ifcfg-br0", "DOMAIN")] == "lab.example corp.example"
     assert seen[(f"ifcfg-{NIC}", "EVIL")] == "$(reboot)"
     assert seen[(f"ifcfg-{NIC}", "BRIDGE")] == "br0"
+
+
+def test_replaced_files_keep_their_mode(tmp_path: Path) -> None:
+    root = write_root(
+        tmp_path, {f"ifcfg-{NIC}": DHCP_NIC, f"route-{NIC}": "10.9.0.0/16 via 10.231.0.254\n"}
+    )
+    (root / SCRIPTS_DIR.lstrip("/") / f"ifcfg-{NIC}").chmod(0o600)
+    (root / SCRIPTS_DIR.lstrip("/") / f"route-{NIC}").chmod(0o640)
+    backend = IfcfgBackend(root=str(root), runner=LocalRunner(), network_manager=True)
+    current = HostState(nic=nic_state(), bridge=None, routes=ROUTES, files=LocalRunner())
+    plan = backend.plan_enslave(BridgeRequest(NIC, "br0"), current)
+    modes = {Path(s.path).name: s.mode for s in plan.steps if isinstance(s, WriteFile)}
+    assert modes[f"ifcfg-{NIC}"] == 0o600 and modes["route-br0"] == 0o640
+    assert modes["ifcfg-br0"] == 0o644
