@@ -15,6 +15,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import shlex
 import time
@@ -100,9 +101,25 @@ def _check(
     if kind == "default-route-via":
         return any(dev == link.name and (value in (None, gw)) for dev, gw in defaults)
     if kind == "gateway-answers" and value:
-        ping = ["ping", "-c", "1", "-W", "1", "-I", link.name, value]
-        return runner.run(ping, check=False, timeout=5).ok
+        return gateway_answers(runner, link.name, value)
     return False
+
+
+_NEIGH_OK = {"REACHABLE", "STALE", "DELAY", "PERMANENT"}
+
+
+def gateway_answers(runner: Runner, dev: str, gateway: str) -> bool:
+    """A ping out of ``dev`` is answered, or at least ARP/ND resolved the gateway on ``dev``
+    (some routers drop ICMP echo; a host without ``ping`` still gets the ARP answer)."""
+    ping = runner.run(["ping", "-c", "1", "-W", "1", "-I", dev, gateway], check=False, timeout=5)
+    if ping.ok:
+        return True
+    neigh = runner.run(["ip", "-j", "neigh", "show", gateway, "dev", dev], check=False)
+    try:
+        entries = json.loads(neigh.stdout or "[]") if neigh.ok else []
+    except json.JSONDecodeError:
+        return False
+    return any(_NEIGH_OK & set(e.get("state", [])) for e in entries if isinstance(e, dict))
 
 
 def evaluate_checks(runner: Runner, checks: tuple[Check, ...]) -> list[Check]:

@@ -10,7 +10,7 @@ import pytest
 
 from kvmnet.backends import Iproute2Backend
 from kvmnet.hostnet.nic import Bridge, HostNic
-from tests.lab import LabHost, Lan, snapshot_diff, wait_for
+from tests.lab import LabHost, Lan, run, snapshot_diff, wait_for
 
 pytestmark = [pytest.mark.root("network namespaces, dnsmasq, udhcpc"), pytest.mark.integration]
 
@@ -129,3 +129,15 @@ def test_preflight_refusals_on_a_real_namespace(lan: Lan, host: LabHost) -> None
     host.ip("link", "del", "kvbother")
     host.ip("link", "set", host.nic, "up")
     assert not snapshot_diff(before, host.snapshot())
+
+
+def test_a_gateway_that_drops_ping_still_counts_by_arp(lan: Lan, host: LabHost) -> None:
+    drop = ["-p", "icmp", "--icmp-type", "echo-request", "-j", "DROP"]
+    iptables = ["ip", "netns", "exec", lan.ns, "iptables"]
+    run([*iptables, "-I", "INPUT", *drop])
+    try:
+        nic, br = objects(host)
+        br.enslave(nic)  # verified: the gateway resolved by ARP on br0
+        assert nic.master == "br0" and lan.ping(host.address)
+    finally:
+        run([*iptables, "-D", "INPUT", *drop])

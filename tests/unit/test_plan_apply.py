@@ -149,3 +149,18 @@ def test_lifetimes_are_kept_when_read() -> None:
     state = snap.links[NIC]
     assert state is not None and state.addresses[0].valid_lft == 50
     assert state.addresses[0].preferred_lft == 20 and state.addresses[0].dynamic
+
+
+@pytest.mark.parametrize(("state", "answers"), [("REACHABLE", True), ("FAILED", False)])
+def test_gateway_check_falls_back_to_the_neighbour_table(state: str, answers: bool) -> None:
+    from kvmnet.hostnet.apply import gateway_answers
+
+    ping = ("ping", "-c", "1", "-W", "1", "-I", "br0", "10.0.0.1")
+    neigh = ("ip", "-j", "neigh", "show", "10.0.0.1", "dev", "br0")
+    runner = RecordingRunner(
+        replies={
+            ping: CommandResult(ping, 1, "", "100% packet loss"),
+            neigh: json.dumps([{"dst": "10.0.0.1", "dev": "br0", "state": [state]}]),
+        }
+    )
+    assert gateway_answers(runner, "br0", "10.0.0.1") is answers
