@@ -145,3 +145,18 @@ def test_release_gives_the_nic_back_its_lease(lan: Lan, nd: NetworkdLab) -> None
     assert "br0" not in host.ip("-br", "link")
     assert default_devs(host) == [host.nic]
     assert lan.ping(address)
+
+
+def test_classic_stale_bridge(lan: Lan, nd: NetworkdLab) -> None:
+    host = nd.host
+    address = host.address
+    host.ip("link", "add", "br0", "type", "bridge")
+    host.ip("addr", "add", "192.168.0.1/24", "dev", "br0")
+    host.ip("link", "set", "br0", "up")
+    b = backend(nd)
+    plan = Bridge("br0", backend=b).enslave(HostNic(host.nic, backend=b))
+    assert ("ip", "addr", "del", "192.168.0.1/24", "dev", "br0") in plan.commands
+    assert host.addresses("br0") == [f"{address}/24"]
+    assert Bridge("br0", backend=b).mac == host.mac
+    assert nd.complaints() == []
+    assert lan.ping(address)
