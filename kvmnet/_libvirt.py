@@ -104,6 +104,19 @@ class DomainXmls(NamedTuple):
     error: str | None = None
 
 
+# virDomainState -> the words `virsh list` prints.
+_STATE_NAMES = {
+    0: "no state",
+    1: "running",
+    2: "idle",
+    3: "paused",
+    4: "in shutdown",
+    5: "shut off",
+    6: "crashed",
+    7: "pmsuspended",
+}
+
+
 class DomainHandle:
     """A libvirt domain, with only the calls kvmnet makes."""
 
@@ -121,6 +134,12 @@ class DomainHandle:
     def is_persistent(self) -> bool:
         with translated(f"cannot read domain {self.name!r} on {self.uri}"):
             return bool(self._dom.isPersistent())
+
+    def state(self) -> str:
+        """libvirt's state, named as virsh names it: "running", "paused", "shut off", ..."""
+        with translated(f"cannot read the state of domain {self.name!r} on {self.uri}"):
+            code = int(self._dom.state()[0])
+        return _STATE_NAMES.get(code, "unknown")
 
     def xml(self, *, inactive: bool = False) -> str:
         """The live XML (``inactive=False``) or the persistent definition."""

@@ -82,8 +82,8 @@ class Domain:
 
     @property
     def state(self) -> str:
-        """``"running"`` or ``"shut off"``."""
-        return "running" if self.is_running else "shut off"
+        """libvirt's state as virsh words it: ``"running"``, ``"paused"``, ``"shut off"``..."""
+        return self._handle.state()
 
     @property
     def is_persistent(self) -> bool:
