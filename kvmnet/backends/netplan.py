@@ -209,16 +209,17 @@ class NetplanBackend:
         ip: Yaml = {}
         edited: dict[str, str] = {}
         warnings = stp_warnings(request)
+        nic_id = self.netplan_id(files, nic)
         for name, text in files.items():
             net = _load(name, text).get("network") or {}
             if self.renderer is None and net.get("renderer") in RENDERERS:
                 renderer = net["renderer"]
-            stanza = (net.get("ethernets") or {}).get(nic.name)
+            stanza = (net.get("ethernets") or {}).get(nic_id)
             if not isinstance(stanza, dict):
                 continue
             ip.update({k: stanza[k] for k in IP_KEYS if k in stanza})
             if any(k in stanza and k not in _OVERRIDABLE for k in IP_KEYS):
-                edited[name] = self._strip_ip(name, text, nic.name)
+                edited[name] = self._strip_ip(name, text, nic_id)
                 warnings.append(
                     f"{name} defines {nic.name}'s static settings: they move to "
                     f"{ours}, and {name} is rewritten without them (its comments "
@@ -227,7 +228,7 @@ class NetplanBackend:
         if not ip:
             ip = _from_state(nic, current.routes)
         text = render_bridge_yaml(
-            nic=nic.name,
+            nic=nic_id,
             bridge=br,
             mac=nic.mac,
             ip=ip,
@@ -272,6 +273,27 @@ class NetplanBackend:
             warnings=tuple(warnings),
             runner=self._runner,
         )
+
+    @staticmethod
+    def netplan_id(files: dict[str, str], nic: LinkState) -> str:
+        """The netplan ID that defines ``nic``: its name, or an ID whose ``set-name``,
+        ``match: name`` or ``match: macaddress`` picks it (cloud-init writes such stanzas).
+        Bridges list IDs in ``interfaces:``, and a second ID for the same NIC would conflict."""
+        found = nic.name
+        for name, text in files.items():
+            ethernets = (_load(name, text).get("network") or {}).get("ethernets") or {}
+            if nic.name in ethernets:
+                return nic.name
+            for key, stanza in ethernets.items():
+                if not isinstance(stanza, dict):
+                    continue
+                match = stanza.get("match") or {}
+                mac = str(match.get("macaddress", "")).lower()
+                if nic.name in (stanza.get("set-name"), match.get("name")) or (
+                    mac and mac == nic.mac.lower()
+                ):
+                    found = str(key)
+        return found
 
     def _strip_ip(self, name: str, text: str, nic: str) -> str:
         doc = _load(name, text)

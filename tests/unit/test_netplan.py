@@ -191,3 +191,25 @@ def test_release_removes_our_file(tmp_path: Path) -> None:
     )
     assert plan.files == (f"{root}/etc/netplan/60-kvmnet-br0.yaml",)
     assert plan.commands == (("netplan", "apply"),)
+
+
+def test_nic_defined_under_another_id_is_referenced_by_that_id(
+    tmp_path: Path, netplan: str
+) -> None:
+    """cloud-init often names the stanza ``eth0`` and renames by MAC: the bridge must list that
+    ID, and DHCP must be turned off on it, not on a second definition of the same NIC."""
+    by_mac = (
+        "network:\n  version: 2\n  ethernets:\n    eth0:\n      dhcp4: true\n"
+        f"      match: {{macaddress: '{MAC}'}}\n      set-name: {NIC}\n"
+    )
+    plan = plan_for(make_root(tmp_path, {"50-cloud-init.yaml": by_mac}), bridge=None)
+    ours = yaml.safe_load(next(iter(written(plan).values())).content)["network"]
+    assert ours["ethernets"] == {"eth0": {"dhcp4": False, "dhcp6": False}}
+    assert ours["bridges"]["br0"]["interfaces"] == ["eth0"]
+    assert ours["bridges"]["br0"]["dhcp4"] is True
+    out = netplan_generate(
+        LocalRunner(),
+        {"50-cloud-init.yaml": by_mac, "60-kvmnet-br0.yaml": yaml.safe_dump({"network": ours})},
+    )
+    port = out["systemd/network/10-netplan-eth0.network"]
+    assert "Bridge=br0" in port and "DHCP" not in port
