@@ -141,3 +141,14 @@ def test_a_gateway_that_drops_ping_still_counts_by_arp(lan: Lan, host: LabHost) 
         assert nic.master == "br0" and lan.ping(host.address)
     finally:
         run([*iptables, "-D", "INPUT", *drop])
+
+
+def test_isc_dhclient_daemon_is_found_and_stopped(lan: Lan) -> None:
+    host = lan.add_host(mac="52:54:00:bb:00:dc")
+    pid = host.dhclient()
+    nic, br = objects(host)
+    plan = br.enslave(nic, dry_run=True)
+    assert plan.commands[0] == ("kill", "-TERM", str(pid)), "the forked daemon, by its PID"
+    plan.apply()
+    wait_for(lambda: not host.running(pid), what="dhclient to stop")
+    assert host.addresses(host.nic) == [] and lan.ping(host.address)

@@ -44,6 +44,24 @@ esac
 exit 0
 """
 
+# The same for ISC dhclient (-sf): its variables differ.
+DHCLIENT_HOOK = """#!/bin/sh
+case "$reason" in
+PREINIT)
+    ip link set "$interface" up
+    ;;
+BOUND|RENEW|REBIND|REBOOT)
+    ip addr replace "$new_ip_address/$new_subnet_mask" broadcast + dev "$interface" \\
+        valid_lft "$new_dhcp_lease_time" preferred_lft "$new_dhcp_lease_time"
+    for r in $new_routers; do
+        ip route replace default via "$r" dev "$interface"
+        break
+    done
+    ;;
+esac
+exit 0
+"""
+
 
 def run(argv: Sequence[str], *, check: bool = True, timeout: float = 30) -> str:
     proc = subprocess.run(list(argv), capture_output=True, text=True, timeout=timeout)
@@ -148,6 +166,20 @@ class LabHost:
         if stay:
             self.dhcp_pid = proc.pid
         return proc.pid
+
+    def dhclient(self, *, dev: str | None = None, timeout: float = 15) -> int:
+        """Lease with ISC dhclient, which forks a daemon; returns the daemon's PID."""
+        dev = dev or self.nic
+        hook = self.lan.state / "dhclient-hook.sh"
+        hook.write_text(DHCLIENT_HOOK)
+        hook.chmod(0o755)
+        pidfile = self.lan.state / f"dhclient-{self.ns}-{dev}.pid"
+        leases = self.lan.state / f"dhclient-{self.ns}-{dev}.leases"
+        self.exec("dhclient", "-pf", str(pidfile), "-lf", str(leases), "-sf", str(hook), dev,
+                  timeout=timeout + 5)  # fmt: skip
+        wait_for(lambda: bool(self.addresses(dev)), timeout=timeout, what=f"a lease on {dev}")
+        self.dhcp_pid = int(pidfile.read_text().strip())
+        return self.dhcp_pid
 
     def snapshot(self) -> dict[str, object]:
         """``ip -j`` link/addr/route of the namespace, lifetimes' countdown removed."""
