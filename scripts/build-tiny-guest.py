@@ -90,12 +90,18 @@ def run(argv: list[str], *, cwd: Path | None = None) -> str:
     return proc.stdout
 
 
-def kernel_package() -> str:
+def kernel_package(*, refreshed: bool = False) -> str:
     """The real kernel package: linux-image-amd64's ``linux-image-X.Y.Z-N-amd64`` dependency."""
-    for line in run(["apt-cache", "depends", "linux-image-amd64"]).splitlines():
+    argv = ["apt-cache", "depends", "linux-image-amd64"]
+    proc = subprocess.run(argv, capture_output=True, text=True, check=False)  # noqa: S603
+    for line in proc.stdout.splitlines():
         name = line.split(":", 1)[-1].strip()
         if line.strip().startswith("Depends:") and name.startswith("linux-image-"):
             return name
+    if not refreshed and os.geteuid() == 0:
+        # A fresh machine may have no package lists yet.
+        run(["apt-get", "update", "-qq"])
+        return kernel_package(refreshed=True)
     sys.exit("build-tiny-guest: apt-cache knows no linux-image-amd64; run apt-get update")
 
 
@@ -262,10 +268,13 @@ def main() -> int:
         shutil.rmtree(out)
     if not (out / "initrd.gz").exists():
         build(out, cache / "debs")
-        # Builds by an older version of this script are of no further use.
-        for old in cache.glob(f"{kver}-*"):
-            if old != out and old.is_dir():
+        # Builds by an older version of this script, or of an older kernel, are of no use now.
+        for old in cache.glob("*-*"):
+            if old != out and old.is_dir() and old.name != "debs":
                 shutil.rmtree(old, ignore_errors=True)
+        for deb in (cache / "debs").glob("linux-image-*.deb"):
+            if not deb.name.startswith(f"linux-image-{kver}_"):
+                deb.unlink()
     # The PVH vmlinux boots seconds faster under TCG; the bzImage is the fallback.
     kernel = out / "vmlinux" if (out / "vmlinux").exists() else out / "vmlinuz"
     result = {"kernel": str(kernel), "initrd": str(out / "initrd.gz"), "version": kver}
