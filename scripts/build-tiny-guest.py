@@ -270,7 +270,7 @@ def main() -> int:
         build(out, cache / "debs")
         # Builds by an older version of this script, or of an older kernel, are of no use now.
         for old in cache.glob("*-*"):
-            if old != out and old.is_dir() and old.name != "debs":
+            if old != out and old.is_dir() and old.name != "debs" and old.name[0] != ".":
                 shutil.rmtree(old, ignore_errors=True)
         for deb in (cache / "debs").glob("linux-image-*.deb"):
             if not deb.name.startswith(f"linux-image-{kver}_"):
