@@ -387,6 +387,8 @@ class Domain:
             try:
                 self._live_call(plan.live_verb, plan.live_new)
                 applied_live = True
+                if plan.live_verb == "attach" and plan.mac is not None:
+                    self._adopt_live_address(plan)
             except LiveChangeUnsupported as exc:
                 if live is True or not _driver_has_no_live_support(exc) or not persistent:
                     raise
@@ -405,6 +407,17 @@ class Domain:
                     self._undo_live(plan)
                 raise
         return self._change(plan, dry_run=False, live=applied_live, config=persistent)
+
+    def _adopt_live_address(self, plan: _Plan) -> None:
+        """Give the persistent definition the PCI address libvirt chose for the hot-plug."""
+        try:
+            live = DomainXML(self._handle.xml())
+            doc = DomainXML(plan.after)
+            doc.adopt_address(plan.mac, live, plan.mac)
+            plan.after = doc.tostring()
+        except KvmnetError as exc:
+            # The definition still gets the NIC; libvirt then picks its slot at next boot.
+            log.warning("domain %r: cannot copy the new NIC's address: %s", self.name, exc)
 
     def _live_call(self, verb: str, xml: str) -> None:
         call: Callable[..., None] = {
