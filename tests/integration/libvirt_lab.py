@@ -34,6 +34,7 @@ import contextlib
 import json
 import logging
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -373,7 +374,12 @@ def _seed_state(state: Path) -> None:
     qemu_conf = state / "etc" / "qemu.conf"
     # QEMU as root: the tiny guest's kernel lives under root's 0700 home, and the serial log
     # under the lab's folder. Only this throwaway copy of qemu.conf changes.
-    qemu_conf.write_text(qemu_conf.read_text() + '\nuser = "root"\ngroup = "root"\n')
+    # libvirt reads the first of duplicate keys, so drop any user/group the machine sets.
+    kept = [
+        line for line in qemu_conf.read_text().splitlines()
+        if not re.match(r"\s*(user|group)\s*=", line)
+    ]
+    qemu_conf.write_text("\n".join([*kept, 'user = "root"', 'group = "root"', ""]))
     # A warm capabilities cache saves libvirtd its ~8 s QEMU probe on every start after the first.
     warm = _warm_cache()
     if warm.is_dir():
