@@ -94,8 +94,15 @@ class LanHost:
         return Iproute2Backend(runner=self.runner)
 
     def writes(self) -> list[tuple[str, ...]]:
-        """Commands that change something (everything but the canned read queries)."""
-        return [c.argv for c in self.runner.changes if c.kind == "run"]
+        """Commands that change the host: every `ip` command that is not a JSON query (kvmnet
+        reads with `ip -j`), every process started; daemon probes (nmcli, networkctl) and
+        other reads are left out, whatever their argv."""
+        return [
+            c.argv
+            for c in self.runner.calls
+            if (c.kind == "run" and c.argv[:1] == ("ip",) and "-j" not in c.argv)
+            or c.kind in ("spawn", "write", "remove")
+        ]
 
 
 Hosts = Callable[[str], kvmnet.Host]
