@@ -55,12 +55,15 @@ echo "TINYGUEST eth0 $(cat /sys/class/net/eth0/address)"
 carrier() { cat /sys/class/net/eth0/carrier 2>/dev/null || echo 0; }
 while true; do
   while [ "$(carrier)" != 1 ]; do sleep 0.2; done
-  # One lease, then hand the NIC back to the carrier watch; -n: give up (and retry) if none.
-  udhcpc -i eth0 -s /etc/udhcpc.script -f -q -n -t 4 -T 1 -A 1 >/dev/null 2>&1 ||
+  # One lease, then watch the carrier; -n: give up after a few tries and ask again (a port
+  # new on an STP bridge forwards nothing for its first seconds).
+  if udhcpc -i eth0 -s /etc/udhcpc.script -f -q -n -t 4 -T 1 >/dev/null 2>&1; then
+    while [ "$(carrier)" = 1 ]; do sleep 0.2; done
+    echo "TINYGUEST carrier down"
+    ip addr flush dev eth0
+  else
     echo "TINYGUEST no lease yet"
-  while [ "$(carrier)" = 1 ]; do sleep 0.2; done
-  echo "TINYGUEST carrier down"
-  ip addr flush dev eth0
+  fi
 done
 """
 
