@@ -362,7 +362,15 @@ def _serialise_tree(el: etree._Element, quote: str) -> str:
         # Comment, PI or entity reference: lxml writes these faithfully.
         return etree.tostring(el, encoding="unicode", with_tail=False)
     tag = _qname(el, el.tag)
-    attrs = "".join(
+    parent = el.getparent()
+    inherited = parent.nsmap if parent is not None else {}
+    # Namespaces this element declares itself (lxml keeps them out of .attrib).
+    declared = "".join(
+        f" xmlns{':' + prefix if prefix else ''}={quote}{_escape_attr(uri, quote)}{quote}"
+        for prefix, uri in el.nsmap.items()
+        if inherited.get(prefix) != uri
+    )
+    attrs = declared + "".join(
         f" {_qname(el, str(k))}={quote}{_escape_attr(str(v), quote)}{quote}"
         for k, v in el.attrib.items()
     )
