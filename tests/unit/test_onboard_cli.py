@@ -131,3 +131,41 @@ def test_nat_release_refused_while_another_guest_uses_the_bridge(tmp_path: Path)
     )  # fmt: skip
     assert result.returncode == 1
     assert "db1" in result.stderr and "bridge-in-use" in result.stderr
+
+
+@pytest.mark.root("creates a network namespace with a veth NIC")
+def test_progress_bar_on_a_terminal_and_clean_stdout(uri: str, netns: str) -> None:
+    import pty
+
+    master, slave = pty.openpty()
+    try:
+        proc = subprocess.run(
+            [
+                sys.executable, "-m", "kvmnet", "-c", uri, "bridge", "web1", "br0",
+                "--create-from", NIC, "--backend", "iproute2", "--netns", netns, "--wait", "0",
+            ],
+            stdout=subprocess.PIPE,
+            stderr=slave,
+            text=True,
+            check=False,
+            timeout=120,
+        )  # fmt: skip
+        os.close(slave)
+        slave = -1
+        drawn = b""
+        while True:
+            try:
+                chunk = os.read(master, 4096)
+            except OSError:  # EIO: the terminal's other end is closed
+                break
+            if not chunk:
+                break
+            drawn += chunk
+    finally:
+        os.close(master)
+        if slave >= 0:
+            os.close(slave)
+    assert proc.returncode == 0
+    assert b"\r" in drawn and b"3/3" in drawn  # the bar, drawn to the end, on the terminal
+    assert "\r" not in proc.stdout and "[#" not in proc.stdout  # the result alone on stdout
+    assert "web1: interface 52:54:00:fe:00:00 is on br0" in proc.stdout
