@@ -15,8 +15,15 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable, Mapping, Sequence
 
-from .inspect import FOREVER, LINKS_ARGV, ROUTES6_ARGV, ROUTES_ARGV
-from .runner import RecordingRunner, Reply
+from .inspect import (
+    FOREVER,
+    LINKS_ARGV,
+    NETWORKD_LINKS_ARGV,
+    NM_DEVICES_ARGV,
+    ROUTES6_ARGV,
+    ROUTES_ARGV,
+)
+from .runner import CommandResult, RecordingRunner, Reply
 from .state import IpAddress, IpRoute, LinkState
 
 __all__ = ["fake_host", "link_json", "route_json"]
@@ -102,6 +109,12 @@ def fake_host(
         ROUTES6_ARGV: json.dumps([route_json(r) for r in routes if r.family == 6]),
         ("iptables", "-S", "FORWARD"): f"-P FORWARD {iptables_forward}\n",
     }
+    # No NetworkManager or networkd runs on the fake host (as when their bus is absent).
+    for query in (NM_DEVICES_ARGV, NETWORKD_LINKS_ARGV):
+        canned[query] = CommandResult(query, 1, "", "not running on the fake host")
+    # Every process lives in the runner's own network namespace.
+    for proc in ("self", *(str(p) for p in (processes or {}))):
+        canned[("readlink", f"/proc/{proc}/ns/net")] = "net:[4026531840]\n"
     canned.update(replies or {})
     all_files: dict[str, bytes] = {}
     for link in links:

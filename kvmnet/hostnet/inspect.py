@@ -32,6 +32,8 @@ FOREVER = 4294967295
 LINKS_ARGV = ("ip", "-j", "-d", "addr", "show")
 ROUTES_ARGV = ("ip", "-j", "route", "show", "table", "main")
 ROUTES6_ARGV = ("ip", "-j", "-6", "route", "show", "table", "main")
+NM_DEVICES_ARGV = ("nmcli", "-t", "-f", "DEVICE,STATE", "device", "status")
+NETWORKD_LINKS_ARGV = ("networkctl", "list", "--no-legend", "--no-pager")
 DHCP_PROGRAMS = frozenset({"dhclient", "udhcpc", "dhcpcd", "dhcpcd5", "dhcpcd-bin"})
 
 
@@ -217,12 +219,12 @@ def _forward_policy(runner: Runner) -> str | None:
 def network_daemon(runner: Runner, link: str) -> str | None:
     """NetworkManager or systemd-networkd when one of them manages ``link`` now (asked over
     their bus with nmcli/networkctl; a daemon that is not running manages nothing)."""
-    nm = runner.run(["nmcli", "-t", "-f", "DEVICE,STATE", "device", "status"], check=False)
+    nm = runner.run(NM_DEVICES_ARGV, check=False)
     for line in nm.stdout.splitlines() if nm.ok else ():
         device, _, state = line.rpartition(":")
         if device == link and state.split(" ")[0] in ("connected", "connecting"):
             return "NetworkManager"
-    nd = runner.run(["networkctl", "list", "--no-legend", "--no-pager"], check=False)
+    nd = runner.run(NETWORKD_LINKS_ARGV, check=False)
     for line in nd.stdout.splitlines() if nd.ok else ():
         fields = line.split()
         if len(fields) >= 5 and fields[1] == link and fields[4] in ("configured", "configuring"):

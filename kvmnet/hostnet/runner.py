@@ -39,6 +39,7 @@ __all__ = [
     "RecordingRunner",
     "Runner",
     "default_runner",
+    "is_read_only",
 ]
 
 log = logging.getLogger(__name__)
@@ -244,6 +245,24 @@ class NetnsRunner(LocalRunner):
         return tuple(sorted(result.stdout.split())) if result.ok else None
 
 
+# Commands kvmnet runs only to look at the host (inspection, preflight).
+READ_ONLY: tuple[tuple[str, ...], ...] = (
+    ("ip", "-j"),
+    ("nmcli", "-t", "-f", "DEVICE,STATE", "device", "status"),
+    ("networkctl", "list", "--no-legend", "--no-pager"),
+    ("iptables", "-S"),
+    ("readlink",),
+    ("cat",),
+    ("ls", "-1"),
+)
+
+
+def is_read_only(argv: Sequence[str]) -> bool:
+    """True for the commands kvmnet runs only to read the host (see READ_ONLY)."""
+    key = tuple(argv)
+    return any(key[: len(prefix)] == prefix for prefix in READ_ONLY)
+
+
 def default_runner(netns: str | None = None) -> LocalRunner:
     """:class:`NetnsRunner` for ``netns``, else :class:`LocalRunner`."""
     return NetnsRunner(netns) if netns else LocalRunner()
@@ -288,8 +307,13 @@ class RecordingRunner:
 
     @property
     def changes(self) -> list[Call]:
-        """Calls other than read-only queries answered by a canned reply."""
-        return [c for c in self.calls if not (c.kind == "run" and c.argv in self.replies)]
+        """Calls other than queries: every write, remove, spawn, and every command that has
+        no canned reply and is not one of kvmnet's read-only queries (READ_ONLY)."""
+        return [
+            c
+            for c in self.calls
+            if not (c.kind == "run" and (c.argv in self.replies or is_read_only(c.argv)))
+        ]
 
     def run(
         self,

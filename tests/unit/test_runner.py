@@ -102,3 +102,11 @@ def test_recording_runner_records_and_replies() -> None:
     assert [c.kind for c in runner.changes] == ["run", "run", "spawn", "write", "remove"]
     assert runner.read_file("/etc/x") == b"1" and runner.file_mode("/etc/x") == 0o600
     assert runner.list_dir("/etc") == ("x",)
+
+
+def test_kvmnets_own_queries_are_not_changes() -> None:
+    runner = RecordingRunner()
+    runner.run(["ip", "-j", "-d", "addr", "show"])
+    runner.run(["nmcli", "-t", "-f", "DEVICE,STATE", "device", "status"])
+    runner.run(["ip", "link", "set", "br0", "up"])
+    assert [c.argv for c in runner.changes] == [("ip", "link", "set", "br0", "up")]
