@@ -83,6 +83,9 @@ class Nic:
     type: str
     source: str | None
     target: str | None
+    # Identity of the live device; compared only where a test asks for it.
+    alias: str | None = field(default=None, compare=False)
+    pci_slot: str | None = field(default=None, compare=False)
 
 
 def nics(domain_xml: str) -> list[Nic]:
@@ -93,12 +96,16 @@ def nics(domain_xml: str) -> list[Nic]:
         source = iface.find("source")
         target = iface.find("target")
         mac = iface.find("mac")
+        alias = iface.find("alias")
+        address = iface.find("address")
         attr = "network" if kind == "network" else "bridge"
         found.append(Nic(
             mac=(mac.get("address", "") if mac is not None else "").lower(),
             type=kind,
             source=None if source is None else source.get(attr),
             target=None if target is None else target.get("dev"),
+            alias=None if alias is None else alias.get("name"),
+            pci_slot=None if address is None else address.get("slot"),
         ))
     return found
 

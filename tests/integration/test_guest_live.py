@@ -43,11 +43,17 @@ def test_running_guest_moves_nat_to_bridge_and_back_with_the_same_tap(
     tap = lab.tap_of("kvl-switch", MAC)
     assert lab.bridge_ports()[tap] == "virbr0"
     dom = host.domain("kvl-switch")
+    device = the_nic(lab.nics("kvl-switch"), MAC)
 
     change = dom.use_bridge("br0")
 
+    assert change.applied_live and change.applied_config
     assert lab.bridge_ports()[tap] == "br0"  # the same tap, now a port of br0
-    assert the_nic(lab.nics("kvl-switch"), MAC) == Nic(MAC, "bridge", "br0", tap)
+    moved = the_nic(lab.nics("kvl-switch"), MAC)
+    assert moved == Nic(MAC, "bridge", "br0", tap)
+    # Updated in place, not unplugged and plugged again: same device alias, same PCI slot.
+    assert (moved.alias, moved.pci_slot) == (device.alias, device.pci_slot)
+    assert device.alias is not None and device.pci_slot is not None
     assert_live_matches_persistent(lab, "kvl-switch")
     assert "br0" in change.diff()
     iface = host.domain("kvl-switch").interfaces[0]
