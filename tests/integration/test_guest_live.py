@@ -6,6 +6,8 @@ Each check reads the truth without kvmnet: the bridge a guest's tap is a port of
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from collections.abc import Iterator
 
 import pytest
@@ -167,3 +169,34 @@ def test_macs_of_two_real_hosts_are_all_taken_for_the_allocator(
             assert alloc.reserve("52:54:00:7e:01:03") == "52:54:00:7e:01:03"
     finally:
         other_lab.stop()
+
+
+def kvmnet_cli(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "kvmnet", *args], capture_output=True,
+                          text=True, timeout=60, check=False)
+
+
+def test_the_command_line_moves_a_running_guest_and_back(lab: LibvirtLab) -> None:
+    lab.define_guest("kvl-cli", network="default", mac=MAC)
+    tap = lab.tap_of("kvl-cli", MAC)
+
+    done = kvmnet_cli("-c", lab.uri, "bridge", "kvl-cli", "br0")
+
+    assert done.returncode == 0, done.stderr
+    assert lab.bridge_ports()[tap] == "br0"
+    assert_live_matches_persistent(lab, "kvl-cli")
+    done = kvmnet_cli("-c", lab.uri, "nat", "kvl-cli", "--live")
+    assert done.returncode == 0, done.stderr
+    assert lab.bridge_ports()[tap] == "virbr0"
+    assert_live_matches_persistent(lab, "kvl-cli")
+
+
+def test_the_command_line_refuses_live_on_a_guest_that_is_off(lab: LibvirtLab) -> None:
+    lab.define_guest("kvl-cli-off", network="default", mac=MAC, start=False)
+    before = lab.domain_xml("kvl-cli-off", inactive=True)
+
+    refused = kvmnet_cli("-c", lab.uri, "bridge", "kvl-cli-off", "br0", "--live")
+
+    assert refused.returncode == 1
+    assert len(refused.stderr.strip().splitlines()) == 1 and "kvl-cli-off" in refused.stderr
+    assert lab.domain_xml("kvl-cli-off", inactive=True) == before
