@@ -149,35 +149,41 @@ def _lower_mac(text: str | None) -> str | None:
 
 def read_interface(el: etree._Element, index: int) -> GuestInterface:
     """A :class:`GuestInterface` from one ``<interface>`` element (mode guessed)."""
-    iface_type = el.get("type") or ""
-    mac = source = model = target = alias = link = portgroup = None
-    # One pass over the children: this runs for every interface of every listed guest.
+    return _from_children(el, index, _children(el))
+
+
+def _children(el: etree._Element) -> dict[str, etree._Element]:
+    """The first child of each tag, in one pass (lxml's find() costs microseconds each)."""
+    kids: dict[str, etree._Element] = {}
     for child in el:
         tag = child.tag
-        if tag == "mac":
-            mac = _lower_mac(child.get("address"))
-        elif tag == "source":
-            key = _SOURCE_KEY.get(iface_type)
-            source = child.get(key) if key else (child.get("path") or child.get("address"))
-            portgroup = child.get("portgroup")
-        elif tag == "model":
-            model = child.get("type")
-        elif tag == "target":
-            target = child.get("dev")
-        elif tag == "alias":
-            alias = child.get("name")
-        elif tag == "link":
-            link = child.get("state")
+        if isinstance(tag, str) and tag not in kids:
+            kids[tag] = child
+    return kids
+
+
+def _from_children(
+    el: etree._Element, index: int, kids: dict[str, etree._Element]
+) -> GuestInterface:
+    iface_type = el.get("type") or ""
+    source = portgroup = None
+    src = kids.get("source")
+    if src is not None:
+        key = _SOURCE_KEY.get(iface_type)
+        source = src.get(key) if key else (src.get("path") or src.get("address"))
+        portgroup = src.get("portgroup")
+    mac, model, target = kids.get("mac"), kids.get("model"), kids.get("target")
+    alias, link = kids.get("alias"), kids.get("link")
     return GuestInterface(
         index=index,
         type=iface_type,
-        mac=mac,
+        mac=_lower_mac(mac.get("address")) if mac is not None else None,
         source=source,
-        model=model,
-        target=target,
-        alias=alias,
+        model=model.get("type") if model is not None else None,
+        target=target.get("dev") if target is not None else None,
+        alias=alias.get("name") if alias is not None else None,
         mode=guess_mode(iface_type, source),
-        link=link,
+        link=link.get("state") if link is not None else None,
         portgroup=portgroup,
     )
 
@@ -233,6 +239,7 @@ def _scan(data: bytes, root_tag: str) -> _Layout | None:
 
 _IFACE_OPEN = re.compile(rb"<interface[\s/>]")
 _IFACE_CLOSE = b"</interface>"
+_SPECIAL = re.compile(rb"<!--|<!\[CDATA\[|<\?")
 
 
 def _quick_scan(data: bytes, elements: list[etree._Element]) -> _Layout | None:
@@ -248,7 +255,7 @@ def _quick_scan(data: bytes, elements: list[etree._Element]) -> _Layout | None:
     starts = [m.start() for m in _IFACE_OPEN.finditer(data)]
     if len(starts) != len(elements) or not starts:
         return None
-    check_lines = b"<!--" in data or b"<![CDATA[" in data or b"<?" in data[1:]
+    check_lines = _SPECIAL.search(data, 1) is not None
     spans: list[tuple[int, int]] = []
     line, pos = 1, 0
     for start, el in zip(starts, elements, strict=True):
@@ -516,17 +523,11 @@ class DomainXML:
                 f"{who} is type={old_type!r}; kvmnet switches network, bridge, direct, user "
                 "and ethernet interfaces only; remove it and add a new one instead"
             )
-        # One pass over the children: lxml's find() costs microseconds each, and bulk
-        # switches run this for every guest.
-        kids: dict[str, etree._Element] = {}
-        for child in el:
-            tag = child.tag
-            if isinstance(tag, str) and tag not in kids:
-                kids[tag] = child
+        kids = _children(el)
         if new_type == "bridge" and "virtualport" in kids:
             self._check_virtualport(kids["virtualport"], who, name)
         el.set("type", new_type)
-        self._set_source(el, kids.get("source"), who, new_type, name)
+        kids["source"] = self._set_source(el, kids.get("source"), who, new_type, name)
         if new_type != "network" and "bandwidth" in kids:
             self._drop_floor(kids["bandwidth"], who, name)
         target = kids.get("target")
@@ -534,7 +535,7 @@ class DomainXML:
             del target.attrib["managed"]
             self._warn(f"{who}: dropped <target managed=...>, which only type='ethernet' takes")
         self._dirty.add(el)
-        return read_interface(el, index)
+        return _from_children(el, index, kids)
 
     def _check_virtualport(self, vport: etree._Element, who: _Who, bridge: str) -> None:
         vtype = vport.get("type")
@@ -550,7 +551,7 @@ class DomainXML:
 
     def _set_source(
         self, el: etree._Element, src: etree._Element | None, who: _Who, new_type: str, name: str
-    ) -> None:
+    ) -> etree._Element:
         if src is None:
             src = etree.Element("source")
             _insert_child(el, src, after=("mac",))
@@ -568,6 +569,7 @@ class DomainXML:
         src.set(_SOURCE_KEY[new_type], name)
         if portgroup is not None:
             src.set("portgroup", portgroup)
+        return src
 
     def _drop_floor(self, bandwidth: etree._Element, who: _Who, where: str) -> None:
         inbound = bandwidth.find("inbound")
