@@ -12,7 +12,7 @@ import logging
 import sys
 from collections.abc import Sequence
 
-from . import completion, domains, hostbridge, macs
+from . import bulk, completion, domains, hostbridge, macs
 from ._common import CommandError, run_command
 
 __all__ = ["build_parser", "main"]
@@ -37,7 +37,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("-v", "--verbose", action="count", default=0, help="log more (-vv: debug)")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    for module in (domains, macs, hostbridge, completion):
+    for module in (domains, bulk, macs, hostbridge, completion):
         module.register(sub)
     return parser
 

@@ -1,0 +1,179 @@
+"""Many guests in one call: every guest on a network (or a bridge), or a list of guests.
+
+::
+
+    changes = bridge_many(host, "br0", on_network="default", progress=show)
+    changes = nat_many(host, "default", ["web1", "web2"])
+
+Guests are selected from one listing of the host. With ``on_network``/``on_bridge`` the
+interface on that network or bridge is the one that moves (every such interface of the
+guest); without, a named guest's first interface. ``progress(done, total, domain)`` is told
+of each guest (:mod:`kvmnet.progress`).
+
+It stops at the first failure: the guests switched before it stay switched, and
+:class:`~kvmnet.PartiallyApplied` names them, the one that failed and the ones not tried.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from .errors import InvalidInput, KvmnetError, PartiallyApplied
+from .progress import Progress, track
+
+if TYPE_CHECKING:
+    from .change import Change
+    from .domain import Domain
+    from .host import Host
+
+__all__ = ["Target", "bridge_many", "nat_many", "select"]
+
+
+@dataclass(frozen=True)
+class Target:
+    """One guest interface a bulk call moves: ``mac`` None means the guest's first."""
+
+    domain: Domain
+    mac: str | None
+
+    @property
+    def label(self) -> str:
+        return self.domain.name if self.mac is None else f"{self.domain.name} ({self.mac})"
+
+
+def select(
+    host: Host,
+    names: Iterable[str] | None = None,
+    *,
+    on_network: str | None = None,
+    on_bridge: str | None = None,
+) -> list[Target]:
+    """The interfaces a bulk call moves: see the module docstring. One listing of the host."""
+    wanted = list(names) if names is not None else None
+    if wanted is None and on_network is None and on_bridge is None:
+        raise InvalidInput(
+            "a bulk switch needs guest names, on_network= or on_bridge=: "
+            "every guest of the host would be too broad to guess"
+        )
+    domains = host.domains()
+    if wanted is not None:
+        by_name = {d.name: d for d in domains}
+        missing = [n for n in wanted if n not in by_name]
+        if missing:
+            from .errors import DomainNotFound
+
+            raise DomainNotFound(
+                f"no domain named {', '.join(repr(m) for m in missing)} on {host.uri}; "
+                f"`kvmnet -c {host.uri} domains` lists them"
+            )
+        domains = [by_name[n] for n in dict.fromkeys(wanted)]
+    if on_network is None and on_bridge is None:
+        return [Target(d, None) for d in domains]
+    kind, source = ("network", on_network) if on_network is not None else ("bridge", on_bridge)
+    targets = []
+    for dom in domains:
+        # The persistent view too: a guest that boots onto the network is on it for this call.
+        seen: dict[str, None] = {}
+        for iface in (*dom.interfaces, *dom.persistent_interfaces):
+            if iface.type == kind and iface.source == source and iface.mac is not None:
+                seen[iface.mac] = None
+        targets += [Target(dom, mac) for mac in seen]
+    return targets
+
+
+def _run(
+    targets: Sequence[Target],
+    action: str,
+    switch: str,
+    progress: Progress | None,
+    change_one: _ChangeOne,
+) -> list[Change]:
+    done: list[Change] = []
+    for n, target in enumerate(track(targets, progress, label=lambda t: t.label)):
+        try:
+            done.append(change_one(target))
+        except KvmnetError as exc:
+            rest = [t.label for t in targets[n + 1 :]]
+            changed = [c.domain for c in done if c.applied]
+            raise PartiallyApplied(
+                f"{action} stopped at {target.label}: {exc}. Switched already: "
+                f"{', '.join(changed) or 'none'}; not tried: {', '.join(rest) or 'none'}. "
+                f"Fix the cause and run it again for the rest ({switch})",
+                done=tuple(changed),
+            ) from exc
+    return done
+
+
+class _ChangeOne:
+    """Applies one target's switch (a class, not a lambda, so mypy sees the options)."""
+
+    def __init__(
+        self,
+        verb: str,
+        name: str,
+        *,
+        live: bool | None,
+        dry_run: bool,
+        bounce_link: bool,
+    ) -> None:
+        self.verb, self.name = verb, name
+        self.live, self.dry_run, self.bounce_link = live, dry_run, bounce_link
+
+    def __call__(self, target: Target) -> Change:
+        dom = target.domain
+        if self.verb == "bridge":
+            return dom.use_bridge(
+                self.name,
+                target.mac,
+                live=self.live,
+                dry_run=self.dry_run,
+                bounce_link=self.bounce_link,
+            )
+        return dom.use_nat(
+            self.name,
+            target.mac,
+            live=self.live,
+            dry_run=self.dry_run,
+            bounce_link=self.bounce_link,
+        )
+
+
+def bridge_many(
+    host: Host,
+    bridge: str,
+    names: Iterable[str] | None = None,
+    *,
+    on_network: str | None = None,
+    live: bool | None = None,
+    dry_run: bool = False,
+    bounce_link: bool = False,
+    progress: Progress | None = None,
+) -> list[Change]:
+    """Put many guests' interfaces on ``bridge``: the named guests, or every guest with an
+    interface on libvirt network ``on_network`` (e.g. ``"default"``: everyone behind NAT)."""
+    targets = select(host, names, on_network=on_network)
+    change_one = _ChangeOne("bridge", bridge, live=live, dry_run=dry_run, bounce_link=bounce_link)
+    return _run(targets, f"moving guests to bridge {bridge}", "already moved are skipped",
+                progress, change_one)  # fmt: skip
+
+
+def nat_many(
+    host: Host,
+    network: str = "default",
+    names: Iterable[str] | None = None,
+    *,
+    on_bridge: str | None = None,
+    live: bool | None = None,
+    dry_run: bool = False,
+    bounce_link: bool = False,
+    progress: Progress | None = None,
+) -> list[Change]:
+    """Put many guests' interfaces on libvirt network ``network``: the named guests, or every
+    guest with an interface on host bridge ``on_bridge``."""
+    host.network(network)  # a missing network fails before any guest changes
+    targets = select(host, names, on_bridge=on_bridge)
+    change_one = _ChangeOne("nat", network, live=live, dry_run=dry_run, bounce_link=bounce_link)
+    return _run(targets, f"moving guests to network {network}", "already moved are skipped",
+                progress, change_one)  # fmt: skip

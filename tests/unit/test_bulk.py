@@ -1,0 +1,117 @@
+"""kvmnet.bulk and ``kvmnet bridge-all`` / ``nat-all`` on libvirt's test driver."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+import kvmnet
+from kvmnet.bulk import bridge_many, nat_many, select
+from kvmnet.testing import Guest, Nic, World
+
+GUESTS = (
+    Guest("web1", nics=(Nic.network("default"),), running=False),
+    Guest("web2", nics=(Nic.network("isolated"), Nic.network("default")), running=False),
+    Guest("db1", nics=(Nic.bridge("br0"),), running=False),
+    Guest("app1", nics=(Nic.network("isolated"),), running=False),
+)
+
+
+@pytest.fixture
+def host(tmp_path: Path) -> Iterator[kvmnet.Host]:
+    # One connection for the whole test: a test-driver world lives as long as its connection.
+    with kvmnet.connect(World(guests=GUESTS).write(tmp_path)) as h:
+        yield h
+
+
+def sources(host: kvmnet.Host, name: str) -> list[tuple[str, str | None]]:
+    return [(i.type, i.source) for i in host.domain(name).persistent_interfaces]
+
+
+def test_every_guest_on_a_network_moves_that_interface(host: kvmnet.Host) -> None:
+    seen: list[tuple[int, int, str]] = []
+    changes = bridge_many(host, "br0", on_network="default",
+                          progress=lambda d, t, label: seen.append((d, t, label)))  # fmt: skip
+    assert [c.domain for c in changes] == ["web1", "web2"]
+    assert sources(host, "web1") == [("bridge", "br0")]
+    # web2's second interface was the one on "default"; its first stays where it was.
+    assert sources(host, "web2") == [("network", "isolated"), ("bridge", "br0")]
+    assert sources(host, "app1") == [("network", "isolated")]
+    assert [d for d, _, _ in seen] == [0, 1, 2] and seen[0][1] == 2
+    assert seen[1][2] == "web1 (52:54:00:fe:00:00)"
+
+
+def test_named_guests_move_their_first_interface(host: kvmnet.Host) -> None:
+    changes = nat_many(host, "default", ["db1", "app1"])
+    assert [c.domain for c in changes] == ["db1", "app1"]
+    assert sources(host, "db1") == [("network", "default")]
+    assert sources(host, "app1") == [("network", "default")]
+
+
+def test_dry_run_changes_nothing(host: kvmnet.Host) -> None:
+    changes = nat_many(host, on_bridge="br0", dry_run=True)
+    assert [c.domain for c in changes] == ["db1"] and changes[0].dry_run
+    assert "<source network='default'/>" in changes[0].after
+    assert sources(host, "db1") == [("bridge", "br0")]
+
+
+def test_nothing_selected_is_refused(host: kvmnet.Host) -> None:
+    with pytest.raises(kvmnet.InvalidInput, match="too broad"):
+        select(host)
+
+
+def test_unknown_name_fails_before_anything_changes(host: kvmnet.Host) -> None:
+    with pytest.raises(kvmnet.DomainNotFound, match="web9"):
+        bridge_many(host, "br0", ["web1", "web9"])
+    assert sources(host, "web1") == [("network", "default")]
+
+
+def test_a_failure_midway_says_what_was_switched_and_what_was_not(host: kvmnet.Host) -> None:
+    # After web1 is switched, the interface selected for web2 disappears (another tool removed
+    # it meanwhile), so web2's switch fails.
+    def boom(done: int, total: int, label: str) -> None:
+        if done == 1:
+            host.domain("web2").remove_interface(1)  # the interface selected for web2 goes
+
+    with pytest.raises(kvmnet.PartiallyApplied) as caught:
+        bridge_many(host, "br0", on_network="default", progress=boom)
+    message = str(caught.value)
+    assert "stopped at web2" in message
+    assert "Switched already: web1" in message and "not tried: none" in message
+    assert caught.value.done == ("web1",)
+    assert sources(host, "web1") == [("bridge", "br0")]
+
+
+def kvmnet_cli(*argv: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "kvmnet", *argv], capture_output=True,
+                          text=True, check=False, timeout=120,
+                          env={**os.environ, "LIBVIRT_DEFAULT_URI": "test:///default"})  # fmt: skip
+
+
+def test_cli_bridge_all_dry_run_prints_diffs_and_nothing_else(tmp_path: Path) -> None:
+    uri = World(guests=GUESTS).write(tmp_path)
+    result = kvmnet_cli("-c", uri, "bridge-all", "br0", "--on-network", "default", "--dry-run")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.count("+++ ") == 2
+    assert "web1.xml (after)" in result.stdout and "web2.xml (after)" in result.stdout
+    assert result.stderr == ""  # piped: no progress bar
+
+
+def test_cli_nat_all_prints_one_line_per_guest(tmp_path: Path) -> None:
+    uri = World(guests=GUESTS).write(tmp_path)
+    result = kvmnet_cli("-c", uri, "nat-all", "db1", "app1")
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert len(lines) == 2 and all(line.startswith("use_nat on domain") for line in lines)
+
+
+def test_cli_needs_names_or_a_selector(tmp_path: Path) -> None:
+    uri = World(guests=GUESTS).write(tmp_path)
+    result = kvmnet_cli("-c", uri, "bridge-all", "br0")
+    assert result.returncode == 2
+    assert "needs DOMAIN names or --on-network NETWORK" in result.stderr
