@@ -279,6 +279,7 @@ class LibvirtLab:
         *,
         network: str | None = None,
         bridge: str | None = None,
+        direct: str | None = None,
         mac: str | None = None,
         kernel_boot: bool = False,
         memory_mib: int | None = None,
@@ -306,7 +307,7 @@ class LibvirtLab:
             f"<os>{os_xml}</os><features><acpi/><apic/></features>"
             "<on_poweroff>destroy</on_poweroff>"
             f"<devices><emulator>{QEMU}</emulator>"
-            f"{interface_xml(network=network, bridge=bridge, mac=mac)}"
+            f"{interface_xml(network=network, bridge=bridge, direct=direct, mac=mac)}"
             f"<serial type='file'><source path='{serial}'/></serial>"
             "<memballoon model='none'/></devices></domain>"
         )
@@ -344,15 +345,21 @@ class LibvirtLab:
 
 
 def interface_xml(
-    *, network: str | None = None, bridge: str | None = None, mac: str | None = None
+    *,
+    network: str | None = None,
+    bridge: str | None = None,
+    direct: str | None = None,
+    mac: str | None = None,
 ) -> str:
-    """A virtio NIC on a libvirt network or a bridge; '' when neither is given."""
-    if network is None and bridge is None:
-        return ""
+    """A virtio NIC on a libvirt network, a bridge or macvtap on a link; '' for none."""
     if network:
         kind, source = "network", f"network='{network}'"
-    else:
+    elif bridge:
         kind, source = "bridge", f"bridge='{bridge}'"
+    elif direct:
+        kind, source = "direct", f"dev='{direct}' mode='bridge'"
+    else:
+        return ""
     mac_xml = f"<mac address='{mac}'/>" if mac else ""
     # No option ROM: a diskless guest would otherwise PXE-boot and burn TCG CPU forever.
     return (

@@ -171,6 +171,29 @@ def test_macs_of_two_real_hosts_are_all_taken_for_the_allocator(
         other_lab.stop()
 
 
+def test_macvtap_nic_of_a_running_guest_is_refused_live_and_left_alone(
+    lab: LibvirtLab, host: kvmnet.Host
+) -> None:
+    # macvtap needs a lower link; a veth pair inside the lab's namespace is one.
+    lab.run(["ip", "link", "add", "kvldir0", "type", "veth", "peer", "name", "kvldir1"])
+    try:
+        lab.run(["ip", "link", "set", "kvldir0", "up"])
+        lab.define_guest("kvl-direct", direct="kvldir0", mac=MAC)
+        before = (lab.domain_xml("kvl-direct"), lab.domain_xml("kvl-direct", inactive=True))
+
+        with pytest.raises(kvmnet.LiveChangeUnsupported, match="live=False"):
+            host.domain("kvl-direct").use_bridge("br0")
+
+        assert (lab.domain_xml("kvl-direct"), lab.domain_xml("kvl-direct", inactive=True)) == before
+        # For the next boot only, it is allowed.
+        host.domain("kvl-direct").use_bridge("br0", live=False)
+        assert lab.nics("kvl-direct", inactive=True)[0] == Nic(MAC, "bridge", "br0", None)
+        assert lab.nics("kvl-direct")[0].type == "direct"
+    finally:
+        lab.destroy_guests()
+        lab.run(["ip", "link", "del", "kvldir0"], check=False)
+
+
 def kvmnet_cli(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run([sys.executable, "-m", "kvmnet", *args], capture_output=True,
                           text=True, timeout=60, check=False)
