@@ -35,16 +35,25 @@ Warnings are logged and collected in :attr:`DomainXML.notes`.
 
 from __future__ import annotations
 
-import itertools
 import logging
 import re
 import threading
-import xml.parsers.expat
 from dataclasses import dataclass
 from typing import Union
 
 from lxml import etree
 
+from ._xmltext import (
+    Layout,
+    insert_child,
+    line_start_if_blank,
+    quick_scan,
+    quote_of,
+    remove_element,
+    scan,
+    serialise,
+    tail_indent,
+)
 from .errors import InterfaceNotFound, InvalidInput, UnsupportedEdit
 from .mode import Mode
 
@@ -188,210 +197,6 @@ def _from_children(
     )
 
 
-@dataclass(frozen=True)
-class _Layout:
-    """Where things sit in the original bytes (from one expat pass)."""
-
-    spans: tuple[tuple[int, int], ...]  # each devices/interface: [start, end)
-    last_device_end: int | None  # end of the last element child of <devices>
-
-
-class _Unsafe(Exception):
-    pass
-
-
-def _scan(data: bytes, root_tag: str) -> _Layout | None:
-    """Byte spans of ``/domain/devices/interface``; None if the text defeats the scan."""
-    parser = xml.parsers.expat.ParserCreate(encoding="utf-8")
-    stack: list[str] = []
-    starts: list[int] = []
-    spans: list[tuple[int, int]] = []
-    last_device_end: list[int] = []
-
-    def start(name: str, _attrs: object) -> None:
-        stack.append(name)
-        if name == "interface" and stack[:-1] == [root_tag, "devices"]:
-            starts.append(parser.CurrentByteIndex)
-
-    def end(name: str) -> None:
-        here = parser.CurrentByteIndex
-        # expat points at "</name>" for a closing tag, and just past "<name/>" for an empty one.
-        stop = _tag_end(data, here) if data.startswith(b"</", here) else here
-        if name == "interface" and stack[:-1] == [root_tag, "devices"]:
-            spans.append((starts.pop(), stop))
-        if stack[:-1] == [root_tag, "devices"]:
-            last_device_end[:] = [stop]
-        stack.pop()
-
-    def no_entities(*_args: object) -> None:
-        raise _Unsafe("entity declarations")
-
-    parser.StartElementHandler = start
-    parser.EndElementHandler = end
-    parser.EntityDeclHandler = no_entities
-    try:
-        parser.Parse(data, True)
-    except (xml.parsers.expat.ExpatError, _Unsafe, ValueError) as exc:
-        log.debug("falling back to lxml serialisation: %s", exc)
-        return None
-    return _Layout(tuple(spans), last_device_end[0] if last_device_end else None)
-
-
-_IFACE_OPEN = re.compile(rb"<interface[\s/>]")
-_IFACE_CLOSE = b"</interface>"
-_SPECIAL = re.compile(rb"<!--|<!\[CDATA\[|<\?")
-
-
-def _quick_scan(data: bytes, elements: list[etree._Element]) -> _Layout | None:
-    """The spans :func:`_scan` finds, by searching the text; None when in any doubt.
-
-    Every ``<interface`` in the text must be one of ``elements`` (same count, same order),
-    and no span may hold a comment, CDATA or a nested interface; otherwise the full expat
-    scan decides. (Interfaces are the only elements edited, so only their spans matter.)
-    ``<`` cannot occur raw in attribute values or text, so outside comments, CDATA and PIs
-    every ``<interface`` is a start tag; with any of those in the document, each match is
-    also checked against the line lxml read the element on.
-    """
-    starts = [m.start() for m in _IFACE_OPEN.finditer(data)]
-    if len(starts) != len(elements) or not starts:
-        return None
-    check_lines = _SPECIAL.search(data, 1) is not None
-    spans: list[tuple[int, int]] = []
-    line, pos = 1, 0
-    for start, el in zip(starts, elements, strict=True):
-        if check_lines:
-            line += data.count(b"\n", pos, start)
-            pos = start
-            if int(el.sourceline) != line:  # type: ignore[call-overload]
-                return None
-        head_end = _tag_end(data, start)
-        if data[head_end - 2 : head_end] == b"/>":
-            end = head_end
-        else:
-            close = data.find(_IFACE_CLOSE, head_end)
-            if close < 0:
-                return None
-            end = close + len(_IFACE_CLOSE)
-        body = data[start:end]
-        if b"<!--" in body or b"<![CDATA[" in body or body.count(b"<interface") != 1:
-            return None
-        spans.append((start, end))
-    if any(b[0] < a[1] for a, b in itertools.pairwise(spans)):
-        return None
-    # A new interface goes after the last one; with none there, the slow scan finds the spot.
-    return _Layout(tuple(spans), spans[-1][1])
-
-
-_TAG_BODY = re.compile(rb"""<(?:[^>'"]|'[^']*'|"[^"]*")*>""")
-
-
-def _tag_end(data: bytes, at: int) -> int:
-    """Index just past the tag starting at ``at`` (``>`` may appear inside quoted values)."""
-    m = _TAG_BODY.match(data, at)
-    if m is not None:
-        return m.end()
-    quote = 0
-    i = at
-    while i < len(data):
-        c = data[i]
-        if quote:
-            if c == quote:
-                quote = 0
-        elif c in (0x22, 0x27):
-            quote = c
-        elif c == 0x3E:
-            return i + 1
-        i += 1
-    raise ValueError(f"unterminated tag at byte {at}")
-
-
-_ATTR_QUOTE = re.compile(rb"=\s*(['\"])")
-
-
-def _quote_of(text: bytes) -> str:
-    m = _ATTR_QUOTE.search(text)
-    return m.group(1).decode() if m else "'"
-
-
-def _escape_attr(value: str, quote: str) -> str:
-    out = value.replace("&", "&amp;").replace("<", "&lt;").replace("\n", "&#10;")
-    out = out.replace("\t", "&#9;").replace("\r", "&#13;")
-    return out.replace(quote, "&quot;" if quote == '"' else "&apos;")
-
-
-def _escape_text(value: str) -> str:
-    return value.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
-
-
-def _qname(el: etree._Element, name: str) -> str:
-    if not name.startswith("{"):
-        return name
-    uri, local = name[1:].split("}", 1)
-    for prefix, ns in el.nsmap.items():
-        if ns == uri and prefix:
-            return f"{prefix}:{local}"
-    return local
-
-
-_TAG = re.compile(r"<[^!?/][^>]*>")
-_QUOTE_IN_TEXT = re.compile(r'>[^<]*"')
-_ENTITY_REF = re.compile(r"&(?!amp;|lt;|gt;|quot;|apos;|#)")
-_XMLNS = re.compile(r'\s+xmlns(?::[\w.-]+)?="[^"]*"')
-
-
-def _requote(match: re.Match[str]) -> str:
-    # lxml writes attribute values in double quotes with '"' escaped and "'" raw.
-    return match.group(0).replace("'", "&apos;").replace('"', "'")
-
-
-def _serialise(el: etree._Element, quote: str) -> str:
-    """One element and its subtree (not its tail), attributes in ``quote`` marks."""
-    # lxml's C serialiser, re-quoted: several times faster than walking the tree here.
-    text = etree.tostring(el, encoding="unicode", with_tail=False)
-    if "<!--" in text or "<?" in text or _ENTITY_REF.search(text):
-        return _serialise_tree(el, quote)  # comments, PIs, entity references: keep exactly
-    head_end = text.index(">")
-    if "xmlns" in text[:head_end]:
-        parent = el.getparent()
-        if parent is None or el.nsmap != parent.nsmap:
-            return _serialise_tree(el, quote)  # it declares a namespace of its own
-        # lxml re-declares inherited namespaces on the top element; the document has them.
-        text = _XMLNS.sub("", text[:head_end]) + text[head_end:]
-    if quote == '"':
-        return text
-    if "'" not in text and not _QUOTE_IN_TEXT.search(text):
-        return text.replace('"', "'")  # every '"' delimits an attribute value
-    return _TAG.sub(_requote, text)
-
-
-def _serialise_tree(el: etree._Element, quote: str) -> str:
-    if not isinstance(el.tag, str):
-        # Comment, PI or entity reference: lxml writes these faithfully.
-        return etree.tostring(el, encoding="unicode", with_tail=False)
-    tag = _qname(el, el.tag)
-    parent = el.getparent()
-    inherited = parent.nsmap if parent is not None else {}
-    # Namespaces this element declares itself (lxml keeps them out of .attrib).
-    declared = "".join(
-        f" xmlns{':' + prefix if prefix else ''}={quote}{_escape_attr(uri, quote)}{quote}"
-        for prefix, uri in el.nsmap.items()
-        if inherited.get(prefix) != uri
-    )
-    attrs = declared + "".join(
-        f" {_qname(el, str(k))}={quote}{_escape_attr(str(v), quote)}{quote}"
-        for k, v in el.attrib.items()
-    )
-    children = list(el)
-    if not children and not el.text:
-        return f"<{tag}{attrs}/>"
-    parts = [f"<{tag}{attrs}>", _escape_text(el.text or "")]
-    for child in children:
-        parts.append(_serialise_tree(child, quote))
-        parts.append(_escape_text(child.tail or ""))
-    parts.append(f"</{tag}>")
-    return "".join(parts)
-
-
 class DomainXML:
     """A libvirt domain definition whose interfaces can be edited in place.
 
@@ -418,7 +223,7 @@ class DomainXML:
         self._elements: list[etree._Element] | None = None
         self._original = list(self._interface_elements())
         self._dirty: set[etree._Element] = set()
-        self._layout: _Layout | bool | None = False  # False: not scanned yet
+        self._layout: Layout | bool | None = False  # False: not scanned yet
         self._notes: list[str] = []
         self._new_indent: dict[etree._Element, str] = {}
         self._name: str | None = None
@@ -554,7 +359,7 @@ class DomainXML:
     ) -> etree._Element:
         if src is None:
             src = etree.Element("source")
-            _insert_child(el, src, after=("mac",))
+            insert_child(el, src, after=("mac",))
         attrs = {str(k): str(v) for k, v in src.attrib.items()}
         keep_portgroup = new_type == "network" and attrs.get("network") == name
         for attr in ("portgroup", "mode"):
@@ -581,9 +386,9 @@ class DomainXML:
             f"only on a libvirt network, not on bridge {where!r}; the other limits stay"
         )
         if not inbound.attrib and len(inbound) == 0:
-            _remove_element(inbound)
+            remove_element(inbound)
         if not bandwidth.attrib and len(bandwidth) == 0:
-            _remove_element(bandwidth)
+            remove_element(bandwidth)
 
     def add_interface(
         self,
@@ -647,8 +452,8 @@ class DomainXML:
         interfaces: list[etree._Element],
     ) -> tuple[str, str]:
         """(indent of a device line, indent of an interface's child line), as the text has."""
-        dev_indent = _tail_indent(devices.getprevious(), self._root.text)
-        indent = _tail_indent(siblings[-1].getprevious(), devices.text) if siblings else ""
+        dev_indent = tail_indent(devices.getprevious(), self._root.text)
+        indent = tail_indent(siblings[-1].getprevious(), devices.text) if siblings else ""
         if not indent:
             indent = dev_indent * 2 if dev_indent else "    "
         unit = indent[len(dev_indent) :] if indent.startswith(dev_indent) else ""
@@ -657,7 +462,7 @@ class DomainXML:
         inner = ""
         for iface in interfaces:
             if len(iface):
-                inner = _tail_indent(None, iface.text)
+                inner = tail_indent(None, iface.text)
                 break
         return indent, inner or indent + unit
 
@@ -665,7 +470,7 @@ class DomainXML:
         """Remove the selected interface; returns what it was."""
         el, index = self._select(iface)
         removed = read_interface(el, index)
-        _remove_element(el)
+        remove_element(el)
         self._elements = None
         self._dirty.discard(el)
         return removed
@@ -678,7 +483,7 @@ class DomainXML:
         link = el.find("link")
         if link is None:
             link = etree.Element("link")
-            _insert_child(el, link, after=("model", "source", "mac"))
+            insert_child(el, link, after=("model", "source", "mac"))
         link.set("state", state)
         self._dirty.add(el)
         return read_interface(el, index)
@@ -701,7 +506,7 @@ class DomainXML:
             copy.tail = old.tail
             el.replace(old, copy)
         else:
-            _insert_child(el, copy, after=("link", "model", "source", "mac"))
+            insert_child(el, copy, after=("link", "model", "source", "mac"))
         self._dirty.add(el)
 
     def _warn(self, message: str) -> None:
@@ -713,17 +518,17 @@ class DomainXML:
     def interface_xml(self, iface: IfaceSelector = None) -> str:
         """The selected ``<interface>`` element alone, as libvirt's device calls take it."""
         el, _ = self._select(iface)
-        return _serialise(el, "'")
+        return serialise(el, "'")
 
     def tostring(self) -> str:
         """The document, with the edits and nothing else changed."""
         if self._layout is False:
-            self._layout = _quick_scan(self._data, self._original) or _scan(
+            self._layout = quick_scan(self._data, self._original) or scan(
                 self._data, self._root.tag
             )
         layout = self._layout
         current = self._interface_elements()
-        if not isinstance(layout, _Layout) or len(layout.spans) != len(self._original):
+        if not isinstance(layout, Layout) or len(layout.spans) != len(self._original):
             return self._full_serialisation()
         new = [el for el in current if el not in set(self._original)]
         if new and layout.last_device_end is None:
@@ -736,11 +541,11 @@ class DomainXML:
             if el in alive and el not in self._dirty:
                 continue
             if el in alive:
-                quote = _quote_of(text[start:end])
-                out += [text[pos:start], _serialise(el, quote).encode()]
+                quote = quote_of(text[start:end])
+                out += [text[pos:start], serialise(el, quote).encode()]
                 pos = end
             else:
-                cut = _line_start_if_blank(text, start)
+                cut = line_start_if_blank(text, start)
                 out.append(text[pos:cut])
                 pos = end
         if new:
@@ -750,10 +555,10 @@ class DomainXML:
                 anchor = pos
             out.append(text[pos:anchor])
             pos = anchor
-            quote = _quote_of(text[slice(*layout.spans[-1])] if layout.spans else text)
+            quote = quote_of(text[slice(*layout.spans[-1])] if layout.spans else text)
             for el in new:
                 indent = "\n" + self._new_indent.get(el, "")
-                out.append((indent + _serialise(el, quote)).encode())
+                out.append((indent + serialise(el, quote)).encode())
         out.append(text[pos:])
         return b"".join(out).decode("utf-8")
 
@@ -802,63 +607,6 @@ class _Who:
 def _mac_of(el: etree._Element) -> str | None:
     mac = el.find("mac")
     return mac.get("address") if mac is not None else None
-
-
-def _tail_indent(prev: etree._Element | None, parent_text: str | None) -> str:
-    """Indentation of the line after ``prev`` (or after the parent's start tag)."""
-    ws = prev.tail if prev is not None else parent_text
-    if not ws or "\n" not in ws:
-        return ""
-    last = ws.rsplit("\n", 1)[1]
-    return last if last.strip() == "" else ""
-
-
-def _line_start_if_blank(data: bytes, pos: int) -> int:
-    """Start of the line of ``pos`` (newline included) if only blanks precede it there."""
-    nl = data.rfind(b"\n", 0, pos)
-    if data[nl + 1 : pos].strip() == b"":
-        return nl if nl >= 0 else 0
-    return pos
-
-
-def _remove_element(el: etree._Element) -> None:
-    """Remove ``el`` and the whitespace that introduced it, keeping the layout tidy."""
-    parent = el.getparent()
-    if parent is None:
-        return
-    prev = el.getprevious()
-    # The whitespace before el is prev's tail (or parent's text); el's own tail is what
-    # follows it. Keep the following whitespace, drop the introducing one.
-    if prev is not None:
-        prev.tail = el.tail
-    else:
-        parent.text = el.tail
-    parent.remove(el)
-
-
-def _insert_child(parent: etree._Element, child: etree._Element, *, after: tuple[str, ...]) -> None:
-    """Insert ``child`` after the first of ``after`` present (else first), indented alike."""
-    if any(isinstance(c.tag, str) for c in parent):
-        ref = None
-        for name in after:
-            ref = parent.find(name)
-            if ref is not None:
-                break
-        inner = _tail_indent(None, parent.text)
-        if ref is not None:
-            old_tail = ref.tail
-            ref.addnext(child)
-            child.tail = old_tail
-            ref.tail = "\n" + inner if inner else old_tail
-        else:
-            child.tail = parent.text
-            parent.insert(0, child)
-        return
-    grand = parent.getparent()
-    outer = _tail_indent(parent.getprevious(), grand.text if grand is not None else None)
-    parent.text = "\n" + outer + "  "
-    child.tail = "\n" + outer
-    parent.append(child)
 
 
 _NAME = re.compile(r"[^\s/'\"<>&]{1,255}")

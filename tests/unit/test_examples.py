@@ -16,7 +16,8 @@ import pytest
 from lxml import etree
 
 import kvmnet
-from kvmnet.domainxml import DomainXML, GuestInterface, _scan
+from kvmnet._xmltext import scan
+from kvmnet.domainxml import DomainXML, GuestInterface
 from kvmnet.testing import World
 from tests.conftest import EXAMPLES
 
@@ -97,7 +98,7 @@ def test_switch_and_back(name: str, index: int, kind: str, host: kvmnet.Host) ->
     assert doc.notes == ()
 
     # Outside the edited interface: the very same bytes.
-    start, end = _scan(text.encode(), "domain").spans[index]  # type: ignore[union-attr]
+    start, end = scan(text.encode(), "domain").spans[index]  # type: ignore[union-attr]
     data, out = text.encode(), switched.encode()
     assert out.startswith(data[:start])
     assert out.endswith(data[end:])

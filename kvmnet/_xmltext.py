@@ -1,0 +1,291 @@
+"""Byte-exact splicing: where elements sit in XML text, and how to write one back alike.
+
+DomainXML edits an lxml tree but never re-serialises the whole document: it finds the byte
+spans of the ``<interface>`` elements in the original text and replaces only the edited ones,
+written in the quote style they were written in. Everything here is pure text handling.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import re
+import xml.parsers.expat
+from dataclasses import dataclass
+
+from lxml import etree
+
+log = logging.getLogger(__name__)
+
+__all__ = [
+    "Layout",
+    "insert_child",
+    "line_start_if_blank",
+    "quick_scan",
+    "quote_of",
+    "remove_element",
+    "scan",
+    "serialise",
+    "tail_indent",
+]
+
+
+@dataclass(frozen=True)
+class Layout:
+    """Where things sit in the original bytes (from one expat pass)."""
+
+    spans: tuple[tuple[int, int], ...]  # each devices/interface: [start, end)
+    last_device_end: int | None  # end of the last element child of <devices>
+
+
+class _Unsafe(Exception):
+    pass
+
+
+def scan(data: bytes, root_tag: str) -> Layout | None:
+    """Byte spans of ``/domain/devices/interface``; None if the text defeats the scan."""
+    parser = xml.parsers.expat.ParserCreate(encoding="utf-8")
+    stack: list[str] = []
+    starts: list[int] = []
+    spans: list[tuple[int, int]] = []
+    last_device_end: list[int] = []
+
+    def start(name: str, _attrs: object) -> None:
+        stack.append(name)
+        if name == "interface" and stack[:-1] == [root_tag, "devices"]:
+            starts.append(parser.CurrentByteIndex)
+
+    def end(name: str) -> None:
+        here = parser.CurrentByteIndex
+        # expat points at "</name>" for a closing tag, and just past "<name/>" for an empty one.
+        stop = _tag_end(data, here) if data.startswith(b"</", here) else here
+        if name == "interface" and stack[:-1] == [root_tag, "devices"]:
+            spans.append((starts.pop(), stop))
+        if stack[:-1] == [root_tag, "devices"]:
+            last_device_end[:] = [stop]
+        stack.pop()
+
+    def no_entities(*_args: object) -> None:
+        raise _Unsafe("entity declarations")
+
+    parser.StartElementHandler = start
+    parser.EndElementHandler = end
+    parser.EntityDeclHandler = no_entities
+    try:
+        parser.Parse(data, True)
+    except (xml.parsers.expat.ExpatError, _Unsafe, ValueError) as exc:
+        log.debug("falling back to lxml serialisation: %s", exc)
+        return None
+    return Layout(tuple(spans), last_device_end[0] if last_device_end else None)
+
+
+_IFACE_OPEN = re.compile(rb"<interface[\s/>]")
+_IFACE_CLOSE = b"</interface>"
+_SPECIAL = re.compile(rb"<!--|<!\[CDATA\[|<\?")
+
+
+def quick_scan(data: bytes, elements: list[etree._Element]) -> Layout | None:
+    """The spans :func:`_scan` finds, by searching the text; None when in any doubt.
+
+    Every ``<interface`` in the text must be one of ``elements`` (same count, same order),
+    and no span may hold a comment, CDATA or a nested interface; otherwise the full expat
+    scan decides. (Interfaces are the only elements edited, so only their spans matter.)
+    ``<`` cannot occur raw in attribute values or text, so outside comments, CDATA and PIs
+    every ``<interface`` is a start tag; with any of those in the document, each match is
+    also checked against the line lxml read the element on.
+    """
+    starts = [m.start() for m in _IFACE_OPEN.finditer(data)]
+    if len(starts) != len(elements) or not starts:
+        return None
+    check_lines = _SPECIAL.search(data, 1) is not None
+    spans: list[tuple[int, int]] = []
+    line, pos = 1, 0
+    for start, el in zip(starts, elements, strict=True):
+        if check_lines:
+            line += data.count(b"\n", pos, start)
+            pos = start
+            if int(el.sourceline) != line:  # type: ignore[call-overload]
+                return None
+        head_end = _tag_end(data, start)
+        if data[head_end - 2 : head_end] == b"/>":
+            end = head_end
+        else:
+            close = data.find(_IFACE_CLOSE, head_end)
+            if close < 0:
+                return None
+            end = close + len(_IFACE_CLOSE)
+        body = data[start:end]
+        if b"<!--" in body or b"<![CDATA[" in body or body.count(b"<interface") != 1:
+            return None
+        spans.append((start, end))
+    if any(b[0] < a[1] for a, b in itertools.pairwise(spans)):
+        return None
+    # A new interface goes after the last one; with none there, the slow scan finds the spot.
+    return Layout(tuple(spans), spans[-1][1])
+
+
+_TAG_BODY = re.compile(rb"""<(?:[^>'"]|'[^']*'|"[^"]*")*>""")
+
+
+def _tag_end(data: bytes, at: int) -> int:
+    """Index just past the tag starting at ``at`` (``>`` may appear inside quoted values)."""
+    m = _TAG_BODY.match(data, at)
+    if m is not None:
+        return m.end()
+    quote = 0
+    i = at
+    while i < len(data):
+        c = data[i]
+        if quote:
+            if c == quote:
+                quote = 0
+        elif c in (0x22, 0x27):
+            quote = c
+        elif c == 0x3E:
+            return i + 1
+        i += 1
+    raise ValueError(f"unterminated tag at byte {at}")
+
+
+_ATTR_QUOTE = re.compile(rb"=\s*(['\"])")
+
+
+def quote_of(text: bytes) -> str:
+    m = _ATTR_QUOTE.search(text)
+    return m.group(1).decode() if m else "'"
+
+
+def _escape_attr(value: str, quote: str) -> str:
+    out = value.replace("&", "&amp;").replace("<", "&lt;").replace("\n", "&#10;")
+    out = out.replace("\t", "&#9;").replace("\r", "&#13;")
+    return out.replace(quote, "&quot;" if quote == '"' else "&apos;")
+
+
+def _escape_text(value: str) -> str:
+    return value.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def _qname(el: etree._Element, name: str) -> str:
+    if not name.startswith("{"):
+        return name
+    uri, local = name[1:].split("}", 1)
+    for prefix, ns in el.nsmap.items():
+        if ns == uri and prefix:
+            return f"{prefix}:{local}"
+    return local
+
+
+_TAG = re.compile(r"<[^!?/][^>]*>")
+_QUOTE_IN_TEXT = re.compile(r'>[^<]*"')
+_ENTITY_REF = re.compile(r"&(?!amp;|lt;|gt;|quot;|apos;|#)")
+_XMLNS = re.compile(r'\s+xmlns(?::[\w.-]+)?="[^"]*"')
+
+
+def _requote(match: re.Match[str]) -> str:
+    # lxml writes attribute values in double quotes with '"' escaped and "'" raw.
+    return match.group(0).replace("'", "&apos;").replace('"', "'")
+
+
+def serialise(el: etree._Element, quote: str) -> str:
+    """One element and its subtree (not its tail), attributes in ``quote`` marks."""
+    # lxml's C serialiser, re-quoted: several times faster than walking the tree here.
+    text = etree.tostring(el, encoding="unicode", with_tail=False)
+    if "<!--" in text or "<?" in text or _ENTITY_REF.search(text):
+        return _serialise_tree(el, quote)  # comments, PIs, entity references: keep exactly
+    head_end = text.index(">")
+    if "xmlns" in text[:head_end]:
+        parent = el.getparent()
+        if parent is None or el.nsmap != parent.nsmap:
+            return _serialise_tree(el, quote)  # it declares a namespace of its own
+        # lxml re-declares inherited namespaces on the top element; the document has them.
+        text = _XMLNS.sub("", text[:head_end]) + text[head_end:]
+    if quote == '"':
+        return text
+    if "'" not in text and not _QUOTE_IN_TEXT.search(text):
+        return text.replace('"', "'")  # every '"' delimits an attribute value
+    return _TAG.sub(_requote, text)
+
+
+def _serialise_tree(el: etree._Element, quote: str) -> str:
+    if not isinstance(el.tag, str):
+        # Comment, PI or entity reference: lxml writes these faithfully.
+        return etree.tostring(el, encoding="unicode", with_tail=False)
+    tag = _qname(el, el.tag)
+    parent = el.getparent()
+    inherited = parent.nsmap if parent is not None else {}
+    # Namespaces this element declares itself (lxml keeps them out of .attrib).
+    declared = "".join(
+        f" xmlns{':' + prefix if prefix else ''}={quote}{_escape_attr(uri, quote)}{quote}"
+        for prefix, uri in el.nsmap.items()
+        if inherited.get(prefix) != uri
+    )
+    attrs = declared + "".join(
+        f" {_qname(el, str(k))}={quote}{_escape_attr(str(v), quote)}{quote}"
+        for k, v in el.attrib.items()
+    )
+    children = list(el)
+    if not children and not el.text:
+        return f"<{tag}{attrs}/>"
+    parts = [f"<{tag}{attrs}>", _escape_text(el.text or "")]
+    for child in children:
+        parts.append(_serialise_tree(child, quote))
+        parts.append(_escape_text(child.tail or ""))
+    parts.append(f"</{tag}>")
+    return "".join(parts)
+
+
+def tail_indent(prev: etree._Element | None, parent_text: str | None) -> str:
+    """Indentation of the line after ``prev`` (or after the parent's start tag)."""
+    ws = prev.tail if prev is not None else parent_text
+    if not ws or "\n" not in ws:
+        return ""
+    last = ws.rsplit("\n", 1)[1]
+    return last if last.strip() == "" else ""
+
+
+def line_start_if_blank(data: bytes, pos: int) -> int:
+    """Start of the line of ``pos`` (newline included) if only blanks precede it there."""
+    nl = data.rfind(b"\n", 0, pos)
+    if data[nl + 1 : pos].strip() == b"":
+        return nl if nl >= 0 else 0
+    return pos
+
+
+def remove_element(el: etree._Element) -> None:
+    """Remove ``el`` and the whitespace that introduced it, keeping the layout tidy."""
+    parent = el.getparent()
+    if parent is None:
+        return
+    prev = el.getprevious()
+    # The whitespace before el is prev's tail (or parent's text); el's own tail is what
+    # follows it. Keep the following whitespace, drop the introducing one.
+    if prev is not None:
+        prev.tail = el.tail
+    else:
+        parent.text = el.tail
+    parent.remove(el)
+
+
+def insert_child(parent: etree._Element, child: etree._Element, *, after: tuple[str, ...]) -> None:
+    """Insert ``child`` after the first of ``after`` present (else first), indented alike."""
+    if any(isinstance(c.tag, str) for c in parent):
+        ref = None
+        for name in after:
+            ref = parent.find(name)
+            if ref is not None:
+                break
+        inner = tail_indent(None, parent.text)
+        if ref is not None:
+            old_tail = ref.tail
+            ref.addnext(child)
+            child.tail = old_tail
+            ref.tail = "\n" + inner if inner else old_tail
+        else:
+            child.tail = parent.text
+            parent.insert(0, child)
+        return
+    grand = parent.getparent()
+    outer = tail_indent(parent.getprevious(), grand.text if grand is not None else None)
+    parent.text = "\n" + outer + "  "
+    child.tail = "\n" + outer
+    parent.append(child)
