@@ -29,14 +29,21 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from xml.sax.saxutils import quoteattr
 
+# The host side's fakes, here too so that one import gives an embedder everything:
+# RecordingRunner executes nothing and records; fake_host describes links and routes.
+from .hostnet.fake import fake_host
+from .hostnet.runner import RecordingRunner
+
 __all__ = [
     "DEFAULT_NETWORKS",
     "Guest",
     "NetSpec",
     "Nic",
+    "RecordingRunner",
     "World",
     "bridge_network",
     "domain_xml",
+    "fake_host",
     "isolated_network",
     "nat_network",
     "network_xml",
