@@ -46,6 +46,15 @@ def _default_backend(backend: Backend | None) -> Backend:
     return Iproute2Backend()
 
 
+def _own_session(backend: Backend) -> str | None:
+    """This process's ``$SSH_CONNECTION``, when it can matter: a backend acting inside another
+    network namespace does not touch the links this session's sshd talks over (and a route
+    lookup in there would point at that namespace's own default route)."""
+    if backend.runner.netns is not None:
+        return None
+    return os.environ.get("SSH_CONNECTION")
+
+
 class _Link:
     def __init__(self, name: str, *, backend: Backend | None, what: str) -> None:
         self.name = validate_ifname(name, what=what)
@@ -118,12 +127,12 @@ class HostNic(_Link):
         return bool(state and state.wireless)
 
     def ssh_session_uses(self, ssh_connection: str | None = None) -> bool:
-        """True if the SSH session (``$SSH_CONNECTION`` unless given) runs over this NIC or
-        the bridge it is a port of."""
+        """True if the SSH session (``$SSH_CONNECTION`` unless given; ignored for a backend in
+        another network namespace) runs over this NIC or the bridge it is a port of."""
         state = self._read()
         if state is None:
             return False
-        conn = ssh_connection if ssh_connection is not None else os.environ.get("SSH_CONNECTION")
+        conn = ssh_connection if ssh_connection is not None else _own_session(self.backend)
         links = read_links(self.backend.runner)
         return ssh_uses(self.backend.runner, conn, state, links.get(state.master or ""))
 
@@ -167,7 +176,7 @@ class Bridge(_Link):
 
     def _current(self, nic: str, ssh_connection: str | None) -> HostState:
         self.refresh()
-        conn = ssh_connection if ssh_connection is not None else os.environ.get("SSH_CONNECTION")
+        conn = ssh_connection if ssh_connection is not None else _own_session(self.backend)
         return inspect_host(self.backend.runner, nic, self.name, ssh_connection=conn)
 
     def enslave(

@@ -159,3 +159,13 @@ def test_a_daemon_that_does_not_run_manages_nothing() -> None:
     failing = CommandResult((), 1, "", "Could not create NMClient object")
     runner = dhcp_host(replies={("nmcli", "-t", "-f", "DEVICE,STATE", "device", "status"): failing})
     assert br(runner).enslave(NIC, dry_run=True).commands
+
+
+def test_this_sessions_ssh_does_not_matter_inside_another_namespace(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("SSH_CONNECTION", SSH)
+    runner = dhcp_host(netns="lab-host")
+    assert br(runner).enslave(NIC, dry_run=True).commands
+    # Given explicitly, the connection is checked there all the same.
+    refused(dhcp_host(netns="lab-host"), "ssh", ssh_connection=SSH)
