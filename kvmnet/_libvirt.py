@@ -131,6 +131,13 @@ class DomainHandle:
         with translated(f"cannot read the state of domain {self.name!r} on {self.uri}"):
             return bool(self._dom.isActive())
 
+    def listed_active(self) -> bool:
+        """Whether it ran when listed or looked up: no libvirt call (``ID()`` is cached).
+
+        Fresh right after a listing; for anything later use :meth:`is_active`.
+        """
+        return int(self._dom.ID()) != -1
+
     def is_persistent(self) -> bool:
         with translated(f"cannot read domain {self.name!r} on {self.uri}"):
             return bool(self._dom.isPersistent())

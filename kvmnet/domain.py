@@ -72,6 +72,8 @@ class Domain:
         self.host = host
         self._handle = handle
         self.name: str = handle.name
+        # Set by bulk calls right after their listing: spares one libvirt call per guest.
+        self._running_hint: bool | None = None
 
     # -- state --------------------------------------------------------------------------
 
@@ -365,7 +367,8 @@ class Domain:
     # -- the one apply mechanism -----------------------------------------------------------
 
     def _running_and_persistent(self, live: bool | None) -> tuple[bool, bool]:
-        running = self._handle.is_active()
+        hint, self._running_hint = self._running_hint, None
+        running = hint if hint is not None else self._handle.is_active()
         persistent = self._handle.is_persistent() if running else True
         if live is True and not running:
             raise LiveChangeUnsupported(

@@ -193,6 +193,9 @@ class Host:
 
     def _select(self, names: Iterable[str] | None) -> Sequence[Domain]:
         doms = self.domains()
+        for dom in doms:
+            # Each edit needs to know whether the guest runs; the listing just said so.
+            dom._running_hint = dom._handle.listed_active()
         if names is None:
             return doms
         by_name = {d.name: d for d in doms}

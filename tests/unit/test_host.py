@@ -110,3 +110,11 @@ def test_bulk_switch(tmp_path: Path) -> None:
         with pytest.raises(DomainNotFound, match="'zz'"):
             host.use_nat_all(["g0", "zz"])
     assert seen[0] == (0, 4, "") and seen[-1][:2] == (4, 4)
+
+
+def test_bulk_switch_knows_which_guests_run(tmp_path: Path) -> None:
+    with kvmnet.connect(_world(tmp_path, 2)) as host:
+        running, stopped = host.use_bridge_all(["g0", "g1"], "br0")
+    # g0 runs: the test driver cannot change it live, so its change says next boot only.
+    assert any("running guest" in n for n in running.notes)
+    assert stopped.notes == () and stopped.applied_config
