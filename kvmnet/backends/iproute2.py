@@ -119,8 +119,15 @@ class Iproute2Backend:
 
 
 def _stop_clients(current: HostState, link: str) -> list[Step]:
+    # dhcpcd deconfigures its interface on SIGTERM (unless --persistent): the address would
+    # vanish before the bridge has it. SIGKILL leaves the lease where it is.
     return [
-        StopProcess(c.pid, c.argv, "TERM", f"{c.program} holds {link} and would re-add its lease")
+        StopProcess(
+            c.pid,
+            c.argv,
+            "KILL" if c.program.startswith("dhcpcd") else "TERM",
+            f"{c.program} holds {link} and would re-add its lease",
+        )
         for c in current.dhcp_clients
         if c.link == link
     ]

@@ -129,3 +129,11 @@ def test_enslaving_twice_is_a_no_op() -> None:
     plan = Bridge("br0", backend=Iproute2Backend(runner=runner)).enslave(NIC)
     assert plan.steps == () and "already a port of br0" in plan.warnings[0]
     assert all(c.kind == "run" and c.argv[:2] != ("ip", "addr") for c in runner.calls)
+
+
+def test_dhcpcd_is_killed_without_its_deconfigure_on_sigterm() -> None:
+    from kvmnet.hostnet.fake import fake_host
+
+    runner = fake_host([nic()], routes(), processes={99: ["dhcpcd", "-4", "-B", NIC]})
+    plan = Bridge("br0", backend=Iproute2Backend(runner=runner)).enslave(NIC, dry_run=True)
+    assert plan.commands[0] == ("kill", "-KILL", "99")
