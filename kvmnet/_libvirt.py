@@ -8,10 +8,10 @@ this single boundary. Everything above it sees :class:`Connection` and plain str
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import NamedTuple
+from typing import NamedTuple, TypeVar
 
 import libvirt
 
@@ -24,6 +24,7 @@ from .errors import (
 )
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 __all__ = ["Connection", "DomainHandle", "DomainXmls", "Lease", "open_connection"]
 
@@ -227,28 +228,33 @@ class Connection:
         One listing plus one ``XMLDesc`` per domain and state, nothing more (the MAC
         inventory's floor). A domain whose XML cannot be read comes back with ``error`` set.
         """
-        return list(self.iter_domain_xmls())
+        return self.map_domain_xmls(DomainXmls)
 
-    def iter_domain_xmls(self) -> Iterator[DomainXmls]:
-        """:meth:`domain_xmls` one domain at a time, so a caller can drop each text early."""
+    def map_domain_xmls(self, fn: Callable[[str, str, str | None, str | None], T]) -> list[T]:
+        """``fn(name, live, persistent, error)`` for every domain, as :meth:`domain_xmls`.
+
+        Each text goes to ``fn`` as soon as it is read and can be dropped right after, so a
+        scan over thousands of domains stays as fast and small as the libvirt calls allow.
+        """
         with translated(f"cannot list the domains on {self.uri}"):
             doms = self._conn.listAllDomains(0)
+        result: list[T] = []
+        append = result.append
         for dom in doms:
-            name = dom.name()
-            # ID() is cached by the listing (no call): -1 means not running.
-            active = dom.ID() != -1
             live, persistent = "", None
             try:
                 live = dom.XMLDesc(0)
-                if active:
+                # ID() is cached by the listing (no call): -1 means not running, and then
+                # the live XML is the persistent definition.
+                if dom.ID() != -1:
                     persistent = dom.XMLDesc(XML_INACTIVE)
             except libvirt.libvirtError as exc:
                 if error_code(exc) == ERR_NO_DOMAIN:
                     continue  # undefined since the listing: it uses no MAC any more
-                message = exc.get_error_message() or str(exc)
-                yield DomainXmls(name, live, persistent, message)
+                append(fn(dom.name(), live, persistent, exc.get_error_message() or str(exc)))
                 continue
-            yield DomainXmls(name, live, persistent)
+            append(fn(dom.name(), live, persistent, None))
+        return result
 
     def lookup_domain(self, name: str) -> DomainHandle:
         try:

@@ -20,7 +20,7 @@ import logging
 import os
 import random
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from enum import Enum
 from typing import TYPE_CHECKING, Protocol, cast
@@ -57,14 +57,18 @@ _RNG = random.Random()
 if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=_RNG.seed)
 # Interfaces are the only place a domain schema puts <mac address=...>, and libvirt's formatter
-# always writes it as <mac address='...' (then maybe type=/check=). Splitting the text there
-# is several times faster than building a tree (see bench/mac_alloc.py); an extra match (say
+# always writes it as <mac address='...' (then maybe type=/check=). A regex with that literal
+# prefix is several times faster than building a tree (see bench/mac_alloc.py); an extra match (say
 # in <metadata>) can only make one more MAC taken, never one free. Any other spelling is
 # caught by the canonical check and read again with _DOMAIN_MAC_ANY.
-_MAC_OPEN = "<mac address='"
+_DOMAIN_MAC = re.compile(r"<mac address='(.{17})")
 _DOMAIN_MAC_ANY = re.compile(r"<mac\s+address\s*=\s*['\"]([^'\"]*)['\"]")
 _CANONICAL = re.compile(r"[0-9a-f]{2}(?::[0-9a-f]{2}){5}")
-_CANONICAL_LIST = re.compile(r"[0-9a-f]{2}(?::[0-9a-f]{2}){5}(?: [0-9a-f]{2}(?::[0-9a-f]{2}){5})*")
+
+
+# Who uses some MACs: (prefix, name, suffix, MACs); the message "domain 'web2' on URI" is
+# only formatted when someone asks (thousands of entries, few questions).
+_Entry = tuple[str, str, str, Collection[str]]
 
 
 class HostLike(Protocol):
@@ -169,7 +173,7 @@ class MacAllocator:
         self._handed: set[str] = set()  # handed out or reserved by this allocator
         self._claimed: set[str] = set()  # claimed in the ledger by this allocator
         self.sources: tuple[SourceReport, ...] = ()
-        self._found: list[tuple[str, set[str]]] = []
+        self._found: list[_Entry] = []
         self._index: dict[str, list[str]] | None = None
         self._taken: set[str] = set()
         self.refresh()
@@ -185,7 +189,7 @@ class MacAllocator:
 
     def refresh(self) -> None:
         """Read every source again (what this allocator handed out stays taken)."""
-        found: list[tuple[str, set[str]]] = []
+        found: list[_Entry] = []
         reports: list[SourceReport] = []
         # Thousands of small objects are made here and none is garbage: a collector pass
         # in the middle would only cost time (up to a fifth of the inventory, measured).
@@ -203,7 +207,7 @@ class MacAllocator:
             if not report.ok:
                 log.warning("MAC inventory: %s", report)
         taken = set(self._handed)
-        for _who, macs in found:
+        for _prefix, _name, _suffix, macs in found:
             taken.update(macs)
         self._found = found
         self._index = None
@@ -220,7 +224,8 @@ class MacAllocator:
         # Built on first question: the inventory itself only needs the set of MACs.
         if self._index is None:
             index: dict[str, list[str]] = {}
-            for who, macs in self._found:
+            for prefix, name, suffix, macs in self._found:
+                who = f"{prefix}{name!r}{suffix}"
                 for mac in macs:
                     entry = index.setdefault(mac, [])
                     if who not in entry:
@@ -374,7 +379,7 @@ class MacAllocator:
             "use a shorter prefix (more free octets) or mode='random'"
         )
 
-    def _read_kernel(self, found: list[tuple[str, set[str]]]) -> list[SourceReport]:
+    def _read_kernel(self, found: list[_Entry]) -> list[SourceReport]:
         """The kernel's links and neighbours (``ip -j``) of this machine or of ``netns``."""
         where = f"network namespace {self.netns!r}" if self.netns else "this machine"
         wanted = [("link", self.kernel_links), ("neigh", self.neighbours)]
@@ -391,13 +396,13 @@ class MacAllocator:
             seen: set[str] = set()
             for row in rows:
                 if what == "link":
-                    who = f"host link {row.get('ifname')!r} ({where})"
+                    entry = ("host link ", str(row.get("ifname")), f" ({where})")
                     fields: tuple[str, ...] = ("address", "permaddr")
                 else:
-                    who = f"neighbour {row.get('dst')} on {row.get('dev')!r} ({where})"
+                    entry = (f"neighbour {row.get('dst')} on ", str(row.get("dev")), f" ({where})")
                     fields = ("lladdr",)
                 macs = _canonical(str(row[f]) for f in fields if isinstance(row.get(f), str))
-                found.append((who, macs))
+                found.append((*entry, macs))
                 seen |= macs
             reports.append(SourceReport(where, source, True, len(seen)))
         return reports
@@ -419,6 +424,21 @@ class MacAllocator:
         return [r for r in rows if isinstance(r, dict)] if isinstance(rows, list) else []
 
 
+def _all_canonical(macs: set[str]) -> bool:
+    """True if every string is a lower-case colon MAC: a few C-speed passes over them all."""
+    if not macs:
+        return True
+    joined = " ".join(macs)
+    if len(joined) != 18 * len(macs) - 1 or joined.lower() != joined:
+        return False
+    if len(joined.split()) != len(macs):  # no whitespace hiding inside a value
+        return False
+    try:
+        return len(bytes.fromhex(joined.replace(":", " "))) == 6 * len(macs)
+    except ValueError:
+        return False
+
+
 def _value(mac: str) -> int:
     return int(mac.replace(":", ""), 16)
 
@@ -436,7 +456,7 @@ def _canonical(texts: Iterable[str]) -> set[str]:
     return macs
 
 
-def _read_host(host: HostLike, found: list[tuple[str, set[str]]]) -> list[SourceReport]:
+def _read_host(host: HostLike, found: list[_Entry]) -> list[SourceReport]:
     uri, conn = host.uri, host.connection
     return [
         _read_domains(conn, uri, found),
@@ -445,16 +465,16 @@ def _read_host(host: HostLike, found: list[tuple[str, set[str]]]) -> list[Source
     ]
 
 
-def _read_domains(conn: Connection, uri: str, found: list[tuple[str, set[str]]]) -> SourceReport:
+def _read_domains(conn: Connection, uri: str, found: list[_Entry]) -> SourceReport:
     try:
         ours, failed = _domain_macs(conn, uri, careful=False)
-        seen: set[str] = set().union(*(macs for _who, macs in ours))
-        # libvirt writes canonical MACs; one regex call over them all checks that. Only if
-        # something else shows up is the host read again, the careful way.
-        if seen and not _CANONICAL_LIST.fullmatch(" ".join(seen)):
+        seen: set[str] = set().union(*(macs for *_who, macs in ours))
+        # libvirt writes canonical MACs; a few C-speed passes over them all check that. Only
+        # if something else shows up is the host read again, the careful way.
+        if not _all_canonical(seen):
             log.debug("non-canonical MACs in the domain XML of %s; reading it again", uri)
             ours, failed = _domain_macs(conn, uri, careful=True)
-            seen = set().union(*(macs for _who, macs in ours))
+            seen = set().union(*(macs for *_who, macs in ours))
     except KvmnetError as exc:
         return SourceReport(uri, "domains", False, 0, str(exc))
     found.extend(ours)
@@ -463,31 +483,22 @@ def _read_domains(conn: Connection, uri: str, found: list[tuple[str, set[str]]])
     return SourceReport(uri, "domains", True, len(seen))
 
 
-def _domain_macs(
-    conn: Connection, uri: str, *, careful: bool
-) -> tuple[list[tuple[str, set[str]]], list[str]]:
-    """(who, MACs) per domain, from its live and (if running) persistent XML; and failures.
-
-    Each text is scanned as soon as it is read and then dropped, so memory stays small.
-    """
-    ours: list[tuple[str, set[str]]] = []
+def _domain_macs(conn: Connection, uri: str, *, careful: bool) -> tuple[list[_Entry], list[str]]:
+    """An entry per domain, from its live and (if running) persistent XML; and failures."""
     failed: list[str] = []
-    append, opening = ours.append, _MAC_OPEN
-    for name, live, persistent, error in conn.iter_domain_xmls():
+    suffix = f" on {uri}"
+    findall = (_DOMAIN_MAC_ANY if careful else _DOMAIN_MAC).findall
+
+    def scan(name: str, live: str, persistent: str | None, error: str | None) -> _Entry:
         if error is not None:
             failed.append(f"domain {name!r}: {error}")
-        text = live if persistent is None else live + persistent
-        if careful:
-            macs = _canonical(_DOMAIN_MAC_ANY.findall(text))
-        else:
-            # Splitting at libvirt's literal "<mac address='" is the fastest scan Python has;
-            # each piece then starts with the 17 characters of a canonical MAC.
-            macs = {piece[:17] for piece in text.split(opening)[1:]}
-        append((f"domain {name!r} on {uri}", macs))
-    return ours, failed
+        macs = findall(live if persistent is None else live + persistent)
+        return "domain ", name, suffix, _canonical(macs) if careful else macs
+
+    return conn.map_domain_xmls(scan), failed
 
 
-def _read_networks(conn: Connection, uri: str, found: list[tuple[str, set[str]]]) -> SourceReport:
+def _read_networks(conn: Connection, uri: str, found: list[_Entry]) -> SourceReport:
     from lxml import etree
 
     try:
@@ -499,19 +510,17 @@ def _read_networks(conn: Connection, uri: str, found: list[tuple[str, set[str]]]
         root = etree.fromstring(xml.encode())
         for el in root.iterfind("mac"):
             macs = _canonical([el.get("address") or ""])
-            found.append((f"network {name!r} on {uri} (its bridge's MAC)", macs))
+            found.append(("network ", name, f" on {uri} (its bridge's MAC)", macs))
             seen |= macs
         for el in root.iterfind("ip/dhcp/host"):
             macs = _canonical([el.get("mac") or ""])
-            who = f"network {name!r} on {uri} (a DHCP reservation for {el.get('ip')})"
-            found.append((who, macs))
+            suffix = f" on {uri} (a DHCP reservation for {el.get('ip')})"
+            found.append(("network ", name, suffix, macs))
             seen |= macs
     return SourceReport(uri, "networks", True, len(seen))
 
 
-def _read_host_interfaces(
-    conn: Connection, uri: str, found: list[tuple[str, set[str]]]
-) -> SourceReport:
+def _read_host_interfaces(conn: Connection, uri: str, found: list[_Entry]) -> SourceReport:
     source = "host interfaces (libvirt)"
     try:
         ifaces = conn.host_interface_macs()
@@ -529,7 +538,7 @@ def _read_host_interfaces(
     seen: set[str] = set()
     for name, mac in ifaces:
         macs = _canonical([mac])
-        found.append((f"host interface {name!r} on {uri}", macs))
+        found.append(("host interface ", name, f" on {uri}", macs))
         seen |= macs
     return SourceReport(uri, source, True, len(seen))
 
