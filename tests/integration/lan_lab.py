@@ -18,7 +18,7 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
-from .libvirt_lab import LabFactory, LibvirtLab, run, wait_for
+from .libvirt_lab import LabFactory, LibvirtLab, delete_netns, run, wait_for
 
 SUBNET = "10.231.50"
 LAN_BRIDGE = "kvllan0"
@@ -61,9 +61,11 @@ class Lan:
         return run(argv, check=False).returncode == 0
 
     def stop(self) -> None:
+        """Stop dnsmasq and delete the LAN namespace (the veth pair goes with it)."""
         if self.dnsmasq.poll() is None:
             self.dnsmasq.terminate()
             self.dnsmasq.wait(timeout=10)
+        delete_netns(self.netns)
 
 
 def start_lan(labs: LabFactory, lab: LibvirtLab) -> Lan:
