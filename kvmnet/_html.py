@@ -15,7 +15,6 @@ viewers (GitHub, nbviewer).
 
 from __future__ import annotations
 
-import html
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
@@ -54,13 +53,18 @@ class Raw:
         return self.markup
 
 
+# html.escape's table, without importing html (and its 2,000-entry html.entities) into every
+# command-line start that loads a module with a _repr_html_.
+_ESCAPES = str.maketrans({"&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#x27;"})
+
+
 def escape(value: object) -> str:
     """``value`` as HTML text; None becomes an em dash, :class:`Raw` passes through."""
     if isinstance(value, Raw):
         return value.markup
     if value is None:
         return "&mdash;"
-    return html.escape(str(value), quote=True)
+    return str(value).translate(_ESCAPES)
 
 
 def badge(text: object) -> Raw:

@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 from collections.abc import Sequence
+from typing import Any
 
 from . import bulk, completion, domains, hostbridge, macs
 from ._common import CommandError, run_command
@@ -18,10 +20,44 @@ from ._common import CommandError, run_command
 __all__ = ["build_parser", "main"]
 
 
+def _columns() -> int:
+    """What shutil.get_terminal_size() says, without importing shutil."""
+    try:
+        return int(os.environ["COLUMNS"])
+    except (KeyError, ValueError):
+        pass
+    try:
+        return os.get_terminal_size(sys.__stdout__.fileno()).columns  # type: ignore[union-attr]
+    except (AttributeError, ValueError, OSError):
+        return 80
+
+
+class _Formatter(argparse.HelpFormatter):
+    # argparse asks shutil for the width on every add_argument, and shutil imports zlib, bz2
+    # and lzma: a few ms on every start of a command that prints no help at all.
+    def __init__(
+        self,
+        prog: str,
+        indent_increment: int = 2,
+        max_help_position: int = 24,
+        width: int | None = None,
+    ) -> None:
+        width = width if width is not None else _columns() - 2
+        super().__init__(prog, indent_increment, max_help_position, width)
+
+
+class _Parser(argparse.ArgumentParser):
+    """ArgumentParser whose subcommand parsers use :class:`_Formatter` too."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("formatter_class", _Formatter)
+        super().__init__(*args, **kwargs)
+
+
 def build_parser() -> argparse.ArgumentParser:
     from .. import __version__
 
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="kvmnet",
         description="KVM guest networking: NAT <-> bridged guests, LAN-unique MACs, host bridges.",
     )
