@@ -3,8 +3,10 @@
 
 The floor is raw libvirt-python doing the least the job needs: one listing, then per guest
 read the inactive XML, edit it with lxml, defineXML. "define only" is libvirt's own cost:
-defineXML of precomputed XML. Runs alternate (floor, kvmnet, floor, ...) and each uses a
-fresh test-driver connection, i.e. a fresh world of 1,000 guests. Target: kvmnet <= 1.2x floor.
+defineXML of precomputed XML. Runs alternate (floor, kvmnet, define
+only, floor, ...) and each uses a fresh test-driver connection, i.e. a fresh world of 1,000
+guests. Times are CPU time of this process (the test driver runs in it), which other load on
+the machine disturbs less than wall time. Target: kvmnet <= 1.2x floor.
 
 Usage: .venv/bin/python bench/bulk_switch.py [GUESTS] [ROUNDS]
 """
@@ -132,12 +134,15 @@ def main() -> int:
             f"  {name:<12} best {best[name] * 1000:8.1f} ms ({per:6.1f} us/guest)"
             f"  median {medians[name] * 1000:8.1f} ms"
         )
-    # Best-of-N is the figure least disturbed by other load on the machine (as timeit does).
-    ratio = best["kvmnet"] / best["floor"]
-    verdict = "meets" if ratio <= TARGET else "MISSES"
+    # Floor and kvmnet alternate, so each round's pair saw the same load on the machine: the
+    # median of the per-round ratios is the figure least disturbed by other work.
+    pairs = zip(results["kvmnet"], results["floor"], strict=True)
+    paired = statistics.median(k / f for k, f in pairs)
+    verdict = "meets" if paired <= TARGET else "MISSES"
     print(
-        f"  ratio kvmnet / floor: {ratio:.2f} best-of-{rounds} ({verdict} the target {TARGET});"
-        f" medians: {medians['kvmnet'] / medians['floor']:.2f}"
+        f"  ratio kvmnet / floor: {paired:.2f} (median of {rounds} paired rounds; {verdict} the "
+        f"target {TARGET}); best-of: {best['kvmnet'] / best['floor']:.2f}, "
+        f"medians: {medians['kvmnet'] / medians['floor']:.2f}"
     )
     print(
         f"  libvirt's own defineXML share of the floor: {best['define only'] / best['floor']:.0%}"
