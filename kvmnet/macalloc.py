@@ -285,7 +285,7 @@ class MacAllocator:
             mac = self._probe(key) if key is not None else self._draw()
             self._taken.add(mac)
             if self.ledger is not None:
-                if not self.ledger.claim(mac):
+                if not self.ledger.claim(mac, key=key):
                     continue  # another process on this machine claimed it a moment ago
                 self._claimed.add(mac)
             self._handed.add(mac)

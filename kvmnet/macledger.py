@@ -7,7 +7,7 @@ each claim expires after ``ttl`` seconds, by which time the MAC is in libvirt's 
 
 Usage::
 
-    ledger = MacLedger.default()          # $XDG_RUNTIME_DIR/kvmnet, else /run/kvmnet (root)
+    ledger = MacLedger.default()          # $KVMNET_STATE_DIR, $XDG_RUNTIME_DIR/kvmnet, /run/kvmnet
     alloc = kvmnet.MacAllocator([host], ledger=ledger)
 """
 
@@ -34,7 +34,11 @@ _LOCK = "mac-claims.lock"
 
 
 def default_state_dir() -> Path:
-    """$XDG_RUNTIME_DIR/kvmnet, else /run/kvmnet for root, else a per-user temp folder."""
+    """$KVMNET_STATE_DIR, else $XDG_RUNTIME_DIR/kvmnet, else /run/kvmnet for root, else a
+    per-user temp folder (the same order as kvmnet's other state)."""
+    explicit = os.environ.get("KVMNET_STATE_DIR")
+    if explicit:
+        return Path(explicit)
     runtime = os.environ.get("XDG_RUNTIME_DIR")
     if runtime:
         return Path(runtime) / "kvmnet"
@@ -59,6 +63,8 @@ class MacLedger:
         # Who claims: this process and this ledger object, so a second ledger in the same
         # process is another claimant too.
         self.owner = f"pid {os.getpid()}/{secrets.token_hex(4)}"
+        #: Why the ledger could not be used (then it claims nothing), or None.
+        self.broken: str | None = None
 
     @classmethod
     def default(cls, *, ttl: float = DEFAULT_TTL) -> MacLedger:
@@ -69,17 +75,39 @@ class MacLedger:
 
     @contextmanager
     def _locked(self) -> Iterator[dict[str, list[object]]]:
-        self.directory.mkdir(mode=0o700, parents=True, exist_ok=True)
-        fd = os.open(self.directory / _LOCK, os.O_RDWR | os.O_CREAT, 0o600)
+        # An unusable ledger (read-only /run, no XDG_RUNTIME_DIR) must not stop allocation:
+        # the inventory check still holds; the ledger only narrows a race. Warn once.
+        if self.broken is not None:
+            yield {}
+            return
+        try:
+            self.directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+            fd = os.open(self.directory / _LOCK, os.O_RDWR | os.O_CREAT, 0o600)
+        except OSError as exc:
+            self._give_up(exc)
+            yield {}
+            return
         try:
             fcntl.flock(fd, fcntl.LOCK_EX)
             claims = self._read()
             before = dict(claims)
             yield claims
             if claims != before:
-                self._write(claims)
+                try:
+                    self._write(claims)
+                except OSError as exc:
+                    self._give_up(exc)
         finally:
             os.close(fd)  # closing releases the flock
+
+    def _give_up(self, exc: OSError) -> None:
+        self.broken = f"{exc.strerror or exc} ({exc.filename or self.directory})"
+        log.warning(
+            "MAC ledger in %s is unusable: %s; MACs are checked against the inventory only, "
+            "so two kvmnet processes allocating at this very moment could pick the same one",
+            self.directory,
+            self.broken,
+        )
 
     def _read(self) -> dict[str, list[object]]:
         try:
@@ -95,7 +123,7 @@ class MacLedger:
             for mac, entry in raw.items():
                 if (
                     isinstance(entry, list)
-                    and len(entry) == 2
+                    and len(entry) in (2, 3)
                     and isinstance(entry[1], (int, float))
                     and entry[1] > now
                 ):
@@ -116,13 +144,19 @@ class MacLedger:
                 os.unlink(tmp)
             raise
 
-    def claim(self, mac: str) -> bool:
-        """Claim ``mac`` (canonical form) for ``ttl`` seconds; False if another claim holds it."""
+    def claim(self, mac: str, *, key: str | None = None) -> bool:
+        """Claim ``mac`` (canonical form) for ``ttl`` seconds; False if another claim holds it.
+
+        A claim made for a deterministic ``key`` does not block a later claim for the same
+        key: asking twice for ``web1/nic0`` must give the same MAC, not the next one.
+        """
         with self._locked() as claims:
             entry = claims.get(mac)
             if entry is not None and entry[0] != self.owner:
-                return False
-            claims[mac] = [self.owner, self._clock() + self.ttl]
+                same_key = key is not None and len(entry) == 3 and entry[2] == key
+                if not same_key:
+                    return False
+            claims[mac] = [self.owner, self._clock() + self.ttl, key]
             return True
 
     def release(self, mac: str) -> None:
@@ -132,11 +166,16 @@ class MacLedger:
             if entry is not None and entry[0] == self.owner:
                 del claims[mac]
 
-    def holder(self, mac: str) -> str | None:
-        """Who else holds a live claim on ``mac`` ("kvmnet pid 123/ab12cd34 on this machine...")."""
+    def holder(self, mac: str, *, key: str | None = None) -> str | None:
+        """Who else holds a live claim on ``mac`` ("kvmnet pid 123/ab12cd34 on this machine...").
+
+        None if nobody, this ledger, or a claim for the same deterministic ``key`` holds it.
+        """
         with self._locked() as claims:
             entry = claims.get(mac)
         if entry is None or entry[0] == self.owner:
+            return None
+        if key is not None and len(entry) == 3 and entry[2] == key:
             return None
         return f"kvmnet {entry[0]} on this machine (a claim in {self.directory})"
 
