@@ -17,7 +17,8 @@ import pytest
 
 from tests.conftest import require_root
 
-from .libvirt_lab import PREFIX, LabFactory, LibvirtLab, host_snapshot, run
+from .lab_host import PREFIX, host_snapshot, run
+from .libvirt_lab import LabFactory, LibvirtLab
 
 ROOT_REASON = "a real libvirtd in a private network and mount namespace"
 

@@ -18,7 +18,8 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
-from .libvirt_lab import LabFactory, LibvirtLab, delete_netns, run, wait_for
+from .lab_host import delete_netns, run, wait_for
+from .libvirt_lab import LabFactory, LibvirtLab
 
 SUBNET = "10.231.50"
 LAN_BRIDGE = "kvllan0"

@@ -14,7 +14,8 @@ import pytest
 
 import kvmnet
 
-from .libvirt_lab import LabFactory, LibvirtLab, Nic, wait_for
+from .lab_host import wait_for
+from .libvirt_lab import LabFactory, LibvirtLab, Nic
 from .tiny_guest import leases
 
 pytestmark = [pytest.mark.integration, pytest.mark.root("starts libvirtd in a namespace")]

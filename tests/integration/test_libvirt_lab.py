@@ -7,7 +7,8 @@ from __future__ import annotations
 
 import pytest
 
-from .libvirt_lab import LabFactory, LibvirtLab, netns_pids, run
+from .lab_host import netns_pids, run
+from .libvirt_lab import LabFactory, LibvirtLab
 
 pytestmark = [pytest.mark.integration, pytest.mark.root("starts libvirtd in a namespace")]
 

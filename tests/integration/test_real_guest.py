@@ -31,8 +31,9 @@ import pytest
 import kvmnet
 from kvmnet.backends import Iproute2Backend
 
+from .lab_host import wait_for
 from .lan_lab import NIC, Lan, ipv4_of, start_lan
-from .libvirt_lab import LabFactory, LibvirtLab, wait_for
+from .libvirt_lab import LabFactory, LibvirtLab
 from .tiny_guest import ensure_tiny_guest, leases
 
 pytestmark = [
