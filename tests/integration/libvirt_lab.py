@@ -72,6 +72,7 @@ DEFAULT_NET_XML = """<network>
 </network>
 """
 
+
 @dataclass(frozen=True)
 class Nic:
     """A domain interface as libvirt's XML states it, read without kvmnet."""
@@ -95,7 +96,7 @@ def nics(domain_xml: str) -> list[Nic]:
         mac = iface.find("mac")
         alias = iface.find("alias")
         address = iface.find("address")
-        attr = "network" if kind == "network" else "bridge"
+        attr = {"network": "network", "direct": "dev"}.get(kind, "bridge")
         found.append(Nic(
             mac=(mac.get("address", "") if mac is not None else "").lower(),
             type=kind,
