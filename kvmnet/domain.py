@@ -215,23 +215,24 @@ class Domain:
             old_type = doc.find(selector).type
             new = edit(name, selector)
         plan = _Plan(action, before, doc.tostring(), new, list(doc.notes), mac=mac)
-        if plan.before == plan.after:
-            note = f"interface {new.describe()} is on {new_type} {name!r} already"
-            log.info("domain %r: %s", self.name, note)
-            plan.notes.append(note)
-            return self._change(plan, dry_run=dry_run, live=False, config=False)
         if running and live is not False and live_text is not None:
-            if "direct" in (old_type, view.find(selector).type, new_type):
-                raise LiveChangeUnsupported(
-                    f"domain {self.name!r} on {self.host.uri}: libvirt cannot move a running "
-                    f"guest's interface {view.find(selector).describe()} to or from macvtap "
-                    "(type='direct'); "
-                    "pass live=False (CLI: --config) to change the next boot only"
-                )
             live_doc = DomainXML(live_text)
             plan.live_old = live_doc.interface_xml(selector)
             (live_doc.use_bridge if new_type == "bridge" else live_doc.use_nat)(name, selector)
             plan.live_new = live_doc.interface_xml(selector)
+            if plan.live_new == plan.live_old:
+                plan.live_new = plan.live_old = None  # the running guest is there already
+            elif "direct" in (old_type, view.find(selector).type, new_type):
+                raise LiveChangeUnsupported(
+                    f"domain {self.name!r} on {self.host.uri}: libvirt cannot move a running "
+                    f"guest's interface {view.find(selector).describe()} to or from macvtap "
+                    "(type='direct'); pass live=False (CLI: --config) to change the next boot only"
+                )
+        if plan.before == plan.after and plan.live_new is None:
+            note = f"interface {new.describe()} is on {new_type} {name!r} already"
+            log.info("domain %r: %s", self.name, note)
+            plan.notes.append(note)
+            return self._change(plan, dry_run=dry_run, live=False, config=False)
         change = self._run(plan, live=live, dry_run=dry_run, persistent=persistent)
         if change.applied_live and bounce_link and not dry_run:
             seconds = BOUNCE_SECONDS if bounce_link is True else float(bounce_link)
@@ -395,10 +396,15 @@ class Domain:
             except LiveChangeUnsupported as exc:
                 if live is True or not _driver_has_no_live_support(exc) or not persistent:
                     raise
+                outcome = (
+                    "the persistent definition only was changed; it takes effect at the next boot"
+                    if plan.after != plan.before
+                    else "the persistent definition has this already; the running guest keeps "
+                    "its interface until the next boot"
+                )
                 note = (
-                    f"libvirt at {self.host.uri} cannot change a running guest "
-                    "(the driver has no device update/attach/detach): the persistent "
-                    "definition only was changed; it takes effect at the next boot"
+                    f"libvirt at {self.host.uri} cannot change a running guest (the driver has "
+                    f"no device update/attach/detach): {outcome}"
                 )
                 log.warning("domain %r: %s", self.name, note)
                 plan.notes.append(note)

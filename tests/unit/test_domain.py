@@ -288,3 +288,16 @@ def test_unknown_world_file_is_a_clear_error(tmp_path: Path) -> None:
     uri = world_uri(tmp_path, Guest("x"))
     with kvmnet.connect(uri) as host, pytest.raises(kvmnet.DomainNotFound):
         host.domain("y")
+
+
+def test_repeating_a_next_boot_switch_still_tries_the_running_guest(host: kvmnet.Host) -> None:
+    dom = host.domain("web1")
+    dom.use_bridge("br1", live=False)
+    # The definition has br1 already, the running guest does not: not a no-op.
+    change = dom.use_bridge("br1")
+    assert not change.applied_config and not change.applied_live
+    assert any("has this already" in n for n in change.notes)
+    with pytest.raises(LiveChangeUnsupported):
+        dom.use_bridge("br1", live=True)
+    # With live=False it is one.
+    assert not dom.use_bridge("br1", live=False).changed
