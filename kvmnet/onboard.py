@@ -29,11 +29,10 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Collection
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING
 
-from . import _html
 from .errors import KvmnetError, PartiallyApplied, PreflightRefused
+from .lanplan import DEFAULT_ADDRESS_TIMEOUT, LanPlan, LanResult
 
 if TYPE_CHECKING:
     from .addresses import GuestAddress
@@ -46,188 +45,20 @@ if TYPE_CHECKING:
     from .hostnet.plan import Plan
 
 __all__ = [
+    "DEFAULT_ADDRESS_TIMEOUT",
     "LanPlan",
     "LanResult",
+    "apply_lan_plan",
     "bridge_guest",
     "nat_guest",
     "plan_bridge_guest",
     "plan_nat_guest",
+    "wait_for_address",
 ]
 
 log = logging.getLogger(__name__)
 
-#: How long :meth:`LanPlan.apply` waits for the guest's new address by default (seconds).
-DEFAULT_ADDRESS_TIMEOUT = 60.0
 _POLL_INTERVAL = 1.0
-
-
-@dataclass(frozen=True)
-class LanPlan:
-    """Everything one guest move will do, computed without changing anything.
-
-    ``action`` is "bridge" (onto the LAN) or "nat" (back behind the host). ``host_plan`` is
-    the host-bridge plan (enslave for "bridge", release for "nat"), None when the host is
-    left alone. ``change`` is the guest's domain XML change as a dry run.
-    """
-
-    action: Literal["bridge", "nat"]
-    domain: str
-    bridge: str
-    change: Change
-    host_plan: Plan | None = None
-    network: str | None = None
-    iface: str | None = None  # the moved interface's MAC
-    live: bool | None = None
-    bounce_link: bool = True
-    confirm_within: float | None = None
-    address_timeout: float = DEFAULT_ADDRESS_TIMEOUT
-    notes: tuple[str, ...] = ()
-    host: Host | None = field(default=None, repr=False, compare=False)
-    # Plans the host step again right before it runs (the release after the guest's tap has
-    # left the bridge); None: ``host_plan`` runs as shown.
-    replan_host: Callable[[], Plan] | None = field(default=None, repr=False, compare=False)
-
-    @property
-    def checks(self) -> tuple[str, ...]:
-        """What is verified: the host plan's checks, then the guest's."""
-        host = [c.describe() for c in self.host_plan.checks] if self.host_plan else []
-        return (*host, *self.guest_checks)
-
-    @property
-    def guest_checks(self) -> tuple[str, ...]:
-        target = self.bridge if self.action == "bridge" else f"network {self.network}"
-        out = [f"{self.domain}'s interface {self.iface} is on {target} (persistent XML)"]
-        if self.live is not False:
-            out.append(f"... and in the live XML when {self.domain} is running")
-        if self.address_timeout > 0:
-            out.append(
-                f"{self.domain} reports an address on {self.iface} (waits up to "
-                f"{self.address_timeout:g} s; a timeout is reported, not fatal)"
-            )
-        return tuple(out)
-
-    def _host_heading(self) -> str:
-        if self.host_plan is None:
-            return "host: nothing to do"
-        return (
-            f"host: {self.host_plan.backend} {self.host_plan.action} "
-            f"{self.host_plan.nic} {'into' if self.action == 'bridge' else 'from'} {self.bridge}"
-        )
-
-    def __repr__(self) -> str:
-        host = "host untouched" if self.host_plan is None else f"host {self.host_plan.action}"
-        return f"<LanPlan {self.action} {self.domain!r} -> {self._target()}: {host}, guest switch>"
-
-    def _target(self) -> str:
-        return self.bridge if self.action == "bridge" else (self.network or "default")
-
-    def __str__(self) -> str:
-        order = ["host", "guest"] if self.action == "bridge" else ["guest", "host"]
-        lines = [
-            f"# put {self.domain} {'on bridge' if self.action == 'bridge' else 'on NAT network'}"
-            f" {self._target()}"
-        ]
-        lines += [f"# {n}" for n in self.notes]
-        for number, part in enumerate(order, 1):
-            lines.append("")
-            if part == "host":
-                lines.append(f"## {number}. {self._host_heading()}")
-                if self.host_plan is not None:
-                    lines.append(str(self.host_plan).rstrip("\n"))
-                    if self.confirm_within:
-                        lines.append(
-                            f"# dead-man timer: rolled back unless confirmed within "
-                            f"{self.confirm_within:g} s (`kvmnet confirm`)"
-                        )
-            else:
-                bounce = ", link bounced" if self.bounce_link else ""
-                lines.append(
-                    f"## {number}. guest: {self.domain} interface {self.iface} -> "
-                    f"{self._target()} ({_live_words(self.live)}{bounce})"
-                )
-                lines.append(self.change.diff().rstrip("\n") or "(no XML change)")
-        lines += ["", f"## {len(order) + 1}. guest checks (the host's are listed with its plan)"]
-        lines += [f"  - {c}" for c in self.guest_checks]
-        return "\n".join(lines) + "\n"
-
-    def _repr_html_(self) -> str:
-        host = (
-            self.host_plan._repr_html_()
-            if self.host_plan is not None and hasattr(self.host_plan, "_repr_html_")
-            else _html.escape(self._host_heading())
-        )
-        guest = _html.diff(self.change.diff(), caption=f"guest {self.domain}: domain XML")
-        parts = [_html.section(self._host_heading(), host), guest]
-        if self.action == "nat":
-            parts.reverse()
-        checks = _html.table(["check"], [(c,) for c in self.checks])
-        notes = "".join(f"<p>{_html.escape(n)}</p>" for n in self.notes)
-        return _html.section(repr(self), notes, *parts, checks)
-
-    def apply(
-        self,
-        *,
-        progress: Callable[[int, int, str], None] | None = None,
-        state_dir: str | None = None,
-    ) -> LanResult:
-        """Run the plan: host then guest (bridge), or guest then host (nat); then the address.
-
-        ``progress(done, total, step)`` is told of each step. Raises the host plan's error
-        (the guest untouched) or :class:`~kvmnet.PartiallyApplied` when a later step fails.
-        """
-        if self.host is None:
-            raise KvmnetError(f"{self!r} has no host connection: build it with plan_bridge_guest")
-        return _apply(self, self.host, progress, state_dir)
-
-
-@dataclass(frozen=True)
-class LanResult:
-    """What a guest move did. ``applied`` False: a dry run (see ``plan``)."""
-
-    plan: LanPlan
-    applied: bool
-    change: Change | None = None
-    host_result: ApplyResult | None = None
-    addresses: tuple[GuestAddress, ...] = ()
-    pending_confirmation: str | None = None
-    notes: tuple[str, ...] = ()
-
-    def __repr__(self) -> str:
-        if not self.applied:
-            return f"<LanResult dry run of {self.plan!r}>"
-        addrs = ", ".join(a.address for a in self.addresses) or "no address yet"
-        return f"<LanResult {self.plan.domain!r} on {self.plan._target()}: {addrs}>"
-
-    def __str__(self) -> str:
-        if not self.applied:
-            return str(self.plan)
-        p = self.plan
-        lines = [f"{p.domain}: interface {p.iface} is on {p._target()}"]
-        if p.host_plan is not None and self.host_result is not None:
-            verb = "bridged into" if p.action == "bridge" else "released from"
-            lines.append(f"host: {p.host_plan.nic} {verb} {p.bridge} ({p.host_plan.backend})")
-        if self.pending_confirmation:
-            lines.append(f"host: {self.pending_confirmation}")
-        if self.change is not None:
-            lines += [f"guest: {n}" for n in self.change.notes]
-        if self.addresses:
-            lines.append("address: " + ", ".join(str(a) for a in self.addresses))
-        lines += self.notes
-        return "\n".join(lines) + "\n"
-
-    def _repr_html_(self) -> str:
-        if not self.applied:
-            return self.plan._repr_html_()
-        rows = [(line,) for line in str(self).splitlines()]
-        return _html.table(["done"], rows, caption=repr(self))
-
-
-def _live_words(live: bool | None) -> str:
-    return {
-        None: "persistent, and live if running",
-        True: "persistent and live",
-        False: "persistent only (next boot)",
-    }[live]
 
 
 # --- planning ---------------------------------------------------------------------------------
@@ -472,12 +303,15 @@ def _what_stands(plan: LanPlan, pending: str | None) -> str:
     return f"host: {hp.nic} is still in {plan.bridge}"
 
 
-def _apply(
+def apply_lan_plan(
     plan: LanPlan,
     host: Host,
-    progress: Callable[[int, int, str], None] | None,
-    state_dir: str | None,
+    *,
+    progress: Callable[[int, int, str], None] | None = None,
+    state_dir: str | None = None,
 ) -> LanResult:
+    """Run ``plan`` on ``host`` (what :meth:`LanPlan.apply` does): host then guest for a
+    move to a bridge, guest then host for the way back, then the address lookup."""
     steps = 3 if plan.host_plan is not None else 2
 
     def tell(done: int, label: str) -> None:
