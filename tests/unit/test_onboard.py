@@ -181,6 +181,8 @@ def test_apply_bridges_the_host_then_moves_the_guest(tmp_path: Path, hosts: Host
     assert "web1: interface 52:54:00:fe:00:00 is on br0" in str(result)
     assert "eth0 bridged into br0 (iproute2)" in str(result)
     assert "web1 is not running; it gets one when it boots" in str(result)
+    assert "eth0 bridged into br0 (iproute2)" in result._repr_html_()
+    assert repr(result) == "<LanResult 'web1' on br0: no address yet>"
 
 
 def test_guest_failure_after_host_step_says_what_stands(tmp_path: Path, hosts: Hosts) -> None:
