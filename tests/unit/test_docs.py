@@ -119,7 +119,13 @@ def _command() -> list[str]:
 
 
 def run_page(blocks: list[Block], cwd: Path) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "LIBVIRT_DEFAULT_URI": "test:///default", "PYTHONPATH": str(ROOT)}
+    # TMPDIR: the examples' tempfile.mkdtemp() worlds land in pytest's tmp_path, cleaned up.
+    env = {
+        **os.environ,
+        "LIBVIRT_DEFAULT_URI": "test:///default",
+        "PYTHONPATH": str(ROOT),
+        "TMPDIR": str(cwd),
+    }
     payload = [{"page": b.page, "line": b.line, "code": b.code} for b in blocks]
     return subprocess.run(
         _command(),

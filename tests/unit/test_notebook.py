@@ -25,7 +25,8 @@ def test_notebook_runs_without_error_cells(tmp_path: Path, monkeypatch: pytest.M
     client = NotebookClient(
         nb, kernel_name="python3", timeout=120, resources={"metadata": {"path": str(tmp_path)}}
     )
-    client.execute(cwd=str(tmp_path), env={**os.environ, "PYTHONPATH": str(ROOT)})
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "TMPDIR": str(tmp_path)}
+    client.execute(cwd=str(tmp_path), env=env)
     errors = [
         (n, out.get("ename"), out.get("evalue"))
         for n, cell in enumerate(nb.cells)
