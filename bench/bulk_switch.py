@@ -113,7 +113,7 @@ def verify(uri: str, count: int) -> None:
 
 def main() -> int:
     count = int(sys.argv[1]) if len(sys.argv) > 1 else 1000
-    rounds = int(sys.argv[2]) if len(sys.argv) > 2 else 5
+    rounds = int(sys.argv[2]) if len(sys.argv) > 2 else 9
     libvirt.registerErrorHandler(lambda _ctx, _err: None, None)
     with tempfile.TemporaryDirectory(prefix="kvmnet-bench-") as tmp:
         uri = make_world(Path(tmp), count)
