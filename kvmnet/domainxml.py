@@ -221,7 +221,8 @@ class DomainXML:
             )
         self._root = root
         self._elements: list[etree._Element] | None = None
-        self._original = list(self._interface_elements())
+        # Never mutated: structural edits build a new list (see _interface_elements).
+        self._original = self._interface_elements()
         self._dirty: set[etree._Element] = set()
         self._layout: Layout | bool | None = False  # False: not scanned yet
         self._notes: list[str] = []
@@ -530,7 +531,8 @@ class DomainXML:
         current = self._interface_elements()
         if not isinstance(layout, Layout) or len(layout.spans) != len(self._original):
             return self._full_serialisation()
-        new = [el for el in current if el not in set(self._original)]
+        original = set(self._original)
+        new = [el for el in current if el not in original]
         if new and layout.last_device_end is None:
             return self._full_serialisation()
         text = self._data

@@ -301,3 +301,17 @@ def test_repeating_a_next_boot_switch_still_tries_the_running_guest(host: kvmnet
         dom.use_bridge("br1", live=True)
     # With live=False it is one.
     assert not dom.use_bridge("br1", live=False).changed
+
+
+def test_no_bounce_without_a_live_change(host: kvmnet.Host) -> None:
+    change = host.domain("web1").use_bridge("br1", bounce_link=True)
+    assert not change.applied_live
+    assert not any("bounced" in n for n in change.notes)
+
+
+def test_html_shows_what_the_next_boot_changes(host: kvmnet.Host) -> None:
+    dom = host.domain("web1")
+    assert "Next boot differs" not in dom._repr_html_()
+    dom.use_bridge("br1", live=False)
+    html = dom._repr_html_()
+    assert "Next boot differs" in html and "br1" in html
