@@ -136,3 +136,11 @@ def test_add_and_remove_nic(uri: str) -> None:
     res = kvmnet("-c", uri, "remove-nic", "test", "52:54:00:00:00:03", "--dry-run")
     assert res.returncode == 0, res.stderr
     assert "-      <mac address='52:54:00:00:00:03'/>" in res.stdout
+
+
+def test_bounce_and_connection_failure(uri: str, tmp_path: Path) -> None:
+    res = kvmnet("-c", uri, "nat", "web1", "default", "--iface", "1", "--bounce")
+    assert res.returncode == 0, res.stderr
+    res = kvmnet("-c", f"test://{tmp_path}/missing.xml", "domains")
+    assert res.returncode == 1
+    assert "missing.xml" in res.stderr and len(res.stderr.strip().splitlines()) == 1
