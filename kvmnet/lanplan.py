@@ -118,11 +118,7 @@ class LanPlan:
         return "\n".join(lines) + "\n"
 
     def _repr_html_(self) -> str:
-        host = (
-            self.host_plan._repr_html_()
-            if self.host_plan is not None and hasattr(self.host_plan, "_repr_html_")
-            else _html.escape(self._host_heading())
-        )
+        host = self.host_plan._repr_html_() if self.host_plan is not None else ""
         guest = _html.diff(self.change.diff(), caption=f"guest {self.domain}: domain XML")
         parts = [_html.section(self._host_heading(), host), guest]
         if self.action == "nat":
