@@ -129,6 +129,13 @@ _TAG_BODY = re.compile(rb"""<(?:[^>'"]|'[^']*'|"[^"]*")*>""")
 
 def _tag_end(data: bytes, at: int) -> int:
     """Index just past the tag starting at ``at`` (``>`` may appear inside quoted values)."""
+    end = data.find(b">", at)
+    if end >= 0:
+        singles, doubles = data.count(b"'", at, end), data.count(b'"', at, end)
+        # With one kind of quote only (libvirt writes ' and escapes "), an even count means
+        # no value is open at the first ">", so it closes the tag. Mixed quotes: the regex.
+        if (doubles == 0 and singles % 2 == 0) or (singles == 0 and doubles % 2 == 0):
+            return end + 1
     m = _TAG_BODY.match(data, at)
     if m is not None:
         return m.end()

@@ -337,3 +337,23 @@ def test_interface_with_its_own_namespace_and_quotes_in_values() -> None:
     again = etree.fromstring(out.encode())
     note = again.find("devices/interface/{urn:my}note")
     assert note is not None and note.get("text") == 'it\'s "quoted"' and note.text == "a \"b\" 'c'"
+
+
+@pytest.mark.parametrize(
+    "head",
+    [
+        "<interface type='network' x=\"it's\" y='>'>",
+        "<interface type=\"network\" y='a>b'>",
+        "<interface type='network' y=\"a>b\">",
+    ],
+)
+def test_greater_than_inside_attribute_values(head: str) -> None:
+    xml = (
+        f"<domain><name>x</name><devices>{head}<source network='default'/></interface>"
+        "<!-- > --></devices></domain>"
+    )
+    d = DomainXML(xml)
+    d.use_bridge("br0")
+    out = d.tostring()
+    assert out.endswith("</interface><!-- > --></devices></domain>")
+    assert DomainXML(out).find().source == "br0"
