@@ -124,6 +124,15 @@ class GuestInterface:
             f"<GuestInterface #{self.index} {self.mac or 'no MAC'} {self.type}{where} {self.mode}>"
         )
 
+    def _repr_html_(self) -> str:
+        from . import _html
+
+        return _html.table(
+            ["#", "MAC", "type", "source", "model", "target", "mode"],
+            [(self.index, self.mac, self.type, self.source, self.model, self.target,
+              _html.badge(self.mode))],
+        )
+
     def describe(self) -> str:
         """``"52:54:00:..:..:.. bridge 'br0' (bridged)"``, for messages."""
         where = f" {self.source!r}" if self.source is not None else ""

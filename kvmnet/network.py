@@ -120,6 +120,20 @@ class Network:
             bits.append("inactive")
         return f"<Network {self.name!r} {' '.join(bits)}>"
 
+    def _repr_html_(self) -> str:
+        from . import _html
+
+        facts = {
+            "mode": _html.badge(self.mode),
+            "forward": self.forward or "(none: isolated)",
+            "bridge": self.bridge,
+            "subnets": ", ".join(self.subnets) or None,
+            "host addresses": ", ".join(self.addresses) or None,
+            "DHCP reservations": len(self.reservations),
+            "active": "yes" if self.active else "no",
+        }
+        return _html.keyvalues(facts, caption=f"Network {self.name}")
+
 
 def _ip_interface(
     ip: etree._Element,
