@@ -27,13 +27,21 @@ a backend only adds ``warnings`` to its plan.
 
 from __future__ import annotations
 
-from typing import Protocol, runtime_checkable
+from collections.abc import Iterable
+from typing import Literal, Protocol, runtime_checkable
 
-from ..hostnet.plan import Check, Plan
+from ..hostnet.plan import Check, Plan, Step
 from ..hostnet.request import BridgeRequest, HostState
-from ..hostnet.runner import Runner
+from ..hostnet.runner import Runner, default_runner
 
-__all__ = ["Backend", "BridgeRequest", "HostState", "release_checks", "standard_checks"]
+__all__ = [
+    "Backend",
+    "BackendBase",
+    "BridgeRequest",
+    "HostState",
+    "release_checks",
+    "standard_checks",
+]
 
 
 @runtime_checkable
@@ -49,6 +57,46 @@ class Backend(Protocol):
     def plan_enslave(self, request: BridgeRequest, current: HostState) -> Plan: ...
 
     def plan_release(self, request: BridgeRequest, current: HostState) -> Plan: ...
+
+
+class BackendBase:
+    """What the five backends share: the runner they plan with (``runner``, else one for
+    ``netns``) and how a plan is assembled around their steps. Subclasses set ``name``."""
+
+    name: str
+
+    def __init__(self, *, netns: str | None = None, runner: Runner | None = None) -> None:
+        self._runner: Runner = runner if runner is not None else default_runner(netns)
+
+    @property
+    def runner(self) -> Runner:
+        return self._runner
+
+    def _plan(
+        self,
+        action: Literal["enslave", "release"],
+        request: BridgeRequest,
+        current: HostState,
+        steps: Iterable[Step],
+        *,
+        warnings: Iterable[str] = (),
+        rollback_hints: Iterable[Step] = (),
+        restore_runtime: bool = True,
+    ) -> Plan:
+        """A plan run by this backend's runner, verified by the checks every backend shares."""
+        checks = (standard_checks if action == "enslave" else release_checks)(request, current)
+        return Plan(
+            backend=self.name,
+            action=action,
+            nic=current.nic.name,
+            bridge=request.bridge,
+            steps=tuple(steps),
+            checks=checks,
+            rollback_hints=tuple(rollback_hints),
+            warnings=tuple(warnings),
+            restore_runtime=restore_runtime,
+            runner=self._runner,
+        )
 
 
 def _default_gateway(current: HostState) -> str | None:

@@ -1,5 +1,6 @@
 """What the four config-file backends (ifcfg, nmcli, netplan, networkd) share: paths under a
-``root``, the "stale address on a pre-existing bridge" cleanup, and the STP warning.
+``root`` (:class:`FileBackendBase`), the "stale address on a pre-existing bridge" cleanup,
+and the STP warning.
 
 Kept apart so each backend module holds only its own format and commands.
 """
@@ -16,8 +17,10 @@ from ..hostnet.plan import RunCommand, Step, StopProcess, WriteFile
 from ..hostnet.request import BridgeRequest, HostState
 from ..hostnet.runner import Runner
 from ..hostnet.state import IpAddress
+from .base import BackendBase
 
 __all__ = [
+    "FileBackendBase",
     "Rooted",
     "Scratch",
     "read_text",
@@ -43,6 +46,20 @@ class Rooted:
 
     def __repr__(self) -> str:
         return f"Rooted({self.root!r})"
+
+
+class FileBackendBase(BackendBase):
+    """A backend whose configuration files live under ``root`` (``paths`` maps into it)."""
+
+    def __init__(
+        self, *, root: str = "/", netns: str | None = None, runner: Runner | None = None
+    ) -> None:
+        self.paths = Rooted(root)
+        super().__init__(netns=netns, runner=runner)
+
+    @property
+    def root(self) -> str:
+        return self.paths.root
 
 
 def read_text(current: HostState, path: str) -> str | None:

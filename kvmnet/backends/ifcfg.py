@@ -30,10 +30,9 @@ from collections.abc import Iterable
 
 from ..hostnet.plan import Plan, RemoveFile, RunCommand, Step, WriteFile
 from ..hostnet.request import BridgeRequest, HostState
-from ..hostnet.runner import Runner, default_runner
+from ..hostnet.runner import Runner
 from ..hostnet.state import LinkState
-from .base import release_checks, standard_checks
-from .filebackend import Rooted, read_text, stp_warnings, takeover_steps, write_step
+from .filebackend import FileBackendBase, read_text, stp_warnings, takeover_steps, write_step
 from .nmcli import profile_uuid
 from .shellvars import Line, ShellVars
 
@@ -186,7 +185,7 @@ def _retarget_routes(text: str, nic: str, bridge: str) -> str:
     return re.sub(rf"(\bdev\s+){re.escape(nic)}(?=\s|$)", rf"\g<1>{bridge}", text)
 
 
-class IfcfgBackend:
+class IfcfgBackend(FileBackendBase):
     """ifcfg files (RHEL network-scripts) plus NetworkManager or initscripts to activate them.
 
     ``netns``: read the NIC and run the commands inside that network namespace.
@@ -205,18 +204,9 @@ class IfcfgBackend:
         network_manager: bool | None = None,
         backup_stamp: str | None = None,
     ) -> None:
-        self.paths = Rooted(root)
-        self._runner: Runner = runner if runner is not None else default_runner(netns)
+        super().__init__(root=root, netns=netns, runner=runner)
         self.network_manager = network_manager
         self.backup_stamp = backup_stamp
-
-    @property
-    def root(self) -> str:
-        return self.paths.root
-
-    @property
-    def runner(self) -> Runner:
-        return self._runner
 
     def __repr__(self) -> str:
         return f"<IfcfgBackend root={self.root!r}>"
@@ -363,17 +353,14 @@ class IfcfgBackend:
                 RunCommand(("ifup", br)),
             ]
             hints = (RunCommand(("ifup", nic.name)),)
-        return Plan(
-            backend=self.name,
-            action="enslave",
-            nic=nic.name,
-            bridge=br,
-            steps=tuple(steps),
-            checks=standard_checks(request, current),
+        return self._plan(
+            "enslave",
+            request,
+            current,
+            steps,
+            warnings=warnings,
             rollback_hints=hints,
-            warnings=tuple(warnings),
             restore_runtime=not uses_nm,
-            runner=self._runner,
         )
 
     def _route_moves(self, current: HostState, nic: str, br: str) -> list[tuple[str, str, str]]:
@@ -429,16 +416,7 @@ class IfcfgBackend:
             ]
         else:
             steps += [RunCommand(("ifdown", br)), RunCommand(("ifup", nic.name))]
-        return Plan(
-            backend=self.name,
-            action="release",
-            nic=nic.name,
-            bridge=br,
-            steps=tuple(steps),
-            checks=release_checks(request, current),
-            restore_runtime=not uses_nm,
-            runner=self._runner,
-        )
+        return self._plan("release", request, current, steps, restore_runtime=not uses_nm)
 
 
 def _take_over(request: BridgeRequest, current: HostState) -> list[Step]:

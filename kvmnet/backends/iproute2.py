@@ -23,9 +23,9 @@ from __future__ import annotations
 from ..hostnet.ipcmd import address_args, movable_routes, route_args
 from ..hostnet.plan import Plan, RunCommand, StartProcess, Step, StopProcess
 from ..hostnet.request import BridgeRequest, HostState
-from ..hostnet.runner import Runner, default_runner
+from ..hostnet.runner import Runner
 from ..hostnet.state import IpRoute, LinkState
-from .base import release_checks, standard_checks
+from .base import BackendBase
 
 __all__ = ["Iproute2Backend"]
 
@@ -35,17 +35,13 @@ def _ordered_routes(routes: tuple[IpRoute, ...]) -> tuple[IpRoute, ...]:
     return tuple(sorted(routes, key=lambda r: (r.gateway is not None, r.dst == "default")))
 
 
-class Iproute2Backend:
+class Iproute2Backend(BackendBase):
     """Runtime-only backend: ``ip`` commands, nothing written to disk."""
 
     name = "iproute2"
 
     def __init__(self, *, netns: str | None = None, runner: Runner | None = None) -> None:
-        self._runner: Runner = runner if runner is not None else default_runner(netns)
-
-    @property
-    def runner(self) -> Runner:
-        return self._runner
+        super().__init__(netns=netns, runner=runner)
 
     def __repr__(self) -> str:
         return f"<Iproute2Backend runner={self._runner!r}>"
@@ -70,16 +66,7 @@ class Iproute2Backend:
             )
         if request.dhcp_client:
             steps.append(StartProcess(request.dhcp_client, f"DHCP client on {br}"))
-        return Plan(
-            backend=self.name,
-            action="enslave",
-            nic=nic.name,
-            bridge=br,
-            steps=tuple(steps),
-            checks=standard_checks(request, current),
-            warnings=tuple(warnings),
-            runner=self._runner,
-        )
+        return self._plan("enslave", request, current, steps, warnings=warnings)
 
     def plan_release(self, request: BridgeRequest, current: HostState) -> Plan:
         nic, bridge = current.nic, current.bridge
@@ -106,16 +93,7 @@ class Iproute2Backend:
             warnings.append(f"{br} keeps its other ports ({', '.join(others)}); it stays")
         if request.dhcp_client:
             steps.append(StartProcess(request.dhcp_client, f"DHCP client on {nic.name}"))
-        return Plan(
-            backend=self.name,
-            action="release",
-            nic=nic.name,
-            bridge=br,
-            steps=tuple(steps),
-            checks=release_checks(request, current),
-            warnings=tuple(warnings),
-            runner=self._runner,
-        )
+        return self._plan("release", request, current, steps, warnings=warnings)
 
 
 def _stop_clients(current: HostState, link: str) -> list[Step]:

@@ -37,10 +37,16 @@ import yaml
 from ..errors import InvalidInput, ValidationFailed
 from ..hostnet.plan import Plan, RemoveFile, RunCommand, Step, WriteFile
 from ..hostnet.request import BridgeRequest, HostState
-from ..hostnet.runner import Runner, default_runner
+from ..hostnet.runner import Runner
 from ..hostnet.state import IpRoute, LinkState
-from .base import release_checks, standard_checks
-from .filebackend import Rooted, Scratch, read_text, stp_warnings, takeover_steps, write_step
+from .filebackend import (
+    FileBackendBase,
+    Scratch,
+    read_text,
+    stp_warnings,
+    takeover_steps,
+    write_step,
+)
 
 __all__ = ["IP_KEYS", "NETPLAN_DIR", "NetplanBackend", "netplan_generate", "render_bridge_yaml"]
 
@@ -151,7 +157,7 @@ def netplan_generate(runner: Runner, files: dict[str, str]) -> dict[str, str]:
         return scratch.read_tree("/run")
 
 
-class NetplanBackend:
+class NetplanBackend(FileBackendBase):
     """netplan YAML under ``root``; ``renderer`` None: whatever the existing files use.
 
     ``netns``: read the NIC and run ``netplan`` inside that network namespace.
@@ -172,19 +178,10 @@ class NetplanBackend:
     ) -> None:
         if renderer is not None and renderer not in RENDERERS:
             raise InvalidInput(f"netplan renderer {renderer!r}: use 'networkd' or 'NetworkManager'")
-        self.paths = Rooted(root)
-        self._runner: Runner = runner if runner is not None else default_runner(netns)
+        super().__init__(root=root, netns=netns, runner=runner)
         self.renderer = renderer
         self.validate = validate
         self.backup_stamp = backup_stamp
-
-    @property
-    def root(self) -> str:
-        return self.paths.root
-
-    @property
-    def runner(self) -> Runner:
-        return self._runner
 
     def __repr__(self) -> str:
         return f"<NetplanBackend root={self.root!r}>"
@@ -262,16 +259,13 @@ class NetplanBackend:
         )
         steps += takeover_steps(current, request)
         steps.append(RunCommand(("netplan", "apply"), f"render and bring up {br}"))
-        return Plan(
-            backend=self.name,
-            action="enslave",
-            nic=nic.name,
-            bridge=br,
-            steps=tuple(steps),
-            checks=standard_checks(request, current),
+        return self._plan(
+            "enslave",
+            request,
+            current,
+            steps,
+            warnings=warnings,
             rollback_hints=(RunCommand(("netplan", "apply")),),
-            warnings=tuple(warnings),
-            runner=self._runner,
         )
 
     @staticmethod
@@ -327,14 +321,11 @@ class NetplanBackend:
             RemoveFile(path, previous=read_text(current, path)),
             RunCommand(("netplan", "apply")),
         ]
-        return Plan(
-            backend=self.name,
-            action="release",
-            nic=current.nic.name,
-            bridge=request.bridge,
-            steps=tuple(steps),
-            checks=release_checks(request, current),
-            runner=self._runner,
+        return self._plan(
+            "release",
+            request,
+            current,
+            steps,
             warnings=(
                 "a file kvmnet edited to move static settings is not restored by "
                 "release: restore it from /var/lib/kvmnet/backup",

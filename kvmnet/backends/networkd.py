@@ -33,10 +33,9 @@ import posixpath
 from ..hostnet.names import validate_netns_name
 from ..hostnet.plan import Plan, RemoveFile, RunCommand, Step
 from ..hostnet.request import BridgeRequest, HostState
-from ..hostnet.runner import Runner, default_runner
+from ..hostnet.runner import Runner
 from ..hostnet.state import LinkState
-from .base import release_checks, standard_checks
-from .filebackend import Rooted, read_text, stp_warnings, takeover_steps, write_step
+from .filebackend import FileBackendBase, read_text, stp_warnings, takeover_steps, write_step
 from .unitfile import UnitFile
 
 __all__ = ["NETWORK_DIRS", "NetworkdBackend", "lease_iaid", "render_files"]
@@ -145,7 +144,7 @@ def _from_state(nic: LinkState, entries: list[tuple[str, str]]) -> None:
         entries += [("Address", a.cidr) for a in nic.global_addresses]
 
 
-class NetworkdBackend:
+class NetworkdBackend(FileBackendBase):
     """systemd-networkd files under ``root``, activated with networkctl (in ``netns``).
 
     ``bus_address``: a D-Bus address for networkctl (a private bus in tests), passed as
@@ -163,20 +162,11 @@ class NetworkdBackend:
         bus_address: str | None = None,
         lease_dir: str = "/run/systemd/netif/leases",
     ) -> None:
-        self.paths = Rooted(root)
         if netns is not None:
             validate_netns_name(netns)
-        self._runner: Runner = runner if runner is not None else default_runner(netns)
+        super().__init__(root=root, netns=netns, runner=runner)
         self.bus_address = bus_address
         self.lease_dir = lease_dir
-
-    @property
-    def root(self) -> str:
-        return self.paths.root
-
-    @property
-    def runner(self) -> Runner:
-        return self._runner
 
     def __repr__(self) -> str:
         return f"<NetworkdBackend root={self.root!r} runner={self._runner!r}>"
@@ -277,17 +267,14 @@ class NetworkdBackend:
         )
         if current.bridge is None:
             hints += (RunCommand(("ip", "link", "del", br), "networkd never deletes a netdev"),)
-        return Plan(
-            backend=self.name,
-            action="enslave",
-            nic=nic.name,
-            bridge=br,
-            steps=tuple(steps),
-            checks=standard_checks(request, current),
+        return self._plan(
+            "enslave",
+            request,
+            current,
+            steps,
+            warnings=warnings,
             rollback_hints=hints,
-            warnings=tuple(warnings),
             restore_runtime=False,
-            runner=self._runner,
         )
 
     def plan_release(self, request: BridgeRequest, current: HostState) -> Plan:
@@ -309,13 +296,4 @@ class NetworkdBackend:
             RunCommand(("ip", "link", "del", br), "networkd never deletes a netdev"),
             RunCommand(self.networkctl("reconfigure", nic)),
         ]
-        return Plan(
-            backend=self.name,
-            action="release",
-            nic=nic,
-            bridge=br,
-            steps=tuple(steps),
-            checks=release_checks(request, current),
-            restore_runtime=False,
-            runner=self._runner,
-        )
+        return self._plan("release", request, current, steps, restore_runtime=False)

@@ -29,10 +29,9 @@ from ..errors import PreflightRefused, ValidationFailed
 from ..hostnet.names import validate_netns_name
 from ..hostnet.plan import Plan, RemoveFile, RunCommand, Step
 from ..hostnet.request import BridgeRequest, HostState
-from ..hostnet.runner import Runner, default_runner
+from ..hostnet.runner import Runner
 from ..hostnet.state import LinkState
-from .base import release_checks, standard_checks
-from .filebackend import Rooted, read_text, stp_warnings, takeover_steps, write_step
+from .filebackend import FileBackendBase, read_text, stp_warnings, takeover_steps, write_step
 from .keyfile import Keyfile
 
 __all__ = ["IP_PROPERTIES", "NmcliBackend", "parse_terse", "profile_uuid"]
@@ -120,7 +119,7 @@ def _from_state(nic: LinkState) -> dict[str, str]:
     return {"ipv4.method": "disabled"}
 
 
-class NmcliBackend:
+class NmcliBackend(FileBackendBase):
     """NetworkManager through nmcli (runtime, in ``netns``) or keyfiles (under ``root``)."""
 
     name = "nmcli"
@@ -136,22 +135,13 @@ class NmcliBackend:
         bus_address: str | None = None,
         validate: bool = True,
     ) -> None:
-        self.paths = Rooted(root)
         if netns is not None:
             validate_netns_name(netns)
-        self._runner: Runner = runner if runner is not None else default_runner(netns)
+        super().__init__(root=root, netns=netns, runner=runner)
         self.keyfiles = keyfiles or self.paths.root != "/"
         self.keyfile_dir = keyfile_dir
         self.bus_address = bus_address
         self.validate = validate
-
-    @property
-    def root(self) -> str:
-        return self.paths.root
-
-    @property
-    def runner(self) -> Runner:
-        return self._runner
 
     def __repr__(self) -> str:
         how = f"keyfiles in {self.paths(self.keyfile_dir)!r}" if self.keyfiles else "runtime"
@@ -315,17 +305,14 @@ class NmcliBackend:
         hints += [
             RunCommand(self.nmcli("connection", "delete", "uuid", u)) for u in (port_uuid, br_uuid)
         ]
-        return Plan(
-            backend=self.name,
-            action="enslave",
-            nic=nic.name,
-            bridge=br,
-            steps=tuple(steps),
-            checks=standard_checks(request, current),
-            rollback_hints=tuple(hints),
-            warnings=tuple(warnings),
+        return self._plan(
+            "enslave",
+            request,
+            current,
+            steps,
+            warnings=warnings,
+            rollback_hints=hints,
             restore_runtime=False,
-            runner=self._runner,
         )
 
     # -- keyfiles ---------------------------------------------------------------------------
@@ -441,17 +428,14 @@ class NmcliBackend:
             hints.append(
                 RunCommand(self.nmcli("connection", "up", "uuid", old), f"{nic.name}'s old profile")
             )
-        return Plan(
-            backend=self.name,
-            action="enslave",
-            nic=nic.name,
-            bridge=br,
-            steps=tuple(steps),
-            checks=standard_checks(request, current),
-            rollback_hints=tuple(hints),
-            warnings=tuple(warnings),
+        return self._plan(
+            "enslave",
+            request,
+            current,
+            steps,
+            warnings=warnings,
+            rollback_hints=hints,
             restore_runtime=False,
-            runner=self._runner,
         )
 
     def plan_release(self, request: BridgeRequest, current: HostState) -> Plan:
@@ -475,13 +459,4 @@ class NmcliBackend:
                 self.nmcli("device", "connect", nic), f"{nic}'s own profile takes over again"
             )
         )
-        return Plan(
-            backend=self.name,
-            action="release",
-            nic=nic,
-            bridge=br,
-            steps=tuple(steps),
-            checks=release_checks(request, current),
-            restore_runtime=False,
-            runner=self._runner,
-        )
+        return self._plan("release", request, current, steps, restore_runtime=False)
