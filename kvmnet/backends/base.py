@@ -27,12 +27,13 @@ a backend only adds ``warnings`` to its plan.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from typing import Literal, Protocol, runtime_checkable
 
-from ..hostnet.plan import Check, Plan, Step
+from ..hostnet.plan import Check, Plan, Step, StopProcess
 from ..hostnet.request import BridgeRequest, HostState
 from ..hostnet.runner import Runner, default_runner
+from ..hostnet.state import IpAddress
 
 __all__ = [
     "Backend",
@@ -40,7 +41,9 @@ __all__ = [
     "BridgeRequest",
     "HostState",
     "release_checks",
+    "stale_addresses",
     "standard_checks",
+    "stop_dhcp_clients",
 ]
 
 
@@ -99,6 +102,33 @@ class BackendBase:
         )
 
 
+def stale_addresses(current: HostState) -> tuple[IpAddress, ...]:
+    """Global addresses on a pre-existing bridge that the NIC does not carry (192.168.0.1/24
+    left over from an earlier attempt): they would stay on the bridge next to the moved ones."""
+    if current.bridge is None:
+        return ()
+    mine = {a.cidr for a in current.nic.global_addresses}
+    return tuple(a for a in current.bridge.global_addresses if a.cidr not in mine)
+
+
+def stop_dhcp_clients(
+    current: HostState, links: Collection[str], reason: str, *, kill_dhcpcd: bool = False
+) -> list[Step]:
+    """Stop the DHCP clients holding one of ``links`` (rollback restarts them); the step says
+    "PROGRAM holds LINK" + ``reason``. ``kill_dhcpcd``: SIGKILL dhcpcd, which deconfigures
+    its link on SIGTERM (unless --persistent), so the lease stays where it is."""
+    return [
+        StopProcess(
+            c.pid,
+            c.argv,
+            "KILL" if kill_dhcpcd and c.program.startswith("dhcpcd") else "TERM",
+            f"{c.program} holds {c.link}{reason}",
+        )
+        for c in current.dhcp_clients
+        if c.link in links
+    ]
+
+
 def _default_gateway(current: HostState) -> str | None:
     for route in current.default_routes:
         if route.family == 4 and route.gateway and route.dev in (current.nic.name,):
@@ -123,13 +153,8 @@ def standard_checks(request: BridgeRequest, current: HostState) -> tuple[Check, 
     for addr in current.nic.global_addresses:
         checks.append(Check("has-address", br, addr.cidr, f"{br} has {addr.cidr}"))
         checks.append(Check("lacks-address", nic, addr.cidr, f"{nic} no longer has {addr.cidr}"))
-    if current.bridge is not None:
-        mine = {a.cidr for a in current.nic.global_addresses}
-        for addr in current.bridge.global_addresses:
-            if addr.cidr not in mine:
-                checks.append(
-                    Check("lacks-address", br, addr.cidr, f"stale {addr.cidr} is gone from {br}")
-                )
+    for addr in stale_addresses(current):
+        checks.append(Check("lacks-address", br, addr.cidr, f"stale {addr.cidr} is gone from {br}"))
     gateway = _default_gateway(current)
     if any(r.dev == nic for r in current.default_routes):
         checks.append(

@@ -11,18 +11,23 @@ import os
 import posixpath
 import shutil
 import tempfile
+import time
+from collections.abc import Iterable
 
 from ..errors import InvalidInput
-from ..hostnet.plan import RunCommand, Step, StopProcess, WriteFile
+from ..hostnet.plan import RunCommand, Step, WriteFile
 from ..hostnet.request import BridgeRequest, HostState
 from ..hostnet.runner import Runner
-from ..hostnet.state import IpAddress
-from .base import BackendBase
+from ..hostnet.state import LinkState
+from .base import BackendBase, stale_addresses, stop_dhcp_clients
 
 __all__ = [
+    "BACKUP_DIR",
     "FileBackendBase",
     "Rooted",
     "Scratch",
+    "backup_steps",
+    "leased_v4",
     "read_text",
     "stale_address_steps",
     "stale_addresses",
@@ -30,6 +35,9 @@ __all__ = [
     "takeover_steps",
     "write_step",
 ]
+
+
+BACKUP_DIR = "/var/lib/kvmnet/backup"
 
 
 class Rooted:
@@ -88,13 +96,27 @@ def write_step(
     )
 
 
-def stale_addresses(current: HostState) -> tuple[IpAddress, ...]:
-    """Global addresses on a pre-existing bridge that the NIC does not carry (192.168.0.1/24
-    left over from an earlier attempt): they would stay on the bridge next to the moved ones."""
-    if current.bridge is None:
-        return ()
-    mine = {a.cidr for a in current.nic.global_addresses}
-    return tuple(a for a in current.bridge.global_addresses if a.cidr not in mine)
+def backup_steps(
+    current: HostState, paths: Iterable[str], *, rooted: Rooted, stamp: str | None, why: str
+) -> list[Step]:
+    """A copy (mode 0600) of each existing file in ``paths`` under ``BACKUP_DIR/STAMP`` in
+    ``rooted`` (``stamp`` None: the current UTC time), away from the folder whose every file
+    the network stack reads as configuration."""
+    stamp = stamp or time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+    folder = rooted(posixpath.join(BACKUP_DIR, stamp))
+    steps: list[Step] = []
+    for path in paths:
+        text = read_text(current, path)
+        if text is not None:
+            target = posixpath.join(folder, posixpath.basename(path))
+            steps.append(WriteFile(target, text, mode=0o600, why=why))
+    return steps
+
+
+def leased_v4(nic: LinkState) -> bool:
+    """Whether the NIC's IPv4 address came from DHCP (dynamic, or with a lifetime): the
+    configuration written for it then asks for a lease rather than fixing the address."""
+    return any(a.dynamic or a.valid_lft is not None for a in nic.global_addresses if a.family == 4)
 
 
 def stale_address_steps(current: HostState, request: BridgeRequest) -> list[Step]:
@@ -111,11 +133,7 @@ def takeover_steps(current: HostState, request: BridgeRequest) -> list[Step]:
     """What must go before the network stack takes over: DHCP clients started by hand on the
     NIC or the bridge (one left on the NIC re-adds its lease to the port at renewal: stop it;
     rollback restarts it) and stale addresses on a pre-existing bridge."""
-    stops: list[Step] = [
-        StopProcess(c.pid, c.argv, "TERM", f"{c.program} holds {c.link}; the new config leases")
-        for c in current.dhcp_clients
-        if c.link in (request.nic, request.bridge)
-    ]
+    stops = stop_dhcp_clients(current, (request.nic, request.bridge), "; the new config leases")
     return stops + stale_address_steps(current, request)
 
 

@@ -25,14 +25,21 @@ from __future__ import annotations
 
 import posixpath
 import re
-import time
 from collections.abc import Iterable
 
-from ..hostnet.plan import Plan, RemoveFile, RunCommand, Step, WriteFile
+from ..hostnet.plan import Plan, RemoveFile, RunCommand, Step
 from ..hostnet.request import BridgeRequest, HostState
 from ..hostnet.runner import Runner
 from ..hostnet.state import LinkState
-from .filebackend import FileBackendBase, read_text, stp_warnings, takeover_steps, write_step
+from .filebackend import (
+    FileBackendBase,
+    backup_steps,
+    leased_v4,
+    read_text,
+    stp_warnings,
+    takeover_steps,
+    write_step,
+)
 from .nmcli import profile_uuid
 from .shellvars import Line, ShellVars
 
@@ -47,7 +54,6 @@ __all__ = [
 
 SCRIPTS_DIR = "/etc/sysconfig/network-scripts"
 NM_RUNNING = ("nmcli", "-t", "-f", "RUNNING", "general")
-BACKUP_DIR = "/var/lib/kvmnet/backup"
 
 _IP_EXACT = frozenset(
     {
@@ -168,11 +174,11 @@ def _from_state(nic: LinkState) -> ShellVars:
     doc.set("TYPE", "Ethernet")
     doc.set("ONBOOT", "yes")
     doc.set("HWADDR", nic.mac)
-    v4 = [a for a in nic.global_addresses if a.family == 4]
-    if any(a.dynamic or a.valid_lft is not None for a in v4):
+    if leased_v4(nic):
         doc.set("BOOTPROTO", "dhcp")
     else:
         doc.set("BOOTPROTO", "none")
+        v4 = [a for a in nic.global_addresses if a.family == 4]
         for n, addr in enumerate(v4):
             suffix = "" if n == 0 else str(n)
             doc.set(f"IPADDR{suffix}", addr.ip)
@@ -252,19 +258,14 @@ class IfcfgBackend(FileBackendBase):
         probe = self._runner.run(NM_RUNNING, check=False)
         return probe.ok and probe.stdout.strip() == "running"
 
-    def _stamp(self) -> str:
-        return self.backup_stamp or time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
-
     def _backups(self, current: HostState, paths: Iterable[str]) -> list[Step]:
-        steps: list[Step] = []
-        folder = self.paths(posixpath.join(BACKUP_DIR, self._stamp()))
-        for path in paths:
-            text = read_text(current, path)
-            if text is None:
-                continue
-            target = posixpath.join(folder, posixpath.basename(path))
-            steps.append(WriteFile(target, text, mode=0o600, why="backup, outside network-scripts"))
-        return steps
+        return backup_steps(
+            current,
+            paths,
+            rooted=self.paths,
+            stamp=self.backup_stamp,
+            why="backup, outside network-scripts",
+        )
 
     # -- planning --------------------------------------------------------------------------
     def plan_enslave(self, request: BridgeRequest, current: HostState) -> Plan:

@@ -20,12 +20,12 @@ Usage::
 
 from __future__ import annotations
 
-from ..hostnet.ipcmd import address_args, movable_routes, route_args
-from ..hostnet.plan import Plan, RunCommand, StartProcess, Step, StopProcess
+from ..hostnet.ipcmd import address_args, bridge_args, movable_routes, route_args
+from ..hostnet.plan import Plan, RunCommand, StartProcess, Step
 from ..hostnet.request import BridgeRequest, HostState
 from ..hostnet.runner import Runner
-from ..hostnet.state import IpRoute, LinkState
-from .base import BackendBase
+from ..hostnet.state import IpRoute
+from .base import BackendBase, stale_addresses, stop_dhcp_clients
 
 __all__ = ["Iproute2Backend"]
 
@@ -50,7 +50,7 @@ class Iproute2Backend(BackendBase):
         nic, br = current.nic, request.bridge
         steps: list[Step] = _stop_clients(current, nic.name)
         warnings = _warnings(request, current)
-        steps += _bridge_steps(request, nic, current.bridge)
+        steps += _bridge_steps(request, current)
         steps.append(RunCommand(("ip", "link", "set", nic.name, "master", br), "enslave"))
         addresses = nic.global_addresses
         for addr in addresses:
@@ -97,74 +97,32 @@ class Iproute2Backend(BackendBase):
 
 
 def _stop_clients(current: HostState, link: str) -> list[Step]:
-    # dhcpcd deconfigures its interface on SIGTERM (unless --persistent): the address would
-    # vanish before the bridge has it. SIGKILL leaves the lease where it is.
-    return [
-        StopProcess(
-            c.pid,
-            c.argv,
-            "KILL" if c.program.startswith("dhcpcd") else "TERM",
-            f"{c.program} holds {link} and would re-add its lease",
-        )
-        for c in current.dhcp_clients
-        if c.link == link
-    ]
+    # dhcpcd's SIGTERM would take the address away before the bridge has it.
+    return stop_dhcp_clients(current, (link,), " and would re-add its lease", kill_dhcpcd=True)
 
 
-def _bridge_steps(request: BridgeRequest, nic: LinkState, bridge: LinkState | None) -> list[Step]:
-    br = request.bridge
-    stp = "1" if request.stp else "0"
-    delay = str(request.forward_delay * 100)  # the kernel counts centiseconds
+def _bridge_steps(request: BridgeRequest, current: HostState) -> list[Step]:
+    nic, bridge, br = current.nic, current.bridge, request.bridge
+    delay = request.forward_delay * 100  # the kernel counts centiseconds
+    settings = bridge_args(stp=request.stp, forward_delay=delay)
     if bridge is None:
         return [
             RunCommand(
-                (
-                    "ip",
-                    "link",
-                    "add",
-                    br,
-                    "address",
-                    nic.mac,
-                    "type",
-                    "bridge",
-                    "stp_state",
-                    stp,
-                    "forward_delay",
-                    delay,
-                ),
+                ("ip", "link", "add", br, "address", nic.mac, *settings),
                 f"with {nic.name}'s MAC, so its DHCP identity and link-local stay",
             ),
             RunCommand(("ip", "link", "set", br, "up")),
         ]
-    steps: list[Step] = []
-    mine = {a.cidr for a in nic.global_addresses}
-    for addr in bridge.global_addresses:
-        if addr.cidr not in mine:
-            steps.append(
-                RunCommand(
-                    ("ip", "addr", "del", addr.cidr, "dev", br),
-                    f"stale address on the existing {br}",
-                )
-            )
+    steps: list[Step] = [
+        RunCommand(
+            ("ip", "addr", "del", addr.cidr, "dev", br), f"stale address on the existing {br}"
+        )
+        for addr in stale_addresses(current)
+    ]
     if bridge.mac.lower() != nic.mac.lower():
         steps.append(RunCommand(("ip", "link", "set", br, "address", nic.mac), "the NIC's MAC"))
-    if bridge.stp != request.stp or bridge.forward_delay != request.forward_delay * 100:
-        steps.append(
-            RunCommand(
-                (
-                    "ip",
-                    "link",
-                    "set",
-                    br,
-                    "type",
-                    "bridge",
-                    "stp_state",
-                    stp,
-                    "forward_delay",
-                    delay,
-                )
-            )
-        )
+    if bridge.stp != request.stp or bridge.forward_delay != delay:
+        steps.append(RunCommand(("ip", "link", "set", br, *settings)))
     steps.append(RunCommand(("ip", "link", "set", br, "up")))
     return steps
 

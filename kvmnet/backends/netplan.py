@@ -29,19 +29,20 @@ netplan's ``file:line:col`` message. Then ``netplan apply``.
 from __future__ import annotations
 
 import posixpath
-import time
 from typing import Any
 
 import yaml
 
 from ..errors import InvalidInput, ValidationFailed
-from ..hostnet.plan import Plan, RemoveFile, RunCommand, Step, WriteFile
+from ..hostnet.plan import Plan, RemoveFile, RunCommand, Step
 from ..hostnet.request import BridgeRequest, HostState
 from ..hostnet.runner import Runner
 from ..hostnet.state import IpRoute, LinkState
 from .filebackend import (
     FileBackendBase,
     Scratch,
+    backup_steps,
+    leased_v4,
     read_text,
     stp_warnings,
     takeover_steps,
@@ -51,7 +52,6 @@ from .filebackend import (
 __all__ = ["IP_KEYS", "NETPLAN_DIR", "NetplanBackend", "netplan_generate", "render_bridge_yaml"]
 
 NETPLAN_DIR = "/etc/netplan"
-BACKUP_DIR = "/var/lib/kvmnet/backup"
 RENDERERS = ("networkd", "NetworkManager")
 
 #: Keys of a netplan device that belong to whichever device carries the IP.
@@ -100,8 +100,7 @@ def _load(path: str, text: str) -> Yaml:
 
 def _from_state(nic: LinkState, routes: tuple[IpRoute, ...]) -> Yaml:
     """The NIC's IP settings as netplan keys, read from the kernel (no file defined it)."""
-    v4 = [a for a in nic.global_addresses if a.family == 4]
-    if any(a.dynamic or a.valid_lft is not None for a in v4):
+    if leased_v4(nic):
         return {"dhcp4": True}
     out: Yaml = {"dhcp4": False}
     if nic.global_addresses:
@@ -298,21 +297,13 @@ class NetplanBackend(FileBackendBase):
         return f"# Edited by kvmnet: {nic}'s IP settings moved to another file.\n" + _dump(doc)
 
     def _backups(self, current: HostState, paths: list[str]) -> list[Step]:
-        stamp = self.backup_stamp or time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
-        folder = self.paths(posixpath.join(BACKUP_DIR, stamp))
-        steps: list[Step] = []
-        for path in paths:
-            text = read_text(current, path)
-            if text is not None:
-                steps.append(
-                    WriteFile(
-                        posixpath.join(folder, posixpath.basename(path)),
-                        text,
-                        mode=0o600,
-                        why="backup, outside /etc/netplan",
-                    )
-                )
-        return steps
+        return backup_steps(
+            current,
+            paths,
+            rooted=self.paths,
+            stamp=self.backup_stamp,
+            why="backup, outside /etc/netplan",
+        )
 
     def plan_release(self, request: BridgeRequest, current: HostState) -> Plan:
         """Remove our file; the NIC's own definition (if any) takes over again."""

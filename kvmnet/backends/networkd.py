@@ -35,7 +35,14 @@ from ..hostnet.plan import Plan, RemoveFile, RunCommand, Step
 from ..hostnet.request import BridgeRequest, HostState
 from ..hostnet.runner import Runner
 from ..hostnet.state import LinkState
-from .filebackend import FileBackendBase, read_text, stp_warnings, takeover_steps, write_step
+from .filebackend import (
+    FileBackendBase,
+    leased_v4,
+    read_text,
+    stp_warnings,
+    takeover_steps,
+    write_step,
+)
 from .unitfile import UnitFile
 
 __all__ = ["NETWORK_DIRS", "NetworkdBackend", "lease_iaid", "render_files"]
@@ -137,8 +144,7 @@ def render_files(
 
 
 def _from_state(nic: LinkState, entries: list[tuple[str, str]]) -> None:
-    v4 = [a for a in nic.global_addresses if a.family == 4]
-    if any(a.dynamic or a.valid_lft is not None for a in v4):
+    if leased_v4(nic):
         entries.append(("DHCP", "ipv4"))
     else:
         entries += [("Address", a.cidr) for a in nic.global_addresses]

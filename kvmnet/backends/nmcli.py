@@ -31,7 +31,14 @@ from ..hostnet.plan import Plan, RemoveFile, RunCommand, Step
 from ..hostnet.request import BridgeRequest, HostState
 from ..hostnet.runner import Runner
 from ..hostnet.state import LinkState
-from .filebackend import FileBackendBase, read_text, stp_warnings, takeover_steps, write_step
+from .filebackend import (
+    FileBackendBase,
+    leased_v4,
+    read_text,
+    stp_warnings,
+    takeover_steps,
+    write_step,
+)
 from .keyfile import Keyfile
 
 __all__ = ["IP_PROPERTIES", "NmcliBackend", "parse_terse", "profile_uuid"]
@@ -111,9 +118,9 @@ def parse_terse(text: str) -> list[list[str]]:
 
 
 def _from_state(nic: LinkState) -> dict[str, str]:
-    v4 = [a for a in nic.global_addresses if a.family == 4]
-    if any(a.dynamic or a.valid_lft is not None for a in v4):
+    if leased_v4(nic):
         return {"ipv4.method": "auto"}
+    v4 = [a for a in nic.global_addresses if a.family == 4]
     if v4:
         return {"ipv4.method": "manual", "ipv4.addresses": ",".join(a.cidr for a in v4)}
     return {"ipv4.method": "disabled"}

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from .state import IpAddress, IpRoute
 
-__all__ = ["SELF_MANAGED", "address_args", "movable_routes", "route_args"]
+__all__ = ["SELF_MANAGED", "address_args", "bridge_args", "movable_routes", "route_args"]
 
 # Routes the kernel or router advertisements maintain by themselves.
 SELF_MANAGED = {"kernel", "ra"}
@@ -24,6 +24,12 @@ def address_args(addr: IpAddress, dev: str) -> tuple[str, ...]:
         preferred = addr.preferred_lft if addr.preferred_lft is not None else addr.valid_lft
         argv += ["preferred_lft", str(min(preferred, addr.valid_lft))]
     return tuple(argv)
+
+
+def bridge_args(*, stp: bool, forward_delay: int) -> tuple[str, ...]:
+    """``type bridge stp_state S forward_delay D`` for ``ip link add/set``; ``forward_delay``
+    in centiseconds, as the kernel counts it."""
+    return ("type", "bridge", "stp_state", "1" if stp else "0", "forward_delay", str(forward_delay))
 
 
 def route_args(route: IpRoute, dev: str, verb: str = "replace") -> tuple[str, ...]:
