@@ -3,14 +3,13 @@ got its address by DHCP (udhcpc still running, as on a real host)."""
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 
 import pytest
 
 from kvmnet.backends import Iproute2Backend
 from kvmnet.hostnet.nic import Bridge, HostNic
-from tests.lab import LabHost, Lan, run, snapshot_diff, wait_for
+from tests.lab import LabHost, Lan, default_devs, run, snapshot_diff, wait_for
 
 pytestmark = [pytest.mark.root("network namespaces, dnsmasq, udhcpc"), pytest.mark.integration]
 
@@ -33,11 +32,6 @@ def objects(host: LabHost) -> tuple[HostNic, Bridge]:
     return HostNic(host.nic, backend=backend), Bridge("br0", backend=backend)
 
 
-def default_dev(host: LabHost) -> list[str]:
-    routes = json.loads(host.ip("-j", "route", "show", "default"))
-    return [str(r["dev"]) for r in routes]
-
-
 def test_dhcp_nic_is_bridged_without_losing_the_lan(lan: Lan, host: LabHost) -> None:
     address = host.address
     nic, br = objects(host)
@@ -52,7 +46,7 @@ def test_dhcp_nic_is_bridged_without_losing_the_lan(lan: Lan, host: LabHost) -> 
     assert f"{address}/24" in host.addresses("br0")
     assert host.addresses(host.nic) == []
     assert nic.master == "br0"
-    assert default_dev(host) == ["br0"]
+    assert default_devs(host) == ["br0"]
     assert br.stp is False and br.forward_delay == 0
     lease = next(a for a in br.addresses if a.cidr == f"{address}/24")
     assert lease.valid_lft is not None and lease.valid_lft > 3000, "lifetimes were kept"

@@ -22,7 +22,7 @@ from kvmnet.hostnet.nic import Bridge, HostNic
 from kvmnet.hostnet.plan import Check, WriteFile
 from kvmnet.hostnet.request import BridgeRequest
 from kvmnet.hostnet.runner import LocalRunner, NetnsRunner
-from tests.lab import LabHost, Lan, wait_for
+from tests.lab import Lan, default_devs, wait_for
 from tests.lab.networkd import NetworkdLab
 
 pytestmark = [
@@ -53,10 +53,6 @@ def nd(lan: Lan) -> Iterator[NetworkdLab]:
 def backend(nd: NetworkdLab) -> NetworkdBackend:
     return NetworkdBackend(root=str(nd.root), netns=nd.host.ns, bus_address=nd.bus_address,
                            lease_dir=str(nd.leases))  # fmt: skip
-
-
-def default_devs(host: LabHost) -> list[str]:
-    return [str(r["dev"]) for r in json.loads(host.ip("-j", "route", "show", "default"))]
 
 
 def tree(directory: Path) -> dict[str, tuple[bytes, int]]:

@@ -16,7 +16,7 @@ from kvmnet.backends.nmcli import profile_uuid
 from kvmnet.errors import RolledBack
 from kvmnet.hostnet.nic import Bridge, HostNic
 from kvmnet.hostnet.plan import Check
-from tests.lab import LabHost, Lan
+from tests.lab import Lan, default_devs
 from tests.lab.nm import NetworkManagerLab
 
 pytestmark = [
@@ -44,10 +44,6 @@ def nm(lan: Lan) -> Iterator[NetworkManagerLab]:
 def objects(nm: NetworkManagerLab) -> tuple[HostNic, Bridge]:
     backend = NmcliBackend(netns=nm.host.ns, bus_address=nm.bus_address)
     return HostNic(nm.host.nic, backend=backend), Bridge("br0", backend=backend)
-
-
-def default_devs(host: LabHost) -> list[str]:
-    return [str(r["dev"]) for r in json.loads(host.ip("-j", "route", "show", "default"))]
 
 
 def profiles(nm: NetworkManagerLab) -> dict[str, str]:

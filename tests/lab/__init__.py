@@ -19,6 +19,6 @@ Everything the lab makes is named ``<prefix>-<pid>-...`` and removed on exit, al
 IPv6 is off inside the namespaces so link-local addresses do not make snapshots noisy.
 """
 
-from .netns import LabHost, Lan, run, snapshot_diff, wait_for
+from .netns import LabHost, Lan, default_devs, run, snapshot_diff, stop_process, wait_for
 
-__all__ = ["LabHost", "Lan", "run", "snapshot_diff", "wait_for"]
+__all__ = ["LabHost", "Lan", "default_devs", "run", "snapshot_diff", "stop_process", "wait_for"]

@@ -79,6 +79,18 @@ def wait_for(predicate: Callable[[], bool], *, timeout: float = 10, what: str = 
     raise TimeoutError(f"timed out after {timeout:g} s waiting for {what}")
 
 
+def stop_process(proc: subprocess.Popen[bytes] | None, *, timeout: float = 10) -> None:
+    """SIGTERM ``proc`` if it still runs, SIGKILL it after ``timeout`` s; reaped either way."""
+    if proc is None or proc.poll() is not None:
+        return
+    proc.send_signal(signal.SIGTERM)
+    try:
+        proc.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
 def _disable_ipv6(ns: str) -> None:
     for key in ("all", "default", "lo"):
         run(["ip", "netns", "exec", ns, "sysctl", "-qw", f"net.ipv6.conf.{key}.disable_ipv6=1"])
@@ -208,13 +220,7 @@ class LabHost:
 
     def stop(self) -> None:
         for proc in self.processes:
-            if proc.poll() is None:
-                proc.send_signal(signal.SIGTERM)
-                try:
-                    proc.wait(timeout=5)
-                except subprocess.TimeoutExpired:
-                    proc.kill()
-                    proc.wait()
+            stop_process(proc, timeout=5)
 
 
 class Lan:
@@ -295,13 +301,7 @@ class Lan:
     def close(self) -> None:
         for host in self.hosts:
             host.stop()
-        if self.dnsmasq is not None and self.dnsmasq.poll() is None:
-            self.dnsmasq.terminate()
-            try:
-                self.dnsmasq.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                self.dnsmasq.kill()
-                self.dnsmasq.wait()
+        stop_process(self.dnsmasq, timeout=5)
         for ns in reversed(self.namespaces):
             # Processes a test started in the namespace by itself (DHCP clients the code
             # under test spawned) are found by their netns and stopped by PID.
@@ -311,6 +311,11 @@ class Lan:
             run(["ip", "netns", "del", ns], check=False)
         self.namespaces.clear()
         shutil.rmtree(self.state, ignore_errors=True)
+
+
+def default_devs(host: LabHost) -> list[str]:
+    """The devices the host namespace's default routes leave through."""
+    return [str(r["dev"]) for r in json.loads(host.ip("-j", "route", "show", "default"))]
 
 
 def snapshot_diff(before: object, after: object, path: str = "") -> list[str]:

@@ -25,13 +25,10 @@ import os
 import pwd
 import re
 import shutil
-import signal
-import subprocess
 from pathlib import Path
-from types import TracebackType
 
+from .bus import BusDaemonLab
 from .netns import LabHost, run, wait_for
-from .nm import DBUS_CONFIG
 
 __all__ = ["NetworkdLab"]
 
@@ -47,21 +44,18 @@ exec /lib/systemd/systemd-networkd
 _COMPLAINT = re.compile(r"ignoring|Unknown (key|section)|Failed to parse|Invalid", re.I)
 
 
-class NetworkdLab:
+class NetworkdLab(BusDaemonLab):
     """systemd-networkd managing ``host``'s namespace from files under :attr:`root`."""
 
+    what = "systemd-networkd"
+
     def __init__(self, host: LabHost) -> None:
-        self.host = host
-        self.state = host.lan.state / f"nd-{host.ns}"
+        state = host.lan.state / f"nd-{host.ns}"
+        super().__init__(host, state, state / "networkd.log")
         self.root = self.state / "root"
         self.network_dir = self.root / "etc/systemd/network"
         self.netif = self.state / "netif"
         self.leases = self.netif / "leases"
-        self.socket = self.state / "system_bus_socket"
-        self.bus_address = f"unix:path={self.socket}"
-        self.log = self.state / "networkd.log"
-        self.dbus: subprocess.Popen[bytes] | None = None
-        self.networkd: subprocess.Popen[bytes] | None = None
 
     def write(self, name: str, text: str) -> Path:
         path = self.network_dir / name
@@ -69,9 +63,7 @@ class NetworkdLab:
         return path
 
     def networkctl(self, *args: str, check: bool = True) -> str:
-        argv = ["ip", "netns", "exec", self.host.ns, "env",
-                f"DBUS_SYSTEM_BUS_ADDRESS={self.bus_address}", "networkctl", *args]  # fmt: skip
-        return run(argv, check=check)
+        return run(self.on_bus("networkctl", *args), check=check)
 
     def __enter__(self) -> NetworkdLab:
         self.network_dir.mkdir(parents=True)
@@ -85,35 +77,15 @@ class NetworkdLab:
             os.chown(path, nd.pw_uid, nd.pw_gid)
         return self
 
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
-
     def start(self) -> None:
-        (self.state / "dbus.conf").write_text(DBUS_CONFIG.format(socket=self.socket))
-        self.dbus = subprocess.Popen(
-            ["ip", "netns", "exec", self.host.ns, "dbus-daemon",
-             f"--config-file={self.state / 'dbus.conf'}", "--nofork", "--nopidfile"],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-        )  # fmt: skip
-        wait_for(self.socket.exists, timeout=10, what="the private D-Bus socket")
+        self._start_bus()
         env = {**os.environ, "SYSTEMD_LOG_TARGET": "console", "SYSTEMD_LOG_LEVEL": "debug",
                "DBUS_SYSTEM_BUS_ADDRESS": self.bus_address}  # fmt: skip
-        with open(self.log, "wb") as log:
-            self.networkd = subprocess.Popen(
-                ["ip", "netns", "exec", self.host.ns, "unshare", "--mount", "--propagation",
-                 "private", "sh", "-c", ND_SHELL, "nd", str(self.state)],
-                stdout=log, stderr=subprocess.STDOUT, env=env,
-            )  # fmt: skip
+        self._spawn_confined(ND_SHELL, env=env)
         wait_for(self._on_bus, timeout=20, what="systemd-networkd on the private bus")
 
     def _on_bus(self) -> bool:
-        if self.networkd is not None and self.networkd.poll() is not None:
-            raise RuntimeError(f"systemd-networkd exited:\n{self.log.read_text()}")
+        self._alive()
         return "org.freedesktop.network1" in run(
             ["busctl", f"--address={self.bus_address}", "list", "--no-legend"], check=False
         )
@@ -127,12 +99,5 @@ class NetworkdLab:
         ]  # fmt: skip
 
     def close(self) -> None:
-        for proc in (self.networkd, self.dbus):
-            if proc is not None and proc.poll() is None:
-                proc.send_signal(signal.SIGTERM)
-                try:
-                    proc.wait(timeout=10)
-                except subprocess.TimeoutExpired:
-                    proc.kill()
-                    proc.wait()
+        super().close()
         shutil.rmtree(self.state, ignore_errors=True)
