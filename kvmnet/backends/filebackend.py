@@ -9,15 +9,13 @@ from __future__ import annotations
 
 import os
 import posixpath
-import shutil
-import tempfile
 import time
 from collections.abc import Iterable
 
 from ..errors import InvalidInput
 from ..hostnet.plan import RunCommand, Step, WriteFile
 from ..hostnet.request import BridgeRequest, HostState
-from ..hostnet.runner import Runner
+from ..hostnet.runner import Runner, Scratch
 from ..hostnet.state import LinkState
 from .base import BackendBase, stale_addresses, stop_dhcp_clients
 
@@ -145,45 +143,3 @@ def stp_warnings(request: BridgeRequest) -> list[str]:
         "(about 30 s with the default 15 s; the kernel clamps the delay to at least 2 s with "
         "STP on), so the host is unreachable that long"
     ]
-
-
-class Scratch:
-    """A private temporary root for a real validator (``netplan generate --root-dir``,
-    ``nmcli --offline``): rendered files go there, never onto the host, before validation.
-
-    Only the validator runs through the runner (so a RecordingRunner answers it in tests);
-    the scratch files are the validator's input, not a host change.
-    """
-
-    def __init__(self) -> None:
-        self.path = tempfile.mkdtemp(prefix="kvmnet-validate-")
-
-    def put(self, rel: str, content: str, mode: int = 0o600) -> str:
-        target = posixpath.join(self.path, rel.lstrip("/"))
-        os.makedirs(posixpath.dirname(target), exist_ok=True)
-        with open(target, "w", encoding="utf-8") as handle:
-            handle.write(content)
-        os.chmod(target, mode)
-        return target
-
-    def read_tree(self, rel: str) -> dict[str, str]:
-        """Every file under ``rel`` (relative names) with its text."""
-        base = posixpath.join(self.path, rel.lstrip("/"))
-        out: dict[str, str] = {}
-        for dirpath, _dirs, names in os.walk(base):
-            for name in names:
-                full = posixpath.join(dirpath, name)
-                if os.path.islink(full):
-                    continue  # e.g. netplan's dangling .wants/ links into a real /run
-                with open(full, encoding="utf-8", errors="replace") as handle:
-                    out[posixpath.relpath(full, base)] = handle.read()
-        return out
-
-    def close(self) -> None:
-        shutil.rmtree(self.path, ignore_errors=True)
-
-    def __enter__(self) -> Scratch:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()

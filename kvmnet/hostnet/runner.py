@@ -8,6 +8,7 @@ shared apply mechanism executes that plan through the same runner.
 - :class:`LocalRunner` acts on this host.
 - :class:`NetnsRunner` runs commands inside a network namespace (``ip netns exec NS ...``);
   files are shared with the host, except the per-namespace ``/proc/sys/net`` and ``/sys``.
+- :class:`Scratch` is a temporary folder on this machine for a validator's input.
 - :class:`RecordingRunner` executes nothing and records every call; canned replies answer read
   commands, so embedders can test their own code without root (like httpx's MockTransport)::
 
@@ -21,7 +22,9 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import posixpath
 import shlex
+import shutil
 import subprocess
 import tempfile
 from collections.abc import Callable, Mapping, Sequence
@@ -38,6 +41,7 @@ __all__ = [
     "NetnsRunner",
     "RecordingRunner",
     "Runner",
+    "Scratch",
     "default_runner",
     "is_read_only",
 ]
@@ -365,3 +369,45 @@ class RecordingRunner:
         self.calls.append(Call("remove", path=path))
         self.files.pop(path, None)
         self.modes.pop(path, None)
+
+
+class Scratch:
+    """A private temporary root on this machine for a real validator (``netplan generate
+    --root-dir``): rendered files go there, never onto the host, before validation.
+
+    Written directly, not through a runner: they are the validator's input, not a host
+    change, so a RecordingRunner records (and answers) only the validator's command.
+    """
+
+    def __init__(self) -> None:
+        self.path = tempfile.mkdtemp(prefix="kvmnet-validate-")
+
+    def put(self, rel: str, content: str, mode: int = 0o600) -> str:
+        target = posixpath.join(self.path, rel.lstrip("/"))
+        os.makedirs(posixpath.dirname(target), exist_ok=True)
+        with open(target, "w", encoding="utf-8") as handle:
+            handle.write(content)
+        os.chmod(target, mode)
+        return target
+
+    def read_tree(self, rel: str) -> dict[str, str]:
+        """Every file under ``rel`` (relative names) with its text."""
+        base = posixpath.join(self.path, rel.lstrip("/"))
+        out: dict[str, str] = {}
+        for dirpath, _dirs, names in os.walk(base):
+            for name in names:
+                full = posixpath.join(dirpath, name)
+                if os.path.islink(full):
+                    continue  # e.g. netplan's dangling .wants/ links into a real /run
+                with open(full, encoding="utf-8", errors="replace") as handle:
+                    out[posixpath.relpath(full, base)] = handle.read()
+        return out
+
+    def close(self) -> None:
+        shutil.rmtree(self.path, ignore_errors=True)
+
+    def __enter__(self) -> Scratch:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
