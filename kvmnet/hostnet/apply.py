@@ -233,7 +233,7 @@ def apply_plan(
         plan,
         verified=verify and bool(plan.checks),
         attempts=attempts,
-        pending_confirmation=armed.name.split(".pending.")[0] if armed else None,
+        pending_confirmation=deadman.pending_id(armed) if armed else None,
         started_pids=tuple(journal.started),
     )
 

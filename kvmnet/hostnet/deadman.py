@@ -5,7 +5,11 @@ go into ``STATE_DIR/<id>.pending.json`` and a detached watcher (``python -m
 kvmnet.hostnet.deadman FILE``, its own session, stdio closed) rolls back by itself at the
 deadline unless :func:`confirm` renamed the file first. It survives the caller and the
 caller's SSH session dying. Whoever renames ``<id>.pending.json`` first wins: ``confirm``
-renames it to ``.confirmed.json``, the watcher to ``.rolling-back.json``.
+renames it to ``.confirmed.json``, the watcher to ``.rolling-back.json``. The state files
+are always this machine's (whatever runner the plan has): they are written atomically through
+:class:`~kvmnet.hostnet.runner.LocalRunner`, the watcher is started through it too, and the
+renames stay here because an atomic rename *is* the claim. ``sys.exit`` appears only in the
+watcher process's own ``__main__`` entry.
 
 Usage::
 
@@ -29,7 +33,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ..errors import ConfirmationError
-from .plan import RemoveFile, RunCommand, StartProcess, Step, StopProcess, WriteFile
+from .plan import STEP_TYPES, Step, step_kind
 from .runner import LocalRunner, Runner, default_runner
 from .snapshot import Snapshot
 
@@ -37,7 +41,7 @@ if TYPE_CHECKING:
     from .apply import Journal
     from .plan import Plan
 
-__all__ = ["arm", "confirm", "disarm", "pending", "state_dir", "update", "watch"]
+__all__ = ["arm", "confirm", "disarm", "pending", "pending_id", "state_dir", "update", "watch"]
 
 # Named explicitly: run as `python -m`, __name__ would be "__main__".
 log = logging.getLogger("kvmnet.hostnet.deadman")
@@ -45,13 +49,6 @@ log = logging.getLogger("kvmnet.hostnet.deadman")
 POLL = 0.1
 # Room for the steps and verification before the countdown proper starts (update() resets it).
 APPLY_BUDGET = 120.0
-_STEP_TYPES: dict[str, type[Step]] = {
-    "run": RunCommand,
-    "write": WriteFile,
-    "remove": RemoveFile,
-    "stop": StopProcess,
-    "start": StartProcess,
-}
 
 
 def state_dir(path: str | None = None) -> Path:
@@ -63,23 +60,26 @@ _dir = state_dir  # the functions below take a parameter of the same name
 
 
 def _step_dict(step: Step) -> dict[str, object]:
-    kind = next(k for k, t in _STEP_TYPES.items() if isinstance(step, t))
-    return {"type": kind, **asdict(step)}
+    return {"type": step_kind(step), **asdict(step)}
 
 
 def _step_from(raw: dict[str, object]) -> Step:
     fields = dict(raw)
-    cls = _STEP_TYPES[str(fields.pop("type"))]
+    cls = STEP_TYPES[str(fields.pop("type"))]
     if "argv" in fields:
         fields["argv"] = tuple(fields["argv"])  # type: ignore[arg-type]
     return cls(**fields)  # type: ignore[arg-type]
 
 
 def _write(path: Path, data: dict[str, object]) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(data))
-    os.chmod(tmp, 0o600)
-    os.replace(tmp, path)
+    # Always this machine's files, whatever runner the plan has: the watcher is local.
+    LocalRunner().write_file(str(path), json.dumps(data).encode(), mode=0o600)
+
+
+def pending_id(path: Path) -> str:
+    """The id in a dead-man file's name, ``<id>.<state>.json`` (the id may hold dots: it
+    ends with the bridge's name)."""
+    return path.name.rsplit(".", 2)[0]
 
 
 def arm(
@@ -148,12 +148,12 @@ def confirm(*, state_dir: str | None = None) -> list[str]:
             path.rename(path.with_name(path.name.replace(".pending.", ".confirmed.")))
         except FileNotFoundError:
             continue  # the watcher took it a moment ago
-        done.append(path.name.split(".pending.")[0])
+        done.append(pending_id(path))
     if done:
         return done
     d = _dir(state_dir)
     late = sorted(d.glob("*.rolled-back.json")) if d.is_dir() else []
-    hint = f"; the last one, {late[-1].name.split('.')[0]}, was rolled back" if late else ""
+    hint = f"; the last one, {pending_id(late[-1])}, was rolled back" if late else ""
     raise ConfirmationError(f"nothing waits for confirmation in {d}{hint}")
 
 
@@ -210,7 +210,7 @@ def main(argv: list[str] | None = None) -> int:
     if len(args) != 1:
         return 2
     path = Path(args[0])
-    handler = logging.FileHandler(path.with_name(path.name.split(".pending.")[0] + ".log"))
+    handler = logging.FileHandler(path.with_name(pending_id(path) + ".log"))
     handler.setFormatter(logging.Formatter("%(asctime)s %(name)s %(levelname)s %(message)s"))
     logging.getLogger("kvmnet").addHandler(handler)
     logging.getLogger("kvmnet").setLevel(logging.INFO)

@@ -26,6 +26,7 @@ if TYPE_CHECKING:
     from .runner import Runner
 
 __all__ = [
+    "STEP_TYPES",
     "Check",
     "CheckKind",
     "Plan",
@@ -35,6 +36,7 @@ __all__ = [
     "Step",
     "StopProcess",
     "WriteFile",
+    "step_kind",
 ]
 
 
@@ -162,14 +164,19 @@ class Check:
         return f"{self.kind} {self.subject}" + (f" {self.value}" if self.value else "")
 
 
-def _step_kind(step: Step) -> str:
-    return {
-        RunCommand: "run",
-        WriteFile: "write",
-        RemoveFile: "remove",
-        StopProcess: "stop",
-        StartProcess: "start",
-    }[type(step)]
+#: Each step type by its short name (the HTML table's "kind", the dead-man file's "type").
+STEP_TYPES: dict[str, type[Step]] = {
+    "run": RunCommand,
+    "write": WriteFile,
+    "remove": RemoveFile,
+    "stop": StopProcess,
+    "start": StartProcess,
+}
+
+
+def step_kind(step: Step) -> str:
+    """The short name of ``step``'s type in :data:`STEP_TYPES`, e.g. ``"run"``."""
+    return next(kind for kind, cls in STEP_TYPES.items() if isinstance(step, cls))
 
 
 @dataclass(frozen=True, eq=False)
@@ -273,7 +280,7 @@ class Plan:
 
     def _repr_html_(self) -> str:
         rows = "".join(
-            f"<tr><td>{n}</td><td>{_step_kind(s)}</td>"
+            f"<tr><td>{n}</td><td>{step_kind(s)}</td>"
             f"<td><pre style='margin:0'>{html.escape(s.describe())}</pre></td></tr>"
             for n, s in enumerate(self.steps, 1)
         )
