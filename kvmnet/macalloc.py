@@ -20,7 +20,7 @@ import logging
 import os
 import random
 import re
-from collections.abc import Collection, Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass
 from enum import Enum
 from typing import TYPE_CHECKING, Protocol, cast
@@ -56,11 +56,11 @@ _RANDOM_TRIES = 32
 _RNG = random.Random()
 if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=_RNG.seed)
-# Interfaces are the only place a domain schema puts <mac address=...>, and libvirt's formatter
-# always writes it as <mac address='...' (then maybe type=/check=). A regex with that literal
-# prefix is several times faster than building a tree (see bench/mac_alloc.py); an extra match (say
-# in <metadata>) can only make one more MAC taken, never one free. Any other spelling is
-# caught by the canonical check and read again with _DOMAIN_MAC_ANY.
+# Interfaces are the only place a domain schema puts <mac address=...>, and libvirt's
+# formatter always writes it as <mac address='...' (then maybe type=/check=). A regex with
+# that literal prefix is several times faster than building a tree (bench/mac_alloc.py); an
+# extra match (say in <metadata>) can only make one more MAC taken, never one free. Any other
+# spelling fails the canonical check, and the host is read again with _DOMAIN_MAC_ANY.
 _DOMAIN_MAC = re.compile(r"<mac address='(.{17})")
 _DOMAIN_MAC_ANY = re.compile(r"<mac\s+address\s*=\s*['\"]([^'\"]*)['\"]")
 _CANONICAL = re.compile(r"[0-9a-f]{2}(?::[0-9a-f]{2}){5}")
@@ -181,7 +181,7 @@ class MacAllocator:
     def __repr__(self) -> str:
         return (
             f"<MacAllocator {self.space.describe()}, {len(self.hosts)} hosts, "
-            f"{len(self._taken) - len(self._handed)} MACs in use, "
+            f"{self._inventory_size} MACs in use, "
             f"{len(self._handed)} handed out>"
         )
 
@@ -206,12 +206,13 @@ class MacAllocator:
         for report in reports:
             if not report.ok:
                 log.warning("MAC inventory: %s", report)
-        taken = set(self._handed)
+        inventory: set[str] = set()
         for _prefix, _name, _suffix, macs in found:
-            taken.update(macs)
+            inventory.update(macs)
         self._found = found
         self._index = None
-        self._taken = taken
+        self._inventory_size = len(inventory)
+        self._taken = inventory | self._handed
         self.sources = tuple(reports)
         self._cursor = 0
         self._dense = False
@@ -431,7 +432,7 @@ def _all_canonical(macs: set[str]) -> bool:
     joined = " ".join(macs)
     if len(joined) != 18 * len(macs) - 1 or joined.lower() != joined:
         return False
-    if len(joined.split()) != len(macs):  # no whitespace hiding inside a value
+    if not joined.isprintable():  # no tab or newline hiding inside a value
         return False
     try:
         return len(bytes.fromhex(joined.replace(":", " "))) == 6 * len(macs)
@@ -468,13 +469,13 @@ def _read_host(host: HostLike, found: list[_Entry]) -> list[SourceReport]:
 def _read_domains(conn: Connection, uri: str, found: list[_Entry]) -> SourceReport:
     try:
         ours, failed = _domain_macs(conn, uri, careful=False)
-        seen: set[str] = set().union(*(macs for *_who, macs in ours))
+        seen: set[str] = set().union(*[entry[3] for entry in ours])
         # libvirt writes canonical MACs; a few C-speed passes over them all check that. Only
         # if something else shows up is the host read again, the careful way.
         if not _all_canonical(seen):
             log.debug("non-canonical MACs in the domain XML of %s; reading it again", uri)
             ours, failed = _domain_macs(conn, uri, careful=True)
-            seen = set().union(*(macs for *_who, macs in ours))
+            seen = set().union(*[entry[3] for entry in ours])
     except KvmnetError as exc:
         return SourceReport(uri, "domains", False, 0, str(exc))
     found.extend(ours)
@@ -541,8 +542,3 @@ def _read_host_interfaces(conn: Connection, uri: str, found: list[_Entry]) -> So
         found.append(("host interface ", name, f" on {uri}", macs))
         seen |= macs
     return SourceReport(uri, source, True, len(seen))
-
-
-def describe_sources(reports: Sequence[SourceReport]) -> str:
-    """One line per source, for logs and the CLI's ``-v``."""
-    return "\n".join(str(r) for r in reports)
