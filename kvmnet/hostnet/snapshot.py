@@ -6,7 +6,8 @@ Usage::
 
     snap = take_snapshot(runner, links=("eth0", "br0"), files=plan.files)
     ...
-    problems = restore_snapshot(runner, snap)   # [] when the host matches the snapshot again
+    failed = restore_snapshot(runner, snap)     # the restore commands that failed
+    problems = compare(snap, runner)            # [] when the host matches the snapshot again
 """
 
 from __future__ import annotations
@@ -14,10 +15,11 @@ from __future__ import annotations
 import base64
 import json
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
 
 from .inspect import read_links, read_routes
-from .ipcmd import SELF_MANAGED, address_args, route_args
+from .ipcmd import SELF_MANAGED, address_args, bridge_args, route_args
 from .runner import Runner
 from .state import IpAddress, IpRoute, LinkState
 
@@ -161,7 +163,8 @@ def _lft(addr: IpAddress, elapsed: int) -> IpAddress:
 
 def restore_runtime(runner: Runner, snap: Snapshot) -> list[str]:
     """Make links, addresses and routes match ``snap`` again, in the gapless order: addresses
-    back first, then ports released, routes re-pointed, extra addresses and links removed."""
+    back first, then ports released, routes re-pointed, extra addresses and links removed.
+    Returns the commands that failed (empty: all ran)."""
     errors: list[str] = []
 
     def run(argv: tuple[str, ...]) -> None:
@@ -170,52 +173,80 @@ def restore_runtime(runner: Runner, snap: Snapshot) -> list[str]:
             errors.append(f"`{' '.join(argv)}`: {result.stderr.strip()}")
 
     elapsed = int(time.time() - snap.taken_at)
-    now = read_links(runner)
     existed = {n: s for n, s in snap.links.items() if s is not None}
+    _recreate_bridges(run, existed, read_links(runner))
+    now = read_links(runner)
+    _restore_addresses(run, existed, now, elapsed)
+    _restore_masters(run, existed, now)
+    _restore_link_settings(run, existed, now)
+    _restore_routes(run, runner, snap, set(existed))
+    _remove_extras(run, snap, existed, read_links(runner))
+    return errors
+
+
+_Run = Callable[[tuple[str, ...]], None]
+
+
+def _bridge_settings(link: LinkState) -> tuple[str, ...]:
+    return bridge_args(stp=bool(link.stp), forward_delay=link.forward_delay or 0)
+
+
+def _recreate_bridges(run: _Run, existed: dict[str, LinkState], now: dict[str, LinkState]) -> None:
     for name, old in existed.items():
         if name not in now and old.is_bridge:
-            stp, delay = "1" if old.stp else "0", str(old.forward_delay or 0)
-            run(("ip", "link", "add", name, "address", old.mac, "type", "bridge",
-                 "stp_state", stp, "forward_delay", delay))  # fmt: skip
-    now = read_links(runner)
+            run(("ip", "link", "add", name, "address", old.mac, *_bridge_settings(old)))
+
+
+def _restore_addresses(
+    run: _Run, existed: dict[str, LinkState], now: dict[str, LinkState], elapsed: int
+) -> None:
     for name, old in existed.items():
         cur = now.get(name)
         have = _global(cur) if cur else {}
         for cidr, addr in _global(old).items():
             if cidr not in have:
                 run(address_args(_lft(addr, elapsed), name))
+
+
+def _restore_masters(run: _Run, existed: dict[str, LinkState], now: dict[str, LinkState]) -> None:
     for name, old in existed.items():
         cur = now.get(name)
         if cur is None or cur.master == old.master:
             continue
         run(("ip", "link", "set", name, *(("master", old.master) if old.master else ("nomaster",))))
+
+
+def _restore_link_settings(
+    run: _Run, existed: dict[str, LinkState], now: dict[str, LinkState]
+) -> None:
+    """A bridge's MAC and STP settings, and bringing up what was up."""
     for name, old in existed.items():
         cur = now.get(name)
-        if cur is not None and old.is_bridge and cur.mac != old.mac:
+        if cur is None:
+            continue
+        if old.is_bridge and cur.mac != old.mac:
             run(("ip", "link", "set", name, "address", old.mac))
-        if (
-            cur is not None
-            and old.is_bridge
-            and (cur.stp, cur.forward_delay)
-            != (
-                old.stp,
-                old.forward_delay,
-            )
-        ):
-            stp, delay = "1" if old.stp else "0", str(old.forward_delay or 0)
-            run(("ip", "link", "set", name, "type", "bridge", "stp_state", stp,
-                 "forward_delay", delay))  # fmt: skip
-        if cur is not None and old.admin_up and not cur.admin_up:
+        if old.is_bridge and (cur.stp, cur.forward_delay) != (old.stp, old.forward_delay):
+            run(("ip", "link", "set", name, *_bridge_settings(old)))
+        if old.admin_up and not cur.admin_up:
             run(("ip", "link", "set", name, "up"))
-    devs = set(existed)
+
+
+def _restore_routes(run: _Run, runner: Runner, snap: Snapshot, devs: set[str]) -> None:
     wanted = _managed(snap.routes, devs)
+    # On-link routes first: a gateway must be reachable before a route can use it.
     for route in sorted(wanted.values(), key=lambda r: r.gateway is not None):
         run(route_args(route, route.dev))
     extra = _managed(read_routes(runner), set(snap.links))
     for key, route in extra.items():
         if key not in wanted:
             run(route_args(route, route.dev, verb="del"))
-    now = read_links(runner)
+
+
+def _remove_extras(
+    run: _Run, snap: Snapshot, existed: dict[str, LinkState], now: dict[str, LinkState]
+) -> None:
+    """Addresses that were not there, links brought up since, and links that did not exist."""
     for name, old in existed.items():
         cur = now.get(name)
         for cidr in set(_global(cur) if cur else {}) - set(_global(old)):
@@ -225,7 +256,6 @@ def restore_runtime(runner: Runner, snap: Snapshot) -> list[str]:
     for name, old_state in snap.links.items():
         if old_state is None and name in now:
             run(("ip", "link", "del", name))
-    return errors
 
 
 def restore_snapshot(runner: Runner, snap: Snapshot, *, runtime: bool = True) -> list[str]:
