@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import importlib
 import inspect
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from ..errors import InvalidInput
 from .base import Backend
@@ -48,11 +48,11 @@ BACKENDS: dict[str, tuple[str, str]] = {
 _BY_CLASS = {cls: module for module, cls in BACKENDS.values()}
 
 
-def __getattr__(name: str) -> Any:
+def __getattr__(name: str) -> type[Backend]:
     module = _BY_CLASS.get(name)
     if module is None:
         raise AttributeError(f"module 'kvmnet.backends' has no attribute {name!r}")
-    value = getattr(importlib.import_module(f".{module}", __name__), name)
+    value: type[Backend] = getattr(importlib.import_module(f".{module}", __name__), name)
     globals()[name] = value
     return value
 

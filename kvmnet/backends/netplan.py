@@ -29,6 +29,7 @@ netplan's ``file:line:col`` message. Then ``netplan apply``.
 from __future__ import annotations
 
 import posixpath
+from collections.abc import Mapping
 from typing import Any
 
 import yaml
@@ -79,6 +80,7 @@ IP_KEYS = (
 # by a later file, so the defining file must be edited.
 _OVERRIDABLE = frozenset({"dhcp4", "dhcp6", "accept-ra", "critical", "ipv6-privacy"})
 
+# Parsed YAML is untyped by nature; Any stays inside this module.
 Yaml = dict[str, Any]
 
 
@@ -112,7 +114,14 @@ def _from_state(nic: LinkState, routes: tuple[IpRoute, ...]) -> Yaml:
 
 
 def render_bridge_yaml(
-    *, nic: str, bridge: str, mac: str, ip: Yaml, renderer: str, stp: bool, forward_delay: int
+    *,
+    nic: str,
+    bridge: str,
+    mac: str,
+    ip: Mapping[str, object],
+    renderer: str,
+    stp: bool,
+    forward_delay: int,
 ) -> str:
     """The text of ``60-kvmnet-BR.yaml``."""
     bridge_def: Yaml = {
