@@ -45,6 +45,7 @@ from .errors import (
 from .mode import Mode
 
 if TYPE_CHECKING:
+    from .addresses import GuestAddress
     from .change import Change
     from .domain import Domain
     from .domainxml import DomainXML, GuestInterface
@@ -64,6 +65,7 @@ _LAZY = {
     "Change": "change",
     "Domain": "domain",
     "DomainXML": "domainxml",
+    "GuestAddress": "addresses",
     "GuestInterface": "domainxml",
     "Host": "host",
     "HostNic": "hostnet.nic",
@@ -82,6 +84,7 @@ __all__ = [
     "Domain",
     "DomainNotFound",
     "DomainXML",
+    "GuestAddress",
     "GuestInterface",
     "Host",
     "HostNic",

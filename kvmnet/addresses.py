@@ -3,13 +3,16 @@
 Sources, tried in order for the MACs still unanswered: libvirt's DHCP lease records (guests on
 libvirt networks), the QEMU guest agent (where the guest runs one), the host's ARP table
 (libvirt's, then ``/proc/net/arp`` for a local host). A bridged guest appears in the ARP table
-only after the host has talked to it.
+only after the host has talked to it: with ``probe=True`` the NICs still unanswered that sit on
+a Linux bridge of this host get an opt-in sweep of that bridge's subnet
+(:func:`kvmnet.neighbours.probe`), and what the bridge's neighbour table then holds for their
+MACs is reported with source "probe".
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -20,6 +23,7 @@ from .errors import KvmnetError
 if TYPE_CHECKING:
     from ._libvirt import DomainHandle
     from .domainxml import GuestInterface
+    from .hostnet.runner import Runner
 
 __all__ = ["GuestAddress", "guest_addresses"]
 
@@ -30,7 +34,7 @@ _PROC_ARP = Path("/proc/net/arp")
 
 @dataclass(frozen=True)
 class GuestAddress:
-    """One address of a guest NIC: ``source`` is "lease", "agent" or "arp"."""
+    """One address of a guest NIC: ``source`` is "lease", "agent", "arp" or "probe"."""
 
     mac: str
     address: str
@@ -43,9 +47,19 @@ class GuestAddress:
 
 
 def guest_addresses(
-    handle: DomainHandle, interfaces: Iterable[GuestInterface], uri: str
+    handle: DomainHandle,
+    interfaces: Iterable[GuestInterface],
+    uri: str,
+    *,
+    probe: bool = False,
+    bridges: Mapping[str, str] | None = None,
+    runner: Runner | None = None,
 ) -> list[GuestAddress]:
-    """Addresses of ``interfaces`` (the running guest's), first source to answer per MAC."""
+    """Addresses of ``interfaces`` (the running guest's), first source to answer per MAC.
+
+    ``probe``: then sweep the bridge of each MAC still unanswered (``bridges`` maps a MAC to
+    its Linux bridge) through ``runner``; only for a local ``uri``.
+    """
     wanted = {i.mac for i in interfaces if i.mac is not None}
     found: list[GuestAddress] = []
     for source, code in (
@@ -67,7 +81,41 @@ def guest_addresses(
                 answered.add(lease.mac)
         wanted -= answered
     if wanted and _is_local(uri):
-        found.extend(_proc_arp(wanted))
+        arp = _proc_arp(wanted)
+        found.extend(arp)
+        wanted -= {a.mac for a in arp}
+    if probe and wanted:
+        found.extend(_probed(handle.name, wanted, uri, bridges or {}, runner))
+    return found
+
+
+def _probed(
+    name: str, macs: set[str], uri: str, bridges: Mapping[str, str], runner: Runner | None
+) -> list[GuestAddress]:
+    """The neighbour-table answers after probing the bridges that ``macs`` are on."""
+    from .neighbours import probe
+
+    if not _is_local(uri):
+        log.warning(
+            "domain %r: no probe for %s: %s is not this host, whose bridges kvmnet cannot "
+            "sweep; run kvmnet on that host", name, ", ".join(sorted(macs)), uri,
+        )
+        return []
+    by_bridge: dict[str, set[str]] = {}
+    for mac in sorted(macs):
+        bridge = bridges.get(mac)
+        if bridge is None:
+            log.info("domain %r: %s is not on a Linux bridge: not probed", name, mac)
+        else:
+            by_bridge.setdefault(bridge, set()).add(mac)
+    found = []
+    for bridge, wanted in by_bridge.items():
+        try:
+            result = probe(bridge, wanted, runner=runner)
+        except KvmnetError as exc:
+            log.warning("domain %r: probe on %s failed: %s", name, bridge, exc)
+            continue
+        found += [GuestAddress(n.mac, n.address, None, "probe") for n in result.found]
     return found
 
 

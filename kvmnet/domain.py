@@ -38,6 +38,7 @@ if TYPE_CHECKING:
     from ._libvirt import DomainHandle
     from .addresses import GuestAddress
     from .host import Host
+    from .hostnet.runner import Runner
 
 __all__ = ["Domain"]
 
@@ -466,17 +467,37 @@ class Domain:
 
     # -- addresses ----------------------------------------------------------------------
 
-    def addresses(self) -> list[GuestAddress]:
+    def addresses(
+        self, *, probe: bool = False, runner: Runner | None = None
+    ) -> list[GuestAddress]:
         """The running guest's IP addresses per MAC, each saying which source answered.
 
         Sources in order: the DHCP lease (libvirt networks), the guest agent, the host's
-        ARP/neighbour table. A shut-off guest has none.
+        ARP/neighbour table. A shut-off guest has none. ``probe=True`` (opt-in: it sends one
+        small datagram to every address of the bridge's subnet) also sweeps the Linux bridge
+        of each NIC still unanswered, on a local host only, and reports what the bridge's
+        neighbour table then holds (source "probe"; see :mod:`kvmnet.neighbours`).
+        ``runner``: where the bridge is read and swept (default: this host).
         """
         from .addresses import guest_addresses
 
         if not self.is_running:
             return []
-        return guest_addresses(self._handle, self.live_interfaces, self.host.uri)
+        live = self.live_interfaces
+        bridges: dict[str, str] = {}
+        if probe:
+            networks = self.host.network_index().by_name
+            for i in live:
+                net = networks.get(i.source or "") if i.type == "network" else None
+                if i.type == "bridge" and i.source:
+                    bridge: str | None = i.source
+                else:
+                    bridge = net.bridge if net is not None and net.forward == "bridge" else None
+                if i.mac is not None and bridge:
+                    bridges[i.mac] = bridge
+        return guest_addresses(
+            self._handle, live, self.host.uri, probe=probe, bridges=bridges, runner=runner
+        )
 
     # -- display ------------------------------------------------------------------------
 
