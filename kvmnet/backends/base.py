@@ -130,13 +130,12 @@ def stop_dhcp_clients(
 
 
 def _default_gateway(current: HostState) -> str | None:
-    for route in current.default_routes:
-        if route.family == 4 and route.gateway and route.dev in (current.nic.name,):
-            return route.gateway
-    for route in current.default_routes:
-        bridge = current.bridge
-        if route.family == 4 and route.gateway and bridge is not None and route.dev == bridge.name:
-            return route.gateway
+    """The IPv4 default gateway through the NIC, else through a pre-existing bridge."""
+    devs = [current.nic.name] + ([current.bridge.name] if current.bridge is not None else [])
+    for dev in devs:
+        for route in current.default_routes:
+            if route.family == 4 and route.gateway and route.dev == dev:
+                return route.gateway
     return None
 
 

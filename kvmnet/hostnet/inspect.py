@@ -13,6 +13,7 @@ import ipaddress
 import json
 import os
 from collections.abc import Iterable, Mapping
+from dataclasses import replace
 
 from ..errors import HostNicNotFound, KvmnetError
 from .request import DhcpClient, HostState
@@ -107,8 +108,6 @@ def read_links(runner: Runner, *, wireless: Iterable[str] = ()) -> dict[str, Lin
     links = {str(e["ifname"]): _link(e, ports) for e in entries if "ifname" in e}
     for name in wireless:
         if name in links and is_wireless(runner, name):
-            from dataclasses import replace
-
             links[name] = replace(links[name], wireless=True)
     return links
 
