@@ -314,46 +314,10 @@ class IfcfgBackend(FileBackendBase):
                 why=f"{nic.name} becomes a port of {br}",
             )
         )
-        for old, new, text in route_moves:
-            steps.append(
-                write_step(
-                    current,
-                    new,
-                    text,
-                    mode=self._runner.file_mode(old) or 0o644,
-                    keep_mode=self._runner,
-                    why="routes follow the address",
-                )
-            )
-            steps.append(
-                RemoveFile(
-                    old, previous=read_text(current, old), why=f"moved to {posixpath.basename(new)}"
-                )
-            )
+        steps += self._route_steps(current, route_moves)
         steps += takeover_steps(current, request)
-
-        uses_nm = self._uses_nm(port_doc)
-        profile = _profile_selector(port_doc, nic.name)
-        if uses_nm:
-            steps.append(RunCommand(("nmcli", "connection", "reload"), "read the new files"))
-            steps += _take_over(request, current)
-            steps.append(
-                RunCommand(
-                    ("nmcli", "connection", "up", *profile),
-                    f"activating the port brings {br} up too",
-                )
-            )
-            hints: tuple[Step, ...] = (
-                RunCommand(("nmcli", "connection", "reload")),
-                RunCommand(("nmcli", "connection", "up", *profile)),
-            )
-        else:
-            steps += [
-                RunCommand(("ifdown", nic.name)),
-                RunCommand(("ifup", nic.name), f"ifup-eth creates {br} and enslaves {nic.name}"),
-                RunCommand(("ifup", br)),
-            ]
-            hints = (RunCommand(("ifup", nic.name)),)
+        activation, hints, uses_nm = self._activation(request, current, port_doc)
+        steps += activation
         return self._plan(
             "enslave",
             request,
@@ -363,6 +327,45 @@ class IfcfgBackend(FileBackendBase):
             rollback_hints=hints,
             restore_runtime=not uses_nm,
         )
+
+    def _route_steps(self, current: HostState, moves: list[tuple[str, str, str]]) -> list[Step]:
+        """Each route-NIC file written as route-BR (keeping its mode), then removed."""
+        steps: list[Step] = []
+        for old, new, text in moves:
+            why = f"moved to {posixpath.basename(new)}"
+            steps += [
+                write_step(
+                    current,
+                    new,
+                    text,
+                    mode=self._runner.file_mode(old) or 0o644,
+                    keep_mode=self._runner,
+                    why="routes follow the address",
+                ),
+                RemoveFile(old, previous=read_text(current, old), why=why),
+            ]
+        return steps
+
+    def _activation(
+        self, request: BridgeRequest, current: HostState, port_doc: ShellVars
+    ) -> tuple[list[Step], tuple[Step, ...], bool]:
+        """The steps that make the new files live, the rollback hints, and whether
+        NetworkManager does it (it then restores the runtime state itself on rollback)."""
+        nic, br = current.nic.name, request.bridge
+        if not self._uses_nm(port_doc):
+            steps: list[Step] = [
+                RunCommand(("ifdown", nic)),
+                RunCommand(("ifup", nic), f"ifup-eth creates {br} and enslaves {nic}"),
+                RunCommand(("ifup", br)),
+            ]
+            return steps, (RunCommand(("ifup", nic)),), False
+        up = RunCommand(("nmcli", "connection", "up", *_profile_selector(port_doc, nic)))
+        steps = [
+            RunCommand(("nmcli", "connection", "reload"), "read the new files"),
+            *_take_over(request, current),
+            RunCommand(up.argv, f"activating the port brings {br} up too"),
+        ]
+        return steps, (RunCommand(("nmcli", "connection", "reload")), up), True
 
     def _route_moves(self, current: HostState, nic: str, br: str) -> list[tuple[str, str, str]]:
         moves = []
@@ -390,7 +393,7 @@ class IfcfgBackend(FileBackendBase):
             [
                 ln
                 for ln in nic_doc.lines
-                if ln.key not in ("BRIDGE",) and not (ln.key and is_ip_key(ln.key))
+                if ln.key != "BRIDGE" and not (ln.key and is_ip_key(ln.key))
             ]
         )
         for key, value in br_doc:

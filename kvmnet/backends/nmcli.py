@@ -238,68 +238,27 @@ class NmcliBackend(FileBackendBase):
         br_uuid, port_uuid = self._uuids(request)
         warnings = stp_warnings(request)
         active = self.active_profile(nic.name)
-        settings = self.profile_settings(active[1]) if active else {}
-        priority = int(settings.pop("connection.autoconnect-priority", "0") or 0)
-        ip = {k: v for k, v in settings.items() if _worth_copying(k, v)}
-        if not active:
-            ip = _from_state(nic)
+        if active:
+            settings = self.profile_settings(active[1])
+            priority = int(settings.pop("connection.autoconnect-priority", "0") or 0)
+            ip = {k: v for k, v in settings.items() if _worth_copying(k, v)}
+        else:
+            priority, ip = 0, _from_state(nic)
             warnings.append(
                 f"no active NetworkManager profile on {nic.name}: {br} takes "
                 f"{ip['ipv4.method']} from its runtime state"
             )
-        steps: list[Step] = []
         existing = self._existing_uuids()
-        for u in (port_uuid, br_uuid):
-            if u in existing:
-                steps.append(
-                    RunCommand(
-                        self.nmcli("connection", "delete", "uuid", u),
-                        "kvmnet's profile from an earlier run",
-                    )
-                )
-        props: list[str] = [
-            "connection.uuid",
-            br_uuid,
-            "bridge.stp",
-            "yes" if request.stp else "no",
-            "bridge.forward-delay",
-            str(request.forward_delay),
-            "bridge.mac-address",
-            nic.mac,
+        steps: list[Step] = [
+            RunCommand(
+                self.nmcli("connection", "delete", "uuid", u),
+                "kvmnet's profile from an earlier run",
+            )
+            for u in (port_uuid, br_uuid)
+            if u in existing
         ]
-        for key, value in ip.items():
-            props += [key, value]
-        steps.append(
-            RunCommand(
-                self.nmcli(
-                    "connection", "add", "type", "bridge", "con-name", br, "ifname", br, *props
-                ),
-                f"IP settings of {active[0]!r}" if active else "IP settings from the kernel",
-            )
-        )
-        steps.append(
-            RunCommand(
-                self.nmcli(
-                    "connection",
-                    "add",
-                    "type",
-                    "ethernet",
-                    "con-name",
-                    f"{br}-port-{nic.name}",
-                    "ifname",
-                    nic.name,
-                    "connection.uuid",
-                    port_uuid,
-                    "connection.master",
-                    br,
-                    "connection.slave-type",
-                    "bridge",
-                    "connection.autoconnect-priority",
-                    str(priority + 1),
-                ),
-                "outranks the old profile at boot; the old one stays for rollback",
-            )
-        )
+        source = f"IP settings of {active[0]!r}" if active else "IP settings from the kernel"
+        steps += self._add_profiles(request, nic, ip, priority, source)
         steps += takeover_steps(current, request)
         steps += self._activation(request, current)
         hints: list[Step] = []
@@ -321,6 +280,43 @@ class NmcliBackend(FileBackendBase):
             rollback_hints=hints,
             restore_runtime=False,
         )
+
+    def _add_profiles(
+        self,
+        request: BridgeRequest,
+        nic: LinkState,
+        ip: dict[str, str],
+        priority: int,
+        source: str,
+    ) -> list[Step]:
+        """``nmcli connection add`` of the bridge profile (``ip`` settings, the NIC's MAC) and
+        of the port profile, one ``autoconnect-priority`` above the old profile's."""
+        br = request.bridge
+        br_uuid, port_uuid = self._uuids(request)
+        stp = "yes" if request.stp else "no"
+        bridge_props = [
+            *("connection.uuid", br_uuid, "bridge.stp", stp),
+            *("bridge.forward-delay", str(request.forward_delay), "bridge.mac-address", nic.mac),
+            *(word for item in ip.items() for word in item),
+        ]
+        port_props = [
+            *("connection.uuid", port_uuid, "connection.master", br),
+            *("connection.slave-type", "bridge"),
+            *("connection.autoconnect-priority", str(priority + 1)),
+        ]
+        port_name = f"{br}-port-{nic.name}"
+        add = ("connection", "add", "type")
+        return [
+            RunCommand(
+                self.nmcli(*add, "bridge", "con-name", br, "ifname", br, *bridge_props), source
+            ),
+            RunCommand(
+                self.nmcli(
+                    *add, "ethernet", "con-name", port_name, "ifname", nic.name, *port_props
+                ),
+                "outranks the old profile at boot; the old one stays for rollback",
+            ),
+        ]
 
     # -- keyfiles ---------------------------------------------------------------------------
     def _nic_keyfile(self, current: HostState) -> tuple[str, Keyfile] | None:
