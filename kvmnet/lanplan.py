@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     from .host import Host
     from .hostnet.apply import ApplyResult
     from .hostnet.plan import Plan
+    from .hostnet.runner import Runner
 
 __all__ = ["DEFAULT_ADDRESS_TIMEOUT", "LanPlan", "LanResult"]
 
@@ -53,6 +54,8 @@ class LanPlan:
     # Plans the host step again right before it runs (the release after the guest's tap has
     # left the bridge); None: ``host_plan`` runs as shown.
     replan_host: Callable[[], Plan] | None = field(default=None, repr=False, compare=False)
+    # Where the address wait reads and probes the bridge (the backend's runner; None: here).
+    runner: Runner | None = field(default=None, repr=False, compare=False)
 
     @property
     def checks(self) -> tuple[str, ...]:

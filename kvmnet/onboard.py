@@ -33,6 +33,7 @@ from typing import TYPE_CHECKING
 
 from .errors import KvmnetError, PartiallyApplied, PreflightRefused
 from .lanplan import DEFAULT_ADDRESS_TIMEOUT, LanPlan, LanResult
+from .macalloc import is_local_uri
 
 if TYPE_CHECKING:
     from .addresses import GuestAddress
@@ -43,6 +44,7 @@ if TYPE_CHECKING:
     from .host import Host
     from .hostnet.apply import ApplyResult
     from .hostnet.plan import Plan
+    from .hostnet.runner import Runner
 
 __all__ = [
     "DEFAULT_ADDRESS_TIMEOUT",
@@ -59,6 +61,7 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 _POLL_INTERVAL = 1.0
+_MAX_PROBE_GAP = 8.0
 
 
 # --- planning ---------------------------------------------------------------------------------
@@ -153,6 +156,7 @@ def plan_bridge_guest(
         address_timeout=address_timeout,
         notes=tuple(notes),
         host=host,
+        runner=backend.runner if backend is not None else None,
     )
 
 
@@ -253,9 +257,11 @@ def _apply_guest(plan: LanPlan, dom: Domain) -> Change:
     )
 
 
-def _addresses(dom: Domain, mac: str | None) -> tuple[GuestAddress, ...]:
+def _addresses(
+    dom: Domain, mac: str | None, *, probe: bool = False, runner: Runner | None = None
+) -> tuple[GuestAddress, ...]:
     try:
-        found = dom.addresses()
+        found = dom.addresses(probe=probe, runner=runner)
     except KvmnetError as exc:
         log.info("no address for %s yet: %s", dom.name, exc)
         return ()
@@ -269,11 +275,26 @@ def wait_for_address(
     timeout: float,
     exclude: frozenset[str] = frozenset(),
     sleep: Callable[[float], None] = time.sleep,
+    probe: bool = False,
+    runner: Runner | None = None,
 ) -> tuple[GuestAddress, ...]:
-    """Poll ``dom.addresses()`` until ``mac`` has an address not in ``exclude``, or ``timeout``."""
+    """Poll ``dom.addresses()`` until ``mac`` has an address not in ``exclude``, or ``timeout``.
+
+    ``probe``: some polls sweep the guest's bridge (``dom.addresses(probe=True)``, through
+    ``runner``), 1, 2, 4 then every 8 s apart, so that a guest that takes long to lease does
+    not get the LAN swept every second.
+    """
     deadline = time.monotonic() + timeout
+    gap, next_probe = 1.0, time.monotonic()
     while True:
-        found = tuple(a for a in _addresses(dom, mac) if a.address not in exclude)
+        sweep = probe and time.monotonic() >= next_probe
+        if sweep:
+            next_probe, gap = time.monotonic() + gap, min(gap * 2, _MAX_PROBE_GAP)
+        found = tuple(
+            a
+            for a in _addresses(dom, mac, probe=sweep, runner=runner)
+            if a.address not in exclude
+        )
         if found or time.monotonic() >= deadline:
             return found
         sleep(_POLL_INTERVAL)
@@ -354,11 +375,26 @@ def apply_lan_plan(
     if plan.address_timeout > 0 and not dom.is_running:
         notes.append(f"address: {plan.domain} is not running; it gets one when it boots")
     elif plan.address_timeout > 0:
-        addresses = wait_for_address(dom, plan.iface, timeout=plan.address_timeout, exclude=before)
+        # A bridged guest leases from the LAN's server, which libvirt does not see: its
+        # address is found by probing the bridge (local hosts only; see kvmnet.neighbours).
+        probe = plan.action == "bridge" and change.applied_live and is_local_uri(host.uri)
+        addresses = wait_for_address(
+            dom,
+            plan.iface,
+            timeout=plan.address_timeout,
+            exclude=before,
+            probe=probe,
+            runner=plan.runner,
+        )
         if not addresses:
             notes.append(
                 f"address: none new within {plan.address_timeout:g} s (no DHCP client in the "
                 "guest, no lease yet, or a running guest the driver could not change live)"
+            )
+        if not addresses and plan.action == "bridge" and not is_local_uri(host.uri):
+            notes.append(
+                f"address: {host.uri} is another host: its bridge {plan.bridge} was not probed "
+                f"for {plan.domain}'s address (run kvmnet there, or give the guest an agent)"
             )
     tell(steps, "address" if addresses else "no address yet")
     return LanResult(plan, True, change, host_result, addresses, pending, tuple(notes))
