@@ -4,8 +4,6 @@ parses them; both must read back exactly the values kvmnet meant."""
 
 from __future__ import annotations
 
-import os
-import shutil
 import subprocess
 from pathlib import Path
 
@@ -27,6 +25,7 @@ from kvmnet.hostnet.plan import Plan, RemoveFile, RunCommand, WriteFile
 from kvmnet.hostnet.request import BridgeRequest, HostState
 from kvmnet.hostnet.runner import LocalRunner, RecordingRunner
 from kvmnet.hostnet.state import IpAddress, IpRoute, LinkState
+from tests.lab.golden import golden_text, require_tool
 
 DATA = Path(__file__).resolve().parent.parent / "data" / "backends" / "ifcfg"
 NIC = "enp0s20f0u1"
@@ -36,19 +35,7 @@ STAMP = "20261127T231500Z"
 
 def golden(name: str, text: str) -> None:
     path = DATA / name
-    if os.environ.get("KVMNET_REGEN_GOLDEN"):
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(text)
-    assert text == path.read_text(), f"differs from golden file {path}"
-
-
-def need(tool: str) -> str:
-    found = shutil.which(tool)
-    if found is None:
-        if os.environ.get("CI", "").lower() in {"1", "true", "yes"}:
-            pytest.fail(f"{tool} missing (CI=true): scripts/install-system-deps.sh installs it")
-        pytest.skip(f"{tool} not installed")
-    return found
+    assert text == golden_text(path, text), f"differs from golden file {path}"
 
 
 def nic_state(*, dhcp: bool = True) -> LinkState:
@@ -187,7 +174,7 @@ class TestQuoting:
         self, tmp_path_factory: pytest.TempPathFactory, value: str
     ) -> None:
         """bash sources the file (what initscripts does): same text back, no code run."""
-        bash = need("bash")
+        bash = require_tool("bash")
         tmp = tmp_path_factory.mktemp("sh")
         marker = tmp / "ran"
         evil = value + f"$(touch {marker})`touch {marker}`"
@@ -371,7 +358,7 @@ class TestPlan:
 def test_augeas_shellvars_lens_parses_every_rendered_file(tmp_path: Path) -> None:
     """Augeas (real tool, syntax only) reads both rendered files with no error, and sees the
     same keys and values (its Shellvars lens keeps quotes raw: compare after unquoting)."""
-    augtool = need("augtool")
+    augtool = require_tool("augtool")
     root = write_root(tmp_path, {f"ifcfg-{NIC}": STATIC_NIC + 'EVIL="$(reboot)"\n'})
     plan = plan_for(root, bridge=None, dhcp=False)
     for path, content in files_written(plan).items():

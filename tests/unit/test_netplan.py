@@ -5,7 +5,6 @@ files that netplan itself generates from our YAML."""
 
 from __future__ import annotations
 
-import os
 import shutil
 from pathlib import Path
 
@@ -19,6 +18,7 @@ from kvmnet.hostnet.plan import Plan, RunCommand, WriteFile
 from kvmnet.hostnet.request import BridgeRequest, HostState
 from kvmnet.hostnet.runner import LocalRunner, RecordingRunner
 from kvmnet.hostnet.state import IpAddress, IpRoute, LinkState
+from tests.lab.golden import golden_text, require_tool
 
 DATA = Path(__file__).resolve().parent.parent / "data" / "backends" / "netplan"
 NIC = "enp0s20f0u1"
@@ -55,20 +55,12 @@ STATIC = f"""network:
 
 def golden(name: str, text: str) -> None:
     path = DATA / name
-    if os.environ.get("KVMNET_REGEN_GOLDEN"):
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(text)
-    assert text == path.read_text(), f"differs from golden file {path}"
+    assert text == golden_text(path, text), f"differs from golden file {path}"
 
 
 @pytest.fixture
 def netplan() -> str:
-    found = shutil.which("netplan")
-    if found is None:
-        if os.environ.get("CI", "").lower() in {"1", "true", "yes"}:
-            pytest.fail("netplan missing (CI=true): scripts/install-system-deps.sh installs it")
-        pytest.skip("netplan not installed")
-    return found
+    return require_tool("netplan")
 
 
 def make_root(tmp_path: Path, files: dict[str, str]) -> Path:

@@ -4,7 +4,6 @@ tests/integration/test_bridge_networkd.py."""
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pytest
@@ -16,6 +15,7 @@ from kvmnet.hostnet.plan import Plan, RemoveFile, StopProcess, WriteFile
 from kvmnet.hostnet.request import BridgeRequest, DhcpClient, HostState
 from kvmnet.hostnet.runner import LocalRunner, RecordingRunner
 from kvmnet.hostnet.state import IpAddress, IpRoute, LinkState
+from tests.lab.golden import golden_text
 
 DATA = Path(__file__).resolve().parent.parent / "data" / "backends" / "networkd"
 NIC = "enp0s20f0u1"
@@ -35,10 +35,7 @@ CLIENTID=ff5c5e1c0b00020000ab11a1b2c3d4e5f60718
 
 def golden(name: str, text: str) -> None:
     path = DATA / name
-    if os.environ.get("KVMNET_REGEN_GOLDEN"):
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(text)
-    assert text == path.read_text(), f"differs from golden file {path}"
+    assert text == golden_text(path, text), f"differs from golden file {path}"
 
 
 def plan_for(

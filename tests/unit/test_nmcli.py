@@ -3,8 +3,6 @@ validated by the REAL ``nmcli --offline`` (no daemon, no root)."""
 
 from __future__ import annotations
 
-import os
-import shutil
 from pathlib import Path
 
 import pytest
@@ -16,6 +14,7 @@ from kvmnet.hostnet.plan import RunCommand, WriteFile
 from kvmnet.hostnet.request import BridgeRequest, HostState
 from kvmnet.hostnet.runner import CommandResult, LocalRunner, RecordingRunner
 from kvmnet.hostnet.state import IpAddress, IpRoute, LinkState
+from tests.lab.golden import golden_text, require_tool
 
 DATA = Path(__file__).resolve().parent.parent / "data" / "backends" / "nmcli"
 NIC = "enp0s20f0u1"
@@ -59,20 +58,12 @@ method=ignore
 
 def golden(name: str, text: str) -> None:
     path = DATA / name
-    if os.environ.get("KVMNET_REGEN_GOLDEN"):
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(text)
-    assert text == path.read_text(), f"differs from golden file {path}"
+    assert text == golden_text(path, text), f"differs from golden file {path}"
 
 
 @pytest.fixture
 def nmcli() -> str:
-    found = shutil.which("nmcli")
-    if found is None:
-        if os.environ.get("CI", "").lower() in {"1", "true", "yes"}:
-            pytest.fail("nmcli missing (CI=true): scripts/install-system-deps.sh installs it")
-        pytest.skip("nmcli not installed")
-    return found
+    return require_tool("nmcli")
 
 
 def canned(settings: str) -> RecordingRunner:
