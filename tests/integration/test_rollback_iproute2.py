@@ -3,6 +3,7 @@ namespace exactly as before (full ``ip -j`` link/addr/route, lifetimes' countdow
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterator, Sequence
 
 import pytest
@@ -96,5 +97,15 @@ def test_the_stopped_dhcp_client_is_started_again(lan: Lan) -> None:
     with pytest.raises(RolledBack):
         plan.apply(retries=2, retry_interval=0.1)
     wait_for(lambda: not host.running(pid), what="the old client to be gone")
-    again = [a for a in host.commands().values() if "udhcpc" in a and host.nic in a]
+    # One look can catch the restarted client before `ip netns exec` entered the namespace
+    # (0), or udhcpc forked for its hook script (2): look until it settles, at most 5 s.
+    seen: list[list[list[str]]] = []
+
+    def one_client() -> bool:
+        seen.append([a for a in host.commands().values() if "udhcpc" in a and host.nic in a])
+        return len(seen[-1]) == 1
+
+    with contextlib.suppress(TimeoutError):
+        wait_for(one_client, timeout=5, what="one udhcpc on the NIC")
+    again = seen[-1]
     assert len(again) == 1, "the plan stopped the client; rollback restarts it"
