@@ -19,10 +19,12 @@ take ``runner=None`` (default: :func:`kvmnet.hostnet.runner.default_runner(netns
     backend = Iproute2Backend(netns="lab-host")
     plan = backend.plan_enslave(BridgeRequest("eth0", "br0"), inspect_host(backend.runner, ...))
 
-A backend builds its plan with ``runner=self.runner`` so ``plan.apply()`` knows what executes
-it, and usually ``checks=standard_checks(request, current)``; shared code sets ``dry_run``
-(``dataclasses.replace``). Preflight refusals are shared too (:mod:`kvmnet.hostnet.preflight`);
-a backend only adds ``warnings`` to its plan.
+The five backends derive from :class:`BackendBase` (file backends from
+:class:`~kvmnet.backends.filebackend.FileBackendBase`), whose ``_plan`` assembles the plan
+around the backend's steps with ``runner=self.runner`` (so ``plan.apply()`` knows what executes
+it) and the shared checks (:func:`standard_checks` or :func:`release_checks`); shared code
+sets ``dry_run`` (``dataclasses.replace``). Preflight refusals are shared too
+(:mod:`kvmnet.hostnet.preflight`); a backend only adds ``warnings`` to its plan.
 """
 
 from __future__ import annotations

@@ -1,6 +1,7 @@
 """What the four config-file backends (ifcfg, nmcli, netplan, networkd) share: paths under a
-``root`` (:class:`FileBackendBase`), the "stale address on a pre-existing bridge" cleanup,
-and the STP warning.
+``root`` (:class:`FileBackendBase`), writes that show a diff, backups, the steps before the
+network stack takes over (DHCP clients, stale addresses on a pre-existing bridge), the STP
+warning, and commands on a private D-Bus (:func:`on_bus`).
 
 Kept apart so each backend module holds only its own format and commands.
 """
@@ -26,6 +27,7 @@ __all__ = [
     "Scratch",
     "backup_steps",
     "leased_v4",
+    "on_bus",
     "read_text",
     "stale_address_steps",
     "stale_addresses",
@@ -133,6 +135,13 @@ def takeover_steps(current: HostState, request: BridgeRequest) -> list[Step]:
     rollback restarts it) and stale addresses on a pre-existing bridge."""
     stops = stop_dhcp_clients(current, (request.nic, request.bridge), "; the new config leases")
     return stops + stale_address_steps(current, request)
+
+
+def on_bus(bus_address: str | None, program: str, *args: str) -> tuple[str, ...]:
+    """``program args`` talking to the system bus at ``bus_address`` (None: the default one),
+    as ``env DBUS_SYSTEM_BUS_ADDRESS=... program args``: the runner takes no environment."""
+    env = ("env", f"DBUS_SYSTEM_BUS_ADDRESS={bus_address}") if bus_address else ()
+    return (*env, program, *args)
 
 
 def stp_warnings(request: BridgeRequest) -> list[str]:

@@ -38,6 +38,7 @@ from ..hostnet.state import LinkState
 from .filebackend import (
     FileBackendBase,
     leased_v4,
+    on_bus,
     read_text,
     stp_warnings,
     takeover_steps,
@@ -178,8 +179,7 @@ class NetworkdBackend(FileBackendBase):
         return f"<NetworkdBackend root={self.root!r} runner={self._runner!r}>"
 
     def networkctl(self, *args: str) -> tuple[str, ...]:
-        env = ("env", f"DBUS_SYSTEM_BUS_ADDRESS={self.bus_address}") if self.bus_address else ()
-        return (*env, "networkctl", *args)
+        return on_bus(self.bus_address, "networkctl", *args)
 
     def network_files(self, current: HostState) -> list[tuple[str, str]]:
         """(file name, path) of every .network file networkd reads, in its order; a name in

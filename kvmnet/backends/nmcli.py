@@ -34,6 +34,7 @@ from ..hostnet.state import LinkState
 from .filebackend import (
     FileBackendBase,
     leased_v4,
+    on_bus,
     read_text,
     stp_warnings,
     takeover_steps,
@@ -155,8 +156,7 @@ class NmcliBackend(FileBackendBase):
         return f"<NmcliBackend {how} runner={self._runner!r}>"
 
     def nmcli(self, *args: str) -> tuple[str, ...]:
-        env = ("env", f"DBUS_SYSTEM_BUS_ADDRESS={self.bus_address}") if self.bus_address else ()
-        return (*env, "nmcli", *args)
+        return on_bus(self.bus_address, "nmcli", *args)
 
     # -- reading (read-only queries through the runner) -----------------------------------
     def active_profile(self, device: str) -> tuple[str, str] | None:
