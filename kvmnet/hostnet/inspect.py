@@ -71,8 +71,8 @@ def _link(entry: Mapping[str, object], ports: Mapping[str, list[str]]) -> LinkSt
     info = entry.get("linkinfo")
     info = info if isinstance(info, dict) else {}
     kind = info.get("info_kind")
-    data = info.get("info_data") if isinstance(info.get("info_data"), dict) else {}
-    assert isinstance(data, dict)
+    raw_data = info.get("info_data")
+    data = raw_data if isinstance(raw_data, dict) else {}
     addrs = entry.get("addr_info")
     addresses = tuple(
         a for a in (_address(i) for i in (addrs if isinstance(addrs, list) else ())) if a
