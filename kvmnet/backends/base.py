@@ -46,6 +46,7 @@ __all__ = [
     "stale_addresses",
     "standard_checks",
     "stop_dhcp_clients",
+    "stp_warnings",
 ]
 
 
@@ -128,6 +129,17 @@ def stop_dhcp_clients(
         )
         for c in current.dhcp_clients
         if c.link in links
+    ]
+
+
+def stp_warnings(request: BridgeRequest) -> list[str]:
+    """The outage STP means, when the request turns it on (every backend warns the same)."""
+    if not request.stp:
+        return []
+    return [
+        f"STP on: {request.bridge} forwards nothing for 2 x forward delay after a port joins "
+        "(about 30 s with the default 15 s; the kernel clamps the delay to at least 2 s with "
+        "STP on), so the host is unreachable that long"
     ]
 
 

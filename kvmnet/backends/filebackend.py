@@ -1,7 +1,8 @@
 """What the four config-file backends (ifcfg, nmcli, netplan, networkd) share: paths under a
 ``root`` (:class:`FileBackendBase`), writes that show a diff, backups, the steps before the
-network stack takes over (DHCP clients, stale addresses on a pre-existing bridge), the STP
-warning, and commands on a private D-Bus (:func:`on_bus`).
+network stack takes over (DHCP clients, stale addresses on a pre-existing bridge), and
+commands on a private D-Bus (:func:`on_bus`). ``stale_addresses`` and ``stp_warnings`` live in
+:mod:`.base` (the iproute2 backend uses them too) and are re-exported here.
 
 Kept apart so each backend module holds only its own format and commands.
 """
@@ -18,7 +19,7 @@ from ..hostnet.plan import RunCommand, Step, WriteFile
 from ..hostnet.request import BridgeRequest, HostState
 from ..hostnet.runner import Runner, Scratch
 from ..hostnet.state import LinkState
-from .base import BackendBase, stale_addresses, stop_dhcp_clients
+from .base import BackendBase, stale_addresses, stop_dhcp_clients, stp_warnings
 
 __all__ = [
     "BACKUP_DIR",
@@ -142,13 +143,3 @@ def on_bus(bus_address: str | None, program: str, *args: str) -> tuple[str, ...]
     as ``env DBUS_SYSTEM_BUS_ADDRESS=... program args``: the runner takes no environment."""
     env = ("env", f"DBUS_SYSTEM_BUS_ADDRESS={bus_address}") if bus_address else ()
     return (*env, program, *args)
-
-
-def stp_warnings(request: BridgeRequest) -> list[str]:
-    if not request.stp:
-        return []
-    return [
-        f"STP on: {request.bridge} forwards nothing for 2 x forward delay after a port joins "
-        "(about 30 s with the default 15 s; the kernel clamps the delay to at least 2 s with "
-        "STP on), so the host is unreachable that long"
-    ]

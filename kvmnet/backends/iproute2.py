@@ -25,7 +25,7 @@ from ..hostnet.plan import Plan, RunCommand, StartProcess, Step
 from ..hostnet.request import BridgeRequest, HostState
 from ..hostnet.runner import Runner
 from ..hostnet.state import IpRoute
-from .base import BackendBase, stale_addresses, stop_dhcp_clients
+from .base import BackendBase, stale_addresses, stop_dhcp_clients, stp_warnings
 
 __all__ = ["Iproute2Backend"]
 
@@ -128,13 +128,7 @@ def _bridge_steps(request: BridgeRequest, current: HostState) -> list[Step]:
 
 
 def _warnings(request: BridgeRequest, current: HostState) -> list[str]:
-    out: list[str] = []
-    if request.stp:
-        out.append(
-            f"STP on: {request.bridge} forwards nothing for 2 x forward_delay after a port "
-            "joins (about 30 s with the default 15 s; the kernel clamps it to at least 2 s), "
-            "so the host is unreachable that long"
-        )
+    out = stp_warnings(request)
     leased = [a for a in current.nic.global_addresses if a.valid_lft is not None]
     if leased and not request.dhcp_client:
         secs = min(a.valid_lft or 0 for a in leased)
