@@ -268,8 +268,12 @@ def is_read_only(argv: Sequence[str]) -> bool:
 
 
 def default_runner(netns: str | None = None) -> LocalRunner:
-    """:class:`NetnsRunner` for ``netns``, else :class:`LocalRunner`."""
-    return NetnsRunner(netns) if netns else LocalRunner()
+    """:class:`NetnsRunner` for ``netns``, else :class:`LocalRunner`.
+
+    Only None means "this namespace": an empty name is refused (by NetnsRunner's name check)
+    rather than silently acting on the host's own interfaces.
+    """
+    return LocalRunner() if netns is None else NetnsRunner(netns)
 
 
 @dataclass(frozen=True)

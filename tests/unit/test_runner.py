@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from kvmnet.backends import IfcfgBackend, Iproute2Backend, NetplanBackend
 from kvmnet.errors import CommandFailed, InvalidName
 from kvmnet.hostnet.runner import (
     CommandResult,
@@ -110,3 +111,9 @@ def test_kvmnets_own_queries_are_not_changes() -> None:
     runner.run(["nmcli", "-t", "-f", "DEVICE,STATE", "device", "status"])
     runner.run(["ip", "link", "set", "br0", "up"])
     assert [c.argv for c in runner.changes] == [("ip", "link", "set", "br0", "up")]
+
+
+def test_an_empty_namespace_name_is_refused_not_taken_for_the_host() -> None:
+    for backend in (Iproute2Backend, IfcfgBackend, NetplanBackend):
+        with pytest.raises(InvalidName):
+            backend(netns="")
