@@ -4,7 +4,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.kvmnet-installed
 
-.PHONY: demo test lint typecheck unit integration docs notebook bench system-demo system-test clean
+.PHONY: demo demo-live test lint typecheck unit integration docs notebook bench system-demo system-test clean
 
 # editable_mode=compat: a plain .pth path entry; the default import-hook finder costs about
 # 15 ms on every start of the command line.
@@ -23,6 +23,10 @@ system-test:
 
 demo: system-demo $(STAMP)
 	$(PY) scripts/demo.py
+
+# A real guest from NAT to the LAN and back, narrated; needs root (libvirtd, QEMU, namespaces).
+demo-live: system-test $(STAMP)
+	$(PY) scripts/demo_live.py
 
 test: system-test $(STAMP)
 	$(VENV)/bin/ruff check kvmnet tests bench scripts
