@@ -370,6 +370,7 @@ def apply_lan_plan(
                 f"{plan.bridge} is as it was",
                 done=(f"guest {plan.domain} on {plan.network}",),
             ) from exc
+        tell(2, f"host: {plan.host_plan.nic} released from {plan.bridge}")
     addresses: tuple[GuestAddress, ...] = ()
     notes: list[str] = []
     if plan.address_timeout > 0 and not dom.is_running:

@@ -235,9 +235,18 @@ def test_back_to_nat_then_release_the_bridge(tmp_path: Path, hosts: Hosts) -> No
     uri = world(tmp_path, Guest("web1", nics=(Nic.bridge(BR),), running=False))
     lan = LanHost(bridged=True)
     host = hosts(uri)
-    result = nat_guest(host, "web1", release=NIC, backend=lan.backend())
+    steps: list[tuple[int, int, str]] = []
+    result = nat_guest(
+        host,
+        "web1",
+        release=NIC,
+        backend=lan.backend(),
+        progress=lambda d, t, s: steps.append((d, t, s)),
+    )
     text = str(result.plan)
     assert text.index("## 1. guest") < text.index("## 2. host")
+    assert [d for d, _, _ in steps] == [0, 1, 2, 3]
+    assert steps[2][2] == "host: eth0 released from br0"
     assert persistent_sources(host) == [("network", "default")]
     assert result.host_result is not None and result.host_result.verified
     assert any(c[-1] == "nomaster" for c in lan.writes())
