@@ -26,6 +26,7 @@ from . import _html, _libvirt
 from .change import Change
 from .domainxml import DomainXML, GuestInterface, IfaceSelector
 from .errors import (
+    InterfaceNotFound,
     InvalidInput,
     KvmnetError,
     LibvirtError,
@@ -142,9 +143,26 @@ class Domain:
                 pairs.append((a, b))
         return tuple(pairs)
 
-    def _selected_mac(self, iface: IfaceSelector, view: DomainXML) -> str | None:
-        """The MAC of the interface ``iface`` selects in ``view`` (what ``interfaces`` shows)."""
-        return view.find(iface).mac
+    def _selected_mac(
+        self, iface: IfaceSelector, view: DomainXML, persistent: DomainXML | None = None
+    ) -> str | None:
+        """The MAC of the interface ``iface`` selects in ``view`` (what ``interfaces`` shows).
+
+        A MAC (or a GuestInterface with one) missing from the running guest is looked up in
+        ``persistent`` too: a NIC added for the next boot only exists there alone.
+        """
+        try:
+            return view.find(iface).mac
+        except InterfaceNotFound as missing:
+            by_mac = isinstance(iface, str) or (
+                isinstance(iface, GuestInterface) and iface.mac is not None
+            )
+            if persistent is None or persistent is view or not by_mac:
+                raise
+            try:
+                return persistent.find(iface).mac
+            except InterfaceNotFound:
+                raise missing from None
 
     # -- edits --------------------------------------------------------------------------
 
@@ -211,12 +229,23 @@ class Domain:
             selector: IfaceSelector = mac if mac is not None else new.index
         else:
             view = DomainXML(live_text)
-            mac = self._selected_mac(iface, view)
+            mac = self._selected_mac(iface, view, doc)
             selector = mac if mac is not None else iface
             old_type = doc.find(selector).type
             new = edit(name, selector)
         plan = _Plan(action, before, doc.tostring(), new, list(doc.notes), mac=mac)
-        if running and live is not False and live_text is not None:
+        in_live = mac is None or any(i.mac == mac for i in view.interfaces)
+        if running and live is not False and live_text is not None and not in_live:
+            if live is True:
+                raise LiveChangeUnsupported(
+                    f"domain {self.name!r} on {self.host.uri}: interface {mac} is in the "
+                    "persistent definition only, not on the running guest; drop live=True "
+                    "(CLI: --live) to change its next boot"
+                )
+            note = f"interface {mac} is not on the running guest: it changes for the next boot"
+            log.info("domain %r: %s", self.name, note)
+            plan.notes.append(note)
+        elif running and live is not False and live_text is not None:
             live_doc = DomainXML(live_text)
             plan.live_old = live_doc.interface_xml(selector)
             (live_doc.use_bridge if new_type == "bridge" else live_doc.use_nat)(name, selector)
@@ -327,7 +356,7 @@ class Domain:
         assert before is not None
         doc = DomainXML(before)
         view = DomainXML(live_text) if live_text is not None else doc
-        mac = self._selected_mac(iface, view)
+        mac = self._selected_mac(iface, view, doc)
         selector: IfaceSelector = mac if mac is not None else iface
         plan_notes: list[str] = []
         if persistent and not any(i.mac == mac for i in doc.interfaces) and mac is not None:

@@ -315,3 +315,27 @@ def test_html_shows_what_the_next_boot_changes(host: kvmnet.Host) -> None:
     dom.use_bridge("br1", live=False)
     html = dom._repr_html_()
     assert "Next boot differs" in html and "br1" in html
+
+
+def test_a_next_boot_only_nic_of_a_running_guest_is_selectable_by_mac(
+    host: kvmnet.Host,
+) -> None:
+    # Added where the running guest cannot take it (the test driver has no hot-plug): the NIC
+    # is in the persistent definition only, and its MAC still names it for every edit.
+    dom = host.domain("web1")
+    mac = "52:54:00:77:00:42"
+    dom.add_interface(bridge="br0", mac=mac)
+    assert mac not in {i.mac for i in dom.interfaces}
+    (added,) = [i for i in dom.persistent_interfaces if i.mac == mac]
+    with pytest.raises(LiveChangeUnsupported, match=r"52:54:00:77:00:42.*live=True"):
+        dom.use_nat("default", mac, live=True)
+    change = dom.use_nat("default", mac.upper())
+    assert change.applied_config and not change.applied_live
+    assert any("not on the running guest" in n for n in change.notes)
+    assert [i.source for i in dom.persistent_interfaces if i.mac == mac] == ["default"]
+    dom.use_bridge("br0", added)
+    assert [i.source for i in dom.persistent_interfaces if i.mac == mac] == ["br0"]
+    dom.remove_interface(mac)
+    assert mac not in {i.mac for i in dom.persistent_interfaces}
+    with pytest.raises(InterfaceNotFound, match="52:54:00:77:00:42"):
+        dom.remove_interface(mac)
