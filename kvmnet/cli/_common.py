@@ -6,7 +6,7 @@ import argparse
 import sys
 from collections.abc import Callable
 
-__all__ = ["CommandError", "first_uri", "print_json", "run_command"]
+__all__ = ["CommandError", "first_uri", "print_json", "run_command", "seconds"]
 
 Handler = Callable[[argparse.Namespace], int]
 
@@ -25,6 +25,22 @@ def first_uri(args: argparse.Namespace) -> str | None:
     if uris and len(uris) > 1:
         raise CommandError(f"{args.command} takes one -c URI, got {len(uris)}", status=2)
     return uris[0] if uris else None
+
+
+def seconds(text: str) -> float:
+    """argparse type for ``--confirm-within``: a finite number of seconds above 0.
+
+    0 or less would arm a dead-man timer that rolls back before anyone could confirm.
+    """
+    import math
+
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"wants a number of seconds, got {text!r}") from None
+    if not math.isfinite(value) or value <= 0:
+        raise argparse.ArgumentTypeError(f"wants a number of seconds above 0, got {text!r}")
+    return value
 
 
 def print_json(value: object) -> None:

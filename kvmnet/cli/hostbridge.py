@@ -10,10 +10,11 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import shlex
 from typing import TYPE_CHECKING
 
-from ._common import CommandError
+from ._common import CommandError, seconds
 
 if TYPE_CHECKING:
     from ..hostnet.plan import Plan
@@ -32,7 +33,7 @@ def _common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--confirm-within",
         metavar="SECONDS",
-        type=float,
+        type=seconds,
         help="roll back by itself unless `kvmnet confirm` comes within SECONDS",
     )
     parser.add_argument("--dry-run", action="store_true", help="print the plan, change nothing")
@@ -97,9 +98,11 @@ def _plan(args: argparse.Namespace, action: str) -> Plan:
 
 def _apply(args: argparse.Namespace, action: str) -> int:
     plan = _plan(args, action)
-    print(plan, end="")
     if args.dry_run:
+        print(plan, end="")
         return 0
+    # Planned as a dry run to show it before running it; it is not one, so don't say so.
+    print(dataclasses.replace(plan, dry_run=False), end="")
     result = plan.apply(confirm_within=args.confirm_within, state_dir=args.state_dir)
     print(f"applied and verified ({result.attempts} check rounds)")
     if result.pending_confirmation:

@@ -18,7 +18,7 @@ import argparse
 import shlex
 from typing import TYPE_CHECKING
 
-from ._common import CommandError, first_uri
+from ._common import CommandError, first_uri, seconds
 from .progress import ProgressBar
 
 if TYPE_CHECKING:
@@ -37,7 +37,7 @@ def _host_options(group: argparse._ArgumentGroup) -> None:
     group.add_argument(
         "--confirm-within",
         metavar="SECONDS",
-        type=float,
+        type=seconds,
         help="the host change rolls back by itself unless `kvmnet confirm` comes in time",
     )
     group.add_argument(

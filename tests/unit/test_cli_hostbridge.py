@@ -26,6 +26,17 @@ def test_usage_errors_exit_2() -> None:
     assert stp.returncode == 2 and "--stp" in stp.stderr
 
 
+@pytest.mark.parametrize("within", ["0", "-5", "nan", "inf", "soon"])
+def test_confirm_within_wants_seconds_above_zero(within: str) -> None:
+    # 0 s would arm a timer that rolls back before anyone can confirm.
+    for command in (
+        ("host-bridge", "eth0", "br0", "--backend", "iproute2"),
+        ("-c", "test:///default", "bridge", "test", "br0", "--create-from", "eth0"),
+    ):
+        result = kvmnet(*command, "--confirm-within", within, "--dry-run")
+        assert result.returncode == 2 and "seconds" in result.stderr, result.stderr
+
+
 def test_invalid_bridge_name_is_refused_with_one_line() -> None:
     result = kvmnet("host-bridge", "eth0", "br 0", "--backend", "iproute2", "--dry-run")
     assert result.returncode == 1
@@ -76,6 +87,7 @@ def test_bridge_then_release(lan: Lan, host: LabHost) -> None:
     done = kvmnet("host-bridge", *args)
     assert done.returncode == 0, done.stderr
     assert "applied and verified" in done.stdout
+    assert "dry run" not in done.stdout  # the plan shown before it runs is not a dry run
     assert host.addresses("br0") and lan.ping(host.address)
     back = kvmnet("host-release", *args)
     assert back.returncode == 0, back.stderr
