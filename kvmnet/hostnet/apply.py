@@ -17,11 +17,19 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import shlex
 import time
 from dataclasses import dataclass, field
 
-from ..errors import CommandFailed, PlanFailed, PreflightRefused, RollbackFailed, RolledBack
+from ..errors import (
+    CommandFailed,
+    InvalidInput,
+    PlanFailed,
+    PreflightRefused,
+    RollbackFailed,
+    RolledBack,
+)
 from . import deadman
 from .inspect import read_links, read_routes
 from .plan import Check, Plan, RemoveFile, RunCommand, StartProcess, Step, StopProcess, WriteFile
@@ -202,6 +210,12 @@ def apply_plan(
     state_dir: str | None = None,
 ) -> ApplyResult:
     """See :meth:`kvmnet.hostnet.plan.Plan.apply`."""
+    if confirm_within is not None and not (0 < confirm_within < math.inf):
+        # 0 s (or nan) would roll back before anyone could confirm; inf never would.
+        raise InvalidInput(
+            f"confirm_within={confirm_within!r}: give the seconds (above 0) the dead-man timer "
+            "waits for a confirm, e.g. confirm_within=60, or None for no timer"
+        )
     runner = plan.runner
     if runner is None:
         raise PlanFailed(f"{plan!r} has no runner: build it through a backend to apply it")

@@ -9,7 +9,13 @@ from pathlib import Path
 import pytest
 
 from kvmnet.backends import Iproute2Backend
-from kvmnet.errors import ConfirmationError, PlanFailed, RollbackFailed, RolledBack
+from kvmnet.errors import (
+    ConfirmationError,
+    InvalidInput,
+    PlanFailed,
+    RollbackFailed,
+    RolledBack,
+)
 from kvmnet.hostnet import confirm
 from kvmnet.hostnet.fake import fake_host, link_json
 from kvmnet.hostnet.inspect import LINKS_ARGV
@@ -164,3 +170,14 @@ def test_gateway_check_falls_back_to_the_neighbour_table(state: str, answers: bo
         }
     )
     assert gateway_answers(runner, "br0", "10.0.0.1") is answers
+
+
+@pytest.mark.parametrize("within", [0.0, -1.0, float("nan"), float("inf")])
+def test_confirm_within_must_be_seconds_above_zero(within: float, tmp_path: Path) -> None:
+    # A 0 s dead-man timer would roll back before anyone could confirm: refused before any step.
+    runner = dhcp_host()
+    plan = Bridge("br0", backend=Iproute2Backend(runner=runner)).enslave(NIC, dry_run=True)
+    ran = len(runner.commands)
+    with pytest.raises(InvalidInput, match="confirm_within"):
+        plan.apply(confirm_within=within, state_dir=str(tmp_path))
+    assert len(runner.commands) == ran and not list(tmp_path.iterdir())
