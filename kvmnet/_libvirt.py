@@ -39,6 +39,7 @@ ERR_NO_SUPPORT = libvirt.VIR_ERR_NO_SUPPORT
 ERR_OPERATION_UNSUPPORTED = libvirt.VIR_ERR_OPERATION_UNSUPPORTED
 ERR_CONFIG_UNSUPPORTED = libvirt.VIR_ERR_CONFIG_UNSUPPORTED
 ERR_OPERATION_INVALID = libvirt.VIR_ERR_OPERATION_INVALID
+ERR_INVALID_CONN = libvirt.VIR_ERR_INVALID_CONN
 
 ADDR_SRC_LEASE = libvirt.VIR_DOMAIN_INTERFACE_ADDRESSES_SRC_LEASE
 ADDR_SRC_AGENT = libvirt.VIR_DOMAIN_INTERFACE_ADDRESSES_SRC_AGENT
@@ -79,6 +80,9 @@ def translated(what: str) -> Iterator[None]:
     except libvirt.libvirtError as exc:
         code = error_code(exc)
         message = exc.get_error_message() or str(exc)
+        if code == ERR_INVALID_CONN:
+            # libvirt's "invalid connection pointer" is what a closed connection gives.
+            message += " (the connection is closed: use the Host inside its `with` block)"
         raise LibvirtError(f"{what}: {message}", code=code) from exc
 
 

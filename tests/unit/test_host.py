@@ -86,8 +86,10 @@ def test_context_manager_closes(tmp_path: Path) -> None:
     with kvmnet.connect(_world(tmp_path)) as host:
         assert repr(host) == f"<Host {host.uri!r} 3 domains>"
     assert repr(host) == f"<Host {host.uri!r} closed>"
-    with pytest.raises(kvmnet.KvmnetError):
+    with pytest.raises(kvmnet.KvmnetError, match="connection is closed"):
         host.domains()
+    with pytest.raises(kvmnet.KvmnetError, match="connection is closed"):
+        host.networks()
 
 
 def test_html_lists_every_interface(tmp_path: Path) -> None:
