@@ -54,7 +54,7 @@ from ._xmltext import (
     serialise,
     tail_indent,
 )
-from .errors import InterfaceNotFound, InvalidInput, UnsupportedEdit
+from .errors import InterfaceNotFound, InvalidInput, MacInUse, UnsupportedEdit
 from .mode import Mode
 
 __all__ = ["DomainXML", "GuestInterface", "IfaceSelector"]
@@ -428,6 +428,15 @@ class DomainXML:
             from .macs import normalize_mac
 
             mac = normalize_mac(mac)
+            # Two NICs with one MAC in one guest is never right, and selecting by MAC breaks.
+            twin = next((i for i in self.interfaces if i.mac == mac), None)
+            if twin is not None:
+                raise MacInUse(
+                    f"MAC {mac} is already used by interface #{twin.index} ({twin.type}) of "
+                    f"{_Where(self)}; choose another MAC or omit it",
+                    mac=mac,
+                    used_by=(f"{_Where(self)}",),
+                )
         devices = self._root.find("devices")
         if devices is None:
             devices = etree.SubElement(self._root, "devices")

@@ -14,6 +14,7 @@ from kvmnet import (
     InvalidInput,
     InvalidMac,
     InvalidName,
+    MacInUse,
     Mode,
     UnsupportedEdit,
 )
@@ -237,6 +238,15 @@ def test_add_interface_arguments() -> None:
         doc().add_interface(bridge="br0", mac="01:00:5e:00:00:01")
     with pytest.raises(InvalidName):
         doc().use_bridge("br 0")
+
+
+def test_add_interface_refuses_a_mac_the_domain_has_already() -> None:
+    d = doc()
+    before = d.tostring()
+    with pytest.raises(MacInUse, match=r"52:54:00:aa:bb:01.*'web1'") as info:
+        d.add_interface(bridge="br0", mac="52-54-00-AA-BB-01")
+    assert info.value.mac == "52:54:00:aa:bb:01"
+    assert d.tostring() == before and len(d.interfaces) == len(doc().interfaces)
 
 
 def test_remove_interface_takes_its_line_and_nothing_else() -> None:
