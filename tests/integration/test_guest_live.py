@@ -136,6 +136,26 @@ def test_add_and_remove_a_nic_on_a_running_guest(lab: LibvirtLab, host: kvmnet.H
              what="the guest's lease on its first NIC")
 
 
+def test_a_next_boot_only_nic_of_a_running_guest_is_edited_by_its_mac(
+    lab: LibvirtLab, host: kvmnet.Host
+) -> None:
+    lab.define_guest("kvl-nextboot", network="default", mac=MAC)
+    dom = host.domain("kvl-nextboot")
+    extra = "52:54:00:7e:01:02"
+    dom.add_interface(bridge="br0", mac=extra, live=False)
+    assert [n.mac for n in lab.nics("kvl-nextboot")] == [MAC]
+
+    with pytest.raises(kvmnet.LiveChangeUnsupported, match="persistent definition only"):
+        dom.use_nat("default", extra, live=True)
+    change = dom.use_nat("default", extra)
+
+    assert change.applied_config and not change.applied_live
+    assert lab.nics("kvl-nextboot", inactive=True)[1] == Nic(extra, "network", "default", None)
+    dom.remove_interface(extra)
+    assert [n.mac for n in lab.nics("kvl-nextboot", inactive=True)] == [MAC]
+    assert [n.mac for n in lab.nics("kvl-nextboot")] == [MAC]
+
+
 def test_a_nic_plugged_into_the_running_guest_only_is_a_taken_mac(
     lab: LibvirtLab, host: kvmnet.Host
 ) -> None:
