@@ -344,12 +344,11 @@ class Domain:
     def remove_interface(
         self, iface: IfaceSelector, *, live: bool | None = None, dry_run: bool = False
     ) -> Change:
-        """Remove an interface (selected as for :meth:`use_bridge`; ``None`` is refused)."""
-        if iface is None:
-            raise InvalidInput(
-                f"remove_interface on domain {self.name!r} needs a MAC or index; kvmnet does "
-                "not remove 'the first' interface by default"
-            )
+        """Remove an interface, selected as for :meth:`use_bridge` (``None``: the first).
+
+        Usage: ``dom.remove_interface("52:54:00:ab:cd:ef")``. Naming the MAC is the safer
+        habit; the command line insists on it.
+        """
         running, persistent = self._running_and_persistent(live)
         live_text = self._handle.xml() if running else None
         before = self._handle.xml(inactive=True) if persistent else live_text
