@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING
 
 from . import _html, _libvirt
 from .change import Change
-from .domainxml import DomainXML, GuestInterface, IfaceSelector
+from .domainxml import DomainXML, GuestInterface, GuestInterfaces, IfaceSelector
 from .errors import (
     InterfaceNotFound,
     InvalidInput,
@@ -100,30 +100,30 @@ class Domain:
 
     # -- interfaces ---------------------------------------------------------------------
 
-    def _resolve(self, ifaces: tuple[GuestInterface, ...]) -> tuple[GuestInterface, ...]:
+    def _resolve(self, ifaces: tuple[GuestInterface, ...]) -> GuestInterfaces:
         index = self.host.network_index()
         resolved = []
         for iface in ifaces:
             mode = index.mode_of(iface.type, iface.source)
             # replace() is slow enough to show in bulk runs; the guess is usually right.
             resolved.append(iface if mode is iface.mode else dataclasses.replace(iface, mode=mode))
-        return tuple(resolved)
+        return GuestInterfaces(resolved)
 
     @property
-    def interfaces(self) -> tuple[GuestInterface, ...]:
+    def interfaces(self) -> GuestInterfaces:
         """What the guest runs with now if running, else what it will boot with."""
         return self._resolve(DomainXML(self._handle.xml()).interfaces)
 
     @property
-    def persistent_interfaces(self) -> tuple[GuestInterface, ...]:
+    def persistent_interfaces(self) -> GuestInterfaces:
         """The persistent definition's interfaces: what the next boot uses."""
         return self._resolve(DomainXML(self._handle.xml(inactive=True)).interfaces)
 
     @property
-    def live_interfaces(self) -> tuple[GuestInterface, ...]:
+    def live_interfaces(self) -> GuestInterfaces:
         """The running guest's interfaces; empty when it is shut off."""
         if not self.is_running:
-            return ()
+            return GuestInterfaces()
         return self.interfaces
 
     def pending_changes(self) -> tuple[tuple[GuestInterface | None, GuestInterface | None], ...]:

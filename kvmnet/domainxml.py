@@ -57,7 +57,7 @@ from ._xmltext import (
 from .errors import InterfaceNotFound, InvalidInput, MacInUse, UnsupportedEdit
 from .mode import Mode
 
-__all__ = ["DomainXML", "GuestInterface", "IfaceSelector"]
+__all__ = ["DomainXML", "GuestInterface", "GuestInterfaces", "IfaceSelector"]
 
 log = logging.getLogger(__name__)
 
@@ -125,13 +125,7 @@ class GuestInterface:
         )
 
     def _repr_html_(self) -> str:
-        from . import _html
-
-        return _html.table(
-            ["#", "MAC", "type", "source", "model", "target", "mode"],
-            [(self.index, self.mac, self.type, self.source, self.model, self.target,
-              _html.badge(self.mode))],
-        )
+        return GuestInterfaces((self,))._repr_html_()
 
     def describe(self) -> str:
         """``"52:54:00:..:..:.. bridge 'br0' (bridged)"``, for messages."""
@@ -210,6 +204,23 @@ def _from_children(
     return iface
 
 
+class GuestInterfaces(tuple[GuestInterface, ...]):
+    """A tuple of :class:`GuestInterface` (``dom.interfaces``) that Jupyter shows as a table."""
+
+    __slots__ = ()
+
+    def _repr_html_(self) -> str:
+        from . import _html
+
+        return _html.table(
+            ["#", "MAC", "type", "source", "model", "target", "mode"],
+            [
+                (i.index, i.mac, i.type, i.source, i.model, i.target, _html.badge(i.mode))
+                for i in self
+            ],
+        )
+
+
 class DomainXML:
     """A libvirt domain definition whose interfaces can be edited in place.
 
@@ -267,9 +278,11 @@ class DomainXML:
         return self._elements
 
     @property
-    def interfaces(self) -> tuple[GuestInterface, ...]:
+    def interfaces(self) -> GuestInterfaces:
         """Every ``<interface>`` under ``<devices>``, in XML order."""
-        return tuple(read_interface(el, i) for i, el in enumerate(self._interface_elements()))
+        return GuestInterfaces(
+            read_interface(el, i) for i, el in enumerate(self._interface_elements())
+        )
 
     def find(self, iface: IfaceSelector = None) -> GuestInterface:
         """The interface ``iface`` selects; :class:`InterfaceNotFound` if none does."""

@@ -28,3 +28,15 @@ def test_guest_interface_html_and_repr(tmp_path: Path) -> None:
     assert mac in iface._repr_html_()
     assert ">bridged<" in iface._repr_html_()
     assert repr(iface).startswith("<GuestInterface #0 52:54:00:12:34:56 bridge 'br0' bridged")
+
+
+def test_interfaces_are_a_tuple_that_jupyter_shows_as_a_table(tmp_path: Path) -> None:
+    nics = (Nic.network("default"), Nic.bridge("br0", mac="52:54:00:12:34:57"))
+    uri = world_uri(tmp_path, Guest("web1", nics=nics))
+    with kvmnet.connect(uri) as host:
+        ifaces = host.domain("web1").interfaces
+    assert isinstance(ifaces, tuple) and len(ifaces) == 2
+    assert ifaces == tuple(ifaces)
+    html = ifaces._repr_html_()
+    assert html.count("<tr>") == 3  # header + one row per interface
+    assert "52:54:00:12:34:57" in html and ">nat<" in html and ">bridged<" in html
