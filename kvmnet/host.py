@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING
 from . import _html
 from ._libvirt import Connection, open_connection
 from .errors import ConnectionFailed, NetworkNotFound
+from .lanplan import DEFAULT_ADDRESS_TIMEOUT
 from .network import Network, NetworkIndex
 from .progress import Progress, track
 
@@ -223,15 +224,18 @@ class Host:
         live: bool | None = None,
         bounce_link: bool = True,
         confirm_within: float | None = None,
-        address_timeout: float = 60.0,
+        address_timeout: float = DEFAULT_ADDRESS_TIMEOUT,
+        force: Collection[str] = (),
+        dhcp_client: tuple[str, ...] = (),
         dry_run: bool = False,
         progress: Progress | None = None,
+        state_dir: str | None = None,
     ) -> LanResult:
         """Put ``domain`` on the LAN: bridge ``nic`` into ``bridge`` if it is missing, switch the
         guest (live + persistent, link bounced), wait for its new address.
 
         ``host.bridge_guest("web1", bridge="br0", nic="eno1", backend=NmcliBackend())``;
-        see :func:`kvmnet.onboard.bridge_guest`.
+        the options are :func:`kvmnet.onboard.bridge_guest`'s.
         """
         from .onboard import bridge_guest
 
@@ -246,8 +250,11 @@ class Host:
             bounce_link=bounce_link,
             confirm_within=confirm_within,
             address_timeout=address_timeout,
+            force=force,
+            dhcp_client=dhcp_client,
             dry_run=dry_run,
             progress=progress,
+            state_dir=state_dir,
         )
 
     def nat_guest(
@@ -261,12 +268,15 @@ class Host:
         release: str | None = None,
         backend: Backend | None = None,
         force: Collection[str] = (),
-        address_timeout: float = 60.0,
+        dhcp_client: tuple[str, ...] = (),
+        confirm_within: float | None = None,
+        address_timeout: float = DEFAULT_ADDRESS_TIMEOUT,
         dry_run: bool = False,
         progress: Progress | None = None,
+        state_dir: str | None = None,
     ) -> LanResult:
         """The way back: ``domain`` onto NAT ``network``, then (``release=NIC``) the NIC out of
-        the bridge; see :func:`kvmnet.onboard.nat_guest`."""
+        the bridge; the options are :func:`kvmnet.onboard.nat_guest`'s."""
         from .onboard import nat_guest
 
         return nat_guest(
@@ -279,9 +289,12 @@ class Host:
             release=release,
             backend=backend,
             force=force,
+            dhcp_client=dhcp_client,
+            confirm_within=confirm_within,
             address_timeout=address_timeout,
             dry_run=dry_run,
             progress=progress,
+            state_dir=state_dir,
         )
 
     # -- display ------------------------------------------------------------------------

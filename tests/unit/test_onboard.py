@@ -267,6 +267,11 @@ def test_release_is_refused_while_other_guests_use_the_bridge(tmp_path: Path, ho
         host, "web1", release=NIC, backend=lan.backend(), force=("bridge-in-use",), dry_run=True
     )
     assert forced.plan.host_plan is not None
+    # The Host method takes the same options as the module function.
+    via_host = host.nat_guest(
+        "web1", release=NIC, backend=lan.backend(), force=("bridge-in-use",), dry_run=True
+    )
+    assert via_host.plan.host_plan is not None
     assert lan.writes() == []
     assert persistent_sources(host) == [("bridge", "br0")]
 
