@@ -26,7 +26,7 @@ from .errors import (
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
-__all__ = ["Connection", "DomainHandle", "DomainXmls", "Lease", "open_connection"]
+__all__ = ["Connection", "DomainHandle", "DomainXmls", "Lease", "NetworkLease", "open_connection"]
 
 # Flags, named for what kvmnet means by them.
 XML_INACTIVE = libvirt.VIR_DOMAIN_XML_INACTIVE
@@ -120,6 +120,16 @@ _STATE_NAMES = {
     6: "crashed",
     7: "pmsuspended",
 }
+
+
+@dataclass(frozen=True)
+class NetworkLease:
+    """One DHCP lease of a libvirt network (``DHCPLeases``); ``expiry`` in epoch seconds."""
+
+    mac: str
+    address: str
+    prefix: int
+    expiry: int
 
 
 class DomainHandle:
@@ -298,12 +308,17 @@ class Connection:
                 code=error_code(exc),
             ) from exc
 
-    def network_leases(self, name: str) -> list[tuple[str, str, int]]:
-        """(mac, address, prefix) of the network's current DHCP leases."""
+    def network_leases(self, name: str) -> list[NetworkLease]:
+        """The network's current DHCP leases, with when each expires (seconds since epoch)."""
         with translated(f"cannot read the DHCP leases of network {name!r} on {self.uri}"):
             net = self._conn.networkLookupByName(name)
             raw = net.DHCPLeases() or []
-        return [(str(r["mac"]).lower(), str(r["ipaddr"]), int(r["prefix"])) for r in raw]
+        return [
+            NetworkLease(
+                str(r["mac"]).lower(), str(r["ipaddr"]), int(r["prefix"]), int(r["expirytime"])
+            )
+            for r in raw
+        ]
 
     def host_interface_macs(self) -> list[tuple[str, str]] | None:
         """(name, MAC) of the host's interfaces via libvirt, or None if the driver can't say."""

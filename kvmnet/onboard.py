@@ -268,6 +268,36 @@ def _addresses(
     return tuple(a for a in found if mac is None or a.mac == mac)
 
 
+def _lease_expiries(host: Host, network: str | None, mac: str | None) -> dict[str, int]:
+    """address -> expiry of ``mac``'s leases on libvirt ``network`` (empty if unknown)."""
+    if network is None or mac is None:
+        return {}
+    try:
+        leases = host.connection.network_leases(network)
+    except KvmnetError as exc:
+        log.info("cannot read the leases of network %s: %s", network, exc)
+        return {}
+    return {lease.address: lease.expiry for lease in leases if lease.mac == mac}
+
+
+def _renewed_lease(
+    host: Host, network: str | None, mac: str | None, old: dict[str, int]
+) -> Callable[[GuestAddress], bool]:
+    """Accept a lease-sourced address only once its lease is newer than before the move.
+
+    Back on NAT, a guest usually gets the same address it had before it left, and libvirt still
+    holds that old lease: without this the wait would report it before the guest has asked.
+    """
+
+    def accept(address: GuestAddress) -> bool:
+        if address.source != "lease" or address.address not in old:
+            return True
+        now = _lease_expiries(host, network, mac).get(address.address)
+        return now is not None and now > old[address.address]
+
+    return accept
+
+
 def wait_for_address(
     dom: Domain,
     mac: str | None,
@@ -277,8 +307,10 @@ def wait_for_address(
     sleep: Callable[[float], None] = time.sleep,
     probe: bool = False,
     runner: Runner | None = None,
+    accept: Callable[[GuestAddress], bool] | None = None,
 ) -> tuple[GuestAddress, ...]:
-    """Poll ``dom.addresses()`` until ``mac`` has an address not in ``exclude``, or ``timeout``.
+    """Poll ``dom.addresses()`` until ``mac`` has an address not in ``exclude`` (and that
+    ``accept`` takes, when given), or ``timeout``.
 
     ``probe``: some polls sweep the guest's bridge (``dom.addresses(probe=True)``, through
     ``runner``), 1, 2, 4 then every 8 s apart, so that a guest that takes long to lease does
@@ -293,7 +325,7 @@ def wait_for_address(
         found = tuple(
             a
             for a in _addresses(dom, mac, probe=sweep, runner=runner)
-            if a.address not in exclude
+            if a.address not in exclude and (accept is None or accept(a))
         )
         if found or time.monotonic() >= deadline:
             return found
@@ -341,6 +373,7 @@ def apply_lan_plan(
 
     dom = host.domain(plan.domain)
     before = frozenset(a.address for a in _addresses(dom, plan.iface))
+    old_leases = _lease_expiries(host, plan.network, plan.iface) if plan.action == "nat" else {}
     host_result: ApplyResult | None = None
     pending: str | None = None
     tell(0, "")
@@ -386,6 +419,9 @@ def apply_lan_plan(
             exclude=before,
             probe=probe,
             runner=plan.runner,
+            accept=_renewed_lease(host, plan.network, plan.iface, old_leases)
+            if old_leases
+            else None,
         )
         if not addresses:
             notes.append(

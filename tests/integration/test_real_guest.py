@@ -178,8 +178,15 @@ def test_one_call_puts_the_guest_on_the_lan_and_back(world: World) -> None:
         # Found now, the guest is in the host's neighbour table: a plain lookup has it too.
         assert assert_on_lan(world, tap, sources=("arp", "probe")) == lan_address
 
-        back = host.nat_guest(GUEST, release=NIC, backend=world.backend, address_timeout=0)
+        back = host.nat_guest(GUEST, release=NIC, backend=world.backend)
         assert back.applied
+        # libvirt still holds the lease from the first boot (same MAC, same address): the
+        # wait must not take it for the new one, so the guest has leased again by the time
+        # nat_guest returns (its console line may trail the DHCP ACK by a moment).
+        renewed = world.next_lease(2, timeout=1.0)
+        assert [(a.mac, a.address, a.source) for a in back.addresses] == [
+            (GUEST_MAC, renewed, "lease")
+        ], back.notes
         assert_back_on_nat(world, host.domain(GUEST), tap)
         # The NIC was released: it holds the host's LAN address again and br0 is gone.
         assert NIC not in world.lab.bridge_ports()
