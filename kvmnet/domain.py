@@ -246,16 +246,17 @@ class Domain:
             log.info("domain %r: %s", self.name, note)
             plan.notes.append(note)
         elif running and live is not False and live_text is not None:
-            live_doc = DomainXML(live_text)
-            plan.live_old = live_doc.interface_xml(selector)
-            (live_doc.use_bridge if new_type == "bridge" else live_doc.use_nat)(name, selector)
-            plan.live_new = live_doc.interface_xml(selector)
+            # The live view is edited in place: read what the guest runs with first.
+            running_iface = view.find(selector)
+            plan.live_old = view.interface_xml(selector)
+            (view.use_bridge if new_type == "bridge" else view.use_nat)(name, selector)
+            plan.live_new = view.interface_xml(selector)
             if plan.live_new == plan.live_old:
                 plan.live_new = plan.live_old = None  # the running guest is there already
-            elif "direct" in (old_type, view.find(selector).type, new_type):
+            elif "direct" in (old_type, running_iface.type, new_type):
                 raise LiveChangeUnsupported(
                     f"domain {self.name!r} on {self.host.uri}: libvirt cannot move a running "
-                    f"guest's interface {view.find(selector).describe()} to or from macvtap "
+                    f"guest's interface {running_iface.describe()} to or from macvtap "
                     "(type='direct'); pass live=False (CLI: --config) to change the next boot only"
                 )
         if plan.before == plan.after and plan.live_new is None:
