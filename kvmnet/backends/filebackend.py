@@ -102,9 +102,17 @@ def backup_steps(
 ) -> list[Step]:
     """A copy (mode 0600) of each existing file in ``paths`` under ``BACKUP_DIR/STAMP`` in
     ``rooted`` (``stamp`` None: the current UTC time), away from the folder whose every file
-    the network stack reads as configuration."""
-    stamp = stamp or time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
-    folder = rooted(posixpath.join(BACKUP_DIR, stamp))
+    the network stack reads as configuration. Backups never overwrite each other: the default
+    stamp counts microseconds, and a folder that exists already gets a ``-2``, ``-3``...
+    sibling (two plans in the same second, or the same explicit ``stamp`` twice)."""
+    if stamp is None:
+        now = time.time()
+        stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime(now)) + f".{int(now % 1 * 1e6):06d}Z"
+    base = rooted(posixpath.join(BACKUP_DIR, stamp))
+    folder, n = base, 1
+    while current.list_dir(folder) is not None:
+        n += 1
+        folder = f"{base}-{n}"
     steps: list[Step] = []
     for path in paths:
         text = read_text(current, path)

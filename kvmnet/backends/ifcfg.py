@@ -2,15 +2,22 @@
 
 What it writes (``/etc/sysconfig/network-scripts`` under ``root``):
 
-- ``ifcfg-BR``: ``DEVICE``, ``TYPE=Bridge``, ``ONBOOT=yes``, the NIC's IP settings moved over
-  in their order (``BOOTPROTO``, ``IPADDR*``, ``PREFIX*``, ``GATEWAY``, ``DNS*``, ``IPV6*``...),
-  ``STP=no``, ``DELAY=0``, the NIC's MAC as ``MACADDR`` (initscripts) and ``BRIDGE_MACADDR``
-  (NetworkManager's ifcfg-rh reads that one for bridges), ``NM_CONTROLLED`` as the NIC had it;
-- the NIC's own file with ``BRIDGE=BR``, ``BOOTPROTO=none`` and its IP settings removed;
-  comments, ``HWADDR``, ``UUID`` and unknown keys stay where they were;
-- ``route-NIC``/``route6-NIC`` become ``route-BR``/``route6-BR``;
+- ``ifcfg-BR``: ``DEVICE``, ``TYPE=Bridge``, ``ONBOOT`` and ``NM_CONTROLLED`` as the NIC had
+  them, every IP-level line of the NIC's file moved verbatim and in order (the split is in
+  :mod:`.ifcfgkeys`), ``STP``, ``DELAY``, the NIC's MAC as ``MACADDR`` (initscripts) and
+  ``BRIDGE_MACADDR`` (NetworkManager's ifcfg-rh reads that one for bridges);
+- the NIC's own file, edited in place (:mod:`.ifcfgfiles`): IP-level lines replaced by
+  markers, ``BRIDGE=BR`` appended; comments, link-level and unknown keys stay where they were;
+- the NIC's ``route-``/``route6-``/``rule-``/``rule6-`` files, by profile name and by device
+  name, become ``route-BR``...; release is the exact inverse (byte-identical files);
 - a copy of every file it replaces under ``/var/lib/kvmnet/backup/STAMP/``: never inside
   network-scripts, where every ``ifcfg-*`` file is read as a profile.
+
+Refused while planning (``force=`` overrides, see :mod:`kvmnet.hostnet.preflight`): a file
+saying the host boots through the NIC (``NETBOOT=yes``, ``BOOTPROTO=ibft``: ``netboot``),
+802.1X on the NIC (``802.1x``), a file making the NIC a port already (``MASTER=``,
+``BRIDGE=``, ``TEAM_MASTER=``...: ``enslaved``). Alias files (``ifcfg-NIC:1``) and companion
+files that would collide are refused with :class:`~kvmnet.InvalidInput`.
 
 Then ``nmcli connection reload`` + ``nmcli connection up`` the NIC's profile where
 NetworkManager runs (``nmcli -t -f RUNNING general`` through the runner, or ``network_manager=``),
@@ -24,10 +31,11 @@ Usage::
 from __future__ import annotations
 
 import posixpath
-import re
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 
+from ..errors import InvalidInput
 from ..hostnet.plan import Plan, RemoveFile, RunCommand, Step
+from ..hostnet.preflight import refuse
 from ..hostnet.request import BridgeRequest, HostState
 from ..hostnet.runner import Runner
 from ..hostnet.state import LinkState
@@ -40,7 +48,17 @@ from .filebackend import (
     takeover_steps,
     write_step,
 )
-from .nmcli import profile_uuid
+from .ifcfgfiles import (
+    COMPANION_KINDS,
+    Companion,
+    bridge_uuid,
+    companion_notes,
+    render_bridge,
+    render_port,
+    restore_port,
+    retarget,
+)
+from .ifcfgkeys import classify, is_8021x
 from .shellvars import Line, ShellVars
 
 __all__ = [
@@ -55,114 +73,18 @@ __all__ = [
 SCRIPTS_DIR = "/etc/sysconfig/network-scripts"
 NM_RUNNING = ("nmcli", "-t", "-f", "RUNNING", "general")
 
-_IP_EXACT = frozenset(
-    {
-        "BOOTPROTO",
-        "DEFROUTE",
-        "PEERDNS",
-        "PEERROUTES",
-        "DOMAIN",
-        "METRIC",
-        "ZONE",
-        "ARPCHECK",
-        "ARPING_WAIT",
-        "DHCP_HOSTNAME",
-        "DHCP_FQDN",
-        "DHCP_SEND_HOSTNAME",
-        "DHCP_CLIENT_ID",
-        "DHCP_VENDOR_CLASS_IDENTIFIER",
-        "DHCP_TIMEOUT",
-        "IPV4_FAILURE_FATAL",
-        "IPV4_ROUTE_METRIC",
-        "IPV4_ROUTE_TABLE",
-        "IPV4_DNS_PRIORITY",
-        "IPV6INIT",
-        "IPV6_AUTOCONF",
-        "IPV6ADDR",
-        "IPV6ADDR_SECONDARIES",
-        "IPV6_DEFAULTGW",
-        "IPV6_DEFAULTDEV",
-        "IPV6_DEFROUTE",
-        "IPV6_FAILURE_FATAL",
-        "IPV6_PEERDNS",
-        "IPV6_PEERROUTES",
-        "IPV6_PRIVACY",
-        "IPV6_ADDR_GEN_MODE",
-        "IPV6_ROUTE_METRIC",
-        "IPV6_ROUTE_TABLE",
-        "IPV6_DNS_PRIORITY",
-        "IPV6_TOKEN",
-        "DHCPV6C",
-        "DHCPV6C_OPTIONS",
-        "DHCPV6_DUID",
-        "DHCPV6_IAID",
-        "NOZEROCONF",
-    }
-)
-_IP_NUMBERED = re.compile(r"^(IPADDR|PREFIX|NETMASK|GATEWAY|BROADCAST|NETWORK|DNS)\d*$")
 # initscripts skips these suffixes when it globs ifcfg-*; so do we.
 _IGNORED_SUFFIX = (".bak", ".orig", ".rpmnew", ".rpmorig", ".rpmsave", "~")
+_TRUE = frozenset({"yes", "y", "true", "t", "1", "on"})
 
 
 def is_ip_key(key: str) -> bool:
     """True for the settings that belong to whichever device carries the IP (moved to BR)."""
-    return key in _IP_EXACT or bool(_IP_NUMBERED.match(key))
+    return classify(key) == "ip"
 
 
-def render_port(nic_file: ShellVars, bridge: str) -> ShellVars:
-    """The NIC's file as a bridge port: IP settings out, ``BRIDGE=`` in, the rest kept."""
-    lines: list[Line] = []
-    for line in nic_file.lines:
-        if line.key == "BOOTPROTO":
-            lines.append(Line("BOOTPROTO=none", "BOOTPROTO", "none"))
-        elif line.key is None or not is_ip_key(line.key):
-            lines.append(line)
-    port = ShellVars(lines)
-    if "BOOTPROTO" not in port:
-        port.set("BOOTPROTO", "none")
-    port.set("BRIDGE", bridge)
-    return port
-
-
-def bridge_uuid(bridge: str) -> str:
-    """The UUID kvmnet gives ``ifcfg-BR`` (the same on every run, so reruns find it)."""
-    return profile_uuid("ifcfg-bridge", bridge)
-
-
-def render_bridge(
-    nic_file: ShellVars, *, bridge: str, nic: str, mac: str, stp: bool, forward_delay: int
-) -> ShellVars:
-    """A fresh ``ifcfg-BR`` carrying the IP settings taken from the NIC's file."""
-    out = ShellVars()
-    out.lines.append(
-        Line(
-            f"# Written by kvmnet: bridge {bridge} with port {nic}; "
-            f"IP settings moved from ifcfg-{nic}"
-        )
-    )
-    # A fixed UUID: NetworkManager's ifcfg-rh would derive one from the path, and the name
-    # "br0" may be taken by NM's own profile for a bridge it found already there.
-    for key, value in (
-        ("DEVICE", bridge),
-        ("NAME", bridge),
-        ("UUID", bridge_uuid(bridge)),
-        ("TYPE", "Bridge"),
-        ("ONBOOT", "yes"),
-    ):
-        out.set(key, value)
-    moved = [(k, v) for k, v in nic_file if is_ip_key(k)]
-    for key, value in moved:
-        out.set(key, value)
-    if "BOOTPROTO" not in out:
-        out.set("BOOTPROTO", "none")
-    out.set("STP", "yes" if stp else "no")
-    out.set("DELAY", str(forward_delay))
-    out.set("MACADDR", mac)
-    out.set("BRIDGE_MACADDR", mac)
-    nm = nic_file.get("NM_CONTROLLED")
-    if nm is not None:
-        out.set("NM_CONTROLLED", nm)
-    return out
+def _norm_mac(value: str | None) -> str:
+    return (value or "").strip().lower().replace("-", ":")
 
 
 def _from_state(nic: LinkState) -> ShellVars:
@@ -186,9 +108,57 @@ def _from_state(nic: LinkState) -> ShellVars:
     return doc
 
 
-def _retarget_routes(text: str, nic: str, bridge: str) -> str:
-    """route-NIC lines in ``ip route`` syntax name the device: point them at the bridge."""
-    return re.sub(rf"(\bdev\s+){re.escape(nic)}(?=\s|$)", rf"\g<1>{bridge}", text)
+def refusals(doc: ShellVars, path: str, *, nic: str, bridge: str, force: Collection[str]) -> None:
+    """Refuse what the NIC's file shows kvmnet must not bridge (see the module docstring).
+
+    Args:
+        doc: the NIC's parsed file.
+        path: its path (named in the message).
+        nic: the NIC's name.
+        bridge: the bridge's name.
+        force: the checks the caller overrides.
+
+    Raises:
+        PreflightRefused: the first refusal not in ``force``.
+    """
+    name = posixpath.basename(path)
+    bootproto = (doc.get("BOOTPROTO") or "").strip().lower()
+    if (doc.get("NETBOOT") or "").strip().lower() in _TRUE or bootproto == "ibft":
+        refuse(
+            "netboot",
+            f"{name} says the host boots through {nic} (NETBOOT=yes or BOOTPROTO=ibft: an "
+            f"iSCSI root disk): bridging it takes the root disk's path away, and "
+            f"NetworkManager does not load BOOTPROTO=ibft on a bridge. Bridge another NIC",
+            force,
+        )
+    members = [k for k, _ in doc if classify(k) == "membership"]
+    if members:
+        refuse(
+            "enslaved",
+            f"{name} makes {nic} a port already ({', '.join(sorted(set(members)))}): "
+            f"remove it from its bond/bridge/team first, or put guests on that device "
+            f"instead of {bridge}",
+            force,
+        )
+    if any(is_8021x(k) for k, _ in doc):
+        refuse(
+            "802.1x",
+            f"{name} authenticates {nic} with 802.1X: the switch port admits the one "
+            f"authenticated MAC and drops the guests' frames. Use NAT or a routed network; "
+            f"force only if the switch allows several MACs (multi-host/multi-auth mode)",
+            force,
+        )
+
+
+def _unknown_warning(doc: ShellVars, nic: str, bridge: str) -> list[str]:
+    unknown = sorted({k for k, _ in doc if classify(k) == "unknown"})
+    if not unknown:
+        return []
+    return [
+        f"keys no ifcfg reader knows stay in {nic}'s file (the port's): "
+        f"{', '.join(unknown)}; if a local script uses them for IP, move them to "
+        f"ifcfg-{bridge} by hand"
+    ]
 
 
 class IfcfgBackend(FileBackendBase):
@@ -218,12 +188,16 @@ class IfcfgBackend(FileBackendBase):
         return f"<IfcfgBackend root={self.root!r}>"
 
     # -- reading ---------------------------------------------------------------------------
+    def _scripts(self, name: str) -> str:
+        return self.paths(posixpath.join(SCRIPTS_DIR, name))
+
     def _profiles(self, current: HostState) -> list[tuple[str, ShellVars]]:
-        """Every ifcfg file the system would read, as (path, parsed)."""
+        """Every ifcfg file the system would read as a profile, as (path, parsed); alias
+        files (``ifcfg-eth0:1``) are not profiles (ifcfg-rh adds them to their parent)."""
         directory = self.paths(SCRIPTS_DIR)
         out: list[tuple[str, ShellVars]] = []
-        for name in current.list_dir(directory) or ():
-            if not name.startswith("ifcfg-") or name.endswith(_IGNORED_SUFFIX):
+        for name in sorted(current.list_dir(directory) or ()):
+            if not name.startswith("ifcfg-") or name.endswith(_IGNORED_SUFFIX) or ":" in name:
                 continue
             path = posixpath.join(directory, name)
             text = read_text(current, path)
@@ -234,7 +208,8 @@ class IfcfgBackend(FileBackendBase):
     def find_file(
         self, current: HostState, device: str, mac: str | None
     ) -> tuple[str, ShellVars] | None:
-        """The file describing ``device``: by DEVICE=, else by file name, else by HWADDR."""
+        """The file describing ``device``: by DEVICE=, else by file name, else by HWADDR
+        (a profile without DEVICE= is bound to the NIC with that MAC)."""
         profiles = self._profiles(current)
         for path, doc in profiles:
             if doc.get("DEVICE") == device:
@@ -244,8 +219,7 @@ class IfcfgBackend(FileBackendBase):
                 return path, doc
         if mac:
             for path, doc in profiles:
-                hw = (doc.get("HWADDR") or "").lower()
-                if hw == mac.lower() and doc.get("DEVICE") is None:
+                if _norm_mac(doc.get("HWADDR")) == _norm_mac(mac) and doc.get("DEVICE") is None:
                     return path, doc
         return None
 
@@ -270,16 +244,19 @@ class IfcfgBackend(FileBackendBase):
     # -- planning --------------------------------------------------------------------------
     def plan_enslave(self, request: BridgeRequest, current: HostState) -> Plan:
         nic, br = current.nic, request.bridge
-        directory = self.paths(SCRIPTS_DIR)
         found = self.find_file(current, nic.name, nic.mac)
         warnings = stp_warnings(request)
         if found is None:
-            nic_path, nic_doc = posixpath.join(directory, f"ifcfg-{nic.name}"), _from_state(nic)
+            nic_path, nic_doc = self._scripts(f"ifcfg-{nic.name}"), _from_state(nic)
             warnings.append(f"no ifcfg file describes {nic.name}: one is written from its state")
         else:
             nic_path, nic_doc = found
+            refusals(nic_doc, nic_path, nic=nic.name, bridge=br, force=request.force)
+        self._refuse_aliases(current, nic.name)
+        warnings += _unknown_warning(nic_doc, nic.name, br)
         existing_br = self.find_file(current, br, None)
-        br_path = existing_br[0] if existing_br else posixpath.join(directory, f"ifcfg-{br}")
+        br_path = existing_br[0] if existing_br else self._scripts(f"ifcfg-{br}")
+        companions = self._companions(current, nic_path, nic.name, br)
 
         bridge_doc = render_bridge(
             nic_doc,
@@ -288,11 +265,11 @@ class IfcfgBackend(FileBackendBase):
             mac=nic.mac,
             stp=request.stp,
             forward_delay=request.forward_delay,
+            companions=[c for c, _ in companions],
         )
-        port_doc = render_port(nic_doc, br)
-        route_moves = self._route_moves(current, nic.name, br)
-
-        touched = [nic_path, br_path, *[p for old, new, _ in route_moves for p in (old, new)]]
+        port_doc = render_port(nic_doc, br, nic=nic.name)
+        touched = [nic_path, br_path]
+        touched += [self._scripts(n) for c, _ in companions for n in (c.old, c.new)]
         steps: list[Step] = self._backups(current, touched)
         steps.append(
             write_step(
@@ -314,7 +291,7 @@ class IfcfgBackend(FileBackendBase):
                 why=f"{nic.name} becomes a port of {br}",
             )
         )
-        steps += self._route_steps(current, route_moves)
+        steps += self._companion_steps(current, companions, "routes follow the address")
         steps += takeover_steps(current, request)
         activation, hints, uses_nm = self._activation(request, current, port_doc)
         steps += activation
@@ -328,11 +305,58 @@ class IfcfgBackend(FileBackendBase):
             restore_runtime=not uses_nm,
         )
 
-    def _route_steps(self, current: HostState, moves: list[tuple[str, str, str]]) -> list[Step]:
-        """Each route-NIC file written as route-BR (keeping its mode), then removed."""
+    def _refuse_aliases(self, current: HostState, nic: str) -> None:
+        """Alias files add addresses to the NIC under another name: they would stay on the
+        port, so their addresses would be lost. Refused rather than dropped."""
+        aliases = sorted(
+            name
+            for name in current.list_dir(self.paths(SCRIPTS_DIR)) or ()
+            if name.startswith(f"ifcfg-{nic}:") and not name.endswith(_IGNORED_SUFFIX)
+        )
+        if aliases:
+            raise InvalidInput(
+                f"{', '.join(aliases)} add alias addresses to {nic}; kvmnet does not move "
+                f"alias files: merge them into IPADDRn/PREFIXn of {nic}'s file first"
+            )
+
+    def _companions(
+        self, current: HostState, nic_path: str, nic: str, br: str
+    ) -> list[tuple[Companion, str]]:
+        """Each route/rule file of the NIC (named after its profile file, which NetworkManager
+        reads, or after the device, which initscripts reads) with its new text."""
+        profile = posixpath.basename(nic_path)[len("ifcfg-") :]
+        out: list[tuple[Companion, str]] = []
+        for kind in COMPANION_KINDS:
+            names = list(dict.fromkeys((f"{kind}-{profile}", f"{kind}-{nic}")))
+            texts = [(n, read_text(current, self._scripts(n))) for n in names]
+            present = [(n, t) for n, t in texts if t is not None]
+            if not present:
+                continue
+            if len(present) > 1:
+                raise InvalidInput(
+                    f"both {present[0][0]} and {present[1][0]} exist: NetworkManager reads "
+                    f"the first, initscripts both; merge them into one before bridging {nic}"
+                )
+            old, text = present[0]
+            new = f"{kind}-{br}"
+            if read_text(current, self._scripts(new)) is not None:
+                raise InvalidInput(
+                    f"{new} exists already and {old} would replace it: merge {old} into "
+                    f"{new} (or remove one) before bridging {nic}"
+                )
+            moved = retarget(text, nic, br)
+            # Renaming is only done when it can be undone exactly (the text never named br).
+            exact = moved != text and retarget(moved, br, nic) == text
+            out.append((Companion(old, new, nic if exact else None), moved if exact else text))
+        return out
+
+    def _companion_steps(
+        self, current: HostState, moves: list[tuple[Companion, str]], why: str
+    ) -> list[Step]:
+        """Each companion written under its new name (keeping its mode), then removed."""
         steps: list[Step] = []
-        for old, new, text in moves:
-            why = f"moved to {posixpath.basename(new)}"
+        for companion, text in moves:
+            old, new = self._scripts(companion.old), self._scripts(companion.new)
             steps += [
                 write_step(
                     current,
@@ -340,9 +364,9 @@ class IfcfgBackend(FileBackendBase):
                     text,
                     mode=self._runner.file_mode(old) or 0o644,
                     keep_mode=self._runner,
-                    why="routes follow the address",
+                    why=why,
                 ),
-                RemoveFile(old, previous=read_text(current, old), why=why),
+                RemoveFile(old, previous=read_text(current, old), why=f"moved to {companion.new}"),
             ]
         return steps
 
@@ -367,39 +391,20 @@ class IfcfgBackend(FileBackendBase):
         ]
         return steps, (RunCommand(("nmcli", "connection", "reload")), up), True
 
-    def _route_moves(self, current: HostState, nic: str, br: str) -> list[tuple[str, str, str]]:
-        moves = []
-        for kind in ("route", "route6"):
-            old = self.paths(posixpath.join(SCRIPTS_DIR, f"{kind}-{nic}"))
-            text = read_text(current, old)
-            if text is not None:
-                new = self.paths(posixpath.join(SCRIPTS_DIR, f"{kind}-{br}"))
-                moves.append((old, new, _retarget_routes(text, nic, br)))
-        return moves
-
     def plan_release(self, request: BridgeRequest, current: HostState) -> Plan:
-        """Put the bridge's IP settings back on the NIC and delete ``ifcfg-BR``."""
+        """Put the bridge's IP settings and route/rule files back on the NIC, byte for byte,
+        and delete ``ifcfg-BR``."""
         nic, br = current.nic, request.bridge
-        directory = self.paths(SCRIPTS_DIR)
         found = self.find_file(current, nic.name, nic.mac)
-        nic_path, nic_doc = found or (
-            posixpath.join(directory, f"ifcfg-{nic.name}"),
-            _from_state(nic),
-        )
+        nic_path, nic_doc = found or (self._scripts(f"ifcfg-{nic.name}"), _from_state(nic))
         br_found = self.find_file(current, br, None)
-        br_path = br_found[0] if br_found else posixpath.join(directory, f"ifcfg-{br}")
+        br_path = br_found[0] if br_found else self._scripts(f"ifcfg-{br}")
         br_doc = br_found[1] if br_found else ShellVars()
-        restored = ShellVars(
-            [
-                ln
-                for ln in nic_doc.lines
-                if ln.key != "BRIDGE" and not (ln.key and is_ip_key(ln.key))
-            ]
-        )
-        for key, value in br_doc:
-            if is_ip_key(key):
-                restored.set(key, value)
-        steps: list[Step] = self._backups(current, [nic_path, br_path])
+        restored = restore_port(nic_doc, br_doc)
+        companions = self._companions_back(current, nic_path, br_doc, nic.name, br)
+        touched = [nic_path, br_path]
+        touched += [self._scripts(n) for c, _ in companions for n in (c.old, c.new)]
+        steps: list[Step] = self._backups(current, touched)
         steps.append(
             write_step(
                 current,
@@ -410,6 +415,7 @@ class IfcfgBackend(FileBackendBase):
                 why=f"{nic.name} takes back {br}'s IP settings",
             )
         )
+        steps += self._companion_steps(current, companions, f"routes go back to {nic.name}")
         steps.append(RemoveFile(br_path, previous=read_text(current, br_path)))
         uses_nm = self._uses_nm(restored)
         profile = _profile_selector(restored, nic.name)
@@ -421,6 +427,30 @@ class IfcfgBackend(FileBackendBase):
         else:
             steps += [RunCommand(("ifdown", br)), RunCommand(("ifup", nic.name))]
         return self._plan("release", request, current, steps, restore_runtime=not uses_nm)
+
+    def _companions_back(
+        self, current: HostState, nic_path: str, br_doc: ShellVars, nic: str, br: str
+    ) -> list[tuple[Companion, str]]:
+        """The bridge's route/rule files going back to the names ``ifcfg-BR`` recorded (else
+        to the NIC's profile name), their ``dev`` words renamed back where they were."""
+        notes = companion_notes(br_doc)
+        profile = posixpath.basename(nic_path)[len("ifcfg-") :]
+        out: list[tuple[Companion, str]] = []
+        for kind in COMPANION_KINDS:
+            name = f"{kind}-{br}"
+            text = read_text(current, self._scripts(name))
+            if text is None:
+                continue
+            note = notes.get(name)
+            back = note.old if note else f"{kind}-{profile}"
+            if read_text(current, self._scripts(back)) is not None:
+                raise InvalidInput(
+                    f"{back} exists and {name} would replace it on release: merge them "
+                    f"into one of the two (or remove {back}) first"
+                )
+            renamed = note is not None and note.nic is not None
+            out.append((Companion(name, back), retarget(text, br, nic) if renamed else text))
+        return out
 
 
 def _take_over(request: BridgeRequest, current: HostState) -> list[Step]:

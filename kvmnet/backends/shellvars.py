@@ -129,15 +129,34 @@ class Line:
 
 
 class ShellVars:
-    """An ifcfg-style file as an ordered list of lines; edits keep everything else intact."""
+    """An ifcfg-style file as an ordered list of lines; edits keep everything else intact.
 
-    def __init__(self, lines: list[Line] | None = None) -> None:
+    ``parse(text).render() == text`` for every text: lines are split at ``\n`` only (a
+    ``\r`` or form feed stays part of its line) and a missing final newline is remembered
+    (``final_newline``), so a file kvmnet edits in place comes back byte for byte.
+    """
+
+    def __init__(self, lines: list[Line] | None = None, *, final_newline: bool = True) -> None:
         self.lines: list[Line] = list(lines or [])
+        self.final_newline = final_newline
 
     @classmethod
     def parse(cls, text: str) -> ShellVars:
+        """Parse ``text`` without running it.
+
+        Args:
+            text: the file's content.
+
+        Returns:
+            The parsed file.
+
+        Raises:
+            InvalidInput: a value's quoting is unterminated (the line is named).
+        """
         lines: list[Line] = []
-        for number, text_line in enumerate(text.splitlines(), start=1):
+        final_newline = text.endswith("\n") or not text
+        body = text[:-1] if text.endswith("\n") else text
+        for number, text_line in enumerate(body.split("\n") if text else [], start=1):
             m = _ASSIGN.match(text_line)
             if m is None:
                 lines.append(Line(text_line))
@@ -147,7 +166,7 @@ class ShellVars:
             except InvalidInput as exc:
                 raise InvalidInput(f"line {number}: {exc}: fix the quoting in the file") from exc
             lines.append(Line(text_line, m.group("key"), value))
-        return cls(lines)
+        return cls(lines, final_newline=final_newline)
 
     def __iter__(self) -> Iterator[tuple[str, str]]:
         for line in self.lines:
@@ -191,4 +210,6 @@ class ShellVars:
         return old
 
     def render(self) -> str:
-        return "".join(line.text + "\n" for line in self.lines)
+        """The file's text: every line as it was read or set."""
+        text = "\n".join(line.text for line in self.lines)
+        return text + "\n" if self.lines and self.final_newline else text

@@ -13,7 +13,15 @@ check (force key)  refused when                                                 
 ``managed``        NetworkManager/networkd manages the NIC and the backend is a  yes
                    runtime one that bypasses it (iproute2): it would fight back
 ``ssh``            the SSH session runs over the NIC and no dead-man timer      yes
+``netboot``        the NIC's configuration says the host boots through it       yes
+                   (ifcfg ``NETBOOT=yes``, ``BOOTPROTO=ibft``: iSCSI root)
+``802.1x``         the NIC authenticates to its switch port with 802.1X: the    yes
+                   switch admits one MAC and drops the guests' frames
 =================  ===========================================================  =========
+
+The last two are found in a backend's files: the backend calls :func:`refuse` while
+planning (before anything changes) with ``request.force``. A NIC whose *file* makes it a
+port of a bond, bridge or team is refused by the backend as ``enslaved`` too.
 
 A missing NIC raises :class:`~kvmnet.HostNicNotFound` while reading the host.
 """
@@ -28,7 +36,7 @@ from .names import validate_ifname
 from .request import BridgeRequest, HostState
 from .runner import Runner
 
-__all__ = ["CHECKS", "check_bridge_name", "libvirt_owner", "preflight"]
+__all__ = ["CHECKS", "check_bridge_name", "libvirt_owner", "preflight", "refuse"]
 
 CHECKS = frozenset(
     {
@@ -40,6 +48,8 @@ CHECKS = frozenset(
         "br-netfilter",
         "managed",
         "ssh",
+        "netboot",
+        "802.1x",
     }
 )
 _NOT_OVERRIDABLE = frozenset({"bridge-name", "not-a-bridge"})
@@ -66,7 +76,17 @@ def libvirt_owner(runner: Runner, bridge: str) -> str | None:
     return None
 
 
-def _refuse(check: str, message: str, force: Collection[str]) -> None:
+def refuse(check: str, message: str, force: Collection[str]) -> None:
+    """Raise PreflightRefused(``message`` + how to override) unless ``check`` is in ``force``.
+
+    Args:
+        check: one of :data:`CHECKS`.
+        message: what is wrong and what to do.
+        force: the checks the caller overrides.
+
+    Raises:
+        PreflightRefused: ``check`` is not overridden (or cannot be).
+    """
     if check in force and check not in _NOT_OVERRIDABLE:
         return
     suffix = "" if check in _NOT_OVERRIDABLE else f" (override: force=('{check}',))"
@@ -97,13 +117,13 @@ def preflight(
     nic, br = current.nic, request.bridge
     if current.bridge is not None and not current.bridge.is_bridge:
         kind = current.bridge.kind or "a plain NIC"
-        _refuse(
+        refuse(
             "not-a-bridge",
             f"{br!r} exists and is {kind}, not a bridge: pick another bridge name",
             force,
         )
     if nic.wireless:
-        _refuse(
+        refuse(
             "wireless",
             f"{nic.name} is Wi-Fi: an access point drops frames from MACs that did not "
             "associate, so bridged guests would get nothing. Use NAT (the 'default' network), "
@@ -111,21 +131,21 @@ def preflight(
             force,
         )
     if nic.master is not None and nic.master != br:
-        _refuse(
+        refuse(
             "enslaved",
             f"{nic.name} is already a port of {nic.master}: release it from {nic.master} "
             f"first, or bridge guests onto {nic.master}",
             force,
         )
     if libvirt_network is not None:
-        _refuse(
+        refuse(
             "libvirt",
             f"{br} belongs to libvirt network {libvirt_network!r} (NAT): putting {nic.name} "
             "into it would mix the LAN with the NAT network; choose another bridge name",
             force,
         )
     if current.br_netfilter and (current.forward_policy or "").upper() == "DROP":
-        _refuse(
+        refuse(
             "br-netfilter",
             "br_netfilter is loaded (net.bridge.bridge-nf-call-iptables=1) and iptables' "
             "FORWARD policy is DROP, so bridged guests' traffic would be dropped silently: "
@@ -136,7 +156,7 @@ def preflight(
     daemon = current.managed_by
     if daemon is not None and backend == "iproute2":
         fix = {"NetworkManager": "nmcli", "systemd-networkd": "networkd"}.get(daemon, daemon)
-        _refuse(
+        refuse(
             "managed",
             f"{daemon} manages {nic.name}: changing it behind {daemon}'s back with ip would "
             f"be undone or fought over. Use backend {fix!r}, or stop {daemon} managing it",
@@ -144,7 +164,7 @@ def preflight(
         )
     needs_timer = current.ssh_over_nic and "ssh" not in force
     if needs_timer and confirm_within is None and not dry_run:
-        _refuse(
+        refuse(
             "ssh",
             f"this SSH session runs over {nic.name}: a mistake would cut you off. Apply with "
             "confirm_within=SECONDS (CLI: --confirm-within 60), which rolls back by itself "

@@ -34,6 +34,9 @@ class BridgeRequest:
     of STP's listening and learning states. ``dhcp_client`` is an argv to start a DHCP
     client on the bridge after the move (``()``: copy the leased addresses with their
     lifetimes and start nothing; a DHCP client found on the NIC is stopped either way).
+    ``force`` names the preflight refusals the caller overrides (see
+    :mod:`kvmnet.hostnet.preflight`), so a backend refusing what only its files show
+    (:func:`~kvmnet.hostnet.preflight.refuse`) honours the same overrides.
     """
 
     nic: str
@@ -41,6 +44,7 @@ class BridgeRequest:
     stp: bool = False
     forward_delay: int = 0
     dhcp_client: tuple[str, ...] = ()
+    force: frozenset[str] = frozenset()
 
     def __post_init__(self) -> None:
         validate_ifname(self.nic, what="NIC")

@@ -229,7 +229,7 @@ class TestRender:
             assert port.get(key) is None, key
         for key in ("HWADDR", "MTU", "ETHTOOL_OPTS", "X_VENDOR_KEY", "NM_CONTROLLED"):
             assert port.get(key) == ShellVars.parse(STATIC_NIC).get(key), key
-        assert (port.get("BRIDGE"), port.get("BOOTPROTO")) == ("br0", "none")
+        assert (port.get("BRIDGE"), port.get("BOOTPROTO")) == ("br0", None)  # moved, not reset
         golden("static-ifcfg-br0", bridge.render())
         golden("static-ifcfg-nic", port.render())
 
@@ -248,7 +248,7 @@ class TestRender:
         port = render_port(nic, "br0")
         again_b, again_p = ShellVars.parse(bridge.render()), ShellVars.parse(port.render())
         assert list(again_b) == list(bridge) and list(again_p) == list(port)
-        # Nothing is lost: every key ends up on exactly one of the two devices (or is BOOTPROTO).
+        # Nothing is lost: every key ends up on one of the two devices.
         moved = {k for k, _ in again_b} | {k for k, _ in again_p}
         assert {k for k, _ in nic} <= moved
         assert again_b.get("STP") == "yes" and again_b.get("DELAY") == "2"
