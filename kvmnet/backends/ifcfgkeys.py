@@ -90,6 +90,7 @@ IP_KEYS = frozenset(
         "IPV6INIT",
         "IPV6FORWARDING",
         "IPV6TUNNELIPV4",
+        "IPV6TUNNELIPV4LOCAL",
         "IPV6ADDR",
         "IPV6ADDR_SECONDARIES",
         "IPV6_ADDR_GEN_MODE",
@@ -190,6 +191,7 @@ LINK_KEYS = frozenset(
         "DEVTIMEOUT",
         "WAIT_ACTIVATION_DELAY",
         "LINKDELAY",
+        "NETBOOT",
         "AUTH_RETRIES",
         # Ethernet: MAC, match rules, MTU, offloads, wake-on-LAN, LLDP
         "HWADDR",
@@ -270,8 +272,9 @@ LINK_KEYS = frozenset(
         "PMF",
     }
 )
-# Numbered link keys: SR-IOV VFs, traffic control, Wi-Fi keys.
-_LINK_NUMBERED = re.compile(r"^(?:SRIOV_VF|QDISC|FILTER|KEY|KEY_PASSPHRASE)\d+$")
+# Numbered link keys (SR-IOV VFs, traffic control, Wi-Fi keys) and the DCB family, whose
+# names ifcfg-rh builds at run time (DCB_APP_FCOE_ENABLE, DCB_PG_PCT...).
+_LINK_NUMBERED = re.compile(r"^(?:(?:SRIOV_VF|QDISC|FILTER|KEY|KEY_PASSPHRASE)\d+|DCB_[A-Z0-9_]+)$")
 
 
 def is_8021x(key: str) -> bool:

@@ -1,0 +1,1 @@
+"""Corpus fetchers, one module per configuration format (see scripts/fetch-corpora.py)."""
