@@ -1,0 +1,176 @@
+"""ifcfg backend: what moves where, refusals, companions by profile name, exact release,
+unique backups. Files on disk under a temporary root, read back after each plan."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from kvmnet.backends.ifcfg import SCRIPTS_DIR, IfcfgBackend
+from kvmnet.errors import InvalidInput, PreflightRefused
+from kvmnet.hostnet.plan import Plan, RemoveFile, WriteFile
+from kvmnet.hostnet.request import BridgeRequest, HostState
+from kvmnet.hostnet.runner import LocalRunner
+from kvmnet.hostnet.state import LinkState
+
+NIC, MAC = "eth0", "52:54:00:aa:00:07"
+
+
+def scripts_with(tmp_path: Path, files: dict[str, str]) -> Path:
+    scripts = tmp_path / "root" / SCRIPTS_DIR.lstrip("/")
+    scripts.mkdir(parents=True)
+    for name, text in files.items():
+        (scripts / name).write_bytes(text.encode())
+    return scripts
+
+
+def plan(
+    scripts: Path, action: str = "enslave", force: frozenset[str] = frozenset(), **kw: str
+) -> Plan:
+    backend = IfcfgBackend(
+        root=str(scripts.parents[2]), runner=LocalRunner(), network_manager=True, **kw
+    )
+    releasing = action == "release"
+    nic = LinkState(NIC, MAC, master="br0" if releasing else None)
+    bridge = LinkState("br0", MAC, kind="bridge") if releasing else None
+    current = HostState(nic=nic, bridge=bridge, files=LocalRunner())
+    request = BridgeRequest(NIC, "br0", force=force)
+    return (
+        backend.plan_release(request, current)
+        if releasing
+        else backend.plan_enslave(request, current)
+    )
+
+
+def apply_files(done: Plan) -> None:
+    for step in done.steps:
+        if isinstance(step, WriteFile):
+            Path(step.path).parent.mkdir(parents=True, exist_ok=True)
+            Path(step.path).write_text(step.content)
+        elif isinstance(step, RemoveFile):
+            Path(step.path).unlink()
+
+
+def tree(scripts: Path) -> dict[str, bytes]:
+    return {p.name: p.read_bytes() for p in sorted(scripts.iterdir())}
+
+
+PROFILE = """# by hand
+HWADDR=52-54-00-AA-00-07
+TYPE=Ethernet
+ONBOOT=no
+BOOTPROTO='none'
+IPADDR0="192.0.2.7"   # the LAN address
+PREFIX0=24
+RES_OPTIONS=
+IPV6_DISABLED=yes
+ROUTING_RULE_1="priority 10 from 192.0.2.0/24 table 5"
+PROXY_METHOD=auto
+PAC_URL=http://wpad/wpad.dat
+ETHTOOL_OPTS="-K eth0 gro off"
+IEEE_8021X_OPTIONAL=no
+X_SITE=rack7"""
+
+
+def test_profile_without_device_found_by_hwaddr_and_released_byte_for_byte(
+    tmp_path: Path,
+) -> None:
+    scripts = scripts_with(
+        tmp_path,
+        {
+            "ifcfg-System_eth0": PROFILE,
+            "route-System_eth0": "10.9.0.0/16 via 192.0.2.254 dev eth0\r\n",
+            "rule-eth0": "from 192.0.2.0/24 table 5\n",
+            "route6-System_eth0": "2001:db8:9::/48 via 2001:db8::1\n",
+        },
+    )
+    original = tree(scripts)
+    apply_files(plan(scripts, force=frozenset({"802.1x"})))
+    after = tree(scripts)
+    assert set(after) == {
+        "ifcfg-System_eth0",
+        "ifcfg-br0",
+        "route-br0",
+        "route6-br0",
+        "rule-br0",
+    }  # one profile for the NIC: no second ifcfg-eth0 written
+    port, br0 = after["ifcfg-System_eth0"].decode(), after["ifcfg-br0"].decode()
+    assert 'IPADDR0="192.0.2.7"   # the LAN address\n' in br0  # verbatim, comment and all
+    for line in ("RES_OPTIONS=\n", "IPV6_DISABLED=yes", "ROUTING_RULE_1=", "PAC_URL=", "PROXY_METHOD="):
+        assert line in br0 and line not in port
+    assert "ONBOOT=no" in br0  # the bridge does not start at boot without its port either
+    for line in ("HWADDR=", "ETHTOOL_OPTS=", "IEEE_8021X_OPTIONAL=no", "X_SITE=rack7"):
+        assert line in port and line not in br0
+    assert after["route-br0"] == b"10.9.0.0/16 via 192.0.2.254 dev br0\r\n"
+    assert "# kvmnet: route-br0 was route-System_eth0 (dev eth0 renamed)" in br0
+    assert "# kvmnet: rule-br0 was rule-eth0" in br0
+
+    apply_files(plan(scripts, "release"))
+    assert tree(scripts) == original
+
+
+def test_release_takes_the_bridges_current_values_into_the_original_places(
+    tmp_path: Path,
+) -> None:
+    scripts = scripts_with(tmp_path, {"ifcfg-eth0": "DEVICE=eth0\nIPADDR=10.0.0.2\nMTU=9000\n"})
+    apply_files(plan(scripts))
+    br0 = scripts / "ifcfg-br0"
+    br0.write_text(br0.read_text().replace("IPADDR=10.0.0.2", "IPADDR=10.0.0.3") + "DNS1=1.1.1.1\n")
+    apply_files(plan(scripts, "release"))
+    assert (scripts / "ifcfg-eth0").read_text() == (
+        "DEVICE=eth0\nIPADDR=10.0.0.3\nMTU=9000\nDNS1=1.1.1.1\n"
+    )
+
+
+@pytest.mark.parametrize(
+    ("line", "check"),
+    [
+        ("NETBOOT=yes", "netboot"),
+        ("BOOTPROTO=ibft", "netboot"),
+        ("MASTER=bond0", "enslaved"),
+        ("BRIDGE=br9", "enslaved"),
+        ("TEAM_MASTER=team0", "enslaved"),
+        ("IEEE_8021X_EAP_METHODS=PEAP", "802.1x"),
+    ],
+)
+def test_refused_before_anything_changes_then_forced(tmp_path: Path, line: str, check: str) -> None:
+    scripts = scripts_with(tmp_path, {"ifcfg-eth0": f"DEVICE=eth0\n{line}\nIPADDR=10.0.0.2\n"})
+    original = tree(scripts)
+    with pytest.raises(PreflightRefused, match=rf"override: force=\('{check}',\)") as refused:
+        plan(scripts)
+    assert refused.value.check == check and tree(scripts) == original
+    apply_files(plan(scripts, force=frozenset({check})))
+    assert "BRIDGE=br0" in (scripts / "ifcfg-eth0").read_text()
+    apply_files(plan(scripts, "release"))
+    assert tree(scripts) == original
+
+
+def test_unknown_keys_stay_on_the_port_with_a_warning(tmp_path: Path) -> None:
+    scripts = scripts_with(tmp_path, {"ifcfg-eth0": "DEVICE=eth0\nMY_HOOK=1\nIPADDR=10.0.0.2\n"})
+    done = plan(scripts)
+    assert any("MY_HOOK" in w and "stay in eth0's file" in w for w in done.warnings)
+    apply_files(done)
+    assert "MY_HOOK=1" in (scripts / "ifcfg-eth0").read_text()
+
+
+def test_companion_collisions_are_refused(tmp_path: Path) -> None:
+    scripts = scripts_with(
+        tmp_path,
+        {"ifcfg-eth0": "DEVICE=eth0\n", "route-eth0": "a\n", "route-br0": "b\n"},
+    )
+    with pytest.raises(InvalidInput, match="route-br0 exists already"):
+        plan(scripts)
+
+
+def test_backups_never_overwrite_each_other(tmp_path: Path) -> None:
+    scripts = scripts_with(tmp_path, {"ifcfg-eth0": "DEVICE=eth0\nIPADDR=10.0.0.2\n"})
+    backup_root = tmp_path / "root" / "var/lib/kvmnet/backup"
+    apply_files(plan(scripts, backup_stamp="same"))
+    apply_files(plan(scripts, "release", backup_stamp="same"))
+    assert sorted(p.name for p in backup_root.iterdir()) == ["same", "same-2"]
+    first, second = (backup_root / "same" / "ifcfg-eth0"), (backup_root / "same-2" / "ifcfg-eth0")
+    assert first.read_text() == "DEVICE=eth0\nIPADDR=10.0.0.2\n" != second.read_text()
+    apply_files(plan(scripts))
+    apply_files(plan(scripts, "release"))  # default stamps, the same second
+    assert len(list(backup_root.iterdir())) == 4
