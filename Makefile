@@ -4,7 +4,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.kvmnet-installed
 
-.PHONY: demo demo-live test lint typecheck unit integration docs notebook bench system-demo system-test clean
+.PHONY: demo demo-live test lint typecheck unit integration docs notebook bench system-demo system-test corpora clean
 
 # editable_mode=compat: a plain .pth path entry; the default import-hook finder costs about
 # 15 ms on every start of the command line.
@@ -31,6 +31,7 @@ demo-live: system-test $(STAMP)
 test: system-test $(STAMP)
 	$(VENV)/bin/ruff check kvmnet tests bench scripts
 	$(VENV)/bin/mypy
+	$(PY) scripts/fetch-corpora.py
 	$(VENV)/bin/pytest
 	$(MAKE) --no-print-directory docs
 
@@ -51,6 +52,11 @@ docs: $(STAMP)
 
 bench: $(STAMP)
 	for b in bench/*.py; do $(PY) $$b || exit 1; done
+
+# Other projects' real configuration files for the backend tests, into ~/.cache/kvmnet-corpora
+# (fetched, never committed: tests/data/corpora/*/SOURCES.md). The tests fetch them too.
+corpora: $(STAMP)
+	$(PY) scripts/fetch-corpora.py
 
 clean:
 	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache
