@@ -128,6 +128,9 @@ def collect() -> tuple[list[Case], list[tuple[str, str]], str]:
 
 
 CASES, EXCLUDED, FETCH_ERROR = collect()
+# Without a corpus one placeholder case still runs, so the fixture below fails it under CI
+# (an empty parameter list would be skipped by pytest itself).
+PARAMS: list[object] = [*CASES] or [pytest.param(None, id="corpus-missing")]
 
 
 @pytest.fixture(autouse=True)
@@ -220,7 +223,7 @@ def ids(case: Case) -> str:
 
 
 @pytest.mark.skipif(shutil.which("bash") is None, reason="needs bash")
-@pytest.mark.parametrize("case", CASES, ids=ids)
+@pytest.mark.parametrize("case", PARAMS, ids=ids)
 def test_profile_bridged_and_released(tmp_path: Path, case: Case) -> None:
     scripts = setup_root(tmp_path, case)
     original = tree(scripts)
@@ -298,13 +301,3 @@ def test_unparsable_profiles_are_refused_naming_the_line(tmp_path: Path) -> None
         with pytest.raises(InvalidInput, match=r"line \d+: .*fix the quoting"):
             plan(case, scripts, "enslave")
         assert [p.name for p in scripts.iterdir()] == [name]
-
-
-def test_alias_files_are_refused_not_dropped(tmp_path: Path) -> None:
-    scripts = tmp_path / "root" / SCRIPTS_DIR.lstrip("/")
-    scripts.mkdir(parents=True)
-    (scripts / "ifcfg-eth0").write_text("DEVICE=eth0\nIPADDR=10.0.0.2\nPREFIX=24\n")
-    (scripts / "ifcfg-eth0:1").write_text("DEVICE=eth0:1\nIPADDR=10.0.0.3\n")
-    case = Case(scripts / "ifcfg-eth0", "ifcfg-eth0", "eth0", FALLBACK_MAC, None)
-    with pytest.raises(InvalidInput, match=r"ifcfg-eth0:1 add alias addresses"):
-        plan(case, scripts, "enslave")

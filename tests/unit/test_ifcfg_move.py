@@ -97,7 +97,13 @@ def test_profile_without_device_found_by_hwaddr_and_released_byte_for_byte(
     }  # one profile for the NIC: no second ifcfg-eth0 written
     port, br0 = after["ifcfg-System_eth0"].decode(), after["ifcfg-br0"].decode()
     assert 'IPADDR0="192.0.2.7"   # the LAN address\n' in br0  # verbatim, comment and all
-    for line in ("RES_OPTIONS=\n", "IPV6_DISABLED=yes", "ROUTING_RULE_1=", "PAC_URL=", "PROXY_METHOD="):
+    for line in (
+        "RES_OPTIONS=\n",
+        "IPV6_DISABLED=yes",
+        "ROUTING_RULE_1=",
+        "PAC_URL=",
+        "PROXY_METHOD=",
+    ):
         assert line in br0 and line not in port
     assert "ONBOOT=no" in br0  # the bridge does not start at boot without its port either
     for line in ("HWADDR=", "ETHTOOL_OPTS=", "IEEE_8021X_OPTIONAL=no", "X_SITE=rack7"):
@@ -174,3 +180,12 @@ def test_backups_never_overwrite_each_other(tmp_path: Path) -> None:
     apply_files(plan(scripts))
     apply_files(plan(scripts, "release"))  # default stamps, the same second
     assert len(list(backup_root.iterdir())) == 4
+
+
+def test_alias_files_are_refused_not_dropped(tmp_path: Path) -> None:
+    scripts = scripts_with(
+        tmp_path,
+        {"ifcfg-eth0": "DEVICE=eth0\nIPADDR=10.0.0.2\n", "ifcfg-eth0:1": "IPADDR=10.0.0.3\n"},
+    )
+    with pytest.raises(InvalidInput, match=r"ifcfg-eth0:1 add alias addresses"):
+        plan(scripts)
