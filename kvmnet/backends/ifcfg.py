@@ -53,6 +53,7 @@ from .ifcfgfiles import (
     Companion,
     bridge_uuid,
     companion_notes,
+    is_kvmnet_bridge,
     render_bridge,
     render_port,
     restore_port,
@@ -255,6 +256,13 @@ class IfcfgBackend(FileBackendBase):
         self._refuse_aliases(current, nic.name)
         warnings += _unknown_warning(nic_doc, nic.name, br)
         existing_br = self.find_file(current, br, None)
+        if existing_br is not None and not is_kvmnet_bridge(existing_br[1]):
+            raise InvalidInput(
+                f"{posixpath.basename(existing_br[0])} describes {br} already and was not "
+                f"written by kvmnet: replacing it would lose its settings. Make {nic.name} "
+                f"its port by hand (BRIDGE={br} in {nic.name}'s file), or pick another bridge "
+                f"name"
+            )
         br_path = existing_br[0] if existing_br else self._scripts(f"ifcfg-{br}")
         companions = self._companions(current, nic_path, nic.name, br)
 

@@ -37,6 +37,7 @@ __all__ = [
     "Companion",
     "bridge_uuid",
     "companion_notes",
+    "is_kvmnet_bridge",
     "render_bridge",
     "render_port",
     "restore_port",
@@ -52,6 +53,7 @@ _PORT_NOTE_RE = re.compile(
     r"^# kvmnet: \S+ is a port of \S+; release removes this line and the next$"
 )
 _DISABLED = "# kvmnet disabled: "
+_HEADER_START = "# Written by kvmnet: "
 _COMPANION_RE = re.compile(
     r"^# kvmnet: (?P<new>\S+) was (?P<old>\S+)(?: \(dev (?P<nic>\S+) renamed\))?$"
 )
@@ -141,8 +143,7 @@ def render_bridge(
     out = ShellVars()
     out.lines.append(
         Line(
-            f"# Written by kvmnet: bridge {bridge} with port {nic}; "
-            f"IP settings moved from its ifcfg file"
+            f"{_HEADER_START}bridge {bridge} with port {nic}; IP settings moved from its ifcfg file"
         )
     )
     out.lines += [Line(c.note) for c in companions]
@@ -201,6 +202,11 @@ def restore_port(port_file: ShellVars, bridge_file: ShellVars) -> ShellVars:
     for queue in queues.values():
         out += queue
     return ShellVars(out, final_newline=port_file.final_newline)
+
+
+def is_kvmnet_bridge(doc: ShellVars) -> bool:
+    """Whether ``doc`` is a bridge file :func:`render_bridge` wrote (its first line says so)."""
+    return bool(doc.lines) and doc.lines[0].text.startswith(_HEADER_START)
 
 
 def companion_notes(bridge_file: ShellVars) -> dict[str, Companion]:

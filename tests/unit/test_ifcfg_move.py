@@ -189,3 +189,31 @@ def test_alias_files_are_refused_not_dropped(tmp_path: Path) -> None:
     )
     with pytest.raises(InvalidInput, match=r"ifcfg-eth0:1 add alias addresses"):
         plan(scripts)
+
+
+def test_a_bridge_profile_kvmnet_did_not_write_is_not_replaced(tmp_path: Path) -> None:
+    scripts = scripts_with(
+        tmp_path,
+        {"ifcfg-eth0": "DEVICE=eth0\n", "ifcfg-br0": "DEVICE=br0\nTYPE=Bridge\nSTP=yes\n"},
+    )
+    with pytest.raises(InvalidInput, match="not written by kvmnet"):
+        plan(scripts)
+
+
+def test_bridge_enslave_passes_force_to_the_backend() -> None:
+    """The public entry point: Bridge.enslave refuses what only the file shows, and its
+    force= reaches the backend (fake host: canned ip -j replies and files)."""
+    from kvmnet import Bridge, HostNic
+    from kvmnet.hostnet.fake import fake_host
+
+    host = fake_host(
+        [LinkState(NIC, MAC)],
+        files={f"{SCRIPTS_DIR}/ifcfg-{NIC}": b"DEVICE=eth0\nBOOTPROTO=ibft\n"},
+    )
+    backend = IfcfgBackend(root="/", runner=host, network_manager=True)
+    bridge, nic = Bridge("br0", backend=backend), HostNic(NIC, backend=backend)
+    with pytest.raises(PreflightRefused) as refused:
+        bridge.enslave(nic, dry_run=True, ssh_connection="")
+    assert refused.value.check == "netboot"
+    done = bridge.enslave(nic, dry_run=True, ssh_connection="", force=("netboot",))
+    assert "BOOTPROTO=ibft" in str(done)
