@@ -30,7 +30,9 @@ Usage::
 
 from __future__ import annotations
 
+import fnmatch
 import posixpath
+import re
 from collections.abc import Collection, Iterable
 
 from ..errors import InvalidInput
@@ -86,6 +88,33 @@ def is_ip_key(key: str) -> bool:
 
 def _norm_mac(value: str | None) -> str:
     return (value or "").strip().lower().replace("-", ":")
+
+
+def name_matches(patterns: str, name: str) -> bool:
+    """Whether interface ``name`` matches a ``MATCH_INTERFACE_NAME`` value, as ifcfg-rh reads
+    it: patterns split at unescaped blanks (``\\ `` is a blank inside one), shell globs;
+    ``!pat`` excludes, ``&pat`` is required, and at least one plain pattern must match
+    (when there is one).
+
+    Args:
+        patterns: the variable's value, e.g. ``"ens* eth\\ 1? !veth*"``.
+        name: the interface name.
+
+    Returns:
+        True when the profile applies to ``name``.
+    """
+    words = [w.replace("\\ ", " ") for w in re.split(r"(?<!\\)\s+", patterns.strip()) if w]
+    plain = []
+    for word in words:
+        if word.startswith("!"):
+            if fnmatch.fnmatchcase(name, word[1:]):
+                return False
+        elif word.startswith("&"):
+            if not fnmatch.fnmatchcase(name, word[1:]):
+                return False
+        else:
+            plain.append(word)
+    return not plain or any(fnmatch.fnmatchcase(name, w) for w in plain)
 
 
 def _from_state(nic: LinkState) -> ShellVars:
@@ -151,6 +180,19 @@ def refusals(doc: ShellVars, path: str, *, nic: str, bridge: str, force: Collect
         )
 
 
+def _refuse_commands(doc: ShellVars, path: str) -> None:
+    """A line that is neither an assignment, a comment nor blank is a command to bash (or
+    an open quote that swallows the rest of the file): what the file means then depends on
+    running it, and a line kvmnet appends could vanish into it."""
+    for number, line in enumerate(doc.lines, start=1):
+        text = line.text.strip()
+        if line.key is None and text and not text.startswith("#"):
+            raise InvalidInput(
+                f"{path}: line {number} ({text[:40]!r}) is neither an assignment nor a "
+                "comment: initscripts would run it as a command. Remove or fix it first"
+            )
+
+
 def _unknown_warning(doc: ShellVars, nic: str, bridge: str) -> list[str]:
     unknown = sorted({k for k, _ in doc if classify(k) == "unknown"})
     if not unknown:
@@ -192,37 +234,71 @@ class IfcfgBackend(FileBackendBase):
     def _scripts(self, name: str) -> str:
         return self.paths(posixpath.join(SCRIPTS_DIR, name))
 
-    def _profiles(self, current: HostState) -> list[tuple[str, ShellVars]]:
-        """Every ifcfg file the system would read as a profile, as (path, parsed); alias
-        files (``ifcfg-eth0:1``) are not profiles (ifcfg-rh adds them to their parent)."""
+    def _profiles(
+        self, current: HostState
+    ) -> tuple[list[tuple[str, ShellVars]], list[tuple[str, str, InvalidInput]]]:
+        """Every ifcfg file the system would read as a profile, as (path, parsed), and those
+        whose quoting is broken, as (path, text, error). Alias files (``ifcfg-eth0:1``) are
+        not profiles (ifcfg-rh adds them to their parent)."""
         directory = self.paths(SCRIPTS_DIR)
         out: list[tuple[str, ShellVars]] = []
+        broken: list[tuple[str, str, InvalidInput]] = []
         for name in sorted(current.list_dir(directory) or ()):
             if not name.startswith("ifcfg-") or name.endswith(_IGNORED_SUFFIX) or ":" in name:
                 continue
             path = posixpath.join(directory, name)
             text = read_text(current, path)
-            if text is not None:
+            if text is None:
+                continue
+            try:
                 out.append((path, ShellVars.parse(text)))
-        return out
+            except InvalidInput as exc:
+                broken.append((path, text, exc))
+        return out, broken
 
     def find_file(
         self, current: HostState, device: str, mac: str | None
     ) -> tuple[str, ShellVars] | None:
-        """The file describing ``device``: by DEVICE=, else by file name, else by HWADDR
-        (a profile without DEVICE= is bound to the NIC with that MAC)."""
-        profiles = self._profiles(current)
+        """The file describing ``device``, as the readers bind profiles: by ``DEVICE=``, else
+        by file name, else (for a NIC: ``mac`` given) a profile without ``DEVICE=`` whose
+        ``HWADDR`` is ``mac``, whose ``MATCH_INTERFACE_NAME`` patterns match ``device``, or
+        the one Ethernet profile bound to no device at all (NetworkManager activates that one
+        on any NIC).
+
+        Raises:
+            InvalidInput: a file kvmnet cannot parse may describe ``device`` (it names the
+                device or MAC, or binds to no device): kvmnet will not guess around it.
+        """
+        profiles, broken = self._profiles(current)
         for path, doc in profiles:
             if doc.get("DEVICE") == device:
                 return path, doc
-        for path, doc in profiles:
-            if posixpath.basename(path) == f"ifcfg-{device}" and doc.get("DEVICE") is None:
+        for path, text, exc in broken:
+            names = (device, *((mac, mac.upper()) if mac else ()))
+            bound = re.search(r"^\s*(DEVICE|HWADDR)=", text, re.M) is not None
+            if not bound or any(n in text for n in names) or path.endswith(f"/ifcfg-{device}"):
+                raise InvalidInput(f"{path}: {exc}") from exc
+        unbound = [(p, d) for p, d in profiles if d.get("DEVICE") is None]
+        for path, doc in unbound:
+            if posixpath.basename(path) == f"ifcfg-{device}":
                 return path, doc
-        if mac:
-            for path, doc in profiles:
-                if _norm_mac(doc.get("HWADDR")) == _norm_mac(mac) and doc.get("DEVICE") is None:
-                    return path, doc
-        return None
+        if mac is None:
+            return None
+        for path, doc in unbound:
+            if doc.get("HWADDR") and _norm_mac(doc.get("HWADDR")) == _norm_mac(mac):
+                return path, doc
+        for path, doc in unbound:
+            patterns = doc.get("MATCH_INTERFACE_NAME")
+            if patterns and not doc.get("HWADDR") and name_matches(patterns, device):
+                return path, doc
+        anywhere = [
+            (p, d)
+            for p, d in unbound
+            if not d.get("HWADDR")
+            and not d.get("MATCH_INTERFACE_NAME")
+            and (d.get("TYPE") or "Ethernet") == "Ethernet"
+        ]
+        return anywhere[0] if len(anywhere) == 1 else None
 
     def _uses_nm(self, port: ShellVars) -> bool:
         if (port.get("NM_CONTROLLED") or "yes").lower() in ("no", "n", "false", "0"):
@@ -252,6 +328,7 @@ class IfcfgBackend(FileBackendBase):
             warnings.append(f"no ifcfg file describes {nic.name}: one is written from its state")
         else:
             nic_path, nic_doc = found
+            _refuse_commands(nic_doc, nic_path)
             refusals(nic_doc, nic_path, nic=nic.name, bridge=br, force=request.force)
         self._refuse_aliases(current, nic.name)
         warnings += _unknown_warning(nic_doc, nic.name, br)

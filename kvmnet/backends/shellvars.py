@@ -21,7 +21,8 @@ from ..errors import InvalidInput
 __all__ = ["Line", "ShellVars", "quote", "unquote"]
 
 _ASSIGN = re.compile(
-    r"^(?P<indent>\s*)(?P<export>export\s+)?(?P<key>[A-Za-z_][A-Za-z0-9_]*)=(?P<rest>.*)$"
+    r"^(?P<indent>[ \t]*)(?P<export>export\s+)?(?P<key>[A-Za-z_][A-Za-z0-9_]*)=(?P<rest>.*)$",
+    re.S,
 )
 _BARE_SAFE = re.compile(r"^[A-Za-z0-9_./:@%+,=-]+$")
 # Inside double quotes bash still expands these; a backslash makes each literal.
@@ -142,7 +143,8 @@ class ShellVars:
 
     @classmethod
     def parse(cls, text: str) -> ShellVars:
-        """Parse ``text`` without running it.
+        """Parse ``text`` without running it. A quoted value may span lines (as in bash):
+        it is one :class:`Line` whose ``text`` holds the line breaks.
 
         Args:
             text: the file's content.
@@ -156,16 +158,27 @@ class ShellVars:
         lines: list[Line] = []
         final_newline = text.endswith("\n") or not text
         body = text[:-1] if text.endswith("\n") else text
-        for number, text_line in enumerate(body.split("\n") if text else [], start=1):
-            m = _ASSIGN.match(text_line)
-            if m is None:
-                lines.append(Line(text_line))
-                continue
-            try:
-                value = unquote(m.group("rest"))
-            except InvalidInput as exc:
-                raise InvalidInput(f"line {number}: {exc}: fix the quoting in the file") from exc
-            lines.append(Line(text_line, m.group("key"), value))
+        physical = body.split("\n") if text else []
+        number = 0
+        while number < len(physical):
+            start, text_line = number + 1, physical[number]
+            number += 1
+            while True:
+                m = _ASSIGN.match(text_line)
+                if m is None:
+                    lines.append(Line(text_line))
+                    break
+                try:
+                    value = unquote(m.group("rest"))
+                except InvalidInput as exc:
+                    # A quote left open continues on the next line, as bash reads it.
+                    if "unterminated" in str(exc) and number < len(physical):
+                        text_line += "\n" + physical[number]
+                        number += 1
+                        continue
+                    raise InvalidInput(f"line {start}: {exc}: fix the quoting in the file") from exc
+                lines.append(Line(text_line, m.group("key"), value))
+                break
         return cls(lines, final_newline=final_newline)
 
     def __iter__(self) -> Iterator[tuple[str, str]]:

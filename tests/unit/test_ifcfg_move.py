@@ -217,3 +217,23 @@ def test_bridge_enslave_passes_force_to_the_backend() -> None:
     assert refused.value.check == "netboot"
     done = bridge.enslave(nic, dry_run=True, ssh_connection="", force=("netboot",))
     assert "BOOTPROTO=ibft" in str(done)
+
+
+def test_a_broken_file_of_another_device_does_not_block(tmp_path: Path) -> None:
+    broken = "DEVICE=wlan0\nESSID='open\n"
+    scripts = scripts_with(tmp_path, {"ifcfg-eth0": "DEVICE=eth0\n", "ifcfg-wlan0": broken})
+    assert "BRIDGE=br0" in str(plan(scripts))
+    (scripts / "ifcfg-eth0").unlink()
+    (scripts / "ifcfg-wlan0").write_text("HWADDR=52:54:00:AA:00:07\nNAME='x\n")  # may be eth0's
+    with pytest.raises(InvalidInput, match=r"ifcfg-wlan0: line 2: unterminated single quote"):
+        plan(scripts)
+
+
+def test_multi_line_values_are_kept_as_bash_reads_them(tmp_path: Path) -> None:
+    text = "DEVICE=eth0\nX_NOTE='two\nlines'\nDNS_SEARCH_EXTRA=1\nDOMAIN=\"a\nb\"\n"
+    scripts = scripts_with(tmp_path, {"ifcfg-eth0": text})
+    apply_files(plan(scripts))
+    assert 'DOMAIN="a\nb"\n' in (scripts / "ifcfg-br0").read_text()
+    assert "X_NOTE='two\nlines'\n" in (scripts / "ifcfg-eth0").read_text()
+    apply_files(plan(scripts, "release"))
+    assert (scripts / "ifcfg-eth0").read_text() == text
