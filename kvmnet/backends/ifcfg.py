@@ -533,7 +533,8 @@ class IfcfgBackend(FileBackendBase):
                     f"{back} exists and {name} would replace it on release: merge them "
                     f"into one of the two (or remove {back}) first"
                 )
-            renamed = note is not None and note.nic is not None
+            # No note: written by a kvmnet before notes existed, which always renamed dev.
+            renamed = note is None or note.nic is not None
             out.append((Companion(name, back), retarget(text, br, nic) if renamed else text))
         return out
 
