@@ -30,7 +30,6 @@ Usage::
 
 from __future__ import annotations
 
-import fnmatch
 import posixpath
 import re
 from collections.abc import Collection, Iterable
@@ -61,7 +60,7 @@ from .ifcfgfiles import (
     restore_port,
     retarget,
 )
-from .ifcfgkeys import classify, is_8021x
+from .ifcfgkeys import classify, is_8021x, name_matches
 from .shellvars import Line, ShellVars
 
 __all__ = [
@@ -88,33 +87,6 @@ def is_ip_key(key: str) -> bool:
 
 def _norm_mac(value: str | None) -> str:
     return (value or "").strip().lower().replace("-", ":")
-
-
-def name_matches(patterns: str, name: str) -> bool:
-    """Whether interface ``name`` matches a ``MATCH_INTERFACE_NAME`` value, as ifcfg-rh reads
-    it: patterns split at unescaped blanks (``\\ `` is a blank inside one), shell globs;
-    ``!pat`` excludes, ``&pat`` is required, and at least one plain pattern must match
-    (when there is one).
-
-    Args:
-        patterns: the variable's value, e.g. ``"ens* eth\\ 1? !veth*"``.
-        name: the interface name.
-
-    Returns:
-        True when the profile applies to ``name``.
-    """
-    words = [w.replace("\\ ", " ") for w in re.split(r"(?<!\\)\s+", patterns.strip()) if w]
-    plain = []
-    for word in words:
-        if word.startswith("!"):
-            if fnmatch.fnmatchcase(name, word[1:]):
-                return False
-        elif word.startswith("&"):
-            if not fnmatch.fnmatchcase(name, word[1:]):
-                return False
-        else:
-            plain.append(word)
-    return not plain or any(fnmatch.fnmatchcase(name, w) for w in plain)
 
 
 def _from_state(nic: LinkState) -> ShellVars:

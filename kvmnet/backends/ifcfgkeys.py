@@ -14,12 +14,14 @@ setting there, and initscripts' ``ifup-eth`` stops before any IP work on a bridg
 - **802.1X** (``IEEE_8021X_*``): link-level, refused unless ``force=("802.1x",)``.
 - Every other well-known key (:data:`LINK_KEYS`) is link-level and stays on the port, as do
   ``NM_USER_*`` keys (user data of the profile).
+- ``MATCH_INTERFACE_NAME`` binds a profile to interface names (:func:`name_matches`).
 - A key neither list knows stays where it was (the port's file) and the plan warns about it:
   NetworkManager ignores it, and a local ``ifup-local`` script reading it still finds it.
 """
 
 from __future__ import annotations
 
+import fnmatch
 import re
 from typing import Literal
 
@@ -31,6 +33,7 @@ __all__ = [
     "KeyClass",
     "classify",
     "is_8021x",
+    "name_matches",
 ]
 
 KeyClass = Literal["ip", "link", "membership", "unknown"]
@@ -300,3 +303,30 @@ def classify(key: str) -> KeyClass:
     if key in LINK_KEYS or is_8021x(key) or key.startswith("NM_USER_") or _LINK_NUMBERED.match(key):
         return "link"
     return "unknown"
+
+
+def name_matches(patterns: str, name: str) -> bool:
+    """Whether interface ``name`` matches a ``MATCH_INTERFACE_NAME`` value, as ifcfg-rh reads
+    it: patterns split at unescaped blanks (``\\ `` is a blank inside one), shell globs;
+    ``!pat`` excludes, ``&pat`` is required, and at least one plain pattern must match
+    (when there is one).
+
+    Args:
+        patterns: the variable's value, e.g. ``"ens* eth\\ 1? !veth*"``.
+        name: the interface name.
+
+    Returns:
+        True when the profile applies to ``name``.
+    """
+    words = [w.replace("\\ ", " ") for w in re.split(r"(?<!\\)\s+", patterns.strip()) if w]
+    plain = []
+    for word in words:
+        if word.startswith("!"):
+            if fnmatch.fnmatchcase(name, word[1:]):
+                return False
+        elif word.startswith("&"):
+            if not fnmatch.fnmatchcase(name, word[1:]):
+                return False
+        else:
+            plain.append(word)
+    return not plain or any(fnmatch.fnmatchcase(name, w) for w in plain)

@@ -23,9 +23,9 @@ from pathlib import Path
 
 import pytest
 
-from kvmnet.backends.ifcfg import SCRIPTS_DIR, IfcfgBackend, name_matches
+from kvmnet.backends.ifcfg import SCRIPTS_DIR, IfcfgBackend
 from kvmnet.backends.ifcfgfiles import COMPANION_KINDS, retarget
-from kvmnet.backends.ifcfgkeys import classify, is_8021x
+from kvmnet.backends.ifcfgkeys import classify, is_8021x, name_matches
 from kvmnet.backends.shellvars import ShellVars
 from kvmnet.errors import InvalidInput, KvmnetError, PreflightRefused
 from kvmnet.hostnet.plan import Plan, RemoveFile, WriteFile

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from kvmnet.backends.ifcfg import SCRIPTS_DIR, IfcfgBackend
+from kvmnet.backends.ifcfgkeys import name_matches
 from kvmnet.errors import InvalidInput, PreflightRefused
 from kvmnet.hostnet.plan import Plan, RemoveFile, WriteFile
 from kvmnet.hostnet.request import BridgeRequest, HostState
@@ -237,3 +238,37 @@ def test_multi_line_values_are_kept_as_bash_reads_them(tmp_path: Path) -> None:
     assert "X_NOTE='two\nlines'\n" in (scripts / "ifcfg-eth0").read_text()
     apply_files(plan(scripts, "release"))
     assert (scripts / "ifcfg-eth0").read_text() == text
+
+
+@pytest.mark.parametrize(
+    ("patterns", "name", "matches"),
+    [
+        ("ens* eth\\ 1? !veth*", "ens3", True),
+        ("ens* eth\\ 1? !veth*", "eth 12", True),
+        ("ens* eth\\ 1? !veth*", "veth0", False),
+        ("ens* eth\\ 1? !veth*", "eth0", False),
+        ("!veth*", "eth0", True),  # only exclusions: everything else matches
+        ("&eth* !eth1", "eth2", True),
+        ("&eth* !eth1", "eth1", False),
+        ("&eth* ens*", "ens3", False),  # a required pattern must match
+    ],
+)
+def test_match_interface_name_as_ifcfg_rh_reads_it(patterns: str, name: str, matches: bool) -> None:
+    assert name_matches(patterns, name) is matches
+
+
+@pytest.mark.parametrize(
+    "profile",
+    [
+        'TYPE=Ethernet\nMATCH_INTERFACE_NAME="eth* !eth1"\nBOOTPROTO=dhcp\n',
+        "TYPE=Ethernet\nBOOTPROTO=dhcp\n",  # bound to no device: NetworkManager's catch-all
+    ],
+)
+def test_profiles_bound_by_match_or_to_any_device_are_found(tmp_path: Path, profile: str) -> None:
+    scripts = scripts_with(tmp_path, {"ifcfg-Wired_connection_1": profile})
+    original = tree(scripts)
+    apply_files(plan(scripts))
+    assert set(tree(scripts)) == {"ifcfg-Wired_connection_1", "ifcfg-br0"}  # no second profile
+    assert "BOOTPROTO=dhcp" in (scripts / "ifcfg-br0").read_text()
+    apply_files(plan(scripts, "release"))
+    assert tree(scripts) == original
