@@ -78,9 +78,11 @@ def apt_source(package: str, dest: Path) -> Path:
             f"-oDir::Etc::SourceParts={work / 'parts'}",
             f"-oDir::State::Lists={work / 'lists'}",
             f"-oDir::Cache={work / 'cache'}",
-            "-oAPT::Sandbox::User=root",
             "-qq",
         ]
+        if os.geteuid() == 0:
+            # Downloads into our own folder: apt's _apt user may not be able to write there.
+            options.append("-oAPT::Sandbox::User=root")
         # A third-party source that cannot be reached only costs its own lists.
         _run(["apt-get", *options, "update"], check=False)
         dest.mkdir(parents=True, exist_ok=True)
