@@ -27,7 +27,9 @@ if TYPE_CHECKING:
     from .change import Change
     from .domain import Domain
     from .domainxml import IfaceSelector
+    from .hostnet.runner import Runner
     from .onboard import LanResult
+    from .topology import Topology
 
 __all__ = ["DEFAULT_URI", "Host", "connect", "default_uri"]
 
@@ -39,6 +41,14 @@ DEFAULT_URI = "qemu:///system"
 def default_uri(uri: str | None = None) -> str:
     """``uri`` if given, else ``$LIBVIRT_DEFAULT_URI``, else ``qemu:///system``."""
     return uri or os.environ.get("LIBVIRT_DEFAULT_URI") or DEFAULT_URI
+
+
+def _is_local(uri: str) -> bool:
+    """True for a URI whose hypervisor is this machine (no host name, not a test world)."""
+    scheme, _, rest = uri.partition("://")
+    return scheme.split("+")[0] in ("qemu", "lxc", "xen") and scheme.partition("+")[2] in (
+        "", "unix"
+    ) and rest.startswith("/")
 
 
 def connect(uri: str | None = None) -> Host:
@@ -296,6 +306,42 @@ class Host:
             progress=progress,
             state_dir=state_dir,
         )
+
+    # -- the picture --------------------------------------------------------------------
+
+    def topology(self, *, runner: Runner | None = None) -> Topology:
+        """The host's network as a value: guests, libvirt networks, bridges, NICs, the LAN.
+
+        Reads every domain's XML (one listing), the libvirt networks and, through
+        ``runner``, the host's links and routes (``ip -j``). Jupyter draws the result;
+        ``.svg()`` and ``.dot()`` give the picture as text; ``.after(plan)`` shows what a
+        plan will move.
+
+        Args:
+            runner: where the host's links are read. None: this machine for a local URI
+                (``qemu:///system``), nothing for others (libvirt's test driver has no host
+                links; the picture then shows the bridges the networks and guests name).
+
+        Returns:
+            A :class:`~kvmnet.topology.Topology`.
+
+        Raises:
+            LibvirtError: libvirt could not list the domains or networks.
+            CommandFailed: ``ip`` failed on the host.
+        """
+        from .hostnet.inspect import read_links, read_routes
+        from .topology import build_topology
+
+        domains = self._connection.map_domain_xmls(
+            lambda name, live, persistent, _error: (name, persistent is not None, live)
+        )
+        if runner is None and _is_local(self.uri):
+            from .hostnet.runner import LocalRunner
+
+            runner = LocalRunner()
+        links = read_links(runner) if runner is not None else None
+        routes = read_routes(runner) if runner is not None else ()
+        return build_topology(self.uri, domains, self.networks(), links, routes)
 
     # -- display ------------------------------------------------------------------------
 

@@ -14,7 +14,7 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
-from . import bulk, completion, domains, hostbridge, macs
+from . import bulk, completion, domains, hostbridge, macs, show
 from ._common import CommandError, run_command
 
 __all__ = ["build_parser", "main"]
@@ -73,7 +73,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("-v", "--verbose", action="count", default=0, help="log more (-vv: debug)")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    for module in (domains, bulk, macs, hostbridge, completion):
+    for module in (domains, bulk, macs, hostbridge, show, completion):
         module.register(sub)
     return parser
 

@@ -24,6 +24,7 @@ from .progress import ProgressBar
 if TYPE_CHECKING:
     from ..backends.base import Backend
     from ..onboard import LanResult
+    from ..topology import Topology
 
 __all__ = ["add_bridge_options", "add_nat_options", "run_bridge", "run_nat", "wants_onboard"]
 
@@ -62,6 +63,11 @@ def _host_options(group: argparse._ArgumentGroup) -> None:
         dest="bounce_link",
         action="store_false",
         help="do not bounce the guest's link after the live switch",
+    )
+    group.add_argument(
+        "--svg",
+        metavar="FILE",
+        help="draw the host before and after the plan into FILE (SVG; '-': stdout)",
     )
     group.add_argument("--state-dir", metavar="DIR", help=argparse.SUPPRESS)
 
@@ -109,7 +115,17 @@ def _selector(text: str | None) -> str | int | None:
     return int(stripped) if stripped.lstrip("-").isdigit() else stripped
 
 
+def _svg_after(before: Topology | None, result: LanResult, args: argparse.Namespace) -> None:
+    """``--svg FILE``: the host as it was before the call, with what the plan moves marked."""
+    if before is not None:
+        from .show import write_svg
+
+        write_svg(args.svg, before.after(result).svg())
+
+
 def _print(result: LanResult, args: argparse.Namespace) -> int:
+    if args.svg == "-":
+        return 0  # stdout holds the picture; the plan went into it
     print(result, end="")
     if result.pending_confirmation:
         print(
@@ -126,24 +142,26 @@ def run_bridge(args: argparse.Namespace) -> int:
 
     backend = _backend(args)
     dhcp = tuple(shlex.split(args.dhcp_client)) if args.dhcp_client else ()
-    with connect(first_uri(args)) as host, ProgressBar(f"{args.domain} -> {args.bridge}") as bar:
-        result = bridge_guest(
-            host,
-            args.domain,
-            bridge=args.bridge,
-            nic=args.create_from,
-            backend=backend,
-            iface=_selector(args.iface),
-            live=args.live,
-            bounce_link=args.bounce_link,
-            confirm_within=args.confirm_within,
-            address_timeout=args.wait,
-            force=tuple(args.force),
-            dhcp_client=dhcp,
-            dry_run=args.dry_run,
-            progress=bar,
-            state_dir=args.state_dir,
-        )
+    call: dict[str, object] = dict(
+        bridge=args.bridge,
+        nic=args.create_from,
+        backend=backend,
+        iface=_selector(args.iface),
+        live=args.live,
+        bounce_link=args.bounce_link,
+        confirm_within=args.confirm_within,
+        address_timeout=args.wait,
+        force=tuple(args.force),
+        dhcp_client=dhcp,
+        state_dir=args.state_dir,
+    )
+    with connect(first_uri(args)) as host:
+        before = host.topology(runner=backend.runner) if args.svg else None
+        with ProgressBar(f"{args.domain} -> {args.bridge}") as bar:
+            result = bridge_guest(
+                host, args.domain, dry_run=args.dry_run, progress=bar, **call  # type: ignore[arg-type]
+            )
+    _svg_after(before, result, args)
     return _print(result, args)
 
 
@@ -154,22 +172,24 @@ def run_nat(args: argparse.Namespace) -> int:
 
     backend = _backend(args)
     dhcp = tuple(shlex.split(args.dhcp_client)) if args.dhcp_client else ()
-    with connect(first_uri(args)) as host, ProgressBar(f"{args.domain} -> NAT") as bar:
-        result = nat_guest(
-            host,
-            args.domain,
-            args.network,
-            iface=_selector(args.iface),
-            live=args.live,
-            bounce_link=args.bounce_link,
-            release=args.release,
-            backend=backend,
-            force=tuple(args.force),
-            dhcp_client=dhcp,
-            confirm_within=args.confirm_within,
-            address_timeout=args.wait,
-            dry_run=args.dry_run,
-            progress=bar,
-            state_dir=args.state_dir,
-        )
+    call: dict[str, object] = dict(
+        network=args.network,
+        iface=_selector(args.iface),
+        live=args.live,
+        bounce_link=args.bounce_link,
+        release=args.release,
+        backend=backend,
+        force=tuple(args.force),
+        dhcp_client=dhcp,
+        confirm_within=args.confirm_within,
+        address_timeout=args.wait,
+        state_dir=args.state_dir,
+    )
+    with connect(first_uri(args)) as host:
+        before = host.topology(runner=backend.runner) if args.svg else None
+        with ProgressBar(f"{args.domain} -> NAT") as bar:
+            result = nat_guest(
+                host, args.domain, dry_run=args.dry_run, progress=bar, **call  # type: ignore[arg-type]
+            )
+    _svg_after(before, result, args)
     return _print(result, args)

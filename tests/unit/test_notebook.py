@@ -45,3 +45,7 @@ def test_notebook_runs_without_error_cells(tmp_path: Path, monkeypatch: pytest.M
         if "text/html" in out.get("data", {})
     ]
     assert len(html) >= 3
+    # ... and the picture: the host, then the combined plan with its moves marked.
+    svgs = [h for h in html if "<svg" in h]
+    assert len(svgs) >= 2
+    assert any("changed by the plan" in h for h in svgs)

@@ -88,6 +88,25 @@ def test_dry_run_prints_host_plan_diff_and_checks(uri: str, netns: str) -> None:
 
 
 @pytest.mark.root("creates a network namespace with a veth NIC")
+def test_dry_run_draws_the_plan_before_and_after(uri: str, netns: str, tmp_path: Path) -> None:
+    from lxml import etree
+
+    svg = tmp_path / "plan.svg"
+    result = kvmnet_cli(
+        "-c", uri, "bridge", "web1", "br0", "--create-from", NIC,
+        "--backend", "iproute2", "--netns", netns, "--dry-run", "--svg", str(svg),
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert f"ip link set {NIC} master br0" in result.stdout  # the plan is printed as before
+    root = etree.fromstring(svg.read_bytes())
+    ids = {g.get("id") for g in root.iter("{http://www.w3.org/2000/svg}g")}
+    assert {f"nic:{NIC}", "bridge:br0", "guest:web1"} <= ids
+    texts = " ".join(t.text or "" for t in root.iter("{http://www.w3.org/2000/svg}text"))
+    assert "10.99.0.2/24" in texts and "changed by the plan" in texts
+    assert "br0" not in ip("-n", netns, "-br", "link")  # nothing changed
+
+
+@pytest.mark.root("creates a network namespace with a veth NIC")
 def test_bridges_the_nic_for_real_then_moves_the_guest(uri: str, netns: str) -> None:
     result = kvmnet_cli(
         "-c", uri, "bridge", "web1", "br0", "--create-from", NIC,
