@@ -21,6 +21,7 @@ from .base import Backend
 if TYPE_CHECKING:
     from ..hostnet.runner import Runner
     from .ifcfg import IfcfgBackend
+    from .ifupdown import IfupdownBackend
     from .iproute2 import Iproute2Backend
     from .netplan import NetplanBackend
     from .networkd import NetworkdBackend
@@ -30,6 +31,7 @@ __all__ = [
     "BACKENDS",
     "Backend",
     "IfcfgBackend",
+    "IfupdownBackend",
     "Iproute2Backend",
     "NetplanBackend",
     "NetworkdBackend",
@@ -41,6 +43,7 @@ __all__ = [
 BACKENDS: dict[str, tuple[str, str]] = {
     "iproute2": ("iproute2", "Iproute2Backend"),
     "ifcfg": ("ifcfg", "IfcfgBackend"),
+    "ifupdown": ("ifupdown", "IfupdownBackend"),
     "nmcli": ("nmcli", "NmcliBackend"),
     "netplan": ("netplan", "NetplanBackend"),
     "networkd": ("networkd", "NetworkdBackend"),
