@@ -30,7 +30,7 @@ from __future__ import annotations
 import posixpath
 
 from ..errors import InvalidInput
-from ..hostnet.plan import Plan, RemoveFile, RunCommand, Step
+from ..hostnet.plan import Plan, RemoveFile, RunCommand, Step, WriteFile
 from ..hostnet.request import BridgeRequest, HostState
 from ..hostnet.runner import Runner
 from .filebackend import FileBackendBase, read_text, stale_address_steps, stp_warnings, write_step
@@ -40,6 +40,8 @@ __all__ = ["IfupdownBackend", "bridged_text", "released_text"]
 
 MAIN = "/etc/network/interfaces"
 STATE_DIR = "/run/network"
+# /proc/sys/net/ipv6/conf/NIC/addr_gen_mode -> `ip link set NIC addrgenmode` word.
+_ADDRGEN = {"0": "eui64", "1": "none", "2": "stable_secret", "3": "random"}
 
 
 def _original_prefix(bridge: str, *, eol: bool = True) -> str:
@@ -128,6 +130,17 @@ def released_text(lines: list[str], bridge: str) -> str | None:
     return "".join(out) if found else None
 
 
+def _addrgen_steps(current: HostState, nic: str) -> list[Step]:
+    """Give ``nic`` back its IPv6 address generation mode: bridge-utils sets a port's to
+    ``none`` (no link-local on a port) and leaves it so when the port leaves the bridge."""
+    raw = current.read_file(f"/proc/sys/net/ipv6/conf/{nic}/addr_gen_mode")
+    mode = _ADDRGEN.get((raw or b"").decode().strip())
+    if mode is None or mode == "none":
+        return []
+    return [RunCommand(("ip", "link", "set", nic, "addrgenmode", mode),
+                       f"{nic}'s IPv6 link-local again (bridge-utils turned it off)")]
+
+
 class IfupdownBackend(FileBackendBase):
     """``/etc/network/interfaces`` (Debian's ifupdown with bridge-utils).
 
@@ -184,6 +197,18 @@ class IfupdownBackend(FileBackendBase):
             argv += ["--state-dir", self.state_dir]
         return (*argv, *names)
 
+    def _state_steps(self, current: HostState, new: str) -> list[Step]:
+        """ifupdown's record of what is up, as it is now, and ``new``'s lock file gone: after
+        a rollback ifupdown would otherwise believe in an interface its files no longer name
+        (and ``ifdown`` refuses to forget an interface it does not know)."""
+        folder = self.state_dir or STATE_DIR
+        state = posixpath.join(folder, "ifstate")
+        steps: list[Step] = [RemoveFile(posixpath.join(folder, f"ifstate.{new}"))]
+        text = current.read_file(state)
+        if text is not None:
+            steps.append(WriteFile(state, text.decode(), mode=0o644, why="ifupdown's state"))
+        return steps
+
     # -- planning ---------------------------------------------------------------------
 
     def plan_enslave(self, request: BridgeRequest, current: HostState) -> Plan:
@@ -212,12 +237,10 @@ class IfupdownBackend(FileBackendBase):
             steps += writes
             steps += stale_address_steps(current, request)
             steps.append(RunCommand(self._cmd("ifup", br), f"bridge-utils adds {nic} to {br}"))
-            # Run after the files are restored: the old stanza brings the NIC back, and
-            # ifupdown forgets the bridge it no longer knows.
-            hints = [
-                RemoveFile(posixpath.join(self.state_dir or STATE_DIR, f"ifstate.{br}")),
-                RunCommand(self._cmd("ifup", "--force", nic), f"{nic} with its old stanza"),
-            ]
+            # Run after the files are restored, before links, addresses and routes are:
+            # ifupdown's record goes back to what it was (it would otherwise believe in a
+            # bridge its files no longer name), the NIC gets its link-local mode back.
+            hints = [*self._state_steps(current, br), *_addrgen_steps(current, nic)]
         else:
             steps += writes
             warnings.append(
@@ -275,10 +298,7 @@ class IfupdownBackend(FileBackendBase):
             steps.append(RunCommand(self._cmd("ifdown", br), f"{br} down; bridge-utils removes it"))
             steps += writes
             steps.append(RunCommand(self._cmd("ifup", nic), f"{nic} with its own stanza again"))
-            hints = [
-                RemoveFile(posixpath.join(self.state_dir or STATE_DIR, f"ifstate.{nic}")),
-                RunCommand(self._cmd("ifup", "--force", br), f"{br} with the bridged stanza"),
-            ]
+            hints = self._state_steps(current, nic)
         else:
             steps += writes
             warnings.append(

@@ -134,6 +134,7 @@ def _route(entry: Mapping[str, object], family: int) -> IpRoute | None:
         scope=str(entry["scope"]) if "scope" in entry else None,
         prefsrc=str(entry["prefsrc"]) if "prefsrc" in entry else None,
         family=family,
+        onlink="onlink" in flags if isinstance(flags := entry.get("flags"), list) else False,
     )
 
 

@@ -49,6 +49,8 @@ def route_args(route: IpRoute, dev: str, verb: str = "replace") -> tuple[str, ..
         argv += ["metric", str(route.metric)]
     if route.prefsrc:
         argv += ["src", route.prefsrc]
+    if route.onlink:
+        argv.append("onlink")
     return tuple(argv)
 
 

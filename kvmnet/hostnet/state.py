@@ -48,6 +48,8 @@ class IpRoute:
     scope: str | None = None
     prefsrc: str | None = None
     family: int = 4
+    # The gateway is on-link whatever the addresses say (ifupdown adds default routes so).
+    onlink: bool = False
 
 
 @dataclass(frozen=True)

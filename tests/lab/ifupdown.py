@@ -41,7 +41,8 @@ class IfupdownRunner(NetnsRunner):
         self.state = state
 
     def _wrap(self, argv: Sequence[str]) -> list[str]:
-        if argv and argv[0] in ("ifup", "ifdown", "ifquery"):
+        # dhclient too: a rollback restarts the DHCP client ifup had started, with its argv.
+        if argv and argv[0] in ("ifup", "ifdown", "ifquery", "dhclient"):
             argv = ["unshare", "--mount", "--uts", "--propagation", "private", "sh", "-c",
                     _PRIVATE, "sh", str(self.state / "run"), str(self.state / "resolv.conf"),
                     str(self.state / "dhcp"), *argv]  # fmt: skip
