@@ -130,10 +130,11 @@ def released_text(lines: list[str], bridge: str) -> str | None:
     return "".join(out) if found else None
 
 
-def _addrgen_steps(current: HostState, nic: str) -> list[Step]:
+def _addrgen_steps(current: HostState, nic: str, *, source: str | None = None) -> list[Step]:
     """Give ``nic`` back its IPv6 address generation mode: bridge-utils sets a port's to
-    ``none`` (no link-local on a port) and leaves it so when the port leaves the bridge."""
-    raw = current.read_file(f"/proc/sys/net/ipv6/conf/{nic}/addr_gen_mode")
+    ``none`` (no link-local on a port) and leaves it so when the port leaves the bridge.
+    ``source``: read the mode of that conf entry (``default`` after a release)."""
+    raw = current.read_file(f"/proc/sys/net/ipv6/conf/{source or nic}/addr_gen_mode")
     mode = _ADDRGEN.get((raw or b"").decode().strip())
     if mode is None or mode == "none":
         return []
@@ -296,6 +297,7 @@ class IfupdownBackend(FileBackendBase):
         warnings: list[str] = []
         if self.activate:
             steps.append(RunCommand(self._cmd("ifdown", br), f"{br} down; bridge-utils removes it"))
+            steps += _addrgen_steps(current, nic, source="default")
             steps += writes
             steps.append(RunCommand(self._cmd("ifup", nic), f"{nic} with its own stanza again"))
             hints = self._state_steps(current, nic)
