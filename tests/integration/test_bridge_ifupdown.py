@@ -136,3 +136,17 @@ def test_failed_verification_rolls_back_to_the_old_stanza(lan: Lan, lab: Ifupdow
     assert snapshot_diff(before, host.snapshot()) == []
     assert "br0" not in lab.state_of() and host.nic in lab.state_of()
     assert lan.ping(addr)
+
+
+def test_auto_finds_ifupdown_on_the_lab_host(lan: Lan, lab: IfupdownLab) -> None:
+    from kvmnet.backends import create_backend
+
+    host = lab.host
+    lab.write(f"auto {host.nic}\niface {host.nic} inet dhcp\n")
+    lab.ifup(host.nic)
+    # The real nmcli/networkctl inside the namespace find no daemon; the stanza decides.
+    backend = create_backend("auto", root=str(lab.root), runner=lab.runner)
+    plan = Bridge("br0", backend=backend).enslave(HostNic(host.nic, backend=backend),
+                                                   dry_run=True)
+    assert plan.backend == "ifupdown"
+    assert any(f"iface {host.nic} inet dhcp" in n for n in plan.notes)
