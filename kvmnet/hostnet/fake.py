@@ -60,6 +60,8 @@ def link_json(link: LinkState, index: int) -> dict[str, object]:
     }
     if link.master:
         entry["master"] = link.master
+    if link.parent:
+        entry["link"] = link.parent
     if link.kind:
         info: dict[str, object] = {"info_kind": link.kind}
         if link.is_bridge:
