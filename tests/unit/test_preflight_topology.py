@@ -8,6 +8,7 @@ import pytest
 from kvmnet.backends import Iproute2Backend
 from kvmnet.errors import PreflightRefused
 from kvmnet.hostnet.nic import Bridge, HostNic
+from kvmnet.hostnet.plan import Plan
 from kvmnet.hostnet.state import IpAddress, IpRoute, LinkState
 from kvmnet.testing import fake_host
 
@@ -28,7 +29,7 @@ def _backend() -> Iproute2Backend:
     return Iproute2Backend(runner=fake_host(links, [IpRoute("default", "bond0", "10.0.0.1")]))
 
 
-def _enslave(nic: str, bridge: str = "br0", **kw: object) -> object:
+def _enslave(nic: str, bridge: str = "br0", **kw: object) -> Plan:
     backend = _backend()
     return Bridge(bridge, backend=backend).enslave(HostNic(nic, backend=backend),
                                                    dry_run=True, **kw)  # type: ignore[arg-type]
