@@ -21,6 +21,7 @@ from .base import Backend
 if TYPE_CHECKING:
     from ..hostnet.runner import Runner
     from .ifcfg import IfcfgBackend
+    from .ifupdown import IfupdownBackend
     from .iproute2 import Iproute2Backend
     from .netplan import NetplanBackend
     from .networkd import NetworkdBackend
@@ -30,6 +31,7 @@ __all__ = [
     "BACKENDS",
     "Backend",
     "IfcfgBackend",
+    "IfupdownBackend",
     "Iproute2Backend",
     "NetplanBackend",
     "NetworkdBackend",
@@ -41,6 +43,7 @@ __all__ = [
 BACKENDS: dict[str, tuple[str, str]] = {
     "iproute2": ("iproute2", "Iproute2Backend"),
     "ifcfg": ("ifcfg", "IfcfgBackend"),
+    "ifupdown": ("ifupdown", "IfupdownBackend"),
     "nmcli": ("nmcli", "NmcliBackend"),
     "netplan": ("netplan", "NetplanBackend"),
     "networkd": ("networkd", "NetworkdBackend"),
@@ -64,12 +67,29 @@ def create_backend(
     netns: str | None = None,
     runner: Runner | None = None,
 ) -> Backend:
-    """The backend called ``name`` (iproute2, ifcfg, nmcli, netplan, networkd).
+    """The backend called ``name``: iproute2, ifcfg, ifupdown, nmcli, netplan, networkd, or
+    ``"auto"`` (whatever stack owns the NIC, decided when planning: see
+    :class:`~kvmnet.backends.auto.AutoBackend`).
 
-    ``root``/``netns`` are passed only when given; a backend that takes neither refuses it.
+    Args:
+        name: the backend's name, as the CLI's ``--backend`` takes it.
+        root: where a file backend reads and writes (passed only when given).
+        netns: the network namespace a runtime backend acts in (passed only when given).
+        runner: the runner it reads and acts through (passed only when given).
+
+    Returns:
+        The backend.
+
+    Raises:
+        InvalidInput: an unknown name, or an option the backend does not take.
     """
+    if name == "auto":
+        from .auto import AutoBackend
+
+        return AutoBackend(root=root or "/", netns=netns, runner=runner)
     if name not in BACKENDS:
-        raise InvalidInput(f"unknown backend {name!r}: use one of {', '.join(sorted(BACKENDS))}")
+        known = ", ".join(["auto", *sorted(BACKENDS)])
+        raise InvalidInput(f"unknown backend {name!r}: use one of {known}")
     cls = __getattr__(BACKENDS[name][1])
     accepted = inspect.signature(cls).parameters
     kwargs: dict[str, object] = {}

@@ -6,7 +6,11 @@ import argparse
 import sys
 from collections.abc import Callable
 
-__all__ = ["CommandError", "first_uri", "print_json", "run_command", "seconds"]
+__all__ = ["BACKEND_NAMES", "CommandError", "first_uri", "print_json", "run_command", "seconds"]
+
+#: ``--backend`` choices, defined here once (the CLI must not import the backends to show
+#: ``--help``; a test holds this equal to ``kvmnet.backends.BACKENDS`` plus "auto").
+BACKEND_NAMES = ("auto", "iproute2", "ifcfg", "ifupdown", "nmcli", "netplan", "networkd")
 
 Handler = Callable[[argparse.Namespace], int]
 

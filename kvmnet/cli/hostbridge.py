@@ -14,20 +14,23 @@ import dataclasses
 import shlex
 from typing import TYPE_CHECKING
 
-from ._common import CommandError, seconds
+from ._common import BACKEND_NAMES, CommandError, seconds
 
 if TYPE_CHECKING:
     from ..hostnet.plan import Plan
 
 __all__ = ["register"]
 
-BACKEND_NAMES = ("iproute2", "ifcfg", "nmcli", "netplan", "networkd")
-
 
 def _common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("nic", metavar="NIC", help="the host NIC, e.g. enp0s20f0u1")
     parser.add_argument("bridge", metavar="BRIDGE", help="the bridge, e.g. br0")
-    parser.add_argument("--backend", required=True, choices=BACKEND_NAMES)
+    parser.add_argument(
+        "--backend",
+        choices=BACKEND_NAMES,
+        default="auto",
+        help="how the host is configured (default auto: whatever owns NIC, said in the plan)",
+    )
     parser.add_argument("--root", metavar="DIR", help="where a file backend reads and writes")
     parser.add_argument("--netns", metavar="NS", help="act inside this network namespace")
     parser.add_argument(

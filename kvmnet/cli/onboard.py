@@ -18,7 +18,7 @@ import argparse
 import shlex
 from typing import TYPE_CHECKING
 
-from ._common import CommandError, first_uri, seconds
+from ._common import BACKEND_NAMES, first_uri, seconds
 from .progress import ProgressBar
 
 if TYPE_CHECKING:
@@ -28,11 +28,14 @@ if TYPE_CHECKING:
 
 __all__ = ["add_bridge_options", "add_nat_options", "run_bridge", "run_nat", "wants_onboard"]
 
-BACKEND_NAMES = ("iproute2", "ifcfg", "nmcli", "netplan", "networkd")
-
 
 def _host_options(group: argparse._ArgumentGroup) -> None:
-    group.add_argument("--backend", choices=BACKEND_NAMES, help="how the host is configured")
+    group.add_argument(
+        "--backend",
+        choices=BACKEND_NAMES,
+        default="auto",
+        help="how the host is configured (default auto: whatever owns NIC, said in the plan)",
+    )
     group.add_argument("--root", metavar="DIR", help="where a file backend reads and writes")
     group.add_argument("--netns", metavar="NS", help="act inside this network namespace")
     group.add_argument(
@@ -102,9 +105,6 @@ def wants_onboard(args: argparse.Namespace) -> bool:
 def _backend(args: argparse.Namespace) -> Backend:
     from ..backends import create_backend
 
-    if not args.backend:
-        flag = "--create-from" if getattr(args, "create_from", None) else "--release"
-        raise CommandError(f"{flag} needs --backend ({', '.join(BACKEND_NAMES)})", status=2)
     return create_backend(args.backend, root=args.root, netns=args.netns)
 
 

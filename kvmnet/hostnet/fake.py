@@ -60,6 +60,8 @@ def link_json(link: LinkState, index: int) -> dict[str, object]:
     }
     if link.master:
         entry["master"] = link.master
+    if link.parent:
+        entry["link"] = link.parent
     if link.kind:
         info: dict[str, object] = {"info_kind": link.kind}
         if link.is_bridge:
@@ -73,7 +75,8 @@ def link_json(link: LinkState, index: int) -> dict[str, object]:
 
 def route_json(route: IpRoute) -> dict[str, object]:
     """``ip -j route show`` output for one route."""
-    entry: dict[str, object] = {"dst": route.dst, "dev": route.dev, "flags": []}
+    flags = ["onlink"] if route.onlink else []
+    entry: dict[str, object] = {"dst": route.dst, "dev": route.dev, "flags": flags}
     for key, value in (
         ("gateway", route.gateway),
         ("metric", route.metric),

@@ -91,6 +91,7 @@ def _link(entry: Mapping[str, object], ports: Mapping[str, list[str]]) -> LinkSt
         forward_delay=int(data.get("forward_delay", 0)) if is_bridge else None,
         ports=tuple(ports.get(name, ())) if is_bridge else (),
         flags=tuple(str(f) for f in flags) if isinstance(flags, list) else (),
+        parent=parent if isinstance(parent := entry.get("link"), str) else None,
     )
 
 
@@ -134,6 +135,7 @@ def _route(entry: Mapping[str, object], family: int) -> IpRoute | None:
         scope=str(entry["scope"]) if "scope" in entry else None,
         prefsrc=str(entry["prefsrc"]) if "prefsrc" in entry else None,
         family=family,
+        onlink="onlink" in flags if isinstance(flags := entry.get("flags"), list) else False,
     )
 
 
@@ -241,6 +243,7 @@ def inspect_host(
         known = ", ".join(sorted(n for n in links if n != "lo")) or "none"
         raise HostNicNotFound(f"NIC {nic!r} does not exist{where} (links: {known}): check the name")
     nic_state, br_state = links[nic], links.get(bridge)
+    neighbours = {name: links[name] for name in links if name not in (nic, bridge)}
     nf = (runner.read_file("/proc/sys/net/bridge/bridge-nf-call-iptables") or b"").strip()
     br_netfilter = nf == b"1"
     return HostState(
@@ -253,4 +256,5 @@ def inspect_host(
         forward_policy=_forward_policy(runner) if br_netfilter else None,
         managed_by=network_daemon(runner, nic),
         files=runner,
+        others=neighbours,
     )

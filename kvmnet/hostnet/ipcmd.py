@@ -23,6 +23,10 @@ def address_args(addr: IpAddress, dev: str) -> tuple[str, ...]:
         argv += ["valid_lft", str(addr.valid_lft)]
         preferred = addr.preferred_lft if addr.preferred_lft is not None else addr.valid_lft
         argv += ["preferred_lft", str(min(preferred, addr.valid_lft))]
+    if addr.family == 6:
+        # The address moves between this host's own links: duplicate address detection
+        # would hold it tentative (answering nothing) for a second, for no one to find.
+        argv.append("nodad")
     return tuple(argv)
 
 
@@ -49,6 +53,8 @@ def route_args(route: IpRoute, dev: str, verb: str = "replace") -> tuple[str, ..
         argv += ["metric", str(route.metric)]
     if route.prefsrc:
         argv += ["src", route.prefsrc]
+    if route.onlink:
+        argv.append("onlink")
     return tuple(argv)
 
 

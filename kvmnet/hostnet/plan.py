@@ -200,6 +200,7 @@ class Plan:
     dry_run: bool = False
     restore_runtime: bool = True
     requires_confirmation: bool = False  # set by preflight: the SSH session runs over the NIC
+    notes: tuple[str, ...] = ()  # e.g. which backend "auto" chose, and why
     runner: Runner | None = field(default=None, repr=False)
 
     @property
@@ -263,6 +264,7 @@ class Plan:
         lines = [f"# {self.backend}: {verb} {self.nic} {into} {self.bridge}"]
         if self.dry_run:
             lines.append("# dry run: nothing was changed")
+        lines += [f"# {n}" for n in self.notes]
         lines += [f"# WARNING: {w}" for w in self.warnings]
         lines.append("")
         lines.append("steps:")
@@ -285,7 +287,8 @@ class Plan:
             for n, s in enumerate(self.steps, 1)
         )
         checks = "".join(f"<li>{html.escape(c.describe())}</li>" for c in self.checks)
-        warns = "".join(f"<p><b>warning:</b> {html.escape(w)}</p>" for w in self.warnings)
+        warns = "".join(f"<p>{html.escape(n)}</p>" for n in self.notes)
+        warns += "".join(f"<p><b>warning:</b> {html.escape(w)}</p>" for w in self.warnings)
         return (
             f"<div><b>{html.escape(repr(self))}</b>{warns}"
             f"<table><tr><th>#</th><th>kind</th><th>step</th></tr>{rows}</table>"

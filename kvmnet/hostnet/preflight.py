@@ -7,7 +7,9 @@ check (force key)  refused when                                                 
 ``bridge-name``    the bridge name is not a kernel link name                    no
 ``not-a-bridge``   a link of the bridge's name exists and is not a bridge        no
 ``wireless``       the NIC is a Wi-Fi station (802.11 cannot bridge it)         yes
-``enslaved``       the NIC is already a port of another bridge or bond           yes
+``enslaved``       the NIC is already a port of another bridge or a bond's slave  yes
+                   (bridge the bond itself)
+``vlan-parent``    VLANs ride on the NIC (eth0.100): bridge the VLAN you mean     yes
 ``libvirt``        the bridge belongs to a libvirt network (virbr0)             yes
 ``br-netfilter``   br_netfilter is loaded and iptables' FORWARD policy is DROP  yes
 ``managed``        NetworkManager/networkd manages the NIC and the backend is a  yes
@@ -44,6 +46,7 @@ CHECKS = frozenset(
         "not-a-bridge",
         "wireless",
         "enslaved",
+        "vlan-parent",
         "libvirt",
         "br-netfilter",
         "managed",
@@ -130,11 +133,33 @@ def preflight(
             "a routed network, or macvtap instead",
             force,
         )
+<<<<<<< HEAD
     if nic.master is not None and nic.master != br:
         refuse(
+=======
+    master = current.master
+    if master is not None and master.kind == "bond":
+        refuse(
+            "enslaved",
+            f"{nic.name} is a slave of bond {master.name}: bridge the bond ({master.name}) "
+            f"instead; its slaves and bond options stay as they are",
+            force,
+        )
+    elif nic.master is not None and nic.master != br:
+        refuse(
+>>>>>>> ifupdown
             "enslaved",
             f"{nic.name} is already a port of {nic.master}: release it from {nic.master} "
             f"first, or bridge guests onto {nic.master}",
+            force,
+        )
+    if current.vlans:
+        vlans = ", ".join(current.vlans)
+        refuse(
+            "vlan-parent",
+            f"VLANs ride on {nic.name} ({vlans}): bridging {nic.name} puts its untagged LAN "
+            f"into {br}, not those VLANs. To bridge a VLAN, bridge it ({current.vlans[0]}) "
+            "into a bridge of its own",
             force,
         )
     if libvirt_network is not None:

@@ -8,6 +8,7 @@ Backends turn ``(request, current)`` into a Plan and nothing else; see
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -92,6 +93,8 @@ class HostState:
     forward_policy: str | None = None  # iptables FORWARD policy when br_netfilter is on
     managed_by: str | None = None  # "NetworkManager" / "systemd-networkd" when one manages the NIC
     files: FileReader | None = field(default=None, repr=False, compare=False)
+    # Every other link, by name: what the NIC is a slave of, which VLANs ride on it.
+    others: Mapping[str, LinkState] = field(default_factory=dict, repr=False, compare=False)
 
     def read_file(self, path: str) -> bytes | None:
         return self.files.read_file(path) if self.files is not None else None
@@ -101,6 +104,17 @@ class HostState:
 
     def routes_via(self, dev: str) -> tuple[IpRoute, ...]:
         return tuple(r for r in self.routes if r.dev == dev)
+
+    @property
+    def master(self) -> LinkState | None:
+        """The link the NIC is a port or slave of (a bridge, a bond), None if none."""
+        return self.others.get(self.nic.master) if self.nic.master else None
+
+    @property
+    def vlans(self) -> tuple[str, ...]:
+        """The VLANs (and macvlans) whose lower device is the NIC."""
+        return tuple(sorted(n for n, link in self.others.items() if link.parent == self.nic.name
+                            and link.kind in ("vlan", "macvlan", "macvtap")))
 
     @property
     def default_routes(self) -> tuple[IpRoute, ...]:

@@ -48,6 +48,8 @@ class IpRoute:
     scope: str | None = None
     prefsrc: str | None = None
     family: int = 4
+    # The gateway is on-link whatever the addresses say (ifupdown adds default routes so).
+    onlink: bool = False
 
 
 @dataclass(frozen=True)
@@ -69,6 +71,8 @@ class LinkState:
     ports: tuple[str, ...] = field(default=())
     # Added for host bridging: the kernel's link flags ("UP", "LOWER_UP", ...).
     flags: tuple[str, ...] = ()
+    # The lower device of a VLAN or macvlan ("eth0" for eth0.100), None for others.
+    parent: str | None = None
 
     @property
     def admin_up(self) -> bool:

@@ -19,7 +19,7 @@ def kvmnet(*args: str) -> subprocess.CompletedProcess[str]:
 
 
 def test_usage_errors_exit_2() -> None:
-    assert kvmnet("host-bridge", "eth0", "br0").returncode == 2  # no --backend
+    assert kvmnet("host-bridge", "eth0").returncode == 2  # no BRIDGE
     bogus = kvmnet("host-bridge", "eth0", "br0", "--backend", "bogus")
     assert bogus.returncode == 2 and "invalid choice" in bogus.stderr
     stp = kvmnet("host-bridge", "eth0", "br0", "--backend", "iproute2", "--forward-delay", "2")
@@ -44,7 +44,9 @@ def test_invalid_bridge_name_is_refused_with_one_line() -> None:
 
 
 def test_a_runtime_backend_takes_no_root() -> None:
-    result = kvmnet("host-bridge", "eth0", "br0", "--backend", "iproute2", "--root", "/tmp")
+    result = kvmnet(
+        "host-bridge", "eth0", "br0", "--backend", "iproute2", "--root", "/tmp", "--dry-run"
+    )
     assert result.returncode == 1 and "takes no root" in result.stderr
 
 

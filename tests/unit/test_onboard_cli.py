@@ -60,16 +60,22 @@ def uri(tmp_path: Path) -> str:
     return World(guests=(Guest("web1", running=False),)).write(tmp_path)
 
 
-def test_create_from_needs_a_backend(uri: str) -> None:
-    result = kvmnet_cli("-c", uri, "bridge", "web1", "br0", "--create-from", NIC, "--dry-run")
-    assert result.returncode == 2
-    assert "--create-from needs --backend" in result.stderr
+@pytest.mark.root("creates a network namespace with a veth NIC")
+def test_create_from_defaults_to_auto_and_says_what_it_chose(uri: str, netns: str) -> None:
+    result = kvmnet_cli(
+        "-c", uri, "bridge", "web1", "br0", "--create-from", NIC, "--netns", netns, "--dry-run"
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    # Nothing in the namespace configures the veth: runtime only, and the plan says so.
+    assert "# backend auto -> iproute2: no network stack configures" in result.stdout
+    assert f"ip link set {NIC} master br0" in result.stdout
 
 
-def test_release_needs_a_backend(uri: str) -> None:
-    result = kvmnet_cli("-c", uri, "nat", "web1", "--release", NIC, "--dry-run")
-    assert result.returncode == 2
-    assert "--release needs --backend" in result.stderr
+def test_backend_names_are_the_library_s() -> None:
+    from kvmnet.backends import BACKENDS
+    from kvmnet.cli._common import BACKEND_NAMES
+
+    assert set(BACKEND_NAMES) == {"auto", *BACKENDS}
 
 
 @pytest.mark.root("creates a network namespace with a veth NIC")
