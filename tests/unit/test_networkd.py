@@ -55,7 +55,9 @@ def plan_for(
     if lease:
         (leases / "2").write_text(LEASE)
     current = HostState(nic=nic, bridge=bridge, routes=ROUTES, files=LocalRunner())
-    backend = NetworkdBackend(root=str(root), runner=RecordingRunner(), lease_dir=str(leases))
+    backend = NetworkdBackend(
+        root=str(root), runner=RecordingRunner(), lease_dir=str(leases), files_only=False
+    )
     return backend.plan_enslave(BridgeRequest(NIC, "br0"), current)
 
 
@@ -163,9 +165,8 @@ def test_release_removes_our_files(tmp_path: Path) -> None:
     ):
         (d / name).write_text("[Match]\n")
     current = HostState(nic=DHCP_NIC, bridge=STALE_BR0, files=LocalRunner())
-    plan = NetworkdBackend(root=str(tmp_path), runner=RecordingRunner()).plan_release(
-        BridgeRequest(NIC, "br0"), current
-    )
+    backend = NetworkdBackend(root=str(tmp_path), runner=RecordingRunner(), files_only=False)
+    plan = backend.plan_release(BridgeRequest(NIC, "br0"), current)
     removed = sorted(Path(s.path).name for s in plan.steps if isinstance(s, RemoveFile))
     assert removed == ["10-kvmnet-br0.netdev", "10-kvmnet-br0.network", f"10-kvmnet-{NIC}.network"]
 
@@ -174,9 +175,8 @@ def test_a_dhcp_client_on_the_nic_is_stopped_first(tmp_path: Path) -> None:
     client = DhcpClient(4242, ("dhclient", "-v", NIC), NIC)
     current = HostState(nic=DHCP_NIC, bridge=None, routes=ROUTES, dhcp_clients=(client,),
                         files=LocalRunner())  # fmt: skip
-    plan = NetworkdBackend(root=str(tmp_path), runner=RecordingRunner()).plan_enslave(
-        BridgeRequest(NIC, "br0"), current
-    )
+    backend = NetworkdBackend(root=str(tmp_path), runner=RecordingRunner(), files_only=False)
+    plan = backend.plan_enslave(BridgeRequest(NIC, "br0"), current)
     stops = [s for s in plan.steps if isinstance(s, StopProcess)]
     assert [s.pid for s in stops] == [4242]
     assert plan.commands.index(("kill", "-TERM", "4242")) < plan.commands.index(
