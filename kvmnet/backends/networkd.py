@@ -177,15 +177,14 @@ NETWORK_SPLIT: dict[str, str] = {
 _LINK_BRIDGE_KEYS = frozenset({"RequiredFamilyForOnline"})
 # Keys that may be given several times (a list); any other key given by both the bridge's own
 # file and the NIC's with different values is a conflict.
-_LIST_KEYS = frozenset(
-    (
-        "Address Gateway DNS Domains NTP DNSSECNegativeTrustAnchors IPv6ProxyNDPAddress "
-        "BindCarrier VLAN MACVLAN MACVTAP IPVLAN IPVTAP VXLAN Tunnel MACsec Xfrm L2TP "
-        "RequestOptions SendOption SendVendorOption UserClass VendorClass DenyList AllowList "
-        "RouterDenyList RouterAllowList PrefixDenyList PrefixAllowList RouteDenyList "
-        "RouteAllowList"
-    ).split()
+_LIST_KEYS_TEXT = (
+    "Address Gateway DNS Domains NTP DNSSECNegativeTrustAnchors IPv6ProxyNDPAddress "
+    "BindCarrier VLAN MACVLAN MACVTAP IPVLAN IPVTAP VXLAN Tunnel MACsec Xfrm L2TP "
+    "RequestOptions SendOption SendVendorOption UserClass VendorClass DenyList AllowList "
+    "RouterDenyList RouterAllowList PrefixDenyList PrefixAllowList RouteDenyList "
+    "RouteAllowList"
 )
+_LIST_KEYS = frozenset(_LIST_KEYS_TEXT.split())
 # Sections that may repeat, each one a new object (an address, a route...).
 _REPEATED = frozenset(
     {
