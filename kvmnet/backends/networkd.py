@@ -341,7 +341,8 @@ def merge_into(base: UnitFile, extra: UnitFile, what: str) -> UnitFile:
     out = UnitFile([Section(s.name, list(s.entries)) for s in base.sections])
     for section in extra.sections:
         if section.name not in _REPEATED:
-            for old in out.sections:
+            # Only against base: within one side, a later drop-in overrides an earlier value.
+            for old in base.sections:
                 if old.name != section.name:
                     continue
                 for key, value in section.entries:
