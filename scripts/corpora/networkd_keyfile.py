@@ -3,7 +3,8 @@
 
 The files come from Debian's source packages (``systemd``: test/test-network/conf/*.network,
 *.netdev and their drop-in folders; ``network-manager``: the keyfile plugin's and libnm's test
-keyfiles). Their licences differ from kvmnet's, so they are fetched, never committed.
+keyfiles; ``netplan.io``: its generator tests, whose expected NetworkManager keyfiles are
+read out of the Python sources by the tests). Their licences differ from kvmnet's, so they are fetched, never committed.
 
 ``apt-get source`` needs deb-src entries: they are derived from the machine's own apt sources
 (only Debian archives) into a private sources list, with private apt lists and cache, through
@@ -35,6 +36,9 @@ PACKAGES: dict[str, tuple[str, tuple[str, ...]]] = {
             r"src/libnm-core-impl/tests/",
         ),
     ),
+    # netplan's NetworkManager renderer tests: the keyfiles it expects to write, which
+    # NetworkManager reads (taken out of the Python test modules by the tests).
+    "netplan.io": ("netplan-keyfile", (r"tests/generator/",)),
 }
 DEBIAN_HOSTS = re.compile(r"https?://[^/]*(debian\.org|debian\.net)/")
 

@@ -205,9 +205,8 @@ def keyfile_root(tmp_path: Path, text: str | None) -> Path:
 def test_keyfiles_validated_by_real_nmcli_offline(tmp_path: Path, nmcli: str) -> None:
     root = keyfile_root(tmp_path, UPLINK_KEYFILE)
     current = HostState(nic=DHCP_NIC, bridge=STALE_BR0, routes=ROUTES, files=LocalRunner())
-    plan = NmcliBackend(root=str(root), runner=LocalRunner()).plan_enslave(
-        BridgeRequest(NIC, "br0"), current
-    )
+    backend = NmcliBackend(root=str(root), runner=LocalRunner(), files_only=False)
+    plan = backend.plan_enslave(BridgeRequest(NIC, "br0"), current)
     files = {Path(s.path).name: s for s in plan.steps if isinstance(s, WriteFile)}
     assert sorted(files) == ["kvmnet-br0-port-enp0s20f0u1.nmconnection", "kvmnet-br0.nmconnection"]
     for name, step in files.items():
