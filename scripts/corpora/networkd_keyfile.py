@@ -4,7 +4,8 @@
 The files come from Debian's source packages (``systemd``: test/test-network/conf/*.network,
 *.netdev and their drop-in folders; ``network-manager``: the keyfile plugin's and libnm's test
 keyfiles; ``netplan.io``: its generator tests, whose expected NetworkManager keyfiles are
-read out of the Python sources by the tests). Their licences differ from kvmnet's, so they are fetched, never committed.
+read out of the Python sources by the tests). Their licences differ from kvmnet's, so they
+are fetched, never committed.
 
 ``apt-get source`` needs deb-src entries: they are derived from the machine's own apt sources
 (only Debian archives) into a private sources list, with private apt lists and cache, through
