@@ -150,11 +150,15 @@ PORT_SECTIONS = frozenset(
         "TrafficControlQueueingDiscipline",
     }
 )
-_PORT, _BRIDGE, _ROLE = "port", "bridge", "role"
+_PORT, _BRIDGE, _ROLE, _HOOK = "port", "bridge", "role", "hook"
+# VLAN= stays on the port: the kernel hands tagged frames to the VLAN device before the
+# bridge sees them. MACVLAN/MACVTAP/IPVLAN/IPVTAP take the link's one receive hook, which the
+# bridge needs (the kernel refuses such a port: EBUSY), so they move to the bridge, where they
+# reach the same LAN; VXLAN/Tunnel/Xfrm/L2TP run over the link's IP addresses, which move.
 _NETWORK_PORT_KEYS = (
-    "Description LLDP EmitLLDP BindCarrier IPoIB IPVLAN IPVTAP MACsec MACVLAN MACVTAP Tunnel "
-    "VLAN VXLAN Xfrm L2TP KeepMaster ActiveSlave PrimarySlave"
+    "Description LLDP EmitLLDP BindCarrier IPoIB VLAN KeepMaster ActiveSlave PrimarySlave"
 )
+_NETWORK_STACKED_ON_BRIDGE = "MACVLAN MACVTAP IPVLAN IPVTAP VXLAN Tunnel Xfrm L2TP"
 _NETWORK_BRIDGE_KEYS = (
     "DHCP DHCPServer LinkLocalAddressing IPv6LinkLocalAddressGenerationMode "
     "IPv6StableSecretAddress IPv4LL IPv4LLStartAddress IPv4LLRoute DefaultRouteOnDevice LLMNR "
@@ -164,14 +168,16 @@ _NETWORK_BRIDGE_KEYS = (
     "IPv4RouteLocalnet IPv4ReversePathFilter IPv4ProxyARP ProxyARP IPv6ProxyNDP "
     "IPv6ProxyNDPAddress IPv6SendRA IPv6PrefixDelegation DHCPPrefixDelegation "
     "DHCPv6PrefixDelegation IPv6Token IPv6MTUBytes ConfigureWithoutCarrier IgnoreCarrierLoss "
-    "KeepConfiguration"
+    "KeepConfiguration " + _NETWORK_STACKED_ON_BRIDGE
 )
-#: ``[Network]`` key -> "port" (link-level: stays), "bridge" (IP-level: moves) or "role"
-#: (the NIC is a port of something already: refused).
+#: ``[Network]`` key -> "port" (link-level: stays), "bridge" (IP-level, or a device that
+#: cannot share the port with the bridge: moves), "role" (the NIC is a port of something
+#: already: refused) or "hook" (MACsec: needs the link's receive hook too: refused).
 NETWORK_SPLIT: dict[str, str] = {
     **{k: _PORT for k in _NETWORK_PORT_KEYS.split()},
     **{k: _BRIDGE for k in _NETWORK_BRIDGE_KEYS.split()},
     **{k: _ROLE for k in ("Bridge", "Bond", "VRF", "BatmanAdvanced")},
+    "MACsec": _HOOK,
 }
 # [Link] keys about addresses: the port has none, the bridge has them.
 _LINK_BRIDGE_KEYS = frozenset({"RequiredFamilyForOnline"})
@@ -309,6 +315,13 @@ def split_network(doc: UnitFile, source: str) -> tuple[UnitFile, UnitFile]:
                         "(not in systemd.network(5) of its version), so it cannot tell whether "
                         "it belongs on the port or the bridge; remove it or bridge by hand",
                         check="networkd-unknown-key",
+                    )
+                if where == _HOOK and value:
+                    raise PreflightRefused(
+                        f"{source}: [Network] {key}={value}: the kernel gives a link's receive "
+                        "hook to MACsec or to a bridge, not both, and MACsec on the bridge would "
+                        "not protect the guests' frames; bridge another NIC or drop MACsec",
+                        check="networkd-port-conflict",
                     )
                 if where == _ROLE and value:
                     raise PreflightRefused(
@@ -594,6 +607,24 @@ class NetworkdBackend(FileBackendBase):
                 )
         return network, netdev
 
+    def _stacked_to_move(self, found: _Found | None) -> list[tuple[str, str]]:
+        """(name, kind) of the MACVLAN/MACVTAP/IPVLAN/IPVTAP devices the NIC's file stacks on
+        it that exist now: they hold the NIC's receive hook, so they must go before it can
+        be a port (networkd then creates them on the bridge)."""
+        if found is None:
+            return []
+        merged = Section("Network")
+        for section in found.doc.sections:
+            if section.name == "Network":
+                merged.entries += section.entries
+        out: list[tuple[str, str]] = []
+        for kind in ("MACVLAN", "MACVTAP", "IPVLAN", "IPVTAP"):
+            for name in _values(merged, kind):
+                shown = self._runner.run(("ip", "-j", "link", "show", "dev", name), check=False)
+                if shown.ok and shown.stdout.strip() not in ("", "[]"):
+                    out.append((name, kind))
+        return out
+
     def _iaid(self, current: HostState) -> int | None:
         mine = {a.ip for a in current.nic.global_addresses}
         for name in current.list_dir(self.lease_dir) or ():
@@ -712,18 +743,29 @@ class NetworkdBackend(FileBackendBase):
             )
             return dataclasses.replace(plan, checks=())
         steps += takeover_steps(current, request)
+        moved = self._stacked_to_move(found)
+        steps += [
+            RunCommand(
+                ("ip", "link", "del", name),
+                f"the kernel refuses a bridge port with a {kind}: networkd recreates it on {br}",
+            )
+            for name, kind in moved
+        ]
         steps.append(RunCommand(self.networkctl("reload"), f"create {br}, read the new files"))
         steps.append(
             RunCommand(
                 self.networkctl("reconfigure", nic.name), f"{nic.name} now matches the port file"
             )
         )
-        hints: tuple[Step, ...] = (
-            RunCommand(self.networkctl("reload")),
-            RunCommand(self.networkctl("reconfigure", nic.name)),
-        )
-        if current.bridge is None:
-            hints += (RunCommand(("ip", "link", "del", br), "networkd never deletes a netdev"),)
+        hints: tuple[Step, ...] = (RunCommand(self.networkctl("reload")),)
+        delete = RunCommand(("ip", "link", "del", br), "networkd never deletes a netdev")
+        if moved and current.bridge is None:
+            # The MACVLANs on br0 go with it; the NIC, no longer a port, can have them back.
+            hints += (delete, RunCommand(self.networkctl("reconfigure", nic.name)))
+        else:
+            hints += (RunCommand(self.networkctl("reconfigure", nic.name)),)
+            if current.bridge is None:
+                hints += (delete,)
         return self._plan(
             "enslave",
             request,

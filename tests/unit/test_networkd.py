@@ -12,9 +12,9 @@ import pytest
 from kvmnet.backends.networkd import NetworkdBackend, lease_iaid, matches
 from kvmnet.backends.unitfile import UnitFile
 from kvmnet.errors import InvalidInput, InvalidName, PreflightRefused
-from kvmnet.hostnet.plan import Plan, RemoveFile, StopProcess, WriteFile
+from kvmnet.hostnet.plan import Plan, RemoveFile, RunCommand, StopProcess, WriteFile
 from kvmnet.hostnet.request import BridgeRequest, DhcpClient, HostState
-from kvmnet.hostnet.runner import LocalRunner, RecordingRunner
+from kvmnet.hostnet.runner import CommandResult, LocalRunner, RecordingRunner
 from kvmnet.hostnet.state import IpAddress, IpRoute, LinkState
 from tests.lab.golden import golden_text
 
@@ -282,3 +282,46 @@ def test_another_root_plans_no_command(tmp_path: Path) -> None:
     assert len(plan.files) == 3 and runner.commands == []
     assert any("only files" in w for w in plan.warnings)
     assert backend.plan_release(request, current).commands == ()
+
+
+def test_macvlan_moves_to_the_bridge_and_the_old_one_goes_first(tmp_path: Path) -> None:
+    """The kernel refuses a bridge port that has a MACVLAN (EBUSY): the MACVLAN= line moves to
+    the bridge, and the existing device is deleted before networkd recreates it there."""
+    root = tmp_path / "root"
+    (root / "etc/systemd/network").mkdir(parents=True)
+    (root / "etc/systemd/network/20-w.network").write_text(
+        f"[Match]\nName={NIC}\n[Network]\nDHCP=yes\nMACVLAN=mv0\nMACVLAN=mv1\nVLAN=v10\n"
+    )
+    shown = ("ip", "-j", "link", "show", "dev")
+    runner = RecordingRunner(
+        replies={
+            (*shown, "mv0"): '[{"ifname": "mv0"}]',
+            (*shown, "mv1"): CommandResult((*shown, "mv1"), 1, "", 'Device "mv1" does not exist.'),
+        }
+    )
+    current = HostState(nic=DHCP_NIC, bridge=None, routes=ROUTES, files=LocalRunner())
+    backend = NetworkdBackend(root=str(root), runner=runner, files_only=False)
+    plan = backend.plan_enslave(BridgeRequest(NIC, "br0"), current)
+    files = written(plan)
+    br, port = files["10-kvmnet-br0.network"], files[f"10-kvmnet-{NIC}.network"]
+    assert "MACVLAN=mv0\nMACVLAN=mv1\n" in br and "MACVLAN" not in port
+    assert "VLAN=v10" in port
+    assert ("ip", "link", "del", "mv0") in plan.commands
+    assert ("ip", "link", "del", "mv1") not in plan.commands  # it does not exist
+    assert plan.commands.index(("ip", "link", "del", "mv0")) < plan.commands.index(
+        ("networkctl", "reload")
+    )
+    # Rollback: br0 (and the MACVLAN on it) goes before the NIC is reconfigured.
+    hints = [s.argv for s in plan.rollback_hints if isinstance(s, RunCommand)]
+    assert hints.index(("ip", "link", "del", "br0")) < hints.index(
+        ("networkctl", "reconfigure", NIC)
+    )
+
+
+def test_macsec_on_the_nic_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(PreflightRefused, match="receive hook") as caught:
+        plan_for(
+            tmp_path,
+            {"etc/systemd/network/20-w.network": f"[Match]\nName={NIC}\n[Network]\nMACsec=ms0\n"},
+        )
+    assert caught.value.check == "networkd-port-conflict"

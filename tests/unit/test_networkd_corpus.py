@@ -112,7 +112,9 @@ def check_case(case: Case) -> str:
     try:
         plan = plan_for(case, host)
     except PreflightRefused as exc:
-        assert exc.check in {"already-port", "networkd-unknown-key", "networkd-unmanaged"}
+        assert exc.check in {
+            "already-port", "networkd-unknown-key", "networkd-unmanaged", "networkd-port-conflict"
+        }
         assert str(exc).startswith(case.name), str(exc)
         return f"refused: {exc.check}"
     assert plan.commands == () and not plan.checks and not plan.rollback_hints
