@@ -77,11 +77,13 @@ __all__ = [
     "split_network",
 ]
 
+# networkd's search path (systemd.network(5)), first wins for a name; /lib last (split /usr).
 NETWORK_DIRS = (
     "/etc/systemd/network",
     "/run/systemd/network",
-    "/lib/systemd/network",
+    "/usr/local/lib/systemd/network",
     "/usr/lib/systemd/network",
+    "/lib/systemd/network",
 )
 OUR_DIR = "/etc/systemd/network"
 _PREFIXES = ("10-kvmnet-", "05-kvmnet-", "00-kvmnet-", "0-kvmnet-", "!kvmnet-")
