@@ -225,6 +225,14 @@ def match_interface_name(patterns: list[str], name: str) -> bool:
     return not optional or any(optional)
 
 
+def _int(raw: str | None) -> int:
+    """A keyfile integer (``autoconnect-priority``, ``timestamp``); absent or bad: 0."""
+    try:
+        return int((raw or "0").strip())
+    except ValueError:
+        return 0
+
+
 def _mac_of(raw: str) -> str:
     """A keyfile MAC in either form: ``00:11:AA:..`` or the old ``0;17;170;...;`` bytes."""
     if ";" in raw:
@@ -566,14 +574,17 @@ class NmcliBackend(FileBackendBase):
         return out
 
     def _nic_keyfile(self, current: HostState) -> tuple[str, Keyfile] | None:
-        """The NIC's profile: bound by ``interface-name``, else by MAC, else by a
-        ``[match] interface-name`` glob, else an ethernet profile bound to no device."""
-        found = self._nic_profile(current)
-        return (found.name, found.kf) if found else None
+        """(file name, keyfile) of the NIC's profile (see :meth:`_nic_profiles`)."""
+        found = self._nic_profiles(current)
+        return (found[0].name, found[0].kf) if found else None
 
-    def _nic_profile(self, current: HostState) -> _Profile | None:
+    def _nic_profiles(self, current: HostState) -> list[_Profile]:
+        """The wired profiles that can run on the NIC, the one NetworkManager picks first:
+        autoconnect on, then the highest ``autoconnect-priority``, then the closest binding
+        (``interface-name=``, MAC, a ``[match] interface-name`` glob, none), then the most
+        recent ``timestamp``."""
         nic = current.nic
-        ranked: list[tuple[int, int, _Profile]] = []
+        ranked: list[tuple[tuple[int, int, int, int, int], _Profile]] = []
         for n, profile in enumerate(self._profiles(current)):
             kf = profile.kf
             kind = kf.get("connection", "type")
@@ -590,9 +601,12 @@ class NmcliBackend(FileBackendBase):
                 continue
             if not match_interface_name(globs, nic.name):
                 continue
-            rank = 0 if ifname else 1 if mac else 2 if globs else 3
-            ranked.append((rank, n, profile))
-        return min(ranked, key=lambda r: (r[0], r[1]))[2] if ranked else None
+            off = (kf.get("connection", "autoconnect") or "true").lower() in ("false", "0", "no")
+            binding = 0 if ifname else 1 if mac else 2 if globs else 3
+            key = (int(off), -_int(kf.get("connection", "autoconnect-priority")), binding,
+                   -_int(kf.get("connection", "timestamp")), n)  # fmt: skip
+            ranked.append((key, profile))
+        return [profile for _, profile in sorted(ranked, key=lambda r: r[0])]
 
     def _bridge_profile(self, current: HostState, bridge: str) -> _Profile | None:
         """A bridge profile of someone else's for ``bridge`` (merged, never shadowed)."""
@@ -616,6 +630,7 @@ class NmcliBackend(FileBackendBase):
         source_name: str = "the NIC's profile",
         bridge_source: Keyfile | None = None,
         bridge_name: str = "the bridge's profile",
+        priority: int | None = None,
     ) -> tuple[str, str]:
         """(bridge keyfile, port keyfile) texts.
 
@@ -626,6 +641,8 @@ class NmcliBackend(FileBackendBase):
             source_name: Its file name, for messages.
             bridge_source: An existing profile of the bridge, carried into kvmnet's.
             bridge_name: Its file name, for messages.
+            priority: The highest ``autoconnect-priority`` of the profiles that could run on
+                the NIC (default: ``source``'s); the port's is one above.
 
         Returns:
             The two texts.
@@ -642,7 +659,8 @@ class NmcliBackend(FileBackendBase):
             for key, value in _from_state(nic).items():
                 section, prop = key.split(".", 1)
                 ip_part.set(section, prop if prop != "addresses" else "address1", value)
-        priority = int((source.get("connection", "autoconnect-priority") if source else "0") or 0)
+        if priority is None:
+            priority = _int(source.get("connection", "autoconnect-priority") if source else None)
 
         bridge = Keyfile()
         bridge.set("connection", "id", request.bridge)
@@ -701,7 +719,11 @@ class NmcliBackend(FileBackendBase):
 
     def _plan_keyfiles(self, request: BridgeRequest, current: HostState) -> Plan:
         nic, br = current.nic, request.bridge
-        found = self._nic_profile(current)
+        candidates = self._nic_profiles(current)
+        found = candidates[0] if candidates else None
+        # The port outranks every profile that could run on the NIC, not only the first.
+        top = max((_int(p.kf.get("connection", "autoconnect-priority")) for p in candidates),
+                  default=0)  # fmt: skip
         theirs = self._bridge_profile(current, br)
         warnings = stp_warnings(request)
         if found is None:
@@ -732,6 +754,7 @@ class NmcliBackend(FileBackendBase):
             source_name=found.name if found else "the NIC's state",
             bridge_source=theirs.kf if theirs else None,
             bridge_name=theirs.name if theirs else "",
+            priority=top,
         )
         directory = self.paths(self.keyfile_dir)
         names = (f"kvmnet-{br}.nmconnection", f"kvmnet-{br}-port-{nic.name}.nmconnection")

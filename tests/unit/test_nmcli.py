@@ -415,3 +415,29 @@ def test_match_interface_name_semantics() -> None:
     assert not match_interface_name(["&eth*", "&*9"], "eth3")
     assert match_interface_name([], "eth3")
     assert split_list("a;b\\;c;;") == ["a", "b;c"]
+
+
+def test_the_profile_networkmanager_picks_is_the_one_carried(tmp_path: Path, nmcli: str) -> None:
+    """Of several profiles that fit the NIC, NetworkManager runs the autoconnecting one with the
+    highest priority: that one is carried; the port outranks all of them."""
+    plan = keyfile_plan(
+        tmp_path,
+        {
+            "a-bound.nmconnection": UPLINK_KEYFILE.replace(
+                "autoconnect-priority=5", "autoconnect-priority=1"
+            ),
+            "b-glob.nmconnection": GLOB_PROFILE.replace(
+                "autoconnect=false", "autoconnect-priority=7"
+            ),
+            "c-off.nmconnection": UPLINK_KEYFILE.replace(
+                "autoconnect-priority=5", "autoconnect=false\nautoconnect-priority=9"
+            ),
+            "d-other.nmconnection": UPLINK_KEYFILE.replace(
+                f"interface-name={NIC}", "interface-name=eth9"
+            ),
+        },
+    )
+    bridge, port = keyfiles_of(plan)
+    assert bridge.get("ipv4", "dhcp-hostname") == "kvm1"  # b-glob's
+    assert port.get("ethernet", "wake-on-lan") == "64"
+    assert port.get("connection", "autoconnect-priority") == "10"
