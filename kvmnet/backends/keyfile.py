@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 
 from ..errors import InvalidInput
 
-__all__ = ["Keyfile", "escape", "split_list"]
+__all__ = ["Keyfile", "escape", "mac_value", "split_list"]
 
 
 def escape(value: str) -> str:
@@ -80,3 +80,14 @@ def split_list(raw: str) -> list[str]:
         i += 1
     items.append("".join(cur))
     return [item.strip() for item in items if item.strip()]
+
+
+def mac_value(raw: str) -> str:
+    """A keyfile MAC in either form: ``00:11:AA:..`` or the old ``0;17;170;...;`` bytes."""
+    if ";" in raw:
+        parts = [p for p in raw.split(";") if p.strip()]
+        try:
+            return ":".join(f"{int(p):02x}" for p in parts)
+        except ValueError:
+            return raw.lower()
+    return raw.strip().lower()

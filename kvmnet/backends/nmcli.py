@@ -42,7 +42,7 @@ from .filebackend import (
     takeover_steps,
     write_step,
 )
-from .keyfile import Keyfile, split_list
+from .keyfile import Keyfile, mac_value, split_list
 
 __all__ = [
     "CONNECTION_SPLIT",
@@ -231,17 +231,6 @@ def _int(raw: str | None) -> int:
         return int((raw or "0").strip())
     except ValueError:
         return 0
-
-
-def _mac_of(raw: str) -> str:
-    """A keyfile MAC in either form: ``00:11:AA:..`` or the old ``0;17;170;...;`` bytes."""
-    if ";" in raw:
-        parts = [p for p in raw.split(";") if p.strip()]
-        try:
-            return ":".join(f"{int(p):02x}" for p in parts)
-        except ValueError:
-            return raw.lower()
-    return raw.strip().lower()
 
 
 def split_keyfile(kf: Keyfile, source: str) -> tuple[Keyfile, Keyfile]:
@@ -573,11 +562,6 @@ class NmcliBackend(FileBackendBase):
                 out.append(_Profile(name, Keyfile.parse(text)))
         return out
 
-    def _nic_keyfile(self, current: HostState) -> tuple[str, Keyfile] | None:
-        """(file name, keyfile) of the NIC's profile (see :meth:`_nic_profiles`)."""
-        found = self._nic_profiles(current)
-        return (found[0].name, found[0].kf) if found else None
-
     def _nic_profiles(self, current: HostState) -> list[_Profile]:
         """The wired profiles that can run on the NIC, the one NetworkManager picks first:
         autoconnect on, then the highest ``autoconnect-priority``, then the closest binding
@@ -592,8 +576,8 @@ class NmcliBackend(FileBackendBase):
             if kind not in ("ethernet", "802-3-ethernet") and not (kind is None and has_eth):
                 continue
             ifname = kf.get("connection", "interface-name")
-            mac = _mac_of(kf.get("ethernet", "mac-address") or "")
-            mac = mac or _mac_of(kf.get("802-3-ethernet", "mac-address") or "")
+            mac = mac_value(kf.get("ethernet", "mac-address") or "")
+            mac = mac or mac_value(kf.get("802-3-ethernet", "mac-address") or "")
             globs = split_list(kf.get("match", "interface-name") or "")
             if ifname and ifname != nic.name:
                 continue

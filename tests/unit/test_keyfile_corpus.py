@@ -22,16 +22,8 @@ from dataclasses import dataclass
 
 import pytest
 
-from kvmnet.backends.keyfile import Keyfile, split_list
-from kvmnet.backends.nmcli import (
-    _KF_BOTH,
-    _KF_BRIDGE,
-    _KF_OURS,
-    CONNECTION_SPLIT,
-    KEYFILE_BRIDGE_SECTIONS,
-    NmcliBackend,
-    _mac_of,
-)
+from kvmnet.backends.keyfile import Keyfile, mac_value, split_list
+from kvmnet.backends.nmcli import CONNECTION_SPLIT, KEYFILE_BRIDGE_SECTIONS, NmcliBackend
 from kvmnet.errors import PreflightRefused
 from kvmnet.hostnet.fake import fake_host
 from kvmnet.hostnet.plan import WriteFile
@@ -68,7 +60,7 @@ def _case(name: str, text: str) -> Case | None:
     globs = [g for g in split_list(kf.get("match", "interface-name") or "") if "!" not in g]
     nic = nic or (_concrete(globs[0]) if globs else "eth0")
     raw_mac = kf.get("ethernet", "mac-address") or kf.get("802-3-ethernet", "mac-address")
-    return Case(name, text, nic, _mac_of(raw_mac) if raw_mac else MAC)
+    return Case(name, text, nic, mac_value(raw_mac) if raw_mac else MAC)
 
 
 def cases() -> list[Case]:
@@ -120,7 +112,7 @@ def bridge_side(section: str, key: str) -> bool | None:
     """True: IP-level; False: link-level; None: on both, or each profile has its own."""
     if section == "connection":
         where = CONNECTION_SPLIT[key]
-        return None if where in (_KF_BOTH, _KF_OURS) else where == _KF_BRIDGE
+        return None if where in ("both", "ours") else where == "bridge"
     return section in KEYFILE_BRIDGE_SECTIONS
 
 

@@ -113,7 +113,10 @@ def check_case(case: Case) -> str:
         plan = plan_for(case, host)
     except PreflightRefused as exc:
         assert exc.check in {
-            "already-port", "networkd-unknown-key", "networkd-unmanaged", "networkd-port-conflict"
+            "already-port",
+            "networkd-unknown-key",
+            "networkd-unmanaged",
+            "networkd-port-conflict",
         }
         assert str(exc).startswith(case.name), str(exc)
         return f"refused: {exc.check}"
