@@ -33,6 +33,7 @@ from kvmnet.hostnet.plan import Plan, WriteFile
 from kvmnet.hostnet.request import BridgeRequest, HostState
 from kvmnet.hostnet.runner import RecordingRunner, is_read_only
 from kvmnet.hostnet.state import LinkState
+from tests.conftest import in_ci
 from tests.corpus_networkd_keyfile import corpus
 
 ETC = "/etc/systemd/network"
@@ -193,3 +194,20 @@ def test_every_documented_key_is_placed() -> None:
     keys = {k for head in heads for k in re.findall(r"fI([A-Za-z0-9]+)=", head)}
     assert len(keys) > 40, keys
     assert keys <= set(NETWORK_SPLIT), keys - set(NETWORK_SPLIT)
+
+
+def test_every_network_key_networkd_knows_is_placed() -> None:
+    """The reader itself: every ``Network.KEY`` of systemd-networkd's own key table (its
+    binary) is placed, except networkd.conf's [Network] keys, which share the prefix."""
+    places = (Path("/lib/systemd/systemd-networkd"), Path("/usr/lib/systemd/systemd-networkd"))
+    binary = next((p for p in places if p.exists()), None)
+    if binary is None:
+        if in_ci():
+            pytest.fail("systemd-networkd missing (CI=true): scripts/install-system-deps.sh")
+        pytest.skip("systemd-networkd is not installed")
+    keys = set(re.findall(rb"\x00Network\.([A-Za-z0-9]+)\x00", binary.read_bytes()))
+    networkd_conf = {b"ManageForeignRoutes", b"ManageForeignRoutingPolicyRules", b"RouteTable",
+                     b"SpeedMeter", b"SpeedMeterIntervalSec"}  # fmt: skip
+    found = {k.decode() for k in keys - networkd_conf}
+    assert len(found) > 40, found
+    assert found <= set(NETWORK_SPLIT), found - set(NETWORK_SPLIT)
