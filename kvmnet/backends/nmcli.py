@@ -3,8 +3,10 @@
 Two ways, one result (a bridge profile and a port profile; the NIC's old profile kept):
 
 - **runtime** (default): ``nmcli connection add`` for both profiles, then ``nmcli connection
-  up`` the port (NetworkManager activates the bridge with it). The IP settings are those of
-  the NIC's *active* profile, read with ``nmcli -t -f ipv4...,ipv6... connection show``.
+  up`` the port (NetworkManager activates the bridge with it). The settings are those of
+  the NIC's *active* profile, read with ``nmcli -t -f connection,...,ipv4,ipv6,proxy
+  connection show`` and split like a keyfile's: link-level ones on the port, IP-level ones
+  on the bridge.
 - **keyfiles** (``keyfiles=True``, e.g. for an image under ``root``): two ``.nmconnection``
   files (mode 0600) in ``keyfile_dir`` under ``root``, each validated by the real
   ``nmcli --offline connection modify`` before it is put in place, then
@@ -46,48 +48,42 @@ from .keyfile import Keyfile, mac_value, split_list
 
 __all__ = [
     "CONNECTION_SPLIT",
-    "IP_PROPERTIES",
     "KEYFILE_BRIDGE_SECTIONS",
     "KEYFILE_PORT_SECTIONS",
+    "PROFILE_SETTINGS",
     "NmcliBackend",
     "match_interface_name",
     "parse_terse",
     "profile_uuid",
     "split_keyfile",
+    "split_properties",
 ]
 
 KEYFILE_DIR = "/etc/NetworkManager/system-connections"
 _NS = uuid.UUID("6c0b6d1e-4b7a-4f55-9a8e-6b766d6e6574")
 
-#: The properties moved from the NIC's profile to the bridge's.
-IP_PROPERTIES = (
-    "ipv4.method",
-    "ipv4.addresses",
-    "ipv4.gateway",
-    "ipv4.dns",
-    "ipv4.dns-search",
-    "ipv4.routes",
-    "ipv4.route-metric",
-    "ipv4.never-default",
-    "ipv4.ignore-auto-dns",
-    "ipv4.ignore-auto-routes",
-    "ipv4.dhcp-client-id",
-    "ipv4.may-fail",
-    "ipv6.method",
-    "ipv6.addresses",
-    "ipv6.gateway",
-    "ipv6.dns",
-    "ipv6.dns-search",
-    "ipv6.routes",
-    "ipv6.route-metric",
-    "ipv6.never-default",
-    "ipv6.addr-gen-mode",
-    "ipv6.ip6-privacy",
-    "connection.zone",
+#: The settings of the NIC's active profile read at runtime (``nmcli -t -f ...``): each
+#: property goes to the port or the bridge as in the keyfile split (see the module docs).
+PROFILE_SETTINGS = (
+    "connection",
+    "802-3-ethernet",
+    "ethtool",
+    "match",
+    "sriov",
+    "tc",
+    "dcb",
+    "802-1x",
+    "bridge-port",
+    "ipv4",
+    "ipv6",
+    "proxy",
+    "hostname",
 )
 # Values nmcli prints for "not set": copying them only makes the plan longer.
 _UNSET = {"", "--"}
-_DEFAULTS = {"-1", "no", "default", "unknown", "-1 (unknown)"}
+_DEFAULTS = {"-1", "no", "default", "unknown", "-1 (unknown)", "0x0"}
+# Runtime only: what nmcli shows but a new profile must not get (its own, or NM's record).
+_NOT_COPIED = {"connection.timestamp", "connection.read-only"}
 _KEEP_DEFAULTS = {"ipv4.method", "ipv6.method"}
 _DEFAULT_YES = {"ipv4.may-fail", "ipv6.may-fail"}
 
@@ -286,6 +282,70 @@ def split_keyfile(kf: Keyfile, source: str) -> tuple[Keyfile, Keyfile]:
     return port, bridge
 
 
+def split_properties(
+    settings: dict[str, str], source: str
+) -> tuple[dict[str, str], dict[str, str]]:
+    """Split a profile's properties as nmcli shows them (``ipv4.method`` -> ``auto``) into
+    (port, bridge) the way :func:`split_keyfile` splits a keyfile; values that only repeat
+    NetworkManager's defaults are left out (the plan stays readable, nothing changes).
+
+    Args:
+        settings: ``setting.property`` -> value, from ``nmcli -t -f ...``.
+        source: The profile's name, for the messages.
+
+    Returns:
+        (port, bridge) properties.
+
+    Raises:
+        PreflightRefused: the profile is a port already, authenticates with 802.1X (its
+            secrets would have to go on a command line: use keyfiles), or has a setting
+            kvmnet does not know.
+    """
+    port: dict[str, str] = {}
+    bridge: dict[str, str] = {}
+    if any(k.startswith("802-1x.") and v.strip() not in _UNSET for k, v in settings.items()):
+        raise PreflightRefused(
+            f"{source} authenticates with 802.1X: its secrets cannot be carried by nmcli "
+            "commands without showing them on a command line; use keyfiles=True (the files "
+            "carry them) and `nmcli connection reload`",
+            check="8021x-runtime",
+        )
+    for key, value in settings.items():
+        section, _, prop = key.partition(".")
+        if key in _NOT_COPIED or not _worth_copying(key, value) or value == "<hidden>":
+            continue
+        if section == "connection":
+            where = CONNECTION_SPLIT.get(prop)
+            if where is None:
+                raise PreflightRefused(
+                    f"{source}: {key}={value} is a property kvmnet does not know, so it cannot "
+                    "tell whether it belongs on the port or the bridge; remove it or bridge by "
+                    "hand",
+                    check="keyfile-unknown-key",
+                )
+            if where == _KF_ROLE:
+                raise PreflightRefused(
+                    f"{source}: {key}={value}: the profile is already a port of {value}; "
+                    "release it from there first",
+                    check="already-port",
+                )
+            if where in (_KF_PORT, _KF_BOTH):
+                port[key] = value
+            if where in (_KF_BRIDGE, _KF_BOTH):
+                bridge[key] = value
+        elif section in KEYFILE_BRIDGE_SECTIONS:
+            bridge[key] = value
+        elif section in KEYFILE_PORT_SECTIONS:
+            port[key] = value
+        else:
+            raise PreflightRefused(
+                f"{source}: {key}={value} belongs to a setting kvmnet does not know on a wired "
+                "profile; remove it or bridge by hand",
+                check="keyfile-unknown-key",
+            )
+    return port, bridge
+
+
 def _numbered(entries: dict[str, str]) -> set[str]:
     """Keys that are one element of a numbered list (address1, routes2_options...)."""
     return {
@@ -410,7 +470,8 @@ class NmcliBackend(FileBackendBase):
         return None
 
     def profile_settings(self, profile_uuid_: str) -> dict[str, str]:
-        fields = ",".join((*IP_PROPERTIES, "connection.autoconnect-priority"))
+        """Every property of the profile's :data:`PROFILE_SETTINGS`, as nmcli shows it."""
+        fields = ",".join(PROFILE_SETTINGS)
         out = self._runner.run(
             self.nmcli("-t", "-f", fields, "connection", "show", "uuid", profile_uuid_)
         ).stdout
@@ -470,10 +531,11 @@ class NmcliBackend(FileBackendBase):
         br_uuid, port_uuid = self._uuids(request)
         warnings = stp_warnings(request)
         active = self.active_profile(nic.name)
+        link: dict[str, str] = {}
         if active:
             settings = self.profile_settings(active[1])
-            priority = int(settings.pop("connection.autoconnect-priority", "0") or 0)
-            ip = {k: v for k, v in settings.items() if _worth_copying(k, v)}
+            priority = _int(settings.pop("connection.autoconnect-priority", "0"))
+            link, ip = split_properties(settings, repr(active[0]))
         else:
             priority, ip = 0, _from_state(nic)
             warnings.append(
@@ -490,7 +552,7 @@ class NmcliBackend(FileBackendBase):
             if u in existing
         ]
         source = f"IP settings of {active[0]!r}" if active else "IP settings from the kernel"
-        steps += self._add_profiles(request, nic, ip, priority, source)
+        steps += self._add_profiles(request, nic, ip, priority, source, link=link)
         steps += takeover_steps(current, request)
         steps += self._activation(request, current)
         hints: list[Step] = []
@@ -520,9 +582,12 @@ class NmcliBackend(FileBackendBase):
         ip: dict[str, str],
         priority: int,
         source: str,
+        *,
+        link: dict[str, str] | None = None,
     ) -> list[Step]:
         """``nmcli connection add`` of the bridge profile (``ip`` settings, the NIC's MAC) and
-        of the port profile, one ``autoconnect-priority`` above the old profile's."""
+        of the port profile (``link`` settings), one ``autoconnect-priority`` above the old
+        profile's."""
         br = request.bridge
         br_uuid, port_uuid = self._uuids(request)
         stp = "yes" if request.stp else "no"
@@ -535,6 +600,7 @@ class NmcliBackend(FileBackendBase):
             *("connection.uuid", port_uuid, "connection.master", br),
             *("connection.slave-type", "bridge"),
             *("connection.autoconnect-priority", str(priority + 1)),
+            *(word for item in (link or {}).items() for word in item),
         ]
         port_name = f"{br}-port-{nic.name}"
         add = ("connection", "add", "type")

@@ -204,3 +204,30 @@ def test_a_handmade_profile_is_carried_rolled_back_and_released(
     wait_for(lambda: host.addresses(host.nic) == [f"{address}/24"], timeout=30,
              what="the NIC's lease back")  # fmt: skip
     assert lan.ping(address)
+
+
+def test_runtime_carries_link_settings_to_the_port_and_ip_settings_to_the_bridge(
+    lan: Lan, nm: NetworkManagerLab
+) -> None:
+    """At runtime too, the old profile's link settings (MTU, an ethtool offload) go to the
+    port's profile and its IP-level ones (mDNS, a search domain) to the bridge's."""
+    host = nm.host
+    nm.nmcli("connection", "modify", "uplink", "802-3-ethernet.mtu", "1496",
+             "ethtool.feature-tso", "off", "connection.mdns", "yes",
+             "ipv4.dns-search", "example.org")  # fmt: skip
+    nm.nmcli("connection", "up", "uplink")
+    wait_for(lambda: bool(host.addresses(host.nic)), timeout=20, what="uplink's lease")
+    address = host.address
+    nic, br = objects(nm)
+    br.enslave(nic)
+
+    def prop(profile: str, name: str) -> str:
+        return nm.nmcli("-t", "-f", name, "connection", "show", profile).strip().split(":", 1)[1]
+
+    port = f"br0-port-{host.nic}"
+    assert prop(port, "802-3-ethernet.mtu") == "1496"
+    assert prop(port, "ethtool.feature-tso") == "off"
+    assert prop("br0", "connection.mdns") == "2"  # yes
+    assert prop("br0", "ipv4.dns-search") == "example.org"
+    assert json.loads(host.ip("-j", "link", "show", host.nic))[0]["mtu"] == 1496
+    assert host.addresses("br0") == [f"{address}/24"] and lan.ping(address)

@@ -9,7 +9,7 @@ import pytest
 
 from kvmnet.backends.keyfile import Keyfile, escape, split_list
 from kvmnet.backends.nmcli import (
-    IP_PROPERTIES,
+    PROFILE_SETTINGS,
     NmcliBackend,
     match_interface_name,
     parse_terse,
@@ -36,7 +36,7 @@ SHOW = (
     "nmcli",
     "-t",
     "-f",
-    ",".join((*IP_PROPERTIES, "connection.autoconnect-priority")),
+    ",".join(PROFILE_SETTINGS),
     "connection",
     "show",
     "uuid",
@@ -441,3 +441,50 @@ def test_the_profile_networkmanager_picks_is_the_one_carried(tmp_path: Path, nmc
     assert bridge.get("ipv4", "dhcp-hostname") == "kvm1"  # b-glob's
     assert port.get("ethernet", "wake-on-lan") == "64"
     assert port.get("connection", "autoconnect-priority") == "10"
+
+
+def test_runtime_split_of_the_active_profiles_properties() -> None:
+    runner = canned(
+        "connection.id:uplink\nconnection.mdns:2\nconnection.lldp:1\nconnection.timestamp:17\n"
+        "connection.autoconnect-priority:5\n802-3-ethernet.mtu:1496\n"
+        "802-3-ethernet.wake-on-lan:magic\nethtool.feature-tso:off\nipv4.method:auto\n"
+        "ipv4.dns-search:example.org\nipv6.method:disabled\nproxy.method:none\n"
+    )
+    current = HostState(nic=DHCP_NIC, bridge=None, routes=ROUTES, files=runner)
+    plan = NmcliBackend(runner=runner).plan_enslave(BridgeRequest(NIC, "br0"), current)
+    bridge_add, port_add = plan.commands[0], plan.commands[1]
+
+    def props(argv: tuple[str, ...]) -> dict[str, str]:
+        words = argv[argv.index("ifname") + 2 :]
+        return dict(zip(words[::2], words[1::2], strict=True))
+
+    assert props(port_add) == {
+        "connection.uuid": profile_uuid("port", "br0", NIC),
+        "connection.master": "br0",
+        "connection.slave-type": "bridge",
+        "connection.autoconnect-priority": "6",
+        "connection.lldp": "1",
+        "802-3-ethernet.mtu": "1496",
+        "802-3-ethernet.wake-on-lan": "magic",
+        "ethtool.feature-tso": "off",
+    }
+    moved = props(bridge_add)
+    assert moved["connection.mdns"] == "2" and moved["ipv4.dns-search"] == "example.org"
+    assert moved["ipv6.method"] == "disabled" and "802-3-ethernet.mtu" not in moved
+    assert "connection.timestamp" not in moved and "connection.id" not in moved
+
+
+@pytest.mark.parametrize(
+    ("reply", "check"),
+    [
+        ("ipv4.method:auto\n802-1x.eap:peap\n802-1x.password:<hidden>\n", "8021x-runtime"),
+        ("ipv4.method:auto\nconnection.master:bond0\n", "already-port"),
+        ("ipv4.method:auto\nwobble.x:1\n", "keyfile-unknown-key"),
+    ],
+)
+def test_runtime_refusals(reply: str, check: str) -> None:
+    runner = canned(reply)
+    current = HostState(nic=DHCP_NIC, bridge=None, routes=ROUTES, files=runner)
+    with pytest.raises(PreflightRefused, match="Wired connection 1") as caught:
+        NmcliBackend(runner=runner).plan_enslave(BridgeRequest(NIC, "br0"), current)
+    assert caught.value.check == check
