@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 
 from ..errors import InvalidInput
 
-__all__ = ["Keyfile", "escape"]
+__all__ = ["Keyfile", "escape", "mac_value", "split_list"]
 
 
 def escape(value: str) -> str:
@@ -61,3 +61,33 @@ class Keyfile:
             body = "".join(f"{k}={v}\n" for k, v in entries.items())
             parts.append(f"[{name}]\n{body}")
         return "\n".join(parts)
+
+
+def split_list(raw: str) -> list[str]:
+    """A keyfile string list (``a;b\\;c;``) as its elements, unescaped ``\\;``."""
+    items, cur, i = [], [], 0
+    while i < len(raw):
+        c = raw[i]
+        if c == "\\" and i + 1 < len(raw):
+            cur.append(raw[i + 1] if raw[i + 1] in ";," else c + raw[i + 1])
+            i += 2
+            continue
+        if c in ";,":
+            items.append("".join(cur))
+            cur = []
+        else:
+            cur.append(c)
+        i += 1
+    items.append("".join(cur))
+    return [item.strip() for item in items if item.strip()]
+
+
+def mac_value(raw: str) -> str:
+    """A keyfile MAC in either form: ``00:11:AA:..`` or the old ``0;17;170;...;`` bytes."""
+    if ";" in raw:
+        parts = [p for p in raw.split(";") if p.strip()]
+        try:
+            return ":".join(f"{int(p):02x}" for p in parts)
+        except ValueError:
+            return raw.lower()
+    return raw.strip().lower()

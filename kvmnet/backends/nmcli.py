@@ -3,8 +3,10 @@
 Two ways, one result (a bridge profile and a port profile; the NIC's old profile kept):
 
 - **runtime** (default): ``nmcli connection add`` for both profiles, then ``nmcli connection
-  up`` the port (NetworkManager activates the bridge with it). The IP settings are those of
-  the NIC's *active* profile, read with ``nmcli -t -f ipv4...,ipv6... connection show``.
+  up`` the port (NetworkManager activates the bridge with it). The settings are those of
+  the NIC's *active* profile, read with ``nmcli -t -f connection,...,ipv4,ipv6,proxy
+  connection show`` and split like a keyfile's: link-level ones on the port, IP-level ones
+  on the bridge.
 - **keyfiles** (``keyfiles=True``, e.g. for an image under ``root``): two ``.nmconnection``
   files (mode 0600) in ``keyfile_dir`` under ``root``, each validated by the real
   ``nmcli --offline connection modify`` before it is put in place, then
@@ -22,6 +24,8 @@ bring it up again and delete the new two.
 
 from __future__ import annotations
 
+import dataclasses
+import fnmatch
 import posixpath
 import uuid
 
@@ -40,44 +44,112 @@ from .filebackend import (
     takeover_steps,
     write_step,
 )
-from .keyfile import Keyfile
+from .keyfile import Keyfile, mac_value, split_list
 
-__all__ = ["IP_PROPERTIES", "NmcliBackend", "parse_terse", "profile_uuid"]
+__all__ = [
+    "CONNECTION_SPLIT",
+    "KEYFILE_BRIDGE_SECTIONS",
+    "KEYFILE_PORT_SECTIONS",
+    "PROFILE_SETTINGS",
+    "NmcliBackend",
+    "match_interface_name",
+    "parse_terse",
+    "profile_uuid",
+    "split_keyfile",
+    "split_properties",
+]
 
 KEYFILE_DIR = "/etc/NetworkManager/system-connections"
 _NS = uuid.UUID("6c0b6d1e-4b7a-4f55-9a8e-6b766d6e6574")
 
-#: The properties moved from the NIC's profile to the bridge's.
-IP_PROPERTIES = (
-    "ipv4.method",
-    "ipv4.addresses",
-    "ipv4.gateway",
-    "ipv4.dns",
-    "ipv4.dns-search",
-    "ipv4.routes",
-    "ipv4.route-metric",
-    "ipv4.never-default",
-    "ipv4.ignore-auto-dns",
-    "ipv4.ignore-auto-routes",
-    "ipv4.dhcp-client-id",
-    "ipv4.may-fail",
-    "ipv6.method",
-    "ipv6.addresses",
-    "ipv6.gateway",
-    "ipv6.dns",
-    "ipv6.dns-search",
-    "ipv6.routes",
-    "ipv6.route-metric",
-    "ipv6.never-default",
-    "ipv6.addr-gen-mode",
-    "ipv6.ip6-privacy",
-    "connection.zone",
+#: The settings of the NIC's active profile read at runtime (``nmcli -t -f ...``): each
+#: property goes to the port or the bridge as in the keyfile split (see the module docs).
+PROFILE_SETTINGS = (
+    "connection",
+    "802-3-ethernet",
+    "ethtool",
+    "match",
+    "sriov",
+    "tc",
+    "dcb",
+    "802-1x",
+    "bridge-port",
+    "ipv4",
+    "ipv6",
+    "proxy",
+    "hostname",
 )
 # Values nmcli prints for "not set": copying them only makes the plan longer.
 _UNSET = {"", "--"}
-_DEFAULTS = {"-1", "no", "default", "unknown", "-1 (unknown)"}
+_DEFAULTS = {"-1", "no", "default", "unknown", "-1 (unknown)", "0x0"}
+# Runtime only: what nmcli shows but a new profile must not get (its own, or NM's record).
+_NOT_COPIED = {"connection.timestamp", "connection.read-only"}
 _KEEP_DEFAULTS = {"ipv4.method", "ipv6.method"}
 _DEFAULT_YES = {"ipv4.may-fail", "ipv6.may-fail"}
+
+#: Keyfile sections (settings) of a wired profile that configure IP: they move to the bridge's
+#: profile (nm-settings-keyfile(5), nm-settings-nmcli(5)).
+KEYFILE_BRIDGE_SECTIONS = frozenset({"ipv4", "ipv6", "proxy", "hostname"})
+#: Sections that configure the wire or the device: they stay on the port's profile.
+KEYFILE_PORT_SECTIONS = frozenset(
+    {
+        "ethernet",
+        "802-3-ethernet",
+        "ethernet-s390-options",
+        "802-3-ethernet-s390-options",
+        "802-1x",
+        "ethtool",
+        "match",
+        "sriov",
+        "tc",
+        "dcb",
+        "link",
+        "bridge-port",  # the NIC's settings as a bridge port: now they apply
+        "user",
+        ".nmmeta",
+    }
+)
+_KF_PORT, _KF_BRIDGE, _KF_BOTH, _KF_ROLE, _KF_OURS = "port", "bridge", "both", "role", "ours"
+#: ``[connection]`` key -> where it goes: "port" (link-level), "bridge" (IP-level), "both"
+#: (meaningful on each: autoconnect, permissions, stable-id), "role" (the NIC is a port of
+#: something already: refused) or "ours" (identity: each profile has its own).
+CONNECTION_SPLIT: dict[str, str] = {
+    **{k: _KF_OURS for k in ("id", "uuid", "type", "interface-name", "autoconnect-priority")},
+    **{k: _KF_ROLE for k in ("master", "controller", "slave-type", "port-type")},
+    **{k: _KF_BOTH for k in ("autoconnect", "permissions", "stable-id")},
+    **{
+        k: _KF_PORT
+        for k in (
+            "auth-retries",  # 802.1X, on the port
+            "autoconnect-retries",
+            "autoconnect-slaves",
+            "autoconnect-ports",
+            "lldp",
+            "multi-connect",
+            "read-only",
+            "timestamp",
+            "wait-device-timeout",
+            "wait-activation-delay",
+        )
+    },
+    **{
+        k: _KF_BRIDGE
+        for k in (
+            "zone",
+            "mdns",
+            "llmnr",
+            "dns-over-tls",
+            "dnssec",
+            "mptcp-flags",
+            "mud-url",
+            "gateway-ping-timeout",
+            "metered",
+            "secondaries",
+            "dhcp",
+        )
+    },
+}
+_BRIDGE_OURS = ("forward-delay", "mac-address", "stp")
 
 
 def _worth_copying(key: str, value: str) -> bool:
@@ -127,8 +199,223 @@ def _from_state(nic: LinkState) -> dict[str, str]:
     return {"ipv4.method": "disabled"}
 
 
+def match_interface_name(patterns: list[str], name: str) -> bool:
+    """NetworkManager's ``match.interface-name``: shell globs; ``|`` optional (one of them
+    must match), ``&`` mandatory (all must), ``!`` inverts (``!x`` is ``&!x``); ``\\``
+    escapes the start of the pattern. An empty list matches."""
+    optional: list[bool] = []
+    for raw in patterns:
+        item, mandatory = raw, False
+        if item[:1] in ("|", "&"):
+            mandatory, item = item[0] == "&", item[1:]
+        invert = item.startswith("!")
+        if invert:
+            mandatory, item = True, item[1:]
+        if item.startswith("\\"):
+            item = item[1:]
+        hit = fnmatch.fnmatchcase(name, item) != invert
+        if mandatory and not hit:
+            return False
+        if not mandatory:
+            optional.append(hit)
+    return not optional or any(optional)
+
+
+def _int(raw: str | None) -> int:
+    """A keyfile integer (``autoconnect-priority``, ``timestamp``); absent or bad: 0."""
+    try:
+        return int((raw or "0").strip())
+    except ValueError:
+        return 0
+
+
+def split_keyfile(kf: Keyfile, source: str) -> tuple[Keyfile, Keyfile]:
+    """Split a NIC's profile into (port part, bridge part), raw values kept as they are.
+
+    Args:
+        kf: The NIC's keyfile.
+        source: Its file name, for the messages.
+
+    Returns:
+        (port, bridge): the NIC's sections and ``[connection]`` keys, each keeping what
+        belongs there; the identity keys (id, uuid, type, interface-name,
+        autoconnect-priority) go to neither.
+
+    Raises:
+        PreflightRefused: the profile is a port already (``master=``/``controller=``), or has
+            a section or ``[connection]`` key kvmnet does not know (it would be misplaced).
+    """
+    port, bridge = Keyfile(), Keyfile()
+    for section, entries in kf.sections.items():
+        if section == "connection":
+            for key, raw in entries.items():
+                where = CONNECTION_SPLIT.get(key)
+                if where is None:
+                    raise PreflightRefused(
+                        f"{source}: [connection] {key}={raw} is a property kvmnet does not "
+                        "know (not in nm-settings-nmcli(5) of its version), so it cannot tell "
+                        "whether it belongs on the port or the bridge; remove it or bridge by "
+                        "hand",
+                        check="keyfile-unknown-key",
+                    )
+                if where == _KF_ROLE and raw:
+                    raise PreflightRefused(
+                        f"{source}: [connection] {key}={raw}: the profile is already a port of "
+                        f"{raw}; release it from there first",
+                        check="already-port",
+                    )
+                if where in (_KF_PORT, _KF_BOTH):
+                    port.set_raw("connection", key, raw)
+                if where in (_KF_BRIDGE, _KF_BOTH):
+                    bridge.set_raw("connection", key, raw)
+        elif section in KEYFILE_BRIDGE_SECTIONS:
+            bridge.sections[section] = dict(entries)
+        elif section in KEYFILE_PORT_SECTIONS:
+            port.sections[section] = dict(entries)
+        else:
+            raise PreflightRefused(
+                f"{source}: section [{section}] is a setting kvmnet does not know on a wired "
+                "profile, so it cannot tell whether it belongs on the port or the bridge; "
+                "remove it or bridge by hand",
+                check="keyfile-unknown-key",
+            )
+    return port, bridge
+
+
+def split_properties(
+    settings: dict[str, str], source: str
+) -> tuple[dict[str, str], dict[str, str]]:
+    """Split a profile's properties as nmcli shows them (``ipv4.method`` -> ``auto``) into
+    (port, bridge) the way :func:`split_keyfile` splits a keyfile; values that only repeat
+    NetworkManager's defaults are left out (the plan stays readable, nothing changes).
+
+    Args:
+        settings: ``setting.property`` -> value, from ``nmcli -t -f ...``.
+        source: The profile's name, for the messages.
+
+    Returns:
+        (port, bridge) properties.
+
+    Raises:
+        PreflightRefused: the profile is a port already, authenticates with 802.1X (its
+            secrets would have to go on a command line: use keyfiles), or has a setting
+            kvmnet does not know.
+    """
+    port: dict[str, str] = {}
+    bridge: dict[str, str] = {}
+    if any(k.startswith("802-1x.") and v.strip() not in _UNSET for k, v in settings.items()):
+        raise PreflightRefused(
+            f"{source} authenticates with 802.1X: its secrets cannot be carried by nmcli "
+            "commands without showing them on a command line; use keyfiles=True (the files "
+            "carry them) and `nmcli connection reload`",
+            check="8021x-runtime",
+        )
+    for key, value in settings.items():
+        section, _, prop = key.partition(".")
+        if key in _NOT_COPIED or not _worth_copying(key, value) or value == "<hidden>":
+            continue
+        if section == "connection":
+            where = CONNECTION_SPLIT.get(prop)
+            if where is None:
+                raise PreflightRefused(
+                    f"{source}: {key}={value} is a property kvmnet does not know, so it cannot "
+                    "tell whether it belongs on the port or the bridge; remove it or bridge by "
+                    "hand",
+                    check="keyfile-unknown-key",
+                )
+            if where == _KF_ROLE:
+                raise PreflightRefused(
+                    f"{source}: {key}={value}: the profile is already a port of {value}; "
+                    "release it from there first",
+                    check="already-port",
+                )
+            if where in (_KF_PORT, _KF_BOTH):
+                port[key] = value
+            if where in (_KF_BRIDGE, _KF_BOTH):
+                bridge[key] = value
+        elif section in KEYFILE_BRIDGE_SECTIONS:
+            bridge[key] = value
+        elif section in KEYFILE_PORT_SECTIONS:
+            port[key] = value
+        else:
+            raise PreflightRefused(
+                f"{source}: {key}={value} belongs to a setting kvmnet does not know on a wired "
+                "profile; remove it or bridge by hand",
+                check="keyfile-unknown-key",
+            )
+    return port, bridge
+
+
+def _numbered(entries: dict[str, str]) -> set[str]:
+    """Keys that are one element of a numbered list (address1, routes2_options...)."""
+    return {
+        k
+        for k in entries
+        if k.rstrip("0123456789").split("_")[0] in ("address", "addresses", "route", "routes",
+                                                       "routing-rule")
+    }  # fmt: skip
+
+
+def merge_keyfiles(base: Keyfile, extra: Keyfile, what: str) -> Keyfile:
+    """``base`` with ``extra``'s keys added; a key both set differently, or numbered
+    addresses/routes on both sides, is refused (the numbers would collide).
+
+    Raises:
+        PreflightRefused: the two disagree.
+    """
+    out = Keyfile({name: dict(entries) for name, entries in base.sections.items()})
+    for section, entries in extra.sections.items():
+        have = out.sections.setdefault(section, {})
+        if _numbered(have) and _numbered(entries):
+            raise PreflightRefused(
+                f"[{section}]: {what}: both give addresses or routes; put them in one profile",
+                check="keyfile-conflict",
+            )
+        for key, raw in entries.items():
+            if key in have and have[key] != raw:
+                raise PreflightRefused(
+                    f"[{section}] {key}: {what} ({have[key]!r} vs {raw!r}); make them agree, "
+                    "or remove one",
+                    check="keyfile-conflict",
+                )
+            have[key] = raw
+    return out
+
+
+@dataclasses.dataclass(frozen=True)
+class _Profile:
+    """A keyfile found under the keyfile folder: its file name and parsed content."""
+
+    name: str
+    kf: Keyfile
+
+    @property
+    def ident(self) -> tuple[str, str]:
+        """How nmcli names it: ("uuid", UUID), else ("id", ID), else the file name's stem
+        (NetworkManager's id for a keyfile without one)."""
+        uuid_ = self.kf.get("connection", "uuid")
+        if uuid_:
+            return "uuid", uuid_
+        id_ = self.kf.get("connection", "id")
+        stem = self.name[: -len(".nmconnection")] if self.name.endswith(".nmconnection") else ""
+        return "id", id_ or stem or self.name
+
+
 class NmcliBackend(FileBackendBase):
-    """NetworkManager through nmcli (runtime, in ``netns``) or keyfiles (under ``root``)."""
+    """NetworkManager through nmcli (runtime, in ``netns``) or keyfiles (under ``root``).
+
+    Args:
+        root: Where the configuration lives; other than ``/`` means keyfiles.
+        netns: The network namespace nmcli and ip act in.
+        runner: Runs the commands (default: one for ``netns``).
+        keyfiles: Write ``.nmconnection`` files instead of ``nmcli connection add``.
+        keyfile_dir: The keyfile folder (under ``root``).
+        bus_address: A D-Bus address for nmcli (a private bus in tests).
+        validate: Check every keyfile with the real ``nmcli --offline`` before writing it.
+        files_only: Only write the keyfiles: no nmcli, ip or kill on this machine, nothing
+            verified. None (default): with keyfiles, unless ``netns`` says where they are
+            live (a lab whose NetworkManager reads ``keyfile_dir``).
+    """
 
     name = "nmcli"
 
@@ -142,6 +429,7 @@ class NmcliBackend(FileBackendBase):
         keyfile_dir: str = KEYFILE_DIR,
         bus_address: str | None = None,
         validate: bool = True,
+        files_only: bool | None = None,
     ) -> None:
         if netns is not None:
             validate_netns_name(netns)
@@ -150,6 +438,10 @@ class NmcliBackend(FileBackendBase):
         self.keyfile_dir = keyfile_dir
         self.bus_address = bus_address
         self.validate = validate
+        # Writing keyfiles (for an image, another root) must not touch this machine's
+        # NetworkManager; a netns (a lab whose NetworkManager reads keyfile_dir) says where
+        # they are live.
+        self.files_only = self.keyfiles and netns is None if files_only is None else files_only
 
     def __repr__(self) -> str:
         how = f"keyfiles in {self.paths(self.keyfile_dir)!r}" if self.keyfiles else "runtime"
@@ -178,7 +470,8 @@ class NmcliBackend(FileBackendBase):
         return None
 
     def profile_settings(self, profile_uuid_: str) -> dict[str, str]:
-        fields = ",".join((*IP_PROPERTIES, "connection.autoconnect-priority"))
+        """Every property of the profile's :data:`PROFILE_SETTINGS`, as nmcli shows it."""
+        fields = ",".join(PROFILE_SETTINGS)
         out = self._runner.run(
             self.nmcli("-t", "-f", fields, "connection", "show", "uuid", profile_uuid_)
         ).stdout
@@ -238,10 +531,11 @@ class NmcliBackend(FileBackendBase):
         br_uuid, port_uuid = self._uuids(request)
         warnings = stp_warnings(request)
         active = self.active_profile(nic.name)
+        link: dict[str, str] = {}
         if active:
             settings = self.profile_settings(active[1])
-            priority = int(settings.pop("connection.autoconnect-priority", "0") or 0)
-            ip = {k: v for k, v in settings.items() if _worth_copying(k, v)}
+            priority = _int(settings.pop("connection.autoconnect-priority", "0"))
+            link, ip = split_properties(settings, repr(active[0]))
         else:
             priority, ip = 0, _from_state(nic)
             warnings.append(
@@ -258,7 +552,7 @@ class NmcliBackend(FileBackendBase):
             if u in existing
         ]
         source = f"IP settings of {active[0]!r}" if active else "IP settings from the kernel"
-        steps += self._add_profiles(request, nic, ip, priority, source)
+        steps += self._add_profiles(request, nic, ip, priority, source, link=link)
         steps += takeover_steps(current, request)
         steps += self._activation(request, current)
         hints: list[Step] = []
@@ -288,9 +582,12 @@ class NmcliBackend(FileBackendBase):
         ip: dict[str, str],
         priority: int,
         source: str,
+        *,
+        link: dict[str, str] | None = None,
     ) -> list[Step]:
         """``nmcli connection add`` of the bridge profile (``ip`` settings, the NIC's MAC) and
-        of the port profile, one ``autoconnect-priority`` above the old profile's."""
+        of the port profile (``link`` settings), one ``autoconnect-priority`` above the old
+        profile's."""
         br = request.bridge
         br_uuid, port_uuid = self._uuids(request)
         stp = "yes" if request.stp else "no"
@@ -303,6 +600,7 @@ class NmcliBackend(FileBackendBase):
             *("connection.uuid", port_uuid, "connection.master", br),
             *("connection.slave-type", "bridge"),
             *("connection.autoconnect-priority", str(priority + 1)),
+            *(word for item in (link or {}).items() for word in item),
         ]
         port_name = f"{br}-port-{nic.name}"
         add = ("connection", "add", "type")
@@ -319,52 +617,127 @@ class NmcliBackend(FileBackendBase):
         ]
 
     # -- keyfiles ---------------------------------------------------------------------------
-    def _nic_keyfile(self, current: HostState) -> tuple[str, Keyfile] | None:
+    def _profiles(self, current: HostState) -> list[_Profile]:
         directory = self.paths(self.keyfile_dir)
-        for name in current.list_dir(directory) or ():
+        out: list[_Profile] = []
+        for name in sorted(current.list_dir(directory) or ()):
             if not name.endswith(".nmconnection") or name.startswith("kvmnet-"):
                 continue
             text = read_text(current, posixpath.join(directory, name))
-            if text is None:
+            if text is not None:
+                out.append(_Profile(name, Keyfile.parse(text)))
+        return out
+
+    def _nic_profiles(self, current: HostState) -> list[_Profile]:
+        """The wired profiles that can run on the NIC, the one NetworkManager picks first:
+        autoconnect on, then the highest ``autoconnect-priority``, then the closest binding
+        (``interface-name=``, MAC, a ``[match] interface-name`` glob, none), then the most
+        recent ``timestamp``."""
+        nic = current.nic
+        ranked: list[tuple[tuple[int, int, int, int, int], _Profile]] = []
+        for n, profile in enumerate(self._profiles(current)):
+            kf = profile.kf
+            kind = kf.get("connection", "type")
+            has_eth = "ethernet" in kf.sections or "802-3-ethernet" in kf.sections
+            if kind not in ("ethernet", "802-3-ethernet") and not (kind is None and has_eth):
                 continue
-            kf = Keyfile.parse(text)
-            if kf.get("connection", "type") not in ("ethernet", "802-3-ethernet"):
+            ifname = kf.get("connection", "interface-name")
+            mac = mac_value(kf.get("ethernet", "mac-address") or "")
+            mac = mac or mac_value(kf.get("802-3-ethernet", "mac-address") or "")
+            globs = split_list(kf.get("match", "interface-name") or "")
+            if ifname and ifname != nic.name:
                 continue
-            if kf.get("connection", "master") or kf.get("connection", "controller"):
+            if mac and mac != nic.mac.lower():
                 continue
-            mac = (kf.get("ethernet", "mac-address") or "").lower()
-            if kf.get("connection", "interface-name") == current.nic.name or (
-                mac and mac == current.nic.mac.lower()
+            if not match_interface_name(globs, nic.name):
+                continue
+            off = (kf.get("connection", "autoconnect") or "true").lower() in ("false", "0", "no")
+            binding = 0 if ifname else 1 if mac else 2 if globs else 3
+            key = (int(off), -_int(kf.get("connection", "autoconnect-priority")), binding,
+                   -_int(kf.get("connection", "timestamp")), n)  # fmt: skip
+            ranked.append((key, profile))
+        return [profile for _, profile in sorted(ranked, key=lambda r: r[0])]
+
+    def _bridge_profile(self, current: HostState, bridge: str) -> _Profile | None:
+        """A bridge profile of someone else's for ``bridge`` (merged, never shadowed)."""
+        for profile in self._profiles(current):
+            kf = profile.kf
+            if kf.get("connection", "type") != "bridge":
+                continue
+            globs = split_list(kf.get("match", "interface-name") or "")
+            if kf.get("connection", "interface-name") == bridge or (
+                globs and match_interface_name(globs, bridge)
             ):
-                return name, kf
+                return profile
         return None
 
     def render_keyfiles(
-        self, request: BridgeRequest, nic: LinkState, source: Keyfile | None
+        self,
+        request: BridgeRequest,
+        nic: LinkState,
+        source: Keyfile | None,
+        *,
+        source_name: str = "the NIC's profile",
+        bridge_source: Keyfile | None = None,
+        bridge_name: str = "the bridge's profile",
+        priority: int | None = None,
     ) -> tuple[str, str]:
-        """(bridge keyfile, port keyfile) texts."""
+        """(bridge keyfile, port keyfile) texts.
+
+        Args:
+            request: The NIC, the bridge and its STP/forward delay.
+            nic: The NIC as the kernel reports it.
+            source: The NIC's profile (None: IP settings from ``nic``'s addresses).
+            source_name: Its file name, for messages.
+            bridge_source: An existing profile of the bridge, carried into kvmnet's.
+            bridge_name: Its file name, for messages.
+            priority: The highest ``autoconnect-priority`` of the profiles that could run on
+                the NIC (default: ``source``'s); the port's is one above.
+
+        Returns:
+            The two texts.
+
+        Raises:
+            PreflightRefused: see :func:`split_keyfile` and :func:`merge_keyfiles`.
+        """
         br_uuid, port_uuid = self._uuids(request)
         head = f"# Written by kvmnet: bridge {request.bridge} with port {nic.name}.\n"
+        if source is not None:
+            port_part, ip_part = split_keyfile(source, source_name)
+        else:
+            port_part, ip_part = Keyfile(), Keyfile()
+            for key, value in _from_state(nic).items():
+                section, prop = key.split(".", 1)
+                ip_part.set(section, prop if prop != "addresses" else "address1", value)
+        if priority is None:
+            priority = _int(source.get("connection", "autoconnect-priority") if source else None)
+
         bridge = Keyfile()
         bridge.set("connection", "id", request.bridge)
         bridge.set("connection", "uuid", br_uuid)
         bridge.set("connection", "type", "bridge")
         bridge.set("connection", "interface-name", request.bridge)
-        zone = source.get("connection", "zone") if source else None
-        if zone:
-            bridge.set_raw("connection", "zone", zone)
+        if bridge_source is not None:
+            theirs = Keyfile(
+                {
+                    name: {
+                        k: v
+                        for k, v in entries.items()
+                        if not (name == "connection" and CONNECTION_SPLIT.get(k) == _KF_OURS)
+                        and not (name == "bridge" and k in _BRIDGE_OURS)
+                    }
+                    for name, entries in bridge_source.sections.items()
+                }
+            )
+            theirs_priority = bridge_source.get("connection", "autoconnect-priority") or "0"
+            # Outranks the bridge's own profile, which stays as it was for release.
+            bridge.set("connection", "autoconnect-priority", str(int(theirs_priority) + 1))
+            bridge = merge_keyfiles(bridge, theirs, f"kvmnet and {bridge_name} disagree")
         bridge.set("bridge", "forward-delay", str(request.forward_delay))
         bridge.set("bridge", "mac-address", nic.mac.upper())
         bridge.set("bridge", "stp", "true" if request.stp else "false")
-        if source is not None and ("ipv4" in source.sections or "ipv6" in source.sections):
-            for section in ("ipv4", "ipv6"):
-                for key, raw in source.sections.get(section, {}).items():
-                    bridge.set_raw(section, key, raw)
-        else:
-            for key, value in _from_state(nic).items():
-                section, prop = key.split(".", 1)
-                bridge.set(section, prop if prop != "addresses" else "address1", value)
-        priority = int((source.get("connection", "autoconnect-priority") if source else "0") or 0)
+        bridge = merge_keyfiles(bridge, ip_part, f"{bridge_name} and {source_name} disagree")
+
         port = Keyfile()
         port.set("connection", "id", f"{request.bridge}-port-{nic.name}")
         port.set("connection", "uuid", port_uuid)
@@ -373,7 +746,11 @@ class NmcliBackend(FileBackendBase):
         port.set("connection", "autoconnect-priority", str(priority + 1))
         port.set("connection", "master", request.bridge)
         port.set("connection", "slave-type", "bridge")
-        port.sections["ethernet"] = {}
+        for section, entries in port_part.sections.items():
+            for key, raw in entries.items():
+                port.set_raw(section, key, raw)
+        if "ethernet" not in port.sections and "802-3-ethernet" not in port.sections:
+            port.sections["ethernet"] = {}
         return bridge.render(head), port.render(head)
 
     def validate_keyfile(self, text: str, name: str) -> None:
@@ -392,14 +769,43 @@ class NmcliBackend(FileBackendBase):
 
     def _plan_keyfiles(self, request: BridgeRequest, current: HostState) -> Plan:
         nic, br = current.nic, request.bridge
-        found = self._nic_keyfile(current)
+        candidates = self._nic_profiles(current)
+        found = candidates[0] if candidates else None
+        # The port outranks every profile that could run on the NIC, not only the first.
+        top = max((_int(p.kf.get("connection", "autoconnect-priority")) for p in candidates),
+                  default=0)  # fmt: skip
+        theirs = self._bridge_profile(current, br)
         warnings = stp_warnings(request)
         if found is None:
             warnings.append(
                 f"no keyfile in {self.keyfile_dir} describes {nic.name}: "
                 f"{br} takes its IP settings from the kernel"
             )
-        bridge_text, port_text = self.render_keyfiles(request, nic, found[1] if found else None)
+        elif "802-1x" in found.kf.sections:
+            warnings.append(
+                f"{found.name} authenticates {nic.name} with 802.1X (kept on the port): a "
+                "switch port that admits only the authenticated MAC drops the guests' frames"
+            )
+        if theirs is not None:
+            for key, value in (
+                ("stp", "true" if request.stp else "false"),
+                ("forward-delay", str(request.forward_delay)),
+            ):
+                have = theirs.kf.get("bridge", key)
+                if have is not None and have != value:
+                    warnings.append(
+                        f"{theirs.name} says [bridge] {key}={have}; kvmnet's profile, which "
+                        f"outranks it, says {value} (the rest of it is carried)"
+                    )
+        bridge_text, port_text = self.render_keyfiles(
+            request,
+            nic,
+            found.kf if found else None,
+            source_name=found.name if found else "the NIC's state",
+            bridge_source=theirs.kf if theirs else None,
+            bridge_name=theirs.name if theirs else "",
+            priority=top,
+        )
         directory = self.paths(self.keyfile_dir)
         names = (f"kvmnet-{br}.nmconnection", f"kvmnet-{br}-port-{nic.name}.nmconnection")
         if self.validate:
@@ -412,24 +818,38 @@ class NmcliBackend(FileBackendBase):
                 bridge_text,
                 mode=0o600,
                 why="validated by nmcli --offline"
-                + (f"; IP settings from {found[0]}" if found else ""),
+                + (f"; IP settings from {found.name}" if found else "")
+                + (f"; carries {theirs.name}" if theirs else ""),
             ),
             write_step(
                 current,
                 posixpath.join(directory, names[1]),
                 port_text,
                 mode=0o600,
-                why="validated by nmcli --offline; the old profile stays",
+                why="validated by nmcli --offline; link settings"
+                + (f" from {found.name}, which stays" if found else ""),
             ),
         ]
+        if self.files_only:
+            warnings.append(
+                f"only files are written in {directory}: nothing runs or is verified on this "
+                "machine; NetworkManager reads them at its next start or `nmcli connection "
+                "reload`"
+            )
+            plan = self._plan(
+                "enslave", request, current, steps, warnings=warnings, restore_runtime=False
+            )
+            return dataclasses.replace(plan, checks=())
         steps += takeover_steps(current, request)
         steps.append(RunCommand(self.nmcli("connection", "reload"), "read the new keyfiles"))
         steps += self._activation(request, current)
         hints: list[Step] = [RunCommand(self.nmcli("connection", "reload"))]
-        if found is not None and found[1].get("connection", "uuid"):
-            old = found[1].get("connection", "uuid") or ""
+        if found is not None:
+            # A profile without uuid= (netplan's, a hand-written one) is named by its id, or
+            # by its file name, which NetworkManager takes as the id then.
+            how, ident = found.ident
             hints.append(
-                RunCommand(self.nmcli("connection", "up", "uuid", old), f"{nic.name}'s old profile")
+                RunCommand(self.nmcli("connection", "up", how, ident), f"{nic.name}'s old profile")
             )
         return self._plan(
             "enslave",
@@ -442,7 +862,15 @@ class NmcliBackend(FileBackendBase):
         )
 
     def plan_release(self, request: BridgeRequest, current: HostState) -> Plan:
-        """Delete kvmnet's two profiles and bring the NIC's own profile back."""
+        """Delete kvmnet's two profiles and bring the NIC's own profile back.
+
+        Args:
+            request: The NIC and the bridge.
+            current: The host as it is.
+
+        Returns:
+            The plan (files only, when :attr:`files_only`).
+        """
         nic, br = current.nic.name, request.bridge
         br_uuid, port_uuid = self._uuids(request)
         steps: list[Step] = []
@@ -450,7 +878,12 @@ class NmcliBackend(FileBackendBase):
             directory = self.paths(self.keyfile_dir)
             for name in (f"kvmnet-{br}.nmconnection", f"kvmnet-{br}-port-{nic}.nmconnection"):
                 path = posixpath.join(directory, name)
-                steps.append(RemoveFile(path, previous=read_text(current, path)))
+                previous = read_text(current, path)
+                if previous is not None:
+                    steps.append(RemoveFile(path, previous=previous))
+            if self.files_only:
+                plan = self._plan("release", request, current, steps, restore_runtime=False)
+                return dataclasses.replace(plan, checks=())
             steps.append(RunCommand(self.nmcli("connection", "reload")))
         else:
             steps += [

@@ -56,7 +56,11 @@ def backend(nd: NetworkdLab) -> NetworkdBackend:
 
 
 def tree(directory: Path) -> dict[str, tuple[bytes, int]]:
-    return {p.name: (p.read_bytes(), stat.S_IMODE(p.stat().st_mode)) for p in directory.iterdir()}
+    return {
+        str(p.relative_to(directory)): (p.read_bytes(), stat.S_IMODE(p.stat().st_mode))
+        for p in directory.rglob("*")
+        if p.is_file()
+    }
 
 
 def test_networkd_bridges_the_dhcp_nic(lan: Lan, nd: NetworkdLab) -> None:
@@ -155,4 +159,51 @@ def test_classic_stale_bridge(lan: Lan, nd: NetworkdLab) -> None:
     assert host.addresses("br0") == [f"{address}/24"]
     assert Bridge("br0", backend=b).mac == host.mac
     assert nd.complaints() == []
+    assert lan.ping(address)
+
+
+def test_the_nics_macvlan_and_dropins_survive_bridge_and_release(lan: Lan, nd: NetworkdLab) -> None:
+    """A MACVLAN on the NIC and its MTU, declared in a drop-in of its .network: bridging moves
+    the MACVLAN onto the bridge (the kernel refuses a port that has one: EBUSY), keeps the MTU
+    on the port, the bridge gets the lease; release restores every file byte for byte and the
+    MACVLAN is back on the NIC. (This kernel has no 8021q, so VLAN= is covered by the unit
+    and corpus tests.)"""
+    host = nd.host
+    dropin = nd.network_dir / "20-wired.network.d"
+    dropin.mkdir()
+    (dropin / "50-stacked.conf").write_text("[Network]\nMACVLAN=kmv0\n\n[Link]\nMTUBytes=1496\n")
+    nd.write("15-kmv0.netdev", "[NetDev]\nName=kmv0\nKind=macvlan\n\n[MACVLAN]\nMode=bridge\n")
+    nd.write("15-kmv0.network", "[Match]\nName=kmv0\n\n[Network]\nAddress=10.99.0.1/24\n")
+    nd.networkctl("reload")
+    nd.networkctl("reconfigure", host.nic)
+    wait_for(lambda: host.addresses("kmv0") == ["10.99.0.1/24"], timeout=20, what="the MACVLAN")
+    wait_for(lambda: bool(host.addresses(host.nic)), timeout=20, what="the NIC's lease")
+    address = host.addresses(host.nic)[0].split("/")[0]  # reconfigure may have renewed it
+    before = tree(nd.network_dir)
+
+    b = backend(nd)
+    Bridge("br0", backend=b).enslave(HostNic(host.nic, backend=b))
+    port = (nd.network_dir / f"10-kvmnet-{host.nic}.network").read_text()
+    bridge = (nd.network_dir / "10-kvmnet-br0.network").read_text()
+    assert "MTUBytes=1496" in port and "MACVLAN=kmv0" in bridge
+    assert nd.complaints() == []
+    assert host.addresses("br0") == [f"{address}/24"]
+    wait_for(
+        lambda: json.loads(host.ip("-j", "-d", "link", "show", "kmv0"))[0].get("link") == "br0",
+        timeout=20,
+        what="the MACVLAN on br0",
+    )
+    wait_for(lambda: host.addresses("kmv0") == ["10.99.0.1/24"], timeout=20, what="its address")
+    nic = json.loads(host.ip("-j", "link", "show", host.nic))[0]
+    assert nic["master"] == "br0" and nic["mtu"] == 1496
+    assert lan.ping(address)
+
+    Bridge("br0", backend=b).release(HostNic(host.nic, backend=b))
+    assert tree(nd.network_dir) == before
+    assert host.addresses(host.nic) == [f"{address}/24"]
+    wait_for(
+        lambda: json.loads(host.ip("-j", "-d", "link", "show", "kmv0"))[0].get("link") == host.nic,
+        timeout=20,
+        what="the MACVLAN back on the NIC",
+    )
     assert lan.ping(address)

@@ -16,7 +16,7 @@ from kvmnet.backends.nmcli import profile_uuid
 from kvmnet.errors import RolledBack
 from kvmnet.hostnet.nic import Bridge, HostNic
 from kvmnet.hostnet.plan import Check
-from tests.lab import Lan, default_devs
+from tests.lab import Lan, default_devs, wait_for
 from tests.lab.nm import NetworkManagerLab
 
 pytestmark = [
@@ -145,3 +145,89 @@ def test_release_brings_the_old_profile_back(lan: Lan, nm: NetworkManagerLab) ->
     assert "br0" not in host.ip("-br", "link")
     assert default_devs(host) == [host.nic]
     assert lan.ping(address)
+
+
+def handmade(nm: NetworkManagerLab) -> str:
+    """Replace the fixture's profile by one written by hand (as netplan does): no uuid=, bound
+    by a ``[match] interface-name`` glob, with link settings of its own. Returns its text."""
+    host = nm.host
+    nm.nmcli("connection", "delete", "uplink")
+    text = (
+        "[connection]\nid=handmade\ntype=ethernet\nautoconnect-priority=5\n\n"
+        f"[match]\ninterface-name={host.nic[:-1]}*;\n\n"
+        "[ethernet]\nmtu=1496\n\n[ipv4]\nmethod=auto\n\n[ipv6]\nmethod=disabled\n"
+    )
+    path = nm.keyfiles / "handmade.nmconnection"
+    path.write_text(text)
+    path.chmod(0o600)
+    nm.nmcli("connection", "reload")
+    nm.nmcli("connection", "up", "id", "handmade")
+    wait_for(lambda: bool(host.addresses(host.nic)), timeout=20, what="handmade's lease")
+    return text
+
+
+def keyfile_tree(nm: NetworkManagerLab) -> dict[str, bytes]:
+    return {p.name: p.read_bytes() for p in nm.keyfiles.iterdir()}
+
+
+def test_a_handmade_profile_is_carried_rolled_back_and_released(
+    lan: Lan, nm: NetworkManagerLab
+) -> None:
+    """Keyfiles for real: a profile without uuid=, matched by glob, with an MTU: the port keeps
+    the MTU, the bridge gets the lease; a failed verification brings the profile back by its
+    id; bridge + release leave the keyfile folder byte for byte as it was."""
+    host = nm.host
+    handmade(nm)
+    address = host.address
+    before = keyfile_tree(nm)
+    backend = NmcliBackend(netns=host.ns, bus_address=nm.bus_address, keyfiles=True,
+                           keyfile_dir=str(nm.keyfiles))  # fmt: skip
+    nic, br = HostNic(host.nic, backend=backend), Bridge("br0", backend=backend)
+
+    plan = br.enslave(nic, dry_run=True)
+    assert ("nmcli", "connection", "up", "id", "handmade") in [
+        getattr(s, "argv", ())[-5:] for s in plan.rollback_hints
+    ]
+    never = Check("gateway-answers", "br0", f"{lan.subnet}.250", "a gateway that never answers")
+    with pytest.raises(RolledBack):
+        replace(plan, checks=(*plan.checks, never)).apply(retries=3, retry_interval=0.3)
+    wait_for(lambda: host.addresses(host.nic) == [f"{address}/24"], timeout=30,
+             what="the handmade profile back on the NIC")  # fmt: skip
+    assert keyfile_tree(nm) == before
+
+    br.enslave(nic)
+    assert host.addresses("br0") == [f"{address}/24"] and lan.ping(address)
+    link = json.loads(host.ip("-j", "link", "show", host.nic))[0]
+    assert link["master"] == "br0" and link["mtu"] == 1496
+    br.release(nic)
+    assert keyfile_tree(nm) == before
+    wait_for(lambda: host.addresses(host.nic) == [f"{address}/24"], timeout=30,
+             what="the NIC's lease back")  # fmt: skip
+    assert lan.ping(address)
+
+
+def test_runtime_carries_link_settings_to_the_port_and_ip_settings_to_the_bridge(
+    lan: Lan, nm: NetworkManagerLab
+) -> None:
+    """At runtime too, the old profile's link settings (MTU, an ethtool offload) go to the
+    port's profile and its IP-level ones (mDNS, a search domain) to the bridge's."""
+    host = nm.host
+    nm.nmcli("connection", "modify", "uplink", "802-3-ethernet.mtu", "1496",
+             "ethtool.feature-tso", "off", "connection.mdns", "yes",
+             "ipv4.dns-search", "example.org")  # fmt: skip
+    nm.nmcli("connection", "up", "uplink")
+    wait_for(lambda: bool(host.addresses(host.nic)), timeout=20, what="uplink's lease")
+    address = host.address
+    nic, br = objects(nm)
+    br.enslave(nic)
+
+    def prop(profile: str, name: str) -> str:
+        return nm.nmcli("-t", "-f", name, "connection", "show", profile).strip().split(":", 1)[1]
+
+    port = f"br0-port-{host.nic}"
+    assert prop(port, "802-3-ethernet.mtu") == "1496"
+    assert prop(port, "ethtool.feature-tso") == "off"
+    assert prop("br0", "connection.mdns") == "2"  # yes
+    assert prop("br0", "ipv4.dns-search") == "example.org"
+    assert json.loads(host.ip("-j", "link", "show", host.nic))[0]["mtu"] == 1496
+    assert host.addresses("br0") == [f"{address}/24"] and lan.ping(address)

@@ -4,16 +4,17 @@ tests/integration/test_bridge_networkd.py."""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
 
 from kvmnet.backends.networkd import NetworkdBackend, lease_iaid, matches
 from kvmnet.backends.unitfile import UnitFile
-from kvmnet.errors import InvalidInput, InvalidName
-from kvmnet.hostnet.plan import Plan, RemoveFile, StopProcess, WriteFile
+from kvmnet.errors import InvalidInput, InvalidName, PreflightRefused
+from kvmnet.hostnet.plan import Plan, RemoveFile, RunCommand, StopProcess, WriteFile
 from kvmnet.hostnet.request import BridgeRequest, DhcpClient, HostState
-from kvmnet.hostnet.runner import LocalRunner, RecordingRunner
+from kvmnet.hostnet.runner import CommandResult, LocalRunner, RecordingRunner
 from kvmnet.hostnet.state import IpAddress, IpRoute, LinkState
 from tests.lab.golden import golden_text
 
@@ -55,7 +56,9 @@ def plan_for(
     if lease:
         (leases / "2").write_text(LEASE)
     current = HostState(nic=nic, bridge=bridge, routes=ROUTES, files=LocalRunner())
-    backend = NetworkdBackend(root=str(root), runner=RecordingRunner(), lease_dir=str(leases))
+    backend = NetworkdBackend(
+        root=str(root), runner=RecordingRunner(), lease_dir=str(leases), files_only=False
+    )
     return backend.plan_enslave(BridgeRequest(NIC, "br0"), current)
 
 
@@ -163,9 +166,8 @@ def test_release_removes_our_files(tmp_path: Path) -> None:
     ):
         (d / name).write_text("[Match]\n")
     current = HostState(nic=DHCP_NIC, bridge=STALE_BR0, files=LocalRunner())
-    plan = NetworkdBackend(root=str(tmp_path), runner=RecordingRunner()).plan_release(
-        BridgeRequest(NIC, "br0"), current
-    )
+    backend = NetworkdBackend(root=str(tmp_path), runner=RecordingRunner(), files_only=False)
+    plan = backend.plan_release(BridgeRequest(NIC, "br0"), current)
     removed = sorted(Path(s.path).name for s in plan.steps if isinstance(s, RemoveFile))
     assert removed == ["10-kvmnet-br0.netdev", "10-kvmnet-br0.network", f"10-kvmnet-{NIC}.network"]
 
@@ -174,11 +176,152 @@ def test_a_dhcp_client_on_the_nic_is_stopped_first(tmp_path: Path) -> None:
     client = DhcpClient(4242, ("dhclient", "-v", NIC), NIC)
     current = HostState(nic=DHCP_NIC, bridge=None, routes=ROUTES, dhcp_clients=(client,),
                         files=LocalRunner())  # fmt: skip
-    plan = NetworkdBackend(root=str(tmp_path), runner=RecordingRunner()).plan_enslave(
-        BridgeRequest(NIC, "br0"), current
-    )
+    backend = NetworkdBackend(root=str(tmp_path), runner=RecordingRunner(), files_only=False)
+    plan = backend.plan_enslave(BridgeRequest(NIC, "br0"), current)
     stops = [s for s in plan.steps if isinstance(s, StopProcess)]
     assert [s.pid for s in stops] == [4242]
     assert plan.commands.index(("kill", "-TERM", "4242")) < plan.commands.index(
         ("networkctl", "reload")
     )
+
+
+def test_link_settings_stay_on_the_port_ip_settings_and_dropins_move(tmp_path: Path) -> None:
+    plan = plan_for(
+        tmp_path,
+        {
+            "lib/systemd/network/30-uplink.network": (
+                "[Match]\nName=enp0s20f0u*\n\n[Link]\nMTUBytes=9000\nRequiredFamilyForOnline=ipv4\n"
+                "[Network]\nDescription=uplink\nVLAN=vlan10\nLLDP=yes\nEmitLLDP=nearest-bridge\n"
+                "DHCP=ipv4\nDomains=example.org\n"
+            ),
+            "etc/systemd/network/30-uplink.network.d/50-dns.conf": "[Network]\nDNS=9.9.9.9\n",
+            "lib/systemd/network/30-uplink.network.d/60-rule.conf": (
+                "[RoutingPolicyRule]\nTable=7\nFrom=10.0.0.0/8\n"
+            ),
+        },
+    )
+    files = written(plan)
+    port = UnitFile.parse(files[f"10-kvmnet-{NIC}.network"])
+    br = UnitFile.parse(files["10-kvmnet-br0.network"])
+    assert port.get("Match", "Name") == NIC  # the glob reaches no other link through our file
+    assert port.get("Link", "MTUBytes") == "9000" and port.get("Network", "VLAN") == "vlan10"
+    assert port.get("Network", "LLDP") == "yes" and port.get("Network", "Bridge") == "br0"
+    assert port.get("Network", "DHCP") is None and port.get("Network", "DNS") is None
+    assert br.get("Network", "DHCP") == "ipv4" and br.get("Network", "DNS") == "9.9.9.9"
+    assert br.get("Network", "Domains") == "example.org"
+    assert br.get("RoutingPolicyRule", "Table") == "7"
+    assert br.get("Link", "RequiredFamilyForOnline") == "ipv4"
+    assert port.get("Link", "RequiredFamilyForOnline") is None
+    assert "30-uplink.network, 50-dns.conf, 60-rule.conf" in str(plan)
+
+
+def test_the_bridges_own_files_are_merged_not_shadowed(tmp_path: Path) -> None:
+    plan = plan_for(
+        tmp_path,
+        {
+            "etc/systemd/network/20-wired.network": f"[Match]\nName={NIC}\n[Network]\nDHCP=ipv4\n",
+            "etc/systemd/network/05-br0.network": (
+                "[Match]\nName=br0\n[Network]\nAddress=192.168.7.1/24\nConfigureWithoutCarrier=yes\n"
+            ),
+            "etc/systemd/network/05-br0.netdev": (
+                "[NetDev]\nName=br0\nKind=bridge\n[Bridge]\nSTP=true\nVLANFiltering=yes\n"
+            ),
+        },
+    )
+    files = written(plan)
+    assert sorted(files)[0].startswith("00-kvmnet-")  # before 05-br0.*
+    br = UnitFile.parse(files["00-kvmnet-br0.network"])
+    assert br.get("Network", "Address") == "192.168.7.1/24"
+    assert br.get("Network", "ConfigureWithoutCarrier") == "yes"
+    assert br.get("Network", "DHCP") == "ipv4"
+    netdev = UnitFile.parse(files["00-kvmnet-br0.netdev"])
+    assert netdev.get("Bridge", "VLANFiltering") == "yes" and netdev.get("Bridge", "STP") == "false"
+    assert any("05-br0.netdev says [Bridge] STP=true" in w for w in plan.warnings)
+
+
+@pytest.mark.parametrize(
+    ("files", "check", "words"),
+    [
+        ({"20-w.network": f"[Match]\nName={NIC}\n[Network]\nBond=bond0\n"},
+         "already-port", "bond0"),
+        ({"20-w.network": f"[Match]\nName={NIC}\n[Link]\nUnmanaged=yes\n"},
+         "networkd-unmanaged", "Unmanaged=yes"),
+        ({"20-w.network": f"[Match]\nName={NIC}\n[Network]\nDHCPP=yes\n"},
+         "networkd-unknown-key", "DHCPP=yes"),
+        ({"20-w.network": f"[Match]\nName={NIC}\n[Frobnicate]\nX=1\n"},
+         "networkd-unknown-key", "[Frobnicate]"),
+        ({"20-w.network": f"[Match]\nName={NIC}\n[Network]\nDHCP=ipv4\n",
+          "05-br.network": "[Match]\nName=br0\n[Network]\nDHCP=ipv6\n"},
+         "networkd-conflict", "DHCP"),
+        ({"20-w.network": f"[Match]\nName={NIC}\n[Network]\nDHCP=ipv4\n",
+          "05-br.netdev": "[NetDev]\nName=br0\nKind=bond\n"}, "bridge-kind", "bond"),
+    ],
+)  # fmt: skip
+def test_refusals_name_the_file_and_the_reason(
+    tmp_path: Path, files: dict[str, str], check: str, words: str
+) -> None:
+    with pytest.raises(PreflightRefused, match=re.escape(words)) as caught:
+        plan_for(tmp_path, {f"etc/systemd/network/{k}": v for k, v in files.items()})
+    assert caught.value.check == check
+
+
+def test_another_root_plans_no_command(tmp_path: Path) -> None:
+    root = tmp_path / "image"
+    (root / "etc/systemd/network").mkdir(parents=True)
+    (root / "etc/systemd/network/20-w.network").write_text(
+        f"[Match]\nName={NIC}\n[Network]\nDHCP=yes\n"
+    )
+    runner = RecordingRunner()
+    client = DhcpClient(4242, ("dhclient", NIC), NIC)
+    current = HostState(nic=DHCP_NIC, bridge=STALE_BR0, routes=ROUTES, dhcp_clients=(client,),
+                        files=LocalRunner())  # fmt: skip
+    backend = NetworkdBackend(root=str(root), runner=runner)
+    request = BridgeRequest(NIC, "br0")
+    plan = backend.plan_enslave(request, current)
+    assert plan.commands == () and not plan.checks and not plan.rollback_hints
+    assert len(plan.files) == 3 and runner.commands == []
+    assert any("only files" in w for w in plan.warnings)
+    assert backend.plan_release(request, current).commands == ()
+
+
+def test_macvlan_moves_to_the_bridge_and_the_old_one_goes_first(tmp_path: Path) -> None:
+    """The kernel refuses a bridge port that has a MACVLAN (EBUSY): the MACVLAN= line moves to
+    the bridge, and the existing device is deleted before networkd recreates it there."""
+    root = tmp_path / "root"
+    (root / "etc/systemd/network").mkdir(parents=True)
+    (root / "etc/systemd/network/20-w.network").write_text(
+        f"[Match]\nName={NIC}\n[Network]\nDHCP=yes\nMACVLAN=mv0\nMACVLAN=mv1\nVLAN=v10\n"
+    )
+    shown = ("ip", "-j", "link", "show", "dev")
+    runner = RecordingRunner(
+        replies={
+            (*shown, "mv0"): '[{"ifname": "mv0"}]',
+            (*shown, "mv1"): CommandResult((*shown, "mv1"), 1, "", 'Device "mv1" does not exist.'),
+        }
+    )
+    current = HostState(nic=DHCP_NIC, bridge=None, routes=ROUTES, files=LocalRunner())
+    backend = NetworkdBackend(root=str(root), runner=runner, files_only=False)
+    plan = backend.plan_enslave(BridgeRequest(NIC, "br0"), current)
+    files = written(plan)
+    br, port = files["10-kvmnet-br0.network"], files[f"10-kvmnet-{NIC}.network"]
+    assert "MACVLAN=mv0\nMACVLAN=mv1\n" in br and "MACVLAN" not in port
+    assert "VLAN=v10" in port
+    assert ("ip", "link", "del", "mv0") in plan.commands
+    assert ("ip", "link", "del", "mv1") not in plan.commands  # it does not exist
+    assert plan.commands.index(("ip", "link", "del", "mv0")) < plan.commands.index(
+        ("networkctl", "reload")
+    )
+    # Rollback: br0 (and the MACVLAN on it) goes before the NIC is reconfigured.
+    hints = [s.argv for s in plan.rollback_hints if isinstance(s, RunCommand)]
+    assert hints.index(("ip", "link", "del", "br0")) < hints.index(
+        ("networkctl", "reconfigure", NIC)
+    )
+
+
+def test_macsec_on_the_nic_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(PreflightRefused, match="receive hook") as caught:
+        plan_for(
+            tmp_path,
+            {"etc/systemd/network/20-w.network": f"[Match]\nName={NIC}\n[Network]\nMACsec=ms0\n"},
+        )
+    assert caught.value.check == "networkd-port-conflict"

@@ -7,10 +7,16 @@ from pathlib import Path
 
 import pytest
 
-from kvmnet.backends.keyfile import Keyfile, escape
-from kvmnet.backends.nmcli import IP_PROPERTIES, NmcliBackend, parse_terse, profile_uuid
+from kvmnet.backends.keyfile import Keyfile, escape, split_list
+from kvmnet.backends.nmcli import (
+    PROFILE_SETTINGS,
+    NmcliBackend,
+    match_interface_name,
+    parse_terse,
+    profile_uuid,
+)
 from kvmnet.errors import PreflightRefused, ValidationFailed
-from kvmnet.hostnet.plan import RunCommand, WriteFile
+from kvmnet.hostnet.plan import Plan, RunCommand, WriteFile
 from kvmnet.hostnet.request import BridgeRequest, HostState
 from kvmnet.hostnet.runner import CommandResult, LocalRunner, RecordingRunner
 from kvmnet.hostnet.state import IpAddress, IpRoute, LinkState
@@ -30,7 +36,7 @@ SHOW = (
     "nmcli",
     "-t",
     "-f",
-    ",".join((*IP_PROPERTIES, "connection.autoconnect-priority")),
+    ",".join(PROFILE_SETTINGS),
     "connection",
     "show",
     "uuid",
@@ -205,9 +211,8 @@ def keyfile_root(tmp_path: Path, text: str | None) -> Path:
 def test_keyfiles_validated_by_real_nmcli_offline(tmp_path: Path, nmcli: str) -> None:
     root = keyfile_root(tmp_path, UPLINK_KEYFILE)
     current = HostState(nic=DHCP_NIC, bridge=STALE_BR0, routes=ROUTES, files=LocalRunner())
-    plan = NmcliBackend(root=str(root), runner=LocalRunner()).plan_enslave(
-        BridgeRequest(NIC, "br0"), current
-    )
+    backend = NmcliBackend(root=str(root), runner=LocalRunner(), files_only=False)
+    plan = backend.plan_enslave(BridgeRequest(NIC, "br0"), current)
     files = {Path(s.path).name: s for s in plan.steps if isinstance(s, WriteFile)}
     assert sorted(files) == ["kvmnet-br0-port-enp0s20f0u1.nmconnection", "kvmnet-br0.nmconnection"]
     for name, step in files.items():
@@ -271,3 +276,215 @@ def test_networkmanager_not_running_is_a_clear_refusal() -> None:
     current = HostState(nic=DHCP_NIC, bridge=None, routes=ROUTES, files=runner)
     with pytest.raises(PreflightRefused, match=r"NetworkManager is not running.*keyfiles=True"):
         NmcliBackend(runner=runner).plan_enslave(BridgeRequest(NIC, "br0"), current)
+
+
+def keyfile_plan(tmp_path: Path, files: dict[str, str], **kwargs: object) -> Plan:
+    d = tmp_path / "root/etc/NetworkManager/system-connections"
+    d.mkdir(parents=True)
+    for name, text in files.items():
+        (d / name).write_text(text)
+    current = HostState(nic=DHCP_NIC, bridge=None, routes=ROUTES, files=LocalRunner())
+    backend = NmcliBackend(root=str(tmp_path / "root"), runner=LocalRunner(), **kwargs)  # type: ignore[arg-type]
+    return backend.plan_enslave(BridgeRequest(NIC, "br0"), current)
+
+
+def keyfiles_of(plan: Plan) -> tuple[Keyfile, Keyfile]:
+    files = {Path(s.path).name: s.content for s in plan.steps if isinstance(s, WriteFile)}
+    return (
+        Keyfile.parse(files["kvmnet-br0.nmconnection"]),
+        Keyfile.parse(files[f"kvmnet-br0-port-{NIC}.nmconnection"]),
+    )
+
+
+GLOB_PROFILE = """[connection]
+id=uplink
+type=ethernet
+autoconnect=false
+mdns=2
+lldp=1
+
+[match]
+interface-name=enp0s20f0u*;!enp0s20f0u9;
+
+[ethernet]
+mtu=9000
+wake-on-lan=64
+
+[ethtool]
+feature-tso=false
+
+[ipv4]
+method=auto
+dhcp-hostname=kvm1
+
+[ipv6]
+method=disabled
+
+[proxy]
+method=1
+pac-url=http://wpad/wpad.dat
+"""
+
+
+def test_link_settings_stay_on_the_port_ip_settings_move(tmp_path: Path, nmcli: str) -> None:
+    plan = keyfile_plan(tmp_path, {"uplink.nmconnection": GLOB_PROFILE})
+    bridge, port = keyfiles_of(plan)
+    # Found through its [match] interface-name glob (no interface-name=, no uuid=).
+    assert port.get("ethernet", "wake-on-lan") == "64" and port.get("ethernet", "mtu") == "9000"
+    assert port.get("ethtool", "feature-tso") == "false"
+    assert port.get("match", "interface-name") == "enp0s20f0u*;!enp0s20f0u9;"
+    assert port.get("connection", "lldp") == "1" and port.get("connection", "mdns") is None
+    assert bridge.get("connection", "mdns") == "2"
+    assert (
+        bridge.get("ipv4", "dhcp-hostname") == "kvm1" and bridge.get("ipv6", "method") == "disabled"
+    )
+    assert bridge.get("proxy", "pac-url") == "http://wpad/wpad.dat"
+    assert "ipv4" not in port.sections and "ethernet" not in bridge.sections
+    # autoconnect=false on the NIC: neither new profile comes up at boot by itself.
+    assert (
+        port.get("connection", "autoconnect") == bridge.get("connection", "autoconnect") == "false"
+    )
+    # Files only (another root): nothing planned against this machine.
+    assert plan.commands == () and not plan.checks
+
+
+def test_rollback_finds_a_profile_without_uuid_by_id_or_file_name(
+    tmp_path: Path, nmcli: str
+) -> None:
+    plan = keyfile_plan(tmp_path, {"uplink.nmconnection": GLOB_PROFILE}, files_only=False)
+    assert RunCommand(("nmcli", "connection", "up", "id", "uplink"), f"{NIC}'s old profile") in (
+        plan.rollback_hints
+    )
+    nameless = GLOB_PROFILE.replace("id=uplink\n", "")
+    plan = keyfile_plan(tmp_path / "2", {"Wired 2.nmconnection": nameless}, files_only=False)
+    assert ("nmcli", "connection", "up", "id", "Wired 2") in [
+        s.argv for s in plan.rollback_hints if isinstance(s, RunCommand)
+    ]
+
+
+def test_the_bridges_own_profile_is_merged_and_outranked(tmp_path: Path, nmcli: str) -> None:
+    own = (
+        "[connection]\nid=lan bridge\ntype=bridge\ninterface-name=br0\nautoconnect-priority=3\n"
+        "[bridge]\nstp=true\nvlan-filtering=true\n[ipv6]\nmethod=ignore\n"
+    )
+    plan = keyfile_plan(tmp_path, {"Wired.nmconnection": UPLINK_KEYFILE, "br.nmconnection": own})
+    bridge, _ = keyfiles_of(plan)
+    assert bridge.get("connection", "autoconnect-priority") == "4"
+    assert (
+        bridge.get("bridge", "vlan-filtering") == "true" and bridge.get("bridge", "stp") == "false"
+    )
+    assert bridge.get("ipv4", "address1") == "10.231.0.5/24,10.231.0.1"
+    assert any("br.nmconnection says [bridge] stp=true" in w for w in plan.warnings)
+    clash = own.replace("method=ignore", "method=auto")
+    with pytest.raises(PreflightRefused, match=r"\[ipv6\] method") as caught:
+        keyfile_plan(
+            tmp_path / "2", {"Wired.nmconnection": UPLINK_KEYFILE, "br.nmconnection": clash}
+        )
+    assert caught.value.check == "keyfile-conflict"
+
+
+@pytest.mark.parametrize(
+    ("extra", "check"),
+    [
+        ("[connection]\nmaster=bond0\nslave-type=bond\n", "already-port"),
+        ("[wobble]\nx=1\n", "keyfile-unknown-key"),
+        ("[connection]\nfrobnicate=1\n", "keyfile-unknown-key"),
+    ],
+)
+def test_keyfile_refusals(tmp_path: Path, extra: str, check: str) -> None:
+    text = UPLINK_KEYFILE + "\n" + extra
+    if extra.startswith("[connection]"):
+        text = UPLINK_KEYFILE.replace("[connection]\n", extra)
+    with pytest.raises(PreflightRefused, match=r"Wired\.nmconnection") as caught:
+        keyfile_plan(tmp_path, {"Wired.nmconnection": text}, validate=False)
+    assert caught.value.check == check
+
+
+def test_8021x_stays_on_the_port_with_a_warning(tmp_path: Path, nmcli: str) -> None:
+    text = UPLINK_KEYFILE + "\n[802-1x]\neap=peap;\nidentity=host1\nphase2-auth=mschapv2\n"
+    plan = keyfile_plan(tmp_path, {"Wired.nmconnection": text})
+    _, port = keyfiles_of(plan)
+    assert port.get("802-1x", "identity") == "host1"
+    assert any("802.1X" in w for w in plan.warnings)
+
+
+def test_match_interface_name_semantics() -> None:
+    assert match_interface_name(["eth*"], "eth0")
+    assert not match_interface_name(["eth*", "!eth0"], "eth0")
+    assert match_interface_name(["|wl*", "|eth*"], "eth3")
+    assert not match_interface_name(["&eth*", "&*9"], "eth3")
+    assert match_interface_name([], "eth3")
+    assert split_list("a;b\\;c;;") == ["a", "b;c"]
+
+
+def test_the_profile_networkmanager_picks_is_the_one_carried(tmp_path: Path, nmcli: str) -> None:
+    """Of several profiles that fit the NIC, NetworkManager runs the autoconnecting one with the
+    highest priority: that one is carried; the port outranks all of them."""
+    plan = keyfile_plan(
+        tmp_path,
+        {
+            "a-bound.nmconnection": UPLINK_KEYFILE.replace(
+                "autoconnect-priority=5", "autoconnect-priority=1"
+            ),
+            "b-glob.nmconnection": GLOB_PROFILE.replace(
+                "autoconnect=false", "autoconnect-priority=7"
+            ),
+            "c-off.nmconnection": UPLINK_KEYFILE.replace(
+                "autoconnect-priority=5", "autoconnect=false\nautoconnect-priority=9"
+            ),
+            "d-other.nmconnection": UPLINK_KEYFILE.replace(
+                f"interface-name={NIC}", "interface-name=eth9"
+            ),
+        },
+    )
+    bridge, port = keyfiles_of(plan)
+    assert bridge.get("ipv4", "dhcp-hostname") == "kvm1"  # b-glob's
+    assert port.get("ethernet", "wake-on-lan") == "64"
+    assert port.get("connection", "autoconnect-priority") == "10"
+
+
+def test_runtime_split_of_the_active_profiles_properties() -> None:
+    runner = canned(
+        "connection.id:uplink\nconnection.mdns:2\nconnection.lldp:1\nconnection.timestamp:17\n"
+        "connection.autoconnect-priority:5\n802-3-ethernet.mtu:1496\n"
+        "802-3-ethernet.wake-on-lan:magic\nethtool.feature-tso:off\nipv4.method:auto\n"
+        "ipv4.dns-search:example.org\nipv6.method:disabled\nproxy.method:none\n"
+    )
+    current = HostState(nic=DHCP_NIC, bridge=None, routes=ROUTES, files=runner)
+    plan = NmcliBackend(runner=runner).plan_enslave(BridgeRequest(NIC, "br0"), current)
+    bridge_add, port_add = plan.commands[0], plan.commands[1]
+
+    def props(argv: tuple[str, ...]) -> dict[str, str]:
+        words = argv[argv.index("ifname") + 2 :]
+        return dict(zip(words[::2], words[1::2], strict=True))
+
+    assert props(port_add) == {
+        "connection.uuid": profile_uuid("port", "br0", NIC),
+        "connection.master": "br0",
+        "connection.slave-type": "bridge",
+        "connection.autoconnect-priority": "6",
+        "connection.lldp": "1",
+        "802-3-ethernet.mtu": "1496",
+        "802-3-ethernet.wake-on-lan": "magic",
+        "ethtool.feature-tso": "off",
+    }
+    moved = props(bridge_add)
+    assert moved["connection.mdns"] == "2" and moved["ipv4.dns-search"] == "example.org"
+    assert moved["ipv6.method"] == "disabled" and "802-3-ethernet.mtu" not in moved
+    assert "connection.timestamp" not in moved and "connection.id" not in moved
+
+
+@pytest.mark.parametrize(
+    ("reply", "check"),
+    [
+        ("ipv4.method:auto\n802-1x.eap:peap\n802-1x.password:<hidden>\n", "8021x-runtime"),
+        ("ipv4.method:auto\nconnection.master:bond0\n", "already-port"),
+        ("ipv4.method:auto\nwobble.x:1\n", "keyfile-unknown-key"),
+    ],
+)
+def test_runtime_refusals(reply: str, check: str) -> None:
+    runner = canned(reply)
+    current = HostState(nic=DHCP_NIC, bridge=None, routes=ROUTES, files=runner)
+    with pytest.raises(PreflightRefused, match="Wired connection 1") as caught:
+        NmcliBackend(runner=runner).plan_enslave(BridgeRequest(NIC, "br0"), current)
+    assert caught.value.check == check
