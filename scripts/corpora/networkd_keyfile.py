@@ -12,7 +12,8 @@ are fetched, never committed.
 ``-o`` options. The machine's apt configuration is not touched.
 
 Usage: scripts/corpora/networkd_keyfile.py [CACHE_DIR]
-(default: $KVMNET_CORPUS_CACHE, else ~/.cache/kvmnet/corpora). Prints the cache directory.
+(default: $KVMNET_CORPORA, else ~/.cache/kvmnet-corpora, shared with
+scripts/fetch-corpora.py). Prints the cache directory.
 Exit status 0 when both corpora are in the cache (already, or fetched now).
 """
 
@@ -45,8 +46,10 @@ DEBIAN_HOSTS = re.compile(r"https?://[^/]*(debian\.org|debian\.net)/")
 
 
 def default_cache() -> Path:
-    env = os.environ.get("KVMNET_CORPUS_CACHE")
-    return Path(env) if env else Path.home() / ".cache" / "kvmnet" / "corpora"
+    """The corpora cache every fetcher shares (scripts/fetch-corpora.py): ``$KVMNET_CORPORA``,
+    else ``~/.cache/kvmnet-corpora``."""
+    env = os.environ.get("KVMNET_CORPORA")
+    return Path(env) if env else Path.home() / ".cache" / "kvmnet-corpora"
 
 
 def deb_src_lines(etc: Path = Path("/etc/apt")) -> list[str]:
@@ -115,10 +118,13 @@ def extract(tarball: Path, patterns: tuple[str, ...], target: Path) -> int:
     return count
 
 
-def fetch(cache: Path) -> None:
-    missing = [p for p, (name, _) in PACKAGES.items() if not (cache / name / ".done").exists()]
+def fetch(cache: Path, refresh: bool = False) -> Path:
+    """Fetch what is missing from ``cache`` (everything with ``refresh``); returns ``cache``."""
+    cache.mkdir(parents=True, exist_ok=True)
+    missing = [p for p, (name, _) in PACKAGES.items()
+               if refresh or not (cache / name / ".done").exists()]
     if not missing:
-        return
+        return cache
     state = cache / ".apt"
     state.mkdir(parents=True, exist_ok=True)
     lines = deb_src_lines()
@@ -148,6 +154,7 @@ def fetch(cache: Path) -> None:
                 raise SystemExit(f"{package}: nothing under {patterns} in {origs}")
             version = dscs[0].name if dscs else origs[0].name
             (target / ".done").write_text(f"{version}\n{count} files\n")
+    return cache
 
 
 def main(argv: list[str]) -> int:
