@@ -11,12 +11,10 @@ Each backend module is imported on first use, so a missing optional tool never b
 
 from __future__ import annotations
 
-import importlib
-import inspect
 from typing import TYPE_CHECKING
 
-from ..errors import InvalidInput
 from .base import Backend
+from .registry import BACKENDS, backend_class, make_backend
 
 if TYPE_CHECKING:
     from ..hostnet.runner import Runner
@@ -39,15 +37,6 @@ __all__ = [
     "create_backend",
 ]
 
-# CLI name -> (module, class)
-BACKENDS: dict[str, tuple[str, str]] = {
-    "iproute2": ("iproute2", "Iproute2Backend"),
-    "ifcfg": ("ifcfg", "IfcfgBackend"),
-    "ifupdown": ("ifupdown", "IfupdownBackend"),
-    "nmcli": ("nmcli", "NmcliBackend"),
-    "netplan": ("netplan", "NetplanBackend"),
-    "networkd": ("networkd", "NetworkdBackend"),
-}
 _BY_CLASS = {cls: module for module, cls in BACKENDS.values()}
 
 
@@ -55,7 +44,7 @@ def __getattr__(name: str) -> type[Backend]:
     module = _BY_CLASS.get(name)
     if module is None:
         raise AttributeError(f"module 'kvmnet.backends' has no attribute {name!r}")
-    value: type[Backend] = getattr(importlib.import_module(f".{module}", __name__), name)
+    value = backend_class(module, name)
     globals()[name] = value
     return value
 
@@ -87,17 +76,4 @@ def create_backend(
         from .auto import AutoBackend
 
         return AutoBackend(root=root or "/", netns=netns, runner=runner)
-    if name not in BACKENDS:
-        known = ", ".join(["auto", *sorted(BACKENDS)])
-        raise InvalidInput(f"unknown backend {name!r}: use one of {known}")
-    cls = __getattr__(BACKENDS[name][1])
-    accepted = inspect.signature(cls).parameters
-    kwargs: dict[str, object] = {}
-    for key, value in (("root", root), ("netns", netns), ("runner", runner)):
-        if value is None:
-            continue
-        if key not in accepted:
-            raise InvalidInput(f"backend {name!r} takes no {key}= (it got {value!r})")
-        kwargs[key] = value
-    backend: Backend = cls(**kwargs)
-    return backend
+    return make_backend(name, root=root, netns=netns, runner=runner)

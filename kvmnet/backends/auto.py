@@ -20,6 +20,7 @@ from ..hostnet.runner import Runner, default_runner
 from .base import Backend
 from .detect import Detection, detect
 from .filebackend import Rooted
+from .registry import make_backend
 
 __all__ = ["AutoBackend"]
 
@@ -63,10 +64,8 @@ class AutoBackend:
 
     def backend_for(self, nic: str, current: HostState) -> tuple[Backend, Detection]:
         """The backend that owns ``nic``, made for this root and runner, and why."""
-        from . import create_backend
-
         found = self.detect(nic, current)
-        backend = create_backend(found.kind, root=self.root if found.kind != "iproute2" else
+        backend = make_backend(found.kind, root=self.root if found.kind != "iproute2" else
                                  None, runner=self._runner)
         self.chosen[nic] = backend
         return backend, found

@@ -6,8 +6,13 @@ plan moves is orange and bold, what it removes red and dashed.
 
 from __future__ import annotations
 
-from .model import Topology, port_id
+from typing import TYPE_CHECKING
+
+from .ids import port_id
 from .svg import CHANGED, MODE_COLOURS, REMOVED
+
+if TYPE_CHECKING:
+    from .model import Topology
 
 __all__ = ["render_dot"]
 

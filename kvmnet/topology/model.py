@@ -20,6 +20,7 @@ from ..domainxml import DomainXML, GuestInterface
 from ..hostnet.state import IpAddress, IpRoute, LinkState
 from ..mode import Mode
 from ..network import Network, NetworkIndex
+from .ids import port_id
 
 if TYPE_CHECKING:
     from ..hostnet.plan import Plan
@@ -262,11 +263,6 @@ class Topology:
             f"<Topology {self.uri}: {len(self.guests)} guests, {len(self.bridges)} bridges, "
             f"{len(self.nics)} NICs{moved}>"
         )
-
-
-def port_id(guest: str, port: GuestPort) -> str:
-    """The element id of a guest interface: ``iface:GUEST:MAC``."""
-    return f"iface:{guest}:{port.mac or port.source or '?'}"
 
 
 def element_ids(topo: Topology) -> dict[str, object]:

@@ -15,9 +15,13 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from html import escape
+from typing import TYPE_CHECKING
 
 from ..mode import Mode
-from .model import BridgeNode, GuestNode, NicNode, Topology, port_id
+from .ids import port_id
+
+if TYPE_CHECKING:
+    from .model import BridgeNode, GuestNode, NicNode, Topology
 
 __all__ = ["render_html", "render_svg"]
 
