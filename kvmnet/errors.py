@@ -11,6 +11,7 @@ is also that builtin, so ``except LookupError`` keeps working in code that preda
     │   ├── InterfaceNotFound
     │   └── HostNicNotFound
     ├── InvalidInput (ValueError)
+    │   ├── InvalidType (TypeError)         an argument of the wrong type ("false" for a bool)
     │   ├── InvalidMac
     │   ├── InvalidName                     bridge / NIC / network names that no tool accepts
     │   └── UnsupportedEdit                 the XML edit cannot be expressed for that type
@@ -49,6 +50,7 @@ __all__ = [
     "InvalidInput",
     "InvalidMac",
     "InvalidName",
+    "InvalidType",
     "KvmnetError",
     "LibvirtError",
     "LiveChangeUnsupported",
@@ -104,6 +106,11 @@ class HostNicNotFound(NotFound):
 
 class InvalidInput(KvmnetError, ValueError):
     """An argument is malformed; the message quotes it and says what is accepted."""
+
+
+class InvalidType(InvalidInput, TypeError):
+    """An argument has the wrong type (a str where a bool or a number belongs, bytes for a
+    name, a single str for a list); the message quotes it and names the type wanted."""
 
 
 class InvalidMac(InvalidInput):

@@ -15,7 +15,7 @@ import importlib
 import inspect
 from typing import TYPE_CHECKING
 
-from ..errors import InvalidInput
+from ..errors import InvalidInput, InvalidType
 from .base import Backend
 
 if TYPE_CHECKING:
@@ -68,6 +68,10 @@ def create_backend(
 
     ``root``/``netns`` are passed only when given; a backend that takes neither refuses it.
     """
+    if not isinstance(name, str):
+        raise InvalidType(
+            f"backend name must be a str such as 'iproute2', got {name!r} ({type(name).__name__})"
+        )
     if name not in BACKENDS:
         raise InvalidInput(f"unknown backend {name!r}: use one of {', '.join(sorted(BACKENDS))}")
     cls = __getattr__(BACKENDS[name][1])

@@ -200,6 +200,7 @@ class IfcfgBackend(FileBackendBase):
     """
 
     name = "ifcfg"
+    config_dirs = (SCRIPTS_DIR,)
 
     def __init__(
         self,

@@ -131,6 +131,7 @@ class NmcliBackend(FileBackendBase):
     """NetworkManager through nmcli (runtime, in ``netns``) or keyfiles (under ``root``)."""
 
     name = "nmcli"
+    config_dirs = (KEYFILE_DIR,)
 
     def __init__(
         self,
