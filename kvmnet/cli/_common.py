@@ -3,10 +3,22 @@
 from __future__ import annotations
 
 import argparse
+import re
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
-__all__ = ["CommandError", "first_uri", "print_json", "run_command", "seconds"]
+__all__ = [
+    "CommandError",
+    "command_words",
+    "first_uri",
+    "iface_selector",
+    "print_json",
+    "run_command",
+    "seconds",
+    "seconds_or_zero",
+    "undecodable",
+    "whole_number",
+]
 
 Handler = Callable[[argparse.Namespace], int]
 
@@ -27,20 +39,69 @@ def first_uri(args: argparse.Namespace) -> str | None:
     return uris[0] if uris else None
 
 
+# ASCII digits only: int() and float() also take fullwidth or Arabic-Indic digits and "1_0",
+# which no one means on a command line.
+_INT = re.compile(r"-?[0-9]+")
+_DECIMAL = re.compile(r"[0-9]+(?:\.[0-9]*)?|\.[0-9]+")
+
+
 def seconds(text: str) -> float:
     """argparse type for ``--confirm-within``: a finite number of seconds above 0.
 
     0 or less would arm a dead-man timer that rolls back before anyone could confirm.
     """
-    import math
+    if not _DECIMAL.fullmatch(text) or float(text) <= 0:
+        raise argparse.ArgumentTypeError(f"wants a number of seconds above 0, got {text!r}")
+    return float(text)
+
+
+def seconds_or_zero(text: str) -> float:
+    """argparse type for ``--wait``: a number of seconds, 0 included (0: don't wait)."""
+    if not _DECIMAL.fullmatch(text):
+        raise argparse.ArgumentTypeError(f"wants a number of seconds (0 or more), got {text!r}")
+    return float(text)
+
+
+def whole_number(text: str) -> int:
+    """argparse type for a count in ASCII digits (``--forward-delay``)."""
+    if not _INT.fullmatch(text):
+        raise argparse.ArgumentTypeError(f"wants a whole number, got {text!r}")
+    return int(text)
+
+
+def command_words(text: str) -> tuple[str, ...]:
+    """argparse type for ``--dhcp-client``: shell-like words (``'dhclient -v br0'``).
+
+    An unbalanced quote is a usage error, not a traceback.
+    """
+    import shlex
 
     try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"wants a number of seconds, got {text!r}") from None
-    if not math.isfinite(value) or value <= 0:
-        raise argparse.ArgumentTypeError(f"wants a number of seconds above 0, got {text!r}")
-    return value
+        words = tuple(shlex.split(text))
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"cannot split {text!r} into words: {exc}") from None
+    if not words:
+        raise argparse.ArgumentTypeError(f"wants a command such as 'dhclient br0', got {text!r}")
+    return words
+
+
+def iface_selector(text: str | None) -> str | int | None:
+    """``--iface`` / ``MAC|INDEX``: an index in ASCII digits becomes an int, else a MAC str."""
+    if text is None:
+        return None
+    stripped = text.strip()
+    return int(stripped) if _INT.fullmatch(stripped) else stripped
+
+
+def undecodable(argv: Sequence[str]) -> str | None:
+    """The first argument that is not valid UTF-8 (Python keeps its bytes as lone
+    surrogates), shown with the bytes escaped, else None."""
+    for arg in argv:
+        try:
+            arg.encode("utf-8")
+        except UnicodeEncodeError:
+            return ascii(arg.encode("utf-8", "surrogateescape"))[1:]
+    return None
 
 
 def print_json(value: object) -> None:
@@ -62,3 +123,6 @@ def run_command(args: argparse.Namespace) -> int:
         raise CommandError(" ".join(str(exc).split())) from exc
     except KeyboardInterrupt:
         raise CommandError("interrupted", status=130) from None
+    except OSError as exc:
+        # A file or directory the command was pointed at (--root, --state-dir) failed.
+        raise CommandError(" ".join(str(exc).split())) from exc

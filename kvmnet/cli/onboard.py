@@ -15,10 +15,16 @@ when these options are given.
 from __future__ import annotations
 
 import argparse
-import shlex
 from typing import TYPE_CHECKING
 
-from ._common import CommandError, first_uri, seconds
+from ._common import (
+    CommandError,
+    command_words,
+    first_uri,
+    iface_selector,
+    seconds,
+    seconds_or_zero,
+)
 from .progress import ProgressBar
 
 if TYPE_CHECKING:
@@ -48,12 +54,15 @@ def _host_options(group: argparse._ArgumentGroup) -> None:
         help="override a host preflight refusal by name (repeatable)",
     )
     group.add_argument(
-        "--dhcp-client", metavar="COMMAND", help="start this DHCP client on the result"
+        "--dhcp-client",
+        metavar="COMMAND",
+        type=command_words,
+        help="start this DHCP client on the result",
     )
     group.add_argument(
         "--wait",
         metavar="SECONDS",
-        type=float,
+        type=seconds_or_zero,
         default=60.0,
         help="wait this long for the guest's new address (default 60; 0: don't)",
     )
@@ -102,13 +111,6 @@ def _backend(args: argparse.Namespace) -> Backend:
     return create_backend(args.backend, root=args.root, netns=args.netns)
 
 
-def _selector(text: str | None) -> str | int | None:
-    if text is None:
-        return None
-    stripped = text.strip()
-    return int(stripped) if stripped.lstrip("-").isdigit() else stripped
-
-
 def _print(result: LanResult, args: argparse.Namespace) -> int:
     print(result, end="")
     if result.pending_confirmation:
@@ -125,7 +127,7 @@ def run_bridge(args: argparse.Namespace) -> int:
     from ..onboard import bridge_guest
 
     backend = _backend(args)
-    dhcp = tuple(shlex.split(args.dhcp_client)) if args.dhcp_client else ()
+    dhcp = args.dhcp_client or ()
     with connect(first_uri(args)) as host, ProgressBar(f"{args.domain} -> {args.bridge}") as bar:
         result = bridge_guest(
             host,
@@ -133,7 +135,7 @@ def run_bridge(args: argparse.Namespace) -> int:
             bridge=args.bridge,
             nic=args.create_from,
             backend=backend,
-            iface=_selector(args.iface),
+            iface=iface_selector(args.iface),
             live=args.live,
             bounce_link=args.bounce_link,
             confirm_within=args.confirm_within,
@@ -153,13 +155,13 @@ def run_nat(args: argparse.Namespace) -> int:
     from ..onboard import nat_guest
 
     backend = _backend(args)
-    dhcp = tuple(shlex.split(args.dhcp_client)) if args.dhcp_client else ()
+    dhcp = args.dhcp_client or ()
     with connect(first_uri(args)) as host, ProgressBar(f"{args.domain} -> NAT") as bar:
         result = nat_guest(
             host,
             args.domain,
             args.network,
-            iface=_selector(args.iface),
+            iface=iface_selector(args.iface),
             live=args.live,
             bounce_link=args.bounce_link,
             release=args.release,
