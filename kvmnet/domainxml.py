@@ -246,11 +246,12 @@ class DomainXML:
         try:
             root = etree.fromstring(self._data, _parser())
         except etree.XMLSyntaxError as exc:
-            raise InvalidInput(f"not well-formed domain XML: {exc}") from exc
+            raise InvalidInput(f"not well-formed domain XML {validate.shown(text)}: {exc}") from exc
         if root.tag != "domain":
             raise InvalidInput(
-                f"expected a libvirt <domain> document, got <{root.tag}>; pass the output "
-                "of `virsh dumpxml` or a domain definition file"
+                f"expected a libvirt <domain> document, got <{root.tag}> in "
+                f"{validate.shown(text)}; pass the output of `virsh dumpxml` or a domain "
+                "definition file"
             )
         self._root = root
         self._elements: list[etree._Element] | None = None

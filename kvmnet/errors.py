@@ -20,6 +20,7 @@ is also that builtin, so ``except LookupError`` keeps working in code that preda
     ├── LiveChangeUnsupported               the running guest cannot take the change live
     ├── LibvirtError                        any other libvirt failure, cause chained
     ├── PreflightRefused                    a host plan was refused before touching anything
+    │   └── InvalidBridgeName (InvalidName) a bridge name no kernel takes (check "bridge-name")
     ├── PlanFailed
     │   ├── RolledBack                      it failed and the snapshot was restored
     │   ├── RollbackFailed                  it failed and so did the restore: read the message
@@ -47,6 +48,7 @@ __all__ = [
     "DomainNotFound",
     "HostNicNotFound",
     "InterfaceNotFound",
+    "InvalidBridgeName",
     "InvalidInput",
     "InvalidMac",
     "InvalidName",
@@ -156,6 +158,15 @@ class PreflightRefused(KvmnetError):
     def __init__(self, message: str, *, check: str) -> None:
         super().__init__(message)
         self.check = check
+
+
+class InvalidBridgeName(PreflightRefused, InvalidName):
+    """``Bridge(name)`` with a name the kernel refuses: a preflight refusal (check
+    ``"bridge-name"``, never overridable) and an :class:`InvalidName`, as the guest side
+    raises for the same name."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, check="bridge-name")
 
 
 class PlanFailed(KvmnetError):

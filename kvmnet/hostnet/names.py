@@ -48,12 +48,17 @@ def validate_ifname(name: str, *, what: str = "interface") -> str:
 
 def validate_netns_name(name: str) -> str:
     """Return ``name`` if ``ip netns`` accepts it (a file name in /run/netns), else raise."""
+    if not isinstance(name, str):
+        raise InvalidType(
+            f"network namespace name must be a str such as 'lab-host', got {name!r} "
+            f"({type(name).__name__})"
+        )
     if (
         not isinstance(name, str)
         or not name
         or name in (".", "..")
         or len(name) > 255
-        or re.search(r"[/\s]", name)
+        or re.search(r"[/\s\x00-\x1f\x7f]", name)
         or name.startswith("-")
     ):
         raise InvalidName(
