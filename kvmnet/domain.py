@@ -96,7 +96,7 @@ class Domain:
 
     def xml(self, *, inactive: bool = False) -> str:
         """The live XML, or with ``inactive=True`` the persistent definition."""
-        return self._handle.xml(inactive=inactive)
+        return self._handle.xml(inactive=validate.flag(inactive, "inactive"))
 
     # -- interfaces ---------------------------------------------------------------------
 

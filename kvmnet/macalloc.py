@@ -112,13 +112,20 @@ class SourceReport:
 
 
 def _check_args(
-    hosts: object, kernel_links: object, neighbours: object, netns: object, runner: object
+    hosts: object,
+    kernel_links: object,
+    neighbours: object,
+    netns: object,
+    runner: object,
+    ledger: object,
 ) -> tuple[HostLike, ...]:
     """MacAllocator's arguments, checked before any source is read; the hosts as a tuple."""
     validate.optional_flag(kernel_links, "kernel_links")
     validate.flag(neighbours, "neighbours")
     validate.netns(netns)
     validate.runner(runner)
+    if ledger is not None and not callable(getattr(ledger, "claim", None)):
+        raise InvalidType(f"ledger must be a MacLedger or None, got {validate.shown(ledger)}")
     if hasattr(hosts, "connection"):
         return (cast(HostLike, hosts),)
     if isinstance(hosts, (str, bytes)) or not isinstance(hosts, Iterable):
@@ -168,7 +175,7 @@ class MacAllocator:
         runner: Runner | None = None,
         rng: random.Random | None = None,
     ) -> None:
-        self.hosts = _check_args(hosts, kernel_links, neighbours, netns, runner)
+        self.hosts = _check_args(hosts, kernel_links, neighbours, netns, runner, ledger)
         try:
             self.mode = MacMode(mode)
         except ValueError:

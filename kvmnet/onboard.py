@@ -361,6 +361,10 @@ def wait_for_address(
     ``runner``), 1, 2, 4 then every 8 s apart, so that a guest that takes long to lease does
     not get the LAN swept every second.
     """
+    timeout = validate.duration(timeout, "timeout", zero=True)
+    probe = validate.flag(probe, "probe")
+    if mac is not None:
+        mac = validate.mac(mac)
     deadline = time.monotonic() + timeout
     gap, next_probe = 1.0, time.monotonic()
     while True:
@@ -409,7 +413,10 @@ def apply_lan_plan(
     state_dir: str | None = None,
 ) -> LanResult:
     """Run ``plan`` on ``host`` (what :meth:`LanPlan.apply` does): host then guest for a
-    move to a bridge, guest then host for the way back, then the address lookup."""
+    move to a bridge, guest then host for the way back, then the address lookup.
+    ``progress`` and ``state_dir`` are checked before anything runs (InvalidInput)."""
+    validate.progress(progress)
+    validate.optional_path(state_dir, "state_dir")
     steps = 3 if plan.host_plan is not None else 2
 
     def tell(done: int, label: str) -> None:

@@ -43,11 +43,13 @@ from kvmnet.backends import (
     NmcliBackend,
     create_backend,
 )
+from kvmnet.hostnet import confirm
 from kvmnet.hostnet.nic import Bridge, HostNic
 from kvmnet.hostnet.request import BridgeRequest
 from kvmnet.hostnet.runner import LocalRunner, RecordingRunner
 from kvmnet.macalloc import MacAllocator
 from kvmnet.macledger import MacLedger
+from kvmnet.neighbours import probe
 from kvmnet.testing import Guest, Nic, World
 from kvmnet.validate import shown
 
@@ -829,6 +831,68 @@ for v in [5, b"k", ["k"]]:
     case("MacAllocator.allocate(key)", v, InvalidType, lambda e, v: _alloc(e).allocate(key=v))
 
 
+# -- the rest: state dir, address waits, the bridge sweep, LanPlan.apply, Domain.xml ----------
+
+for v, x in [(b"/run/kvmnet", InvalidType), ("/run/\x00", InvalidInput), (5, InvalidType),
+             ("/run/\udcff", InvalidInput)]:  # fmt: skip
+    case("hostnet.confirm(state_dir)", v, x, lambda e, v: confirm(state_dir=v))
+for v, x in [
+    ("60", InvalidType),
+    (-1, InvalidInput),
+    (math.nan, InvalidInput),
+    (None, InvalidType),
+]:
+    case(
+        "onboard.wait_for_address(timeout)",
+        v,
+        x,
+        lambda e, v: onboard.wait_for_address(e.host.domain("run1"), RUN_MAC, timeout=v),
+    )
+for v, x in [("fe", InvalidMac), (5, InvalidType), ("01:00:5e:00:00:01", InvalidMac)]:
+    case(
+        "onboard.wait_for_address(mac)",
+        v,
+        x,
+        lambda e, v: onboard.wait_for_address(e.host.domain("run1"), v, timeout=0),
+    )
+for v, x in [("br:0", InvalidName), ("", InvalidName), (5, InvalidType)]:
+    case("neighbours.probe(bridge)", v, x, lambda e, v: probe(v, [RUN_MAC], runner=e.runner))
+for v, x in [(RUN_MAC, InvalidType), (["zz"], InvalidMac), ([5], InvalidType)]:
+    case("neighbours.probe(macs)", v, x, lambda e, v: probe("br0", v, runner=e.runner))
+for v, x in [(0, InvalidInput), ("256", InvalidType), (-1, InvalidInput)]:
+    case(
+        "neighbours.probe(max_addresses)",
+        v,
+        x,
+        lambda e, v: probe("br0", [RUN_MAC], runner=e.runner, max_addresses=v),
+    )
+for v, x in [(math.nan, InvalidInput), ("1", InvalidType)]:
+    case(
+        "neighbours.probe(wait)",
+        v,
+        x,
+        lambda e, v: probe("br0", [RUN_MAC], runner=e.runner, wait=v),
+    )
+for v, x in [(5, InvalidType), ("bar", InvalidType)]:
+    case(
+        "LanPlan.apply(progress)",
+        v,
+        x,
+        lambda e, v: onboard.plan_bridge_guest(e.host, "off1", bridge="br1").apply(progress=v),
+    )
+for v, x in [(b"/x", InvalidType), ("/x\x00", InvalidInput)]:
+    case(
+        "LanPlan.apply(state_dir)",
+        v,
+        x,
+        lambda e, v: onboard.plan_nat_guest(e.host, "off1", "lan").apply(state_dir=v),
+    )
+for v in ["yes", 1, None]:
+    case("Domain.xml(inactive)", v, InvalidType, lambda e, v: e.host.domain("off1").xml(inactive=v))
+for v in ["ledger", 5, Path("/run/kvmnet")]:
+    case("MacAllocator(ledger)", v, InvalidType, lambda e, v: MacAllocator(e.host, ledger=v))
+
+
 @pytest.mark.parametrize(("call", "exc", "value"), PARAMS)
 def test_bad_input_is_refused_before_anything_changes(
     env: Env, call: Call, exc: type[KvmnetError], value: object
@@ -883,6 +947,48 @@ WORLD_XML = (
     "<interface type='network'><mac address='52:54:00:00:00:01'/>"
     "<source network='default'/></interface></devices></domain>"
 )
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(max_size=24))
+def test_a_guest_mac_is_refused_or_assignable(text: str) -> None:
+    """Any text given as a guest MAC is refused (InvalidMac) or is one libvirt will start."""
+    doc = DomainXML(WORLD_XML)
+    try:
+        iface = doc.add_interface(bridge="br0", mac=text)
+    except InvalidMac as exc:
+        assert shown(text) in str(exc)
+        assert doc.tostring() == WORLD_XML
+        return
+    assert iface.mac is not None
+    first = int(iface.mac[:2], 16)
+    assert first & 1 == 0 and first != 0xFE and iface.mac != "00:00:00:00:00:00"
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.one_of(
+        st.text(max_size=6),
+        st.integers(),
+        st.floats(),
+        st.binary(max_size=4),
+        st.lists(st.booleans(), max_size=2),
+    )
+)
+def test_live_takes_only_true_false_or_none(value: object) -> None:
+    """Whatever else is passed as ``live`` is refused before the guest is read."""
+    with pytest.raises(InvalidType) as info:
+        DomainEdits.use_bridge(value)
+    assert shown(value) in str(info.value)
+
+
+class DomainEdits:
+    """A Domain whose host is never reached: a refusal must come before any libvirt call."""
+
+    @staticmethod
+    def use_bridge(live: object) -> None:
+        dom = object.__new__(kvmnet.Domain)  # no host, no handle: any read would fail
+        dom.use_bridge("br0", live=live)  # type: ignore[arg-type]
 
 
 def test_campaign_size() -> None:
