@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import logging
 import re
 import sys
 from collections.abc import Callable, Sequence
@@ -126,3 +127,13 @@ def run_command(args: argparse.Namespace) -> int:
     except OSError as exc:
         # A file or directory the command was pointed at (--root, --state-dir) failed.
         raise CommandError(" ".join(str(exc).split())) from exc
+    except CommandError:
+        raise
+    except Exception as exc:
+        # A bug, not a mistake of the user's: still one line and exit 1, never a traceback
+        # (scripts parse stderr); -vv logs the traceback for the report.
+        logging.getLogger(__name__).debug("unexpected error", exc_info=True)
+        raise CommandError(
+            f"internal error ({type(exc).__name__}: {' '.join(str(exc).split())}); "
+            "please report it with the output of -vv"
+        ) from exc

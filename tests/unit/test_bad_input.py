@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import kvmnet
@@ -1086,3 +1086,52 @@ def test_cli_refuses_with_one_line_and_no_traceback(
         assert len(err.strip().splitlines()) == 1, err
     assert _tree_hash(env.sandbox) == before_tree
     assert not (env.sandbox / "missing").exists()
+
+
+ARGV_TEXT = st.text(
+    alphabet=st.one_of(
+        st.characters(blacklist_characters="\x00"), st.sampled_from(["\udcff", "\udc80", "-", ":"])
+    ),
+    max_size=20,
+)
+
+
+@settings(
+    max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(bridge=ARGV_TEXT, iface=ARGV_TEXT, mac=ARGV_TEXT)
+def test_cli_never_shows_a_traceback(
+    world_uri: str, capsys: pytest.CaptureFixture[str], bridge: str, iface: str, mac: str
+) -> None:
+    """Whatever text reaches the command line: exit 0, 1 or 2, and never a traceback."""
+    from kvmnet.cli import main
+
+    for argv in (
+        ["bridge", "off1", bridge, "--iface", iface, "--dry-run"],
+        ["add-nic", "off1", "--bridge", bridge, "--mac", mac, "--dry-run"],
+        ["remove-nic", "off1", iface, "--dry-run"],
+    ):
+        try:
+            code = main(["-c", world_uri, *argv])
+        except SystemExit as exc:
+            code = exc.code  # type: ignore[assignment]
+        err = capsys.readouterr().err
+        assert code in (0, 1, 2), (argv, code, err)
+        assert "Traceback" not in err and "internal error" not in err, err
+
+
+def test_cli_turns_an_unexpected_error_into_one_line() -> None:
+    """A bug in a handler still ends as one line and exit 1 (-vv logs the traceback)."""
+    import argparse
+
+    from kvmnet.cli._common import CommandError, run_command
+
+    def handler(args: argparse.Namespace) -> int:
+        raise RuntimeError("boom\nsecond line")
+
+    with pytest.raises(CommandError) as info:
+        run_command(argparse.Namespace(handler=handler))
+    assert info.value.status == 1
+    assert str(info.value) == (
+        "internal error (RuntimeError: boom second line); please report it with the output of -vv"
+    )
