@@ -101,7 +101,10 @@ def undecodable(argv: Sequence[str]) -> str | None:
         try:
             arg.encode("utf-8")
         except UnicodeEncodeError:
-            return ascii(arg.encode("utf-8", "surrogateescape"))[1:]
+            try:  # bytes the shell passed: show them as bytes (b'\xff' -> '\xff')
+                return ascii(arg.encode("utf-8", "surrogateescape"))[1:]
+            except UnicodeEncodeError:  # a lone surrogate no byte decodes to (main(argv))
+                return ascii(arg)
     return None
 
 

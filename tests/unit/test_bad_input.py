@@ -893,6 +893,20 @@ for v in ["ledger", 5, Path("/run/kvmnet")]:
     case("MacAllocator(ledger)", v, InvalidType, lambda e, v: MacAllocator(e.host, ledger=v))
 
 
+for v, x in [("5", InvalidType), (True, InvalidType), (2.0, InvalidType), (-1, InvalidInput)]:
+    case(
+        "BridgeRequest(forward_delay)",
+        v,
+        x,
+        lambda e, v: BridgeRequest("eth9", "br9", forward_delay=v),
+    )
+for v in ["no", 1, None]:
+    case("BridgeRequest(stp)", v, InvalidType, lambda e, v: BridgeRequest("eth9", "br9", stp=v))
+for v, x in BAD_DHCP:
+    case("BridgeRequest(dhcp_client)", v, x,
+         lambda e, v: BridgeRequest("eth9", "br9", dhcp_client=v))  # fmt: skip
+
+
 @pytest.mark.parametrize(("call", "exc", "value"), PARAMS)
 def test_bad_input_is_refused_before_anything_changes(
     env: Env, call: Call, exc: type[KvmnetError], value: object
@@ -937,7 +951,7 @@ def test_guest_xml_and_host_bridge_accept_the_same_names(name: str) -> None:
             attempt()
             outcomes.append(True)
         except InvalidInput as exc:
-            assert shown(name)[:60].rstrip("'")[:20] in str(exc) or name == ""
+            assert shown(name) in str(exc)
             outcomes.append(False)
     assert outcomes in ([True] * 3, [False] * 3), (name, outcomes)
 
