@@ -20,6 +20,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from . import validate
 from .errors import InvalidInput, KvmnetError, PartiallyApplied
 from .progress import Progress, track
 
@@ -50,8 +51,15 @@ def select(
     on_network: str | None = None,
     on_bridge: str | None = None,
 ) -> list[Target]:
-    """The interfaces a bulk call moves: see the module docstring. One listing of the host."""
-    wanted = list(names) if names is not None else None
+    """The interfaces a bulk call moves: see the module docstring. One listing of the host.
+
+    ``names`` is a list of names (one str is refused, not split into characters).
+    """
+    wanted = validate.domain_names(names)
+    if on_network is not None:
+        on_network = validate.network_name(on_network)
+    if on_bridge is not None:
+        on_bridge = validate.ifname(on_bridge, what="bridge")
     if wanted is None and on_network is None and on_bridge is None:
         raise InvalidInput(
             "a bulk switch needs guest names, on_network= or on_bridge=: "
@@ -140,6 +148,17 @@ class _ChangeOne:
         )
 
 
+def _options(
+    live: object, dry_run: object, bounce_link: object, progress: object
+) -> tuple[bool | None, bool, bool]:
+    validate.progress(progress)
+    return (
+        validate.optional_flag(live, "live"),
+        validate.flag(dry_run, "dry_run"),
+        validate.flag(bounce_link, "bounce_link"),
+    )
+
+
 def bridge_many(
     host: Host,
     bridge: str,
@@ -152,7 +171,11 @@ def bridge_many(
     progress: Progress | None = None,
 ) -> list[Change]:
     """Put many guests' interfaces on ``bridge``: the named guests, or every guest with an
-    interface on libvirt network ``on_network`` (e.g. ``"default"``: everyone behind NAT)."""
+    interface on libvirt network ``on_network`` (e.g. ``"default"``: everyone behind NAT).
+
+    Every argument is checked before the host is read (:class:`~kvmnet.InvalidInput`)."""
+    bridge = validate.ifname(bridge, what="bridge")
+    live, dry_run, bounce_link = _options(live, dry_run, bounce_link, progress)
     targets = select(host, names, on_network=on_network)
     change_one = _ChangeOne("bridge", bridge, live=live, dry_run=dry_run, bounce_link=bounce_link)
     return _run(targets, f"moving guests to bridge {bridge}", "already moved are skipped",
@@ -171,7 +194,15 @@ def nat_many(
     progress: Progress | None = None,
 ) -> list[Change]:
     """Put many guests' interfaces on libvirt network ``network``: the named guests, or every
-    guest with an interface on host bridge ``on_bridge``."""
+    guest with an interface on host bridge ``on_bridge``.
+
+    Every argument is checked before the host is read (:class:`~kvmnet.InvalidInput`)."""
+    network = validate.network_name(network)
+    live, dry_run, bounce_link = _options(live, dry_run, bounce_link, progress)
+    if names is not None:
+        validate.domain_names(names)
+    if on_bridge is not None:
+        validate.ifname(on_bridge, what="bridge")
     host.network(network)  # a missing network fails before any guest changes
     targets = select(host, names, on_bridge=on_bridge)
     change_one = _ChangeOne("nat", network, live=live, dry_run=dry_run, bounce_link=bounce_link)

@@ -22,7 +22,7 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from . import _html, _libvirt
+from . import _html, _libvirt, validate
 from .change import Change
 from .domainxml import DomainXML, GuestInterface, GuestInterfaces, IfaceSelector
 from .errors import (
@@ -96,7 +96,7 @@ class Domain:
 
     def xml(self, *, inactive: bool = False) -> str:
         """The live XML, or with ``inactive=True`` the persistent definition."""
-        return self._handle.xml(inactive=inactive)
+        return self._handle.xml(inactive=validate.flag(inactive, "inactive"))
 
     # -- interfaces ---------------------------------------------------------------------
 
@@ -180,7 +180,11 @@ class Domain:
         ``live``: None = the running guest too if it runs; False = next boot only; True = fail
         unless the running guest changes too. ``bounce_link``: after a live switch, take the
         guest's link down for a second (or this many seconds) so it asks DHCP again.
+        Arguments are checked (:mod:`kvmnet.validate`) before anything is read or written:
+        :class:`~kvmnet.errors.InvalidInput` (or its subclasses) for a bad one.
         """
+        bridge = validate.ifname(bridge, what="bridge")
+        iface, live, dry_run, bounce_link = _edit_args(iface, live, dry_run, bounce_link)
         return self._switch("use_bridge", "bridge", bridge, iface, live, dry_run, bounce_link)
 
     def use_nat(
@@ -194,8 +198,11 @@ class Domain:
     ) -> Change:
         """Put an interface on libvirt network ``network`` (NAT ``default`` unless named).
 
-        :class:`~kvmnet.errors.NetworkNotFound` if the host has no such network.
+        :class:`~kvmnet.errors.NetworkNotFound` if the host has no such network;
+        :class:`~kvmnet.errors.InvalidInput` for a bad argument, before anything is read.
         """
+        network = validate.network_name(network)
+        iface, live, dry_run, bounce_link = _edit_args(iface, live, dry_run, bounce_link)
         net = self.host.network(network)
         change = self._switch("use_nat", "network", network, iface, live, dry_run, bounce_link)
         if net.mode is not Mode.NAT:
@@ -287,10 +294,23 @@ class Domain:
 
         ``mac=None`` picks a MAC unique on this host (every domain's live and persistent XML,
         network reservations; prefix 52:54:00); a given ``mac`` raises
-        :class:`~kvmnet.errors.MacInUse` if something uses it already.
+        :class:`~kvmnet.errors.MacInUse` if something uses it already;
+        :class:`~kvmnet.errors.InvalidInput` (InvalidMac for a multicast, zero or ``fe:`` MAC)
+        for a bad argument, before anything is read or written.
         """
         if (bridge is None) == (network is None):
-            raise InvalidInput("add_interface takes exactly one of bridge= or network=")
+            raise InvalidInput(
+                "add_interface takes exactly one of bridge= or network=, got bridge="
+                f"{validate.shown(bridge)} and network={validate.shown(network)}"
+            )
+        if bridge is not None:
+            bridge = validate.ifname(bridge, what="bridge")
+        if network is not None:
+            network = validate.network_name(network)
+        mac = validate.guest_mac(mac) if mac is not None else None
+        model = validate.model(model)
+        live = validate.optional_flag(live, "live")
+        dry_run = validate.flag(dry_run, "dry_run")
         if network is not None:
             self.host.network(network)
         running, persistent = self._running_and_persistent(live)
@@ -348,8 +368,12 @@ class Domain:
         """Remove an interface, selected as for :meth:`use_bridge` (``None``: the first).
 
         Usage: ``dom.remove_interface("52:54:00:ab:cd:ef")``. Naming the MAC is the safer
-        habit; the command line insists on it.
+        habit; the command line insists on it. A bad argument raises
+        :class:`~kvmnet.errors.InvalidInput` before anything is read or written.
         """
+        iface = validate.iface_selector(iface)
+        live = validate.optional_flag(live, "live")
+        dry_run = validate.flag(dry_run, "dry_run")
         running, persistent = self._running_and_persistent(live)
         live_text = self._handle.xml() if running else None
         before = self._handle.xml(inactive=True) if persistent else live_text
@@ -381,7 +405,10 @@ class Domain:
         """Take the running guest's link down for ``seconds``, then up: it renews DHCP.
 
         Without this a guest moved from NAT to the LAN keeps its NAT address.
+        ``seconds``: a finite number above 0 (at most 600), else InvalidInput.
         """
+        iface = validate.iface_selector(iface)
+        seconds = validate.duration(seconds, "seconds", maximum=600.0)
         doc = DomainXML(self._handle.xml())
         current = doc.find(iface)
         if current.link == "down":
@@ -510,6 +537,9 @@ class Domain:
         """
         from .addresses import guest_addresses
 
+        probe = validate.flag(probe, "probe")
+        validate.runner(runner)
+
         if not self.is_running:
             return []
         live = self.live_interfaces
@@ -560,6 +590,18 @@ class Domain:
         return table + _html.section(
             "Next boot differs", *(f"<div>{_html.escape(x)}</div>" for x in lines)
         )
+
+
+def _edit_args(
+    iface: object, live: object, dry_run: object, bounce_link: object
+) -> tuple[IfaceSelector, bool | None, bool, bool | float]:
+    """The options every switch takes, checked (see :mod:`kvmnet.validate`)."""
+    return (
+        validate.iface_selector(iface),
+        validate.optional_flag(live, "live"),
+        validate.flag(dry_run, "dry_run"),
+        validate.bounce(bounce_link),
+    )
 
 
 def _driver_has_no_live_support(exc: LiveChangeUnsupported) -> bool:

@@ -43,6 +43,7 @@ from typing import Union
 
 from lxml import etree
 
+from . import validate
 from ._xmltext import (
     Layout,
     insert_child,
@@ -54,7 +55,7 @@ from ._xmltext import (
     serialise,
     tail_indent,
 )
-from .errors import InterfaceNotFound, InvalidInput, MacInUse, UnsupportedEdit
+from .errors import InterfaceNotFound, InvalidInput, InvalidType, MacInUse, UnsupportedEdit
 from .mode import Mode
 
 __all__ = ["DomainXML", "GuestInterface", "GuestInterfaces", "IfaceSelector"]
@@ -231,17 +232,26 @@ class DomainXML:
 
     def __init__(self, text: str) -> None:
         if not isinstance(text, str):
-            raise InvalidInput(f"DomainXML takes XML text (str), got {type(text).__name__}")
+            raise InvalidType(
+                f"DomainXML takes XML text (str), got {type(text).__name__}: {validate.shown(text)}"
+            )
         self._text = text
-        self._data = text.encode("utf-8")
+        try:
+            self._data = text.encode("utf-8")
+        except UnicodeEncodeError as exc:
+            raise InvalidInput(
+                f"domain XML holds a lone surrogate at {exc.start}: {validate.shown(text)[:80]}; "
+                "read the file as UTF-8 text"
+            ) from None
         try:
             root = etree.fromstring(self._data, _parser())
         except etree.XMLSyntaxError as exc:
-            raise InvalidInput(f"not well-formed domain XML: {exc}") from exc
+            raise InvalidInput(f"not well-formed domain XML {validate.shown(text)}: {exc}") from exc
         if root.tag != "domain":
             raise InvalidInput(
-                f"expected a libvirt <domain> document, got <{root.tag}>; pass the output "
-                "of `virsh dumpxml` or a domain definition file"
+                f"expected a libvirt <domain> document, got <{root.tag}> in "
+                f"{validate.shown(text)}; pass the output of `virsh dumpxml` or a domain "
+                "definition file"
             )
         self._root = root
         self._elements: list[etree._Element] | None = None
@@ -298,7 +308,7 @@ class DomainXML:
         if iface is None:
             return elements[0], 0
         if isinstance(iface, bool):
-            raise InvalidInput(f"interface selector {iface!r}: use a MAC, an index or None")
+            raise InvalidType(f"interface selector {iface!r}: use a MAC, an index or None")
         if isinstance(iface, int):
             count = len(elements)
             if not -count <= iface < count:
@@ -329,9 +339,9 @@ class DomainXML:
                     f"index instead ({', '.join(str(i) for _, i in found)})"
                 )
             return found[0]
-        raise InvalidInput(
-            f"interface selector {iface!r}: use None, a MAC string, an int index or a "
-            "GuestInterface"
+        raise InvalidType(
+            f"interface selector {validate.shown(iface)}: use None, a MAC string, an int index "
+            "or a GuestInterface"
         )
 
     # -- edits ----------------------------------------------------------------------------
@@ -339,11 +349,13 @@ class DomainXML:
     def use_bridge(self, bridge: str, iface: IfaceSelector = None) -> GuestInterface:
         """Put the interface on host bridge ``bridge`` (``type='bridge'``); returns it."""
         _check_name(bridge, "bridge")
+        validate.iface_selector(iface)
         return self._switch(iface, "bridge", bridge)
 
     def use_nat(self, network: str = "default", iface: IfaceSelector = None) -> GuestInterface:
         """Put the interface on libvirt network ``network`` (``type='network'``); returns it."""
         _check_name(network, "network")
+        validate.iface_selector(iface)
         return self._switch(iface, "network", network)
 
     def _switch(self, iface: IfaceSelector, new_type: str, name: str) -> GuestInterface:
@@ -432,15 +444,17 @@ class DomainXML:
         :meth:`kvmnet.Domain.add_interface` always picks one itself.
         """
         if (bridge is None) == (network is None):
-            raise InvalidInput("add_interface takes exactly one of bridge= or network=")
+            raise InvalidInput(
+                f"add_interface takes exactly one of bridge= or network=, got bridge="
+                f"{validate.shown(bridge)} and network={validate.shown(network)}"
+            )
         new_type = "bridge" if bridge is not None else "network"
         name = bridge if bridge is not None else network
         assert name is not None
         _check_name(name, new_type)
+        model = validate.model(model)
         if mac is not None:
-            from .macs import normalize_mac
-
-            mac = normalize_mac(mac)
+            mac = validate.guest_mac(mac)
             # Two NICs with one MAC in one guest is never right, and selecting by MAC breaks.
             twin = next((i for i in self.interfaces if i.mac == mac), None)
             if twin is not None:
@@ -505,6 +519,7 @@ class DomainXML:
 
     def remove_interface(self, iface: IfaceSelector) -> GuestInterface:
         """Remove the selected interface; returns what it was."""
+        validate.iface_selector(iface)
         el, index = self._select(iface)
         removed = read_interface(el, index)
         remove_element(el)
@@ -515,7 +530,7 @@ class DomainXML:
     def set_link(self, state: str, iface: IfaceSelector = None) -> GuestInterface:
         """Set ``<link state='up'|'down'/>`` on the interface (the guest sees carrier change)."""
         if state not in ("up", "down"):
-            raise InvalidInput(f"link state {state!r}: use 'up' or 'down'")
+            raise InvalidInput(f"link state {validate.shown(state)}: use 'up' or 'down'")
         el, index = self._select(iface)
         link = el.find("link")
         if link is None:
@@ -647,21 +662,16 @@ def _mac_of(el: etree._Element) -> str | None:
     return mac.get("address") if mac is not None else None
 
 
-_NAME = re.compile(r"[^\s/'\"<>&]{1,255}")
-
-
 def _check_name(name: str, kind: str) -> None:
-    if name in _GOOD_NAMES:
+    # Remembered: bulk runs check the same few names thousands of times.
+    if isinstance(name, str) and (kind, name) in _GOOD_NAMES:
         return
-    if not isinstance(name, str) or not _NAME.fullmatch(name):
-        from .errors import InvalidName
-
-        raise InvalidName(
-            f"invalid {kind} name {name!r}: use a non-empty name without spaces, quotes or "
-            "slashes (e.g. br0, default)"
-        )
+    if kind == "bridge":
+        validate.ifname(name, what="bridge")
+    else:
+        validate.network_name(name)
     if len(_GOOD_NAMES) < 1024:
-        _GOOD_NAMES.add(name)
+        _GOOD_NAMES.add((kind, name))
 
 
-_GOOD_NAMES: set[str] = set()
+_GOOD_NAMES: set[tuple[str, str]] = set()

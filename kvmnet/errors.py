@@ -11,6 +11,7 @@ is also that builtin, so ``except LookupError`` keeps working in code that preda
     │   ├── InterfaceNotFound
     │   └── HostNicNotFound
     ├── InvalidInput (ValueError)
+    │   ├── InvalidType (TypeError)         an argument of the wrong type ("false" for a bool)
     │   ├── InvalidMac
     │   ├── InvalidName                     bridge / NIC / network names that no tool accepts
     │   └── UnsupportedEdit                 the XML edit cannot be expressed for that type
@@ -19,6 +20,7 @@ is also that builtin, so ``except LookupError`` keeps working in code that preda
     ├── LiveChangeUnsupported               the running guest cannot take the change live
     ├── LibvirtError                        any other libvirt failure, cause chained
     ├── PreflightRefused                    a host plan was refused before touching anything
+    │   └── InvalidBridgeName (InvalidName) a bridge name no kernel takes (check "bridge-name")
     ├── PlanFailed
     │   ├── RolledBack                      it failed and the snapshot was restored
     │   ├── RollbackFailed                  it failed and so did the restore: read the message
@@ -46,9 +48,11 @@ __all__ = [
     "DomainNotFound",
     "HostNicNotFound",
     "InterfaceNotFound",
+    "InvalidBridgeName",
     "InvalidInput",
     "InvalidMac",
     "InvalidName",
+    "InvalidType",
     "KvmnetError",
     "LibvirtError",
     "LiveChangeUnsupported",
@@ -106,6 +110,11 @@ class InvalidInput(KvmnetError, ValueError):
     """An argument is malformed; the message quotes it and says what is accepted."""
 
 
+class InvalidType(InvalidInput, TypeError):
+    """An argument has the wrong type (a str where a bool or a number belongs, bytes for a
+    name, a single str for a list); the message quotes it and names the type wanted."""
+
+
 class InvalidMac(InvalidInput):
     """A MAC address or prefix is malformed, multicast, broadcast or all-zero."""
 
@@ -149,6 +158,15 @@ class PreflightRefused(KvmnetError):
     def __init__(self, message: str, *, check: str) -> None:
         super().__init__(message)
         self.check = check
+
+
+class InvalidBridgeName(PreflightRefused, InvalidName):
+    """``Bridge(name)`` with a name the kernel refuses: a preflight refusal (check
+    ``"bridge-name"``, never overridable) and an :class:`InvalidName`, as the guest side
+    raises for the same name."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, check="bridge-name")
 
 
 class PlanFailed(KvmnetError):

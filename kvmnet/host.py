@@ -15,7 +15,7 @@ from collections.abc import Collection, Iterable, Sequence
 from types import TracebackType
 from typing import TYPE_CHECKING
 
-from . import _html
+from . import _html, validate
 from ._libvirt import Connection, open_connection
 from .errors import ConnectionFailed, NetworkNotFound
 from .lanplan import DEFAULT_ADDRESS_TIMEOUT
@@ -55,9 +55,10 @@ def connect(uri: str | None = None) -> Host:
     """Open a libvirt connection; use it as a context manager to close it.
 
     ``uri``: the argument, else ``$LIBVIRT_DEFAULT_URI``, else ``qemu:///system``.
-    Raises :class:`~kvmnet.errors.ConnectionFailed` naming the URI and the reason.
+    Raises :class:`~kvmnet.errors.ConnectionFailed` naming the URI and the reason, and
+    :class:`~kvmnet.errors.InvalidInput` for a URI that is not a str URI.
     """
-    uri = default_uri(uri)
+    uri = default_uri(validate.uri(uri))
     _check_test_file(uri)
     return Host(open_connection(uri))
 
@@ -122,9 +123,13 @@ class Host:
         return [Domain(self, handle) for handle in self._connection.list_domains()]
 
     def domain(self, name: str) -> Domain:
-        """The domain called ``name``; :class:`~kvmnet.errors.DomainNotFound` if none."""
+        """The domain called ``name``; :class:`~kvmnet.errors.DomainNotFound` if none.
+
+        :class:`~kvmnet.errors.InvalidName` for a name no domain can have (empty, NUL...).
+        """
         from .domain import Domain
 
+        name = validate.domain_name(name)
         return Domain(self, self._connection.lookup_domain(name))
 
     # -- networks -----------------------------------------------------------------------
@@ -139,7 +144,11 @@ class Host:
         return nets
 
     def network(self, name: str) -> Network:
-        """The network called ``name``; :class:`~kvmnet.errors.NetworkNotFound` if none."""
+        """The network called ``name``; :class:`~kvmnet.errors.NetworkNotFound` if none.
+
+        :class:`~kvmnet.errors.InvalidName` for a name no libvirt network can have.
+        """
+        name = validate.network_name(name)
         index = self.network_index()
         net = index.by_name.get(name)
         if net is None:
@@ -180,7 +189,14 @@ class Host:
         Usage: ``host.use_bridge_all(["web1", "web2"], "br0", progress=show)``.
 
         One listing for all domains; stops at the first error (earlier changes stay made).
+        Every argument is checked first (``names`` must be a list, not one str):
+        :class:`~kvmnet.errors.InvalidInput` before any guest changes.
         """
+        names = validate.domain_names(names)
+        bridge = validate.ifname(bridge, what="bridge")
+        live = validate.optional_flag(live, "live")
+        dry_run = validate.flag(dry_run, "dry_run")
+        validate.progress(progress)
         return [
             dom.use_bridge(bridge, live=live, dry_run=dry_run)
             for dom in track(self._select(names), progress, label=lambda d: d.name)
@@ -195,7 +211,15 @@ class Host:
         dry_run: bool = False,
         progress: Progress | None = None,
     ) -> list[Change]:
-        """``use_nat(network)`` on the first interface of every named domain (all if None)."""
+        """``use_nat(network)`` on the first interface of every named domain (all if None).
+
+        Arguments are checked as :meth:`use_bridge_all` checks them.
+        """
+        names = validate.domain_names(names)
+        network = validate.network_name(network)
+        live = validate.optional_flag(live, "live")
+        dry_run = validate.flag(dry_run, "dry_run")
+        validate.progress(progress)
         self.network(network)
         return [
             dom.use_nat(network, live=live, dry_run=dry_run)

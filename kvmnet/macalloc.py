@@ -26,7 +26,15 @@ from enum import Enum
 from typing import TYPE_CHECKING, Protocol, cast
 from urllib.parse import urlsplit
 
-from .errors import CommandFailed, InvalidInput, KvmnetError, MacInUse, MacSpaceExhausted
+from . import validate
+from .errors import (
+    CommandFailed,
+    InvalidInput,
+    InvalidType,
+    KvmnetError,
+    MacInUse,
+    MacSpaceExhausted,
+)
 from .macledger import MacLedger
 from .macs import (
     DEFAULT_PREFIX,
@@ -36,7 +44,6 @@ from .macs import (
     PrefixSpace,
     int_to_mac,
     is_assignable,
-    normalize_mac,
     try_parse_mac,
 )
 
@@ -104,6 +111,38 @@ class SourceReport:
         return f"{self.source} on {self.host}: NOT READ ({self.error})"
 
 
+def _check_args(
+    hosts: object,
+    kernel_links: object,
+    neighbours: object,
+    netns: object,
+    runner: object,
+    ledger: object,
+) -> tuple[HostLike, ...]:
+    """MacAllocator's arguments, checked before any source is read; the hosts as a tuple."""
+    validate.optional_flag(kernel_links, "kernel_links")
+    validate.flag(neighbours, "neighbours")
+    validate.netns(netns)
+    validate.runner(runner)
+    if ledger is not None and not callable(getattr(ledger, "claim", None)):
+        raise InvalidType(f"ledger must be a MacLedger or None, got {validate.shown(ledger)}")
+    if hasattr(hosts, "connection"):
+        return (cast(HostLike, hosts),)
+    if isinstance(hosts, (str, bytes)) or not isinstance(hosts, Iterable):
+        raise InvalidType(
+            f"hosts must be a kvmnet.Host or a list of them (from kvmnet.connect), got "
+            f"{validate.shown(hosts)}"
+        )
+    found = tuple(hosts)
+    for host in found:
+        if not hasattr(host, "connection") or not hasattr(host, "uri"):
+            raise InvalidType(
+                f"hosts must hold kvmnet.Host objects (from kvmnet.connect), got "
+                f"{validate.shown(host)}"
+            )
+    return cast("tuple[HostLike, ...]", found)
+
+
 def is_local_uri(uri: str) -> bool:
     """True for a libvirt URI of this machine (no host name), false for the test driver."""
     parts = urlsplit(uri)
@@ -136,9 +175,7 @@ class MacAllocator:
         runner: Runner | None = None,
         rng: random.Random | None = None,
     ) -> None:
-        self.hosts: tuple[HostLike, ...] = (
-            (cast(HostLike, hosts),) if hasattr(hosts, "connection") else tuple(hosts)
-        )
+        self.hosts = _check_args(hosts, kernel_links, neighbours, netns, runner, ledger)
         try:
             self.mode = MacMode(mode)
         except ValueError:
@@ -246,7 +283,7 @@ class MacAllocator:
 
     def used_by(self, mac: str) -> tuple[str, ...]:
         """Who uses ``mac``: the inventory, this allocator, other processes' ledger claims."""
-        text = normalize_mac(mac)
+        text = validate.mac(mac)
         who = list(self._users().get(text, ()))
         if text in self._handed:
             who.append("this allocator, which handed it out or reserved it already")
@@ -270,8 +307,11 @@ class MacAllocator:
 
         ``key`` makes it deterministic: the same key and the same LAN state give the same MAC
         (the next free one in the space if the key's own MAC is taken).
-        Raises :class:`MacSpaceExhausted` when no free MAC is left in the space.
+        Raises :class:`MacSpaceExhausted` when no free MAC is left in the space, and
+        :class:`~kvmnet.errors.InvalidInput` for a ``key`` that is not a str.
         """
+        if key is not None and not isinstance(key, str):
+            validate.text(key, "key")  # raises InvalidType
         if key is None and self._fast and not self._dense and self.ledger is None:
             # The common case, inlined: a prefix whose every MAC is assignable, no ledger.
             taken, base, getrandbits, bits = self._taken, self._base, self._getrandbits, self._bits
@@ -302,10 +342,11 @@ class MacAllocator:
         """Take a user-chosen MAC: normalised, checked, and never handed out afterwards.
 
         Raises :class:`InvalidMac` if malformed, multicast, broadcast or zero, and
-        :class:`MacInUse` naming who uses it. Returns the normalised MAC.
+        :class:`MacInUse` naming who uses it. Returns the normalised MAC. A MAC starting with
+        ``fe`` (libvirt's tap MACs; libvirt refuses it for a guest) is InvalidMac too.
         Usage: ``alloc.reserve("52-54-00-AB-CD-EF") == "52:54:00:ab:cd:ef"``
         """
-        text = normalize_mac(mac)
+        text = validate.guest_mac(mac)
         who = self.used_by(text)
         if not who and self.ledger is not None:
             if self.ledger.claim(text):
@@ -325,7 +366,7 @@ class MacAllocator:
 
     def release(self, mac: str) -> None:
         """Forget that this allocator handed ``mac`` out (e.g. the define that used it failed)."""
-        text = normalize_mac(mac)
+        text = validate.mac(mac)
         self._handed.discard(text)
         if text not in self._users():
             self._taken.discard(text)

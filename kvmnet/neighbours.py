@@ -34,7 +34,8 @@ import time
 from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 
-from .errors import KvmnetError
+from . import validate
+from .errors import InvalidType, KvmnetError
 from .hostnet.runner import LocalRunner, Runner, default_runner
 
 __all__ = [
@@ -208,10 +209,18 @@ def probe(
     unless the table already knows them all (see the module doc for the traffic it sends).
 
     ``runner`` reads and sends in its host or namespace (default: this one). Raises
-    :class:`~kvmnet.KvmnetError` when the bridge is missing.
+    :class:`~kvmnet.KvmnetError` when the bridge is missing, and
+    :class:`~kvmnet.InvalidInput` for a bad argument before anything is sent.
     """
+    bridge = validate.ifname(bridge, what="bridge")
+    if isinstance(macs, (str, bytes)):
+        raise InvalidType(f"macs must be a list of MACs, got {validate.shown(macs)}")
+    wanted_macs = [validate.mac(m) for m in macs]
+    validate.runner(runner)
+    validate.count(max_addresses, "max_addresses")
+    validate.duration(wait, "wait", zero=True)
     runner = runner if runner is not None else default_runner()
-    wanted = {m.lower() for m in macs}
+    wanted = set(wanted_macs)
     known = _wanted(read_neighbours(runner, bridge), wanted)
     if {n.mac for n in known} >= wanted:
         return ProbeResult(bridge, tuple(known))

@@ -31,6 +31,7 @@ import time
 from collections.abc import Callable, Collection
 from typing import TYPE_CHECKING
 
+from . import validate
 from .errors import KvmnetError, PartiallyApplied, PreflightRefused
 from .lanplan import DEFAULT_ADDRESS_TIMEOUT, LanPlan, LanResult
 from .macalloc import is_local_uri
@@ -89,6 +90,35 @@ def _moved_mac(change: Change, iface: IfaceSelector) -> str | None:
     return iface if isinstance(iface, str) else None
 
 
+def _lan_args(
+    domain: object,
+    iface: object,
+    live: object,
+    bounce_link: object,
+    confirm_within: object,
+    address_timeout: object,
+    force: object,
+    dhcp_client: object,
+) -> tuple[bool | None, bool, float | None, float, tuple[str, ...], tuple[str, ...]]:
+    """The options both plans take, checked (see :mod:`kvmnet.validate`)."""
+    validate.domain_name(domain)
+    validate.iface_selector(iface)
+    return (
+        validate.optional_flag(live, "live"),
+        validate.flag(bounce_link, "bounce_link"),
+        validate.optional_duration(confirm_within, "confirm_within"),
+        validate.duration(address_timeout, "address_timeout", zero=True),
+        validate.force(force),
+        validate.dhcp_client(dhcp_client),
+    )
+
+
+def _apply_args(dry_run: object, progress: object, state_dir: object) -> bool:
+    validate.progress(progress)
+    validate.optional_path(state_dir, "state_dir")
+    return validate.flag(dry_run, "dry_run")
+
+
 def plan_bridge_guest(
     host: Host,
     domain: str,
@@ -109,10 +139,17 @@ def plan_bridge_guest(
     Without ``nic``/``backend`` the host is left alone (the bridge must exist already).
     ``force`` and ``dhcp_client`` go to :meth:`kvmnet.Bridge.enslave` (preflight overrides by
     name; a DHCP client to start on the bridge). Nothing changes; the host is only read
-    (through ``backend.runner``).
+    (through ``backend.runner``). Every argument is checked first: InvalidInput for a bad one.
     """
     from .hostnet.nic import Bridge, HostNic
 
+    bridge = validate.ifname(bridge, what="bridge")
+    if nic is not None:
+        nic = validate.ifname(nic, what="NIC")
+    live, bounce_link, confirm_within, address_timeout, force, dhcp_client = _lan_args(
+        domain, iface, live, bounce_link, confirm_within, address_timeout, force, dhcp_client
+    )
+    validate.backend(backend)
     dom = host.domain(domain)
     notes: list[str] = []
     host_plan = None
@@ -178,9 +215,17 @@ def plan_nat_guest(
     """Plan moving ``domain`` back to NAT ``network``; ``release=NIC`` also takes NIC out of the
     bridge the guest was on. That is refused while other guests use the bridge, unless
     ``force`` names ``"bridge-in-use"``; the other names in ``force``, and ``dhcp_client``,
-    go to :meth:`kvmnet.Bridge.release`."""
+    go to :meth:`kvmnet.Bridge.release`. Every argument is checked first: InvalidInput for a
+    bad one."""
     from .hostnet.nic import Bridge, HostNic
 
+    network = validate.network_name(network)
+    if release is not None:
+        release = validate.ifname(release, what="NIC")
+    live, bounce_link, confirm_within, address_timeout, force, dhcp_client = _lan_args(
+        domain, iface, live, bounce_link, confirm_within, address_timeout, force, dhcp_client
+    )
+    validate.backend(backend)
     dom = host.domain(domain)
     change = dom.use_nat(network, iface, live=live, dry_run=True)
     iface_mac = _moved_mac(change, iface)
@@ -316,6 +361,10 @@ def wait_for_address(
     ``runner``), 1, 2, 4 then every 8 s apart, so that a guest that takes long to lease does
     not get the LAN swept every second.
     """
+    timeout = validate.duration(timeout, "timeout", zero=True)
+    probe = validate.flag(probe, "probe")
+    if mac is not None:
+        mac = validate.mac(mac)
     deadline = time.monotonic() + timeout
     gap, next_probe = 1.0, time.monotonic()
     while True:
@@ -364,7 +413,10 @@ def apply_lan_plan(
     state_dir: str | None = None,
 ) -> LanResult:
     """Run ``plan`` on ``host`` (what :meth:`LanPlan.apply` does): host then guest for a
-    move to a bridge, guest then host for the way back, then the address lookup."""
+    move to a bridge, guest then host for the way back, then the address lookup.
+    ``progress`` and ``state_dir`` are checked before anything runs (InvalidInput)."""
+    validate.progress(progress)
+    validate.optional_path(state_dir, "state_dir")
     steps = 3 if plan.host_plan is not None else 2
 
     def tell(done: int, label: str) -> None:
@@ -456,6 +508,7 @@ def bridge_guest(
     state_dir: str | None = None,
 ) -> LanResult:
     """:func:`plan_bridge_guest`, then (unless ``dry_run``) :meth:`LanPlan.apply`."""
+    dry_run = _apply_args(dry_run, progress, state_dir)
     plan = plan_bridge_guest(
         host,
         domain,
@@ -494,6 +547,7 @@ def nat_guest(
     state_dir: str | None = None,
 ) -> LanResult:
     """:func:`plan_nat_guest`, then (unless ``dry_run``) :meth:`LanPlan.apply`."""
+    dry_run = _apply_args(dry_run, progress, state_dir)
     plan = plan_nat_guest(
         host,
         domain,

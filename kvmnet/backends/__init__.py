@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from ..errors import InvalidType
 from .base import Backend
 from .registry import BACKENDS, backend_class, make_backend
 
@@ -72,6 +73,10 @@ def create_backend(
     Raises:
         InvalidInput: an unknown name, or an option the backend does not take.
     """
+    if not isinstance(name, str):
+        raise InvalidType(
+            f"backend name must be a str such as 'iproute2', got {name!r} ({type(name).__name__})"
+        )
     if name == "auto":
         from .auto import AutoBackend
 

@@ -32,6 +32,7 @@ from __future__ import annotations
 from collections.abc import Collection, Iterable
 from typing import Literal, Protocol, runtime_checkable
 
+from .. import validate
 from ..hostnet.plan import Check, Plan, Step, StopProcess
 from ..hostnet.request import BridgeRequest, HostState
 from ..hostnet.runner import Runner, default_runner
@@ -72,6 +73,9 @@ class BackendBase:
     name: str
 
     def __init__(self, *, netns: str | None = None, runner: Runner | None = None) -> None:
+        # Checked here, before any runner exists: InvalidInput/InvalidType for a bad one.
+        netns = validate.netns(netns)
+        validate.runner(runner)
         self._runner: Runner = runner if runner is not None else default_runner(netns)
 
     @property

@@ -14,10 +14,11 @@ import posixpath
 import time
 from collections.abc import Iterable
 
+from .. import validate
 from ..errors import InvalidInput
 from ..hostnet.plan import RunCommand, Step, WriteFile
 from ..hostnet.request import BridgeRequest, HostState
-from ..hostnet.runner import Runner, Scratch
+from ..hostnet.runner import LocalRunner, Runner, Scratch
 from ..hostnet.state import LinkState
 from .base import BackendBase, stale_addresses, stop_dhcp_clients, stp_warnings
 
@@ -58,11 +59,25 @@ class Rooted:
 
 
 class FileBackendBase(BackendBase):
-    """A backend whose configuration files live under ``root`` (``paths`` maps into it)."""
+    """A backend whose configuration files live under ``root`` (``paths`` maps into it).
+
+    ``root`` (str or path-like) must be an existing directory: a missing one is refused, not
+    created, and so is a root whose config dirs (``config_dirs``, and the backup dir) resolve
+    outside it through a symlink, since writes would land on the real system. The check is
+    made on this machine's file system when the runner acts on it (the default, a local or
+    namespace runner); another runner (a recording one) holds its own files.
+    Raises :class:`~kvmnet.errors.InvalidInput` (InvalidType for a wrong type).
+    """
+
+    #: The absolute directories (as on ``/``) this backend reads and writes under ``root``.
+    config_dirs: tuple[str, ...] = ()
 
     def __init__(
         self, *, root: str = "/", netns: str | None = None, runner: Runner | None = None
     ) -> None:
+        root = validate.path(root, "root")
+        if runner is None or isinstance(runner, LocalRunner):
+            root = validate.root_dir(root, config_dirs=(*self.config_dirs, BACKUP_DIR))
         self.paths = Rooted(root)
         super().__init__(netns=netns, runner=runner)
 

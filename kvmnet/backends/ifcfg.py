@@ -185,6 +185,7 @@ class IfcfgBackend(FileBackendBase):
     """
 
     name = "ifcfg"
+    config_dirs = (SCRIPTS_DIR,)
 
     def __init__(
         self,

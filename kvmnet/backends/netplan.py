@@ -173,6 +173,7 @@ class NetplanBackend(FileBackendBase):
     """
 
     name = "netplan"
+    config_dirs = (NETPLAN_DIR,)
 
     def __init__(
         self,

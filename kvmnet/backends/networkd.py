@@ -503,6 +503,7 @@ class NetworkdBackend(FileBackendBase):
     """
 
     name = "networkd"
+    config_dirs = NETWORK_DIRS
 
     def __init__(
         self,

@@ -418,6 +418,7 @@ class NmcliBackend(FileBackendBase):
     """
 
     name = "nmcli"
+    config_dirs = (KEYFILE_DIR,)
 
     def __init__(
         self,

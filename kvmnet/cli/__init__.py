@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from . import bulk, completion, domains, hostbridge, macs, show
-from ._common import CommandError, run_command
+from ._common import CommandError, run_command, undecodable
 
 __all__ = ["build_parser", "main"]
 
@@ -80,6 +80,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
+    bad = undecodable(sys.argv[1:] if argv is None else argv)
+    if bad is not None:
+        # Names and paths reach libvirt, ip and config files as UTF-8: say so before parsing.
+        parser.print_usage(sys.stderr)
+        print(f"kvmnet: error: argument {bad} is not valid UTF-8", file=sys.stderr)
+        return 2
     args = parser.parse_args(argv)
     level = {0: logging.WARNING, 1: logging.INFO}.get(args.verbose, logging.DEBUG)
     logging.basicConfig(level=level, format="kvmnet: %(levelname)s: %(message)s")

@@ -16,11 +16,10 @@ import sys
 from typing import TYPE_CHECKING
 
 from . import onboard
-from ._common import CommandError, first_uri, print_json
+from ._common import CommandError, first_uri, iface_selector, print_json
 
 if TYPE_CHECKING:
     from ..change import Change
-    from ..domainxml import IfaceSelector
     from ..host import Host
 
 __all__ = ["register"]
@@ -99,15 +98,6 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.set_defaults(handler=_remove_nic)
 
 
-def _selector(text: str | None) -> IfaceSelector:
-    if text is None:
-        return None
-    stripped = text.strip()
-    if stripped.lstrip("-").isdigit():
-        return int(stripped)
-    return stripped
-
-
 def _connect(args: argparse.Namespace) -> Host:
     from ..host import connect
 
@@ -173,7 +163,7 @@ def _bridge(args: argparse.Namespace) -> int:
     with _connect(args) as host:
         change = host.domain(args.domain).use_bridge(
             args.bridge,
-            _selector(args.iface),
+            iface_selector(args.iface),
             live=args.live,
             dry_run=args.dry_run,
             bounce_link=args.bounce,
@@ -187,7 +177,7 @@ def _nat(args: argparse.Namespace) -> int:
     with _connect(args) as host:
         change = host.domain(args.domain).use_nat(
             args.network,
-            _selector(args.iface),
+            iface_selector(args.iface),
             live=args.live,
             dry_run=args.dry_run,
             bounce_link=args.bounce,
@@ -209,7 +199,7 @@ def _add_nic(args: argparse.Namespace) -> int:
 
 
 def _remove_nic(args: argparse.Namespace) -> int:
-    selector = _selector(args.iface)
+    selector = iface_selector(args.iface)
     if selector is None:
         raise CommandError("remove-nic needs a MAC or an index", status=2)
     with _connect(args) as host:

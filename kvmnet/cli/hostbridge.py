@@ -11,10 +11,9 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import shlex
 from typing import TYPE_CHECKING
 
-from ._common import BACKEND_NAMES, CommandError, seconds
+from ._common import BACKEND_NAMES, CommandError, command_words, seconds, whole_number
 
 if TYPE_CHECKING:
     from ..hostnet.plan import Plan
@@ -50,6 +49,7 @@ def _common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--dhcp-client",
         metavar="COMMAND",
+        type=command_words,
         help="start this DHCP client afterwards, e.g. 'dhclient br0'",
     )
     parser.add_argument("--state-dir", metavar="DIR", help=argparse.SUPPRESS)
@@ -65,7 +65,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     )
     _common(bridge)
     bridge.add_argument("--stp", action="store_true", help="STP on (about 30 s outage)")
-    bridge.add_argument("--forward-delay", type=int, default=0, metavar="SECONDS")
+    bridge.add_argument("--forward-delay", type=whole_number, default=0, metavar="SECONDS")
     bridge.set_defaults(handler=_host_bridge)
     release = sub.add_parser(
         "host-release",
@@ -84,7 +84,7 @@ def _plan(args: argparse.Namespace, action: str) -> Plan:
 
     backend = create_backend(args.backend, root=args.root, netns=args.netns)
     nic, br = HostNic(args.nic, backend=backend), Bridge(args.bridge, backend=backend)
-    dhcp = tuple(shlex.split(args.dhcp_client)) if args.dhcp_client else ()
+    dhcp = args.dhcp_client or ()
     force, within = tuple(args.force), args.confirm_within
     if action == "release":
         return br.release(nic, dry_run=True, dhcp_client=dhcp, force=force, confirm_within=within)

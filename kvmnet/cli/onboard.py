@@ -15,10 +15,16 @@ when these options are given.
 from __future__ import annotations
 
 import argparse
-import shlex
 from typing import TYPE_CHECKING
 
-from ._common import BACKEND_NAMES, first_uri, seconds
+from ._common import (
+    BACKEND_NAMES,
+    command_words,
+    first_uri,
+    iface_selector,
+    seconds,
+    seconds_or_zero,
+)
 from .progress import ProgressBar
 
 if TYPE_CHECKING:
@@ -52,12 +58,15 @@ def _host_options(group: argparse._ArgumentGroup) -> None:
         help="override a host preflight refusal by name (repeatable)",
     )
     group.add_argument(
-        "--dhcp-client", metavar="COMMAND", help="start this DHCP client on the result"
+        "--dhcp-client",
+        metavar="COMMAND",
+        type=command_words,
+        help="start this DHCP client on the result",
     )
     group.add_argument(
         "--wait",
         metavar="SECONDS",
-        type=float,
+        type=seconds_or_zero,
         default=60.0,
         help="wait this long for the guest's new address (default 60; 0: don't)",
     )
@@ -108,13 +117,6 @@ def _backend(args: argparse.Namespace) -> Backend:
     return create_backend(args.backend, root=args.root, netns=args.netns)
 
 
-def _selector(text: str | None) -> str | int | None:
-    if text is None:
-        return None
-    stripped = text.strip()
-    return int(stripped) if stripped.lstrip("-").isdigit() else stripped
-
-
 def _svg_after(before: Topology | None, result: LanResult, args: argparse.Namespace) -> None:
     """``--svg FILE``: the host as it was before the call, with what the plan moves marked."""
     if before is not None:
@@ -141,25 +143,25 @@ def run_bridge(args: argparse.Namespace) -> int:
     from ..onboard import bridge_guest
 
     backend = _backend(args)
-    dhcp = tuple(shlex.split(args.dhcp_client)) if args.dhcp_client else ()
-    call: dict[str, object] = dict(
-        bridge=args.bridge,
-        nic=args.create_from,
-        backend=backend,
-        iface=_selector(args.iface),
-        live=args.live,
-        bounce_link=args.bounce_link,
-        confirm_within=args.confirm_within,
-        address_timeout=args.wait,
-        force=tuple(args.force),
-        dhcp_client=dhcp,
-        state_dir=args.state_dir,
-    )
     with connect(first_uri(args)) as host:
         before = host.topology(runner=backend.runner) if args.svg else None
         with ProgressBar(f"{args.domain} -> {args.bridge}") as bar:
             result = bridge_guest(
-                host, args.domain, dry_run=args.dry_run, progress=bar, **call  # type: ignore[arg-type]
+                host,
+                args.domain,
+                bridge=args.bridge,
+                nic=args.create_from,
+                backend=backend,
+                iface=iface_selector(args.iface),
+                live=args.live,
+                bounce_link=args.bounce_link,
+                confirm_within=args.confirm_within,
+                address_timeout=args.wait,
+                force=tuple(args.force),
+                dhcp_client=args.dhcp_client or (),
+                dry_run=args.dry_run,
+                progress=bar,
+                state_dir=args.state_dir,
             )
     _svg_after(before, result, args)
     return _print(result, args)
@@ -171,25 +173,25 @@ def run_nat(args: argparse.Namespace) -> int:
     from ..onboard import nat_guest
 
     backend = _backend(args)
-    dhcp = tuple(shlex.split(args.dhcp_client)) if args.dhcp_client else ()
-    call: dict[str, object] = dict(
-        network=args.network,
-        iface=_selector(args.iface),
-        live=args.live,
-        bounce_link=args.bounce_link,
-        release=args.release,
-        backend=backend,
-        force=tuple(args.force),
-        dhcp_client=dhcp,
-        confirm_within=args.confirm_within,
-        address_timeout=args.wait,
-        state_dir=args.state_dir,
-    )
     with connect(first_uri(args)) as host:
         before = host.topology(runner=backend.runner) if args.svg else None
         with ProgressBar(f"{args.domain} -> NAT") as bar:
             result = nat_guest(
-                host, args.domain, dry_run=args.dry_run, progress=bar, **call  # type: ignore[arg-type]
+                host,
+                args.domain,
+                args.network,
+                iface=iface_selector(args.iface),
+                live=args.live,
+                bounce_link=args.bounce_link,
+                release=args.release,
+                backend=backend,
+                force=tuple(args.force),
+                dhcp_client=args.dhcp_client or (),
+                confirm_within=args.confirm_within,
+                address_timeout=args.wait,
+                dry_run=args.dry_run,
+                progress=bar,
+                state_dir=args.state_dir,
             )
     _svg_after(before, result, args)
     return _print(result, args)

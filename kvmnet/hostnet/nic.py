@@ -24,6 +24,7 @@ from collections.abc import Collection
 from dataclasses import replace
 from typing import TYPE_CHECKING
 
+from .. import validate
 from ..errors import PreflightRefused
 from .inspect import inspect_host, read_links, read_routes, ssh_uses
 from .names import validate_ifname
@@ -55,10 +56,36 @@ def _own_session(backend: Backend) -> str | None:
     return os.environ.get("SSH_CONNECTION")
 
 
+def _nic_name(nic: object) -> str:
+    if isinstance(nic, HostNic):
+        return nic.name
+    return validate.ifname(nic, what="NIC")
+
+
+def _plan_args(
+    dry_run: object,
+    dhcp_client: object,
+    force: object,
+    confirm_within: object,
+    verify: object,
+    ssh_connection: object,
+) -> tuple[bool, tuple[str, ...], tuple[str, ...], float | None, bool]:
+    """enslave/release's shared options, checked (see :mod:`kvmnet.validate`)."""
+    if ssh_connection is not None and not isinstance(ssh_connection, str):
+        validate.text(ssh_connection, "ssh_connection")  # raises InvalidType
+    return (
+        validate.flag(dry_run, "dry_run"),
+        validate.dhcp_client(dhcp_client),
+        validate.force(force),
+        validate.optional_duration(confirm_within, "confirm_within"),
+        validate.flag(verify, "verify"),
+    )
+
+
 class _Link:
     def __init__(self, name: str, *, backend: Backend | None, what: str) -> None:
         self.name = validate_ifname(name, what=what)
-        self.backend = _default_backend(backend)
+        self.backend = _default_backend(validate.backend(backend))  # type: ignore[arg-type]
         self._state: LinkState | None = None
         self._loaded = False
 
@@ -194,8 +221,14 @@ class Bridge(_Link):
     ) -> Plan:
         """Plan (and unless ``dry_run``, apply) moving ``nic`` and its addresses/routes into
         this bridge. ``force`` overrides preflight refusals by name (see
-        :mod:`kvmnet.hostnet.preflight`); ``confirm_within`` arms the dead-man timer."""
-        name = nic.name if isinstance(nic, HostNic) else nic
+        :mod:`kvmnet.hostnet.preflight`); ``confirm_within`` arms the dead-man timer.
+        Every argument is checked before the host is read: InvalidInput for a bad one."""
+        name = _nic_name(nic)
+        stp = validate.flag(stp, "stp")
+        forward_delay = validate.count(forward_delay, "forward_delay", minimum=0, maximum=30)
+        dry_run, dhcp_client, force, confirm_within, verify = _plan_args(
+            dry_run, dhcp_client, force, confirm_within, verify, ssh_connection
+        )
         request = BridgeRequest(
             name,
             self.name,
@@ -242,8 +275,12 @@ class Bridge(_Link):
         ssh_connection: str | None = None,
     ) -> Plan:
         """The way back: the bridge's addresses and routes onto ``nic``, ``nic`` out of the
-        bridge, the bridge removed when no port is left."""
-        name = nic.name if isinstance(nic, HostNic) else nic
+        bridge, the bridge removed when no port is left. Arguments are checked as
+        :meth:`enslave` checks them."""
+        name = _nic_name(nic)
+        dry_run, dhcp_client, force, confirm_within, verify = _plan_args(
+            dry_run, dhcp_client, force, confirm_within, verify, ssh_connection
+        )
         request = BridgeRequest(name, self.name, dhcp_client=dhcp_client)
         current = self._current(name, ssh_connection)
         if current.nic.master != self.name:

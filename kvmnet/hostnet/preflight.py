@@ -33,7 +33,7 @@ from __future__ import annotations
 import re
 from collections.abc import Collection
 
-from ..errors import InvalidName, PreflightRefused
+from ..errors import InvalidBridgeName, InvalidName, PreflightRefused
 from .names import validate_ifname
 from .request import BridgeRequest, HostState
 from .runner import Runner
@@ -63,7 +63,7 @@ def check_bridge_name(name: str) -> str:
     try:
         return validate_ifname(name, what="bridge")
     except InvalidName as exc:
-        raise PreflightRefused(str(exc), check="bridge-name") from exc
+        raise InvalidBridgeName(str(exc)) from exc
 
 
 def libvirt_owner(runner: Runner, bridge: str) -> str | None:

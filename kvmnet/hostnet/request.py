@@ -48,8 +48,14 @@ class BridgeRequest:
     force: frozenset[str] = frozenset()
 
     def __post_init__(self) -> None:
+        from .. import validate  # validate imports .names from this package
+
         validate_ifname(self.nic, what="NIC")
         validate_ifname(self.bridge, what="bridge")
+        validate.flag(self.stp, "stp")
+        if isinstance(self.forward_delay, bool) or not isinstance(self.forward_delay, int):
+            validate.count(self.forward_delay, "forward_delay")  # raises InvalidType
+        object.__setattr__(self, "dhcp_client", validate.dhcp_client(self.dhcp_client))
         if self.nic == self.bridge:
             raise InvalidName(
                 f"NIC and bridge are both named {self.nic!r}: give the bridge its own name"
