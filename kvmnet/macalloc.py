@@ -323,6 +323,7 @@ class MacAllocator:
         pending = list(range(count))
         drawn: list[str] = []  # added to _taken by this call: undone if it fails
         claimed: list[str] = []
+        walk = (self._dense, self._cursor)  # so is the walk over a dense space
         try:
             while pending:
                 batch: list[tuple[int, str]] = []
@@ -344,6 +345,7 @@ class MacAllocator:
                         claimed.append(mac)
         except BaseException:
             self._taken.difference_update(drawn)
+            self._dense, self._cursor = walk
             if self.ledger is not None and claimed:
                 self.ledger.release_many(claimed)
             raise

@@ -24,13 +24,16 @@ import contextlib
 import logging
 import os
 import secrets
-import sqlite3
 import stat
 import time
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from .errors import UntrustedPath
+
+if TYPE_CHECKING:
+    import sqlite3
 
 __all__ = ["DEFAULT_TTL", "MacLedger", "check_private_dir", "default_state_dir"]
 
@@ -243,6 +246,8 @@ class MacLedger:
         self._db = None
 
     def _connection(self) -> sqlite3.Connection | None:
+        import sqlite3  # imported on use: `kvmnet --help` must not pay for it
+
         # An unusable ledger (read-only /run, a full disk) must not stop allocation: the
         # inventory check still holds; the ledger only narrows a race. Warn once. An
         # *untrusted* ledger is different: it raises, as someone may be playing tricks.
@@ -317,6 +322,8 @@ class MacLedger:
         Raises:
             UntrustedPath: As for :meth:`open`.
         """
+        import sqlite3
+
         db = self._connection()
         if db is None or not wanted:
             return []
@@ -362,6 +369,8 @@ class MacLedger:
         Args:
             macs: MACs in canonical form; those this ledger does not hold are ignored.
         """
+        import sqlite3
+
         db = self._connection()
         if db is None:
             return
@@ -390,6 +399,8 @@ class MacLedger:
             "kvmnet pid 123/ab12cd34 on this machine (...)"; None if nobody, this ledger, or
             a claim for the same ``key`` holds it.
         """
+        import sqlite3
+
         db = self._connection()
         if db is None:
             return None
@@ -412,6 +423,8 @@ class MacLedger:
         Returns:
             MAC -> owner.
         """
+        import sqlite3
+
         db = self._connection()
         if db is None:
             return {}
