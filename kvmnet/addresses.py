@@ -98,10 +98,7 @@ def _probed(
     if not _is_local(uri):
         log.warning(
             "domain %r: no probe for %s: %s is not this host, whose bridges kvmnet cannot "
-            "sweep; run kvmnet on that host",
-            name,
-            ", ".join(sorted(macs)),
-            uri,
+            "sweep; run kvmnet on that host", name, ", ".join(sorted(macs)), uri,
         )
         return []
     by_bridge: dict[str, set[str]] = {}

@@ -533,7 +533,9 @@ class Domain:
 
     # -- addresses ----------------------------------------------------------------------
 
-    def addresses(self, *, probe: bool = False, runner: Runner | None = None) -> list[GuestAddress]:
+    def addresses(
+        self, *, probe: bool = False, runner: Runner | None = None
+    ) -> list[GuestAddress]:
         """The running guest's IP addresses per MAC, each saying which source answered.
 
         Sources in order: the DHCP lease (libvirt networks), the guest agent, the host's

@@ -222,12 +222,8 @@ def probe(
         log.warning("probe on %s refused %s", bridge, reason)
     if not targets:
         return ProbeResult(bridge, tuple(known), tuple(swept), tuple(refused))
-    log.info(
-        "probe on %s: one datagram to each of %d addresses in %s",
-        bridge,
-        len(targets),
-        ", ".join(swept),
-    )
+    log.info("probe on %s: one datagram to each of %d addresses in %s",
+             bridge, len(targets), ", ".join(swept))
     sent = _send(runner, bridge, targets)
     deadline = time.monotonic() + wait
     while True:

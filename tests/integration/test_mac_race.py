@@ -25,7 +25,8 @@ pytestmark = [
     pytest.mark.integration,
 ]
 
-RUNS = 30
+# Runs per state: shut off (the persistent definition only) and running (hot-plug + define).
+RUNS = {"shut off": 30, "running": 10}
 
 _WORKER = """
 import sys
@@ -46,13 +47,18 @@ with kvmnet.connect(sys.argv[1]) as host:
 """
 
 
+@pytest.fixture(params=list(RUNS))
+def state(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
 @pytest.fixture
-def workers(lab: LibvirtLab, tmp_path: Path) -> Iterator[list[subprocess.Popen[str]]]:
+def workers(lab: LibvirtLab, tmp_path: Path, state: str) -> Iterator[list[subprocess.Popen[str]]]:
     env = {**os.environ, "KVMNET_STATE_DIR": str(tmp_path / "state")}
     procs: list[subprocess.Popen[str]] = []
     try:
         for name in ("race-a", "race-b"):
-            lab.define_guest(name, network="default", start=False)
+            lab.define_guest(name, network="default", start=state == "running")
             procs.append(
                 subprocess.Popen(
                     [sys.executable, "-c", _WORKER, lab.uri, name],
@@ -77,21 +83,21 @@ def workers(lab: LibvirtLab, tmp_path: Path) -> Iterator[list[subprocess.Popen[s
                 proc.wait()
 
 
-def _owners(lab: LibvirtLab, mac: str) -> list[str]:
-    """The domains whose persistent definition holds ``mac``, straight from virsh."""
+def _owners(lab: LibvirtLab, mac: str, *, inactive: bool) -> list[str]:
+    """The domains whose persistent (or live) definition holds ``mac``, straight from virsh."""
     return [
         name
         for name in ("race-a", "race-b")
-        if any(nic.mac == mac for nic in lab.nics(name, inactive=True))
+        if any(nic.mac == mac for nic in lab.nics(name, inactive=inactive))
     ]
 
 
 def test_two_processes_adding_one_mac_exactly_one_wins(
-    lab: LibvirtLab, workers: list[subprocess.Popen[str]], tmp_path: Path
+    lab: LibvirtLab, workers: list[subprocess.Popen[str]], tmp_path: Path, state: str
 ) -> None:
     wins = {"race-a": 0, "race-b": 0}
-    for run in range(RUNS):
-        mac = f"52:54:00:5a:{run >> 8:02x}:{run & 0xFF:02x}"
+    for run in range(RUNS[state]):
+        mac = f"52:54:00:5a:{len(state):02x}:{run:02x}"
         for proc in workers:  # released together: the two writes are microseconds apart
             assert proc.stdin is not None
             proc.stdin.write(mac + "\n")
@@ -99,14 +105,16 @@ def test_two_processes_adding_one_mac_exactly_one_wins(
         outcomes = []
         for proc in workers:
             assert proc.stdout is not None
-            outcomes.append(proc.stdout.readline().split(" ", 1))
-        verdicts = sorted(o[0].strip() for o in outcomes)
+            outcomes.append(proc.stdout.readline().rstrip("\n").split(" ", 1))
+        verdicts = sorted(o[0] for o in outcomes)
         assert verdicts == ["added", "refused"], f"run {run}: {outcomes}"
         loser = next(o[1] for o in outcomes if o[0] == "refused")
         assert mac in loser  # the MacInUse message names the MAC
-        owners = _owners(lab, mac)
+        owners = _owners(lab, mac, inactive=True)
         assert len(owners) == 1, f"run {run}: {mac} defined in {owners}"
+        if state == "running":  # the winner's running guest got it too, the loser's did not
+            assert _owners(lab, mac, inactive=False) == owners
         wins[owners[0]] += 1
-    assert sum(wins.values()) == RUNS
+    assert sum(wins.values()) == RUNS[state]
     # Every claim was dropped once its define was done: the ledger is empty again.
     assert MacLedger(tmp_path / "state").claims() == {}
