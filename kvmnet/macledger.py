@@ -21,6 +21,7 @@ Usage::
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import os
 import secrets
@@ -334,18 +335,26 @@ class MacLedger:
             db.execute("BEGIN IMMEDIATE")
             try:
                 db.execute("DELETE FROM claims WHERE expiry <= ?", (now,))
-                for mac, key in wanted:
-                    row = db.execute(
-                        "SELECT owner, key FROM claims WHERE mac = ?", (mac,)
-                    ).fetchone()
-                    held = row is not None and row[0] != self.owner
-                    if held and (key is None or row[1] != key):
-                        refused.append(mac)
-                        continue
-                    db.execute(
-                        "INSERT OR REPLACE INTO claims VALUES (?, ?, ?, ?)",
-                        (mac, self.owner, expiry, key),
+                # Two statements for the whole batch, each looping in C: who else holds any
+                # of these MACs (one indexed lookup each), then every row this ledger may take.
+                if len(wanted) == 1:  # a single claim: skip the JSON round trip
+                    found = db.execute(
+                        "SELECT mac, owner, key FROM claims WHERE mac = ?", (wanted[0][0],)
                     )
+                else:
+                    found = db.execute(
+                        "SELECT mac, owner, key FROM claims"
+                        " WHERE mac IN (SELECT value FROM json_each(?))",
+                        (json.dumps([mac for mac, _ in wanted]),),
+                    )
+                held = {mac: key for mac, owner, key in found if owner != self.owner}
+                rows = []
+                for mac, key in wanted:
+                    if mac in held and (key is None or held[mac] != key):
+                        refused.append(mac)
+                    else:
+                        rows.append((mac, self.owner, expiry, key))
+                db.executemany("INSERT OR REPLACE INTO claims VALUES (?, ?, ?, ?)", rows)
                 db.execute("COMMIT")
             except BaseException:
                 db.execute("ROLLBACK")
