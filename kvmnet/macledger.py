@@ -155,27 +155,19 @@ def check_private_dir(directory: Path, *, create: bool = True) -> None:
             with contextlib.suppress(FileExistsError):
                 os.mkdir(path, 0o700)
     _check_ancestors(directory)
+    _check_opened(directory, os.O_RDONLY | os.O_DIRECTORY, kind="directory")
+
+
+def _check_opened(path: Path, flags: int, *, kind: str) -> None:
+    """Open ``path`` without following a link (creating a file 0600), check what was opened."""
     try:
-        fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
+        fd = os.open(path, flags | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
     except OSError:
         # O_NOFOLLOW on a link fails with ELOOP, O_DIRECTORY on a file with ENOTDIR: say why.
-        _check_stat(directory, os.lstat(directory), kind="directory")
+        _check_stat(path, os.lstat(path), kind=kind)
         raise
     try:
-        _check_stat(directory, os.fstat(fd), kind="directory")
-    finally:
-        os.close(fd)
-
-
-def _open_private_file(path: Path) -> None:
-    """Create ``path`` 0600 if missing; refuse a link, a non-file, another owner or g/o-write."""
-    try:
-        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
-    except OSError:
-        _check_stat(path, os.lstat(path), kind="file")
-        raise
-    try:
-        _check_stat(path, os.fstat(fd), kind="file")
+        _check_stat(path, os.fstat(fd), kind=kind)
     finally:
         os.close(fd)
 
@@ -258,7 +250,7 @@ class MacLedger:
             return self._db
         try:
             check_private_dir(self.directory)
-            _open_private_file(self.path)
+            _check_opened(self.path, os.O_RDWR | os.O_CREAT, kind="file")
             for extra in ("-wal", "-shm"):
                 side = Path(f"{self.path}{extra}")
                 if os.path.lexists(side):
