@@ -370,9 +370,12 @@ class MacAllocator:
 
     def release_claims(self) -> None:
         """Drop every ledger claim this allocator holds (the MACs are in libvirt's XML now,
-        or the edit they were for failed). What it handed out stays taken here."""
-        if self.ledger is not None and self._claimed:
-            self.ledger.release_many(self._claimed)
+        or the edit they were for failed), and close the ledger's database connection until
+        its next use. What it handed out stays taken here."""
+        if self.ledger is not None:
+            if self._claimed:
+                self.ledger.release_many(self._claimed)
+            self.ledger.close()
         self._claimed.clear()
 
     def reserve(self, mac: str) -> str:

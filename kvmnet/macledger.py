@@ -172,6 +172,27 @@ def _check_opened(path: Path, flags: int, *, kind: str) -> None:
         os.close(fd)
 
 
+def _check_db_files(path: Path) -> None:
+    """Create the database 0600 if missing; check it and SQLite's side files.
+
+    An existing database is checked with ``lstat`` and never opened here: closing any
+    descriptor of a file drops every POSIX lock this process holds on it, including those of
+    a SQLite connection still open on it, and another process could then checkpoint and
+    delete the WAL under that connection (sqlite.org/howtocorrupt.html, 2.2). The check is
+    sound without opening because the directory was verified first: nobody else can swap a
+    file in it. Only a file that does not exist yet (a new inode nobody holds locks on) is
+    created and checked through its descriptor.
+    """
+    try:
+        _check_opened(path, os.O_RDWR | os.O_CREAT | os.O_EXCL, kind="file")
+    except FileExistsError:
+        _check_stat(path, os.lstat(path), kind="file")
+    for extra in ("-wal", "-shm"):
+        side = Path(f"{path}{extra}")
+        if os.path.lexists(side):
+            _check_stat(side, os.lstat(side), kind="file")
+
+
 class MacLedger:
     """Claims ``{mac: (owner, expiry, key)}`` in ``directory``; claims are atomic across processes.
 
@@ -250,11 +271,7 @@ class MacLedger:
             return self._db
         try:
             check_private_dir(self.directory)
-            _check_opened(self.path, os.O_RDWR | os.O_CREAT, kind="file")
-            for extra in ("-wal", "-shm"):
-                side = Path(f"{self.path}{extra}")
-                if os.path.lexists(side):
-                    _check_stat(side, os.lstat(side), kind="file")
+            _check_db_files(self.path)
             db = sqlite3.connect(
                 self.path, timeout=_BUSY_TIMEOUT, isolation_level=None, check_same_thread=False
             )

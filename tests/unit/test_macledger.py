@@ -330,3 +330,40 @@ def test_reserve_against_a_held_claim_names_the_holder(tmp_path: Path) -> None:
         alloc = MacAllocator(host, ledger=MacLedger(tmp_path / "s"))
         with pytest.raises(MacInUse, match=f"kvmnet {holder.owner} on this machine"):
             alloc.reserve(MAC)
+
+
+_OTHER_PROCESS = """
+import sys
+from kvmnet.macledger import MacLedger
+ledger = MacLedger(sys.argv[1])
+if sys.argv[2] != "-":
+    assert ledger.claim(sys.argv[2])
+print(" ".join(sorted(ledger.claims())))
+ledger.close()  # the last connection to close checkpoints and removes the WAL
+"""
+
+
+def _other_process(state: Path, mac: str) -> set[str]:
+    out = subprocess.run(
+        [sys.executable, "-c", _OTHER_PROCESS, str(state), mac],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=60,
+    ).stdout
+    return set(out.split())
+
+
+def test_a_second_ledger_in_one_process_keeps_the_first_ones_locks(tmp_path: Path) -> None:
+    # Closing any descriptor of the database drops every POSIX lock of this process on it,
+    # those of an open SQLite connection too; another process closing its connection then
+    # deletes the WAL under it, and this process's later claims vanish for everyone else.
+    macs = [f"52:54:00:00:00:{i:02x}" for i in range(1, 5)]
+    first = MacLedger(tmp_path)
+    assert first.claim(macs[0])
+    second = MacLedger(tmp_path)  # opening a second ledger must not touch the first's locks
+    assert second.open()
+    assert _other_process(tmp_path, macs[1]) == set(macs[:2])
+    assert first.claim(macs[2])
+    assert second.claim(macs[3])
+    assert _other_process(tmp_path, "-") == set(macs)
