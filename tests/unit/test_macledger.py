@@ -367,3 +367,23 @@ def test_a_second_ledger_in_one_process_keeps_the_first_ones_locks(tmp_path: Pat
     assert first.claim(macs[2])
     assert second.claim(macs[3])
     assert _other_process(tmp_path, "-") == set(macs)
+
+
+def test_a_forked_child_uses_its_own_connection_and_keeps_its_locks(tmp_path: Path) -> None:
+    macs = [f"52:54:00:00:01:{i:02x}" for i in range(1, 6)]
+    ledger = MacLedger(tmp_path)
+    assert ledger.claim(macs[0])  # the parent's connection is open when it forks
+    pid = os.fork()
+    if pid == 0:  # the child: report through the exit status only
+        ok = False
+        try:
+            ok = ledger.claim(macs[1])
+            ok = ok and _other_process(tmp_path, macs[2]) == set(macs[:3])
+            ok = ok and ledger.claim(macs[3])
+            ok = ok and _other_process(tmp_path, "-") == set(macs[:4])
+        finally:
+            os._exit(0 if ok else 1)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+    assert ledger.claim(macs[4])  # the parent's own connection still works
+    assert _other_process(tmp_path, "-") == set(macs)
