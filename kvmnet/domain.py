@@ -288,7 +288,9 @@ class Domain:
 
         ``mac=None`` picks a MAC unique on this host (every domain's live and persistent XML,
         network reservations; prefix 52:54:00); a given ``mac`` raises
-        :class:`~kvmnet.errors.MacInUse` if something uses it already.
+        :class:`~kvmnet.errors.MacInUse` if something uses it already. Given or generated,
+        the MAC is claimed in this machine's MAC ledger until it is defined (docs/macs.md);
+        a ledger another user could have written raises :class:`~kvmnet.errors.UntrustedPath`.
         """
         if (bridge is None) == (network is None):
             raise InvalidInput("add_interface takes exactly one of bridge= or network=")

@@ -273,7 +273,9 @@ class MacAllocator:
 
         ``key`` makes it deterministic: the same key and the same LAN state give the same MAC
         (the next free one in the space if the key's own MAC is taken).
-        Raises :class:`MacSpaceExhausted` when no free MAC is left in the space.
+        Raises :class:`MacSpaceExhausted` when no free MAC is left in the space, and
+        :class:`~kvmnet.errors.UntrustedPath` when the ledger could have been written by
+        another user (see :mod:`kvmnet.macledger`).
         """
         if key is None and self._fast and not self._dense and self.ledger is None:
             # The common case, inlined: a prefix whose every MAC is assignable, no ledger.
@@ -311,6 +313,7 @@ class MacAllocator:
         Raises:
             InvalidInput: ``count`` is not a whole number from 0 to :data:`MAX_COUNT`
                 (checked before anything is drawn or claimed).
+            UntrustedPath: The ledger could have been written by another user.
             MacSpaceExhausted: The space has fewer than ``count`` free MACs (checked at once
                 where the inventory shows it; a later shortfall releases every claim made).
         """
@@ -382,7 +385,9 @@ class MacAllocator:
         """Take a user-chosen MAC: normalised, checked, and never handed out afterwards.
 
         Raises :class:`InvalidMac` if malformed, multicast, broadcast or zero, and
-        :class:`MacInUse` naming who uses it. Returns the normalised MAC.
+        :class:`MacInUse` naming who uses it (or the process whose ledger claim holds it),
+        :class:`~kvmnet.errors.UntrustedPath` for a ledger another user could have written.
+        Returns the normalised MAC.
         Usage: ``alloc.reserve("52-54-00-AB-CD-EF") == "52:54:00:ab:cd:ef"``
         """
         text = normalize_mac(mac)
