@@ -13,9 +13,12 @@ import pwd
 import sqlite3
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 import kvmnet
 from kvmnet.errors import InvalidInput, KvmnetError, MacInUse, MacSpaceExhausted, UntrustedPath
@@ -387,3 +390,40 @@ def test_a_forked_child_uses_its_own_connection_and_keeps_its_locks(tmp_path: Pa
     assert os.waitstatus_to_exitcode(status) == 0
     assert ledger.claim(macs[4])  # the parent's own connection still works
     assert _other_process(tmp_path, "-") == set(macs)
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    used=st.sets(st.integers(min_value=0, max_value=255), max_size=250),
+    held=st.sets(st.integers(min_value=0, max_value=255), max_size=40),
+    count=st.integers(min_value=0, max_value=300),
+    key=st.one_of(st.none(), st.text(alphabet="abc/", min_size=1, max_size=4)),
+)
+def test_allocate_many_is_all_or_nothing(
+    used: set[int], held: set[int], count: int, key: str | None
+) -> None:
+    """Inventory ``used``, another process's claims ``held``: either ``count`` MACs free of
+    both come back, or an error leaves no claim of this allocator and nothing taken."""
+    with tempfile.TemporaryDirectory() as tmp:
+        uri = World((Guest("g", nics=tuple(Nic.bridge(mac=_in(i)) for i in used)),)).write(tmp)
+        other = MacLedger(f"{tmp}/state")
+        assert other.claim_many([(_in(i), None) for i in held]) == []
+        mine = MacLedger(f"{tmp}/state")
+        with kvmnet.connect(uri) as host:
+            alloc = MacAllocator(host, prefix="52:54:00:00:00", ledger=mine)
+            free = {_in(i) for i in range(256)} - {_in(i) for i in used | held}
+            try:
+                macs = alloc.allocate_many(count, key=key)
+            except MacSpaceExhausted:
+                assert count > len(free)
+                assert set(mine.claims().values()) <= {other.owner}
+                # Nothing of the failed call stays taken: every free MAC is still there.
+                assert set(alloc.allocate_many(len(free))) == free
+            else:
+                assert count <= len(free)
+                assert len(set(macs)) == count and set(macs) <= free
+                assert {m for m, o in mine.claims().items() if o == mine.owner} == set(macs)
+
+
+def _in(i: int) -> str:
+    return f"52:54:00:00:00:{i:02x}"
