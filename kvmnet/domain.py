@@ -40,6 +40,7 @@ if TYPE_CHECKING:
     from .addresses import GuestAddress
     from .host import Host
     from .hostnet.runner import Runner
+    from .macalloc import MacAllocator
 
 __all__ = ["Domain"]
 
@@ -296,7 +297,9 @@ class Domain:
         network reservations; prefix 52:54:00); a given ``mac`` raises
         :class:`~kvmnet.errors.MacInUse` if something uses it already;
         :class:`~kvmnet.errors.InvalidInput` (InvalidMac for a multicast, zero or ``fe:`` MAC)
-        for a bad argument, before anything is read or written.
+        for a bad argument, before anything is read or written. Given or generated, the MAC
+        is claimed in this machine's MAC ledger until it is defined (docs/macs.md); a ledger
+        another user could have written raises :class:`~kvmnet.errors.UntrustedPath`.
         """
         if (bridge is None) == (network is None):
             raise InvalidInput(
@@ -314,10 +317,46 @@ class Domain:
         if network is not None:
             self.host.network(network)
         running, persistent = self._running_and_persistent(live)
-        from .macalloc import MacAllocator
+        # -- MAC claim (macalloc/macledger own this part) ----------------------------------
+        # Given or generated, the MAC is claimed in this machine's ledger before the inventory
+        # is read again and the domain defined: of two processes adding one MAC at once, one
+        # claims it and the other gets MacInUse (or, once the claim is released, finds it in
+        # the winner's XML). The claim is dropped when the define is done or failed.
+        from .macalloc import MacAllocator, ledger_for
 
-        alloc = MacAllocator(self.host)
-        chosen = alloc.reserve(mac) if mac is not None else alloc.allocate()
+        alloc = MacAllocator(self.host, ledger=ledger_for(self.host.uri))
+        try:
+            chosen = alloc.reserve(mac) if mac is not None else alloc.allocate()
+            return self._add_claimed(
+                alloc,
+                chosen,
+                mac=mac,
+                target=(bridge, network, model),
+                running=running,
+                persistent=persistent,
+                live=live,
+                dry_run=dry_run,
+            )
+        finally:
+            alloc.release_claims()
+
+    def _add_claimed(
+        self,
+        alloc: MacAllocator,
+        chosen: str,
+        *,
+        mac: str | None,
+        target: tuple[str | None, str | None, str | None],
+        running: bool,
+        persistent: bool,
+        live: bool | None,
+        dry_run: bool,
+    ) -> Change:
+        """add_interface once ``chosen`` is claimed: define it unless someone took it meanwhile.
+
+        ``target`` is (bridge, network, model) as add_interface got them.
+        """
+        bridge, network, model = target
         for attempt in range(_MAC_ATTEMPTS):
             plan = self._plan_add(chosen, bridge, network, model, running, live, persistent)
             if dry_run:

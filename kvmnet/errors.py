@@ -27,7 +27,8 @@ is also that builtin, so ``except LookupError`` keeps working in code that preda
     │   └── PartiallyApplied                a later step failed; the message says what stands
     ├── ValidationFailed                    a real tool rejected a rendered config file
     ├── CommandFailed                       a command a plan runs exited non-zero
-    └── ConfirmationError                   `kvmnet confirm` with no pending apply, or too late
+    ├── ConfirmationError                   `kvmnet confirm` with no pending apply, or too late
+    └── UntrustedPath                       state another user could have written (StrictModes)
 
 Usage::
 
@@ -66,6 +67,7 @@ __all__ = [
     "RollbackFailed",
     "RolledBack",
     "UnsupportedEdit",
+    "UntrustedPath",
     "ValidationFailed",
 ]
 
@@ -208,3 +210,14 @@ class PartiallyApplied(PlanFailed):
     def __init__(self, message: str, *, done: Sequence[str] = ()) -> None:
         super().__init__(message)
         self.done = tuple(done)
+
+
+class UntrustedPath(KvmnetError):
+    """A state directory or file another user could have written (owner, mode or a symlink).
+
+    ``path`` is the offending path; the message says how to fix it.
+    """
+
+    def __init__(self, message: str, *, path: str) -> None:
+        super().__init__(message)
+        self.path = path

@@ -51,13 +51,16 @@ if TYPE_CHECKING:
     from ._libvirt import Connection
     from .hostnet.runner import Runner
 
-__all__ = ["MacAllocator", "MacMode", "SourceReport"]
+__all__ = ["MAX_COUNT", "MacAllocator", "MacMode", "SourceReport", "ledger_for"]
 
 log = logging.getLogger(__name__)
 
 # Random draws before concluding the space is dense and walking a permutation of it instead:
 # at 90 % occupancy 32 misses in a row happen with probability 0.9**32 = 3 %.
 _RANDOM_TRIES = 32
+#: The most MACs :meth:`MacAllocator.allocate_many` hands out in one call: more is a typo
+#: (``--count 1000000000``) that would otherwise run for minutes and fill memory.
+MAX_COUNT = 1_000_000
 # kvmnet's own generator: seeded from os.urandom, re-seeded in every forked child (so workers
 # forked from one parent never draw the same sequence), and untouched by random.seed().
 _RNG = random.Random()
@@ -308,7 +311,9 @@ class MacAllocator:
         ``key`` makes it deterministic: the same key and the same LAN state give the same MAC
         (the next free one in the space if the key's own MAC is taken).
         Raises :class:`MacSpaceExhausted` when no free MAC is left in the space, and
-        :class:`~kvmnet.errors.InvalidInput` for a ``key`` that is not a str.
+        :class:`~kvmnet.errors.InvalidInput` for a ``key`` that is not a str, and
+        :class:`~kvmnet.errors.UntrustedPath` when the ledger could have been written by
+        another user (see :mod:`kvmnet.macledger`).
         """
         if key is not None and not isinstance(key, str):
             validate.text(key, "key")  # raises InvalidType
@@ -333,17 +338,97 @@ class MacAllocator:
             return mac
 
     def allocate_many(self, count: int, *, key: str | None = None) -> list[str]:
-        """``count`` distinct MACs (with ``key``: ``key/0``, ``key/1``, ...)."""
-        if key is None:
-            return [self.allocate() for _ in range(count)]
-        return [self.allocate(key=f"{key}/{i}") for i in range(count)]
+        """``count`` distinct MACs, all or none (with ``key``: ``key/0``, ``key/1``, ...).
+
+        With a ledger the MACs are claimed in one transaction per batch, so the cost per MAC
+        does not grow with the count or the ledger's size.
+
+        Args:
+            count: How many, 0 to :data:`MAX_COUNT`.
+            key: Deterministic keys ``key/i``, as for :meth:`allocate`.
+
+        Returns:
+            The MACs, in the order drawn.
+
+        Raises:
+            InvalidInput: ``count`` is not a whole number from 0 to :data:`MAX_COUNT`
+                (checked before anything is drawn or claimed).
+            UntrustedPath: The ledger could have been written by another user.
+            MacSpaceExhausted: The space has fewer than ``count`` free MACs (checked at once
+                where the inventory shows it; a later shortfall releases every claim made).
+        """
+        _check_count(count)
+        if count == 0:
+            return []
+        self._check_room(count)
+        keys = [None] * count if key is None else [f"{key}/{i}" for i in range(count)]
+        result: list[str] = [""] * count
+        pending = list(range(count))
+        drawn: list[str] = []  # added to _taken by this call: undone if it fails
+        claimed: list[str] = []
+        walk = (self._dense, self._cursor)  # so is the walk over a dense space
+        try:
+            while pending:
+                batch: list[tuple[int, str]] = []
+                for i in pending:
+                    wanted = keys[i]
+                    mac = self._probe(wanted) if wanted is not None else self._draw()
+                    self._taken.add(mac)
+                    drawn.append(mac)
+                    batch.append((i, mac))
+                refused: set[str] = set()
+                if self.ledger is not None:
+                    refused = set(self.ledger.claim_many([(mac, keys[i]) for i, mac in batch]))
+                pending = []
+                for i, mac in batch:
+                    if mac in refused:
+                        pending.append(i)  # another process holds it: it stays taken here
+                    else:
+                        result[i] = mac
+                        claimed.append(mac)
+        except BaseException:
+            self._taken.difference_update(drawn)
+            self._dense, self._cursor = walk
+            if self.ledger is not None and claimed:
+                self.ledger.release_many(claimed)
+            raise
+        if self.ledger is not None:
+            self._claimed.update(result)
+        self._handed.update(result)
+        return result
+
+    def _check_room(self, count: int) -> None:
+        """Refuse at once a count larger than the free MACs of the space."""
+        size = self.space.size
+        if count <= size - len(self._taken):
+            return  # room even if every taken MAC were in the space: no need to count them
+        index_of = self.space.index_of
+        used = sum(1 for mac in self._taken if index_of(_value(mac)) is not None)
+        if count > size - used:
+            raise MacSpaceExhausted(
+                f"cannot hand out {count} MACs: {self.space.describe()} has {size - used} free "
+                f"({used} in use or handed out); ask for fewer, use a shorter prefix (more free "
+                "octets) or mode='random'"
+            )
+
+    def release_claims(self) -> None:
+        """Drop every ledger claim this allocator holds (the MACs are in libvirt's XML now,
+        or the edit they were for failed), and close the ledger's database connection until
+        its next use. What it handed out stays taken here."""
+        if self.ledger is not None:
+            if self._claimed:
+                self.ledger.release_many(self._claimed)
+            self.ledger.close()
+        self._claimed.clear()
 
     def reserve(self, mac: str) -> str:
         """Take a user-chosen MAC: normalised, checked, and never handed out afterwards.
 
         Raises :class:`InvalidMac` if malformed, multicast, broadcast or zero, and
-        :class:`MacInUse` naming who uses it. Returns the normalised MAC. A MAC starting with
-        ``fe`` (libvirt's tap MACs; libvirt refuses it for a guest) is InvalidMac too.
+        :class:`MacInUse` naming who uses it (or the process whose ledger claim holds it),
+        :class:`~kvmnet.errors.UntrustedPath` for a ledger another user could have written.
+        Returns the normalised MAC. A MAC starting with ``fe`` (libvirt's tap MACs; libvirt
+        refuses it for a guest) is InvalidMac too.
         Usage: ``alloc.reserve("52-54-00-AB-CD-EF") == "52:54:00:ab:cd:ef"``
         """
         text = validate.guest_mac(mac)
@@ -375,6 +460,15 @@ class MacAllocator:
             self.ledger.release(text)
 
     def _draw(self) -> str:
+        if not self._dense and self._fast:
+            taken, base, getrandbits, bits = self._taken, self._base, self._getrandbits, self._bits
+            for _ in range(_RANDOM_TRIES):
+                h = f"{base | getrandbits(bits):012x}"
+                mac = f"{h[0:2]}:{h[2:4]}:{h[4:6]}:{h[6:8]}:{h[8:10]}:{h[10:12]}"
+                if mac not in taken:
+                    return mac
+            log.debug("MAC space %s is dense; walking it", self.space.describe())
+            self._dense = True
         if not self._dense:
             mac_at, taken, bits = self.space.mac_at, self._taken, self.space.size.bit_length() - 1
             getrandbits = self._rng.getrandbits
@@ -464,6 +558,35 @@ class MacAllocator:
                 returncode=result.returncode,
             ) from exc
         return [r for r in rows if isinstance(r, dict)] if isinstance(rows, list) else []
+
+
+def ledger_for(uri: str) -> MacLedger | None:
+    """The ledger an edit of a domain on ``uri`` claims its MAC in: the machine's default one.
+
+    None for libvirt's test driver, whose state lives inside each process: two processes
+    never share a test-driver domain, so a shared ledger could only report false conflicts.
+
+    Args:
+        uri: The host's libvirt URI.
+
+    Returns:
+        :meth:`MacLedger.default`, or None for ``test:`` URIs.
+    """
+    if urlsplit(uri).scheme.split("+")[0] == "test":
+        return None
+    return MacLedger.default()
+
+
+def _check_count(count: object) -> None:
+    if isinstance(count, bool) or not isinstance(count, int):
+        raise InvalidInput(
+            f"count {count!r} is not a whole number; give an int from 0 to {MAX_COUNT:,}"
+        )
+    if not 0 <= count <= MAX_COUNT:
+        raise InvalidInput(
+            f"count {count} is out of range: kvmnet hands out 0 to {MAX_COUNT:,} MACs at once; "
+            "ask in several calls for more"
+        )
 
 
 def _all_canonical(macs: set[str]) -> bool:

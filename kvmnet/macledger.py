@@ -2,40 +2,66 @@
 
 Between the moment an allocator picks a MAC and the moment libvirt holds it in a domain
 definition, no inventory can see it. The ledger closes that window for processes on the
-same machine: a claim is a line in one JSON file, read and rewritten under an ``flock``;
-each claim expires after ``ttl`` seconds, by which time the MAC is in libvirt's XML.
+same machine: a claim is a row in one SQLite database (WAL, ``BEGIN IMMEDIATE``), so a claim
+costs the same whatever the ledger's size, and a batch of claims is one transaction; each
+claim expires after ``ttl`` seconds, by which time the MAC is in libvirt's XML.
+
+The ledger is trusted the way OpenSSH's ``StrictModes`` trusts ``~/.ssh``: its directory and
+every file in it must be owned by the current user, writable by nobody else and not symbolic
+links, and the directory's ancestors must be owned by root or the current user and not
+writable by others (unless sticky, like ``/tmp``). Anything else raises
+:class:`~kvmnet.errors.UntrustedPath` naming the path and the fix, before anything is written.
 
 Usage::
 
-    ledger = MacLedger.default()          # $KVMNET_STATE_DIR, $XDG_RUNTIME_DIR/kvmnet, /run/kvmnet
+    ledger = MacLedger.default()   # see default_state_dir()
     alloc = kvmnet.MacAllocator([host], ledger=ledger)
 """
 
 from __future__ import annotations
 
-import fcntl
+import contextlib
 import json
 import logging
 import os
 import secrets
-import tempfile
+import stat
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-__all__ = ["DEFAULT_TTL", "MacLedger", "default_state_dir"]
+from .errors import UntrustedPath
+
+if TYPE_CHECKING:
+    import sqlite3
+
+__all__ = ["DEFAULT_TTL", "MacLedger", "check_private_dir", "default_state_dir"]
 
 log = logging.getLogger(__name__)
 
 DEFAULT_TTL = 600.0
-_FILE = "mac-claims.json"
-_LOCK = "mac-claims.lock"
+_DB = "mac-claims.sqlite"
+# Seconds a claim waits for another process's transaction (they last microseconds each).
+_BUSY_TIMEOUT = 30.0
+_SCHEMA = (
+    "CREATE TABLE IF NOT EXISTS claims ("
+    " mac TEXT PRIMARY KEY, owner TEXT NOT NULL, expiry REAL NOT NULL, key TEXT"
+    ") WITHOUT ROWID",
+    "CREATE INDEX IF NOT EXISTS claims_expiry ON claims (expiry)",
+)
 
 
 def default_state_dir() -> Path:
-    """$KVMNET_STATE_DIR, else $XDG_RUNTIME_DIR/kvmnet, else /run/kvmnet for root, else a
-    per-user temp folder (the same order as kvmnet's other state)."""
+    """Where kvmnet keeps per-machine state such as MAC claims.
+
+    ``$KVMNET_STATE_DIR``, else ``$XDG_RUNTIME_DIR/kvmnet``, else ``/run/kvmnet`` for root,
+    else ``$XDG_STATE_HOME/kvmnet`` (``~/.local/state/kvmnet``): never a predictable name in
+    a shared temporary folder, which another local user could create first.
+
+    Returns:
+        The directory (it may not exist yet).
+    """
     explicit = os.environ.get("KVMNET_STATE_DIR")
     if explicit:
         return Path(explicit)
@@ -44,11 +70,137 @@ def default_state_dir() -> Path:
         return Path(runtime) / "kvmnet"
     if os.geteuid() == 0:
         return Path("/run/kvmnet")
-    return Path(tempfile.gettempdir()) / f"kvmnet-{os.geteuid()}"
+    state_home = os.environ.get("XDG_STATE_HOME")
+    return Path(state_home or Path.home() / ".local" / "state") / "kvmnet"
+
+
+def _refuse(path: Path | str, problem: str, fix: str) -> UntrustedPath:
+    return UntrustedPath(
+        f"{path} {problem}, so another user could change kvmnet's state there; {fix} "
+        "(or set KVMNET_STATE_DIR to a directory only you can write)",
+        path=str(path),
+    )
+
+
+def _owner_name(uid: int) -> str:
+    try:
+        import pwd
+
+        return f"uid {uid} ({pwd.getpwuid(uid).pw_name})"
+    except (ImportError, KeyError):
+        return f"uid {uid}"
+
+
+def _check_stat(path: Path | str, st: os.stat_result, *, kind: str) -> None:
+    """Refuse ``path`` unless it is a ``kind`` owned by us and not group/world-writable."""
+    me = os.geteuid()
+    if stat.S_ISLNK(st.st_mode):
+        raise _refuse(path, "is a symbolic link", f"remove the link (rm {path})")
+    wanted = stat.S_ISDIR if kind == "directory" else stat.S_ISREG
+    if not wanted(st.st_mode):
+        raise _refuse(path, f"is not a {kind}", f"remove it (rm {path})")
+    if st.st_uid != me:
+        raise _refuse(
+            path,
+            f"is owned by {_owner_name(st.st_uid)}, not by you ({_owner_name(me)})",
+            f"remove it (rm -r {path}) or chown it to yourself",
+        )
+    if st.st_mode & 0o022:
+        raise _refuse(
+            path,
+            f"is group- or world-writable (mode {stat.S_IMODE(st.st_mode):04o})",
+            f"run chmod go-w {path}",
+        )
+
+
+def _check_ancestors(directory: Path) -> None:
+    """Every real ancestor: owned by root or us, not writable by others unless sticky."""
+    me = os.geteuid()
+    for parent in Path(os.path.realpath(directory.parent), "x").parents:
+        st = os.stat(parent)
+        if st.st_uid not in (0, me):
+            raise _refuse(
+                parent,
+                f"(a parent of {directory}) is owned by {_owner_name(st.st_uid)}",
+                "keep kvmnet's state under directories owned by root or by you",
+            )
+        if st.st_mode & 0o022 and not st.st_mode & stat.S_ISVTX:
+            raise _refuse(
+                parent,
+                f"(a parent of {directory}) is group- or world-writable without the sticky "
+                f"bit (mode {stat.S_IMODE(st.st_mode):04o})",
+                f"run chmod go-w {parent}",
+            )
+
+
+def check_private_dir(directory: Path, *, create: bool = True) -> None:
+    """Make sure ``directory`` can hold state only its owner could have written.
+
+    Creates missing components with mode 0700 when ``create``. Checks the directory itself
+    without following a symbolic link (``O_NOFOLLOW``, then ``fstat`` of what was opened).
+
+    Args:
+        directory: The state directory.
+        create: Create it (and missing parents, mode 0700) if it does not exist.
+
+    Raises:
+        UntrustedPath: A symbolic link, not a directory, owned by another user, writable by
+            group or others, or under an ancestor another user could rename it in.
+        OSError: It cannot be created or read (e.g. a read-only file system).
+    """
+    if create and not os.path.lexists(directory):
+        missing = [p for p in (directory, *directory.parents) if not os.path.lexists(p)]
+        for path in reversed(missing):
+            # Made meanwhile by someone else: it is checked below like any existing directory.
+            with contextlib.suppress(FileExistsError):
+                os.mkdir(path, 0o700)
+    _check_ancestors(directory)
+    _check_opened(directory, os.O_RDONLY | os.O_DIRECTORY, kind="directory")
+
+
+def _check_opened(path: Path, flags: int, *, kind: str) -> None:
+    """Open ``path`` without following a link (creating a file 0600), check what was opened."""
+    try:
+        fd = os.open(path, flags | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+    except OSError:
+        # O_NOFOLLOW on a link fails with ELOOP, O_DIRECTORY on a file with ENOTDIR: say why.
+        _check_stat(path, os.lstat(path), kind=kind)
+        raise
+    try:
+        _check_stat(path, os.fstat(fd), kind=kind)
+    finally:
+        os.close(fd)
+
+
+def _check_db_files(path: Path) -> None:
+    """Create the database 0600 if missing; check it and SQLite's side files.
+
+    An existing database is checked with ``lstat`` and never opened here: closing any
+    descriptor of a file drops every POSIX lock this process holds on it, including those of
+    a SQLite connection still open on it, and another process could then checkpoint and
+    delete the WAL under that connection (sqlite.org/howtocorrupt.html, 2.2). The check is
+    sound without opening because the directory was verified first: nobody else can swap a
+    file in it. Only a file that does not exist yet (a new inode nobody holds locks on) is
+    created and checked through its descriptor.
+    """
+    try:
+        _check_opened(path, os.O_RDWR | os.O_CREAT | os.O_EXCL, kind="file")
+    except FileExistsError:
+        _check_stat(path, os.lstat(path), kind="file")
+    for extra in ("-wal", "-shm"):
+        side = Path(f"{path}{extra}")
+        if os.path.lexists(side):
+            _check_stat(side, os.lstat(side), kind="file")
 
 
 class MacLedger:
-    """Claims ``{mac: (owner, expiry)}`` in ``directory``; ``claim`` is atomic across processes."""
+    """Claims ``{mac: (owner, expiry, key)}`` in ``directory``; claims are atomic across processes.
+
+    Args:
+        directory: The ledger's directory (checked as :func:`check_private_dir` says).
+        ttl: Seconds a claim lasts.
+        clock: The time source (tests pass a fake one).
+    """
 
     def __init__(
         self,
@@ -65,43 +217,83 @@ class MacLedger:
         self.owner = f"pid {os.getpid()}/{secrets.token_hex(4)}"
         #: Why the ledger could not be used (then it claims nothing), or None.
         self.broken: str | None = None
+        self._db: sqlite3.Connection | None = None
+        self._db_pid = 0
 
     @classmethod
     def default(cls, *, ttl: float = DEFAULT_TTL) -> MacLedger:
+        """The ledger in :func:`default_state_dir`.
+
+        Args:
+            ttl: Seconds a claim lasts.
+
+        Returns:
+            A ledger (nothing is opened until its first use).
+        """
         return cls(default_state_dir(), ttl=ttl)
 
     def __repr__(self) -> str:
         return f"<MacLedger {str(self.directory)!r} ttl={self.ttl:g}s>"
 
-    @contextmanager
-    def _locked(self) -> Iterator[dict[str, list[object]]]:
-        # An unusable ledger (read-only /run, no XDG_RUNTIME_DIR) must not stop allocation:
-        # the inventory check still holds; the ledger only narrows a race. Warn once.
-        if self.broken is not None:
-            yield {}
-            return
-        try:
-            self.directory.mkdir(mode=0o700, parents=True, exist_ok=True)
-            fd = os.open(self.directory / _LOCK, os.O_RDWR | os.O_CREAT, 0o600)
-        except OSError as exc:
-            self._give_up(exc)
-            yield {}
-            return
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX)
-            claims = self._read()
-            before = dict(claims)
-            yield claims
-            if claims != before:
-                try:
-                    self._write(claims)
-                except OSError as exc:
-                    self._give_up(exc)
-        finally:
-            os.close(fd)  # closing releases the flock
+    @property
+    def path(self) -> Path:
+        """The database file."""
+        return self.directory / _DB
 
-    def _give_up(self, exc: OSError) -> None:
-        self.broken = f"{exc.strerror or exc} ({exc.filename or self.directory})"
+    def open(self) -> bool:
+        """Check the ledger's directory and file, then open it (done by every claim anyway).
+
+        Returns:
+            True if usable; False if it could not be opened (a warning says why; allocation
+            then relies on the inventory alone).
+
+        Raises:
+            UntrustedPath: The directory or a file in it could have been written by another
+                user (see the module docstring); nothing was written.
+        """
+        return self._connection() is not None
+
+    def close(self) -> None:
+        """Close the database connection (a later claim opens it again)."""
+        if self._db is not None and self._db_pid == os.getpid():
+            self._db.close()
+        self._db = None
+
+    def _connection(self) -> sqlite3.Connection | None:
+        import sqlite3  # imported on use: `kvmnet --help` must not pay for it
+
+        # An unusable ledger (read-only /run, a full disk) must not stop allocation: the
+        # inventory check still holds; the ledger only narrows a race. Warn once. An
+        # *untrusted* ledger is different: it raises, as someone may be playing tricks.
+        if self.broken is not None:
+            return None
+        if self._db is not None and self._db_pid == os.getpid():
+            return self._db
+        try:
+            check_private_dir(self.directory)
+            _check_db_files(self.path)
+            db = sqlite3.connect(
+                self.path, timeout=_BUSY_TIMEOUT, isolation_level=None, check_same_thread=False
+            )
+            # WAL: readers never wait for a writer; NORMAL: no fsync per claim (claims are
+            # short-lived and a lost one after a power cut is a non-event).
+            db.execute("PRAGMA journal_mode=WAL")
+            db.execute("PRAGMA synchronous=NORMAL")
+            for statement in _SCHEMA:
+                db.execute(statement)
+        except UntrustedPath:
+            raise
+        except (OSError, sqlite3.Error) as exc:
+            self._give_up(exc)
+            return None
+        self._db, self._db_pid = db, os.getpid()
+        return db
+
+    def _give_up(self, exc: Exception) -> None:
+        if isinstance(exc, OSError):
+            self.broken = f"{exc.strerror or exc} ({exc.filename or self.directory})"
+        else:
+            self.broken = f"{exc} ({self.path}; removing that file starts the ledger afresh)"
         log.warning(
             "MAC ledger in %s is unusable: %s; MACs are checked against the inventory only, "
             "so two kvmnet processes allocating at this very moment could pick the same one",
@@ -109,77 +301,156 @@ class MacLedger:
             self.broken,
         )
 
-    def _read(self) -> dict[str, list[object]]:
-        try:
-            raw = json.loads((self.directory / _FILE).read_text())
-        except FileNotFoundError:
-            return {}
-        except ValueError:
-            log.warning("MAC ledger %s is not JSON; starting it afresh", self.directory / _FILE)
-            return {}
-        now = self._clock()
-        claims: dict[str, list[object]] = {}
-        if isinstance(raw, dict):
-            for mac, entry in raw.items():
-                if (
-                    isinstance(entry, list)
-                    and len(entry) in (2, 3)
-                    and isinstance(entry[1], (int, float))
-                    and entry[1] > now
-                ):
-                    claims[mac] = entry
-        return claims
-
-    def _write(self, claims: dict[str, list[object]]) -> None:
-        fd, tmp = tempfile.mkstemp(dir=self.directory, prefix=".mac-claims-", suffix=".tmp")
-        try:
-            with os.fdopen(fd, "w") as handle:
-                json.dump(claims, handle, sort_keys=True)
-                handle.flush()
-                os.fsync(handle.fileno())
-            os.chmod(tmp, 0o600)
-            os.replace(tmp, self.directory / _FILE)
-        except BaseException:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
-            raise
-
     def claim(self, mac: str, *, key: str | None = None) -> bool:
-        """Claim ``mac`` (canonical form) for ``ttl`` seconds; False if another claim holds it.
+        """Claim ``mac`` (canonical form) for ``ttl`` seconds.
 
         A claim made for a deterministic ``key`` does not block a later claim for the same
         key: asking twice for ``web1/nic0`` must give the same MAC, not the next one.
+
+        Args:
+            mac: The MAC, lower case, colon separated.
+            key: The deterministic key it was drawn for, if any.
+
+        Returns:
+            False if another live claim holds it; True otherwise (also when the ledger is
+            unusable and claims nothing).
+
+        Raises:
+            UntrustedPath: As for :meth:`open`.
         """
-        with self._locked() as claims:
-            entry = claims.get(mac)
-            if entry is not None and entry[0] != self.owner:
-                same_key = key is not None and len(entry) == 3 and entry[2] == key
-                if not same_key:
-                    return False
-            claims[mac] = [self.owner, self._clock() + self.ttl, key]
-            return True
+        return not self.claim_many([(mac, key)])
+
+    def claim_many(self, wanted: Sequence[tuple[str, str | None]]) -> list[str]:
+        """Claim every ``(mac, key)`` that no other live claim holds, in one transaction.
+
+        Args:
+            wanted: MACs (canonical form) and the deterministic key each was drawn for.
+
+        Returns:
+            The MACs refused because another claim holds them (the rest are claimed).
+
+        Raises:
+            UntrustedPath: As for :meth:`open`.
+        """
+        import sqlite3
+
+        db = self._connection()
+        if db is None or not wanted:
+            return []
+        now = self._clock()
+        expiry = now + self.ttl
+        refused: list[str] = []
+        try:
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                db.execute("DELETE FROM claims WHERE expiry <= ?", (now,))
+                # Two statements for the whole batch, each looping in C: who else holds any
+                # of these MACs (one indexed lookup each), then every row this ledger may take.
+                if len(wanted) == 1:  # a single claim: skip the JSON round trip
+                    found = db.execute(
+                        "SELECT mac, owner, key FROM claims WHERE mac = ?", (wanted[0][0],)
+                    )
+                else:
+                    found = db.execute(
+                        "SELECT mac, owner, key FROM claims"
+                        " WHERE mac IN (SELECT value FROM json_each(?))",
+                        (json.dumps([mac for mac, _ in wanted]),),
+                    )
+                held = {mac: key for mac, owner, key in found if owner != self.owner}
+                rows = []
+                for mac, key in wanted:
+                    if mac in held and (key is None or held[mac] != key):
+                        refused.append(mac)
+                    else:
+                        rows.append((mac, self.owner, expiry, key))
+                db.executemany("INSERT OR REPLACE INTO claims VALUES (?, ?, ?, ?)", rows)
+                db.execute("COMMIT")
+            except BaseException:
+                db.execute("ROLLBACK")
+                raise
+        except sqlite3.Error as exc:
+            self._give_up(exc)
+            return []
+        return refused
 
     def release(self, mac: str) -> None:
-        """Drop this ledger's claim on ``mac`` (e.g. the define failed)."""
-        with self._locked() as claims:
-            entry = claims.get(mac)
-            if entry is not None and entry[0] == self.owner:
-                del claims[mac]
+        """Drop this ledger's claim on ``mac`` (e.g. the define failed).
+
+        Args:
+            mac: The MAC, canonical form.
+        """
+        self.release_many([mac])
+
+    def release_many(self, macs: Iterable[str]) -> None:
+        """Drop this ledger's claims on ``macs``, in one transaction.
+
+        Args:
+            macs: MACs in canonical form; those this ledger does not hold are ignored.
+        """
+        import sqlite3
+
+        db = self._connection()
+        if db is None:
+            return
+        rows = [(mac, self.owner) for mac in macs]
+        if not rows:
+            return
+        try:
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                db.executemany("DELETE FROM claims WHERE mac = ? AND owner = ?", rows)
+                db.execute("COMMIT")
+            except BaseException:
+                db.execute("ROLLBACK")
+                raise
+        except sqlite3.Error as exc:
+            self._give_up(exc)
 
     def holder(self, mac: str, *, key: str | None = None) -> str | None:
-        """Who else holds a live claim on ``mac`` ("kvmnet pid 123/ab12cd34 on this machine...").
+        """Who else holds a live claim on ``mac``.
 
-        None if nobody, this ledger, or a claim for the same deterministic ``key`` holds it.
+        Args:
+            mac: The MAC, canonical form.
+            key: A deterministic key: a claim for the same key does not count.
+
+        Returns:
+            "kvmnet pid 123/ab12cd34 on this machine (...)"; None if nobody, this ledger, or
+            a claim for the same ``key`` holds it.
         """
-        with self._locked() as claims:
-            entry = claims.get(mac)
-        if entry is None or entry[0] == self.owner:
+        import sqlite3
+
+        db = self._connection()
+        if db is None:
             return None
-        if key is not None and len(entry) == 3 and entry[2] == key:
+        try:
+            row = db.execute(
+                "SELECT owner, key FROM claims WHERE mac = ? AND expiry > ?", (mac, self._clock())
+            ).fetchone()
+        except sqlite3.Error as exc:
+            self._give_up(exc)
             return None
-        return f"kvmnet {entry[0]} on this machine (a claim in {self.directory})"
+        if row is None or row[0] == self.owner:
+            return None
+        if key is not None and row[1] == key:
+            return None
+        return f"kvmnet {row[0]} on this machine (a claim in {self.directory})"
 
     def claims(self) -> dict[str, str]:
-        """Every live claim: MAC -> owner."""
-        with self._locked() as claims:
-            return {mac: str(entry[0]) for mac, entry in claims.items()}
+        """Every live claim.
+
+        Returns:
+            MAC -> owner.
+        """
+        import sqlite3
+
+        db = self._connection()
+        if db is None:
+            return {}
+        try:
+            rows = db.execute(
+                "SELECT mac, owner FROM claims WHERE expiry > ?", (self._clock(),)
+            ).fetchall()
+        except sqlite3.Error as exc:
+            self._give_up(exc)
+            return {}
+        return {str(mac): str(owner) for mac, owner in rows}

@@ -26,12 +26,16 @@ __all__ = ["register"]
 
 
 def _count(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"--count wants a whole number, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"--count wants 1 or more, got {value}")
+    # Imported here, not at the top: `kvmnet --help` must not pay for the allocator.
+    from ..macalloc import MAX_COUNT
+
+    # ASCII digits only: int() would also take fullwidth digits, " 5", "+5" and "1_000".
+    if not (text.isascii() and text.isdigit() and len(text) <= 9 and 1 <= int(text) <= MAX_COUNT):
+        shown = repr(text) if len(text) <= 30 else f"{text[:30]!r}... ({len(text)} characters)"
+        raise argparse.ArgumentTypeError(
+            f"--count wants a whole number from 1 to {MAX_COUNT:,}, got {shown}"
+        )
+    value = int(text)
     return value
 
 

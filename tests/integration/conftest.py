@@ -35,6 +35,16 @@ def _libvirt_rules() -> list[str]:
     return [line for line in out.splitlines() if "LIBVIRT_" in line]
 
 
+@pytest.fixture(autouse=True)
+def _private_state_dir(
+    tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """kvmnet's per-machine state (the MAC ledger add_interface claims in on a real libvirtd)
+    goes to a folder of the test's own: never the machine's /run/kvmnet, where the test runs
+    of other checkouts would see this one's claims on the same fixed MACs."""
+    monkeypatch.setenv("KVMNET_STATE_DIR", str(tmp_path_factory.mktemp("kvmnet-state")))
+
+
 @pytest.fixture(scope="session")
 def lab_factory() -> Iterator[LabFactory]:
     require_root(ROOT_REASON)

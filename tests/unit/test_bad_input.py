@@ -133,9 +133,11 @@ def env(world_uri: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iter
 
 
 def _check(env: Env, call: Call, exc: type[KvmnetError], value: object) -> None:
+    # The ledger is read first: an SQLite read may touch its shared-memory index (-shm),
+    # which the tree's hash would take for a change.
+    claims = env.ledger.claims()
     before_tree = _tree_hash(env.sandbox)
     before_virt = _libvirt_state(env.host)
-    claims = env.ledger.claims()
     with pytest.raises(exc) as info:
         call(env, value)
     error = info.value

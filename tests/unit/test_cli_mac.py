@@ -99,7 +99,7 @@ def test_random_and_key(tmp_path: Path, two_hosts: tuple[str, str]) -> None:
     [
         (["mac", "--prefix", "01:00:5e"], 1, "multicast"),
         (["mac", "--prefix", "zz"], 1, "'zz'"),
-        (["mac", "--count", "0"], 2, "--count wants 1 or more"),
+        (["mac", "--count", "0"], 2, "--count wants a whole number from 1 to 1,000,000, got '0'"),
         (["mac", "--count", "lots"], 2, "whole number"),
         (["mac", "--random", "--prefix", "52:54:00"], 2, "not allowed with"),
     ],
@@ -119,3 +119,70 @@ def test_unreadable_host_is_a_warning(tmp_path: Path, two_hosts: tuple[str, str]
     assert "kvx-no-such-ns" in res.stderr and "WARNING" in res.stderr
     sources = json.loads(res.stdout)["sources"]
     assert [s["ok"] for s in sources if "kvx-no-such-ns" in s["host"]] == [False]
+
+
+@pytest.mark.parametrize(
+    "count",
+    [
+        "0",
+        "-1",
+        "-5",
+        "1000001",
+        "1000000000",
+        "99999999999999999999",
+        "9" * 5000,
+        "1e9",
+        "lots",
+        "",
+        " 5",
+        "5 ",
+        "+5",
+        "1_000",
+        "\uff11\uff10",
+        "0x10",
+        "3.0",
+        "\u0663",
+        "NaN",
+    ],
+)
+def test_bad_counts_are_usage_errors_in_one_line(
+    count: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from kvmnet.cli import main
+
+    with pytest.raises(SystemExit) as info:
+        main(["-c", "test:///default", "mac", "--count", count])
+    assert info.value.code == 2
+    err = capsys.readouterr().err
+    assert "Traceback" not in err
+    assert f"--count wants a whole number from 1 to 1,000,000, got {count[:30]!r}" in err, err
+    assert err.rstrip("\n").splitlines()[-1].startswith("kvmnet mac: error:")
+
+
+def test_count_beyond_the_free_space_is_refused_at_once(
+    tmp_path: Path, two_hosts: tuple[str, str]
+) -> None:
+    res = kvmnet(
+        tmp_path, "-c", two_hosts[0], "mac", "--prefix", "52:54:00:00:00", "--count", "300"
+    )
+    assert res.returncode == 1 and res.stdout == ""
+    assert res.stderr.startswith("kvmnet: cannot hand out 300 MACs: prefix 52:54:00:00:00")
+    assert res.stderr.count("\n") == 1
+    # Nothing was claimed: all 128 free MACs of host a (it uses ...:00-7f) are still there.
+    assert (
+        kvmnet(
+            tmp_path, "-c", two_hosts[0], "mac", "--prefix", "52:54:00:00:00", "--count", "128"
+        ).returncode
+        == 0
+    )
+
+
+def test_ten_thousand_claims_through_the_cli(tmp_path: Path) -> None:
+    from kvmnet.macledger import MacLedger
+
+    uri = World(()).write(tmp_path)
+    res = kvmnet(tmp_path / "state", "-c", uri, "mac", "--count", "10000")
+    assert res.returncode == 0, res.stderr
+    macs = res.stdout.split()
+    assert len(macs) == len(set(macs)) == 10_000
+    assert set(MacLedger(tmp_path / "state").claims()) == set(macs)
