@@ -11,6 +11,7 @@ is also that builtin, so ``except LookupError`` keeps working in code that preda
     │   ├── InterfaceNotFound
     │   └── HostNicNotFound
     ├── InvalidInput (ValueError)
+    │   ├── InvalidType (TypeError)          an argument of the wrong type
     │   ├── InvalidMac
     │   ├── InvalidName                     bridge / NIC / network names that no tool accepts
     │   └── UnsupportedEdit                 the XML edit cannot be expressed for that type
@@ -25,6 +26,7 @@ is also that builtin, so ``except LookupError`` keeps working in code that preda
     │   └── PartiallyApplied                a later step failed; the message says what stands
     ├── ValidationFailed                    a real tool rejected a rendered config file
     ├── CommandFailed                       a command a plan runs exited non-zero
+    ├── UnsafePath                          a state dir/file others could write: not trusted
     └── ConfirmationError                   `kvmnet confirm` with no pending apply, or too late
 
 Usage::
@@ -49,6 +51,7 @@ __all__ = [
     "InvalidInput",
     "InvalidMac",
     "InvalidName",
+    "InvalidType",
     "KvmnetError",
     "LibvirtError",
     "LiveChangeUnsupported",
@@ -61,6 +64,7 @@ __all__ = [
     "PreflightRefused",
     "RollbackFailed",
     "RolledBack",
+    "UnsafePath",
     "UnsupportedEdit",
     "ValidationFailed",
 ]
@@ -104,6 +108,10 @@ class HostNicNotFound(NotFound):
 
 class InvalidInput(KvmnetError, ValueError):
     """An argument is malformed; the message quotes it and says what is accepted."""
+
+
+class InvalidType(InvalidInput, TypeError):
+    """An argument has the wrong type (``retries='3'``); the message quotes it."""
 
 
 class InvalidMac(InvalidInput):
@@ -190,3 +198,12 @@ class PartiallyApplied(PlanFailed):
     def __init__(self, message: str, *, done: Sequence[str] = ()) -> None:
         super().__init__(message)
         self.done = tuple(done)
+
+
+class UnsafePath(KvmnetError):
+    """A file or directory that kvmnet would act on as root could have been written by
+    someone else (owner, group/world-writable, a symlink): refused, ``path`` names it."""
+
+    def __init__(self, message: str, *, path: str) -> None:
+        super().__init__(message)
+        self.path = path

@@ -24,6 +24,7 @@ __all__ = [
     "find_dhcp_clients",
     "inspect_host",
     "network_daemon",
+    "process_argv",
     "read_links",
     "read_routes",
     "ssh_uses",
@@ -153,6 +154,21 @@ def _netns_id(runner: Runner, pid: str) -> str:
     return runner.run(["readlink", f"/proc/{pid}/ns/net"], check=False).stdout.strip()
 
 
+def process_argv(runner: Runner, pid: int) -> tuple[str, ...]:
+    """The command line of process ``pid`` from ``/proc/PID/cmdline`` (empty: no such
+    process, or a zombie that has exited and waits to be reaped).
+
+    Args:
+        runner: whose ``/proc`` to read.
+        pid: the process.
+
+    Returns:
+        Its argv.
+    """
+    raw = runner.read_file(f"/proc/{pid}/cmdline") or b""
+    return tuple(a for a in raw.decode(errors="replace").split("\0") if a)
+
+
 def find_dhcp_clients(runner: Runner, links: Iterable[str]) -> tuple[DhcpClient, ...]:
     """DHCP client processes (dhclient, udhcpc, dhcpcd) whose command line names one of
     ``links``, in the runner's network namespace."""
@@ -161,10 +177,9 @@ def find_dhcp_clients(runner: Runner, links: Iterable[str]) -> tuple[DhcpClient,
     for pid in runner.list_dir("/proc") or ():
         if not pid.isdigit():
             continue
-        raw = runner.read_file(f"/proc/{pid}/cmdline")
-        if not raw:
+        argv = process_argv(runner, int(pid))
+        if not argv:
             continue
-        argv = tuple(a for a in raw.decode(errors="replace").split("\0") if a)
         words = list(argv[:2])
         if not any(os.path.basename(w) in DHCP_PROGRAMS for w in words):
             continue
