@@ -48,6 +48,7 @@ from .snapshot import (
     take_snapshot,
 )
 from .state import LinkState
+from .trust import trusted_dir
 
 __all__ = [
     "ApplyResult",
@@ -326,6 +327,9 @@ def apply_plan(
             "or force=('ssh',) to skip this check",
             check="ssh",
         )
+    if confirm_within is not None:
+        # Refused before the first read of the host, not only when arming: nothing runs.
+        trusted_dir(deadman.state_dir(state_dir), create=True)
     snap = take_snapshot(runner, links=(plan.nic, plan.bridge), files=plan.files)
     journal = Journal()
     # Armed before the first step: if the caller dies halfway, the watcher still rolls back.
