@@ -335,9 +335,9 @@ def stop_new_clients(
     runner: Runner, snap: Snapshot, *, started: Iterable[tuple[int, tuple[str, ...]]] = ()
 ) -> list[str]:
     """Stop the DHCP clients the plan started: those on the snapshot's links now that were
-    not there at snapshot time (by PID and command line), and the daemons in ``started`` (PID, argv) still running that
-    command line. Scanned again until none is left (a forking launcher's daemon can appear
-    after a scan). Returns the ones that could not be stopped."""
+    not there at snapshot time (by PID and command line), and the daemons in ``started``
+    (PID, argv) still running that command line. Scanned again until none is left (a forking
+    launcher's daemon can appear after a scan). Returns the ones that could not be stopped."""
     before = {c.pid for c in snap.dhcp_clients}
     # A client with the command line of one that ran before is that one (restarted).
     known = {(c.argv, c.link) for c in snap.dhcp_clients}
