@@ -107,7 +107,10 @@ def _start_time(pid: int) -> str | None:
     except OSError:
         return None
     fields = stat.rpartition(")")[2].split()
-    return fields[19] if len(fields) > 19 else None
+    # A zombie has exited (SIGKILLed, not yet reaped): it will not finish its steps.
+    if len(fields) <= 19 or fields[0] in ("Z", "X"):
+        return None
+    return fields[19]
 
 
 def _caller_gone(data: dict[str, object]) -> bool:
@@ -330,7 +333,12 @@ def main(argv: list[str] | None = None) -> int:
     handler.setFormatter(logging.Formatter("%(asctime)s %(name)s %(levelname)s %(message)s"))
     logging.getLogger("kvmnet").addHandler(handler)
     logging.getLogger("kvmnet").setLevel(logging.INFO)
-    return watch(path)
+    try:
+        return watch(path)
+    except Exception:
+        # stderr is closed: the log file is the only place anyone will look.
+        log.exception("the watcher failed")
+        raise
 
 
 if __name__ == "__main__":

@@ -165,7 +165,11 @@ def process_argv(runner: Runner, pid: int) -> tuple[str, ...]:
     Returns:
         Its argv.
     """
-    raw = runner.read_file(f"/proc/{pid}/cmdline") or b""
+    try:
+        raw = runner.read_file(f"/proc/{pid}/cmdline") or b""
+    except OSError:
+        # ESRCH: it exited between the open and the read (a process being stopped does).
+        return ()
     return tuple(a for a in raw.decode(errors="replace").split("\0") if a)
 
 

@@ -127,3 +127,19 @@ def test_clients_elsewhere_are_left_alone() -> None:
         plan.apply()
     assert not any(c[:2] == ("kill", "-TERM") and c[2] == "5000" for c in runner.commands)
     assert running(runner, other) == [5000]
+
+
+class Exiting(FakeHostRunner):
+    """/proc/PID/cmdline of a process that exits between the open and the read: ESRCH."""
+
+    def read_file(self, path: str) -> bytes | None:
+        if path == "/proc/4242/cmdline":
+            raise ProcessLookupError(3, "No such process")
+        return super().read_file(path)
+
+
+def test_a_process_exiting_while_read_is_no_process() -> None:
+    base = dhcp_host()
+    runner = Exiting(replies=base.replies, files=dict(base.files))
+    assert process_argv(runner, 4242) == ()
+    assert take_snapshot(runner, links=(NIC,), files=()).dhcp_clients == ()
