@@ -14,10 +14,10 @@ import posixpath
 import time
 from collections.abc import Iterable
 
-from ..errors import InvalidInput
+from ..errors import InvalidInput, InvalidType, UnsafePath
 from ..hostnet.plan import RunCommand, Step, WriteFile
 from ..hostnet.request import BridgeRequest, HostState
-from ..hostnet.runner import Runner, Scratch
+from ..hostnet.runner import LocalRunner, Runner, Scratch
 from ..hostnet.state import LinkState
 from .base import BackendBase, stale_addresses, stop_dhcp_clients, stp_warnings
 
@@ -42,16 +42,43 @@ BACKUP_DIR = "/var/lib/kvmnet/backup"
 
 
 class Rooted:
-    """Maps absolute config paths (``/etc/netplan``) to paths under ``root``."""
+    """Maps absolute config paths (``/etc/netplan``) to paths under ``root``.
 
-    def __init__(self, root: str) -> None:
-        if not root or not root.startswith("/"):
-            raise InvalidInput(f"root {root!r} is not an absolute path: use '/' or e.g. '/tmp/r'")
-        self.root = os.path.normpath(root)
+    ``confine`` (a root on this machine's file system): the root must exist (kvmnet does not
+    create it: a typo would otherwise grow a new tree), and a path that resolves outside the
+    root through a symlink under it (``ROOT/etc/netplan -> /etc/netplan``) is refused rather
+    than written through.
+    """
+
+    def __init__(self, root: str | os.PathLike[str], *, confine: bool = False) -> None:
+        text = os.fspath(root) if isinstance(root, os.PathLike) else root
+        if not isinstance(text, str):
+            raise InvalidType(f"root {root!r} is not a path: give a str such as '/' or '/tmp/r'")
+        if not text.startswith("/") or "\0" in text:
+            raise InvalidInput(f"root {text!r} is not an absolute path: use '/' or e.g. '/tmp/r'")
+        self.root = os.path.normpath(text)
+        self.confine = confine and self.root != "/"
+        if self.confine and not os.path.isdir(self.root):
+            raise InvalidInput(
+                f"root {self.root!r} does not exist or is not a directory: kvmnet does not "
+                "create it; make it first, or give the right directory ('/' for this machine)"
+            )
 
     def __call__(self, path: str) -> str:
         rel = posixpath.normpath("/" + path).lstrip("/")
-        return posixpath.join(self.root, rel) if rel else self.root
+        full = posixpath.join(self.root, rel) if rel else self.root
+        if self.confine:
+            real_root = os.path.realpath(self.root)
+            real = os.path.realpath(full)
+            if real != real_root and not real.startswith(real_root.rstrip("/") + "/"):
+                raise UnsafePath(
+                    f"{full} resolves to {real}, outside root {self.root!r}: a symlink under "
+                    "the root points out of it, and writing through it would change files "
+                    "the root was meant to keep apart. Replace the symlink by a directory, "
+                    "or use root='/' to act on this machine's own files",
+                    path=full,
+                )
+        return full
 
     def __repr__(self) -> str:
         return f"Rooted({self.root!r})"
@@ -61,10 +88,15 @@ class FileBackendBase(BackendBase):
     """A backend whose configuration files live under ``root`` (``paths`` maps into it)."""
 
     def __init__(
-        self, *, root: str = "/", netns: str | None = None, runner: Runner | None = None
+        self,
+        *,
+        root: str | os.PathLike[str] = "/",
+        netns: str | None = None,
+        runner: Runner | None = None,
     ) -> None:
-        self.paths = Rooted(root)
         super().__init__(netns=netns, runner=runner)
+        # A local or namespace runner shares this machine's files: the root is checked here.
+        self.paths = Rooted(root, confine=isinstance(self.runner, LocalRunner))
 
     @property
     def root(self) -> str:
