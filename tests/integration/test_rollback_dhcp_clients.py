@@ -13,12 +13,13 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from functools import partial
 from pathlib import Path
 
 import pytest
 
+from kvmnet.hostnet.runner import DEFAULT_TIMEOUT, CommandResult, NetnsRunner
 from tests.lab import LabHost, Lan, snapshot_diff, wait_for
 from tests.lab.netns import DHCLIENT_HOOK
 
@@ -171,3 +172,62 @@ def test_killed_caller_mid_steps_gets_its_dhcp_clients_back(lan: Lan, tmp_path: 
         assert host.addresses(host.nic), f"{host.ns} kept its address past the lease"
         assert len(clients(host, originals[host.ns])) == 1
         assert lan.ping(host.address)
+
+
+class DeafGateway(NetnsRunner):
+    """A real namespace runner on which the gateway check fails (ping and ARP say no), so
+    verification fails after the plan's dhclient started."""
+
+    def run(
+        self,
+        argv: Sequence[str],
+        *,
+        input: str | None = None,
+        check: bool = True,
+        timeout: float = DEFAULT_TIMEOUT,
+    ) -> CommandResult:
+        if argv[0] == "ping" or tuple(argv[:3]) == ("ip", "-j", "neigh"):
+            return CommandResult(tuple(argv), 1, "", "injected: no answer")
+        return super().run(argv, input=input, check=check, timeout=timeout)
+
+
+def test_in_process_rollback_restarts_dhclient_and_stops_the_plans(lan: Lan) -> None:
+    from kvmnet.backends import Iproute2Backend
+    from kvmnet.errors import RolledBack
+    from kvmnet.hostnet.nic import Bridge
+
+    host = lan.add_host(mac="52:54:00:ee:00:03")
+    original_pid = host.dhclient()
+    original = host.commands()[original_pid]
+    before = host.snapshot()
+    plan_client = ["dhclient", "-pf", str(lan.state / f"plan-{host.ns}.pid"),
+                   "-lf", str(lan.state / f"plan-{host.ns}.leases"),
+                   "-sf", str(lan.state / "dhclient-hook.sh"), "br0"]  # fmt: skip
+    plan = Bridge("br0", backend=Iproute2Backend(runner=DeafGateway(host.ns))).enslave(
+        host.nic, dry_run=True, dhcp_client=tuple(plan_client)
+    )
+    with pytest.raises(RolledBack, match=r"gateway 10\.231\.0\.1 answers.*as it was before"):
+        plan.apply(retries=3, retry_interval=0.5)
+    assert clients(host, plan_client) == []
+    again = clients(host, original)
+    assert len(again) == 1 and again[0] != original_pid
+    wait_for(partial(as_before, host, before), timeout=10, what="the namespace to look as before")
+
+
+def test_a_started_dhclient_is_reported_by_its_daemon_pid(lan: Lan) -> None:
+    from kvmnet.backends import Iproute2Backend
+    from kvmnet.hostnet.nic import Bridge
+
+    host = lan.add_host(mac="52:54:00:ee:00:04")
+    host.dhcp(stay=True)
+    pidfile = lan.state / f"plan-{host.ns}.pid"
+    plan_client = ("dhclient", "-pf", str(pidfile), "-lf", str(lan.state / f"plan-{host.ns}.l"),
+                   "-sf", str(lan.state / "dhclient-hook.sh"), "br0")  # fmt: skip
+    plan = Bridge("br0", backend=Iproute2Backend(netns=host.ns)).enslave(
+        host.nic, dry_run=True, dhcp_client=plan_client
+    )
+    result = plan.apply(retries=20, retry_interval=0.25)
+    (pid,) = result.started_pids
+    wait_for(lambda: pidfile.exists() and pidfile.read_text().strip() == str(pid), timeout=10,
+             what="dhclient's pidfile to name the recorded daemon")  # fmt: skip
+    assert clients(host, list(plan_client)) == [pid]
