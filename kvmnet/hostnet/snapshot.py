@@ -336,8 +336,17 @@ def stop_new_clients(
 ) -> list[str]:
     """Stop the DHCP clients the plan started: those on the snapshot's links now that were
     not there at snapshot time (by PID and command line), and the daemons in ``started``
-    (PID, argv) still running that command line. Scanned again until none is left (a forking
-    launcher's daemon can appear after a scan). Returns the ones that could not be stopped."""
+    still running their command line. Scanned again until none is left (a forking
+    launcher's daemon can appear after a scan).
+
+    Args:
+        runner: acts in the plan's network namespace (its ``/proc`` view and ``kill``).
+        snap: the snapshot whose links and clients say what ran before.
+        started: (PID, argv) of the daemons the plan's steps started, as journaled.
+
+    Returns:
+        The clients that could not be stopped, one sentence each (empty: none left).
+    """
     before = {c.pid for c in snap.dhcp_clients}
     # A client with the command line of one that ran before is that one (restarted).
     known = {(c.argv, c.link) for c in snap.dhcp_clients}
@@ -376,8 +385,14 @@ def restart_clients(runner: Runner, snap: Snapshot) -> tuple[list[str], list[str
     """Start again, with the same command line and in the runner's network namespace, every
     DHCP client of the snapshot that no longer runs on its link.
 
-    Returns ``(restarted, problems)``: the clients started (``"udhcpc on eth0"``) and the
-    ones that could not be (failed to start, or gone again at once)."""
+    Args:
+        runner: starts them (a NetnsRunner starts them inside its namespace).
+        snap: the snapshot holding the clients that ran before.
+
+    Returns:
+        ``(restarted, problems)``: the clients started (``"udhcpc on eth0"``) and the ones
+        that could not be (failed to start, or gone again at once), one sentence each.
+    """
     restarted: list[str] = []
     problems: list[str] = []
     for client in snap.dhcp_clients:
