@@ -34,7 +34,7 @@ from ..errors import (
     RolledBack,
 )
 from . import deadman
-from .inspect import process_argv, read_links, read_routes
+from .inspect import in_runner_netns, process_argv, read_links, read_routes
 from .plan import Check, Plan, RemoveFile, RunCommand, StartProcess, Step, StopProcess, WriteFile
 from .runner import Runner
 from .snapshot import (
@@ -51,6 +51,7 @@ from .state import LinkState
 from .trust import trusted_dir
 
 __all__ = [
+    "FORK_GRACE",
     "ApplyResult",
     "Journal",
     "apply_plan",
@@ -105,35 +106,56 @@ def _pidfile_pid(runner: Runner, argv: tuple[str, ...]) -> int | None:
 
 def _processes_running(runner: Runner, argv: tuple[str, ...]) -> list[int]:
     pids = [int(p) for p in runner.list_dir("/proc") or () if p.isdigit()]
-    return [p for p in pids if process_argv(runner, p) == argv]
+    return in_runner_netns(runner, [p for p in pids if process_argv(runner, p) == argv])
+
+
+def _ppid(runner: Runner, pid: int) -> int | None:
+    try:
+        stat = (runner.read_file(f"/proc/{pid}/stat") or b"").decode(errors="replace")
+    except OSError:
+        return None
+    fields = stat.rpartition(")")[2].split()
+    return int(fields[1]) if len(fields) > 1 and fields[1].isdigit() else None
+
+
+#: How long a launcher that still runs may take to fork its daemon (dhclient forks at once
+#: and the parent waits for the lease; udhcpc forks only once it has leased).
+FORK_GRACE = 0.3
 
 
 def daemon_pid(runner: Runner, argv: tuple[str, ...], launcher: int) -> int:
     """The PID of the daemon that ``runner.spawn(argv)`` (which returned ``launcher``) left
-    running: a forking client (dhclient, udhcpc without -f) exits and its child runs on.
-    Found by its pidfile (``-pf``/``-p``) when that names a process running ``argv``, else
-    the launcher while it still runs ``argv``, else a process running ``argv`` (waiting up
-    to PROCESS_WAIT for it). The launcher's PID when none is found.
+    running. A forking client's daemon is not the launcher: dhclient forks at once, its
+    parent waiting for the lease and then exiting; udhcpc without -f forks once leased.
+    In order: the process the pidfile (``-pf``/``-p``) names, if it runs ``argv``; a child
+    of the launcher running ``argv``; another process running ``argv`` once the launcher has
+    exited; the launcher itself, still running ``argv`` after FORK_GRACE (a client that does
+    not fork, or has not yet). The launcher's PID when nothing is found in PROCESS_WAIT.
 
     Args:
         runner: the runner that spawned it (its /proc view).
         argv: the command line spawned.
-        launcher: the PID ``spawn`` returned.
+        launcher: the PID ``spawn`` returned (or the one found before).
 
     Returns:
         The daemon's PID.
     """
-    deadline = time.monotonic() + PROCESS_WAIT
+    begin = time.monotonic()
     while True:
         from_file = _pidfile_pid(runner, argv)
         if from_file is not None and process_argv(runner, from_file) == argv:
             return from_file
-        if process_argv(runner, launcher) == argv:
-            return launcher
         others = [p for p in _processes_running(runner, argv) if p != launcher]
-        if others:
+        children = [p for p in others if _ppid(runner, p) == launcher]
+        if children:
+            return min(children)
+        launcher_runs = process_argv(runner, launcher) == argv
+        if others and not launcher_runs:
             return max(others)
-        if time.monotonic() >= deadline:
+        waited = time.monotonic() - begin
+        if launcher_runs and waited >= FORK_GRACE:
+            return launcher
+        if waited >= PROCESS_WAIT:
             log.warning("no daemon found for `%s`; keeping PID %d", shlex.join(argv), launcher)
             return launcher
         time.sleep(0.05)
@@ -345,6 +367,9 @@ def apply_plan(
         if not rollback_on_failure:
             raise PlanFailed(f"{plan.backend}: {exc}; NOT rolled back") from exc.__cause__
         raise _fail(plan, runner, snap, journal, str(exc)) from exc.__cause__
+    # Looked up again now that the steps are verified: a client that forks once it has
+    # leased (udhcpc) has usually done so by now.
+    journal.started = [(daemon_pid(runner, argv, pid), argv) for pid, argv in journal.started]
     if armed is not None:
         deadman.update(armed, journal, confirm_within=float(confirm_within or 0))
     return ApplyResult(

@@ -22,6 +22,7 @@ from .state import IpAddress, IpRoute, LinkState
 
 __all__ = [
     "find_dhcp_clients",
+    "in_runner_netns",
     "inspect_host",
     "network_daemon",
     "process_argv",
@@ -195,9 +196,27 @@ def find_dhcp_clients(runner: Runner, links: Iterable[str]) -> tuple[DhcpClient,
             found.append(DhcpClient(int(pid), argv, named[0]))
     if not found:
         return ()
-    # A namespace shares the PID space with the host: keep only clients in our namespace.
+    mine = set(in_runner_netns(runner, [c.pid for c in found]))
+    return tuple(c for c in found if c.pid in mine)
+
+
+def in_runner_netns(runner: Runner, pids: Iterable[int]) -> list[int]:
+    """The ``pids`` whose network namespace is the runner's: a namespace shares the PID
+    space with the host, and a process of the same command line in another namespace (an
+    ``udhcpc -i br0`` elsewhere) is none of ours.
+
+    Args:
+        runner: whose namespace counts.
+        pids: the processes to keep or drop.
+
+    Returns:
+        Those in the runner's namespace, in the order given.
+    """
+    pids = list(pids)
+    if not pids:
+        return []
     ours = runner.run(["readlink", "/proc/self/ns/net"], check=False).stdout.strip()
-    return tuple(c for c in found if _netns_id(runner, str(c.pid)) == ours)
+    return [p for p in pids if _netns_id(runner, str(p)) == ours]
 
 
 def ssh_uses(

@@ -27,7 +27,13 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field, replace
 
-from .inspect import find_dhcp_clients, process_argv, read_links, read_routes
+from .inspect import (
+    find_dhcp_clients,
+    in_runner_netns,
+    process_argv,
+    read_links,
+    read_routes,
+)
 from .ipcmd import SELF_MANAGED, address_args, bridge_args, route_args
 from .request import DhcpClient
 from .runner import Runner
@@ -360,7 +366,10 @@ def stop_new_clients(
         found += [
             DhcpClient(pid, argv, "?")
             for pid, argv in started
-            if pid not in before and argv and process_argv(runner, pid) == argv
+            if pid not in before
+            and argv
+            and process_argv(runner, pid) == argv
+            and in_runner_netns(runner, [pid])
         ]
         targets = {c.pid: c for c in found if c.pid not in problems}
         if not targets:

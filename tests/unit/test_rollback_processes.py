@@ -12,7 +12,7 @@ import pytest
 
 from kvmnet.backends import Iproute2Backend
 from kvmnet.errors import RollbackFailed, RolledBack
-from kvmnet.hostnet import snapshot
+from kvmnet.hostnet import apply, snapshot
 from kvmnet.hostnet.apply import daemon_pid
 from kvmnet.hostnet.fake import NETNS_ID, FakeHostRunner, fake_host
 from kvmnet.hostnet.inspect import process_argv
@@ -54,6 +54,7 @@ def forking_host() -> Forking:
 @pytest.fixture(autouse=True)
 def _quick(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(snapshot, "PROCESS_WAIT", 0.3)
+    monkeypatch.setattr(apply, "PROCESS_WAIT", 0.3)
 
 
 def test_the_snapshot_holds_the_dhcp_clients_and_round_trips() -> None:
@@ -143,3 +144,31 @@ def test_a_process_exiting_while_read_is_no_process() -> None:
     runner = Exiting(replies=base.replies, files=dict(base.files))
     assert process_argv(runner, 4242) == ()
     assert take_snapshot(runner, links=(NIC,), files=()).dhcp_clients == ()
+
+
+def test_a_launcher_waiting_for_its_child_is_not_the_daemon() -> None:
+    # dhclient 4.4: the launcher forks at once and waits for the lease; the child is the
+    # daemon and has written no pidfile yet.
+    runner = dhcp_host()
+    launcher = runner.spawn(DHCLIENT)
+    child = launcher + 1
+    runner.files[f"/proc/{child}/cmdline"] = b"\0".join(map(str.encode, DHCLIENT))
+    runner.files[f"/proc/{child}/stat"] = f"{child} (dhclient) S {launcher} 1 1".encode()
+    runner.replies = {**runner.replies, ("readlink", f"/proc/{child}/ns/net"): NETNS_ID}
+    assert daemon_pid(runner, DHCLIENT, launcher) == child
+
+
+def test_the_same_command_line_in_another_namespace_is_not_ours() -> None:
+    runner = dhcp_host()
+    launcher = runner.spawn(DHCLIENT)
+    runner.files.pop(f"/proc/{launcher}/cmdline")  # it forked and exited
+    elsewhere = 9999
+    runner.files[f"/proc/{elsewhere}/cmdline"] = b"\0".join(map(str.encode, DHCLIENT))
+    runner.replies = {**runner.replies, ("readlink", f"/proc/{elsewhere}/ns/net"): "net:[1]\n"}
+    assert daemon_pid(runner, DHCLIENT, launcher) == launcher, "not the other namespace's"
+
+
+def test_a_client_that_does_not_fork_is_its_own_daemon() -> None:
+    runner = dhcp_host()
+    launcher = runner.spawn(UDHCPC)
+    assert daemon_pid(runner, UDHCPC, launcher) == launcher
