@@ -42,6 +42,7 @@ from .errors import (
     RollbackFailed,
     RolledBack,
     UnsupportedEdit,
+    UntrustedPath,
     ValidationFailed,
 )
 from .mode import Mode
@@ -114,6 +115,7 @@ __all__ = [
     "RollbackFailed",
     "RolledBack",
     "UnsupportedEdit",
+    "UntrustedPath",
     "ValidationFailed",
     "__version__",
     "connect",

@@ -13,6 +13,7 @@ is also that builtin, so ``except LookupError`` keeps working in code that preda
     ├── InvalidInput (ValueError)
     │   ├── InvalidType (TypeError)         an argument of the wrong type ("false" for a bool)
     │   ├── InvalidMac
+    │   ├── UntrustedPath                   a path another user could have written (StrictModes)
     │   ├── InvalidName                     bridge / NIC / network names that no tool accepts
     │   └── UnsupportedEdit                 the XML edit cannot be expressed for that type
     ├── MacInUse
@@ -28,7 +29,6 @@ is also that builtin, so ``except LookupError`` keeps working in code that preda
     ├── ValidationFailed                    a real tool rejected a rendered config file
     ├── CommandFailed                       a command a plan runs exited non-zero
     ├── ConfirmationError                   `kvmnet confirm` with no pending apply, or too late
-    └── UntrustedPath                       state another user could have written (StrictModes)
 
 Usage::
 
@@ -212,11 +212,11 @@ class PartiallyApplied(PlanFailed):
         self.done = tuple(done)
 
 
-class UntrustedPath(KvmnetError):
-    """A state directory or file another user could have written (owner, mode or a symlink).
-
-    ``path`` is the offending path; the message says how to fix it.
-    """
+class UntrustedPath(InvalidInput):
+    """A path kvmnet would trust (a state directory or file, the MAC ledger, a backend root's
+    config dirs) that another user could have written: wrong owner, group/world-writable, or
+    a symlink leading elsewhere. Refused as OpenSSH's StrictModes would; ``path`` names it and
+    the message says how to fix it."""
 
     def __init__(self, message: str, *, path: str) -> None:
         super().__init__(message)

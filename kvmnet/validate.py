@@ -25,7 +25,7 @@ import re
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING
 
-from .errors import InvalidInput, InvalidMac, InvalidName, InvalidType
+from .errors import InvalidInput, InvalidMac, InvalidName, InvalidType, UntrustedPath
 from .hostnet.names import validate_ifname, validate_netns_name
 from .macs import LIBVIRT_TAP_OCTET, int_to_mac, normalize_mac, parse_mac
 
@@ -387,9 +387,10 @@ def root_dir(value: object, *, config_dirs: Iterable[str] = ()) -> str:
         inside = os.path.join(root, config.lstrip("/"))
         resolved = os.path.realpath(inside)
         if os.path.commonpath([real, resolved]) != real:
-            raise InvalidInput(
+            raise UntrustedPath(
                 f"root {shown(value)}: {inside} resolves to {resolved}, outside the root; "
-                "replace that symlink with a directory (writes would land outside the root)"
+                "replace that symlink with a directory (writes would land outside the root)",
+                path=inside,
             )
     return root
 

@@ -15,7 +15,7 @@ import time
 from collections.abc import Iterable
 
 from .. import validate
-from ..errors import InvalidInput
+from ..errors import InvalidInput, InvalidType, UntrustedPath
 from ..hostnet.plan import RunCommand, Step, WriteFile
 from ..hostnet.request import BridgeRequest, HostState
 from ..hostnet.runner import LocalRunner, Runner, Scratch
@@ -43,16 +43,37 @@ BACKUP_DIR = "/var/lib/kvmnet/backup"
 
 
 class Rooted:
-    """Maps absolute config paths (``/etc/netplan``) to paths under ``root``."""
+    """Maps absolute config paths (``/etc/netplan``) to paths under ``root``.
 
-    def __init__(self, root: str) -> None:
-        if not root or not root.startswith("/"):
-            raise InvalidInput(f"root {root!r} is not an absolute path: use '/' or e.g. '/tmp/r'")
-        self.root = os.path.normpath(root)
+    ``confine`` (a root on this machine's file system): a path that resolves outside the root
+    through a symlink under it (``ROOT/etc/netplan -> /etc/netplan``) is refused rather than
+    written through (:func:`kvmnet.validate.root_dir` checked that the root exists).
+    """
+
+    def __init__(self, root: str | os.PathLike[str], *, confine: bool = False) -> None:
+        text = os.fspath(root) if isinstance(root, os.PathLike) else root
+        if not isinstance(text, str):
+            raise InvalidType(f"root {root!r} is not a path: give a str such as '/' or '/tmp/r'")
+        if not text.startswith("/") or "\0" in text:
+            raise InvalidInput(f"root {text!r} is not an absolute path: use '/' or e.g. '/tmp/r'")
+        self.root = os.path.normpath(text)
+        self.confine = confine and self.root != "/"
 
     def __call__(self, path: str) -> str:
         rel = posixpath.normpath("/" + path).lstrip("/")
-        return posixpath.join(self.root, rel) if rel else self.root
+        full = posixpath.join(self.root, rel) if rel else self.root
+        if self.confine:
+            real_root = os.path.realpath(self.root)
+            real = os.path.realpath(full)
+            if real != real_root and not real.startswith(real_root.rstrip("/") + "/"):
+                raise UntrustedPath(
+                    f"{full} resolves to {real}, outside root {self.root!r}: a symlink under "
+                    "the root points out of it, and writing through it would change files "
+                    "the root was meant to keep apart. Replace the symlink by a directory, "
+                    "or use root='/' to act on this machine's own files",
+                    path=full,
+                )
+        return full
 
     def __repr__(self) -> str:
         return f"Rooted({self.root!r})"
@@ -73,13 +94,20 @@ class FileBackendBase(BackendBase):
     config_dirs: tuple[str, ...] = ()
 
     def __init__(
-        self, *, root: str = "/", netns: str | None = None, runner: Runner | None = None
+        self,
+        *,
+        root: str | os.PathLike[str] = "/",
+        netns: str | None = None,
+        runner: Runner | None = None,
     ) -> None:
         root = validate.path(root, "root")
-        if runner is None or isinstance(runner, LocalRunner):
+        local = runner is None or isinstance(runner, LocalRunner)
+        if local:
             root = validate.root_dir(root, config_dirs=(*self.config_dirs, BACKUP_DIR))
-        self.paths = Rooted(root)
         super().__init__(netns=netns, runner=runner)
+        # A local or namespace runner shares this machine's files: every path it maps is
+        # checked again when used (a symlink made after the constructor's check).
+        self.paths = Rooted(root, confine=local)
 
     @property
     def root(self) -> str:

@@ -15,9 +15,11 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import logging
 import math
+import os
 import shlex
 import time
 from dataclasses import dataclass, field
@@ -25,19 +27,41 @@ from dataclasses import dataclass, field
 from ..errors import (
     CommandFailed,
     InvalidInput,
+    InvalidType,
     PlanFailed,
     PreflightRefused,
     RollbackFailed,
     RolledBack,
 )
 from . import deadman
-from .inspect import read_links, read_routes
+from .inspect import in_runner_netns, process_argv, read_links, read_routes
 from .plan import Check, Plan, RemoveFile, RunCommand, StartProcess, Step, StopProcess, WriteFile
 from .runner import Runner
-from .snapshot import Snapshot, compare, restore_files, restore_runtime, take_snapshot
+from .snapshot import (
+    PROCESS_WAIT,
+    Snapshot,
+    compare,
+    restart_clients,
+    restore_files,
+    restore_runtime,
+    stop_new_clients,
+    take_snapshot,
+)
 from .state import LinkState
+from .trust import trusted_dir
 
-__all__ = ["ApplyResult", "Journal", "apply_plan", "evaluate_checks", "roll_back", "run_step"]
+__all__ = [
+    "FORK_GRACE",
+    "ApplyResult",
+    "Journal",
+    "apply_plan",
+    "check_apply_options",
+    "check_state_dir_arg",
+    "daemon_pid",
+    "evaluate_checks",
+    "roll_back",
+    "run_step",
+]
 
 log = logging.getLogger(__name__)
 
@@ -60,15 +84,95 @@ class ApplyResult:
 
 @dataclass
 class Journal:
-    """What the steps did that rollback must undo beyond the snapshot."""
+    """What the steps did that rollback must undo beyond the snapshot: ``started`` holds
+    (daemon PID, argv) of each process a StartProcess step launched, ``stopped`` the argv of
+    each process a StopProcess step stopped (the snapshot's DHCP clients restart them)."""
 
-    started: list[int] = field(default_factory=list)
+    started: list[tuple[int, tuple[str, ...]]] = field(default_factory=list)
     stopped: list[tuple[str, ...]] = field(default_factory=list)
     done: int = 0
 
 
+_PIDFILE_FLAGS = ("-pf", "-p", "--pidfile")  # dhclient, udhcpc, udhcpc/dhcpcd
+
+
+def _pidfile_pid(runner: Runner, argv: tuple[str, ...]) -> int | None:
+    for flag, value in itertools.pairwise(argv):
+        if flag in _PIDFILE_FLAGS:
+            text = (runner.read_file(value) or b"").decode(errors="replace").strip()
+            return int(text) if text.isdigit() else None
+    return None
+
+
+def _processes_running(runner: Runner, argv: tuple[str, ...]) -> list[int]:
+    pids = [int(p) for p in runner.list_dir("/proc") or () if p.isdigit()]
+    return in_runner_netns(runner, [p for p in pids if process_argv(runner, p) == argv])
+
+
+def _ppid(runner: Runner, pid: int) -> int | None:
+    try:
+        stat = (runner.read_file(f"/proc/{pid}/stat") or b"").decode(errors="replace")
+    except OSError:
+        return None
+    fields = stat.rpartition(")")[2].split()
+    return int(fields[1]) if len(fields) > 1 and fields[1].isdigit() else None
+
+
+#: How long a launcher that still runs may take to fork its daemon (dhclient forks at once
+#: and the parent waits for the lease; udhcpc forks only once it has leased).
+FORK_GRACE = 0.3
+
+
+def daemon_pid(runner: Runner, argv: tuple[str, ...], launcher: int) -> int:
+    """The PID of the daemon that ``runner.spawn(argv)`` (which returned ``launcher``) left
+    running. A forking client's daemon is not the launcher: dhclient forks at once, its
+    parent waiting for the lease and then exiting; udhcpc without -f forks once leased.
+    In order: the process the pidfile (``-pf``/``-p``) names, if it runs ``argv``; a child
+    of the launcher running ``argv``; another process running ``argv`` once the launcher has
+    exited; the launcher itself, still running ``argv`` after FORK_GRACE (a client that does
+    not fork, or has not yet). The launcher's PID when nothing is found in PROCESS_WAIT.
+
+    Args:
+        runner: the runner that spawned it (its /proc view).
+        argv: the command line spawned.
+        launcher: the PID ``spawn`` returned (or the one found before).
+
+    Returns:
+        The daemon's PID.
+    """
+    begin = time.monotonic()
+    while True:
+        from_file = _pidfile_pid(runner, argv)
+        if from_file is not None and process_argv(runner, from_file) == argv:
+            return from_file
+        others = [p for p in _processes_running(runner, argv) if p != launcher]
+        children = [p for p in others if _ppid(runner, p) == launcher]
+        if children:
+            return min(children)
+        launcher_runs = process_argv(runner, launcher) == argv
+        if others and not launcher_runs:
+            return max(others)
+        waited = time.monotonic() - begin
+        if launcher_runs and waited >= FORK_GRACE:
+            return launcher
+        if waited >= PROCESS_WAIT:
+            log.warning("no daemon found for `%s`; keeping PID %d", shlex.join(argv), launcher)
+            return launcher
+        time.sleep(0.05)
+
+
 def run_step(runner: Runner, step: Step, journal: Journal) -> None:
-    """Execute one step; raise CommandFailed (or OSError) when it fails."""
+    """Execute one step; raise CommandFailed (or OSError) when it fails.
+
+    Args:
+        runner: executes it.
+        step: the step.
+        journal: records what a process step started or stopped.
+
+    Raises:
+        CommandFailed: a command exited non-zero.
+        OSError: a file could not be written or a program not started.
+    """
     if isinstance(step, RunCommand):
         runner.run(step.argv)
     elif isinstance(step, WriteFile):
@@ -79,7 +183,8 @@ def run_step(runner: Runner, step: Step, journal: Journal) -> None:
         runner.run(step.command)
         journal.stopped.append(step.argv)
     elif isinstance(step, StartProcess):
-        journal.started.append(runner.spawn(step.argv))
+        launcher = runner.spawn(step.argv)
+        journal.started.append((daemon_pid(runner, step.argv, launcher), step.argv))
     journal.done += 1
 
 
@@ -158,24 +263,40 @@ def roll_back(
     runtime: bool = True,
     journal: Journal | None = None,
 ) -> list[str]:
-    """Restore ``snap``; returns what still differs (empty when the restore is exact)."""
+    """Restore ``snap``: files, the backend's ``hints``, the DHCP clients the plan started
+    stopped, links/addresses/routes (``runtime``), the snapshot's DHCP clients that no longer
+    run started again.
+
+    Args:
+        runner: acts on the host (in the plan's network namespace).
+        snap: what to restore.
+        hints: backend steps run after the files are back.
+        runtime: restore links, addresses and routes (False: the backend's daemon does).
+        journal: what the steps started (their daemons are stopped too).
+
+    Returns:
+        What still differs, one sentence each (empty when the restore is exact).
+    """
     errors = restore_files(runner, snap)
     for step in hints:
         try:
             run_step(runner, step, Journal())
         except (CommandFailed, OSError) as exc:
             errors.append(f"rollback step {step.describe()}: {exc}")
-    if journal is not None:
-        for pid in journal.started:
-            runner.run(["kill", "-TERM", str(pid)], check=False)
+    # Stopped before the links are restored: a client left on br0 would lease again there.
+    processes = stop_new_clients(runner, snap, started=journal.started if journal else ())
     if runtime:
         errors += restore_runtime(runner, snap)
     remaining = compare(snap, runner) if runtime else _files_differ(runner, snap)
     # Restarted last, after the comparison: a DHCP client starting up may deconfigure its
     # link before it leases again, which is its business, not a failed restore.
-    if journal is not None:
-        for argv in journal.stopped:
-            runner.spawn(argv)
+    restarted, problems = restart_clients(runner, snap)
+    processes += problems
+    # A launcher that was forking while the first sweep ran leaves its daemon only now.
+    processes += [p for p in stop_new_clients(runner, snap) if p not in processes]
+    if restarted:
+        log.info("DHCP clients restarted: %s", ", ".join(restarted))
+    remaining += processes
     return remaining + ([f"(while restoring: {'; '.join(errors)})"] if remaining and errors else [])
 
 
@@ -210,12 +331,14 @@ def apply_plan(
     state_dir: str | None = None,
 ) -> ApplyResult:
     """See :meth:`kvmnet.hostnet.plan.Plan.apply`."""
-    if confirm_within is not None and not (0 < confirm_within < math.inf):
-        # 0 s (or nan) would roll back before anyone could confirm; inf never would.
-        raise InvalidInput(
-            f"confirm_within={confirm_within!r}: give the seconds (above 0) the dead-man timer "
-            "waits for a confirm, e.g. confirm_within=60, or None for no timer"
-        )
+    check_apply_options(
+        verify=verify,
+        confirm_within=confirm_within,
+        retries=retries,
+        retry_interval=retry_interval,
+        rollback_on_failure=rollback_on_failure,
+        state_dir=state_dir,
+    )
     runner = plan.runner
     if runner is None:
         raise PlanFailed(f"{plan!r} has no runner: build it through a backend to apply it")
@@ -226,6 +349,9 @@ def apply_plan(
             "or force=('ssh',) to skip this check",
             check="ssh",
         )
+    if confirm_within is not None:
+        # Refused before the first read of the host, not only when arming: nothing runs.
+        trusted_dir(deadman.state_dir(state_dir), create=True)
     snap = take_snapshot(runner, links=(plan.nic, plan.bridge), files=plan.files)
     journal = Journal()
     # Armed before the first step: if the caller dies halfway, the watcher still rolls back.
@@ -241,6 +367,9 @@ def apply_plan(
         if not rollback_on_failure:
             raise PlanFailed(f"{plan.backend}: {exc}; NOT rolled back") from exc.__cause__
         raise _fail(plan, runner, snap, journal, str(exc)) from exc.__cause__
+    # Looked up again now that the steps are verified: a client that forks once it has
+    # leased (udhcpc) has usually done so by now.
+    journal.started = [(daemon_pid(runner, argv, pid), argv) for pid, argv in journal.started]
     if armed is not None:
         deadman.update(armed, journal, confirm_within=float(confirm_within or 0))
     return ApplyResult(
@@ -248,8 +377,90 @@ def apply_plan(
         verified=verify and bool(plan.checks),
         attempts=attempts,
         pending_confirmation=deadman.pending_id(armed) if armed else None,
-        started_pids=tuple(journal.started),
+        started_pids=tuple(pid for pid, _argv in journal.started),
     )
+
+
+def _flag(name: str, value: object) -> None:
+    if not isinstance(value, bool):
+        raise InvalidType(f"{name}={value!r}: give True or False")
+
+
+def _seconds(name: str, value: object, *, zero_ok: bool, example: str) -> float:
+    # bool is an int: confirm_within=True would arm a 1 s timer nobody meant.
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise InvalidType(f"{name}={value!r}: give a number of seconds, e.g. {name}={example}")
+    seconds = float(value)
+    if not (seconds >= 0 if zero_ok else seconds > 0) or math.isinf(seconds):
+        least = "0 or more" if zero_ok else "above 0"
+        raise InvalidInput(
+            f"{name}={value!r}: give a finite number of seconds ({least}), e.g. {name}={example}"
+        )
+    return seconds
+
+
+def check_apply_options(
+    *,
+    verify: object,
+    confirm_within: object,
+    retries: object,
+    retry_interval: object,
+    rollback_on_failure: object,
+    state_dir: object,
+) -> None:
+    """Refuse a :meth:`~kvmnet.hostnet.plan.Plan.apply` option of the wrong type or value
+    before anything runs or the dead-man timer is armed.
+
+    Args:
+        verify: must be a bool.
+        confirm_within: None, or seconds above 0 (finite; not a bool or a string): 0 s would
+            roll back before anyone could confirm, inf never would.
+        retries: an int of 1 or more (not a bool).
+        retry_interval: seconds, 0 or more, finite.
+        rollback_on_failure: must be a bool.
+        state_dir: None, or a non-empty path (str or os.PathLike) without NUL bytes.
+
+    Raises:
+        InvalidType: a value of the wrong type (also a TypeError).
+        InvalidInput: a value out of range (also a ValueError).
+    """
+    _flag("verify", verify)
+    _flag("rollback_on_failure", rollback_on_failure)
+    if confirm_within is not None:
+        _seconds("confirm_within", confirm_within, zero_ok=False, example="60")
+    if isinstance(retries, bool) or not isinstance(retries, int):
+        raise InvalidType(f"retries={retries!r}: give a whole number of attempts, e.g. retries=10")
+    if retries < 1:
+        raise InvalidInput(f"retries={retries!r}: give 1 or more verification attempts")
+    _seconds("retry_interval", retry_interval, zero_ok=True, example="0.5")
+    if state_dir is not None:
+        check_state_dir_arg(state_dir)
+
+
+def check_state_dir_arg(state_dir: object) -> str:
+    """``state_dir`` as a str path; refuses other types, an empty path and NUL bytes.
+
+    Args:
+        state_dir: the value given as ``state_dir=``.
+
+    Returns:
+        The path as a str.
+
+    Raises:
+        InvalidType: not a str or os.PathLike of str.
+        InvalidInput: empty, or holding a NUL byte.
+    """
+    path = os.fspath(state_dir) if isinstance(state_dir, os.PathLike) else state_dir
+    if not isinstance(path, str):
+        raise InvalidType(
+            f"state_dir={state_dir!r}: give a directory path as a str, e.g. '/run/kvmnet'"
+        )
+    if not path or "\0" in path:
+        raise InvalidInput(
+            f"state_dir={state_dir!r}: give a non-empty directory path without NUL bytes, "
+            "e.g. '/run/kvmnet'"
+        )
+    return path
 
 
 class _StepFailed(Exception):

@@ -17,7 +17,16 @@ Usage::
     # ... from a NEW ssh session, proving the host is still reachable:
     kvmnet.hostnet.confirm()          # or: kvmnet confirm
 
-``STATE_DIR``: ``state_dir=`` > ``$KVMNET_STATE_DIR`` > ``/run/kvmnet``.
+``STATE_DIR``: ``state_dir=`` > ``$KVMNET_STATE_DIR`` > ``/run/kvmnet``. The watcher runs as
+root and executes what the pending file says, so the state dir and its files are trusted only
+if only root could have written them (:mod:`kvmnet.hostnet.trust`, OpenSSH's StrictModes):
+checked when armed, at every read, and again right before the rollback runs; a refusal is
+:class:`~kvmnet.UntrustedPath` and nothing is executed.
+
+A caller that dies before its steps are done (SIGKILL, a lost SSH session) will neither
+finish nor confirm: while the steps run, the watcher checks the caller's PID (and its start
+time, against PID reuse) and rolls back at once when it is gone, instead of waiting out the
+apply budget.
 """
 
 from __future__ import annotations
@@ -32,10 +41,11 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from ..errors import ConfirmationError
+from ..errors import ConfirmationError, UntrustedPath
 from .plan import STEP_TYPES, Step, step_kind
 from .runner import LocalRunner, Runner, default_runner
 from .snapshot import Snapshot
+from .trust import read_trusted, trusted_dir
 
 if TYPE_CHECKING:
     from .apply import Journal
@@ -72,8 +82,42 @@ def _step_from(raw: dict[str, object]) -> Step:
 
 
 def _write(path: Path, data: dict[str, object]) -> None:
-    # Always this machine's files, whatever runner the plan has: the watcher is local.
+    # Always this machine's files, whatever runner the plan has: the watcher is local. The
+    # directory is checked first; once it is trusted nobody else can swap what is in it.
+    trusted_dir(path.parent)
     LocalRunner().write_file(str(path), json.dumps(data).encode(), mode=0o600)
+
+
+def _read(path: Path) -> dict[str, object] | None:
+    """The pending file's data, read through :func:`read_trusted` (None: gone)."""
+    raw = read_trusted(path)
+    if raw is None:
+        return None
+    data = json.loads(raw)
+    if not isinstance(data, dict):
+        raise json.JSONDecodeError("not an object", raw.decode(errors="replace"), 0)
+    return data
+
+
+def _start_time(pid: int) -> str | None:
+    """Process ``pid``'s start time (clock ticks since boot, field 22 of /proc/PID/stat):
+    with the PID, it names one process even after the PID is reused."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    fields = stat.rpartition(")")[2].split()
+    # A zombie has exited (SIGKILLed, not yet reaped): it will not finish its steps.
+    if len(fields) <= 19 or fields[0] in ("Z", "X"):
+        return None
+    return fields[19]
+
+
+def _caller_gone(data: dict[str, object]) -> bool:
+    pid, started = data.get("caller"), data.get("caller_start")
+    if not isinstance(pid, int) or started is None:
+        return False
+    return _start_time(pid) != started
 
 
 def pending_id(path: Path) -> str:
@@ -89,9 +133,21 @@ def arm(
     confirm_within: float,
     state_dir: str | None = None,
 ) -> Path:
-    """Write the pending file and start the watcher; returns the pending file's path."""
-    directory = _dir(state_dir)
-    directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+    """Write the pending file and start the watcher.
+
+    Args:
+        plan: the plan about to run.
+        snap: what to restore.
+        confirm_within: seconds to wait for a confirm once the steps are done.
+        state_dir: where the pending file goes (None: $KVMNET_STATE_DIR or /run/kvmnet).
+
+    Returns:
+        The pending file's path.
+
+    Raises:
+        UntrustedPath: the state dir could be written by someone other than root.
+    """
+    directory = trusted_dir(_dir(state_dir), create=True)
     ident = f"{time.strftime('%Y%m%dT%H%M%S')}-{os.getpid()}-{plan.bridge}"
     path = directory / f"{ident}.pending.json"
     runner = plan.runner
@@ -108,6 +164,9 @@ def arm(
             "restore_runtime": plan.restore_runtime,
             "started": [],
             "stopped": [],
+            "caller": os.getpid(),
+            "caller_start": _start_time(os.getpid()),
+            "applied": False,
         },
     )
     pid = LocalRunner().spawn([sys.executable, "-m", "kvmnet.hostnet.deadman", str(path)])
@@ -116,11 +175,24 @@ def arm(
 
 
 def update(path: Path, journal: Journal, *, confirm_within: float) -> None:
-    """After the steps: record what they started/stopped; the countdown starts now."""
-    data = json.loads(path.read_text())
-    data["started"] = list(journal.started)
+    """After the steps: record what they started/stopped; the countdown starts now.
+
+    Args:
+        path: the pending file :func:`arm` returned.
+        journal: what the steps started and stopped.
+        confirm_within: seconds from now until the watcher rolls back.
+
+    Raises:
+        UntrustedPath: the state dir or file is no longer trusted.
+        ConfirmationError: the watcher already took the file (it rolled back).
+    """
+    data = _read(path)
+    if data is None:
+        raise ConfirmationError(f"{path} is gone: the dead-man watcher rolled back already")
+    data["started"] = [[pid, list(argv)] for pid, argv in journal.started]
     data["stopped"] = [list(a) for a in journal.stopped]
     data["deadline"] = time.time() + confirm_within
+    data["applied"] = True
     _write(path, data)
 
 
@@ -133,14 +205,24 @@ def disarm(path: Path) -> None:
 def pending(directory: str | None = None) -> list[Path]:
     """Pending files waiting for confirmation, oldest first."""
     d = state_dir(directory)
-    return sorted(d.glob("*.pending.json")) if d.is_dir() else []
+    if not d.is_dir():
+        return []
+    return sorted(trusted_dir(d).glob("*.pending.json"))
 
 
 def confirm(*, state_dir: str | None = None) -> list[str]:
     """Keep every change waiting for confirmation; returns their ids.
 
-    Raises :class:`~kvmnet.ConfirmationError` when nothing waits (never applied, already
-    confirmed, or rolled back because confirmation came too late).
+    Args:
+        state_dir: where the pending files are (None: $KVMNET_STATE_DIR or /run/kvmnet).
+
+    Returns:
+        The ids confirmed.
+
+    Raises:
+        ConfirmationError: nothing waits (never applied, already confirmed, or rolled back
+            because confirmation came too late).
+        UntrustedPath: the state dir could be written by someone other than root.
     """
     done: list[str] = []
     for path in pending(state_dir):
@@ -152,7 +234,7 @@ def confirm(*, state_dir: str | None = None) -> list[str]:
     if done:
         return done
     d = _dir(state_dir)
-    late = sorted(d.glob("*.rolled-back.json")) if d.is_dir() else []
+    late = sorted(trusted_dir(d).glob("*.rolled-back.json")) if d.is_dir() else []
     hint = f"; the last one, {pending_id(late[-1])}, was rolled back" if late else ""
     raise ConfirmationError(f"nothing waits for confirmation in {d}{hint}")
 
@@ -162,38 +244,71 @@ def _runner_for(data: dict[str, object]) -> Runner:
     return default_runner(netns if isinstance(netns, str) else None)
 
 
-def watch(path: Path) -> int:
-    """The watcher's loop: wait for confirmation or the deadline, then roll back."""
-    from .apply import Journal, roll_back
-
+def _wait_for_deadline(path: Path) -> dict[str, object] | None:
+    """Poll the pending file until its deadline passes (its data) or it is gone (None)."""
     while True:
         try:
-            data = json.loads(path.read_text())
-        except FileNotFoundError:
-            log.info("%s confirmed or disarmed", path.name)
-            return 0
+            data = _read(path)
         except json.JSONDecodeError:
             time.sleep(POLL)
             continue
-        if time.time() >= float(data["deadline"]):
-            break
+        if data is None:
+            log.info("%s confirmed or disarmed", path.name)
+            return None
+        if not data.get("applied") and _caller_gone(data):
+            log.warning("the caller (PID %s) died before its steps were done", data["caller"])
+            return data
+        if time.time() >= float(str(data["deadline"])):
+            return data
         time.sleep(POLL)
-    taken = path.with_name(path.name.replace(".pending.", ".rolling-back."))
-    try:
-        path.rename(taken)
-    except FileNotFoundError:
-        return 0  # confirmed at the last moment
-    log.warning("no confirmation for %s: rolling back", data["id"])
-    journal = Journal(
-        started=[int(p) for p in data["started"]],
-        stopped=[tuple(a) for a in data["stopped"]],
+
+
+def _journal(data: dict[str, object]) -> Journal:
+    from .apply import Journal
+
+    started = data.get("started")
+    stopped = data.get("stopped")
+    return Journal(
+        started=[(int(p), tuple(str(a) for a in argv)) for p, argv in started or ()],  # type: ignore[attr-defined]
+        stopped=[tuple(str(a) for a in argv) for argv in stopped or ()],  # type: ignore[attr-defined]
     )
+
+
+def watch(path: Path) -> int:
+    """The watcher's loop: wait for confirmation or the deadline (or the caller's death
+    before its steps were done), then roll back.
+
+    Args:
+        path: the pending file.
+
+    Returns:
+        0: confirmed, or rolled back exactly; 1: rolled back with differences left;
+        3: refused (UntrustedPath), nothing executed.
+    """
+    from .apply import roll_back
+
+    try:
+        if _wait_for_deadline(path) is None:
+            return 0
+        taken = path.with_name(path.name.replace(".pending.", ".rolling-back."))
+        try:
+            path.rename(taken)
+        except FileNotFoundError:
+            return 0  # confirmed at the last moment
+        # Read again, and checked again, right before executing: what runs is what is there now.
+        data = _read(taken)
+    except UntrustedPath as exc:
+        log.error("not rolling back, nothing executed: %s", exc)
+        return 3
+    if data is None:
+        return 0
+    log.warning("no confirmation for %s: rolling back", data["id"])
     remaining = roll_back(
         _runner_for(data),
         Snapshot.from_json(json.dumps(data["snapshot"])),
-        hints=tuple(_step_from(s) for s in data["hints"]),
+        hints=tuple(_step_from(s) for s in data["hints"]),  # type: ignore[attr-defined]
         runtime=bool(data["restore_runtime"]),
-        journal=journal,
+        journal=_journal(data),
     )
     data["remaining"] = remaining
     data["rolled_back_at"] = time.time()
@@ -210,11 +325,20 @@ def main(argv: list[str] | None = None) -> int:
     if len(args) != 1:
         return 2
     path = Path(args[0])
+    try:
+        trusted_dir(path.parent)  # before the log file is opened there
+    except UntrustedPath:
+        return 3
     handler = logging.FileHandler(path.with_name(pending_id(path) + ".log"))
     handler.setFormatter(logging.Formatter("%(asctime)s %(name)s %(levelname)s %(message)s"))
     logging.getLogger("kvmnet").addHandler(handler)
     logging.getLogger("kvmnet").setLevel(logging.INFO)
-    return watch(path)
+    try:
+        return watch(path)
+    except Exception:
+        # stderr is closed: the log file is the only place anyone will look.
+        log.exception("the watcher failed")
+        raise
 
 
 if __name__ == "__main__":

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 
 from .inspect import (
     FOREVER,
@@ -23,10 +24,51 @@ from .inspect import (
     ROUTES6_ARGV,
     ROUTES_ARGV,
 )
-from .runner import CommandResult, RecordingRunner, Reply
+from .runner import DEFAULT_TIMEOUT, CommandResult, RecordingRunner, Reply
 from .state import IpAddress, IpRoute, LinkState
 
-__all__ = ["fake_host", "link_json", "route_json"]
+__all__ = ["FakeHostRunner", "fake_host", "link_json", "route_json"]
+
+NETNS_ID = "net:[4026531840]\n"
+
+
+@dataclass
+class FakeHostRunner(RecordingRunner):
+    """A RecordingRunner whose process table (``/proc/PID/cmdline`` in ``files``) follows
+    what runs: ``spawn`` adds the process, ``kill -SIG PID`` removes it, unless its argv
+    starts with one of ``survive_kill`` (a process that ignores signals). A spawned argv
+    starting with one of ``die_at_start`` exits at once (it never shows up)."""
+
+    survive_kill: Sequence[tuple[str, ...]] = ()
+    die_at_start: Sequence[tuple[str, ...]] = ()
+
+    def _argv_of(self, pid: str) -> tuple[str, ...]:
+        raw = self.files.get(f"/proc/{pid}/cmdline", b"")
+        return tuple(a for a in raw.decode().split("\0") if a)
+
+    def run(
+        self,
+        argv: Sequence[str],
+        *,
+        input: str | None = None,
+        check: bool = True,
+        timeout: float = DEFAULT_TIMEOUT,
+    ) -> CommandResult:
+        result = super().run(argv, input=input, check=check, timeout=timeout)
+        key = tuple(argv)
+        if len(key) == 3 and key[0] == "kill" and key[2].isdigit() and result.ok:
+            victim = self._argv_of(key[2])
+            if not any(victim[: len(p)] == p for p in self.survive_kill):
+                self.files.pop(f"/proc/{key[2]}/cmdline", None)
+        return result
+
+    def spawn(self, argv: Sequence[str]) -> int:
+        pid = super().spawn(argv)
+        key = tuple(argv)
+        if not any(key[: len(p)] == p for p in self.die_at_start):
+            self.files[f"/proc/{pid}/cmdline"] = "\0".join(key).encode() + b"\0"
+            self.replies = {**self.replies, ("readlink", f"/proc/{pid}/ns/net"): NETNS_ID}
+        return pid
 
 
 def _addr_json(addr: IpAddress) -> dict[str, object]:
@@ -98,8 +140,9 @@ def fake_host(
     iptables_forward: str = "ACCEPT",
     replies: Mapping[tuple[str, ...], Reply] | None = None,
     netns: str | None = None,
-) -> RecordingRunner:
-    """A RecordingRunner that reports ``links``, ``routes`` and ``processes`` (pid -> argv).
+) -> FakeHostRunner:
+    """A RecordingRunner that reports ``links``, ``routes`` and ``processes`` (pid -> argv);
+    processes it spawns show up, processes it kills go (:class:`FakeHostRunner`).
 
     Wi-Fi can only be faked here: give a link ``wireless=True`` and its
     ``/sys/class/net/NAME/uevent`` says ``DEVTYPE=wlan``.
@@ -117,7 +160,7 @@ def fake_host(
         canned[query] = CommandResult(query, 1, "", "not running on the fake host")
     # Every process lives in the runner's own network namespace.
     for proc in ("self", *(str(p) for p in (processes or {}))):
-        canned[("readlink", f"/proc/{proc}/ns/net")] = "net:[4026531840]\n"
+        canned[("readlink", f"/proc/{proc}/ns/net")] = NETNS_ID
     canned.update(replies or {})
     all_files: dict[str, bytes] = {}
     for link in links:
@@ -128,4 +171,4 @@ def fake_host(
     for pid, argv in (processes or {}).items():
         all_files[f"/proc/{pid}/cmdline"] = "\0".join(argv).encode() + b"\0"
     all_files.update(files or {})
-    return RecordingRunner(replies=canned, files=all_files, netns=netns)
+    return FakeHostRunner(replies=canned, files=all_files, netns=netns)

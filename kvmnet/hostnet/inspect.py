@@ -22,8 +22,10 @@ from .state import IpAddress, IpRoute, LinkState
 
 __all__ = [
     "find_dhcp_clients",
+    "in_runner_netns",
     "inspect_host",
     "network_daemon",
+    "process_argv",
     "read_links",
     "read_routes",
     "ssh_uses",
@@ -155,6 +157,25 @@ def _netns_id(runner: Runner, pid: str) -> str:
     return runner.run(["readlink", f"/proc/{pid}/ns/net"], check=False).stdout.strip()
 
 
+def process_argv(runner: Runner, pid: int) -> tuple[str, ...]:
+    """The command line of process ``pid`` from ``/proc/PID/cmdline`` (empty: no such
+    process, or a zombie that has exited and waits to be reaped).
+
+    Args:
+        runner: whose ``/proc`` to read.
+        pid: the process.
+
+    Returns:
+        Its argv.
+    """
+    try:
+        raw = runner.read_file(f"/proc/{pid}/cmdline") or b""
+    except OSError:
+        # ESRCH: it exited between the open and the read (a process being stopped does).
+        return ()
+    return tuple(a for a in raw.decode(errors="replace").split("\0") if a)
+
+
 def find_dhcp_clients(runner: Runner, links: Iterable[str]) -> tuple[DhcpClient, ...]:
     """DHCP client processes (dhclient, udhcpc, dhcpcd) whose command line names one of
     ``links``, in the runner's network namespace."""
@@ -163,10 +184,9 @@ def find_dhcp_clients(runner: Runner, links: Iterable[str]) -> tuple[DhcpClient,
     for pid in runner.list_dir("/proc") or ():
         if not pid.isdigit():
             continue
-        raw = runner.read_file(f"/proc/{pid}/cmdline")
-        if not raw:
+        argv = process_argv(runner, int(pid))
+        if not argv:
             continue
-        argv = tuple(a for a in raw.decode(errors="replace").split("\0") if a)
         words = list(argv[:2])
         if not any(os.path.basename(w) in DHCP_PROGRAMS for w in words):
             continue
@@ -178,9 +198,27 @@ def find_dhcp_clients(runner: Runner, links: Iterable[str]) -> tuple[DhcpClient,
             found.append(DhcpClient(int(pid), argv, named[0]))
     if not found:
         return ()
-    # A namespace shares the PID space with the host: keep only clients in our namespace.
+    mine = set(in_runner_netns(runner, [c.pid for c in found]))
+    return tuple(c for c in found if c.pid in mine)
+
+
+def in_runner_netns(runner: Runner, pids: Iterable[int]) -> list[int]:
+    """The ``pids`` whose network namespace is the runner's: a namespace shares the PID
+    space with the host, and a process of the same command line in another namespace (an
+    ``udhcpc -i br0`` elsewhere) is none of ours.
+
+    Args:
+        runner: whose namespace counts.
+        pids: the processes to keep or drop.
+
+    Returns:
+        Those in the runner's namespace, in the order given.
+    """
+    pids = list(pids)
+    if not pids:
+        return []
     ours = runner.run(["readlink", "/proc/self/ns/net"], check=False).stdout.strip()
-    return tuple(c for c in found if _netns_id(runner, str(c.pid)) == ours)
+    return [p for p in pids if _netns_id(runner, str(p)) == ours]
 
 
 def ssh_uses(

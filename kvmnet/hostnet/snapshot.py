@@ -1,6 +1,13 @@
-"""What rollback restores: the runtime state of the NIC and bridge, the main routing table
-and the bytes and mode of every file a plan touches (or their absence). JSON-serialisable, so
-the dead-man watcher process can restore it without the caller.
+"""What rollback restores: the runtime state of the NIC and bridge, the main routing table,
+the DHCP clients that held them, and the bytes and mode of every file a plan touches (or
+their absence). JSON-serialisable, so the dead-man watcher process can restore it without the
+caller.
+
+DHCP clients are restored by state, not by what the caller managed to write down (it may
+have died mid-steps): a client found on the NIC or bridge at snapshot time that no longer
+runs there is started again with the same command line, in the runner's network namespace;
+a client there now that was not there then (one the plan started) is stopped by its daemon's
+PID, found in ``/proc`` (a forking launcher such as dhclient's is long gone).
 
 Usage::
 
@@ -14,16 +21,39 @@ from __future__ import annotations
 
 import base64
 import json
+import logging
+import shlex
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field, replace
 
-from .inspect import read_links, read_routes
+from .inspect import (
+    find_dhcp_clients,
+    in_runner_netns,
+    process_argv,
+    read_links,
+    read_routes,
+)
 from .ipcmd import SELF_MANAGED, address_args, bridge_args, route_args
+from .request import DhcpClient
 from .runner import Runner
 from .state import IpAddress, IpRoute, LinkState
 
-__all__ = ["FileSnapshot", "Snapshot", "compare", "restore_snapshot", "take_snapshot"]
+__all__ = [
+    "FileSnapshot",
+    "Snapshot",
+    "compare",
+    "restart_clients",
+    "restore_snapshot",
+    "stop_new_clients",
+    "take_snapshot",
+]
+
+#: How long a stopped client may take to exit (then SIGKILL), and a restarted one to show up.
+PROCESS_WAIT = 3.0
+_POLL = 0.05
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -35,12 +65,14 @@ class FileSnapshot:
 
 @dataclass(frozen=True)
 class Snapshot:
-    """Links (None: absent), routes and files as they were at ``taken_at`` (epoch seconds)."""
+    """Links (None: absent), routes, files and the DHCP clients holding the links, as they
+    were at ``taken_at`` (epoch seconds)."""
 
     links: dict[str, LinkState | None]
     routes: tuple[IpRoute, ...]
     files: tuple[FileSnapshot, ...] = ()
     taken_at: float = field(default_factory=time.time)
+    dhcp_clients: tuple[DhcpClient, ...] = ()
 
     def to_json(self) -> str:
         return json.dumps(
@@ -58,6 +90,9 @@ class Snapshot:
                     for f in self.files
                 ],
                 "taken_at": self.taken_at,
+                "dhcp_clients": [
+                    {"pid": c.pid, "argv": list(c.argv), "link": c.link} for c in self.dhcp_clients
+                ],
             }
         )
 
@@ -83,16 +118,28 @@ class Snapshot:
             for f in raw["files"]
         )
         routes = tuple(IpRoute(**r) for r in raw["routes"])
-        return cls(links=links, routes=routes, files=files, taken_at=float(raw["taken_at"]))
+        clients = tuple(
+            DhcpClient(int(c["pid"]), tuple(str(a) for a in c["argv"]), str(c["link"]))
+            for c in raw.get("dhcp_clients", ())
+        )
+        return cls(
+            links=links,
+            routes=routes,
+            files=files,
+            taken_at=float(raw["taken_at"]),
+            dhcp_clients=clients,
+        )
 
 
 def take_snapshot(runner: Runner, *, links: tuple[str, ...], files: tuple[str, ...]) -> Snapshot:
-    """Read ``links`` (absent ones recorded as None), the routes and ``files`` now."""
+    """Read ``links`` (absent ones recorded as None), the routes, ``files`` and the DHCP
+    clients holding ``links`` (in the runner's network namespace) now."""
     now = read_links(runner)
     return Snapshot(
         links={name: now.get(name) for name in links},
         routes=read_routes(runner),
         files=tuple(FileSnapshot(p, runner.read_file(p), runner.file_mode(p)) for p in files),
+        dhcp_clients=find_dhcp_clients(runner, links),
     )
 
 
@@ -264,3 +311,120 @@ def restore_snapshot(runner: Runner, snap: Snapshot, *, runtime: bool = True) ->
     if runtime:
         errors += restore_runtime(runner, snap)
     return errors
+
+
+def _alive(runner: Runner, pid: int) -> bool:
+    # A zombie's cmdline is empty: it has exited, only its parent has not reaped it yet.
+    return bool(process_argv(runner, pid))
+
+
+def _wait(predicate: Callable[[], bool], seconds: float) -> bool:
+    deadline = time.monotonic() + seconds
+    while not predicate():
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(_POLL)
+    return True
+
+
+def _stop(runner: Runner, client: DhcpClient) -> str | None:
+    """SIGTERM the daemon, SIGKILL it if it is still there after PROCESS_WAIT; a problem
+    sentence when it survives both."""
+    for sig in ("TERM", "KILL"):
+        runner.run(["kill", f"-{sig}", str(client.pid)], check=False)
+        if _wait(lambda: not _alive(runner, client.pid), PROCESS_WAIT):
+            return None
+    return f"{client.program} (PID {client.pid}) on {client.link}, started by the plan, still runs"
+
+
+def stop_new_clients(
+    runner: Runner, snap: Snapshot, *, started: Iterable[tuple[int, tuple[str, ...]]] = ()
+) -> list[str]:
+    """Stop the DHCP clients the plan started: those on the snapshot's links now that were
+    not there at snapshot time (by PID and command line), and the daemons in ``started``
+    still running their command line. Scanned again until none is left (a forking
+    launcher's daemon can appear after a scan).
+
+    Args:
+        runner: acts in the plan's network namespace (its ``/proc`` view and ``kill``).
+        snap: the snapshot whose links and clients say what ran before.
+        started: (PID, argv) of the daemons the plan's steps started, as journaled.
+
+    Returns:
+        The clients that could not be stopped, one sentence each (empty: none left).
+    """
+    before = {c.pid for c in snap.dhcp_clients}
+    # A client with the command line of one that ran before is that one (restarted).
+    known = {(c.argv, c.link) for c in snap.dhcp_clients}
+    problems: dict[int, str] = {}
+    for _round in range(3):
+        found = [
+            c
+            for c in find_dhcp_clients(runner, snap.links)
+            if c.pid not in before and (c.argv, c.link) not in known
+        ]
+        found += [
+            DhcpClient(pid, argv, "?")
+            for pid, argv in started
+            if pid not in before
+            and argv
+            and process_argv(runner, pid) == argv
+            and in_runner_netns(runner, [pid])
+        ]
+        targets = {c.pid: c for c in found if c.pid not in problems}
+        if not targets:
+            break
+        for client in targets.values():
+            log.info("stopping %s (PID %d): the plan started it", client.program, client.pid)
+            problem = _stop(runner, client)
+            if problem:
+                problems[client.pid] = problem
+        time.sleep(_POLL * 4)  # room for a launcher that was forking during the scan
+    return list(problems.values())
+
+
+def _running(runner: Runner, snap: Snapshot, client: DhcpClient) -> bool:
+    return any(
+        c.argv == client.argv and c.link == client.link
+        for c in find_dhcp_clients(runner, snap.links)
+    )
+
+
+def restart_clients(runner: Runner, snap: Snapshot) -> tuple[list[str], list[str]]:
+    """Start again, with the same command line and in the runner's network namespace, every
+    DHCP client of the snapshot that no longer runs on its link.
+
+    Args:
+        runner: starts them (a NetnsRunner starts them inside its namespace).
+        snap: the snapshot holding the clients that ran before.
+
+    Returns:
+        ``(restarted, problems)``: the clients started (``"udhcpc on eth0"``) and the ones
+        that could not be (failed to start, or gone again at once), one sentence each.
+    """
+    restarted: list[str] = []
+    problems: list[str] = []
+    for client in snap.dhcp_clients:
+        if _running(runner, snap, client):
+            continue
+        what = f"{client.program} on {client.link} (`{shlex.join(client.argv)}`)"
+        try:
+            runner.spawn(client.argv)
+        except OSError as exc:
+            problems.append(f"DHCP client {what} could not be restarted: {exc}")
+            continue
+
+        # Seen twice, a moment apart: a client that dies on its arguments shows up briefly.
+        def runs(client: DhcpClient = client) -> bool:
+            return _running(runner, snap, client)
+
+        up = _wait(runs, PROCESS_WAIT)
+        if up:
+            time.sleep(_POLL * 4)
+            up = _wait(runs, PROCESS_WAIT)
+        if up:
+            log.info("restarted DHCP client %s", what)
+            restarted.append(f"{client.program} on {client.link}")
+        else:
+            problems.append(f"DHCP client {what} was restarted but does not run")
+    return restarted, problems

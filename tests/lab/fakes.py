@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from kvmnet.hostnet.fake import fake_host
-from kvmnet.hostnet.runner import RecordingRunner
+from kvmnet.hostnet.fake import FakeHostRunner, fake_host
 from kvmnet.hostnet.state import IpAddress, IpRoute, LinkState
 
 NIC = "enp0s20f0u1"
@@ -40,7 +39,7 @@ def routes(dev: str = NIC) -> list[IpRoute]:
     ]
 
 
-def dhcp_host(**kw: object) -> RecordingRunner:
+def dhcp_host(**kw: object) -> FakeHostRunner:
     """A NIC with a DHCP lease, a default route through it and udhcpc holding it."""
     return fake_host(
         [nic()],
@@ -50,7 +49,7 @@ def dhcp_host(**kw: object) -> RecordingRunner:
     )
 
 
-def classic_host() -> RecordingRunner:
+def classic_host() -> FakeHostRunner:
     """br0 already there with the stale 192.168.0.1/24 of an earlier attempt."""
     return fake_host(
         [nic(), bridge(addresses=(STALE,))],
