@@ -20,7 +20,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from .errors import InvalidInput, KvmnetError, PartiallyApplied
+from .errors import ConnectionLost, InvalidInput, KvmnetError, PartiallyApplied
 from .progress import Progress, track
 
 if TYPE_CHECKING:
@@ -28,7 +28,7 @@ if TYPE_CHECKING:
     from .domain import Domain
     from .host import Host
 
-__all__ = ["Target", "bridge_many", "nat_many", "select"]
+__all__ = ["Target", "bridge_many", "nat_many", "select", "switch_each"]
 
 
 @dataclass(frozen=True)
@@ -97,6 +97,10 @@ def _run(
         except KvmnetError as exc:
             rest = [t.label for t in targets[n + 1 :]]
             changed = [c.domain for c in done if c.applied]
+            # A daemon that died mid-change was asked again on a fresh connection: if the
+            # failing guest's change stands in full, it counts as switched.
+            if isinstance(exc, ConnectionLost) and exc.outcome == "applied":
+                changed.append(target.domain.name)
             raise PartiallyApplied(
                 f"{action} stopped at {target.label}: {exc}. Switched already: "
                 f"{', '.join(changed) or 'none'}; not tried: {', '.join(rest) or 'none'}. "
@@ -104,6 +108,33 @@ def _run(
                 done=tuple(changed),
             ) from exc
     return done
+
+
+def switch_each(
+    targets: Sequence[Target],
+    verb: str,
+    name: str,
+    *,
+    live: bool | None,
+    dry_run: bool,
+    progress: Progress | None,
+    bounce_link: bool = False,
+) -> list[Change]:
+    """Switch every target onto bridge (``verb="bridge"``) or network ``name``, in order.
+
+    The one bulk mechanism (:func:`bridge_many`, :func:`nat_many`, ``Host.use_bridge_all``).
+
+    Returns:
+        One :class:`~kvmnet.Change` per target.
+
+    Raises:
+        PartiallyApplied: at the first failure, naming the guests switched, the one that
+            failed and the ones not tried.
+    """
+    kind = "bridge" if verb == "bridge" else "network"
+    change_one = _ChangeOne(verb, name, live=live, dry_run=dry_run, bounce_link=bounce_link)
+    return _run(targets, f"moving guests to {kind} {name}", "already moved are skipped",
+                progress, change_one)  # fmt: skip
 
 
 class _ChangeOne:
@@ -154,9 +185,8 @@ def bridge_many(
     """Put many guests' interfaces on ``bridge``: the named guests, or every guest with an
     interface on libvirt network ``on_network`` (e.g. ``"default"``: everyone behind NAT)."""
     targets = select(host, names, on_network=on_network)
-    change_one = _ChangeOne("bridge", bridge, live=live, dry_run=dry_run, bounce_link=bounce_link)
-    return _run(targets, f"moving guests to bridge {bridge}", "already moved are skipped",
-                progress, change_one)  # fmt: skip
+    return switch_each(targets, "bridge", bridge, live=live, dry_run=dry_run,
+                       progress=progress, bounce_link=bounce_link)  # fmt: skip
 
 
 def nat_many(
@@ -174,6 +204,5 @@ def nat_many(
     guest with an interface on host bridge ``on_bridge``."""
     host.network(network)  # a missing network fails before any guest changes
     targets = select(host, names, on_bridge=on_bridge)
-    change_one = _ChangeOne("nat", network, live=live, dry_run=dry_run, bounce_link=bounce_link)
-    return _run(targets, f"moving guests to network {network}", "already moved are skipped",
-                progress, change_one)  # fmt: skip
+    return switch_each(targets, "nat", network, live=live, dry_run=dry_run,
+                       progress=progress, bounce_link=bounce_link)  # fmt: skip

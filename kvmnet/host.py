@@ -16,11 +16,16 @@ from types import TracebackType
 from typing import TYPE_CHECKING
 
 from . import _html
-from ._libvirt import Connection, open_connection
+from ._libvirt import (
+    DEFAULT_KEEPALIVE,
+    DEFAULT_READBACK_TIMEOUT,
+    Connection,
+    open_connection,
+)
 from .errors import ConnectionFailed, NetworkNotFound
 from .lanplan import DEFAULT_ADDRESS_TIMEOUT
 from .network import Network, NetworkIndex
-from .progress import Progress, track
+from .progress import Progress
 
 if TYPE_CHECKING:
     from .backends.base import Backend
@@ -41,15 +46,33 @@ def default_uri(uri: str | None = None) -> str:
     return uri or os.environ.get("LIBVIRT_DEFAULT_URI") or DEFAULT_URI
 
 
-def connect(uri: str | None = None) -> Host:
+def connect(
+    uri: str | None = None,
+    *,
+    keepalive: tuple[int, int] | None = DEFAULT_KEEPALIVE,
+    readback_timeout: float = DEFAULT_READBACK_TIMEOUT,
+) -> Host:
     """Open a libvirt connection; use it as a context manager to close it.
 
-    ``uri``: the argument, else ``$LIBVIRT_DEFAULT_URI``, else ``qemu:///system``.
-    Raises :class:`~kvmnet.errors.ConnectionFailed` naming the URI and the reason.
+    Args:
+        uri: the argument, else ``$LIBVIRT_DEFAULT_URI``, else ``qemu:///system``.
+        keepalive: ``(interval, count)``: libvirt pings the daemon every ``interval`` seconds
+            and gives the connection up after ``count`` unanswered pings, so a call on a
+            frozen libvirtd raises after about ``interval * (count + 1)`` seconds instead of
+            hanging. Default ``(5, 3)``; None turns it off. In-process drivers (``test:///``)
+            have no daemon to ping.
+        readback_timeout: seconds a change interrupted by a dead or frozen daemon keeps
+            trying a fresh connection to read back what stands (default 10).
+
+    Returns:
+        The :class:`Host`.
+
+    Raises:
+        ConnectionFailed: naming the URI and the reason.
     """
     uri = default_uri(uri)
     _check_test_file(uri)
-    return Host(open_connection(uri))
+    return Host(open_connection(uri, keepalive=keepalive, readback_timeout=readback_timeout))
 
 
 def _check_test_file(uri: str) -> None:
@@ -169,12 +192,17 @@ class Host:
 
         Usage: ``host.use_bridge_all(["web1", "web2"], "br0", progress=show)``.
 
-        One listing for all domains; stops at the first error (earlier changes stay made).
+        One listing for all domains; stops at the first error, as :func:`kvmnet.bulk.bridge_many`
+        does: the guests switched before it stay switched.
+
+        Raises:
+            PartiallyApplied: a guest failed; the message names the guests switched, the one
+                that failed (with what stands for it) and the ones not tried.
         """
-        return [
-            dom.use_bridge(bridge, live=live, dry_run=dry_run)
-            for dom in track(self._select(names), progress, label=lambda d: d.name)
-        ]
+        from .bulk import Target, switch_each
+
+        targets = [Target(d, None) for d in self._select(names)]
+        return switch_each(targets, "bridge", bridge, live=live, dry_run=dry_run, progress=progress)
 
     def use_nat_all(
         self,
@@ -185,12 +213,17 @@ class Host:
         dry_run: bool = False,
         progress: Progress | None = None,
     ) -> list[Change]:
-        """``use_nat(network)`` on the first interface of every named domain (all if None)."""
+        """``use_nat(network)`` on the first interface of every named domain (all if None).
+
+        Raises:
+            NetworkNotFound: before any guest changes.
+            PartiallyApplied: as :meth:`use_bridge_all`.
+        """
+        from .bulk import Target, switch_each
+
         self.network(network)
-        return [
-            dom.use_nat(network, live=live, dry_run=dry_run)
-            for dom in track(self._select(names), progress, label=lambda d: d.name)
-        ]
+        targets = [Target(d, None) for d in self._select(names)]
+        return switch_each(targets, "nat", network, live=live, dry_run=dry_run, progress=progress)
 
     def _select(self, names: Iterable[str] | None) -> Sequence[Domain]:
         doms = self.domains()
