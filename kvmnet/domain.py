@@ -31,7 +31,8 @@ from __future__ import annotations
 import dataclasses
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import TYPE_CHECKING
 
 from lxml import etree
@@ -243,6 +244,19 @@ class Domain:
         dry_run: bool,
         bounce_link: bool | float,
     ) -> Change:
+        with self._reported_if_lost(action):
+            return self._switch_now(action, new_type, name, iface, live, dry_run, bounce_link)
+
+    def _switch_now(
+        self,
+        action: str,
+        new_type: str,
+        name: str,
+        iface: IfaceSelector,
+        live: bool | None,
+        dry_run: bool,
+        bounce_link: bool | float,
+    ) -> Change:
         running, persistent = self._running_and_persistent(live)
         live_text = self._handle.xml() if running else None
         before = self._handle.xml(inactive=True) if persistent else live_text
@@ -323,6 +337,18 @@ class Domain:
         network reservations; prefix 52:54:00); a given ``mac`` raises
         :class:`~kvmnet.errors.MacInUse` if something uses it already.
         """
+        with self._reported_if_lost("add_interface"):
+            return self._add(bridge, network, mac, model, live, dry_run)
+
+    def _add(
+        self,
+        bridge: str | None,
+        network: str | None,
+        mac: str | None,
+        model: str | None,
+        live: bool | None,
+        dry_run: bool,
+    ) -> Change:
         if (bridge is None) == (network is None):
             raise InvalidInput("add_interface takes exactly one of bridge= or network=")
         if network is not None:
@@ -388,6 +414,10 @@ class Domain:
         Usage: ``dom.remove_interface("52:54:00:ab:cd:ef")``. Naming the MAC is the safer
         habit; the command line insists on it.
         """
+        with self._reported_if_lost("remove_interface"):
+            return self._remove(iface, live, dry_run)
+
+    def _remove(self, iface: IfaceSelector, live: bool | None, dry_run: bool) -> Change:
         running, persistent = self._running_and_persistent(live)
         live_text = self._handle.xml() if running else None
         before = self._handle.xml(inactive=True) if persistent else live_text
@@ -455,6 +485,27 @@ class Domain:
                 "definition); only the running guest can change: drop live=False (--config)"
             )
         return running, persistent
+
+    @contextmanager
+    def _reported_if_lost(self, action: str) -> Iterator[None]:
+        """A daemon lost before any write: say that nothing changed (no write was sent).
+
+        Losses during the writes are read back by :meth:`_lost`; those pass through.
+        """
+        try:
+            yield
+        except ConnectionLost:
+            raise
+        except KvmnetError as exc:
+            if self.host.connection.is_alive():
+                raise
+            raise ConnectionLost(
+                f"domain {self.name!r} on {self.host.uri}: libvirtd stopped answering before "
+                f"{action} sent any change ({exc}). Outcome: not applied; nothing was changed: "
+                "run the same call again when libvirtd answers",
+                uri=self.host.uri,
+                outcome="not applied",
+            ) from exc
 
     def _run(self, plan: _Plan, *, live: bool | None, dry_run: bool, persistent: bool) -> Change:
         if dry_run:
