@@ -278,9 +278,11 @@ class Domain:
             new = edit(name, selector)
         plan = _Plan(action, before, doc.tostring(), new, list(doc.notes), mac=mac)
         if persistent and mac is not None:
-            plan.config_xml = doc.interface_xml(mac)
             plan.redo = _redo_switch(new_type, name, mac)
-        in_live = mac is None or any(i.mac == mac for i in view.interfaces)
+            if self.host.connection.device_calls is not False:
+                plan.config_xml = doc.interface_xml(mac)
+        # Shut off, the question does not arise (and reading every interface costs in bulk).
+        in_live = live_text is None or mac is None or any(i.mac == mac for i in view.interfaces)
         if running and live is not False and live_text is not None and not in_live:
             if live is True:
                 raise LiveChangeUnsupported(
@@ -398,7 +400,8 @@ class Domain:
         new = doc.add_interface(bridge=bridge, network=network, mac=mac, model=model)
         plan = _Plan("add_interface", before, doc.tostring(), new, list(doc.notes), mac=mac)
         if persistent:
-            plan.config_xml = doc.interface_xml(mac)
+            if self.host.connection.device_calls is not False:
+                plan.config_xml = doc.interface_xml(mac)
             plan.config_verb = "attach"
             plan.redo = _redo_add(bridge, network, mac, model)
         if running and live is not False:
@@ -656,6 +659,8 @@ class Domain:
             doc = DomainXML(plan.after)
             doc.adopt_address(plan.mac, live, plan.mac)
             plan.after = doc.tostring()
+            if plan.config_xml is not None:
+                plan.config_xml = doc.interface_xml(plan.mac)
         except KvmnetError as exc:
             # The definition still gets the NIC; libvirt then picks its slot at next boot.
             log.warning("domain %r: cannot copy the new NIC's address: %s", self.name, exc)

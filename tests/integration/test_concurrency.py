@@ -198,6 +198,10 @@ def test_writers_hotplugging_nics_into_a_running_guest_lose_nothing(
                 return not gone & set(sources(lab, name, inactive=False))
 
             wait_for(unplugged, timeout=60, what="the NICs to unplug")
+        if adding:
+            # The persistent definition got the PCI slot the hot-plug took.
+            slots = [{n.mac: n.pci_slot for n in lab.nics(name, inactive=i)} for i in (False, True)]
+            assert all(slots[0][m] == slots[1][m] is not None for m in macs), slots
         for inactive in (True, False):
             now = sources(lab, name, inactive=inactive)
             for mac in macs:
