@@ -8,6 +8,7 @@ this single boundary. Everything above it sees :class:`Connection` and plain str
 from __future__ import annotations
 
 import logging
+import os
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -66,7 +67,7 @@ ADDR_SRC_ARP = libvirt.VIR_DOMAIN_INTERFACE_ADDRESSES_SRC_ARP
 _UNSUPPORTED_CODES = frozenset({ERR_NO_SUPPORT, ERR_OPERATION_UNSUPPORTED, ERR_CONFIG_UNSUPPORTED})
 _handler_installed = False
 _event_loop_lock = threading.Lock()
-_event_loop_started = False
+_event_loop_pid: int | None = None  # the process whose thread runs the loop
 
 
 def _ignore_libvirt_error(_ctx: object, _err: object) -> None:
@@ -89,15 +90,17 @@ def _ensure_event_loop() -> None:
     """libvirt's default event loop, in a daemon thread: keepalive pings need one.
 
     Registered once per process, before the first connection that wants keepalive (libvirt
-    only gives keepalive to connections opened after an event implementation exists).
+    only gives keepalive to connections opened after an event implementation exists). A
+    forked child inherits the registration but not the thread: it gets a thread of its own.
     """
-    global _event_loop_started
+    global _event_loop_pid
     with _event_loop_lock:
-        if _event_loop_started:
+        if _event_loop_pid == os.getpid():
             return
-        libvirt.virEventRegisterDefaultImpl()
+        if _event_loop_pid is None:
+            libvirt.virEventRegisterDefaultImpl()
         threading.Thread(target=_run_event_loop, name="kvmnet-libvirt-events", daemon=True).start()
-        _event_loop_started = True
+        _event_loop_pid = os.getpid()
 
 
 def error_code(exc: BaseException) -> int | None:

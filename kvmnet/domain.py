@@ -299,8 +299,11 @@ class Domain:
             plan.live_old = view.interface_xml(selector)
             (view.use_bridge if new_type == "bridge" else view.use_nat)(name, selector)
             plan.live_new = view.interface_xml(selector)
-            if plan.live_new == plan.live_old:
-                plan.live_new = plan.live_old = None  # the running guest is there already
+            there = (running_iface.type, running_iface.source) == (new_type, name)
+            if plan.live_new == plan.live_old or there:
+                # The running guest is there already (the edit would only drop the live-only
+                # source attributes libvirt adds, portid and bridge: no call for that).
+                plan.live_new = plan.live_old = None
             elif "direct" in (old_type, running_iface.type, new_type):
                 raise LiveChangeUnsupported(
                     f"domain {self.name!r} on {self.host.uri}: libvirt cannot move a running "
@@ -526,8 +529,12 @@ class Domain:
         applied_live = False
         if plan.live_new is not None:
             both = plan.one_call and config_pending
+            # One call for both takes the persistent definition's device XML: libvirt fills
+            # the live-only parts (alias, tap name) in from the running device, and the
+            # definition does not get them (the live XML's alias would stick there).
+            xml = plan.config_xml if both and plan.config_xml is not None else plan.live_new
             try:
-                self._live_call(plan.live_verb, plan.live_new, config=both)
+                self._live_call(plan.live_verb, xml, config=both)
                 conn.device_calls = True
                 applied_live = True
                 config_pending = config_pending and not both

@@ -144,3 +144,34 @@ def test_no_second_writer_defines_exactly_the_edit(name: str) -> None:
         doc.use_bridge("br0", MAC_B)
         assert change.after == doc.tostring()
     assert persistent(name) == {MAC_A: ("network", "default"), MAC_B: ("bridge", "br0")}
+
+
+LIVE_NIC = """<interface type='bridge'>
+      <mac address='52:54:00:c0:00:01'/>
+      <source bridge='br0'/>
+      <target dev='vnet3'/>
+      <model type='virtio'/>
+      <alias name='net0'/>
+      <address type='pci' domain='0x0000' bus='0x00' slot='0x03' function='0x0'/>
+    </interface>"""
+CONFIG_NIC = """<interface type='bridge'>
+  <mac address='52:54:00:c0:00:01'/>
+  <source bridge='br0'/>
+  <model type='virtio'/>
+  <address type='pci' domain='0x0000' bus='0x00' slot='0x03' function='0x0'/>
+</interface>"""
+
+
+def test_one_call_only_when_the_live_device_makes_the_persistent_one() -> None:
+    same = domain_module._same_device
+    # libvirt's live-only parts (alias, generated tap name) and whitespace do not count.
+    assert same(LIVE_NIC, CONFIG_NIC)
+    # Anything else does: the persistent definition keeps its own device XML then.
+    assert not same(LIVE_NIC, CONFIG_NIC.replace("virtio", "e1000"))
+    assert not same(LIVE_NIC, CONFIG_NIC.replace("slot='0x03'", "slot='0x04'"))
+    assert not same(LIVE_NIC, CONFIG_NIC.replace("<model", "<link state='down'/><model"))
+    assert not same(
+        LIVE_NIC.replace("net0", "ua-lan"),
+        CONFIG_NIC.replace("<model", "<alias name='ua-x'/><model"),
+    )
+    assert not same(LIVE_NIC.replace("vnet3", "mytap"), CONFIG_NIC)
