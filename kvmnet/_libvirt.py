@@ -301,6 +301,12 @@ class Connection:
         with translated(f"cannot list the domains on {self.uri}"):
             return [DomainHandle(d, self.uri) for d in self._conn.listAllDomains(0)]
 
+    def transient_names(self) -> set[str]:
+        """Names of the transient domains (no persistent definition), in one listing."""
+        with translated(f"cannot list the domains on {self.uri}"):
+            flag = libvirt.VIR_CONNECT_LIST_DOMAINS_TRANSIENT
+            return {d.name() for d in self._conn.listAllDomains(flag)}
+
     def domain_xmls(self) -> list[DomainXmls]:
         """Every domain's live XML, and the persistent one too for running domains.
 

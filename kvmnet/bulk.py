@@ -50,7 +50,8 @@ def select(
     on_network: str | None = None,
     on_bridge: str | None = None,
 ) -> list[Target]:
-    """The interfaces a bulk call moves: see the module docstring. One listing of the host."""
+    """The interfaces a bulk call moves: see the module docstring. One listing of the host
+    (and one of its transient domains when some guests run)."""
     wanted = list(names) if names is not None else None
     if wanted is None and on_network is None and on_bridge is None:
         raise InvalidInput(
@@ -69,6 +70,7 @@ def select(
                 f"`kvmnet -c {host.uri} domains` lists them"
             )
         domains = [by_name[n] for n in dict.fromkeys(wanted)]
+    hint_states(host, domains)
     if on_network is None and on_bridge is None:
         return [Target(d, None) for d in domains]
     kind, source = ("network", on_network) if on_network is not None else ("bridge", on_bridge)
@@ -81,6 +83,19 @@ def select(
                 seen[iface.mac] = None
         targets += [Target(dom, mac) for mac in seen]
     return targets
+
+
+def hint_states(host: Host, domains: Sequence[Domain]) -> None:
+    """Tell each domain what the listing said: running or not, and (one more listing, only
+    when some run) persistent or not. Spares each guest's edit those libvirt calls."""
+    transient: set[str] | None = None
+    for dom in domains:
+        running = dom._handle.listed_active()
+        dom._running_hint = running
+        if running:
+            if transient is None:
+                transient = host.connection.transient_names()
+            dom._persistent_hint = dom.name not in transient
 
 
 def _run(

@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import re
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -67,6 +68,8 @@ log = logging.getLogger(__name__)
 BOUNCE_SECONDS = 1.0
 # How often add_interface(mac=None) draws a new MAC when another writer took it meanwhile.
 _MAC_ATTEMPTS = 5
+# A running domain's XML: <domain type='kvm' id='7'> (a shut-off one has no id).
+_RUNNING_ID = re.compile(r"\s*<domain\b[^>]*\sid=")
 # How often a guarded defineXML makes its edit again on a definition another writer changed.
 _DEFINE_ATTEMPTS = 5
 #: Called with the Domain right before a guarded define re-reads the definition: the window
@@ -104,8 +107,9 @@ class Domain:
         self.host = host
         self._handle = handle
         self.name: str = handle.name
-        # Set by bulk calls right after their listing: spares one libvirt call per guest.
+        # Set by bulk calls right after their listing: spares libvirt calls per guest.
         self._running_hint: bool | None = None
+        self._persistent_hint: bool | None = None
 
     # -- state --------------------------------------------------------------------------
 
@@ -257,8 +261,7 @@ class Domain:
         dry_run: bool,
         bounce_link: bool | float,
     ) -> Change:
-        running, persistent = self._running_and_persistent(live)
-        live_text = self._handle.xml() if running else None
+        running, persistent, live_text = self._read_state(live)
         before = self._handle.xml(inactive=True) if persistent else live_text
         assert before is not None
         doc = DomainXML(before)
@@ -424,8 +427,7 @@ class Domain:
             return self._remove(iface, live, dry_run)
 
     def _remove(self, iface: IfaceSelector, live: bool | None, dry_run: bool) -> Change:
-        running, persistent = self._running_and_persistent(live)
-        live_text = self._handle.xml() if running else None
+        running, persistent, live_text = self._read_state(live)
         before = self._handle.xml(inactive=True) if persistent else live_text
         assert before is not None
         doc = DomainXML(before)
@@ -477,9 +479,32 @@ class Domain:
     # -- the one apply mechanism -----------------------------------------------------------
 
     def _running_and_persistent(self, live: bool | None) -> tuple[bool, bool]:
+        running, persistent, _live_text = self._read_state(live)
+        return running, persistent
+
+    def _read_state(self, live: bool | None) -> tuple[bool, bool, str | None]:
+        """(running, persistent, live XML if running), in as few libvirt calls as it takes.
+
+        Without a hint from a listing, the live XML says whether the guest runs (a running
+        domain's root element has an ``id``): the XML a running guest's edit needs anyway,
+        so no separate ``isActive`` call.
+        """
         hint, self._running_hint = self._running_hint, None
-        running = hint if hint is not None else self._handle.is_active()
-        persistent = self._handle.is_persistent() if running else True
+        persistent_hint, self._persistent_hint = self._persistent_hint, None
+        if hint is None:
+            live_text: str | None = self._handle.xml()
+            running = live_text is not None and _RUNNING_ID.match(live_text) is not None
+        else:
+            running = hint
+            live_text = self._handle.xml() if running else None
+        if not running:
+            live_text = None
+        if not running:
+            persistent = True
+        elif persistent_hint is not None:
+            persistent = persistent_hint
+        else:
+            persistent = self._handle.is_persistent()
         if live is True and not running:
             raise LiveChangeUnsupported(
                 f"domain {self.name!r} on {self.host.uri} is not running, so there is no live "
@@ -490,7 +515,7 @@ class Domain:
                 f"domain {self.name!r} on {self.host.uri} is transient (no persistent "
                 "definition); only the running guest can change: drop live=False (--config)"
             )
-        return running, persistent
+        return running, persistent, live_text
 
     @contextmanager
     def _reported_if_lost(self, action: str) -> Iterator[None]:

@@ -226,11 +226,11 @@ class Host:
         return switch_each(targets, "nat", network, live=live, dry_run=dry_run, progress=progress)
 
     def _select(self, names: Iterable[str] | None) -> Sequence[Domain]:
+        from .bulk import hint_states
+
         doms = self.domains()
-        for dom in doms:
-            # Each edit needs to know whether the guest runs; the listing just said so.
-            dom._running_hint = dom._handle.listed_active()
         if names is None:
+            hint_states(self, doms)
             return doms
         by_name = {d.name: d for d in doms}
         wanted = list(names)
@@ -242,7 +242,9 @@ class Host:
                 f"no domain named {', '.join(repr(m) for m in missing)} on {self.uri}; "
                 f"`kvmnet -c {self.uri} domains` lists them"
             )
-        return [by_name[n] for n in wanted]
+        chosen = [by_name[n] for n in wanted]
+        hint_states(self, chosen)
+        return chosen
 
     # -- guest and host in one plan (kvmnet.onboard) -----------------------------------------
 
