@@ -277,15 +277,19 @@ class Connection:
         self.keepalive = keepalive
         self.readback_timeout = readback_timeout
         self.device_calls: bool | None = None
+        self._closed = False
 
-    def is_alive(self) -> bool:
-        """False once the daemon is gone (EOF, keepalive timeout) or the connection closed."""
-        try:
-            return bool(self._conn.isAlive())
-        except libvirt.libvirtError:
+    def is_lost(self) -> bool:
+        """True once the daemon went away (EOF, keepalive timeout); not after :meth:`close`."""
+        if self._closed:
             return False
+        try:
+            return not self._conn.isAlive()
+        except libvirt.libvirtError:
+            return True
 
     def close(self) -> None:
+        self._closed = True
         try:
             self._conn.close()
         except libvirt.libvirtError as exc:

@@ -528,7 +528,7 @@ class Domain:
         except ConnectionLost:
             raise
         except KvmnetError as exc:
-            if self.host.connection.is_alive():
+            if not self.host.connection.is_lost():
                 raise
             raise ConnectionLost(
                 f"domain {self.name!r} on {self.host.uri}: libvirtd stopped answering before "
@@ -544,7 +544,7 @@ class Domain:
         try:
             return self._apply(plan, live=live, persistent=persistent)
         except KvmnetError as exc:
-            if self.host.connection.is_alive():
+            if not self.host.connection.is_lost():
                 raise  # libvirt answered: its refusal says what happened
             raise self._lost(plan, exc, persistent=persistent) from exc
 
@@ -585,7 +585,7 @@ class Domain:
             try:
                 self._write_persistent(plan)
             except KvmnetError:
-                if applied_live and conn.is_alive():
+                if applied_live and not conn.is_lost():
                     self._undo_live(plan)
                 raise
         return self._change(plan, dry_run=False, live=applied_live, config=persistent)

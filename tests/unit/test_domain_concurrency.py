@@ -175,3 +175,12 @@ def test_one_call_only_when_the_live_device_makes_the_persistent_one() -> None:
         CONFIG_NIC.replace("<model", "<alias name='ua-x'/><model"),
     )
     assert not same(LIVE_NIC.replace("vnet3", "mytap"), CONFIG_NIC)
+
+
+def test_an_edit_on_a_closed_host_says_so_and_is_no_lost_daemon(name: str) -> None:
+    with kvmnet.connect("test:///default") as host:
+        dom = host.domain(name)
+    with pytest.raises(kvmnet.KvmnetError, match="connection is closed") as caught:
+        dom.use_bridge("br0", MAC_A)
+    assert not isinstance(caught.value, kvmnet.ConnectionLost)
+    assert persistent(name)[MAC_A] == ("network", "default")
