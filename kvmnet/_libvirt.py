@@ -64,7 +64,7 @@ ADDR_SRC_LEASE = libvirt.VIR_DOMAIN_INTERFACE_ADDRESSES_SRC_LEASE
 ADDR_SRC_AGENT = libvirt.VIR_DOMAIN_INTERFACE_ADDRESSES_SRC_AGENT
 ADDR_SRC_ARP = libvirt.VIR_DOMAIN_INTERFACE_ADDRESSES_SRC_ARP
 
-_UNSUPPORTED_CODES = frozenset({ERR_NO_SUPPORT, ERR_OPERATION_UNSUPPORTED, ERR_CONFIG_UNSUPPORTED})
+UNSUPPORTED_CODES = frozenset({ERR_NO_SUPPORT, ERR_OPERATION_UNSUPPORTED, ERR_CONFIG_UNSUPPORTED})
 _handler_installed = False
 _event_loop_lock = threading.Lock()
 _event_loop_pid: int | None = None  # the process whose thread runs the loop
@@ -112,7 +112,7 @@ def error_code(exc: BaseException) -> int | None:
 
 def is_unsupported(exc: BaseException) -> bool:
     """True when libvirt says the driver cannot do this at all (not that it failed)."""
-    return error_code(exc) in _UNSUPPORTED_CODES
+    return error_code(exc) in UNSUPPORTED_CODES
 
 
 @contextmanager
