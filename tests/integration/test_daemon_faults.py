@@ -104,6 +104,7 @@ def test_libvirtd_killed_mid_bulk_switch_reports_what_stands(own_lab: LibvirtLab
     rng = random.Random(13)
     kills = 0
     outcomes: list[str] = []
+    mismatches: list[str] = []
     for round_ in range(8):
         target, origin = ("br0", "default") if round_ % 2 == 0 else ("default", "br0")
         restarted = threading.Event()
@@ -133,6 +134,14 @@ def test_libvirtd_killed_mid_bulk_switch_reports_what_stands(own_lab: LibvirtLab
         assert restarted.wait(60), "the lab's libvirtd did not come back"
         kills += 1
         stands = {name: sides(own_lab, name) for name in GUESTS}
+        # What the kernel says, beside what libvirt says: a kill inside updateDeviceFlags
+        # can move the tap before libvirtd saved its state (libvirt's own window; logged).
+        ports = own_lab.bridge_ports()
+        for name in GUESTS:
+            nic = own_lab.nics(name)[0]
+            bridge = ports.get(nic.target or "")
+            if bridge != ("br0" if nic.source == "br0" else "virbr0"):
+                mismatches.append(f"{name}: libvirt says {nic.source}, tap on {bridge}")
         switched = {n for n, s in stands.items() if s == (target, target)}
         if error is None:  # the kill came after the last guest
             assert switched == set(GUESTS)
@@ -161,4 +170,6 @@ def test_libvirtd_killed_mid_bulk_switch_reports_what_stands(own_lab: LibvirtLab
             assert all(host.domain(n).pending_changes() == () for n in GUESTS)
         assert all(sides(own_lab, n) == (target, target) for n in GUESTS)
     assert kills == 8
-    logging.getLogger(__name__).warning("outcomes of %d kills: %s", kills, outcomes)
+    logging.getLogger(__name__).warning(
+        "outcomes of %d kills: %s; tap vs libvirt mismatches: %s", kills, outcomes, mismatches
+    )
