@@ -17,6 +17,8 @@ Usage: .venv/bin/python bench/bulk_switch.py [SIZES] [ROUNDS]   (SIZES: "1000,10
 
 from __future__ import annotations
 
+import cProfile
+import pstats
 import statistics
 import sys
 import tempfile
@@ -189,6 +191,35 @@ def report(count: int, rounds: int, results: dict[str, list[float]]) -> dict[str
     }
 
 
+def profile_split(count: int) -> None:
+    """Where kvmnet's time goes, from one cProfile'd run: libvirt's C calls vs Python."""
+    with tempfile.TemporaryDirectory(prefix="kvmnet-bench-") as tmp:
+        uri = make_world(Path(tmp), count)
+        with_kvmnet(uri)  # warm
+        profile = cProfile.Profile()
+        profile.enable()
+        with_kvmnet(uri)
+        profile.disable()
+    # pstats keeps (file, line, function) -> (calls, ncalls, own time, cumulative, callers).
+    raw: dict[tuple[str, int, str], tuple[int, int, float, float, object]]
+    raw = pstats.Stats(profile).stats  # type: ignore[attr-defined]
+    split: dict[str, float] = {}
+    for (file, _line, func), (_cc, _nc, own, _cum, _callers) in raw.items():
+        if "libvirtmod" in func:
+            key = f"libvirt {func.split('.')[-1].rstrip('>')}"
+        elif "/kvmnet/" in file:
+            key = "kvmnet (Python)"
+        elif file == "~":
+            key = "lxml and other C"
+        else:
+            key = "other Python (libvirt.py wrappers, stdlib)"
+        split[key] = split.get(key, 0.0) + own
+    total = sum(split.values())
+    print(f"  cProfile of kvmnet at {count} guests (own time, profiler overhead included):")
+    for key, own in sorted(split.items(), key=lambda kv: -kv[1])[:8]:
+        print(f"    {key:<44} {own * 1e6 / count:7.1f} us/guest  {own / total:5.1%}")
+
+
 def main() -> int:
     sizes = [int(n) for n in (sys.argv[1] if len(sys.argv) > 1 else "1000,10000").split(",")]
     rounds = int(sys.argv[2]) if len(sys.argv) > 2 else 7
@@ -209,6 +240,7 @@ def main() -> int:
             f"{figures[f'{big} floor us/guest'] / figures[f'{small} floor us/guest']:.2f}x)"
         )
         figures[f"per-guest growth {small}->{big}"] = growth
+    profile_split(min(sizes))
     record("bulk_switch", figures)
     return 0
 
