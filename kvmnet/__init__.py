@@ -19,8 +19,10 @@ from typing import TYPE_CHECKING, Any
 
 from .errors import (
     CommandFailed,
+    ConcurrentChange,
     ConfirmationError,
     ConnectionFailed,
+    ConnectionLost,
     DomainNotFound,
     HostNicNotFound,
     InterfaceNotFound,
@@ -82,8 +84,10 @@ __all__ = [
     "Bridge",
     "Change",
     "CommandFailed",
+    "ConcurrentChange",
     "ConfirmationError",
     "ConnectionFailed",
+    "ConnectionLost",
     "Domain",
     "DomainNotFound",
     "DomainXML",

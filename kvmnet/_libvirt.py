@@ -8,6 +8,9 @@ this single boundary. Everything above it sees :class:`Connection` and plain str
 from __future__ import annotations
 
 import logging
+import os
+import threading
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -26,7 +29,23 @@ from .errors import (
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
-__all__ = ["Connection", "DomainHandle", "DomainXmls", "Lease", "NetworkLease", "open_connection"]
+__all__ = [
+    "DEFAULT_KEEPALIVE",
+    "Connection",
+    "DomainHandle",
+    "DomainXmls",
+    "Lease",
+    "NetworkLease",
+    "ReadBack",
+    "open_connection",
+    "read_back",
+]
+
+#: libvirt keepalive: a ping every 5 s, the connection given up after 3 unanswered ones, so a
+#: call on a frozen daemon fails after about 20 s instead of hanging forever.
+DEFAULT_KEEPALIVE = (5, 3)
+#: Seconds to wait for a fresh connection when reading back what a failed change left.
+DEFAULT_READBACK_TIMEOUT = 10.0
 
 # Flags, named for what kvmnet means by them.
 XML_INACTIVE = libvirt.VIR_DOMAIN_XML_INACTIVE
@@ -45,8 +64,10 @@ ADDR_SRC_LEASE = libvirt.VIR_DOMAIN_INTERFACE_ADDRESSES_SRC_LEASE
 ADDR_SRC_AGENT = libvirt.VIR_DOMAIN_INTERFACE_ADDRESSES_SRC_AGENT
 ADDR_SRC_ARP = libvirt.VIR_DOMAIN_INTERFACE_ADDRESSES_SRC_ARP
 
-_UNSUPPORTED_CODES = frozenset({ERR_NO_SUPPORT, ERR_OPERATION_UNSUPPORTED, ERR_CONFIG_UNSUPPORTED})
+UNSUPPORTED_CODES = frozenset({ERR_NO_SUPPORT, ERR_OPERATION_UNSUPPORTED, ERR_CONFIG_UNSUPPORTED})
 _handler_installed = False
+_event_loop_lock = threading.Lock()
+_event_loop_pid: int | None = None  # the process whose thread runs the loop
 
 
 def _ignore_libvirt_error(_ctx: object, _err: object) -> None:
@@ -60,6 +81,28 @@ def _install_error_handler() -> None:
         _handler_installed = True
 
 
+def _run_event_loop() -> None:
+    while True:
+        libvirt.virEventRunDefaultImpl()
+
+
+def _ensure_event_loop() -> None:
+    """libvirt's default event loop, in a daemon thread: keepalive pings need one.
+
+    Registered once per process, before the first connection that wants keepalive (libvirt
+    only gives keepalive to connections opened after an event implementation exists). A
+    forked child inherits the registration but not the thread: it gets a thread of its own.
+    """
+    global _event_loop_pid
+    with _event_loop_lock:
+        if _event_loop_pid == os.getpid():
+            return
+        if _event_loop_pid is None:
+            libvirt.virEventRegisterDefaultImpl()
+        threading.Thread(target=_run_event_loop, name="kvmnet-libvirt-events", daemon=True).start()
+        _event_loop_pid = os.getpid()
+
+
 def error_code(exc: BaseException) -> int | None:
     if isinstance(exc, libvirt.libvirtError):
         code = exc.get_error_code()
@@ -69,7 +112,7 @@ def error_code(exc: BaseException) -> int | None:
 
 def is_unsupported(exc: BaseException) -> bool:
     """True when libvirt says the driver cannot do this at all (not that it failed)."""
-    return error_code(exc) in _UNSUPPORTED_CODES
+    return error_code(exc) in UNSUPPORTED_CODES
 
 
 @contextmanager
@@ -214,13 +257,39 @@ class DomainHandle:
 
 
 class Connection:
-    """An open libvirt connection; close it, or use it as a context manager."""
+    """An open libvirt connection; close it, or use it as a context manager.
 
-    def __init__(self, conn: libvirt.virConnect, uri: str) -> None:
+    ``keepalive`` and ``readback_timeout`` are the options it was opened with (a fresh
+    connection for reading back after a fault gets the same). ``device_calls`` is None until
+    a device-level call (update/attach/detach) told whether the driver has them.
+    """
+
+    def __init__(
+        self,
+        conn: libvirt.virConnect,
+        uri: str,
+        *,
+        keepalive: tuple[int, int] | None = None,
+        readback_timeout: float = DEFAULT_READBACK_TIMEOUT,
+    ) -> None:
         self._conn = conn
         self.uri = uri
+        self.keepalive = keepalive
+        self.readback_timeout = readback_timeout
+        self.device_calls: bool | None = None
+        self._closed = False
+
+    def is_lost(self) -> bool:
+        """True once the daemon went away (EOF, keepalive timeout); not after :meth:`close`."""
+        if self._closed:
+            return False
+        try:
+            return not self._conn.isAlive()
+        except libvirt.libvirtError:
+            return True
 
     def close(self) -> None:
+        self._closed = True
         try:
             self._conn.close()
         except libvirt.libvirtError as exc:
@@ -235,6 +304,12 @@ class Connection:
         """Every domain, running or defined, in one ``listAllDomains`` call."""
         with translated(f"cannot list the domains on {self.uri}"):
             return [DomainHandle(d, self.uri) for d in self._conn.listAllDomains(0)]
+
+    def transient_names(self) -> set[str]:
+        """Names of the transient domains (no persistent definition), in one listing."""
+        with translated(f"cannot list the domains on {self.uri}"):
+            flag = libvirt.VIR_CONNECT_LIST_DOMAINS_TRANSIENT
+            return {d.name() for d in self._conn.listAllDomains(flag)}
 
     def domain_xmls(self) -> list[DomainXmls]:
         """Every domain's live XML, and the persistent one too for running domains.
@@ -334,9 +409,23 @@ class Connection:
             ) from exc
 
 
-def open_connection(uri: str) -> Connection:
-    """Open ``uri`` read-write; failure raises :class:`ConnectionFailed` naming the URI."""
+def open_connection(
+    uri: str,
+    *,
+    keepalive: tuple[int, int] | None = DEFAULT_KEEPALIVE,
+    readback_timeout: float = DEFAULT_READBACK_TIMEOUT,
+) -> Connection:
+    """Open ``uri`` read-write; failure raises :class:`ConnectionFailed` naming the URI.
+
+    ``keepalive=(interval, count)``: libvirt pings the daemon every ``interval`` seconds and
+    drops the connection after ``count`` unanswered pings, so a call on a frozen daemon fails
+    (about ``interval * (count + 1)`` s) instead of hanging; None turns it off. Drivers that
+    run inside this process (``test:///``) have no daemon and no keepalive.
+    """
     _install_error_handler()
+    wants_keepalive = keepalive is not None and not uri.startswith("test:")
+    if wants_keepalive:
+        _ensure_event_loop()
     try:
         conn = libvirt.open(uri)
     except libvirt.libvirtError as exc:
@@ -348,4 +437,75 @@ def open_connection(uri: str) -> Connection:
         ) from exc
     if conn is None:  # Older bindings returned None instead of raising.
         raise ConnectionFailed(f"cannot connect to libvirt at {uri!r}", uri=uri)
-    return Connection(conn, uri)
+    if wants_keepalive:
+        assert keepalive is not None
+        interval, count = keepalive
+        try:
+            conn.setKeepAlive(interval, count)
+        except libvirt.libvirtError as exc:
+            # A driver without a daemon (or an old one) cannot: the calls just cannot hang on it.
+            log.debug("no keepalive on %s: %s", uri, exc)
+    return Connection(conn, uri, keepalive=keepalive, readback_timeout=readback_timeout)
+
+
+class ReadBack(NamedTuple):
+    """A domain as a fresh connection sees it: ``live`` None when it is not running."""
+
+    live: str | None
+    persistent: str | None
+
+
+def read_back(
+    uri: str, name: str, *, keepalive: tuple[int, int] | None, timeout: float
+) -> ReadBack:
+    """Open a fresh connection to ``uri`` and read domain ``name``'s live and persistent XML.
+
+    For saying what stands after a call failed because the daemon died or froze: the old
+    connection is gone, and guessing from the error is how messages came to say "failed"
+    for a change that was applied. Tries again until ``timeout`` seconds have passed (a
+    restarted daemon takes a moment); each attempt runs in a daemon thread, so a frozen
+    daemon costs ``timeout`` seconds, not forever. Raises :class:`ConnectionFailed` if no
+    attempt succeeded, :class:`DomainNotFound` if the domain is gone.
+    """
+    deadline = time.monotonic() + timeout
+    last: BaseException | None = None
+    while True:
+        box: list[ReadBack | BaseException] = []
+        worker = threading.Thread(
+            target=_read_back_once, args=(uri, name, keepalive, box), daemon=True
+        )
+        worker.start()
+        worker.join(max(0.0, deadline - time.monotonic()))
+        if box:
+            result = box[0]
+            if isinstance(result, ReadBack):
+                return result
+            if isinstance(result, DomainNotFound):
+                raise result
+            last = result
+        else:
+            last = TimeoutError(f"no answer within {timeout:g} s")
+            break
+        if time.monotonic() >= deadline:
+            break
+        time.sleep(0.2)
+    raise ConnectionFailed(
+        f"cannot reconnect to {uri} to read back domain {name!r}: {last}", uri=uri
+    ) from last
+
+
+def _read_back_once(
+    uri: str, name: str, keepalive: tuple[int, int] | None, box: list[ReadBack | BaseException]
+) -> None:
+    try:
+        conn = open_connection(uri, keepalive=keepalive)
+        try:
+            handle = conn.lookup_domain(name)
+            running = handle.is_active()
+            live = handle.xml() if running else None
+            persistent = handle.xml(inactive=True) if handle.is_persistent() else None
+            box.append(ReadBack(live, persistent))
+        finally:
+            conn.close()
+    except Exception as exc:  # the caller reports it; a thread must not die silently
+        box.append(exc)

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from . import validate
-from .errors import InvalidInput, KvmnetError, PartiallyApplied
+from .errors import ConnectionLost, InvalidInput, KvmnetError, PartiallyApplied
 from .progress import Progress, track
 
 if TYPE_CHECKING:
@@ -29,7 +29,7 @@ if TYPE_CHECKING:
     from .domain import Domain
     from .host import Host
 
-__all__ = ["Target", "bridge_many", "nat_many", "select"]
+__all__ = ["Target", "bridge_many", "nat_many", "select", "switch_each"]
 
 
 @dataclass(frozen=True)
@@ -51,7 +51,8 @@ def select(
     on_network: str | None = None,
     on_bridge: str | None = None,
 ) -> list[Target]:
-    """The interfaces a bulk call moves: see the module docstring. One listing of the host.
+    """The interfaces a bulk call moves: see the module docstring. One listing of the host
+    (and one of its transient domains when some guests run).
 
     ``names`` is a list of names (one str is refused, not split into characters).
     """
@@ -77,6 +78,7 @@ def select(
                 f"`kvmnet -c {host.uri} domains` lists them"
             )
         domains = [by_name[n] for n in dict.fromkeys(wanted)]
+    hint_states(host, domains)
     if on_network is None and on_bridge is None:
         return [Target(d, None) for d in domains]
     kind, source = ("network", on_network) if on_network is not None else ("bridge", on_bridge)
@@ -89,6 +91,19 @@ def select(
                 seen[iface.mac] = None
         targets += [Target(dom, mac) for mac in seen]
     return targets
+
+
+def hint_states(host: Host, domains: Sequence[Domain]) -> None:
+    """Tell each domain what the listing said: running or not, and (one more listing, only
+    when some run) persistent or not. Spares each guest's edit those libvirt calls."""
+    transient: set[str] | None = None
+    for dom in domains:
+        running = dom._handle.listed_active()
+        dom._running_hint = running
+        if running:
+            if transient is None:
+                transient = host.connection.transient_names()
+            dom._persistent_hint = dom.name not in transient
 
 
 def _run(
@@ -105,6 +120,10 @@ def _run(
         except KvmnetError as exc:
             rest = [t.label for t in targets[n + 1 :]]
             changed = [c.domain for c in done if c.applied]
+            # A daemon that died mid-change was asked again on a fresh connection: if the
+            # failing guest's change stands in full, it counts as switched.
+            if isinstance(exc, ConnectionLost) and exc.outcome == "applied":
+                changed.append(target.domain.name)
             raise PartiallyApplied(
                 f"{action} stopped at {target.label}: {exc}. Switched already: "
                 f"{', '.join(changed) or 'none'}; not tried: {', '.join(rest) or 'none'}. "
@@ -112,6 +131,33 @@ def _run(
                 done=tuple(changed),
             ) from exc
     return done
+
+
+def switch_each(
+    targets: Sequence[Target],
+    verb: str,
+    name: str,
+    *,
+    live: bool | None,
+    dry_run: bool,
+    progress: Progress | None,
+    bounce_link: bool = False,
+) -> list[Change]:
+    """Switch every target onto bridge (``verb="bridge"``) or network ``name``, in order.
+
+    The one bulk mechanism (:func:`bridge_many`, :func:`nat_many`, ``Host.use_bridge_all``).
+
+    Returns:
+        One :class:`~kvmnet.Change` per target.
+
+    Raises:
+        PartiallyApplied: at the first failure, naming the guests switched, the one that
+            failed and the ones not tried.
+    """
+    kind = "bridge" if verb == "bridge" else "network"
+    change_one = _ChangeOne(verb, name, live=live, dry_run=dry_run, bounce_link=bounce_link)
+    return _run(targets, f"moving guests to {kind} {name}", "already moved are skipped",
+                progress, change_one)  # fmt: skip
 
 
 class _ChangeOne:
@@ -177,9 +223,8 @@ def bridge_many(
     bridge = validate.ifname(bridge, what="bridge")
     live, dry_run, bounce_link = _options(live, dry_run, bounce_link, progress)
     targets = select(host, names, on_network=on_network)
-    change_one = _ChangeOne("bridge", bridge, live=live, dry_run=dry_run, bounce_link=bounce_link)
-    return _run(targets, f"moving guests to bridge {bridge}", "already moved are skipped",
-                progress, change_one)  # fmt: skip
+    return switch_each(targets, "bridge", bridge, live=live, dry_run=dry_run,
+                       progress=progress, bounce_link=bounce_link)  # fmt: skip
 
 
 def nat_many(
@@ -205,6 +250,5 @@ def nat_many(
         validate.ifname(on_bridge, what="bridge")
     host.network(network)  # a missing network fails before any guest changes
     targets = select(host, names, on_bridge=on_bridge)
-    change_one = _ChangeOne("nat", network, live=live, dry_run=dry_run, bounce_link=bounce_link)
-    return _run(targets, f"moving guests to network {network}", "already moved are skipped",
-                progress, change_one)  # fmt: skip
+    return switch_each(targets, "nat", network, live=live, dry_run=dry_run,
+                       progress=progress, bounce_link=bounce_link)  # fmt: skip

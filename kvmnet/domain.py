@@ -7,25 +7,43 @@ Usage::
     change = dom.use_bridge("br0")          # persistent definition + running guest
     print(change.diff())
 
-Every edit changes the persistent definition (read with ``VIR_DOMAIN_XML_INACTIVE``,
-written with ``defineXML``) and, when the guest runs and ``live`` allows, the running guest:
-a switch through ``updateDeviceFlags(LIVE)`` on the live device's XML (so its MAC, alias and
-PCI address stay), an addition or removal through attach/detach. The live step runs first;
-if the persistent define then fails, the live step is undone, so nothing is half-applied.
+Every edit changes the persistent definition and, when the guest runs and ``live`` allows,
+the running guest, through libvirt's device-level calls, which libvirtd applies under its
+own domain lock (so concurrent writers on one domain compose instead of overwriting each
+other):
+
+* a switch whose running and persistent interface agree is ONE call,
+  ``updateDeviceFlags(LIVE|CONFIG)``: libvirt changes both or neither;
+* otherwise the running guest first (update, attach or detach on the live device's XML, so
+  its MAC, alias and PCI address stay), then the persistent definition by the same verb with
+  ``CONFIG``; if that fails the live step is undone, so nothing is half-applied;
+* a driver without device calls (libvirt's test driver) gets ``defineXML``, guarded: the
+  definition is read again right before the define and compared with the text the edit was
+  based on; if another writer changed it, the edit is made again on the fresh text (a few
+  times), else :class:`~kvmnet.errors.ConcurrentChange`. Nothing is ever overwritten.
+
+If libvirtd dies or freezes mid-change (keepalive, see :func:`kvmnet.connect`), a fresh
+connection reads back what stands and :class:`~kvmnet.errors.ConnectionLost` says it.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import logging
+import re
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import TYPE_CHECKING
+
+from lxml import etree
 
 from . import _html, _libvirt, validate
 from .change import Change
 from .domainxml import DomainXML, GuestInterface, GuestInterfaces, IfaceSelector
 from .errors import (
+    ConcurrentChange,
+    ConnectionLost,
     InterfaceNotFound,
     InvalidInput,
     KvmnetError,
@@ -51,6 +69,14 @@ log = logging.getLogger(__name__)
 BOUNCE_SECONDS = 1.0
 # How often add_interface(mac=None) draws a new MAC when another writer took it meanwhile.
 _MAC_ATTEMPTS = 5
+# A running domain's XML: <domain type='kvm' id='7'> (a shut-off one has no id).
+_RUNNING_ID = re.compile(r"\s*<domain\b[^>]*\sid=")
+# How often a guarded defineXML makes its edit again on a definition another writer changed.
+_DEFINE_ATTEMPTS = 5
+#: Called with the Domain right before a guarded define re-reads the definition: the window
+#: in which another writer's change is detected. A seam for tests, which put a real second
+#: writer there; None in normal use.
+_before_define_check: Callable[[Domain], None] | None = None
 
 
 @dataclasses.dataclass
@@ -66,6 +92,13 @@ class _Plan:
     live_old: str | None = None  # device XML that undoes it
     live_verb: str = "update"  # update / attach / detach
     mac: str | None = None
+    # The persistent change as a device-level call: the device XML and the verb.
+    config_xml: str | None = None
+    config_verb: str = "update"
+    # The live and persistent device agree: LIVE|CONFIG in one call.
+    one_call: bool = False
+    # The same edit on a fresh definition text -> (after, notes), for the guarded define.
+    redo: Callable[[str], tuple[str, list[str]]] | None = None
 
 
 class Domain:
@@ -75,8 +108,9 @@ class Domain:
         self.host = host
         self._handle = handle
         self.name: str = handle.name
-        # Set by bulk calls right after their listing: spares one libvirt call per guest.
+        # Set by bulk calls right after their listing: spares libvirt calls per guest.
         self._running_hint: bool | None = None
+        self._persistent_hint: bool | None = None
 
     # -- state --------------------------------------------------------------------------
 
@@ -222,8 +256,20 @@ class Domain:
         dry_run: bool,
         bounce_link: bool | float,
     ) -> Change:
-        running, persistent = self._running_and_persistent(live)
-        live_text = self._handle.xml() if running else None
+        with self._reported_if_lost(action):
+            return self._switch_now(action, new_type, name, iface, live, dry_run, bounce_link)
+
+    def _switch_now(
+        self,
+        action: str,
+        new_type: str,
+        name: str,
+        iface: IfaceSelector,
+        live: bool | None,
+        dry_run: bool,
+        bounce_link: bool | float,
+    ) -> Change:
+        running, persistent, live_text = self._read_state(live)
         before = self._handle.xml(inactive=True) if persistent else live_text
         assert before is not None
         doc = DomainXML(before)
@@ -242,7 +288,12 @@ class Domain:
             old_type = doc.find(selector).type
             new = edit(name, selector)
         plan = _Plan(action, before, doc.tostring(), new, list(doc.notes), mac=mac)
-        in_live = mac is None or any(i.mac == mac for i in view.interfaces)
+        if persistent and mac is not None:
+            plan.redo = _redo_switch(new_type, name, mac)
+            if self.host.connection.device_calls is not False:
+                plan.config_xml = doc.interface_xml(mac)
+        # Shut off, the question does not arise (and reading every interface costs in bulk).
+        in_live = live_text is None or mac is None or any(i.mac == mac for i in view.interfaces)
         if running and live is not False and live_text is not None and not in_live:
             if live is True:
                 raise LiveChangeUnsupported(
@@ -259,14 +310,19 @@ class Domain:
             plan.live_old = view.interface_xml(selector)
             (view.use_bridge if new_type == "bridge" else view.use_nat)(name, selector)
             plan.live_new = view.interface_xml(selector)
-            if plan.live_new == plan.live_old:
-                plan.live_new = plan.live_old = None  # the running guest is there already
+            there = (running_iface.type, running_iface.source) == (new_type, name)
+            if plan.live_new == plan.live_old or there:
+                # The running guest is there already (the edit would only drop the live-only
+                # source attributes libvirt adds, portid and bridge: no call for that).
+                plan.live_new = plan.live_old = None
             elif "direct" in (old_type, running_iface.type, new_type):
                 raise LiveChangeUnsupported(
                     f"domain {self.name!r} on {self.host.uri}: libvirt cannot move a running "
                     f"guest's interface {running_iface.describe()} to or from macvtap "
                     "(type='direct'); pass live=False (CLI: --config) to change the next boot only"
                 )
+            elif plan.config_xml is not None and plan.after != plan.before:
+                plan.one_call = _same_device(plan.live_new, plan.config_xml)
         if plan.before == plan.after and plan.live_new is None:
             note = f"interface {new.describe()} is on {new_type} {name!r} already"
             log.info("domain %r: %s", self.name, note)
@@ -301,6 +357,18 @@ class Domain:
         is claimed in this machine's MAC ledger until it is defined (docs/macs.md); a ledger
         another user could have written raises :class:`~kvmnet.errors.UntrustedPath`.
         """
+        with self._reported_if_lost("add_interface"):
+            return self._add(bridge, network, mac, model, live, dry_run)
+
+    def _add(
+        self,
+        bridge: str | None,
+        network: str | None,
+        mac: str | None,
+        model: str | None,
+        live: bool | None,
+        dry_run: bool,
+    ) -> Change:
         if (bridge is None) == (network is None):
             raise InvalidInput(
                 "add_interface takes exactly one of bridge= or network=, got bridge="
@@ -396,6 +464,11 @@ class Domain:
         doc = DomainXML(before)
         new = doc.add_interface(bridge=bridge, network=network, mac=mac, model=model)
         plan = _Plan("add_interface", before, doc.tostring(), new, list(doc.notes), mac=mac)
+        if persistent:
+            if self.host.connection.device_calls is not False:
+                plan.config_xml = doc.interface_xml(mac)
+            plan.config_verb = "attach"
+            plan.redo = _redo_add(bridge, network, mac, model)
         if running and live is not False:
             plan.live_new = doc.interface_xml(mac)
             plan.live_verb = "attach"
@@ -413,8 +486,11 @@ class Domain:
         iface = validate.iface_selector(iface)
         live = validate.optional_flag(live, "live")
         dry_run = validate.flag(dry_run, "dry_run")
-        running, persistent = self._running_and_persistent(live)
-        live_text = self._handle.xml() if running else None
+        with self._reported_if_lost("remove_interface"):
+            return self._remove(iface, live, dry_run)
+
+    def _remove(self, iface: IfaceSelector, live: bool | None, dry_run: bool) -> Change:
+        running, persistent, live_text = self._read_state(live)
         before = self._handle.xml(inactive=True) if persistent else live_text
         assert before is not None
         doc = DomainXML(before)
@@ -422,6 +498,7 @@ class Domain:
         mac = self._selected_mac(iface, view, doc)
         selector: IfaceSelector = mac if mac is not None else iface
         plan_notes: list[str] = []
+        config_xml: str | None = None
         if persistent and not any(i.mac == mac for i in doc.interfaces) and mac is not None:
             # Attached live only: nothing to remove from the next boot.
             removed = view.find(selector)
@@ -429,9 +506,13 @@ class Domain:
             plan_notes.append(f"interface {mac} is not in the persistent definition")
             log.warning("domain %r: %s", self.name, plan_notes[-1])
         else:
+            config_xml = doc.interface_xml(selector) if persistent and mac is not None else None
             removed = doc.remove_interface(selector)
             after = doc.tostring()
         plan = _Plan("remove_interface", before, after, removed, plan_notes, mac=mac)
+        if after != before and config_xml is not None and mac is not None:
+            plan.config_xml, plan.config_verb = config_xml, "detach"
+            plan.redo = _redo_remove(mac)
         if running and live is not False and live_text is not None and mac is not None:
             live_doc = DomainXML(live_text)
             if any(i.mac == mac for i in live_doc.interfaces):
@@ -464,9 +545,32 @@ class Domain:
     # -- the one apply mechanism -----------------------------------------------------------
 
     def _running_and_persistent(self, live: bool | None) -> tuple[bool, bool]:
+        running, persistent, _live_text = self._read_state(live)
+        return running, persistent
+
+    def _read_state(self, live: bool | None) -> tuple[bool, bool, str | None]:
+        """(running, persistent, live XML if running), in as few libvirt calls as it takes.
+
+        Without a hint from a listing, the live XML says whether the guest runs (a running
+        domain's root element has an ``id``): the XML a running guest's edit needs anyway,
+        so no separate ``isActive`` call.
+        """
         hint, self._running_hint = self._running_hint, None
-        running = hint if hint is not None else self._handle.is_active()
-        persistent = self._handle.is_persistent() if running else True
+        persistent_hint, self._persistent_hint = self._persistent_hint, None
+        if hint is None:
+            live_text: str | None = self._handle.xml()
+            running = live_text is not None and _RUNNING_ID.match(live_text) is not None
+        else:
+            running = hint
+            live_text = self._handle.xml() if running else None
+        if not running:
+            live_text = None
+        if not running:
+            persistent = True
+        elif persistent_hint is not None:
+            persistent = persistent_hint
+        else:
+            persistent = self._handle.is_persistent()
         if live is True and not running:
             raise LiveChangeUnsupported(
                 f"domain {self.name!r} on {self.host.uri} is not running, so there is no live "
@@ -477,21 +581,60 @@ class Domain:
                 f"domain {self.name!r} on {self.host.uri} is transient (no persistent "
                 "definition); only the running guest can change: drop live=False (--config)"
             )
-        return running, persistent
+        return running, persistent, live_text
+
+    @contextmanager
+    def _reported_if_lost(self, action: str) -> Iterator[None]:
+        """A daemon lost before any write: say that nothing changed (no write was sent).
+
+        Losses during the writes are read back by :meth:`_lost`; those pass through.
+        """
+        try:
+            yield
+        except ConnectionLost:
+            raise
+        except KvmnetError as exc:
+            if not self.host.connection.is_lost():
+                raise
+            raise ConnectionLost(
+                f"domain {self.name!r} on {self.host.uri}: libvirtd stopped answering before "
+                f"{action} sent any change ({exc}). Outcome: not applied; nothing was changed: "
+                "run the same call again when libvirtd answers",
+                uri=self.host.uri,
+                outcome="not applied",
+            ) from exc
 
     def _run(self, plan: _Plan, *, live: bool | None, dry_run: bool, persistent: bool) -> Change:
         if dry_run:
             return self._change(plan, dry_run=True, live=False, config=False)
+        try:
+            return self._apply(plan, live=live, persistent=persistent)
+        except KvmnetError as exc:
+            if not self.host.connection.is_lost():
+                raise  # libvirt answered: its refusal says what happened
+            raise self._lost(plan, exc, persistent=persistent) from exc
+
+    def _apply(self, plan: _Plan, *, live: bool | None, persistent: bool) -> Change:
+        conn = self.host.connection
+        config_pending = persistent and plan.after != plan.before
         applied_live = False
         if plan.live_new is not None:
+            both = plan.one_call and config_pending
+            # One call for both takes the persistent definition's device XML: libvirt fills
+            # the live-only parts (alias, tap name) in from the running device, and the
+            # definition does not get them (the live XML's alias would stick there).
+            xml = plan.config_xml if both and plan.config_xml is not None else plan.live_new
             try:
-                self._live_call(plan.live_verb, plan.live_new)
+                self._live_call(plan.live_verb, xml, config=both)
+                conn.device_calls = True
                 applied_live = True
+                config_pending = config_pending and not both
                 if plan.live_verb == "attach" and plan.mac is not None:
                     self._adopt_live_address(plan)
             except LiveChangeUnsupported as exc:
                 if live is True or not _driver_has_no_live_support(exc) or not persistent:
                     raise
+                conn.device_calls = False
                 outcome = (
                     "the persistent definition only was changed; it takes effect at the next boot"
                     if plan.after != plan.before
@@ -504,14 +647,111 @@ class Domain:
                 )
                 log.warning("domain %r: %s", self.name, note)
                 plan.notes.append(note)
-        if persistent and plan.after != plan.before:
+        if config_pending:
             try:
-                self.host.connection.define_domain(plan.after)
+                self._write_persistent(plan)
             except KvmnetError:
-                if applied_live:
+                if applied_live and not conn.is_lost():
                     self._undo_live(plan)
                 raise
         return self._change(plan, dry_run=False, live=applied_live, config=persistent)
+
+    def _write_persistent(self, plan: _Plan) -> None:
+        """The persistent half: a device-level CONFIG call, or the guarded define."""
+        conn = self.host.connection
+        if plan.config_xml is not None and conn.device_calls is not False:
+            call = {
+                "update": self._handle.update_device,
+                "attach": self._handle.attach_device,
+                "detach": self._handle.detach_device,
+            }[plan.config_verb]
+            try:
+                call(plan.config_xml, live=False, config=True)
+                conn.device_calls = True
+                return
+            except LibvirtError as exc:
+                if exc.code not in _libvirt.UNSUPPORTED_CODES:
+                    raise
+                # The driver lacks the call (test driver: remembered for the connection), or
+                # this device kind cannot be changed so (then just this once): define it.
+                if exc.code == _libvirt.ERR_NO_SUPPORT:
+                    conn.device_calls = False
+        self._define_guarded(plan)
+
+    def _define_guarded(self, plan: _Plan) -> None:
+        """defineXML, but only over the text the edit was based on (see the module docs)."""
+        for attempt in range(_DEFINE_ATTEMPTS):
+            if _before_define_check is not None:
+                _before_define_check(self)
+            current = self._handle.xml(inactive=True)
+            if current == plan.before:
+                self.host.connection.define_domain(plan.after)
+                return
+            if plan.redo is None:
+                break
+            log.info(
+                "domain %r: definition changed by another writer since it was read "
+                "(attempt %d); making the %s again on the fresh one",
+                self.name,
+                attempt + 1,
+                plan.action,
+            )
+            after, notes = plan.redo(current)
+            plan.before, plan.after = current, after
+            plan.notes = [*plan.notes, *(n for n in notes if n not in plan.notes)]
+            if after == current:
+                return  # the other writer made this very change already
+        raise ConcurrentChange(
+            f"domain {self.name!r} on {self.host.uri}: its definition kept changing while "
+            f"kvmnet tried to {plan.action} ({_DEFINE_ATTEMPTS} attempts); nothing was "
+            "overwritten. Another tool is editing it: wait for it and run this again"
+        )
+
+    def _lost(self, plan: _Plan, exc: KvmnetError, *, persistent: bool) -> ConnectionLost:
+        """What stands after the daemon went away mid-change, read back on a new connection."""
+        conn = self.host.connection
+        what = (
+            f"domain {self.name!r} on {self.host.uri}: libvirtd stopped answering during "
+            f"{plan.action} ({exc})"
+        )
+        try:
+            back = _libvirt.read_back(
+                self.host.uri, self.name, keepalive=conn.keepalive, timeout=conn.readback_timeout
+            )
+        except KvmnetError as again:
+            return ConnectionLost(
+                f"{what}. What stands is unknown: {again}. When libvirtd answers, "
+                f"`virsh dumpxml {self.name}` (running) and `virsh dumpxml --inactive "
+                f"{self.name}` (next boot) show it; running the same call again completes it",
+                uri=self.host.uri,
+                outcome="unknown",
+            )
+        wanted = _iface_key(plan.after, plan.mac)
+        parts: list[tuple[str, bool]] = []
+        if plan.live_new is not None and back.live is not None:
+            key = _iface_key(back.live, plan.mac)
+            parts.append((f"the running guest {_describe_key(key)}", key == wanted))
+        if persistent and plan.after != plan.before and back.persistent is not None:
+            key = _iface_key(back.persistent, plan.mac)
+            parts.append((f"the persistent definition {_describe_key(key)}", key == wanted))
+        done = [ok for _, ok in parts]
+        if done and all(done):
+            outcome, advice = "applied", "the change is complete"
+        elif not any(done):
+            outcome, advice = "not applied", "nothing changed: run the same call again"
+        else:
+            outcome = "half-applied"
+            advice = (
+                "the running guest and its next boot differ (dom.pending_changes() lists it): "
+                "run the same call again to complete it"
+            )
+        facts = "; ".join(f"{text} ({'changed' if ok else 'unchanged'})" for text, ok in parts)
+        return ConnectionLost(
+            f"{what}. Read back on a new connection: {facts or 'nothing to compare'}. "
+            f"Outcome: {outcome}; {advice}",
+            uri=self.host.uri,
+            outcome=outcome,
+        )
 
     def _adopt_live_address(self, plan: _Plan) -> None:
         """Give the persistent definition the PCI address libvirt chose for the hot-plug."""
@@ -520,17 +760,19 @@ class Domain:
             doc = DomainXML(plan.after)
             doc.adopt_address(plan.mac, live, plan.mac)
             plan.after = doc.tostring()
+            if plan.config_xml is not None:
+                plan.config_xml = doc.interface_xml(plan.mac)
         except KvmnetError as exc:
             # The definition still gets the NIC; libvirt then picks its slot at next boot.
             log.warning("domain %r: cannot copy the new NIC's address: %s", self.name, exc)
 
-    def _live_call(self, verb: str, xml: str) -> None:
+    def _live_call(self, verb: str, xml: str, *, config: bool = False) -> None:
         call: Callable[..., None] = {
             "update": self._handle.update_device,
             "attach": self._handle.attach_device,
             "detach": self._handle.detach_device,
         }[verb]
-        call(xml, live=True, config=False)
+        call(xml, live=True, config=config)
 
     def _undo_live(self, plan: _Plan) -> None:
         undo = {"update": "update", "attach": "detach", "detach": "attach"}[plan.live_verb]
@@ -562,9 +804,7 @@ class Domain:
 
     # -- addresses ----------------------------------------------------------------------
 
-    def addresses(
-        self, *, probe: bool = False, runner: Runner | None = None
-    ) -> list[GuestAddress]:
+    def addresses(self, *, probe: bool = False, runner: Runner | None = None) -> list[GuestAddress]:
         """The running guest's IP addresses per MAC, each saying which source answered.
 
         Sources in order: the DHCP lease (libvirt networks), the guest agent, the host's
@@ -648,3 +888,78 @@ def _driver_has_no_live_support(exc: LiveChangeUnsupported) -> bool:
     return (
         exc.__cause__ is not None and _libvirt.error_code(exc.__cause__) == _libvirt.ERR_NO_SUPPORT
     )
+
+
+def _redo_switch(new_type: str, name: str, mac: str) -> Callable[[str], tuple[str, list[str]]]:
+    def redo(text: str) -> tuple[str, list[str]]:
+        doc = DomainXML(text)
+        (doc.use_bridge if new_type == "bridge" else doc.use_nat)(name, mac)
+        return doc.tostring(), list(doc.notes)
+
+    return redo
+
+
+def _redo_add(
+    bridge: str | None, network: str | None, mac: str, model: str | None
+) -> Callable[[str], tuple[str, list[str]]]:
+    def redo(text: str) -> tuple[str, list[str]]:
+        doc = DomainXML(text)
+        doc.add_interface(bridge=bridge, network=network, mac=mac, model=model)
+        return doc.tostring(), list(doc.notes)
+
+    return redo
+
+
+def _redo_remove(mac: str) -> Callable[[str], tuple[str, list[str]]]:
+    def redo(text: str) -> tuple[str, list[str]]:
+        doc = DomainXML(text)
+        doc.remove_interface(mac)
+        return doc.tostring(), list(doc.notes)
+
+    return redo
+
+
+# Parts of a live <interface> that libvirt makes up and drops again from a persistent
+# definition (an auto-generated tap name, the device alias), plus whitespace.
+_GENERATED_TAPS = ("vnet", "macvtap", "macvlan")
+
+
+def _device_shape(xml: str) -> list[tuple[str, tuple[tuple[str, str], ...], str]]:
+    root = etree.fromstring(xml)
+    shape = []
+    for el in root.iter():
+        if not isinstance(el.tag, str):
+            continue
+        if el.tag == "alias" and not (el.get("name") or "").startswith("ua-"):
+            continue
+        if el.tag == "target" and (el.get("dev") or "").startswith(_GENERATED_TAPS):
+            continue
+        attrs = tuple(sorted((str(k), str(v)) for k, v in el.attrib.items()))
+        shape.append((el.tag, attrs, (el.text or "").strip()))
+    return shape
+
+
+def _same_device(live_xml: str, config_xml: str) -> bool:
+    """Whether the edited live device, given to CONFIG too, makes the edited persistent one.
+
+    Then one ``updateDeviceFlags(LIVE|CONFIG)`` does both; any other difference (a pending
+    next-boot edit, another model) keeps the persistent definition's own device XML.
+    """
+    return _device_shape(live_xml) == _device_shape(config_xml)
+
+
+def _iface_key(text: str, mac: str | None) -> tuple[str, str | None] | None:
+    """(type, source) of the interface with ``mac`` in a domain XML; None if it has none."""
+    if mac is None:
+        return None
+    for iface in DomainXML(text).interfaces:
+        if iface.mac == mac:
+            return (iface.type, iface.source)
+    return None
+
+
+def _describe_key(key: tuple[str, str | None] | None) -> str:
+    if key is None:
+        return "has no such interface"
+    kind, source = key
+    return f"is on {kind} {source!r}"

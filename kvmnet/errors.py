@@ -5,6 +5,7 @@ is also that builtin, so ``except LookupError`` keeps working in code that preda
 
     KvmnetError
     ├── ConnectionFailed                    cannot open or use a libvirt connection
+    │   └── ConnectionLost                  the daemon died or froze mid-change; says what stands
     ├── NotFound (LookupError)
     │   ├── DomainNotFound
     │   ├── NetworkNotFound
@@ -44,8 +45,10 @@ from collections.abc import Sequence
 
 __all__ = [
     "CommandFailed",
+    "ConcurrentChange",
     "ConfirmationError",
     "ConnectionFailed",
+    "ConnectionLost",
     "DomainNotFound",
     "HostNicNotFound",
     "InterfaceNotFound",
@@ -221,3 +224,22 @@ class UntrustedPath(InvalidInput):
     def __init__(self, message: str, *, path: str) -> None:
         super().__init__(message)
         self.path = path
+
+
+class ConnectionLost(ConnectionFailed):
+    """libvirtd died or froze while a change was being applied.
+
+    The message says what stands, read back on a fresh connection (not guessed from the
+    error); ``outcome`` is ``"applied"``, ``"not applied"``, ``"half-applied"`` (the running
+    guest and its persistent definition differ: run the same call again to complete it) or
+    ``"unknown"`` (no fresh connection could read it back).
+    """
+
+    def __init__(self, message: str, *, uri: str | None = None, outcome: str = "unknown") -> None:
+        super().__init__(message, uri=uri)
+        self.outcome = outcome
+
+
+class ConcurrentChange(KvmnetError):
+    """Another writer changed the domain's definition between kvmnet's read and its write,
+    every time kvmnet tried again; nothing was overwritten."""

@@ -16,11 +16,16 @@ from types import TracebackType
 from typing import TYPE_CHECKING
 
 from . import _html, validate
-from ._libvirt import Connection, open_connection
+from ._libvirt import (
+    DEFAULT_KEEPALIVE,
+    DEFAULT_READBACK_TIMEOUT,
+    Connection,
+    open_connection,
+)
 from .errors import ConnectionFailed, NetworkNotFound
 from .lanplan import DEFAULT_ADDRESS_TIMEOUT
 from .network import Network, NetworkIndex
-from .progress import Progress, track
+from .progress import Progress
 
 if TYPE_CHECKING:
     from .backends.base import Backend
@@ -51,16 +56,36 @@ def _is_local(uri: str) -> bool:
     ) and rest.startswith("/")
 
 
-def connect(uri: str | None = None) -> Host:
+def connect(
+    uri: str | None = None,
+    *,
+    keepalive: tuple[int, int] | None = DEFAULT_KEEPALIVE,
+    readback_timeout: float = DEFAULT_READBACK_TIMEOUT,
+) -> Host:
     """Open a libvirt connection; use it as a context manager to close it.
 
-    ``uri``: the argument, else ``$LIBVIRT_DEFAULT_URI``, else ``qemu:///system``.
-    Raises :class:`~kvmnet.errors.ConnectionFailed` naming the URI and the reason, and
-    :class:`~kvmnet.errors.InvalidInput` for a URI that is not a str URI.
+    Args:
+        uri: the argument, else ``$LIBVIRT_DEFAULT_URI``, else ``qemu:///system``.
+        keepalive: ``(interval, count)``: libvirt pings the daemon every ``interval`` seconds
+            and gives the connection up after ``count`` unanswered pings, so a call on a
+            frozen libvirtd raises after about ``interval * (count + 1)`` seconds instead of
+            hanging. Default ``(5, 3)``; None turns it off. In-process drivers (``test:///``)
+            have no daemon to ping.
+        readback_timeout: seconds a change interrupted by a dead or frozen daemon keeps
+            trying a fresh connection to read back what stands (default 10).
+
+    Returns:
+        The :class:`Host`.
+
+    Raises:
+        ConnectionFailed: naming the URI and the reason.
+        InvalidInput: a URI, keepalive or timeout that is not one (before connecting).
     """
     uri = default_uri(validate.uri(uri))
+    keepalive = validate.keepalive(keepalive)
+    readback_timeout = validate.duration(readback_timeout, "readback_timeout")
     _check_test_file(uri)
-    return Host(open_connection(uri))
+    return Host(open_connection(uri, keepalive=keepalive, readback_timeout=readback_timeout))
 
 
 def _check_test_file(uri: str) -> None:
@@ -188,19 +213,24 @@ class Host:
 
         Usage: ``host.use_bridge_all(["web1", "web2"], "br0", progress=show)``.
 
-        One listing for all domains; stops at the first error (earlier changes stay made).
-        Every argument is checked first (``names`` must be a list, not one str):
-        :class:`~kvmnet.errors.InvalidInput` before any guest changes.
+        One listing for all domains; stops at the first error, as :func:`kvmnet.bulk.bridge_many`
+        does: the guests switched before it stay switched. Every argument is checked first
+        (``names`` must be a list, not one str): :class:`~kvmnet.errors.InvalidInput` before
+        any guest changes.
+
+        Raises:
+            PartiallyApplied: a guest failed; the message names the guests switched, the one
+                that failed (with what stands for it) and the ones not tried.
         """
+        from .bulk import Target, switch_each
+
         names = validate.domain_names(names)
         bridge = validate.ifname(bridge, what="bridge")
         live = validate.optional_flag(live, "live")
         dry_run = validate.flag(dry_run, "dry_run")
         validate.progress(progress)
-        return [
-            dom.use_bridge(bridge, live=live, dry_run=dry_run)
-            for dom in track(self._select(names), progress, label=lambda d: d.name)
-        ]
+        targets = [Target(d, None) for d in self._select(names)]
+        return switch_each(targets, "bridge", bridge, live=live, dry_run=dry_run, progress=progress)
 
     def use_nat_all(
         self,
@@ -214,24 +244,28 @@ class Host:
         """``use_nat(network)`` on the first interface of every named domain (all if None).
 
         Arguments are checked as :meth:`use_bridge_all` checks them.
+
+        Raises:
+            NetworkNotFound: before any guest changes.
+            PartiallyApplied: as :meth:`use_bridge_all`.
         """
+        from .bulk import Target, switch_each
+
         names = validate.domain_names(names)
         network = validate.network_name(network)
         live = validate.optional_flag(live, "live")
         dry_run = validate.flag(dry_run, "dry_run")
         validate.progress(progress)
         self.network(network)
-        return [
-            dom.use_nat(network, live=live, dry_run=dry_run)
-            for dom in track(self._select(names), progress, label=lambda d: d.name)
-        ]
+        targets = [Target(d, None) for d in self._select(names)]
+        return switch_each(targets, "nat", network, live=live, dry_run=dry_run, progress=progress)
 
     def _select(self, names: Iterable[str] | None) -> Sequence[Domain]:
+        from .bulk import hint_states
+
         doms = self.domains()
-        for dom in doms:
-            # Each edit needs to know whether the guest runs; the listing just said so.
-            dom._running_hint = dom._handle.listed_active()
         if names is None:
+            hint_states(self, doms)
             return doms
         by_name = {d.name: d for d in doms}
         wanted = list(names)
@@ -243,7 +277,9 @@ class Host:
                 f"no domain named {', '.join(repr(m) for m in missing)} on {self.uri}; "
                 f"`kvmnet -c {self.uri} domains` lists them"
             )
-        return [by_name[n] for n in wanted]
+        chosen = [by_name[n] for n in wanted]
+        hint_states(self, chosen)
+        return chosen
 
     # -- guest and host in one plan (kvmnet.onboard) -----------------------------------------
 

@@ -395,6 +395,19 @@ def root_dir(value: object, *, config_dirs: Iterable[str] = ()) -> str:
     return root
 
 
+def keepalive(value: object) -> tuple[int, int] | None:
+    """None, or libvirt keepalive's ``(interval, count)``: two whole numbers above 0.
+
+    Raises:
+        InvalidInput: anything else (InvalidType for a wrong type).
+    """
+    if value is None:
+        return None
+    if not isinstance(value, tuple) or len(value) != 2:
+        raise _type_error("keepalive", value, "a tuple (interval, count) such as (5, 3), or None")
+    return count(value[0], "keepalive interval"), count(value[1], "keepalive count")
+
+
 def uri(value: object) -> str | None:
     """``None`` or a libvirt URI string (``qemu:///system``).
 

@@ -216,6 +216,18 @@ class LibvirtLab:
             self.virsh("start", name)
         return name
 
+    def restart_daemon(self) -> None:
+        """Start libvirtd again on the same state after it died (e.g. a test's SIGKILL).
+
+        Running guests keep running meanwhile, and the new daemon takes them over, as a
+        host's libvirtd does after a crash.
+        """
+        if self.process.poll() is None:
+            raise LabError(f"libvirtd in {self.netns} (pid {self.process.pid}) is still running")
+        self.socket.unlink(missing_ok=True)
+        self.process = _spawn_daemon(self.netns, self.state_dir, virtlogd=False)
+        LabFactory._wait_ready(self)
+
     def destroy_guests(self) -> None:
         for name in self.guests:
             self.virsh("destroy", name, check=False)
@@ -265,15 +277,27 @@ def interface_xml(
     )
 
 
-def _mount_script(state: Path) -> str:
+def _mount_script(state: Path, *, virtlogd: bool = True) -> str:
     binds = "\n".join(f"mount -n --bind {state / key} {target}" for key, target in BOUND.items())
+    # A restarted libvirtd finds the first virtlogd still running (its socket is in the
+    # bound /run/libvirt), as on a real host where only libvirtd restarts.
+    logd = f"{VIRTLOGD} -d -p {state}/virtlogd.pid" if virtlogd else ""
     return f"""set -e
 mount -n -t tmpfs kvl-run /run
 mkdir -p /run/libvirt
 {binds}
-{VIRTLOGD} -d -p {state}/virtlogd.pid
+{logd}
 exec {LIBVIRTD}
 """
+
+
+def _spawn_daemon(netns: str, state: Path, *, virtlogd: bool = True) -> subprocess.Popen[bytes]:
+    log_file = (state / "libvirtd.stderr").open("ab")
+    return subprocess.Popen(
+        ["ip", "netns", "exec", netns, "unshare", "--mount", "--propagation", "private",
+         "sh", "-c", _mount_script(state, virtlogd=virtlogd)],
+        stdin=subprocess.DEVNULL, stdout=log_file, stderr=subprocess.STDOUT,
+    )  # fmt: skip
 
 
 def _seed_state(state: Path) -> None:
@@ -391,12 +415,7 @@ class LabFactory:
         try:
             _seed_state(state)
             run(["ip", "-n", netns, "link", "set", "lo", "up"])
-            log_file = (state / "libvirtd.stderr").open("wb")
-            proc = subprocess.Popen(
-                ["ip", "netns", "exec", netns, "unshare", "--mount", "--propagation", "private",
-                 "sh", "-c", _mount_script(state)],
-                stdin=subprocess.DEVNULL, stdout=log_file, stderr=subprocess.STDOUT,
-            )
+            proc = _spawn_daemon(netns, state)
             lab = LibvirtLab(netns=netns, state_dir=state, process=proc)
             self._labs.append(lab)
             self._wait_ready(lab)

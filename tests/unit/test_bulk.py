@@ -116,3 +116,27 @@ def test_cli_needs_names_or_a_selector(tmp_path: Path) -> None:
     result = kvmnet_cli("-c", uri, "bridge-all", "br0")
     assert result.returncode == 2
     assert "needs DOMAIN names or --on-network NETWORK" in result.stderr
+
+
+def test_host_bulk_calls_report_how_far_they_got_like_bridge_many(tmp_path: Path) -> None:
+    # g1 runs on macvtap, which libvirt cannot move live: the bulk stops there.
+    guests = (
+        Guest("g0", running=False, nics=(Nic.network(),)),
+        Guest("g1", running=True, nics=(Nic.direct("eth0"),)),
+        Guest("g2", running=False, nics=(Nic.network(),)),
+    )
+    with kvmnet.connect(World(guests).write(tmp_path)) as host:
+        with pytest.raises(kvmnet.PartiallyApplied) as caught:
+            host.use_bridge_all(["g0", "g1", "g2"], "br0")
+        assert caught.value.done == ("g0",)
+        message = str(caught.value)
+        assert "stopped at g1" in message and "macvtap" in message
+        assert "Switched already: g0; not tried: g2" in message
+        assert isinstance(caught.value.__cause__, kvmnet.LiveChangeUnsupported)
+        assert sources(host, "g0") == [("bridge", "br0")]
+        assert sources(host, "g2") == [("network", "default")]
+
+        with pytest.raises(kvmnet.PartiallyApplied, match="not tried: g2") as back:
+            host.use_nat_all(["g0", "g1", "g2"], "default")
+        assert back.value.done == ("g0",)
+        assert sources(host, "g0") == [("network", "default")]
