@@ -133,10 +133,6 @@ def preflight(
             "a routed network, or macvtap instead",
             force,
         )
-<<<<<<< HEAD
-    if nic.master is not None and nic.master != br:
-        refuse(
-=======
     master = current.master
     if master is not None and master.kind == "bond":
         refuse(
@@ -147,7 +143,6 @@ def preflight(
         )
     elif nic.master is not None and nic.master != br:
         refuse(
->>>>>>> ifupdown
             "enslaved",
             f"{nic.name} is already a port of {nic.master}: release it from {nic.master} "
             f"first, or bridge guests onto {nic.master}",
