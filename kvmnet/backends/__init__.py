@@ -51,13 +51,20 @@ BACKENDS: dict[str, tuple[str, str]] = {
 _BY_CLASS = {cls: module for module, cls in BACKENDS.values()}
 
 
-def __getattr__(name: str) -> type[Backend]:
+def _backend_class(name: str) -> type[Backend]:
+    """The backend class called ``name``, imported on first use, then cached."""
     module = _BY_CLASS.get(name)
     if module is None:
         raise AttributeError(f"module 'kvmnet.backends' has no attribute {name!r}")
     value: type[Backend] = getattr(importlib.import_module(f".{module}", __name__), name)
     globals()[name] = value
     return value
+
+
+# Only at run time, so that type checkers see the TYPE_CHECKING imports above and a typo
+# (``from kvmnet.backends import IfcfgBakend``) fails type checking instead of being Any.
+if not TYPE_CHECKING:
+    __getattr__ = _backend_class
 
 
 def create_backend(
@@ -90,7 +97,7 @@ def create_backend(
     if name not in BACKENDS:
         known = ", ".join(["auto", *sorted(BACKENDS)])
         raise InvalidInput(f"unknown backend {name!r}: use one of {known}")
-    cls = __getattr__(BACKENDS[name][1])
+    cls = _backend_class(BACKENDS[name][1])
     accepted = inspect.signature(cls).parameters
     kwargs: dict[str, object] = {}
     for key, value in (("root", root), ("netns", netns), ("runner", runner)):
