@@ -5,6 +5,7 @@ is also that builtin, so ``except LookupError`` keeps working in code that preda
 
     KvmnetError
     ├── ConnectionFailed                    cannot open or use a libvirt connection
+    │   ├── LibvirtMissing (ImportError)    libvirt-python is not installed or does not load
     ├── NotFound (LookupError)
     │   ├── DomainNotFound
     │   ├── NetworkNotFound
@@ -51,6 +52,7 @@ __all__ = [
     "InvalidName",
     "KvmnetError",
     "LibvirtError",
+    "LibvirtMissing",
     "LiveChangeUnsupported",
     "MacInUse",
     "MacSpaceExhausted",
@@ -76,6 +78,16 @@ class ConnectionFailed(KvmnetError):
     def __init__(self, message: str, *, uri: str | None = None) -> None:
         super().__init__(message)
         self.uri = uri
+
+
+class LibvirtMissing(ConnectionFailed, ImportError):
+    """libvirt-python, which only connecting needs, is not installed or does not load; the
+    message says how to install it. Raised when kvmnet's libvirt boundary is first imported:
+    by ``kvmnet.connect``, ``kvmnet.Host`` or ``kvmnet.Domain``, never by ``import kvmnet``."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.name = "libvirt"  # ImportError's: the module that could not be imported
 
 
 class NotFound(KvmnetError, LookupError):
