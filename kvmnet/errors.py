@@ -81,13 +81,19 @@ class ConnectionFailed(KvmnetError):
 
 
 class LibvirtMissing(ConnectionFailed, ImportError):
-    """libvirt-python, which only connecting needs, is not installed or does not load; the
-    message says how to install it. Raised when kvmnet's libvirt boundary is first imported:
-    by ``kvmnet.connect``, ``kvmnet.Host`` or ``kvmnet.Domain``, never by ``import kvmnet``."""
+    """libvirt-python, which only connecting needs, is not installed or does not load.
+
+    Raised when kvmnet's libvirt boundary is first imported: by ``kvmnet.connect`` (or
+    ``Host``, ``Domain``, ``GuestAddress``), never by ``import kvmnet``. ``name`` is
+    ``"libvirt"``, as for any ImportError of that module.
+
+    Args:
+        message: what is missing and how to install it, on one line.
+    """
 
     def __init__(self, message: str) -> None:
         super().__init__(message)
-        self.name = "libvirt"  # ImportError's: the module that could not be imported
+        self.name = "libvirt"
 
 
 class NotFound(KvmnetError, LookupError):
