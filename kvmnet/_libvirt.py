@@ -3,6 +3,8 @@
 It opens connections, owns the ``VIR_*`` flags, silences libvirt's default error printer when
 a connection opens (never at import), and turns ``libvirt.libvirtError`` into kvmnet errors at
 this single boundary. Everything above it sees :class:`Connection` and plain strings.
+Without libvirt-python, importing it raises :class:`~kvmnet.errors.LibvirtMissing` saying how
+to install it: only what connects imports this module, so the rest of kvmnet works.
 """
 
 from __future__ import annotations
