@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import importlib
 import logging
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from .errors import (
     CommandFailed,
@@ -33,6 +33,7 @@ from .errors import (
     InvalidType,
     KvmnetError,
     LibvirtError,
+    LibvirtMissing,
     LiveChangeUnsupported,
     MacInUse,
     MacSpaceExhausted,
@@ -104,6 +105,7 @@ __all__ = [
     "InvalidType",
     "KvmnetError",
     "LibvirtError",
+    "LibvirtMissing",
     "LiveChangeUnsupported",
     "MacAllocator",
     "MacInUse",
@@ -126,13 +128,21 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str) -> Any:
+def _load(name: str) -> object:
+    """The public name ``name``, imported from its submodule on first use, then cached."""
     module = _LAZY.get(name)
     if module is None:
         raise AttributeError(f"module 'kvmnet' has no attribute {name!r}")
-    value = getattr(importlib.import_module(f".{module}", __name__), name)
+    value: object = getattr(importlib.import_module(f".{module}", __name__), name)
     globals()[name] = value
     return value
+
+
+# Only at run time: a module-level __getattr__ that mypy could see would make every name
+# valid for it (``kvmnet.conect`` would type-check). Type checkers read the TYPE_CHECKING
+# imports above instead, so a typo in a public name fails type checking.
+if not TYPE_CHECKING:
+    __getattr__ = _load
 
 
 def __dir__() -> list[str]:

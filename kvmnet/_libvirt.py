@@ -3,6 +3,8 @@
 It opens connections, owns the ``VIR_*`` flags, silences libvirt's default error printer when
 a connection opens (never at import), and turns ``libvirt.libvirtError`` into kvmnet errors at
 this single boundary. Everything above it sees :class:`Connection` and plain strings.
+Without libvirt-python, importing it raises :class:`~kvmnet.errors.LibvirtMissing` saying how
+to install it: only what connects imports this module, so the rest of kvmnet works.
 """
 
 from __future__ import annotations
@@ -16,15 +18,38 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import NamedTuple, TypeVar
 
-import libvirt
-
 from .errors import (
     ConnectionFailed,
     DomainNotFound,
     LibvirtError,
+    LibvirtMissing,
     LiveChangeUnsupported,
     NetworkNotFound,
 )
+
+
+def _libvirt_missing(exc: ImportError) -> LibvirtMissing:
+    """One line saying how to get libvirt-python into this Python (it has no wheels)."""
+    import sys
+
+    if exc.name != "libvirt":  # installed, but its C part does not load
+        return LibvirtMissing(
+            f"libvirt-python is installed but does not load ({exc}): install the system's "
+            "libvirt library it was built against (Debian: libvirt0, Fedora: libvirt-libs), "
+            "or rebuild it: pip install --force-reinstall --no-cache-dir libvirt-python"
+        )
+    return LibvirtMissing(
+        f"libvirt-python is not installed in {sys.prefix}: pip install libvirt-python "
+        "(it compiles against libvirt: apt install libvirt-dev pkg-config gcc python3-dev; "
+        "Fedora: dnf install libvirt-devel pkgconf-pkg-config gcc python3-devel), or use a "
+        "venv made with --system-site-packages and the distro's python3-libvirt"
+    )
+
+
+try:
+    import libvirt
+except ImportError as exc:  # only connecting needs libvirt: say how to get it, no traceback
+    raise _libvirt_missing(exc) from exc
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")

@@ -5,6 +5,7 @@ is also that builtin, so ``except LookupError`` keeps working in code that preda
 
     KvmnetError
     ├── ConnectionFailed                    cannot open or use a libvirt connection
+    │   ├── LibvirtMissing (ImportError)    libvirt-python is not installed or does not load
     │   └── ConnectionLost                  the daemon died or froze mid-change; says what stands
     ├── NotFound (LookupError)
     │   ├── DomainNotFound
@@ -59,6 +60,7 @@ __all__ = [
     "InvalidType",
     "KvmnetError",
     "LibvirtError",
+    "LibvirtMissing",
     "LiveChangeUnsupported",
     "MacInUse",
     "MacSpaceExhausted",
@@ -85,6 +87,22 @@ class ConnectionFailed(KvmnetError):
     def __init__(self, message: str, *, uri: str | None = None) -> None:
         super().__init__(message)
         self.uri = uri
+
+
+class LibvirtMissing(ConnectionFailed, ImportError):
+    """libvirt-python, which only connecting needs, is not installed or does not load.
+
+    Raised when kvmnet's libvirt boundary is first imported: by ``kvmnet.connect`` (or
+    ``Host``, ``Domain``, ``GuestAddress``), never by ``import kvmnet``. ``name`` is
+    ``"libvirt"``, as for any ImportError of that module.
+
+    Args:
+        message: what is missing and how to install it, on one line.
+    """
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.name = "libvirt"
 
 
 class NotFound(KvmnetError, LookupError):

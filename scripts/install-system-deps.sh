@@ -3,8 +3,8 @@
 # Usage: scripts/install-system-deps.sh demo|test
 set -euo pipefail
 profile=${1:-test}
-# demo: enough to build libvirt-python and run on test:///default.
-pkgs=(libvirt-dev pkg-config gcc python3-venv libvirt-daemon-system qemu-system-x86 dnsmasq-base iproute2)
+# demo: enough to build libvirt-python (Python.h: python3-dev) and run on test:///default.
+pkgs=(libvirt-dev pkg-config gcc python3-dev python3-venv libvirt-daemon-system qemu-system-x86 dnsmasq-base iproute2)
 if [ "$profile" = test ]; then
   # The integration suite: real daemons and tools inside namespaces.
   pkgs+=(libvirt-clients network-manager netplan.io systemd isc-dhcp-client busybox-static

@@ -41,13 +41,20 @@ __all__ = [
 _BY_CLASS = {cls: module for module, cls in BACKENDS.values()}
 
 
-def __getattr__(name: str) -> type[Backend]:
+def _backend_class(name: str) -> type[Backend]:
+    """The backend class called ``name``, imported on first use, then cached."""
     module = _BY_CLASS.get(name)
     if module is None:
         raise AttributeError(f"module 'kvmnet.backends' has no attribute {name!r}")
     value = backend_class(module, name)
     globals()[name] = value
     return value
+
+
+# Only at run time, so that type checkers see the TYPE_CHECKING imports above and a typo
+# (``from kvmnet.backends import IfcfgBakend``) fails type checking instead of being Any.
+if not TYPE_CHECKING:
+    __getattr__ = _backend_class
 
 
 def create_backend(
