@@ -19,7 +19,7 @@ from . import _html
 from ._libvirt import Connection, open_connection
 from .errors import ConnectionFailed, NetworkNotFound
 from .lanplan import DEFAULT_ADDRESS_TIMEOUT
-from .network import Network, NetworkIndex
+from .network import Network, NetworkIndex, Networks
 from .progress import Progress, track
 
 if TYPE_CHECKING:
@@ -131,10 +131,10 @@ class Host:
 
     def networks(self) -> list[Network]:
         """Every libvirt network, active or not (one listing); refreshes the mode cache."""
-        nets = [
+        nets = Networks(
             Network.from_xml(xml, active=active)
             for _name, active, xml in self._connection.network_xmls()
-        ]
+        )
         self._index = NetworkIndex(nets)
         return nets
 
