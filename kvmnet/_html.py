@@ -220,7 +220,9 @@ def keyvalues(
         The table's markup.
     """
     items = pairs.items() if isinstance(pairs, Mapping) else pairs
-    return table(["", ""], [(Raw(f"<b>{escape(k)}</b>"), v) for k, v in items], caption=caption)
+    # The names never wrap: a long value (a list of MACs) would squeeze them to one word a line.
+    names = ((Raw(f'<b style="white-space:nowrap">{escape(k)}</b>'), v) for k, v in items)
+    return table(["", ""], names, caption=caption)
 
 
 def diff(text: str, *, caption: str | None = None) -> str:

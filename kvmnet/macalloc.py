@@ -213,7 +213,9 @@ class MacAllocator:
                     (
                         _html.code(r.host),
                         r.source,
-                        _html.badge("ok") if r.ok else _html.badge(f"NOT READ: {r.error}"),
+                        _html.badge("ok")
+                        if r.ok
+                        else _html.Raw(f"{_html.badge('failed').markup} {_html.escape(r.error)}"),
                         r.count,
                     )
                     for r in self.sources

@@ -298,7 +298,7 @@ class Plan:
         if self.requires_confirmation:
             notes.append(
                 _html.callout(
-                    "this SSH session runs over the NIC: apply with confirm_within=SECONDS "
+                    f"this SSH session runs over {self.nic}: apply with confirm_within=SECONDS "
                     "(the dead-man timer rolls back unless confirmed)",
                     kind="warning",
                 )

@@ -405,6 +405,12 @@ def test_mac_allocator_view_warns_of_a_source_not_read(tmp_path: Path) -> None:
     root = check_view(markup)
     assert alloc.failed_sources
     assert "warning:" in root.text_content() and "NOT READ" in root.text_content()
+    (kernel,) = [
+        r for r in root.xpath("//table[2]/tbody/tr") if "ip link" in r.xpath("string(td[2])")
+    ]
+    assert (
+        kernel.xpath("string(td[3])").startswith("failed ") and kernel.xpath("string(td[4])") == "0"
+    )
     assert "<script>" not in markup
 
 
