@@ -24,7 +24,7 @@ from ._libvirt import (
 )
 from .errors import ConnectionFailed, NetworkNotFound
 from .lanplan import DEFAULT_ADDRESS_TIMEOUT
-from .network import Network, NetworkIndex
+from .network import Network, NetworkIndex, Networks
 from .progress import Progress
 
 if TYPE_CHECKING:
@@ -161,10 +161,10 @@ class Host:
 
     def networks(self) -> list[Network]:
         """Every libvirt network, active or not (one listing); refreshes the mode cache."""
-        nets = [
+        nets = Networks(
             Network.from_xml(xml, active=active)
             for _name, active, xml in self._connection.network_xmls()
-        ]
+        )
         self._index = NetworkIndex(nets)
         return nets
 

@@ -121,14 +121,41 @@ class LanPlan:
         return "\n".join(lines) + "\n"
 
     def _repr_html_(self) -> str:
-        host = self.host_plan._repr_html_() if self.host_plan is not None else ""
-        guest = _html.diff(self.change.diff(), caption=f"guest {self.domain}: domain XML")
-        parts = [_html.section(self._host_heading(), host), guest]
+        where = "on bridge" if self.action == "bridge" else "on NAT network"
+        head = (
+            f'<div style="font-weight:bold;margin:4px 0;text-align:left">LanPlan: put '
+            f"{_html.code(self.domain)} {where} {_html.code(self._target())} "
+            f"{_mode_badge(self.action)}</div>"
+        )
+        notes = [_html.callout(n, kind="note") for n in self.notes]
+        host = [self.host_plan._repr_html_()] if self.host_plan is not None else []
+        if self.host_plan is not None and self.confirm_within:
+            host.append(
+                _html.callout(
+                    f"dead-man timer: rolled back unless confirmed within "
+                    f"{self.confirm_within:g} s (kvmnet confirm)",
+                    kind="warning",
+                )
+            )
+        bounce = ", link bounced" if self.bounce_link else ""
+        guest_title = (
+            f"guest: {self.domain} interface {self.iface} -> {self._target()} "
+            f"({_live_words(self.live)}{bounce})"
+        )
+        guest = _html.diff(self.change.diff() or "(no XML change)", caption="domain XML")
+        parts = [(self._host_heading(), host), (guest_title, [guest])]
         if self.action == "nat":
             parts.reverse()
-        checks = _html.table(["check"], [(c,) for c in self.checks])
-        notes = "".join(f"<p>{_html.escape(n)}</p>" for n in self.notes)
-        return _html.section(repr(self), notes, *parts, checks)
+        numbered = [
+            _html.section(f"{n}. {title}", *body, nested=True)
+            for n, (title, body) in enumerate(parts, 1)
+        ]
+        checks = _html.table(
+            ["#", "check"],
+            list(enumerate(self.guest_checks, 1)),
+            caption=f"{len(parts) + 1}. guest checks (the host's are listed with its plan)",
+        )
+        return _html.section("", head, *notes, *numbered, checks)
 
     def apply(
         self,
@@ -186,8 +213,48 @@ class LanResult:
     def _repr_html_(self) -> str:
         if not self.applied:
             return self.plan._repr_html_()
-        rows = [(line,) for line in str(self).splitlines()]
-        return _html.table(["done"], rows, caption=repr(self))
+        p = self.plan
+        host: object = "untouched"
+        if p.host_plan is not None and self.host_result is not None:
+            verb = "bridged into" if p.action == "bridge" else "released from"
+            checked = "verified" if self.host_result.verified else "NOT verified"
+            host = _html.Raw(
+                f"{_html.code(p.host_plan.nic)} {verb} {_html.code(p.bridge)} "
+                f"({_html.escape(p.host_plan.backend)}, {checked})"
+            )
+        facts: list[tuple[str, object]] = [
+            ("guest", _html.code(p.domain)),
+            ("interface", _html.code(p.iface)),
+            ("now on", _html.Raw(f"{_html.code(p._target())} {_mode_badge(p.action)}")),
+            ("host", host),
+        ]
+        parts = [_html.keyvalues(facts, caption=f"LanResult: {p.domain} on {p._target()}")]
+        if self.pending_confirmation:
+            parts.append(_html.callout(self.pending_confirmation, kind="warning", label="confirm:"))
+        guest_notes = self.change.notes if self.change is not None else ()
+        parts += [_html.callout(n, kind="note", label="guest:") for n in guest_notes]
+        parts += [_html.callout(n, kind="note") for n in self.notes]
+        parts.append(
+            _html.table(
+                ["MAC", "address", "from"],
+                [
+                    (
+                        _html.code(a.mac),
+                        _html.code(a.address + (f"/{a.prefix}" if a.prefix is not None else "")),
+                        a.source,
+                    )
+                    for a in self.addresses
+                ],
+                caption="addresses",
+                empty="(no address yet)",
+            )
+        )
+        if self.change is not None and self.change.diff():
+            parts.append(
+                '<details style="text-align:left"><summary>domain XML diff</summary>'
+                f"{_html.diff(self.change.diff())}</details>"
+            )
+        return _html.section("", *parts)
 
 
 def _live_words(live: bool | None) -> str:
@@ -196,3 +263,8 @@ def _live_words(live: bool | None) -> str:
         True: "persistent and live",
         False: "persistent only (next boot)",
     }[live]
+
+
+def _mode_badge(action: str) -> str:
+    """The mode a guest ends up in, as the HTML views' coloured badge."""
+    return _html.badge("bridged" if action == "bridge" else "nat").markup

@@ -74,6 +74,8 @@ if hasattr(os, "register_at_fork"):
 _DOMAIN_MAC = re.compile(r"<mac address='(.{17})")
 _DOMAIN_MAC_ANY = re.compile(r"<mac\s+address\s*=\s*['\"]([^'\"]*)['\"]")
 _CANONICAL = re.compile(r"[0-9a-f]{2}(?::[0-9a-f]{2}){5}")
+# How many handed-out MACs the HTML view lists by name (the rest as a count).
+_HTML_HANDED = 32
 
 
 # Who uses some MACs: (prefix, name, suffix, MACs); the message "domain 'web2' on URI" is
@@ -224,6 +226,44 @@ class MacAllocator:
             f"{self._inventory_size} MACs in use, "
             f"{len(self._handed)} handed out>"
         )
+
+    def _repr_html_(self) -> str:
+        from . import _html
+
+        handed = sorted(self._handed)
+        shown = ", ".join(handed[:_HTML_HANDED])
+        if len(handed) > _HTML_HANDED:
+            shown += f" ... and {len(handed) - _HTML_HANDED} more"
+        facts: list[tuple[str, object]] = [
+            ("draws from", self.space.describe()),
+            ("mode", self.mode.value),
+            ("prefix", _html.code(self.prefix) if self.prefix is not None else None),
+            ("hosts", _html.code(", ".join(h.uri for h in self.hosts) or "(none)")),
+            ("MACs in use", self._inventory_size),
+            ("handed out or reserved", len(handed)),
+            ("... these", _html.code(shown) if shown else "(none yet)"),
+            ("ledger", _html.code(repr(self.ledger)) if self.ledger is not None else "(none)"),
+        ]
+        parts = [_html.keyvalues(facts, caption="MacAllocator")]
+        parts += [_html.callout(str(r), kind="warning") for r in self.failed_sources]
+        parts.append(
+            _html.table(
+                ["host", "source", "read", "MACs"],
+                [
+                    (
+                        _html.code(r.host),
+                        r.source,
+                        _html.badge("ok")
+                        if r.ok
+                        else _html.Raw(f"{_html.badge('failed').markup} {_html.escape(r.error)}"),
+                        r.count,
+                    )
+                    for r in self.sources
+                ],
+                caption="sources read",
+            )
+        )
+        return _html.section("", *parts)
 
     # -- inventory ------------------------------------------------------------------------
 

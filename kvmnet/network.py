@@ -17,7 +17,7 @@ from lxml import etree
 from .errors import InvalidInput
 from .mode import Mode
 
-__all__ = ["Network", "NetworkIndex", "mode_of_forward"]
+__all__ = ["Network", "NetworkIndex", "Networks", "mode_of_forward"]
 
 # libvirt forward modes -> what a guest on that network is, as an operator sees it.
 _FORWARD_MODES: Mapping[str | None, Mode] = {
@@ -133,6 +133,44 @@ class Network:
             "active": "yes" if self.active else "no",
         }
         return _html.keyvalues(facts, caption=f"Network {self.name}")
+
+
+class Networks(list[Network]):
+    """The list :meth:`kvmnet.Host.networks` returns: a ``list[Network]`` that Jupyter shows
+    as one table (name, mode, bridge, subnets, host addresses, reservations, active)."""
+
+    __slots__ = ()
+
+    def _repr_html_(self) -> str:
+        from . import _html
+
+        return _html.table(
+            [
+                "name",
+                "mode",
+                "forward",
+                "bridge",
+                "subnets",
+                "host addresses",
+                "DHCP res.",
+                "active",
+            ],
+            [
+                (
+                    n.name,
+                    _html.badge(n.mode),
+                    n.forward or "(none)",
+                    _html.code(n.bridge) if n.bridge else None,
+                    ", ".join(n.subnets) or None,
+                    ", ".join(n.addresses) or None,
+                    len(n.reservations),
+                    "yes" if n.active else _html.badge("inactive"),
+                )
+                for n in self
+            ],
+            caption=f"{len(self)} libvirt networks",
+            empty="(no libvirt network)",
+        )
 
 
 def _ip_interface(

@@ -18,13 +18,12 @@ read and ``plan.apply()`` later.
 
 from __future__ import annotations
 
-import html
 import os
 from collections.abc import Collection
 from dataclasses import replace
 from typing import TYPE_CHECKING
 
-from .. import validate
+from .. import _html, validate
 from ..errors import PreflightRefused
 from .inspect import inspect_host, read_links, read_routes, ssh_uses
 from .names import validate_ifname
@@ -169,7 +168,14 @@ class HostNic(_Link):
         return f"<HostNic {self.name!r} {self._summary()}{port}{wifi}>"
 
     def _repr_html_(self) -> str:
-        return f"<code>{html.escape(repr(self))}</code>"
+        state = self._read()
+        extra: list[tuple[str, object]] = []
+        if state is not None:
+            extra.append(("port of", _html.code(state.master) if state.master else "(no bridge)"))
+            extra.append(
+                ("wireless", "yes (cannot be a bridge port as is)" if state.wireless else "no")
+            )
+        return _link_html("HostNic", self.name, state, extra, self.routes if state else ())
 
 
 class Bridge(_Link):
@@ -325,4 +331,63 @@ class Bridge(_Link):
         return f"<Bridge {self.name!r} {self._summary()}, {stp}, ports: {ports}>"
 
     def _repr_html_(self) -> str:
-        return f"<code>{html.escape(repr(self))}</code>"
+        state = self._read()
+        extra: list[tuple[str, object]] = []
+        if state is not None:
+            ports = ", ".join(state.ports)
+            extra.append(("ports", _html.code(ports) if ports else "(no ports)"))
+            extra.append(("STP", {True: "on", False: "off", None: None}[state.stp]))
+            delay = self.forward_delay
+            extra.append(("forward delay", None if delay is None else f"{delay:g} s"))
+        return _link_html("Bridge", self.name, state, extra, self.routes if state else ())
+
+
+def _link_html(
+    kind: str,
+    name: str,
+    state: LinkState | None,
+    extra: list[tuple[str, object]],
+    routes: tuple[IpRoute, ...],
+) -> str:
+    """A link's facts, its addresses and its routes as HTML (HostNic and Bridge views)."""
+    caption = f"{kind} {name}"
+    if state is None:
+        return _html.keyvalues([("state", "absent: no such link on this host")], caption=caption)
+    facts: list[tuple[str, object]] = [
+        ("state", _html.badge(state.operstate)),
+        ("MAC", _html.code(state.mac)),
+        ("kind", state.kind or "(plain NIC)"),
+        ("MTU", state.mtu),
+        *extra,
+        ("flags", _html.code(",".join(state.flags)) if state.flags else None),
+    ]
+    addresses = _html.table(
+        ["address", "scope", "valid for", "from"],
+        [
+            (
+                _html.code(a.cidr),
+                a.scope,
+                "forever" if a.valid_lft is None else f"{a.valid_lft} s",
+                "DHCP" if a.dynamic else "static",
+            )
+            for a in state.addresses
+        ],
+        caption=f"addresses on {name}",
+        empty="(no address)",
+    )
+    route_rows = [
+        (
+            _html.code(r.dst),
+            _html.code(r.gateway) if r.gateway else "(on link)",
+            r.metric,
+            r.protocol,
+        )
+        for r in routes
+    ]
+    route_table = _html.table(
+        ["destination", "gateway", "metric", "protocol"],
+        route_rows,
+        caption=f"routes through {name}",
+        empty="(no route)",
+    )
+    return _html.section("", _html.keyvalues(facts, caption=caption), addresses, route_table)

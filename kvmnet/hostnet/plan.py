@@ -16,10 +16,11 @@ Step types: :class:`RunCommand`, :class:`WriteFile`, :class:`RemoveFile`,
 from __future__ import annotations
 
 import difflib
-import html
 import shlex
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Literal
+
+from .. import _html
 
 if TYPE_CHECKING:
     from .apply import ApplyResult
@@ -281,16 +282,69 @@ class Plan:
         return "\n".join(lines) + "\n"
 
     def _repr_html_(self) -> str:
-        rows = "".join(
-            f"<tr><td>{n}</td><td>{step_kind(s)}</td>"
-            f"<td><pre style='margin:0'>{html.escape(s.describe())}</pre></td></tr>"
-            for n, s in enumerate(self.steps, 1)
+        verb, into = ("bridge", "into") if self.action == "enslave" else ("release", "from")
+        flags = [_html.badge(self.backend)]
+        if self.dry_run:
+            flags.append(_html.badge("dry run"))
+        if self.requires_confirmation:
+            flags.append(_html.badge("needs confirmation"))
+        head = (
+            f'<div style="font-weight:bold;margin:4px 0;text-align:left">Plan: {verb} '
+            f"{_html.code(self.nic)} {into} {_html.code(self.bridge)} "
+            f"{' '.join(f.markup for f in flags)}</div>"
         )
-        checks = "".join(f"<li>{html.escape(c.describe())}</li>" for c in self.checks)
-        warns = "".join(f"<p>{html.escape(n)}</p>" for n in self.notes)
-        warns += "".join(f"<p><b>warning:</b> {html.escape(w)}</p>" for w in self.warnings)
-        return (
-            f"<div><b>{html.escape(repr(self))}</b>{warns}"
-            f"<table><tr><th>#</th><th>kind</th><th>step</th></tr>{rows}</table>"
-            f"<p>checks:</p><ul>{checks}</ul></div>"
+        notes = [_html.callout(n, kind="note") for n in self.notes]
+        notes += [_html.callout(w, kind="warning") for w in self.warnings]
+        if self.requires_confirmation:
+            notes.append(
+                _html.callout(
+                    f"this SSH session runs over {self.nic}: apply with confirm_within=SECONDS "
+                    "(the dead-man timer rolls back unless confirmed)",
+                    kind="warning",
+                )
+            )
+        steps = _html.table(
+            ["#", "kind", "step"],
+            [(n, step_kind(s), _html.Raw(_step_html(s))) for n, s in enumerate(self.steps, 1)],
+            caption=f"{len(self.steps)} steps, in order",
+            empty="(no step: nothing to do)",
         )
+        checks = _html.table(
+            ["#", "check", "kind"],
+            [(n, c.describe(), _html.code(c.kind)) for n, c in enumerate(self.checks, 1)],
+            caption="checks (retried until they pass, else everything is rolled back)",
+        )
+        parts = [head, *notes, steps, checks]
+        if self.rollback_hints:
+            hints = [(_html.Raw(_step_html(s)),) for s in self.rollback_hints]
+            parts.append(_html.table(["step"], hints, caption="on rollback, after the files"))
+        return _html.section("", *parts)
+
+
+def _step_html(step: Step) -> str:
+    """One step for the plan's HTML table: the command or path in code, the why, the diff."""
+    why = (
+        f'<div style="font-style:italic;white-space:normal"># {_html.escape(step.why)}</div>'
+        if step.why
+        else ""
+    )
+    if isinstance(step, WriteFile):
+        verb = "create" if step.previous is None else "replace"
+        head = f"{verb} {_html.code(step.path)} (mode {step.mode:04o})"
+        changes = step.diff()
+        body = _html.diff(changes) if changes else "<div>(unchanged)</div>"
+        return f"<div>{head}</div>{why}{body}"
+    if isinstance(step, RemoveFile):
+        head = f"remove {_html.code(step.path)}"
+        if step.previous is None:
+            return f"<div>{head}</div>{why}"
+        gone = difflib.unified_diff(
+            step.previous.splitlines(), [], fromfile=step.path, tofile="/dev/null", lineterm=""
+        )
+        removed = "\n".join(gone)
+        return f"<div>{head}</div>{why}{_html.diff(removed)}"
+    if isinstance(step, StopProcess):
+        stopped = f"<div>stops {_html.code(shlex.join(step.argv))}</div>"
+        return f"<div>{_html.code('$ ' + shlex.join(step.command))}</div>{stopped}{why}"
+    detached = " &" if isinstance(step, StartProcess) else ""
+    return f"<div>{_html.code('$ ' + shlex.join(step.argv) + detached)}</div>{why}"

@@ -45,6 +45,19 @@ def test_notebook_runs_without_error_cells(tmp_path: Path, monkeypatch: pytest.M
         if "text/html" in out.get("data", {})
     ]
     assert len(html) >= 3
+    # Each object's own view (tests/unit/test_html_views.py checks them in detail).
+    views = "\n".join(html)
+    for shown in (
+        "libvirt networks",  # host.networks()
+        "sources read",  # the MacAllocator
+        "HostNic eth0",
+        "Bridge virbr0",
+        "backend auto -&gt; ifupdown",  # the auto plan's note...
+        "-iface eth0 inet static</span>",  # ... and its file change as a diff line
+        "LanPlan: put",
+        "LanResult: web1 on default",  # an applied guest move
+    ):
+        assert shown in views, shown
     # ... and the picture: the host, then the combined plan with its moves marked.
     svgs = [h for h in html if "<svg" in h]
     assert len(svgs) >= 2

@@ -181,7 +181,9 @@ def test_apply_bridges_the_host_then_moves_the_guest(tmp_path: Path, hosts: Host
     assert "web1: interface 52:54:00:fe:00:00 is on br0" in str(result)
     assert "eth0 bridged into br0 (iproute2)" in str(result)
     assert "web1 is not running; it gets one when it boots" in str(result)
-    assert "eth0 bridged into br0 (iproute2)" in result._repr_html_()
+    html = result._repr_html_()
+    assert "bridged into <code" in html and "(iproute2, verified)" in html
+    assert "web1 is not running; it gets one when it boots" in html
     assert repr(result) == "<LanResult 'web1' on br0: no address yet>"
 
 
