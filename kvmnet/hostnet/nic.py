@@ -197,7 +197,12 @@ class Bridge(_Link):
         :mod:`kvmnet.hostnet.preflight`); ``confirm_within`` arms the dead-man timer."""
         name = nic.name if isinstance(nic, HostNic) else nic
         request = BridgeRequest(
-            name, self.name, stp=stp, forward_delay=forward_delay, dhcp_client=dhcp_client
+            name,
+            self.name,
+            stp=stp,
+            forward_delay=forward_delay,
+            dhcp_client=dhcp_client,
+            force=frozenset(force),
         )
         current = self._current(name, ssh_connection)
         needs_timer = preflight(

@@ -13,7 +13,14 @@ check (force key)  refused when                                                 
 ``managed``        NetworkManager/networkd manages the NIC and the backend is a  yes
                    runtime one that bypasses it (iproute2): it would fight back
 ``ssh``            the SSH session runs over the NIC and no dead-man timer      yes
+``loopback``       the NIC is a loopback device (the kernel refuses it as a     no
+                   bridge port)
+``infiniband``     the NIC is InfiniBand (20-byte address; the kernel bridges   no
+                   Ethernet only)
 =================  ===========================================================  =========
+
+Backends refuse what only their configuration shows through :func:`refuse` with
+``request.force`` (netplan: ``sriov-vf``, ``8021x``, ``vlan-parent``, ``enslaved``).
 
 A missing NIC raises :class:`~kvmnet.HostNicNotFound` while reading the host.
 """
@@ -28,7 +35,7 @@ from .names import validate_ifname
 from .request import BridgeRequest, HostState
 from .runner import Runner
 
-__all__ = ["CHECKS", "check_bridge_name", "libvirt_owner", "preflight"]
+__all__ = ["CHECKS", "check_bridge_name", "libvirt_owner", "preflight", "refuse"]
 
 CHECKS = frozenset(
     {
@@ -40,9 +47,15 @@ CHECKS = frozenset(
         "br-netfilter",
         "managed",
         "ssh",
+        "loopback",
+        "infiniband",
+        # Refused by a backend from what its configuration says (see refuse()).
+        "sriov-vf",
+        "8021x",
+        "vlan-parent",
     }
 )
-_NOT_OVERRIDABLE = frozenset({"bridge-name", "not-a-bridge"})
+_NOT_OVERRIDABLE = frozenset({"bridge-name", "not-a-bridge", "loopback", "infiniband"})
 
 
 def check_bridge_name(name: str) -> str:
@@ -64,6 +77,20 @@ def libvirt_owner(runner: Runner, bridge: str) -> str | None:
         if re.search(r"<bridge\s[^>]*name=['\"]" + re.escape(bridge) + r"['\"]", text):
             return entry[: -len(".xml")]
     return None
+
+
+def refuse(check: str, message: str, force: Collection[str]) -> None:
+    """Raise PreflightRefused(check=``check``) unless ``check`` is in ``force``.
+
+    Args:
+        check: the refusal's name (a key of :data:`CHECKS`).
+        message: what is wrong and what to do; the override is appended.
+        force: the checks the caller overrides (``BridgeRequest.force``).
+
+    Raises:
+        PreflightRefused: ``check`` is not overridden (or cannot be).
+    """
+    _refuse(check, message, force)
 
 
 def _refuse(check: str, message: str, force: Collection[str]) -> None:
@@ -100,6 +127,20 @@ def preflight(
         _refuse(
             "not-a-bridge",
             f"{br!r} exists and is {kind}, not a bridge: pick another bridge name",
+            force,
+        )
+    if nic.name == "lo" or "LOOPBACK" in nic.flags:
+        _refuse(
+            "loopback",
+            f"{nic.name} is the loopback device: the kernel refuses it as a bridge port. "
+            "Name the host's Ethernet NIC",
+            force,
+        )
+    if nic.mac.count(":") == 19:
+        _refuse(
+            "infiniband",
+            f"{nic.name} is InfiniBand (20-byte address {nic.mac}): the kernel bridges only "
+            "Ethernet. Route to the guests over IPoIB, or bridge an Ethernet NIC",
             force,
         )
     if nic.wireless:

@@ -34,6 +34,8 @@ class BridgeRequest:
     of STP's listening and learning states. ``dhcp_client`` is an argv to start a DHCP
     client on the bridge after the move (``()``: copy the leased addresses with their
     lifetimes and start nothing; a DHCP client found on the NIC is stopped either way).
+    ``force``: the preflight refusals overridden (``Bridge.enslave(force=...)``), so a
+    backend's own refusals (:func:`kvmnet.hostnet.preflight.refuse`) honour them too.
     """
 
     nic: str
@@ -41,8 +43,10 @@ class BridgeRequest:
     stp: bool = False
     forward_delay: int = 0
     dhcp_client: tuple[str, ...] = ()
+    force: frozenset[str] = frozenset()
 
     def __post_init__(self) -> None:
+        object.__setattr__(self, "force", frozenset(self.force))
         validate_ifname(self.nic, what="NIC")
         validate_ifname(self.bridge, what="bridge")
         if self.nic == self.bridge:
