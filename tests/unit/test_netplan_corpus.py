@@ -290,3 +290,27 @@ def test_corpus_case(case: tuple[int, dict[str, str] | None], tmp_path: Path) ->
         assert (root / f"var/lib/kvmnet/backup/corpus-netplan-br0/{name}").read_bytes() == (
             original[name]
         )
+
+
+def test_fetch_derives_deb_src_from_the_machines_own_sources(tmp_path: Path) -> None:
+    """The private list mirrors the machine's deb entries as deb-src (both formats), and
+    leaves out disabled stanzas; the machine's own files are only read."""
+    etc = tmp_path / "apt"
+    (etc / "sources.list.d").mkdir(parents=True)
+    (etc / "sources.list").write_text(
+        "deb [arch=amd64] http://mirror.example/debian bookworm main  # comment\n"
+        "# deb http://old.example/debian buster main\n"
+    )
+    (etc / "sources.list.d/debian.sources").write_text(
+        "Types: deb\nURIs: http://mirror.example/debian\nSuites: bookworm bookworm-updates\n"
+        "Components: main\nSigned-By: /usr/share/keyrings/debian-archive-keyring.gpg\n\n"
+        "Types: deb\nURIs: http://off.example/debian\nSuites: x\nComponents: main\n"
+        "Enabled: no\n"
+    )
+    one_line, deb822 = _script().private_sources(etc)
+    assert one_line == "deb-src [arch=amd64] http://mirror.example/debian bookworm main\n"
+    assert deb822 == (
+        "Types: deb-src\nUris: http://mirror.example/debian\n"
+        "Suites: bookworm bookworm-updates\nComponents: main\n"
+        "Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg\n"
+    )
