@@ -17,6 +17,8 @@ check (force key)  refused when                                                 
                    bridge port)
 ``infiniband``     the NIC is InfiniBand (20-byte address; the kernel bridges   no
                    Ethernet only)
+``sriov-vf``       the NIC is an SR-IOV VF (/sys: ``device/physfn``)            yes
+``vlan-parent``    devices sit on the NIC (/sys: ``upper_*``: VLAN, macvlan)    yes
 =================  ===========================================================  =========
 
 Backends refuse what only their configuration shows through :func:`refuse` with
@@ -100,6 +102,35 @@ def _refuse(check: str, message: str, force: Collection[str]) -> None:
     raise PreflightRefused(message + suffix, check=check)
 
 
+def _refuse_kernel_uppers(
+    request: BridgeRequest, current: HostState, force: Collection[str]
+) -> None:
+    """What /sys says: an SR-IOV VF (``device/physfn``), or upper devices on the NIC (a VLAN,
+    macvlan...: ``upper_NAME`` links) that bridging would leave on the port."""
+    nic = current.nic.name
+    if current.list_dir(f"/sys/class/net/{nic}/device/physfn") is not None:
+        _refuse(
+            "sriov-vf",
+            f"{nic} is an SR-IOV virtual function: the PF's embedded switch forwards only the "
+            "VF's own MAC, so guests' frames are dropped. Give guests VFs (hostdev), or "
+            "bridge the PF",
+            force,
+        )
+    entries = current.list_dir(f"/sys/class/net/{nic}") or ()
+    uppers = sorted(
+        e[len("upper_") :]
+        for e in entries
+        if e.startswith("upper_") and e[len("upper_") :] != request.bridge
+    )
+    if uppers and current.nic.master is None:
+        _refuse(
+            "vlan-parent",
+            f"{nic} carries {', '.join(uppers)}: bridging it leaves them on the port, without "
+            f"the address they were built on. Move them onto {request.bridge} first",
+            force,
+        )
+
+
 def preflight(
     request: BridgeRequest,
     current: HostState,
@@ -143,6 +174,7 @@ def preflight(
             "Ethernet. Route to the guests over IPoIB, or bridge an Ethernet NIC",
             force,
         )
+    _refuse_kernel_uppers(request, current, force)
     if nic.wireless:
         _refuse(
             "wireless",

@@ -243,3 +243,39 @@ def test_bridges_own_configured_address_is_not_stale(tmp_path: Path) -> None:
     back = release(root, bridge=live)
     assert not [c for c in back.checks if c.kind == "link-absent"]
     assert not [c for c in back.checks if c.value == "192.168.0.1/24"]
+
+
+class SysFacts(LocalRunner):
+    """This machine's files, with /sys folders of a NIC the test describes."""
+
+    def __init__(self, dirs: dict[str, tuple[str, ...]]) -> None:
+        super().__init__()
+        self.dirs = dirs
+
+    def list_dir(self, path: str) -> tuple[str, ...] | None:
+        return self.dirs[path] if path in self.dirs else super().list_dir(path)
+
+
+@pytest.mark.parametrize(
+    ("dirs", "check"),
+    [
+        ({f"/sys/class/net/{NIC}/device/physfn": ("uevent",)}, "sriov-vf"),
+        ({f"/sys/class/net/{NIC}": ("address", f"upper_{NIC}.10", "uevent")}, "vlan-parent"),
+    ],
+)
+def test_kernel_vf_and_vlan_parent_refused_unless_forced(
+    dirs: dict[str, tuple[str, ...]], check: str
+) -> None:
+    current = HostState(nic=LinkState(NIC, MAC), bridge=None, files=SysFacts(dirs))
+    request = BridgeRequest(NIC, "br0")
+    with pytest.raises(PreflightRefused) as refused:
+        preflight(request, current)
+    assert refused.value.check == check and f"force=('{check}',)" in str(refused.value)
+    preflight(request, current, force=(check,))  # overridden
+    # The NIC's own bridge as an upper (bridged already) is no reason to refuse.
+    mine = HostState(
+        nic=LinkState(NIC, MAC),
+        bridge=None,
+        files=SysFacts({f"/sys/class/net/{NIC}": ("upper_br0",)}),
+    )
+    preflight(request, mine)
