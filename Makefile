@@ -31,7 +31,7 @@ demo-live: system-test $(STAMP)
 # Real configurations from upstream test suites, fetched into a cache (their licences differ
 # from kvmnet's, so they are never committed); a failed fetch fails the run.
 corpora: system-test $(STAMP)
-	for s in scripts/corpora/[a-z]*.py; do $(PY) $$s --quiet || exit 1; done
+	for s in scripts/corpora/[a-z]*.py; do $(PY) $$s || exit 1; done
 
 test: system-test $(STAMP) corpora
 	$(VENV)/bin/ruff check kvmnet tests bench scripts
