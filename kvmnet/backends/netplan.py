@@ -1,175 +1,127 @@
-"""netplan: one YAML file that defines the bridge, checked by the real ``netplan generate``.
+"""netplan: the NIC's IP settings move, as written, into a bridge in ``60-kvmnet-BR.yaml``.
 
-It writes ``/etc/netplan/60-kvmnet-BR.yaml`` (mode 0600: netplan warns about anything more
-open, and the file may hold secrets of other stanzas) under ``root``::
+netplan reads ``/lib/netplan``, ``/etc/netplan`` and ``/run/netplan`` (a file shadows one of
+the same name in the folder before it) and merges the files in the order of their names: a
+later file overrides a scalar, but merges mappings and *appends* to lists. So no file can
+take a setting away from another, whatever its name sorts as. kvmnet therefore:
 
-    network:
-      version: 2
-      renderer: networkd            # as the existing files say, or renderer=
-      ethernets:
-        eth0: {dhcp4: false, dhcp6: false}
-      bridges:
-        br0:
-          interfaces: [eth0]
-          macaddress: 52:54:00:aa:00:01
-          parameters: {stp: false, forward-delay: 0}
-          dhcp4: true               # or addresses/routes/nameservers moved from eth0
+- **edits the NIC's definition where it is** (the file in /etc/netplan; a /lib/netplan file is
+  shadowed by an edited copy of the same name in /etc/netplan): the IP-level keys
+  (:data:`IP_KEYS`) are cut out of the NIC's stanza as text, every other byte kept;
+- **writes** ``/etc/netplan/60-kvmnet-BR.yaml`` (mode 0600) with the bridge: ``interfaces``
+  (the NIC's netplan ID, its ``match``/``set-name`` untouched), the NIC's MAC, STP off, and the
+  cut ``key: value`` pairs exactly as the admin wrote them;
+- **validates** the result with the real ``netplan generate --root-dir`` on a scratch copy and
+  **reads what netplan rendered**: the port's networkd ``.network`` (or NetworkManager
+  keyfile) must say ``Bridge=BR`` and carry no address, DHCP, route or DNS, or the plan is
+  refused (:class:`~kvmnet.errors.ValidationFailed`) before anything is written;
+- keeps each edited file's original bytes as a backup with a unique name and records it (with
+  both SHA-256 sums) in a ``# kvmnet-restore:`` line of its own file, so ``release`` puts
+  every file back byte for byte.
 
-**Overriding the NIC's existing definition.** netplan merges every file of /etc/netplan in
-name order: a later file overrides scalars (``dhcp4``) but *appends* to lists
-(``addresses``, ``routes``, ``nameservers``). Our 60- file turns DHCP off on the NIC by
-override; when the NIC's stanza elsewhere holds lists or gateways (a static setup), they
-would stay on the port, so that file is rewritten with the NIC's IP keys removed (a YAML
-round trip: its comments are lost, the plan warns, and a backup goes to
-/var/lib/kvmnet/backup). Nothing is put in place before ``netplan generate --root-dir`` on a
-scratch copy of /etc/netplan accepted it; a rejection raises ValidationFailed quoting
-netplan's ``file:line:col`` message. Then ``netplan apply``.
+Link-level keys (:data:`LINK_KEYS`: match, set-name, MAC, MTU, Wake-on-LAN, offloads, 802.1X,
+SR-IOV...) stay on the port; :data:`COPY_KEYS` (``optional``, ``renderer``) are kept on the
+port and copied to the bridge. Refusals (with ``force=`` keys): InfiniBand
+(``infiniband-mode``), SR-IOV VFs (``link:``), 802.1X (``auth:``), VLAN parents, ports of a
+netplan bond/bridge, an ID that a ``match: driver:`` might or might not pick.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import hashlib
 import posixpath
-from collections.abc import Mapping
-from typing import Any
+import re
+import secrets
+import time
+from collections.abc import Iterable, Mapping
 
 import yaml
+from yaml.nodes import Node
 
-from ..errors import InvalidInput, ValidationFailed
-from ..hostnet.plan import Plan, RemoveFile, RunCommand, Step
+from ..errors import InvalidInput, PreflightRefused, ValidationFailed
+from ..hostnet.plan import Plan, RemoveFile, RunCommand, Step, WriteFile
 from ..hostnet.request import BridgeRequest, HostState
 from ..hostnet.runner import Runner
 from ..hostnet.state import IpRoute, LinkState
+from . import netplanyaml as ny
+from .base import stop_dhcp_clients
 from .filebackend import (
+    BACKUP_DIR,
     FileBackendBase,
-    Scratch,
-    backup_steps,
     leased_v4,
     read_text,
+    stale_addresses,
     stp_warnings,
-    takeover_steps,
     write_step,
 )
-
-__all__ = ["IP_KEYS", "NETPLAN_DIR", "NetplanBackend", "netplan_generate", "render_bridge_yaml"]
-
-NETPLAN_DIR = "/etc/netplan"
-RENDERERS = ("networkd", "NetworkManager")
-
-#: Keys of a netplan device that belong to whichever device carries the IP.
-IP_KEYS = (
-    "dhcp4",
-    "dhcp6",
-    "dhcp4-overrides",
-    "dhcp6-overrides",
-    "dhcp-identifier",
-    "addresses",
-    "gateway4",
-    "gateway6",
-    "nameservers",
-    "routes",
-    "routing-policy",
-    "accept-ra",
-    "ipv6-privacy",
-    "ipv6-address-generation",
-    "ipv6-address-token",
-    "ipv6-mtu",
-    "link-local",
-    "critical",
+from .netplanconf import (
+    COPY_KEYS,
+    IP_KEYS,
+    LINK_KEYS,
+    NETPLAN_DIR,
+    NETPLAN_DIRS,
+    RENDERERS,
+    Definition,
+    NetplanFile,
+    Yaml,
+    bridge_addresses,
+    bridge_definition,
+    check_rendered,
+    configured_port,
+    definitions,
+    driver_of,
+    merge,
+    netplan_generate,
+    port_ip_config,
+    refusals,
+    renderer_of,
 )
-# Keys whose value another file can override; the rest (lists, gateways) cannot be taken away
-# by a later file, so the defining file must be edited.
-_OVERRIDABLE = frozenset({"dhcp4", "dhcp6", "accept-ra", "critical", "ipv6-privacy"})
 
-# Parsed YAML is untyped by nature; Any stays inside this module.
-Yaml = dict[str, Any]
+__all__ = [
+    "COPY_KEYS",
+    "IP_KEYS",
+    "LINK_KEYS",
+    "NETPLAN_DIR",
+    "NETPLAN_DIRS",
+    "NetplanBackend",
+    "netplan_generate",
+    "port_ip_config",
+]
+
+_RESTORE = re.compile(
+    r"^# kvmnet-restore: (?P<action>rewrote|created) (?P<path>\S+)"
+    r"(?: sha256=(?P<orig>[0-9a-f]{64}) backup=(?P<backup>\S+))? edited=(?P<edited>[0-9a-f]{64})$",
+    re.M,
+)
 
 
 def file_name(bridge: str) -> str:
     return f"60-kvmnet-{bridge}.yaml"
 
 
-def _dump(doc: Yaml) -> str:
-    return str(yaml.safe_dump(doc, sort_keys=False, default_flow_style=False, width=100))
+def _sha(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()
 
 
-def _load(path: str, text: str) -> Yaml:
-    try:
-        doc = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        raise ValidationFailed(f"{path} is not valid YAML ({exc}): fix it before bridging") from exc
-    return doc if isinstance(doc, dict) else {}
-
-
-def _from_state(nic: LinkState, routes: tuple[IpRoute, ...]) -> Yaml:
-    """The NIC's IP settings as netplan keys, read from the kernel (no file defined it)."""
-    if leased_v4(nic):
-        return {"dhcp4": True}
-    out: Yaml = {"dhcp4": False}
-    if nic.global_addresses:
-        out["addresses"] = [a.cidr for a in nic.global_addresses]
-    mine = [r for r in routes if r.dev == nic.name and r.gateway]
-    if mine:
-        out["routes"] = [{"to": r.dst, "via": r.gateway} for r in mine]
-    return out
-
-
-def render_bridge_yaml(
-    *,
-    nic: str,
-    bridge: str,
-    mac: str,
-    ip: Mapping[str, object],
-    renderer: str,
-    stp: bool,
-    forward_delay: int,
-) -> str:
-    """The text of ``60-kvmnet-BR.yaml``."""
-    bridge_def: Yaml = {
-        "interfaces": [nic],
-        "macaddress": mac,
-        "parameters": {"stp": stp, "forward-delay": forward_delay},
-    }
-    bridge_def.update({k: ip[k] for k in IP_KEYS if k in ip})
-    doc: Yaml = {
-        "network": {
-            "version": 2,
-            "renderer": renderer,
-            "ethernets": {nic: {"dhcp4": False, "dhcp6": False}},
-            "bridges": {bridge: bridge_def},
-        }
-    }
-    header = (
-        f"# Written by kvmnet: bridge {bridge} with port {nic}; {nic}'s IP settings moved here.\n"
-    )
-    return header + _dump(doc)
-
-
-def netplan_generate(runner: Runner, files: dict[str, str]) -> dict[str, str]:
-    """Run the real ``netplan generate --root-dir`` on ``files`` (name -> YAML text, placed in
-    a scratch /etc/netplan) and return what it rendered (paths relative to the scratch root's
-    /run). Raises ValidationFailed with netplan's ``file:line:col`` message."""
-    with Scratch() as scratch:
-        for name, text in files.items():
-            scratch.put(posixpath.join(NETPLAN_DIR, name), text, 0o600)
-        result = runner.run(["netplan", "generate", "--root-dir", scratch.path], check=False)
-        if not result.ok:
-            message = (
-                (result.stderr or result.stdout)
-                .strip()
-                .replace(scratch.path + NETPLAN_DIR + "/", "")
-            )
-            raise ValidationFailed(
-                f"netplan generate rejected the rendered configuration: {message} "
-                "(nothing was written; fix the file named there)"
-            )
-        return scratch.read_tree("/run")
+def _indent(pair: str, spaces: int) -> str:
+    pad = " " * spaces
+    return "".join(pad + line if line.strip() else line for line in pair.splitlines(True))
 
 
 class NetplanBackend(FileBackendBase):
-    """netplan YAML under ``root``; ``renderer`` None: whatever the existing files use.
+    """netplan YAML under ``root`` (see the module docstring for what it writes).
 
-    ``netns``: read the NIC and run ``netplan`` inside that network namespace.
-    ``validate=False`` skips ``netplan generate`` (for a machine without netplan installed).
+    Args:
+        root: where /etc/netplan, /lib/netplan and /run/netplan are read and written.
+        netns: read the NIC and run ``netplan`` inside that network namespace.
+        runner: runs ``netplan generate`` (default: one for ``netns``).
+        renderer: the bridge's renderer; None: the one that renders the NIC now.
+        validate: run ``netplan generate`` (False for a machine without netplan).
+        backup_stamp: the backup folder's name prefix (default: time and a random suffix).
+
+    Raises:
+        InvalidInput: an unknown renderer.
     """
 
     name = "netplan"
@@ -197,78 +149,99 @@ class NetplanBackend(FileBackendBase):
 
     def existing(self, current: HostState) -> dict[str, str]:
         """name -> text of every YAML file in /etc/netplan under root."""
-        directory = self.paths(NETPLAN_DIR)
-        out: dict[str, str] = {}
-        for name in sorted(current.list_dir(directory) or ()):
-            if name.endswith(".yaml"):
-                text = read_text(current, posixpath.join(directory, name))
-                if text is not None:
-                    out[name] = text
+        return {f.name: f.text for f in self.files(current) if f.path.startswith(NETPLAN_DIR)}
+
+    def files(self, current: HostState) -> list[NetplanFile]:
+        """Every file netplan reads, in its merge order (a later folder shadows a name)."""
+        by_name: dict[str, str] = {}
+        for folder in NETPLAN_DIRS:
+            for name in current.list_dir(self.paths(folder)) or ():
+                if name.endswith(".yaml"):
+                    by_name[name] = posixpath.join(folder, name)
+        out = []
+        for name in sorted(by_name):
+            text = read_text(current, self.paths(by_name[name]))
+            if text is not None:
+                out.append(NetplanFile(by_name[name], text, ny.parse(name, text)))
         return out
+
+    # -- enslave -------------------------------------------------------------------------------
 
     def plan_enslave(self, request: BridgeRequest, current: HostState) -> Plan:
         nic, br = current.nic, request.bridge
         ours = file_name(br)
-        files = self.existing(current)
-        files.pop(ours, None)
-        renderer = self.renderer or "networkd"
-        ip: Yaml = {}
-        edited: dict[str, str] = {}
+        files = [f for f in self.files(current) if f.name != ours]
+        if any(f.name == ours and _RESTORE.search(f.text) for f in self.files(current)):
+            raise PreflightRefused(
+                f"{ours} already holds settings kvmnet moved into {br}: release that first",
+                check="netplan-kvmnet-file",
+            )
+        defs = definitions(files, nic, driver_of(self._runner, nic.name))
+        netplan_id = defs[0].netplan_id if defs else _unused_id(files, nic)
+        refusals(request, files, defs, netplan_id)
         warnings = stp_warnings(request)
-        nic_id = self.netplan_id(files, nic)
-        for name, text in files.items():
-            net = _load(name, text).get("network") or {}
-            if self.renderer is None and net.get("renderer") in RENDERERS:
-                renderer = net["renderer"]
-            stanza = (net.get("ethernets") or {}).get(nic_id)
-            if not isinstance(stanza, dict):
-                continue
-            ip.update({k: stanza[k] for k in IP_KEYS if k in stanza})
-            if any(k in stanza and k not in _OVERRIDABLE for k in IP_KEYS):
-                edited[name] = self._strip_ip(name, text, nic_id)
-                warnings.append(
-                    f"{name} defines {nic.name}'s static settings: they move to "
-                    f"{ours}, and {name} is rewritten without them (its comments "
-                    "are lost; a backup is kept)"
-                )
-        if not ip:
-            ip = _from_state(nic, current.routes)
-        text = render_bridge_yaml(
-            nic=nic_id,
+        already = configured_port(files, netplan_id, br)
+        if already is not None:
+            apply = [RunCommand(("netplan", "apply"), f"render and bring up {br}")]
+            warnings.append(
+                f"{already} already makes {netplan_id} a port of {br}: nothing to write"
+            )
+            return self._plan("enslave", request, current, apply, warnings=warnings)
+
+        moved, edits, match = _cut(files, defs, netplan_id, warnings)
+        bridge_keys = self._bridge_keys(moved, nic, current.routes)
+        admin = bridge_definition(files, br)
+        if admin:
+            warnings.append(
+                f"{br} is already defined in netplan: {nic.name} and its IP settings join that "
+                "definition (its MAC and parameters, if set there, stay as they are)"
+            )
+        renderer = self.renderer or renderer_of(files, defs)
+        stamp = self.backup_stamp or (
+            time.strftime("%Y%m%dT%H%M%SZ", time.gmtime()) + "-" + secrets.token_hex(4)
+        )
+        backup_dir = posixpath.join(BACKUP_DIR, f"{stamp}-netplan-{br}")
+        manifest, writes = self._edit_steps(current, edits, backup_dir)
+        text = self.render_ours(
+            nic=nic,
+            netplan_id=netplan_id,
             bridge=br,
-            mac=nic.mac,
-            ip=ip,
+            keys=bridge_keys,
             renderer=renderer,
-            stp=request.stp,
-            forward_delay=request.forward_delay,
+            request=request,
+            admin=admin,
+            define_nic=not defs,
+            match=match,
+            manifest=manifest,
         )
         if self.validate:
-            netplan_generate(self._runner, {**files, **edited, ours: text})
+            merged = {f.path: f.text for f in files}
+            merged.update({self._target(f): new for f, new in edits.values()})
+            merged[posixpath.join(NETPLAN_DIR, ours)] = text
+            self._validate(files, merged, netplan_id, br)
 
-        directory = self.paths(NETPLAN_DIR)
-        steps: list[Step] = self._backups(current, [posixpath.join(directory, n) for n in edited])
-        for name, new in edited.items():
-            steps.append(
-                write_step(
-                    current,
-                    posixpath.join(directory, name),
-                    new,
-                    mode=0o600,
-                    why=f"{nic.name}'s IP settings move to {ours}",
-                )
-            )
+        steps: list[Step] = list(writes)
         steps.append(
             write_step(
                 current,
-                posixpath.join(directory, ours),
+                self.paths(posixpath.join(NETPLAN_DIR, ours)),
                 text,
                 mode=0o600,
                 why=f"validated by netplan generate (renderer {renderer})",
             )
         )
-        steps += takeover_steps(current, request)
+        own = bridge_addresses(files, br)
+        steps += stop_dhcp_clients(current, (request.nic, br), "; the new config leases")
+        steps += [
+            RunCommand(
+                ("ip", "addr", "del", a.cidr, "dev", br),
+                f"stale address on the existing {br}: it is not {request.nic}'s",
+            )
+            for a in stale_addresses(current)
+            if a.cidr not in own
+        ]
         steps.append(RunCommand(("netplan", "apply"), f"render and bring up {br}"))
-        return self._plan(
+        plan = self._plan(
             "enslave",
             request,
             current,
@@ -276,59 +249,241 @@ class NetplanBackend(FileBackendBase):
             warnings=warnings,
             rollback_hints=(RunCommand(("netplan", "apply")),),
         )
+        # br0's own configured addresses are not stale: do not check that they went away.
+        checks = tuple(c for c in plan.checks if not (c.kind == "lacks-address" and c.value in own))
+        return dataclasses.replace(plan, checks=checks)
+
+    def _validate(
+        self, files: list[NetplanFile], merged: dict[str, str], netplan_id: str, bridge: str
+    ) -> None:
+        """``netplan generate`` on the files as the plan leaves them, and the port read back."""
+        try:
+            rendered = netplan_generate(self._runner, merged)
+        except ValidationFailed:
+            # Name the admin's file when it was wrong before kvmnet touched anything.
+            netplan_generate(self._runner, {f.path: f.text for f in files})
+            raise
+        check_rendered(rendered, netplan_id, bridge)
+
+    def _bridge_keys(
+        self, moved: dict[str, list[tuple[Yaml, str]]], nic: LinkState, routes: tuple[IpRoute, ...]
+    ) -> dict[str, str]:
+        """key -> ``key: value`` text for the bridge (as written; merged when several files
+        set the same key, the way netplan merges them)."""
+        out: dict[str, str] = {}
+        for key, sources in moved.items():
+            if len(sources) == 1 or not isinstance(sources[-1][0][key], (dict, list)):
+                out[key] = sources[-1][1]  # a scalar: the last file's wins
+                continue
+            value: object = None
+            for stanza, _ in sources:
+                value = stanza[key] if value is None else merge(value, stanza[key])
+            out[key] = _pair(key, value)
+        if not any(k in out for k in IP_KEYS):
+            out.update({k: _pair(k, v) for k, v in _from_state(nic, routes).items()})
+        return out
 
     @staticmethod
-    def netplan_id(files: dict[str, str], nic: LinkState) -> str:
-        """The netplan ID that defines ``nic``: its name, or an ID whose ``set-name``,
-        ``match: name`` or ``match: macaddress`` picks it (cloud-init writes such stanzas).
-        Bridges list IDs in ``interfaces:``, and a second ID for the same NIC would conflict."""
-        found = nic.name
-        for name, text in files.items():
-            ethernets = (_load(name, text).get("network") or {}).get("ethernets") or {}
-            if nic.name in ethernets:
-                return nic.name
-            for key, stanza in ethernets.items():
-                if not isinstance(stanza, dict):
-                    continue
-                match = stanza.get("match") or {}
-                mac = str(match.get("macaddress", "")).lower()
-                if nic.name in (stanza.get("set-name"), match.get("name")) or (
-                    mac and mac == nic.mac.lower()
-                ):
-                    found = str(key)
-        return found
+    def _target(f: NetplanFile) -> str:
+        """Where an edited file goes: in place, but a /lib/netplan file is shadowed by one of
+        the same name in /etc/netplan (package files are not edited)."""
+        if f.path.startswith("/lib/"):
+            return posixpath.join(NETPLAN_DIR, f.name)
+        return f.path
 
-    def _strip_ip(self, name: str, text: str, nic: str) -> str:
-        doc = _load(name, text)
-        stanza = doc["network"]["ethernets"][nic]
-        for key in IP_KEYS:
-            stanza.pop(key, None)
-        stanza.update({"dhcp4": False, "dhcp6": False})
-        return f"# Edited by kvmnet: {nic}'s IP settings moved to another file.\n" + _dump(doc)
+    def _edit_steps(
+        self, current: HostState, edits: dict[str, tuple[NetplanFile, str]], backup_dir: str
+    ) -> tuple[list[str], list[Step]]:
+        manifest: list[str] = []
+        steps: list[Step] = []
+        for f, new in edits.values():
+            target = self._target(f)
+            if target != f.path:
+                manifest.append(f"created {target} edited={_sha(new)}")
+            else:
+                backup = posixpath.join(backup_dir, f.name)
+                manifest.append(
+                    f"rewrote {target} sha256={_sha(f.text)} backup={backup} edited={_sha(new)}"
+                )
+                steps.append(
+                    WriteFile(self.paths(backup), f.text, mode=0o600, why="original, for release")
+                )
+            steps.append(
+                write_step(
+                    current,
+                    self.paths(target),
+                    new,
+                    mode=0o600,
+                    why=f"IP settings cut from {f.path}: they move to the bridge",
+                    keep_mode=self._runner if target == f.path else None,
+                )
+            )
+        return manifest, steps
 
-    def _backups(self, current: HostState, paths: list[str]) -> list[Step]:
-        return backup_steps(
-            current,
-            paths,
-            rooted=self.paths,
-            stamp=self.backup_stamp,
-            why="backup, outside /etc/netplan",
-        )
+    @staticmethod
+    def render_ours(
+        *,
+        nic: LinkState,
+        netplan_id: str,
+        bridge: str,
+        keys: Mapping[str, str],
+        renderer: str,
+        request: BridgeRequest,
+        admin: Yaml,
+        define_nic: bool = False,
+        match: str = "",
+        manifest: Iterable[str] = (),
+    ) -> str:
+        """The text of ``60-kvmnet-BR.yaml``: the bridge with the NIC's moved pairs;
+        ``admin`` is the bridge's own definition in other files (its MAC and parameters
+        are left to it)."""
+        lines = [
+            f"# Written by kvmnet: bridge {bridge} with port {nic.name}; "
+            f"{nic.name}'s IP settings moved here.\n"
+        ]
+        lines += [f"# kvmnet-restore: {m}\n" for m in manifest]
+        lines += ["network:\n", "  version: 2\n"]
+        # The port is declared here too, even when another file defines it: netplan 0.106
+        # refuses a bridge whose port a later file defines ("interface 'eth0' is not
+        # defined"), and an empty mapping merges into that definition without changing it.
+        # It repeats the definition's `match` as written: a stanza without one would match
+        # by its ID until the later file's match arrives, and netplan keeps that name.
+        port = f"    {_scalar(netplan_id)}:"
+        if match:
+            lines += ["  ethernets:\n", port + "\n", _indent(match, 6)]
+        elif define_nic:  # defined here alone: rendered by the bridge's renderer
+            lines += ["  ethernets:\n", port + f" {{renderer: {renderer}}}\n"]
+        else:
+            lines += ["  ethernets:\n", port + " {}\n"]
+        stp = "true" if request.stp else "false"
+        lines += [
+            "  bridges:\n",
+            f"    {bridge}:\n",
+            f"      interfaces: [{_scalar(netplan_id)}]\n",
+        ]
+        if "macaddress" not in admin:
+            lines.append(f'      macaddress: "{nic.mac}"\n')
+        if "parameters" not in admin:
+            # A later file's `parameters` replaces an earlier one's: the admin's stand.
+            lines.append(
+                f"      parameters: {{stp: {stp}, forward-delay: {request.forward_delay}}}\n"
+            )
+        body = {**keys, "renderer": f"renderer: {renderer}\n"}
+        lines += [
+            _indent(text if text.endswith("\n") else text + "\n", 6) for text in body.values()
+        ]
+        return "".join(lines)
+
+    # -- release -------------------------------------------------------------------------------
 
     def plan_release(self, request: BridgeRequest, current: HostState) -> Plan:
-        """Remove our file; the NIC's own definition (if any) takes over again."""
+        """Remove our file and put every file kvmnet edited back, byte for byte."""
         path = self.paths(posixpath.join(NETPLAN_DIR, file_name(request.bridge)))
-        steps: list[Step] = [
-            RemoveFile(path, previous=read_text(current, path)),
-            RunCommand(("netplan", "apply")),
-        ]
-        return self._plan(
-            "release",
-            request,
-            current,
-            steps,
-            warnings=(
-                "a file kvmnet edited to move static settings is not restored by "
-                "release: restore it from /var/lib/kvmnet/backup",
-            ),
+        ours = read_text(current, path)
+        steps: list[Step] = []
+        for m in _RESTORE.finditer(ours or ""):
+            target = self.paths(m["path"])
+            now = read_text(current, target)
+            if now is None or _sha(now) != m["edited"]:
+                raise ValidationFailed(
+                    f"{m['path']} changed since kvmnet edited it: merge it by hand with "
+                    f"{m['backup'] or 'the file it shadows'}, then remove {path}"
+                )
+            if m["action"] == "created":
+                steps.append(RemoveFile(target, previous=now, why="it shadowed a /lib file"))
+                continue
+            original = read_text(current, self.paths(m["backup"]))
+            if original is None or _sha(original) != m["orig"]:
+                raise ValidationFailed(
+                    f"the backup {m['backup']} of {m['path']} is missing or changed: restore "
+                    f"{m['path']} by hand, then remove {path}"
+                )
+            steps.append(
+                write_step(
+                    current,
+                    target,
+                    original,
+                    mode=0o600,
+                    why="the original, byte for byte",
+                    keep_mode=self._runner,
+                )
+            )
+        steps += [RemoveFile(path, previous=ours), RunCommand(("netplan", "apply"))]
+        plan = self._plan("release", request, current, steps)
+        own = bridge_addresses(
+            [f for f in self.files(current) if f.name != file_name(request.bridge)],
+            request.bridge,
         )
+        if not own:
+            return plan
+        # The bridge keeps its own definition: it stays, with its own addresses.
+        checks = tuple(
+            c
+            for c in plan.checks
+            if c.kind != "link-absent" and not (c.kind == "has-address" and c.value in own)
+        )
+        return dataclasses.replace(plan, checks=checks)
+
+
+def _unused_id(files: list[NetplanFile], nic: LinkState) -> str:
+    """The ID for a NIC no file defines: its name, unless that is another device's ID."""
+    if any(nic.name == i for f in files for i, _, _ in f.stanzas("ethernets")):
+        raise PreflightRefused(
+            f"netplan's ID {nic.name} names another device (its match does not pick "
+            f"{nic.name}): kvmnet would merge into it; give that definition another ID",
+            check="netplan-match",
+        )
+    return nic.name
+
+
+def _cut(
+    files: list[NetplanFile], defs: list[Definition], netplan_id: str, warnings: list[str]
+) -> tuple[dict[str, list[tuple[Yaml, str]]], dict[str, tuple[NetplanFile, str]], str]:
+    """The NIC's IP-level pairs as written (key -> [(stanza, text)] in merge order), each
+    file's text with them cut out (path -> (file, edited text)), and its ``match:`` pair."""
+    moved: dict[str, list[tuple[Yaml, str]]] = {}
+    drops: dict[str, list[tuple[Node, list[str]]]] = {}
+    match = ""
+    for d in defs:
+        cut = [k for k in d.stanza if k in IP_KEYS]
+        texts = ny.pair_texts(d.file.text, d.node, [*cut, *COPY_KEYS, "match"])
+        match = texts.pop("match", match)
+        for key, text in texts.items():
+            moved.setdefault(key, []).append((d.stanza, text))
+        unknown = [k for k in d.stanza if k not in IP_KEYS + COPY_KEYS + LINK_KEYS]
+        if unknown:
+            warnings.append(f"{d.file.name}: {netplan_id}'s {unknown} stay on the port")
+        if cut:
+            drops.setdefault(d.file.path, []).append((d.node, cut))
+    edits = {
+        f.path: (f, ny.cut(f.text, f.root, drops[f.path], name=f.name))
+        for f in files
+        if f.path in drops and f.root is not None
+    }
+    return moved, edits, match
+
+
+def _scalar(value: object) -> str:
+    return _dump(value).removesuffix("\n...\n").strip()
+
+
+def _dump(value: object) -> str:
+    return str(yaml.safe_dump(value, sort_keys=False, default_flow_style=True, width=1000))
+
+
+def _pair(key: str, value: object) -> str:
+    """``key: value`` with the value in flow style, on one line."""
+    return f"{key}: {_scalar(value)}\n"
+
+
+def _from_state(nic: LinkState, routes: tuple[IpRoute, ...]) -> Yaml:
+    """The NIC's IP settings as netplan keys, read from the kernel (no file defined it)."""
+    if leased_v4(nic):
+        return {"dhcp4": True}
+    out: Yaml = {}
+    if nic.global_addresses:
+        out["addresses"] = [a.cidr for a in nic.global_addresses]
+    mine = [r for r in routes if r.dev == nic.name and r.gateway]
+    if mine:
+        out["routes"] = [{"to": r.dst, "via": r.gateway} for r in mine]
+    return out

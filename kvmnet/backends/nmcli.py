@@ -308,7 +308,7 @@ def split_properties(
             f"{source} authenticates with 802.1X: its secrets cannot be carried by nmcli "
             "commands without showing them on a command line; use keyfiles=True (the files "
             "carry them) and `nmcli connection reload`",
-            check="8021x-runtime",
+            check="802.1x-runtime",
         )
     for key, value in settings.items():
         section, _, prop = key.partition(".")

@@ -19,11 +19,18 @@ check (force key)  refused when                                                 
                    (ifcfg ``NETBOOT=yes``, ``BOOTPROTO=ibft``: iSCSI root)
 ``802.1x``         the NIC authenticates to its switch port with 802.1X: the    yes
                    switch admits one MAC and drops the guests' frames
+``loopback``       the NIC is a loopback device (the kernel refuses it as a     no
+                   bridge port)
+``infiniband``     the NIC is InfiniBand (20-byte address; the kernel bridges   no
+                   Ethernet only)
+``sriov-vf``       the NIC is an SR-IOV VF (/sys: ``device/physfn``): the PF's  yes
+                   switch forwards only the VF's own MAC
 =================  ===========================================================  =========
 
-The last two are found in a backend's files: the backend calls :func:`refuse` while
-planning (before anything changes) with ``request.force``. A NIC whose *file* makes it a
-port of a bond, bridge or team is refused by the backend as ``enslaved`` too.
+``netboot`` and ``802.1x`` are found in a backend's files, and so can ``sriov-vf``,
+``vlan-parent`` and ``enslaved`` be (netplan's ``link:``, ``auth:``, a bond's members; an
+ifcfg ``MASTER=``): the backend calls :func:`refuse` while planning (before anything
+changes) with ``request.force``.
 
 A missing NIC raises :class:`~kvmnet.HostNicNotFound` while reading the host.
 """
@@ -53,9 +60,12 @@ CHECKS = frozenset(
         "ssh",
         "netboot",
         "802.1x",
+        "loopback",
+        "infiniband",
+        "sriov-vf",
     }
 )
-_NOT_OVERRIDABLE = frozenset({"bridge-name", "not-a-bridge"})
+_NOT_OVERRIDABLE = frozenset({"bridge-name", "not-a-bridge", "loopback", "infiniband"})
 
 
 def check_bridge_name(name: str) -> str:
@@ -96,6 +106,36 @@ def refuse(check: str, message: str, force: Collection[str]) -> None:
     raise PreflightRefused(message + suffix, check=check)
 
 
+def _refuse_kernel_uppers(
+    request: BridgeRequest, current: HostState, force: Collection[str]
+) -> None:
+    """What /sys says: an SR-IOV VF (``device/physfn``), or upper devices on the NIC (a VLAN,
+    macvlan...: ``upper_NAME`` links) that bridging would leave on the port (when the link
+    list did not show them as VLANs already)."""
+    nic = current.nic.name
+    if current.list_dir(f"/sys/class/net/{nic}/device/physfn") is not None:
+        refuse(
+            "sriov-vf",
+            f"{nic} is an SR-IOV virtual function: the PF's embedded switch forwards only the "
+            "VF's own MAC, so guests' frames are dropped. Give guests VFs (hostdev), or "
+            "bridge the PF",
+            force,
+        )
+    entries = current.list_dir(f"/sys/class/net/{nic}") or ()
+    uppers = sorted(
+        e[len("upper_") :]
+        for e in entries
+        if e.startswith("upper_") and e[len("upper_") :] != request.bridge
+    )
+    if uppers and current.nic.master is None and not current.vlans:
+        refuse(
+            "vlan-parent",
+            f"{nic} carries {', '.join(uppers)}: bridging it leaves them on the port, without "
+            f"the address they were built on. Move them onto {request.bridge} first",
+            force,
+        )
+
+
 def preflight(
     request: BridgeRequest,
     current: HostState,
@@ -123,6 +163,20 @@ def preflight(
         refuse(
             "not-a-bridge",
             f"{br!r} exists and is {kind}, not a bridge: pick another bridge name",
+            force,
+        )
+    if nic.name == "lo" or "LOOPBACK" in nic.flags:
+        refuse(
+            "loopback",
+            f"{nic.name} is the loopback device: the kernel refuses it as a bridge port. "
+            "Name the host's Ethernet NIC",
+            force,
+        )
+    if nic.mac.count(":") == 19:
+        refuse(
+            "infiniband",
+            f"{nic.name} is InfiniBand (20-byte address {nic.mac}): the kernel bridges only "
+            "Ethernet. Route to the guests over IPoIB, or bridge an Ethernet NIC",
             force,
         )
     if nic.wireless:
@@ -157,6 +211,7 @@ def preflight(
             "into a bridge of its own",
             force,
         )
+    _refuse_kernel_uppers(request, current, force)
     if libvirt_network is not None:
         refuse(
             "libvirt",

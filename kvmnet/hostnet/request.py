@@ -50,6 +50,7 @@ class BridgeRequest:
     def __post_init__(self) -> None:
         from .. import validate  # validate imports .names from this package
 
+        object.__setattr__(self, "force", frozenset(self.force))
         validate_ifname(self.nic, what="NIC")
         validate_ifname(self.bridge, what="bridge")
         validate.flag(self.stp, "stp")

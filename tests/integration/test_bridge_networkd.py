@@ -112,10 +112,14 @@ def test_netplans_networkd_output_runs_in_real_networkd(lan: Lan, nd: NetworkdLa
     plan = NetplanBackend(root=str(netplan_root), runner=LocalRunner()).plan_enslave(
         BridgeRequest(host.nic, "br0"), current
     )
-    ours = next(s for s in plan.steps if isinstance(s, WriteFile))
-    rendered = netplan_generate(
-        LocalRunner(), {"50-cloud-init.yaml": cloud_init, "60-kvmnet-br0.yaml": ours.content}
-    )
+    # /etc/netplan as the plan leaves it: cloud-init's file without its dhcp4, and kvmnet's.
+    folder = str(netplan_root / "etc/netplan") + "/"
+    files = {"50-cloud-init.yaml": cloud_init}
+    for step in plan.steps:
+        if isinstance(step, WriteFile) and step.path.startswith(folder):
+            files[step.path[len(folder) :]] = step.content
+    assert "dhcp4" not in files["50-cloud-init.yaml"] and "60-kvmnet-br0.yaml" in files
+    rendered = netplan_generate(LocalRunner(), files)
     for name, text in rendered.items():
         if name.startswith("systemd/network/"):
             nd.write(os.path.basename(name), text)

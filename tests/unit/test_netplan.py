@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from kvmnet.backends.netplan import NETPLAN_DIR, NetplanBackend, netplan_generate
+from kvmnet.backends.netplan import NETPLAN_DIR, NetplanBackend, netplan_generate, port_ip_config
 from kvmnet.backends.nmcli import NmcliBackend
 from kvmnet.errors import InvalidInput, ValidationFailed
 from kvmnet.hostnet.plan import Plan, RunCommand, WriteFile
@@ -85,6 +85,16 @@ def written(plan: Plan) -> dict[str, WriteFile]:
     return {s.path: s for s in plan.steps if isinstance(s, WriteFile)}
 
 
+def netplan_files(root: Path, plan: Plan) -> dict[str, str]:
+    """/etc/netplan as the plan leaves it: what is there, with the plan's writes."""
+    folder = root / NETPLAN_DIR.lstrip("/")
+    files = {p.name: p.read_text() for p in folder.iterdir()}
+    for step in plan.steps:
+        if isinstance(step, WriteFile) and step.path.startswith(str(folder)):
+            files[Path(step.path).name] = step.content
+    return files
+
+
 def test_classic_scenario_validated_and_rendered_by_netplan(tmp_path: Path, netplan: str) -> None:
     root = make_root(tmp_path, {"50-cloud-init.yaml": CLOUD_INIT_DHCP})
     plan = plan_for(root)
@@ -94,22 +104,46 @@ def test_classic_scenario_validated_and_rendered_by_netplan(tmp_path: Path, netp
     doc = yaml.safe_load(ours.content)["network"]
     assert doc["bridges"]["br0"]["parameters"] == {"stp": False, "forward-delay": 0}
     assert doc["bridges"]["br0"]["macaddress"] == MAC and doc["bridges"]["br0"]["dhcp4"] is True
-    assert doc["ethernets"][NIC] == {"dhcp4": False, "dhcp6": False}
-    assert len(written(plan)) == 1  # the cloud-init file is only overridden, not edited
+    # The port keeps cloud-init's match as written; no `match: name:` is added.
+    assert doc["ethernets"][NIC] == {"match": {"macaddress": MAC}}
+    # cloud-init's file loses only its `dhcp4: true` line; every other byte stays.
+    edited = written(plan)[f"{root}/etc/netplan/50-cloud-init.yaml"]
+    assert edited.content == CLOUD_INIT_DHCP.replace("            dhcp4: true\n", "")
+    backup = written(plan)[f"{root}/var/lib/kvmnet/backup/{STAMP}-netplan-br0/50-cloud-init.yaml"]
+    assert backup.content == CLOUD_INIT_DHCP
     assert [s.argv for s in plan.steps if isinstance(s, RunCommand)] == [
         ("ip", "addr", "del", "192.168.0.1/24", "dev", "br0"),
         ("netplan", "apply"),
     ]
     # What netplan renders from both files together: the networkd files that will run.
-    out = netplan_generate(
-        LocalRunner(), {"50-cloud-init.yaml": CLOUD_INIT_DHCP, "60-kvmnet-br0.yaml": ours.content}
-    )
+    out = netplan_generate(LocalRunner(), netplan_files(root, plan))
     netdev = out["systemd/network/10-netplan-br0.netdev"]
     assert "Kind=bridge" in netdev and f"MACAddress={MAC}" in netdev
     assert "STP=false" in netdev and "ForwardDelaySec=0" in netdev
     assert "DHCP=ipv4" in out["systemd/network/10-netplan-br0.network"]
     port = out[f"systemd/network/10-netplan-{NIC}.network"]
     assert "Bridge=br0" in port and "DHCP" not in port
+    assert f"MACAddress={MAC}" in port  # still matched by MAC
+    assert port_ip_config(out, NIC) == []
+
+
+@pytest.mark.parametrize("name", ["90-dhcp.yaml", "dhcp.yaml", "00-dhcp.yaml"])
+def test_nic_file_sorting_after_ours_loses_its_dhcp_too(
+    tmp_path: Path, netplan: str, name: str
+) -> None:
+    """netplan merges `dhcp4: true` of a later file over an earlier `false`: the NIC's own
+    file must lose it, whatever its name sorts as."""
+    text = f"network:\n  version: 2\n  ethernets:\n    {NIC}:\n      dhcp4: true\n"
+    root = make_root(tmp_path, {name: text})
+    plan = plan_for(root, bridge=None)
+    out = netplan_generate(LocalRunner(), netplan_files(root, plan))
+    assert port_ip_config(out, NIC) == []
+    assert "DHCP=ipv4" in out["systemd/network/10-netplan-br0.network"]
+    # ... and kvmnet's own check reads the rendered port: the unedited file is caught.
+    unedited = {**netplan_files(root, plan), name: text}
+    assert port_ip_config(netplan_generate(LocalRunner(), unedited), NIC) == [
+        f"10-netplan-{NIC}.network: [Network] DHCP=ipv4"
+    ]
 
 
 def test_static_nic_elsewhere_is_moved_and_that_file_edited(tmp_path: Path, netplan: str) -> None:
@@ -118,26 +152,28 @@ def test_static_nic_elsewhere_is_moved_and_that_file_edited(tmp_path: Path, netp
         root, nic=LinkState(NIC, MAC, addresses=(IpAddress("10.231.0.5/24"),)), bridge=None
     )
     files = written(plan)
-    edited = yaml.safe_load(files[f"{root}/etc/netplan/01-static.yaml"].content)
-    assert edited["network"]["ethernets"][NIC] == {"mtu": 9000, "dhcp4": False, "dhcp6": False}
-    assert files[f"{root}/var/lib/kvmnet/backup/{STAMP}/01-static.yaml"].content == STATIC
+    edited = files[f"{root}/etc/netplan/01-static.yaml"].content
+    assert edited == STATIC.replace(
+        "      addresses: [10.231.0.5/24]\n"
+        "      routes: [{to: default, via: 10.231.0.1}]\n"
+        "      nameservers: {addresses: [10.231.0.1], search: [lab.example]}\n",
+        "",
+    )
+    assert files[f"{root}/var/lib/kvmnet/backup/{STAMP}-netplan-br0/01-static.yaml"].content == (
+        STATIC
+    )
     ours = files[f"{root}/etc/netplan/60-kvmnet-br0.yaml"].content
     golden("static-60-kvmnet-br0.yaml", ours)
     br = yaml.safe_load(ours)["network"]
-    assert br["renderer"] == "NetworkManager"  # as the existing file says
+    assert br["bridges"]["br0"]["renderer"] == "NetworkManager"  # as the existing file says
     assert br["bridges"]["br0"]["addresses"] == ["10.231.0.5/24"]
-    assert any("comments are lost" in w for w in plan.warnings)
-    out = netplan_generate(
-        LocalRunner(),
-        {
-            "01-static.yaml": files[f"{root}/etc/netplan/01-static.yaml"].content,
-            "60-kvmnet-br0.yaml": ours,
-        },
-    )
+    out = netplan_generate(LocalRunner(), netplan_files(root, plan))
     bridge_kf = out["NetworkManager/system-connections/netplan-br0.nmconnection"]
     assert "address1=10.231.0.5/24" in bridge_kf and "stp=false" in bridge_kf
+    assert "dns=10.231.0.1;" in bridge_kf and "dns-search=lab.example;" in bridge_kf
     port_kf = out[f"NetworkManager/system-connections/netplan-{NIC}.nmconnection"]
     assert "master=br0" in port_kf and "10.231.0.5" not in port_kf
+    assert "mtu=9000" in port_kf  # link-level: stays on the port
     # NetworkManager itself (nmcli --offline) accepts the keyfiles netplan rendered from ours.
     if shutil.which("nmcli"):
         checker = NmcliBackend(runner=LocalRunner())
@@ -157,7 +193,9 @@ def test_rejected_yaml_raises_with_netplans_position(tmp_path: Path, netplan: st
 def test_no_definition_uses_runtime_state_and_renderer_option(tmp_path: Path, netplan: str) -> None:
     plan = plan_for(make_root(tmp_path, {}), renderer="NetworkManager")
     doc = yaml.safe_load(next(iter(written(plan).values())).content)["network"]
-    assert doc["renderer"] == "NetworkManager" and doc["bridges"]["br0"]["dhcp4"] is True
+    assert doc["bridges"]["br0"]["renderer"] == "NetworkManager"
+    assert doc["ethernets"][NIC] == {"renderer": "NetworkManager"}  # port and bridge alike
+    assert doc["bridges"]["br0"]["dhcp4"] is True
 
 
 def test_recording_runner_sees_only_the_validator(tmp_path: Path) -> None:
@@ -175,16 +213,6 @@ def test_unknown_renderer_refused() -> None:
         NetplanBackend(renderer="ifupdown")
 
 
-def test_release_removes_our_file(tmp_path: Path) -> None:
-    root = make_root(tmp_path, {"60-kvmnet-br0.yaml": "network: {version: 2}\n"})
-    current = HostState(nic=DHCP_NIC, bridge=STALE_BR0, files=LocalRunner())
-    plan = NetplanBackend(root=str(root), runner=RecordingRunner()).plan_release(
-        BridgeRequest(NIC, "br0"), current
-    )
-    assert plan.files == (f"{root}/etc/netplan/60-kvmnet-br0.yaml",)
-    assert plan.commands == (("netplan", "apply"),)
-
-
 def test_nic_defined_under_another_id_is_referenced_by_that_id(
     tmp_path: Path, netplan: str
 ) -> None:
@@ -194,14 +222,14 @@ def test_nic_defined_under_another_id_is_referenced_by_that_id(
         "network:\n  version: 2\n  ethernets:\n    eth0:\n      dhcp4: true\n"
         f"      match: {{macaddress: '{MAC}'}}\n      set-name: {NIC}\n"
     )
-    plan = plan_for(make_root(tmp_path, {"50-cloud-init.yaml": by_mac}), bridge=None)
-    ours = yaml.safe_load(next(iter(written(plan).values())).content)["network"]
-    assert ours["ethernets"] == {"eth0": {"dhcp4": False, "dhcp6": False}}
-    assert ours["bridges"]["br0"]["interfaces"] == ["eth0"]
-    assert ours["bridges"]["br0"]["dhcp4"] is True
-    out = netplan_generate(
-        LocalRunner(),
-        {"50-cloud-init.yaml": by_mac, "60-kvmnet-br0.yaml": yaml.safe_dump({"network": ours})},
-    )
+    root = make_root(tmp_path, {"50-cloud-init.yaml": by_mac})
+    plan = plan_for(root, bridge=None)
+    ours = yaml.safe_load(written(plan)[f"{root}/etc/netplan/60-kvmnet-br0.yaml"].content)
+    assert ours["network"]["ethernets"] == {"eth0": {"match": {"macaddress": MAC}}}
+    assert ours["network"]["bridges"]["br0"]["interfaces"] == ["eth0"]
+    assert ours["network"]["bridges"]["br0"]["dhcp4"] is True
+    out = netplan_generate(LocalRunner(), netplan_files(root, plan))
     port = out["systemd/network/10-netplan-eth0.network"]
     assert "Bridge=br0" in port and "DHCP" not in port
+    link = out["systemd/network/10-netplan-eth0.link"]
+    assert f"MACAddress={MAC}" in link and f"Name={NIC}" in link  # the rename still applies

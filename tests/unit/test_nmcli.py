@@ -477,7 +477,7 @@ def test_runtime_split_of_the_active_profiles_properties() -> None:
 @pytest.mark.parametrize(
     ("reply", "check"),
     [
-        ("ipv4.method:auto\n802-1x.eap:peap\n802-1x.password:<hidden>\n", "8021x-runtime"),
+        ("ipv4.method:auto\n802-1x.eap:peap\n802-1x.password:<hidden>\n", "802.1x-runtime"),
         ("ipv4.method:auto\nconnection.master:bond0\n", "already-port"),
         ("ipv4.method:auto\nwobble.x:1\n", "keyfile-unknown-key"),
     ],

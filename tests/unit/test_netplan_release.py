@@ -1,0 +1,284 @@
+"""netplan backend: match rules kept, refusals, and release as the exact inverse (files
+byte-identical), each checked with the real ``netplan generate`` where it renders."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from kvmnet.backends.netplan import NETPLAN_DIR, NetplanBackend, netplan_generate, port_ip_config
+from kvmnet.errors import PreflightRefused, ValidationFailed
+from kvmnet.hostnet.plan import Plan, RemoveFile, RunCommand, WriteFile
+from kvmnet.hostnet.preflight import preflight
+from kvmnet.hostnet.request import BridgeRequest, HostState
+from kvmnet.hostnet.runner import LocalRunner
+from kvmnet.hostnet.state import IpAddress, LinkState
+from tests.lab.golden import require_tool
+
+NIC, MAC = "enp1s16f2", "52:54:00:12:34:56"
+STAMP = "20261202T000000Z"
+
+# Comments, odd spacing, an unquoted MAC that YAML 1.1 reads as a sexagesimal integer: a
+# round trip through a YAML loader would change all three.
+STATIC = f"""# static LAN port, keep this comment
+network:
+  version: 2
+  ethernets:
+    lan:
+      match:
+        macaddress: {MAC}   # the onboard port
+      set-name: {NIC}
+      mtu: 9000
+      wakeonlan: true
+      addresses:
+        - 10.231.0.5/24   # fixed
+      routes:
+        - to: default
+          via: 10.231.0.1
+      nameservers:
+          addresses: [10.231.0.1]
+      dhcp6: false
+  vlans: {{}}
+"""
+
+
+@pytest.fixture(autouse=True)
+def _netplan() -> None:
+    require_tool("netplan")
+
+
+def make_root(tmp_path: Path, files: dict[str, str], folder: str = NETPLAN_DIR) -> Path:
+    root = tmp_path / "root"
+    for name, text in files.items():
+        path = root / folder.lstrip("/") / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
+        path.chmod(0o600)
+    (root / NETPLAN_DIR.lstrip("/")).mkdir(parents=True, exist_ok=True)
+    return root
+
+
+def backend(root: Path) -> NetplanBackend:
+    return NetplanBackend(root=str(root), runner=LocalRunner(), backup_stamp=STAMP)
+
+
+def enslave(
+    root: Path,
+    nic: LinkState | None = None,
+    bridge: LinkState | None = None,
+    force: frozenset[str] = frozenset(),
+) -> Plan:
+    nic = nic or LinkState(NIC, MAC)
+    current = HostState(nic=nic, bridge=bridge, files=LocalRunner())
+    request = BridgeRequest(nic.name, "br0", force=force)
+    preflight(request, current, force=force, backend="netplan")
+    return backend(root).plan_enslave(request, current)
+
+
+def apply_files(plan: Plan) -> None:
+    runner = LocalRunner()
+    for step in plan.steps:
+        if isinstance(step, WriteFile):
+            runner.write_file(step.path, step.content.encode(), mode=step.mode)
+        elif isinstance(step, RemoveFile):
+            runner.remove_file(step.path)
+
+
+def release(root: Path, bridge: LinkState | None = None) -> Plan:
+    nic = LinkState(NIC, MAC, master="br0")
+    bridge = bridge or LinkState("br0", MAC, kind="bridge", ports=(NIC,))
+    current = HostState(nic=nic, bridge=bridge, files=LocalRunner())
+    return backend(root).plan_release(BridgeRequest(NIC, "br0"), current)
+
+
+def etc(root: Path) -> dict[str, bytes]:
+    folder = root / NETPLAN_DIR.lstrip("/")
+    return {p.name: p.read_bytes() for p in sorted(folder.iterdir())}
+
+
+def render(root: Path) -> dict[str, str]:
+    return netplan_generate(LocalRunner(), {k: v.decode() for k, v in etc(root).items()})
+
+
+def test_bridge_then_release_gives_every_byte_back(tmp_path: Path) -> None:
+    root = make_root(tmp_path, {"90-lan.yaml": STATIC})
+    before = etc(root)
+    plan = enslave(root)
+    apply_files(plan)
+    edited = (root / "etc/netplan/90-lan.yaml").read_text()
+    assert "# static LAN port, keep this comment" in edited
+    assert f"macaddress: {MAC}   # the onboard port" in edited  # not turned into an integer
+    assert "addresses" not in edited and "nameservers" not in edited and "dhcp6" not in edited
+    out = render(root)
+    assert port_ip_config(out, "lan") == []
+    port = out["systemd/network/10-netplan-lan.network"]
+    assert "Bridge=br0" in port and "MTUBytes=9000" in port
+    bridge = out["systemd/network/10-netplan-br0.network"]
+    assert "Address=10.231.0.5/24" in bridge and "DNS=10.231.0.1" in bridge
+    assert "Gateway=10.231.0.1" in bridge or "[Route]" in bridge
+    link = out["systemd/network/10-netplan-lan.link"]
+    assert f"MACAddress={MAC}" in link and f"Name={NIC}" in link and "WakeOnLan=magic" in link
+
+    back = release(root)
+    assert [s.argv for s in back.steps if isinstance(s, RunCommand)] == [("netplan", "apply")]
+    apply_files(back)
+    assert etc(root) == before
+
+
+def test_name_glob_definition_is_recognised_not_duplicated(tmp_path: Path) -> None:
+    glob = (
+        "network:\n  version: 2\n  ethernets:\n    sriov-ports:\n"
+        "      match:\n        name: enp1s16f[2-3]\n      dhcp4: true\n"
+    )
+    root = make_root(tmp_path, {"50-glob.yaml": glob})
+    plan = enslave(root)
+    ours = yaml.safe_load(
+        next(s for s in plan.steps if isinstance(s, WriteFile) and "60-kvmnet" in s.path).content
+    )["network"]
+    assert ours["ethernets"] == {"sriov-ports": {"match": {"name": "enp1s16f[2-3]"}}}
+    assert ours["bridges"]["br0"]["interfaces"] == ["sriov-ports"]
+    apply_files(plan)
+    out = render(root)
+    assert not any(NIC in name for name in out), "no second definition under the NIC's name"
+    port = out["systemd/network/10-netplan-sriov-ports.network"]
+    assert "Name=enp1s16f[2-3]" in port and "Bridge=br0" in port and "DHCP" not in port
+
+
+@pytest.mark.parametrize(
+    ("stanza", "check"),
+    [
+        (
+            "      auth: {key-management: 802.1x, method: peap, identity: a, password: b}\n",
+            "802.1x",
+        ),
+        ("      link: enp1s16f0\n", "sriov-vf"),
+    ],
+)
+def test_8021x_and_vf_refused_unless_forced(tmp_path: Path, stanza: str, check: str) -> None:
+    text = (
+        f"network:\n  version: 2\n  ethernets:\n    enp1s16f0: {{}}\n"
+        f"    {NIC}:\n{stanza}      dhcp4: true\n"
+    )
+    root = make_root(tmp_path, {"50-nic.yaml": text})
+    with pytest.raises(PreflightRefused) as refused:
+        enslave(root)
+    assert refused.value.check == check and f"force=('{check}',)" in str(refused.value)
+    plan = enslave(root, force=frozenset({check}))
+    apply_files(plan)
+    assert port_ip_config(render(root), NIC) == []
+
+
+def test_vlan_parent_refused(tmp_path: Path) -> None:
+    text = (
+        f"network:\n  version: 2\n  ethernets:\n    {NIC}: {{dhcp4: true}}\n"
+        f"  vlans:\n    vlan10: {{id: 10, link: {NIC}}}\n"
+    )
+    with pytest.raises(PreflightRefused, match="vlan10 runs on") as refused:
+        enslave(make_root(tmp_path, {"50-nic.yaml": text}))
+    assert refused.value.check == "vlan-parent"
+
+
+def test_infiniband_and_loopback_refused_for_good(tmp_path: Path) -> None:
+    text = (
+        f"network:\n  version: 2\n  ethernets:\n    {NIC}:\n"
+        "      infiniband-mode: connected\n      dhcp4: true\n"
+    )
+    root = make_root(tmp_path, {"50-ib.yaml": text})
+    with pytest.raises(PreflightRefused, match="InfiniBand") as refused:
+        enslave(root, force=frozenset({"802.1x"}))
+    assert refused.value.check == "infiniband"
+    ib_mac = ":".join(["80"] + ["00"] * 19)
+    with pytest.raises(PreflightRefused, match="only Ethernet") as kernel:
+        enslave(make_root(tmp_path / "k", {}), nic=LinkState("ib0", ib_mac))
+    assert kernel.value.check == "infiniband" and "force" not in str(kernel.value)
+    with pytest.raises(PreflightRefused, match="loopback") as lo:
+        enslave(make_root(tmp_path / "l", {}), nic=LinkState("lo", "00:00:00:00:00:00"))
+    assert lo.value.check == "loopback"
+    with pytest.raises(PreflightRefused, match="unknown force"):
+        preflight(
+            BridgeRequest("lo", "br0"),
+            HostState(nic=LinkState("lo", "00:00:00:00:00:00"), bridge=None),
+            force=("nonsense",),
+        )
+
+
+def test_lib_file_is_shadowed_and_the_shadow_removed_on_release(tmp_path: Path) -> None:
+    text = f"network:\n  version: 2\n  ethernets:\n    {NIC}:\n      dhcp4: true\n"
+    root = make_root(tmp_path, {"10-lib.yaml": text}, folder="/lib/netplan")
+    plan = enslave(root)
+    shadow = next(s for s in plan.steps if isinstance(s, WriteFile) and "10-lib" in s.path)
+    assert shadow.path == f"{root}/etc/netplan/10-lib.yaml" and shadow.previous is None
+    apply_files(plan)
+    files = {k: v.decode() for k, v in etc(root).items()}
+    files["/lib/netplan/10-lib.yaml"] = text
+    assert port_ip_config(netplan_generate(LocalRunner(), files), NIC) == []
+    apply_files(release(root))
+    assert etc(root) == {}
+    assert (root / "lib/netplan/10-lib.yaml").read_text() == text
+
+
+def test_release_refuses_a_file_changed_since(tmp_path: Path) -> None:
+    root = make_root(tmp_path, {"90-lan.yaml": STATIC})
+    apply_files(enslave(root))
+    path = root / "etc/netplan/90-lan.yaml"
+    path.write_text(path.read_text() + "# admin edit\n")
+    with pytest.raises(ValidationFailed, match="changed since kvmnet edited it"):
+        release(root)
+
+
+def test_bridges_own_configured_address_is_not_stale(tmp_path: Path) -> None:
+    text = (
+        f"network:\n  version: 2\n  ethernets:\n    {NIC}: {{dhcp4: true}}\n"
+        "  bridges:\n    br0:\n      interfaces: []\n      addresses: [192.168.0.1/24]\n"
+    )
+    root = make_root(tmp_path, {"50-br.yaml": text})
+    nic = LinkState(NIC, MAC, addresses=(IpAddress("10.231.0.185/24", 3600, 3600, True),))
+    live = LinkState("br0", MAC, kind="bridge", addresses=(IpAddress("192.168.0.1/24"),))
+    plan = enslave(root, nic=nic, bridge=live)
+    assert not [s for s in plan.steps if isinstance(s, RunCommand) and "del" in s.argv]
+    assert not [c for c in plan.checks if c.value == "192.168.0.1/24"]
+    assert any("already defined" in w for w in plan.warnings)
+    apply_files(plan)
+    bridge = render(root)["systemd/network/10-netplan-br0.network"]
+    assert "Address=192.168.0.1/24" in bridge and "DHCP=ipv4" in bridge
+    back = release(root, bridge=live)
+    assert not [c for c in back.checks if c.kind == "link-absent"]
+    assert not [c for c in back.checks if c.value == "192.168.0.1/24"]
+
+
+class SysFacts(LocalRunner):
+    """This machine's files, with /sys folders of a NIC the test describes."""
+
+    def __init__(self, dirs: dict[str, tuple[str, ...]]) -> None:
+        super().__init__()
+        self.dirs = dirs
+
+    def list_dir(self, path: str) -> tuple[str, ...] | None:
+        return self.dirs[path] if path in self.dirs else super().list_dir(path)
+
+
+@pytest.mark.parametrize(
+    ("dirs", "check"),
+    [
+        ({f"/sys/class/net/{NIC}/device/physfn": ("uevent",)}, "sriov-vf"),
+        ({f"/sys/class/net/{NIC}": ("address", f"upper_{NIC}.10", "uevent")}, "vlan-parent"),
+    ],
+)
+def test_kernel_vf_and_vlan_parent_refused_unless_forced(
+    dirs: dict[str, tuple[str, ...]], check: str
+) -> None:
+    current = HostState(nic=LinkState(NIC, MAC), bridge=None, files=SysFacts(dirs))
+    request = BridgeRequest(NIC, "br0")
+    with pytest.raises(PreflightRefused) as refused:
+        preflight(request, current)
+    assert refused.value.check == check and f"force=('{check}',)" in str(refused.value)
+    preflight(request, current, force=(check,))  # overridden
+    # The NIC's own bridge as an upper (bridged already) is no reason to refuse.
+    mine = HostState(
+        nic=LinkState(NIC, MAC),
+        bridge=None,
+        files=SysFacts({f"/sys/class/net/{NIC}": ("upper_br0",)}),
+    )
+    preflight(request, mine)
