@@ -122,10 +122,12 @@ def _refuse_kernel_uppers(
             force,
         )
     entries = current.list_dir(f"/sys/class/net/{nic}") or ()
+    # VLANs only: a macvlan on the NIC is a backend's to move onto the bridge (networkd does).
     uppers = sorted(
-        e[len("upper_") :]
+        name
         for e in entries
-        if e.startswith("upper_") and e[len("upper_") :] != request.bridge
+        if e.startswith("upper_") and (name := e[len("upper_") :]) != request.bridge
+        and b"DEVTYPE=vlan" in (current.read_file(f"/sys/class/net/{name}/uevent") or b"")
     )
     if uppers and current.nic.master is None and not current.vlans:
         refuse(

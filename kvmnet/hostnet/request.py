@@ -119,9 +119,10 @@ class HostState:
 
     @property
     def vlans(self) -> tuple[str, ...]:
-        """The VLANs (and macvlans) whose lower device is the NIC."""
+        """The VLANs whose lower device is the NIC (macvlans are not: a backend that can
+        moves them onto the bridge)."""
         return tuple(sorted(n for n, link in self.others.items() if link.parent == self.nic.name
-                            and link.kind in ("vlan", "macvlan", "macvtap")))
+                            and link.kind == "vlan"))
 
     @property
     def default_routes(self) -> tuple[IpRoute, ...]:
