@@ -251,7 +251,9 @@ def _complete(args: argparse.Namespace) -> int:
     devnull = os.open(os.devnull, os.O_WRONLY)
     os.dup2(devnull, 2)
     os.close(devnull)
-    signal.signal(signal.SIGALRM, lambda *_: os._exit(0))
+    # The default action ends the process: a Python handler would wait for libvirt's blocked C
+    # call to return, which a silent daemon never lets happen. The shell gets no candidates.
+    signal.signal(signal.SIGALRM, signal.SIG_DFL)
     signal.alarm(_TIMEOUT_S)
 
     def names(metavar: str, uri: str | None) -> list[str]:

@@ -227,3 +227,28 @@ def test_host_bridges_and_nics_of_the_machine(lan: Lan, bindir: Path, uri: str) 
         check=True,
     )
     assert out.stdout.split() == [host.nic]
+
+
+def test_a_libvirt_that_never_answers_does_not_hang_the_tab(tmp_path: Path) -> None:
+    import signal
+    import socket
+    import time
+
+    # A socket that accepts the connection and never says a word: the libvirt handshake hangs.
+    path = str(tmp_path / "silent-sock")
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as server:
+        server.bind(path)
+        server.listen(1)
+        silent = f"qemu+unix:///system?socket={path}"
+        started = time.monotonic()
+        res = subprocess.run(
+            [sys.executable, "-m", "kvmnet", "__complete", "4", "kvmnet", "-c", silent, "nat"],
+            capture_output=True,
+            text=True,
+            timeout=30,
+            check=False,
+        )
+        elapsed = time.monotonic() - started
+    # Ended by its own alarm (SIGALRM): no candidates, nothing on the terminal.
+    assert (res.returncode, res.stdout, res.stderr) == (-signal.SIGALRM, "", "")
+    assert elapsed < 25  # gave up by itself (after 3 s), long before the test's own timeout
