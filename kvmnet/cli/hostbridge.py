@@ -13,7 +13,15 @@ import argparse
 import dataclasses
 from typing import TYPE_CHECKING
 
-from ._common import BACKEND_NAMES, CommandError, command_words, seconds, whole_number
+from ._common import (
+    BACKEND_NAMES,
+    CommandError,
+    add_json_option,
+    command_words,
+    print_json,
+    seconds,
+    whole_number,
+)
 
 if TYPE_CHECKING:
     from ..hostnet.plan import Plan
@@ -53,6 +61,7 @@ def _common(parser: argparse.ArgumentParser) -> None:
         help="start this DHCP client afterwards, e.g. 'dhclient br0'",
     )
     parser.add_argument("--state-dir", metavar="DIR", help=argparse.SUPPRESS)
+    add_json_option(parser)
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -75,6 +84,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     release.set_defaults(handler=_host_release)
     confirm = sub.add_parser("confirm", help="keep a change applied with --confirm-within")
     confirm.add_argument("--state-dir", metavar="DIR", help=argparse.SUPPRESS)
+    add_json_option(confirm)
     confirm.set_defaults(handler=_confirm)
 
 
@@ -101,6 +111,8 @@ def _plan(args: argparse.Namespace, action: str) -> Plan:
 
 def _apply(args: argparse.Namespace, action: str) -> int:
     plan = _plan(args, action)
+    if args.json:
+        return _apply_json(args, plan)
     if args.dry_run:
         print(plan, end="")
         return 0
@@ -113,6 +125,17 @@ def _apply(args: argparse.Namespace, action: str) -> int:
             f"confirm within {args.confirm_within:g} s with `kvmnet confirm` "
             "(from a new session), or it rolls back by itself"
         )
+    return 0
+
+
+def _apply_json(args: argparse.Namespace, plan: Plan) -> int:
+    from ._json import apply_result_json
+
+    if args.dry_run:
+        print_json(apply_result_json(plan, None))
+        return 0
+    result = plan.apply(confirm_within=args.confirm_within, state_dir=args.state_dir)
+    print_json(apply_result_json(dataclasses.replace(plan, dry_run=False), result))
     return 0
 
 
@@ -129,6 +152,10 @@ def _host_release(args: argparse.Namespace) -> int:
 def _confirm(args: argparse.Namespace) -> int:
     from ..hostnet.deadman import confirm
 
-    for ident in confirm(state_dir=args.state_dir):
+    confirmed = list(confirm(state_dir=args.state_dir))
+    if args.json:
+        print_json({"confirmed": confirmed})
+        return 0
+    for ident in confirmed:
         print(f"confirmed {ident}")
     return 0

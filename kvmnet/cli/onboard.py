@@ -22,6 +22,7 @@ from ._common import (
     command_words,
     first_uri,
     iface_selector,
+    print_json,
     seconds,
     seconds_or_zero,
 )
@@ -126,6 +127,11 @@ def _svg_after(before: Topology | None, result: LanResult, args: argparse.Namesp
 
 
 def _print(result: LanResult, args: argparse.Namespace) -> int:
+    if args.json and args.svg != "-":
+        from ._json import lan_result_json
+
+        print_json(lan_result_json(result))
+        return 0
     if args.svg == "-":
         return 0  # stdout holds the picture; the plan went into it
     print(result, end="")
