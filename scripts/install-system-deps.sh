@@ -8,7 +8,8 @@ pkgs=(libvirt-dev pkg-config gcc python3-venv libvirt-daemon-system qemu-system-
 if [ "$profile" = test ]; then
   # The integration suite: real daemons and tools inside namespaces.
   pkgs+=(libvirt-clients network-manager netplan.io systemd isc-dhcp-client busybox-static
-         iputils-ping augeas-tools augeas-lenses iptables cpio gzip kmod xz-utils dbus)
+         iputils-ping augeas-tools augeas-lenses iptables cpio gzip kmod xz-utils dbus
+         openssh-server netcat-openbsd)
 fi
 missing=()
 for p in "${pkgs[@]}"; do

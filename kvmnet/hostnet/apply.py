@@ -33,6 +33,7 @@ from ..errors import (
 from . import deadman
 from .inspect import read_links, read_routes
 from .plan import Check, Plan, RemoveFile, RunCommand, StartProcess, Step, StopProcess, WriteFile
+from .remotedeadman import deadman_for
 from .runner import Runner
 from .snapshot import Snapshot, compare, restore_files, restore_runtime, take_snapshot
 from .state import LinkState
@@ -230,19 +231,21 @@ def apply_plan(
     journal = Journal()
     # Armed before the first step: if the caller dies halfway, the watcher still rolls back.
     armed = None
+    # On the machine the runner acts on: over SSH the watcher must not depend on the link.
+    dm = deadman_for(runner)
     if confirm_within is not None:
-        armed = deadman.arm(plan, snap, confirm_within=confirm_within, state_dir=state_dir)
+        armed = dm.arm(plan, snap, confirm_within=confirm_within, state_dir=state_dir)
     log.info("applying %r", plan)
     try:
         attempts = _run_and_verify(plan, runner, journal, verify, retries, retry_interval)
     except _StepFailed as exc:
         if armed is not None:
-            deadman.disarm(armed)
+            dm.disarm(armed)
         if not rollback_on_failure:
             raise PlanFailed(f"{plan.backend}: {exc}; NOT rolled back") from exc.__cause__
         raise _fail(plan, runner, snap, journal, str(exc)) from exc.__cause__
     if armed is not None:
-        deadman.update(armed, journal, confirm_within=float(confirm_within or 0))
+        dm.update(armed, journal, confirm_within=float(confirm_within or 0))
     return ApplyResult(
         plan,
         verified=verify and bool(plan.checks),

@@ -29,7 +29,7 @@ import os
 import sys
 import time
 from dataclasses import asdict
-from pathlib import Path
+from pathlib import Path, PurePath
 from typing import TYPE_CHECKING
 
 from ..errors import ConfirmationError
@@ -76,10 +76,39 @@ def _write(path: Path, data: dict[str, object]) -> None:
     LocalRunner().write_file(str(path), json.dumps(data).encode(), mode=0o600)
 
 
-def pending_id(path: Path) -> str:
+def pending_id(path: PurePath) -> str:
     """The id in a dead-man file's name, ``<id>.<state>.json`` (the id may hold dots: it
     ends with the bridge's name)."""
     return path.name.rsplit(".", 2)[0]
+
+
+def new_id(plan: Plan) -> str:
+    """A fresh dead-man id: time, this process, the bridge."""
+    return f"{time.strftime('%Y%m%dT%H%M%S')}-{os.getpid()}-{plan.bridge}"
+
+
+def pending_record(
+    plan: Plan, snap: Snapshot, ident: str, confirm_within: float, *, now: float
+) -> dict[str, object]:
+    """What a pending file holds; ``now`` is the watcher's machine's clock."""
+    runner = plan.runner
+    return {
+        "id": ident,
+        "plan": repr(plan),
+        "netns": runner.netns if runner is not None else None,
+        "confirm_within": confirm_within,
+        "deadline": now + confirm_within + APPLY_BUDGET,
+        "snapshot": json.loads(snap.to_json()),
+        "hints": [_step_dict(s) for s in plan.rollback_hints],
+        "restore_runtime": plan.restore_runtime,
+        "started": [],
+        "stopped": [],
+    }
+
+
+def watcher_argv(path: str) -> list[str]:
+    """The watcher's command line (a runner on another machine runs it there)."""
+    return [sys.executable, "-m", "kvmnet.hostnet.deadman", path]
 
 
 def arm(
@@ -92,25 +121,10 @@ def arm(
     """Write the pending file and start the watcher; returns the pending file's path."""
     directory = _dir(state_dir)
     directory.mkdir(parents=True, exist_ok=True, mode=0o700)
-    ident = f"{time.strftime('%Y%m%dT%H%M%S')}-{os.getpid()}-{plan.bridge}"
+    ident = new_id(plan)
     path = directory / f"{ident}.pending.json"
-    runner = plan.runner
-    _write(
-        path,
-        {
-            "id": ident,
-            "plan": repr(plan),
-            "netns": runner.netns if runner is not None else None,
-            "confirm_within": confirm_within,
-            "deadline": time.time() + confirm_within + APPLY_BUDGET,
-            "snapshot": json.loads(snap.to_json()),
-            "hints": [_step_dict(s) for s in plan.rollback_hints],
-            "restore_runtime": plan.restore_runtime,
-            "started": [],
-            "stopped": [],
-        },
-    )
-    pid = LocalRunner().spawn([sys.executable, "-m", "kvmnet.hostnet.deadman", str(path)])
+    _write(path, pending_record(plan, snap, ident, confirm_within, now=time.time()))
+    pid = LocalRunner().spawn(watcher_argv(str(path)))
     log.info("dead-man watcher %d armed: %s", pid, path)
     return path
 
