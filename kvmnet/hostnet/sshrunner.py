@@ -24,16 +24,19 @@ How it talks to the machine, and why:
 * **kvmnet's own helper processes** (an argv ``sys.executable -m kvmnet.X ...``: the dead-man
   watcher, the bridge probe's sender) run on the machine with its ``python3`` (3.10 or later)
   from a zip of this kvmnet's own modules that the runner copies there once
-  (``/run/kvmnet/lib/kvmnet-<hash>.pyz``): nothing needs installing on the hypervisor.
+  (``/run/kvmnet/lib/kvmnet-<hash>.pyz``, or under ``$KVMNET_REMOTE_LIB``): nothing needs
+  installing on the hypervisor.
 * ``ServerAliveInterval`` bounds how long a command waits on a connection a bridge change
   has cut; the caller then gets exit status 255 (ssh's own failure).
 """
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import hashlib
 import io
+import json
 import logging
 import os
 import shlex
@@ -57,7 +60,7 @@ log = logging.getLogger(__name__)
 
 #: ssh's exit status when the connection itself failed (not the remote command).
 SSH_FAILED = 255
-#: Where the zip of kvmnet's modules goes on the far side.
+#: Where the zip of kvmnet's modules goes on the far side (``$KVMNET_REMOTE_LIB`` overrides).
 REMOTE_LIB = "/run/kvmnet/lib"
 # How long an idle master connection stays after the last command (seconds).
 PERSIST = 60
@@ -80,14 +83,26 @@ mv -f -- "$t" "$1"
 trap - EXIT"""
 # A detached process in a session of its own (it outlives this SSH connection); its PID.
 _SPAWN = 'setsid "$@" </dev/null >/dev/null 2>&1 & echo $!'
-_SHIP = f"""set -e
+_SHIP = """set -e
 [ -s "$1" ] && exit 0
-mkdir -p -m 0700 /run/kvmnet {REMOTE_LIB}
-t=$(mktemp "{REMOTE_LIB}/.kvmnet-XXXXXX.tmp")
+d=$(dirname -- "$1")
+mkdir -p -m 0700 -- "$(dirname -- "$d")" "$d"
+t=$(mktemp "$d/.kvmnet-XXXXXX.tmp")
 trap 'rm -f -- "$t"' EXIT
 cat > "$t"
 mv -f -- "$t" "$1"
 trap - EXIT"""
+
+_READ_MANY = """import base64, json, sys
+out = {}
+for path in sys.argv[1:]:
+    try:
+        with open(path, "rb") as handle:
+            out[path] = base64.b64encode(handle.read()).decode()
+    except OSError:
+        out[path] = None
+json.dump(out, sys.stdout)
+"""
 
 _ZIP_MAIN = b"""import runpy, sys
 module = sys.argv[1]
@@ -302,6 +317,23 @@ class SshRunner:
         code, out = self._script(_READ, path, what=f"reading {path}")
         return None if code == _MISSING else out
 
+    def read_files(self, paths: Sequence[str]) -> dict[str, bytes | None]:
+        """Many small files in one round trip (``/proc/*/cmdline`` when looking for DHCP
+        clients): None for each that is missing or unreadable."""
+        if not paths:
+            return {}
+        code, out, err = self._exec(["python3", "-c", _READ_MANY, *paths], None, DEFAULT_TIMEOUT)
+        if code != 0:
+            raise CommandFailed(
+                f"reading {len(paths)} files on {self.machine} failed (exit {code}): "
+                f"{' '.join(err.decode(errors='replace').split()) or 'no output'}",
+                argv=("python3", "-c", "...", *paths),
+                returncode=code,
+                stderr=err.decode(errors="replace"),
+            )
+        raw = json.loads(out)
+        return {p: None if raw.get(p) is None else base64.b64decode(raw[p]) for p in paths}
+
     def file_mode(self, path: str) -> int | None:
         code, out = self._script(_MODE, path, what=f"reading the mode of {path}")
         return None if code == _MISSING else int(out.decode().strip(), 8)
@@ -334,7 +366,7 @@ class SshRunner:
     def ensure_kvmnet(self) -> str:
         """Copy the zip of kvmnet's modules to the machine unless there; returns its path."""
         name, data = kvmnet_zip()
-        path = f"{REMOTE_LIB}/{name}"
+        path = f"{os.environ.get('KVMNET_REMOTE_LIB') or REMOTE_LIB}/{name}"
         if path not in self._shipped:
             code, _out, err = self._exec(["sh", "-c", _SHIP, "kvmnet", path], data, DEFAULT_TIMEOUT)
             if code != 0:

@@ -124,12 +124,12 @@ def start_sshd(netns: str, state: Path) -> Sshd:
     Path("/run/sshd").mkdir(mode=0o755, exist_ok=True)
     run(["ip", "netns", "exec", netns, SSHD, "-f", str(config), "-E", str(state / "sshd.log")])
     pidfile = state / "sshd.pid"
-    wait_for(
-        lambda: pidfile.exists() and pidfile.read_text().strip(),
-        timeout=10,
-        what=f"sshd in {netns}",
-    )
-    return Sshd(netns, state, int(pidfile.read_text().strip()))
+
+    def pid() -> int | None:
+        text = pidfile.read_text().strip() if pidfile.exists() else ""
+        return int(text) if text.isdigit() else None
+
+    return Sshd(netns, state, wait_for(pid, timeout=10, what=f"sshd in {netns}"))
 
 
 @dataclass
