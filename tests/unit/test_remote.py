@@ -108,9 +108,7 @@ def test_the_remote_command_hands_every_argument_over_unchanged(words: list[str]
     runner = _runner(multiplex=False)
     remote = runner.ssh_argv(words)[-1]  # the one string sshd gives the user's shell
     # The far side runs `$SHELL -c STRING`: a real shell must see the argv we meant.
-    seen = subprocess.run(
-        ["sh", "-c", remote], capture_output=True, check=True
-    ).stdout
+    seen = subprocess.run(["sh", "-c", remote], capture_output=True, check=True).stdout
     direct = subprocess.run(words, capture_output=True, check=True).stdout
     assert seen == direct
 
@@ -156,9 +154,7 @@ def test_a_runner_of_another_machine_is_refused_with_the_override_named() -> Non
     with pytest.raises(kvmnet.PreflightRefused) as caught:
         check_same_machine(hv2, LocalRunner())
     assert caught.value.check == "other-machine"
-    assert "root@hv2:2222" in str(caught.value) and "force=('other-machine',)" in str(
-        caught.value
-    )
+    assert "root@hv2:2222" in str(caught.value) and "force=('other-machine',)" in str(caught.value)
     with pytest.raises(kvmnet.PreflightRefused, match="other-machine"):
         check_same_machine(LOCAL, _runner(multiplex=False))
     check_same_machine(hv2, LocalRunner(), force=("other-machine",))
