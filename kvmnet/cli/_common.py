@@ -6,7 +6,10 @@ import argparse
 import sys
 from collections.abc import Callable
 
-__all__ = ["CommandError", "first_uri", "print_json", "run_command", "seconds"]
+__all__ = ["BACKEND_CHOICES", "CommandError", "first_uri", "print_json", "run_command", "seconds"]
+
+#: What ``--backend`` takes (kvmnet.backends.create_backend's names, and auto).
+BACKEND_CHOICES = ("auto", "iproute2", "ifcfg", "ifupdown", "nmcli", "netplan", "networkd")
 
 Handler = Callable[[argparse.Namespace], int]
 

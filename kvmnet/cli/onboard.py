@@ -18,20 +18,23 @@ import argparse
 import shlex
 from typing import TYPE_CHECKING
 
-from ._common import CommandError, first_uri, seconds
+from ._common import BACKEND_CHOICES, first_uri, seconds
 from .progress import ProgressBar
 
 if TYPE_CHECKING:
     from ..backends.base import Backend
+    from ..host import Host
     from ..onboard import LanResult
 
 __all__ = ["add_bridge_options", "add_nat_options", "run_bridge", "run_nat", "wants_onboard"]
 
-BACKEND_NAMES = ("iproute2", "ifcfg", "nmcli", "netplan", "networkd")
-
-
 def _host_options(group: argparse._ArgumentGroup) -> None:
-    group.add_argument("--backend", choices=BACKEND_NAMES, help="how the host is configured")
+    group.add_argument(
+        "--backend",
+        choices=BACKEND_CHOICES,
+        help="how the host's network is configured (default: auto); the host is the "
+        "machine -c URI names, over SSH for qemu+ssh://",
+    )
     group.add_argument("--root", metavar="DIR", help="where a file backend reads and writes")
     group.add_argument("--netns", metavar="NS", help="act inside this network namespace")
     group.add_argument(
@@ -93,13 +96,18 @@ def wants_onboard(args: argparse.Namespace) -> bool:
     return bool(getattr(args, "create_from", None) or getattr(args, "release", None))
 
 
-def _backend(args: argparse.Namespace) -> Backend:
-    from ..backends import create_backend
+def _backend(args: argparse.Namespace, host: Host) -> Backend:
+    """The backend on the Host's machine (this one, or the qemu+ssh:// host over SSH).
 
-    if not args.backend:
-        flag = "--create-from" if getattr(args, "create_from", None) else "--release"
-        raise CommandError(f"{flag} needs --backend ({', '.join(BACKEND_NAMES)})", status=2)
-    return create_backend(args.backend, root=args.root, netns=args.netns)
+    The test driver's guests belong to no machine: with it the host side stays on this one
+    (labs and demos pair it with --netns)."""
+    if host.uri.startswith("test:"):
+        from ..hostnet.machine import LOCAL
+        from ..hostnet.onmachine import backend_on, runner_for
+
+        runner = runner_for(LOCAL, netns=args.netns)
+        return backend_on(runner, args.backend or "auto", root=args.root, netns=args.netns)
+    return host.backend(args.backend or "auto", root=args.root, netns=args.netns)
 
 
 def _selector(text: str | None) -> str | int | None:
@@ -112,8 +120,11 @@ def _selector(text: str | None) -> str | int | None:
 def _print(result: LanResult, args: argparse.Namespace) -> int:
     print(result, end="")
     if result.pending_confirmation:
+        uri = first_uri(args)
+        remote = uri is not None and "+ssh://" in uri
+        command = f"kvmnet -c {shlex.quote(str(uri))} confirm" if remote else "kvmnet confirm"
         print(
-            f"confirm within {args.confirm_within:g} s with `kvmnet confirm` "
+            f"confirm within {args.confirm_within:g} s with `{command}` "
             "(from a new session), or the host rolls back by itself"
         )
     return 0
@@ -124,7 +135,6 @@ def run_bridge(args: argparse.Namespace) -> int:
     from ..host import connect
     from ..onboard import bridge_guest
 
-    backend = _backend(args)
     dhcp = tuple(shlex.split(args.dhcp_client)) if args.dhcp_client else ()
     with connect(first_uri(args)) as host, ProgressBar(f"{args.domain} -> {args.bridge}") as bar:
         result = bridge_guest(
@@ -132,7 +142,7 @@ def run_bridge(args: argparse.Namespace) -> int:
             args.domain,
             bridge=args.bridge,
             nic=args.create_from,
-            backend=backend,
+            backend=_backend(args, host),
             iface=_selector(args.iface),
             live=args.live,
             bounce_link=args.bounce_link,
@@ -152,7 +162,6 @@ def run_nat(args: argparse.Namespace) -> int:
     from ..host import connect
     from ..onboard import nat_guest
 
-    backend = _backend(args)
     dhcp = tuple(shlex.split(args.dhcp_client)) if args.dhcp_client else ()
     with connect(first_uri(args)) as host, ProgressBar(f"{args.domain} -> NAT") as bar:
         result = nat_guest(
@@ -163,7 +172,7 @@ def run_nat(args: argparse.Namespace) -> int:
             live=args.live,
             bounce_link=args.bounce_link,
             release=args.release,
-            backend=backend,
+            backend=_backend(args, host),
             force=tuple(args.force),
             dhcp_client=dhcp,
             confirm_within=args.confirm_within,

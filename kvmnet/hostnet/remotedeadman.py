@@ -164,7 +164,7 @@ def confirm_on(runner: Runner, *, state_dir: str | None = None) -> list[str]:
     if done:
         return done
     late = sorted(n for n in names if n.endswith(".rolled-back.json"))
-    hint = f"; the last one, {deadman.pending_id(directory / late[-1])}, was rolled back"
-    raise ConfirmationError(
-        f"nothing waits for confirmation in {directory} on {runner!r}" + (hint if late else "")
-    )
+    hint = ""
+    if late:
+        hint = f"; the last one, {deadman.pending_id(directory / late[-1])}, was rolled back"
+    raise ConfirmationError(f"nothing waits for confirmation in {directory} on {runner!r}{hint}")

@@ -298,3 +298,32 @@ def test_probe_after_a_remote_switch_runs_on_the_hypervisor(
         assert host.domain("g-probe").addresses(probe=True) == []
     neigh = json.loads(hv.ssh(f"ip -j neigh show dev {BR}"))
     assert [e["lladdr"] for e in neigh if e.get("dst") == peer_ip] == ["52:54:00:5e:77:77"]
+
+
+def kvmnet_cli(*argv: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "kvmnet", *argv], capture_output=True, text=True, timeout=300
+    )
+
+
+def test_the_cli_bridges_and_confirms_on_the_machine_of_the_uri(
+    hv: Hypervisor, clean: dict[str, object], tmp_path: Path
+) -> None:
+    links = laptop_links()
+    state = ("--state-dir", str(tmp_path))
+    dry = kvmnet_cli("-c", hv.uri, "host-bridge", NIC, BR, "--dry-run")
+    assert dry.returncode == 0, dry.stderr
+    assert f"# iproute2: bridge {NIC} into {BR}" in dry.stdout and hv.address in dry.stdout
+    assert not snapshot_diff(clean, hv.snapshot())
+    refused = kvmnet_cli("-c", hv.uri, "host-bridge", NIC, BR)  # the session's own NIC
+    assert refused.returncode == 1 and "confirm-within" in refused.stderr
+    nothing = kvmnet_cli("-c", hv.uri, "confirm", *state)
+    assert nothing.returncode == 1 and "nothing waits" in nothing.stderr
+    done = kvmnet_cli("-c", hv.uri, "host-bridge", NIC, BR, "--confirm-within", "60", *state)
+    assert done.returncode == 0, done.stderr
+    assert f"kvmnet -c '{hv.uri}' confirm" in done.stdout
+    confirmed = kvmnet_cli("-c", hv.uri, "confirm", *state)
+    assert confirmed.returncode == 0, confirmed.stderr
+    assert confirmed.stdout.startswith("confirmed ")
+    assert json.loads(hv.ssh(f"ip -j link show dev {NIC}"))[0]["master"] == BR
+    assert laptop_links() == links  # the laptop's own network was never touched

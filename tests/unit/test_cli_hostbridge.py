@@ -19,7 +19,7 @@ def kvmnet(*args: str) -> subprocess.CompletedProcess[str]:
 
 
 def test_usage_errors_exit_2() -> None:
-    assert kvmnet("host-bridge", "eth0", "br0").returncode == 2  # no --backend
+    assert kvmnet("host-bridge", "eth0").returncode == 2  # no BRIDGE
     bogus = kvmnet("host-bridge", "eth0", "br0", "--backend", "bogus")
     assert bogus.returncode == 2 and "invalid choice" in bogus.stderr
     stp = kvmnet("host-bridge", "eth0", "br0", "--backend", "iproute2", "--forward-delay", "2")

@@ -196,3 +196,18 @@ def test_machine_is_a_value() -> None:
     assert m.destination == "hv2" and m.identity == ("ssh", "hv2", 22)
     with pytest.raises(kvmnet.InvalidInput):
         SshRunner(LOCAL)
+
+
+def test_confirm_on_renames_each_pending_file_and_names_a_late_one() -> None:
+    from kvmnet.hostnet.remotedeadman import confirm_on
+
+    waiting = RecordingRunner(files={"/st/a-1-br0.pending.json": b"{}", "/st/x.log": b""})
+    assert confirm_on(waiting, state_dir="/st") == ["a-1-br0"]
+    assert waiting.commands == [
+        ("mv", "-T", "--", "/st/a-1-br0.pending.json", "/st/a-1-br0.confirmed.json")
+    ]
+    late = RecordingRunner(files={"/st/b-2-br0.rolled-back.json": b"{}"})
+    with pytest.raises(kvmnet.ConfirmationError, match="b-2-br0, was rolled back"):
+        confirm_on(late, state_dir="/st")
+    with pytest.raises(kvmnet.ConfirmationError, match="nothing waits"):
+        confirm_on(RecordingRunner(), state_dir="/st")
