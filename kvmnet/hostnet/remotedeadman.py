@@ -10,7 +10,7 @@ of kvmnet's modules; see :mod:`kvmnet.hostnet.sshrunner`), and renames through t
 (one ``rename(2)`` there: the claim stays atomic). Its deadline is in the far machine's
 clock, read from it.
 
-:func:`confirm_on` confirms over a NEW connection (no multiplexing): that a fresh session
+:func:`confirm_on` confirms over a NEW connection (not the shared one): that a fresh session
 gets in after the change is what the confirmation has to prove.
 
 Usage::
@@ -138,8 +138,8 @@ def deadman_for(runner: Runner) -> DeadMan:
 def confirm_on(runner: Runner, *, state_dir: str | None = None) -> list[str]:
     """Keep every change waiting for confirmation on ``runner``'s machine; returns their ids.
 
-    Over SSH it opens a NEW connection (no multiplexing) for this: a confirmation must prove
-    that a fresh session still gets in after the change.
+    Over SSH it opens ONE NEW connection for this (not the shared one): a confirmation must
+    prove that a fresh session still gets in after the change.
 
     Args:
         runner: a runner on the machine that waits (e.g. ``host.runner()``).
@@ -152,15 +152,21 @@ def confirm_on(runner: Runner, *, state_dir: str | None = None) -> list[str]:
         ConfirmationError: nothing waits (never applied, confirmed, or rolled back already).
         CommandFailed: the machine could not be reached.
     """
-    sibling = getattr(runner, "sibling", None)
-    fresh: Runner = sibling(multiplex=False) if callable(sibling) else runner
+    make_fresh = getattr(runner, "fresh", None)
+    fresh: Runner = make_fresh() if callable(make_fresh) else runner
     directory = PurePosixPath(state_dir or DEFAULT_STATE_DIR)
-    names = fresh.list_dir(str(directory)) or ()
-    done = [
-        deadman.pending_id(directory / name)
-        for name in sorted(names)
-        if name.endswith(".pending.json") and _rename(fresh, directory / name, "confirmed")
-    ]
+    try:
+        names = fresh.list_dir(str(directory)) or ()
+        done = [
+            deadman.pending_id(directory / name)
+            for name in sorted(names)
+            if name.endswith(".pending.json") and _rename(fresh, directory / name, "confirmed")
+        ]
+    finally:
+        if fresh is not runner:
+            close = getattr(fresh, "close", None)
+            if callable(close):
+                close()
     if done:
         return done
     late = sorted(n for n in names if n.endswith(".rolled-back.json"))

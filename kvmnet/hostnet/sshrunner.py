@@ -246,6 +246,11 @@ class SshRunner:
             ssh=self._ssh,
         )
 
+    def fresh(self) -> SshRunner:
+        """A runner for the same machine on a NEW connection of its own (its own master):
+        what a confirmation uses to prove that a new session still gets in."""
+        return SshRunner(self.machine, netns=self._netns, ssh=self._ssh)
+
     def __repr__(self) -> str:
         ns = f" netns {self._netns!r}" if self._netns else ""
         return f"<SshRunner {self.machine}{ns}>"

@@ -174,8 +174,14 @@ class Hypervisor:
         """Run ``command`` (one string for the far shell) over a NEW SSH connection."""
         return run(self.ssh_argv(*command), check=check, timeout=timeout).stdout
 
-    def reachable(self) -> bool:
-        proc = subprocess.run(self.ssh_argv("true"), capture_output=True, timeout=30, check=False)
+    def reachable(self, timeout: float = 10) -> bool:
+        """Does a new SSH session get in and run a command within ``timeout`` seconds?"""
+        try:
+            proc = subprocess.run(
+                self.ssh_argv("true"), capture_output=True, timeout=timeout, check=False
+            )
+        except subprocess.TimeoutExpired:  # e.g. a handshake half done when the link went
+            return False
         return proc.returncode == 0
 
     def snapshot(self) -> dict[str, object]:

@@ -183,8 +183,9 @@ def test_bridging_the_session_nic_then_confirming_over_a_new_connection(
         assert [f.split(".")[-2] for f in remote_files(hv, tmp_path) if f.endswith("json")] == [
             "pending"
         ]
+        before_confirm = hv.sshd.accepted()
         ids = confirm_on(host.runner(), state_dir=str(tmp_path))
-        assert hv.sshd.accepted() >= accepted + 2  # the confirmation came over a new one
+        assert hv.sshd.accepted() == before_confirm + 1  # the confirmation: one new connection
     assert len(ids) == 1
     states = [f for f in remote_files(hv, tmp_path) if f.endswith(".json")]
     assert states == [f"{ids[0]}.confirmed.json"]
@@ -207,7 +208,7 @@ from kvmnet.hostnet import deadman
 from kvmnet.hostnet.plan import RunCommand
 from dataclasses import replace
 uri, state, mode = sys.argv[1:]
-deadman.APPLY_BUDGET = 20.0   # the watcher's room for the steps, shortened for the test
+deadman.APPLY_BUDGET = 45.0   # the watcher's room for the steps (120 s), shortened
 host = kvmnet.connect(uri)
 plan = host.bridge("br0", backend=host.backend("iproute2")).enslave("enp0s20f0u1", dry_run=True)
 if mode == "cut":
@@ -271,8 +272,10 @@ def test_a_change_that_cuts_ssh_is_rolled_back_on_the_hypervisor(
     proc, master = _laptop(hv, tmp_path, "cut")
     try:
         # The session dies with br0's address: the hypervisor is unreachable for a while.
-        wait_for(lambda: not hv.reachable(), timeout=30, what="the SSH session to be cut")
-        wait_for(lambda: _rolled_back(hv, tmp_path), timeout=60, what="the remote rollback")
+        # (The steps before the cut may take a while on a loaded machine: the watcher waits
+        # APPLY_BUDGET for them, since the cut stops the laptop from telling it they ended.)
+        wait_for(lambda: not hv.reachable(), timeout=50, what="the SSH session to be cut")
+        wait_for(lambda: _rolled_back(hv, tmp_path), timeout=90, what="the remote rollback")
     finally:
         _stop(proc, master)
     assert hv.reachable()
