@@ -262,10 +262,14 @@ class _StepFailed(Exception):
 def _run_and_verify(
     plan: Plan, runner: Runner, journal: Journal, verify: bool, retries: int, interval: float
 ) -> int:
-    for step in plan.steps:
+    for group in _groups(runner, plan.steps):
         try:
-            run_step(runner, step, journal)
+            if len(group) > 1:
+                _run_batch(runner, group, journal)
+            else:
+                run_step(runner, group[0], journal)
         except (CommandFailed, OSError) as exc:
+            step = plan.steps[journal.done]
             raise _StepFailed(f"step {journal.done + 1} `{_short(step)}`: {exc}") from exc
     if not (verify and plan.checks):
         return 0
@@ -276,6 +280,30 @@ def _run_and_verify(
             + "; ".join(c.describe() for c in failed)
         )
     return attempts
+
+
+def _groups(runner: Runner, steps: tuple[Step, ...]) -> list[list[Step]]:
+    """The steps in the order they run: one by one, except that a runner on another machine
+    (one with ``run_batch``) runs consecutive commands in one round trip. Over SSH that is
+    not only faster: a step that moves the session's own address (a NIC leaving its bridge)
+    cannot answer until the next step puts the route right, so they must run together."""
+    if not callable(getattr(runner, "run_batch", None)):
+        return [[step] for step in steps]
+    groups: list[list[Step]] = []
+    for step in steps:
+        if isinstance(step, RunCommand) and groups and isinstance(groups[-1][-1], RunCommand):
+            groups[-1].append(step)
+        else:
+            groups.append([step])
+    return groups
+
+
+def _run_batch(runner: Runner, group: list[Step], journal: Journal) -> None:
+    argvs = [step.argv for step in group if isinstance(step, RunCommand)]
+    done, failed = runner.run_batch(argvs)  # type: ignore[attr-defined]
+    journal.done += done
+    if failed is not None:
+        failed.check()
 
 
 def _short(step: Step) -> str:

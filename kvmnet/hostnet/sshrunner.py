@@ -104,6 +104,22 @@ for path in sys.argv[1:]:
 json.dump(out, sys.stdout)
 """
 
+# Runs the argument lists on stdin (JSON) in order until one fails; says how far it got.
+_BATCH = """import json, subprocess, sys
+done, failed = 0, None
+for argv in json.load(sys.stdin):
+    try:
+        proc = subprocess.run(argv, capture_output=True, text=True)
+        rc, out, err = proc.returncode, proc.stdout, proc.stderr
+    except OSError as exc:
+        rc, out, err = 127, "", str(exc)
+    if rc != 0:
+        failed = {"rc": rc, "stdout": out, "stderr": err}
+        break
+    done += 1
+json.dump({"done": done, "failed": failed}, sys.stdout)
+"""
+
 _ZIP_MAIN = b"""import runpy, sys
 module = sys.argv[1]
 sys.argv = [module, *sys.argv[2:]]
@@ -321,6 +337,26 @@ class SshRunner:
     def read_file(self, path: str) -> bytes | None:
         code, out = self._script(_READ, path, what=f"reading {path}")
         return None if code == _MISSING else out
+
+    def run_batch(
+        self, argvs: Sequence[Sequence[str]], *, timeout: float = DEFAULT_TIMEOUT
+    ) -> tuple[int, CommandResult | None]:
+        """Run commands one after the other on the machine in ONE round trip, stopping at the
+        first that fails. Returns how many succeeded and the failed one's result (None when
+        all did). The plan's steps use it (see :func:`kvmnet.hostnet.apply.apply_plan`)."""
+        words = [list(a) for a in argvs]
+        code, out, err = self._exec(["python3", "-c", _BATCH], json.dumps(words).encode(), timeout)
+        if code != 0:
+            text = err.decode(errors="replace")
+            return 0, CommandResult(tuple(words[0]), code, "", text or "the batch did not run")
+        raw = json.loads(out)
+        done = int(raw["done"])
+        if done == len(words):
+            return done, None
+        failed = raw["failed"]
+        return done, CommandResult(
+            tuple(words[done]), int(failed["rc"]), failed["stdout"], failed["stderr"]
+        )
 
     def read_files(self, paths: Sequence[str]) -> dict[str, bytes | None]:
         """Many small files in one round trip (``/proc/*/cmdline`` when looking for DHCP

@@ -60,15 +60,11 @@ def clean(hv: Hypervisor) -> Iterator[dict[str, object]]:
     yield before
     hv.lab.destroy_guests()
     if hv.lab.run(["ip", "link", "show", BR], check=False).returncode == 0:
-        # Put back by the harness, in one shell on the hypervisor: see docs/remote.md on
-        # why a release step by step over the session's own NIC cannot answer.
-        prefix = hv.address.rsplit(".", 1)[0]
-        script = (
-            f"ip link set {NIC} nomaster; ip link del {BR}; ip link set {NIC} up; "
-            f"ip addr replace {hv.address}/24 dev {NIC}; "
-            f"ip route replace default via {prefix}.1 dev {NIC}"
-        )
-        hv.lab.run(["sh", "-c", script])
+        # The way back over the session's own NIC, through kvmnet: its commands run in one
+        # round trip (a NIC leaving its bridge cannot answer before the routes follow it).
+        with kvmnet.connect(hv.uri) as host:
+            host.bridge(BR, backend=host.backend("iproute2")).release(NIC, force=("ssh",))
+        assert not snapshot_diff(before, hv.snapshot())
 
 
 def laptop_links() -> str:
@@ -103,6 +99,11 @@ def test_ssh_runner_uses_one_connection_and_quotes_every_argument(
         assert runner.file_mode(str(tmp_path / "missing")) is None
         runner.remove_file(path)
         assert not Path(path).exists()
+        # A batch stops at the first command that fails and says how far it got.
+        done, failed = runner.run_batch([["true"], ["sh", "-c", "echo no >&2; exit 3"], ["id"]])
+        assert done == 1 and failed is not None
+        assert (failed.returncode, failed.stderr) == (3, "no\n")
+        assert runner.run_batch([["true"], ["printf", "%s", "a b"]]) == (2, None)
         assert not Path("/tmp/kvmnet-pwned").exists()
         # The commands ran in the hypervisor's namespace, on the session's own address.
         session = runner.ssh_connection()

@@ -211,3 +211,31 @@ def test_confirm_on_renames_each_pending_file_and_names_a_late_one() -> None:
         confirm_on(late, state_dir="/st")
     with pytest.raises(kvmnet.ConfirmationError, match="nothing waits"):
         confirm_on(RecordingRunner(), state_dir="/st")
+
+
+class BatchingRunner(RecordingRunner):
+    """A RecordingRunner that, like SshRunner, runs consecutive commands as one batch."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.batches: list[list[tuple[str, ...]]] = []
+
+    def run_batch(self, argvs: list[list[str]]) -> tuple[int, None]:
+        self.batches.append([tuple(a) for a in argvs])
+        for argv in argvs:
+            self.run(argv)
+        return len(argvs), None
+
+
+def test_a_remote_runner_gets_consecutive_commands_in_one_batch() -> None:
+    from kvmnet.hostnet.apply import _groups
+    from kvmnet.hostnet.plan import RunCommand, WriteFile
+
+    steps = (
+        RunCommand(("ip", "link", "add", "br0")),
+        RunCommand(("ip", "link", "set", "eth0", "master", "br0")),
+        WriteFile("/etc/x", "x"),
+        RunCommand(("ip", "link", "set", "br0", "up")),
+    )
+    assert [len(g) for g in _groups(BatchingRunner(), steps)] == [2, 1, 1]
+    assert [len(g) for g in _groups(RecordingRunner(), steps)] == [1, 1, 1, 1]
