@@ -114,7 +114,7 @@ def switches(hv: Hypervisor, count: int, rounds: int) -> dict[str, float]:
 
 def connections(hv: Hypervisor) -> dict[str, int]:
     hv.lab.define_guest("bench-lan", network="default")
-    state = tempfile.mkdtemp(prefix="kvmnet-bench-state-")
+    state = os.environ["KVMNET_REMOTE_LIB"] + "-state"  # removed with the bench's folder
     start = hv.sshd.accepted()
     with kvmnet.connect(hv.uri) as host:
         after_connect = hv.sshd.accepted()
@@ -152,9 +152,10 @@ def main() -> int:
     if os.geteuid() != 0:
         raise SystemExit("needs root: namespaces, a libvirtd and an sshd of its own")
     libvirt.registerErrorHandler(lambda _ctx, _err: None, None)
-    lib = tempfile.mkdtemp(prefix="kvmnet-bench-lib-")
-    os.environ["KVMNET_REMOTE_LIB"] = lib  # the helper zip stays out of the machine's /run
-    with SshLab() as lab:
+    scratch = tempfile.TemporaryDirectory(prefix="kvmnet-bench-")
+    # The helper zip and the dead-man files stay out of the machine's /run.
+    os.environ["KVMNET_REMOTE_LIB"] = f"{scratch.name}/lib"
+    with scratch, SshLab() as lab:
         hv = lab.add_hypervisor()
         sw = switches(hv, args.guests, args.rounds)
         conns = connections(hv)

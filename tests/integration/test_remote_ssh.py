@@ -6,6 +6,7 @@ rolls back ON the hypervisor when the SSH session is cut or the laptop dies.
 from __future__ import annotations
 
 import json
+import shutil
 import signal
 import subprocess
 import sys
@@ -225,14 +226,16 @@ if mode == "cut":
     # A change that cuts the session (as a wrong gateway or address would): br0 loses it.
     cut = RunCommand(("ip", "addr", "flush", "dev", "br0"), why="cuts the SSH session")
     plan = replace(plan, steps=(*plan.steps, cut), checks=())
-print("master", host.runner().master_pid(), flush=True)
+print("master", host.runner().master_pid(), host.runner().control_path, flush=True)
 result = plan.apply(confirm_within=3, state_dir=state)
 print("applied", result.pending_confirmation, flush=True)
 time.sleep(300)
 """
 
 
-def _laptop(hv: Hypervisor, state: Path, mode: str) -> tuple[subprocess.Popen[str], int]:
+def _laptop(
+    hv: Hypervisor, state: Path, mode: str
+) -> tuple[subprocess.Popen[str], tuple[int, Path]]:
     proc = subprocess.Popen(
         [sys.executable, "-c", LAPTOP, hv.uri, str(state), mode],
         stdout=subprocess.PIPE,
@@ -242,7 +245,7 @@ def _laptop(hv: Hypervisor, state: Path, mode: str) -> tuple[subprocess.Popen[st
     assert proc.stdout is not None
     line = proc.stdout.readline()
     assert line.startswith("master "), line
-    return proc, int(line.split()[1])
+    return proc, (int(line.split()[1]), Path(line.split()[2]).parent)
 
 
 def _rolled_back(hv: Hypervisor, state: Path) -> bool:
@@ -252,11 +255,12 @@ def _rolled_back(hv: Hypervisor, state: Path) -> bool:
         return False
 
 
-def _stop(proc: subprocess.Popen[str], master: int) -> None:
+def _stop(proc: subprocess.Popen[str], master: tuple[int, Path]) -> None:
     if proc.poll() is None:
         proc.send_signal(signal.SIGKILL)
         proc.wait()
-    kill_pid(master)  # the laptop's SSH master (a process it left behind)
+    kill_pid(master[0])  # the laptop's SSH master and its folder, left behind by SIGKILL
+    shutil.rmtree(master[1], ignore_errors=True)
 
 
 def test_the_laptop_killed_after_apply_the_hypervisor_rolls_back_by_itself(
