@@ -155,8 +155,8 @@ def _host_release(args: argparse.Namespace) -> int:
 
 def _confirm(args: argparse.Namespace) -> int:
     from ..hostnet.deadman import confirm
-    from ..hostnet.onmachine import runner_machine
     from ..hostnet.remotedeadman import confirm_on
+    from ..hostnet.sshrunner import runner_machine
 
     runner = _runner(args)
     try:

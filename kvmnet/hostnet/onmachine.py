@@ -19,8 +19,9 @@ from collections.abc import Collection
 from typing import TYPE_CHECKING
 
 from ..errors import InvalidInput, PreflightRefused
-from .machine import LOCAL, Machine
-from .runner import LocalRunner, Runner, default_runner
+from .machine import Machine
+from .runner import Runner, default_runner
+from .sshrunner import runner_machine
 
 if TYPE_CHECKING:
     from ..backends.base import Backend
@@ -55,17 +56,6 @@ def runner_for(machine: Machine, *, netns: str | None = None) -> Runner:
     from .sshrunner import SshRunner
 
     return SshRunner(machine, netns=netns)
-
-
-def runner_machine(runner: Runner) -> Machine | None:
-    """The machine ``runner`` acts on; None when it cannot tell (a recording runner, a
-    runner of the embedder's own)."""
-    machine = getattr(runner, "machine", None)
-    if isinstance(machine, Machine):
-        return machine
-    if isinstance(runner, LocalRunner):
-        return LOCAL
-    return None
 
 
 def check_same_machine(

@@ -127,7 +127,7 @@ class RemoteDeadMan:
 
 def deadman_for(runner: Runner) -> DeadMan:
     """The dead-man timer for a plan run by ``runner``: this machine's, or the far one's."""
-    from .onmachine import runner_machine
+    from .sshrunner import runner_machine
 
     machine = runner_machine(runner)
     if machine is not None and not machine.is_local:

@@ -50,11 +50,11 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from ..errors import CommandFailed
-from .machine import Machine
+from .machine import LOCAL, Machine
 from .names import validate_netns_name
-from .runner import DEFAULT_TIMEOUT, CommandResult
+from .runner import DEFAULT_TIMEOUT, CommandResult, LocalRunner, Runner
 
-__all__ = ["REMOTE_LIB", "SSH_FAILED", "SshRunner", "kvmnet_zip"]
+__all__ = ["REMOTE_LIB", "SSH_FAILED", "SshRunner", "kvmnet_zip", "runner_machine"]
 
 log = logging.getLogger(__name__)
 
@@ -445,3 +445,14 @@ class SshRunner:
         """End the shared connection (``ssh -O exit``) and remove the control folder."""
         if self._finalizer is not None:
             self._finalizer()
+
+
+def runner_machine(runner: Runner) -> Machine | None:
+    """The machine ``runner`` acts on; None when it cannot tell (a recording runner, a
+    runner of the embedder's own)."""
+    machine = getattr(runner, "machine", None)
+    if isinstance(machine, Machine):
+        return machine
+    if isinstance(runner, LocalRunner):
+        return LOCAL
+    return None
