@@ -95,7 +95,7 @@ def _probed(
     """The neighbour-table answers after probing the bridges that ``macs`` are on."""
     from .neighbours import probe
 
-    if not _is_local(uri):
+    if not _is_local(uri) and runner is None:
         log.warning(
             "domain %r: no probe for %s: %s is not this host, whose bridges kvmnet cannot "
             "sweep; run kvmnet on that host", name, ", ".join(sorted(macs)), uri,

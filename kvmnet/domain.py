@@ -812,7 +812,8 @@ class Domain:
         small datagram to every address of the bridge's subnet) also sweeps the Linux bridge
         of each NIC still unanswered, on a local host only, and reports what the bridge's
         neighbour table then holds (source "probe"; see :mod:`kvmnet.neighbours`).
-        ``runner``: where the bridge is read and swept (default: this host).
+        ``runner``: where the bridge is read and swept (default: the Host's machine: this
+        one, or the ``qemu+ssh://`` host through the Host's SSH runner).
         """
         from .addresses import guest_addresses
 
@@ -821,6 +822,13 @@ class Domain:
 
         if not self.is_running:
             return []
+        if probe and runner is None:
+            from .errors import PreflightRefused
+
+            try:
+                runner = self.host.runner()  # on another machine the sweep runs there
+            except PreflightRefused:
+                runner = None
         live = self.live_interfaces
         bridges: dict[str, str] = {}
         if probe:

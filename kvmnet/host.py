@@ -32,6 +32,8 @@ if TYPE_CHECKING:
     from .change import Change
     from .domain import Domain
     from .domainxml import IfaceSelector
+    from .hostnet.machine import Machine
+    from .hostnet.nic import Bridge, HostNic
     from .hostnet.runner import Runner
     from .onboard import LanResult
     from .topology import Topology
@@ -46,14 +48,6 @@ DEFAULT_URI = "qemu:///system"
 def default_uri(uri: str | None = None) -> str:
     """``uri`` if given, else ``$LIBVIRT_DEFAULT_URI``, else ``qemu:///system``."""
     return uri or os.environ.get("LIBVIRT_DEFAULT_URI") or DEFAULT_URI
-
-
-def _is_local(uri: str) -> bool:
-    """True for a URI whose hypervisor is this machine (no host name, not a test world)."""
-    scheme, _, rest = uri.partition("://")
-    return scheme.split("+")[0] in ("qemu", "lxc", "xen") and scheme.partition("+")[2] in (
-        "", "unix"
-    ) and rest.startswith("/")
 
 
 def connect(
@@ -113,6 +107,8 @@ class Host:
         self.uri: str = connection.uri
         self._closed = False
         self._index: NetworkIndex | None = None
+        # Host-side runners by namespace (None: the machine's own), made on first use.
+        self._runners: dict[str | None, Runner] = {}
 
     @property
     def connection(self) -> Connection:
@@ -127,6 +123,11 @@ class Host:
         if not self._closed:
             self._closed = True
             self._connection.close()
+            for runner in self._runners.values():
+                close = getattr(runner, "close", None)
+                if callable(close):
+                    close()  # an SshRunner's shared connection
+            self._runners.clear()
 
     def __enter__(self) -> Host:
         return self
@@ -197,6 +198,119 @@ class Host:
     def refresh(self) -> None:
         """Forget cached network definitions; the next mode resolution reads them again."""
         self._index = None
+
+    # -- the machine behind the URI (host side) --------------------------------------------
+
+    @property
+    def machine(self) -> Machine:
+        """The machine this Host's URI names: this one for ``qemu:///system``, the SSH host
+        for ``qemu+ssh://[user@]host[:port]/...``.
+
+        Raises:
+            PreflightRefused: check ``host-side``: the URI names no machine kvmnet can act on
+                (the test driver, a tcp/tls transport).
+        """
+        from .hostnet.machine import machine_of
+
+        return machine_of(self.uri)
+
+    def runner(self, netns: str | None = None) -> Runner:
+        """The runner that acts on this Host's machine (inside ``netns`` there, if given):
+        local for a local URI, one shared SSH connection for a ``qemu+ssh://`` URI, closed
+        with the Host.
+
+        Args:
+            netns: a network namespace on that machine.
+
+        Returns:
+            The runner, made once per namespace and reused.
+
+        Raises:
+            PreflightRefused: check ``host-side``, see :attr:`machine`.
+        """
+        if netns not in self._runners:
+            from .hostnet.onmachine import runner_for
+
+            base = self._runners.get(None)
+            sibling = getattr(base, "sibling", None)
+            if netns is not None and callable(sibling):
+                self._runners[netns] = sibling(netns=netns)  # the same SSH connection
+            else:
+                self._runners[netns] = runner_for(self.machine, netns=netns)
+        return self._runners[netns]
+
+    def backend(
+        self, kind: str = "auto", *, root: str | None = None, netns: str | None = None
+    ) -> Backend:
+        """A host-network backend acting on this Host's machine.
+
+        Usage: ``host.backend("nmcli")``; on ``qemu+ssh://root@hv2/system`` it reads and
+        changes hv2's network over SSH.
+
+        Args:
+            kind: ``"auto"`` or a name :func:`kvmnet.backends.create_backend` takes.
+            root: where a file backend reads and writes on that machine (default /).
+            netns: act inside this network namespace of that machine.
+
+        Returns:
+            The backend, bound to :meth:`runner`.
+
+        Raises:
+            PreflightRefused: check ``host-side``, see :attr:`machine`.
+            InvalidInput: an unknown kind, or an option that backend does not take.
+        """
+        from .hostnet.onmachine import backend_on
+
+        return backend_on(self.runner(netns), kind, root=root, netns=netns)
+
+    def _bound(self, backend: Backend | None, force: Collection[str]) -> Backend:
+        if backend is None:
+            return self.backend()
+        from .hostnet.onmachine import check_same_machine
+
+        check_same_machine(self.machine, backend.runner, force=force)
+        return backend
+
+    def nic(
+        self, name: str, *, backend: Backend | None = None, force: Collection[str] = ()
+    ) -> HostNic:
+        """The NIC ``name`` of this Host's machine.
+
+        Args:
+            name: the kernel's name for it, e.g. ``eno1``.
+            backend: the backend to plan with (default: ``host.backend("auto")``).
+            force: ``("other-machine",)`` accepts a backend acting on another machine.
+
+        Returns:
+            A :class:`~kvmnet.HostNic` bound to that machine.
+
+        Raises:
+            PreflightRefused: check ``other-machine`` (the backend acts elsewhere) or
+                ``host-side`` (the URI names no machine).
+        """
+        from .hostnet.nic import HostNic
+
+        return HostNic(name, backend=self._bound(backend, force))
+
+    def bridge(
+        self, name: str, *, backend: Backend | None = None, force: Collection[str] = ()
+    ) -> Bridge:
+        """The bridge ``name`` (present or to be made) of this Host's machine.
+
+        Args:
+            name: the bridge's name, e.g. ``br0``.
+            backend: the backend to plan with (default: ``host.backend("auto")``).
+            force: ``("other-machine",)`` accepts a backend acting on another machine.
+
+        Returns:
+            A :class:`~kvmnet.Bridge` bound to that machine.
+
+        Raises:
+            PreflightRefused: check ``other-machine``, ``host-side``, or ``bridge-name``.
+        """
+        from .hostnet.nic import Bridge
+
+        return Bridge(name, backend=self._bound(backend, force))
 
     # -- bulk ---------------------------------------------------------------------------
 
@@ -378,9 +492,10 @@ class Host:
         plan will move.
 
         Args:
-            runner: where the host's links are read. None: this machine for a local URI
-                (``qemu:///system``), nothing for others (libvirt's test driver has no host
-                links; the picture then shows the bridges the networks and guests name).
+            runner: where the host's links are read. None: the Host's machine (this one for
+                ``qemu:///system``, the SSH host for ``qemu+ssh://``); libvirt's test driver
+                has no host links, and the picture then shows the bridges the networks and
+                guests name.
 
         Returns:
             A :class:`~kvmnet.topology.Topology`.
@@ -395,10 +510,8 @@ class Host:
         domains = self._connection.map_domain_xmls(
             lambda name, live, persistent, _error: (name, persistent is not None, live)
         )
-        if runner is None and _is_local(self.uri):
-            from .hostnet.runner import LocalRunner
-
-            runner = LocalRunner()
+        if runner is None and not self.uri.startswith("test:"):
+            runner = self.runner()  # this machine, or the qemu+ssh:// host over SSH
         links = read_links(runner) if runner is not None else None
         routes = read_routes(runner) if runner is not None else ()
         return build_topology(self.uri, domains, self.networks(), links, routes)

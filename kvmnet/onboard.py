@@ -34,7 +34,6 @@ from typing import TYPE_CHECKING
 from . import validate
 from .errors import KvmnetError, PartiallyApplied, PreflightRefused
 from .lanplan import DEFAULT_ADDRESS_TIMEOUT, LanPlan, LanResult
-from .macalloc import is_local_uri
 
 if TYPE_CHECKING:
     from .addresses import GuestAddress
@@ -66,6 +65,32 @@ _MAX_PROBE_GAP = 8.0
 
 
 # --- planning ---------------------------------------------------------------------------------
+
+
+def _machine_backend(
+    host: Host, backend: Backend | None, force: Collection[str]
+) -> tuple[Backend, tuple[str, ...]]:
+    """The backend for the host step, on the Host's machine: ``host.backend("auto")`` when
+    none is given, else the one given once it is known to act on that machine (or
+    ``force`` says ``other-machine``). Returns it and ``force`` without that key, which is
+    not one of the bridge's preflight checks."""
+    from .hostnet.onmachine import OTHER_MACHINE, check_same_machine
+
+    if backend is None:
+        backend = host.backend("auto")
+    elif not host.uri.startswith("test:"):
+        # The test driver simulates guests of no machine: any backend may go with it.
+        check_same_machine(host.machine, backend.runner, force=force)
+    return backend, tuple(f for f in force if f != OTHER_MACHINE)
+
+
+def _host_runner(host: Host) -> Runner | None:
+    """The Host's own runner for reading and probing its machine; None for a URI that names
+    no machine kvmnet reaches (the test driver, tcp/tls)."""
+    try:
+        return host.runner()
+    except PreflightRefused:
+        return None
 
 
 def _guests_on_bridge(host: Host, bridge: str, *, besides: str) -> list[str]:
@@ -154,12 +179,14 @@ def plan_bridge_guest(
     notes: list[str] = []
     host_plan = None
     if nic is not None or backend is not None:
-        if nic is None or backend is None:
+        if nic is None:
             raise PreflightRefused(
-                f"bridging {domain!r} onto {bridge!r}: give both nic= and backend= to create the "
-                f"bridge from a NIC, or neither to use an existing bridge",
+                f"bridging {domain!r} onto {bridge!r}: give nic= to create the bridge from a "
+                f"NIC (backend= alone says nothing to bridge), or neither to use an existing "
+                f"bridge",
                 check="nic-and-backend",
             )
+        backend, force = _machine_backend(host, backend, force)
         if Bridge(bridge, backend=backend).exists:
             notes.append(f"bridge {bridge} exists already: the host is left alone ({nic} unused)")
         else:
@@ -193,7 +220,7 @@ def plan_bridge_guest(
         address_timeout=address_timeout,
         notes=tuple(notes),
         host=host,
-        runner=backend.runner if backend is not None else None,
+        runner=backend.runner if backend is not None else _host_runner(host),
     )
 
 
@@ -237,13 +264,14 @@ def plan_nat_guest(
     replan_host: Callable[[], Plan] | None = None
     notes: list[str] = []
     if release is not None:
-        if backend is None or not bridge:
+        if not bridge:
             raise PreflightRefused(
-                f"releasing {release!r} after moving {domain!r} to NAT needs backend= and the "
-                f"guest on a bridge (its interface {iface_mac} is on "
-                f"{was.source if was else '?'!s})",
+                f"releasing {release!r} after moving {domain!r} to NAT needs the guest on a "
+                f"bridge (its interface {iface_mac} is on {was.source if was else '?'!s})",
                 check="release",
             )
+        backend, force = _machine_backend(host, backend, force)
+        release_backend = backend
         others = _guests_on_bridge(host, bridge, besides=dom.name)
         if others and "bridge-in-use" not in force:
             raise PreflightRefused(
@@ -254,8 +282,8 @@ def plan_nat_guest(
         release_force = tuple(f for f in force if f != "bridge-in-use")
 
         def replan() -> Plan:
-            return Bridge(bridge, backend=backend).release(
-                HostNic(release, backend=backend),
+            return Bridge(bridge, backend=release_backend).release(
+                HostNic(release, backend=release_backend),
                 dry_run=True,
                 force=release_force,
                 dhcp_client=dhcp_client,
@@ -463,14 +491,17 @@ def apply_lan_plan(
     elif plan.address_timeout > 0:
         # A bridged guest leases from the LAN's server, which libvirt does not see: its
         # address is found by probing the bridge (local hosts only; see kvmnet.neighbours).
-        probe = plan.action == "bridge" and change.applied_live and is_local_uri(host.uri)
+        # On another machine the sweep runs there too, through the Host's runner.
+        host_runner = _host_runner(host)
+        probe_runner = None if host_runner is None else plan.runner or host_runner
+        probe = plan.action == "bridge" and change.applied_live and probe_runner is not None
         addresses = wait_for_address(
             dom,
             plan.iface,
             timeout=plan.address_timeout,
             exclude=before,
             probe=probe,
-            runner=plan.runner,
+            runner=probe_runner,
             accept=_renewed_lease(host, plan.network, plan.iface, old_leases)
             if old_leases
             else None,
@@ -480,10 +511,11 @@ def apply_lan_plan(
                 f"address: none new within {plan.address_timeout:g} s (no DHCP client in the "
                 "guest, no lease yet, or a running guest the driver could not change live)"
             )
-        if not addresses and plan.action == "bridge" and not is_local_uri(host.uri):
+        if not addresses and plan.action == "bridge" and probe_runner is None:
             notes.append(
-                f"address: {host.uri} is another host: its bridge {plan.bridge} was not probed "
-                f"for {plan.domain}'s address (run kvmnet there, or give the guest an agent)"
+                f"address: {host.uri} names no machine kvmnet reaches: its bridge "
+                f"{plan.bridge} was not probed for {plan.domain}'s address (connect with "
+                "qemu+ssh://, run kvmnet there, or give the guest an agent)"
             )
     tell(steps, "address" if addresses else "no address yet")
     return LanResult(plan, True, change, host_result, addresses, pending, tuple(notes))

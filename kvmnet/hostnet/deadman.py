@@ -38,7 +38,7 @@ import os
 import sys
 import time
 from dataclasses import asdict
-from pathlib import Path
+from pathlib import Path, PurePath
 from typing import TYPE_CHECKING
 
 from ..errors import ConfirmationError, UntrustedPath
@@ -120,10 +120,40 @@ def _caller_gone(data: dict[str, object]) -> bool:
     return _start_time(pid) != started
 
 
-def pending_id(path: Path) -> str:
+def pending_id(path: PurePath) -> str:
     """The id in a dead-man file's name, ``<id>.<state>.json`` (the id may hold dots: it
     ends with the bridge's name)."""
     return path.name.rsplit(".", 2)[0]
+
+
+def new_id(plan: Plan) -> str:
+    """A fresh dead-man id: time, this process, the bridge."""
+    return f"{time.strftime('%Y%m%dT%H%M%S')}-{os.getpid()}-{plan.bridge}"
+
+
+def pending_record(
+    plan: Plan, snap: Snapshot, ident: str, confirm_within: float, *, now: float
+) -> dict[str, object]:
+    """What a pending file holds; ``now`` is the watcher's machine's clock."""
+    runner = plan.runner
+    return {
+        "id": ident,
+        "plan": repr(plan),
+        "netns": runner.netns if runner is not None else None,
+        "confirm_within": confirm_within,
+        "deadline": now + confirm_within + APPLY_BUDGET,
+        "snapshot": json.loads(snap.to_json()),
+        "hints": [_step_dict(s) for s in plan.rollback_hints],
+        "restore_runtime": plan.restore_runtime,
+        "started": [],
+        "stopped": [],
+        "applied": False,
+    }
+
+
+def watcher_argv(path: str) -> list[str]:
+    """The watcher's command line (a runner on another machine runs it there)."""
+    return [sys.executable, "-m", "kvmnet.hostnet.deadman", path]
 
 
 def arm(
@@ -148,28 +178,15 @@ def arm(
         UntrustedPath: the state dir could be written by someone other than root.
     """
     directory = trusted_dir(_dir(state_dir), create=True)
-    ident = f"{time.strftime('%Y%m%dT%H%M%S')}-{os.getpid()}-{plan.bridge}"
+    ident = new_id(plan)
     path = directory / f"{ident}.pending.json"
-    runner = plan.runner
-    _write(
-        path,
-        {
-            "id": ident,
-            "plan": repr(plan),
-            "netns": runner.netns if runner is not None else None,
-            "confirm_within": confirm_within,
-            "deadline": time.time() + confirm_within + APPLY_BUDGET,
-            "snapshot": json.loads(snap.to_json()),
-            "hints": [_step_dict(s) for s in plan.rollback_hints],
-            "restore_runtime": plan.restore_runtime,
-            "started": [],
-            "stopped": [],
-            "caller": os.getpid(),
-            "caller_start": _start_time(os.getpid()),
-            "applied": False,
-        },
-    )
-    pid = LocalRunner().spawn([sys.executable, "-m", "kvmnet.hostnet.deadman", str(path)])
+    record = pending_record(plan, snap, ident, confirm_within, now=time.time())
+    # The caller is on this machine: the watcher rolls back at once if it dies mid-steps
+    # (PID and start time name one process even after the PID is reused).
+    record["caller"] = os.getpid()
+    record["caller_start"] = _start_time(os.getpid())
+    _write(path, record)
+    pid = LocalRunner().spawn(watcher_argv(str(path)))
     log.info("dead-man watcher %d armed: %s", pid, path)
     return path
 

@@ -47,11 +47,18 @@ def _default_backend(backend: Backend | None) -> Backend:
 
 
 def _own_session(backend: Backend) -> str | None:
-    """This process's ``$SSH_CONNECTION``, when it can matter: a backend acting inside another
+    """This process's ``$SSH_CONNECTION`` (the far side's, for a runner on another machine),
+    when it can matter: a backend acting inside another
     network namespace does not touch the links this session's sshd talks over (and a route
     lookup in there would point at that namespace's own default route)."""
     if backend.runner.netns is not None:
         return None
+    # A runner on another machine (SshRunner) knows kvmnet's own session there: the far
+    # side's $SSH_CONNECTION says which of that machine's addresses it comes in on.
+    remote = getattr(backend.runner, "ssh_connection", None)
+    if callable(remote):
+        session: str | None = remote()
+        return session
     return os.environ.get("SSH_CONNECTION")
 
 

@@ -295,6 +295,23 @@ class Lan:
         self.hosts.append(host)
         return host
 
+    def attach(self, ns: str, *, nic: str = NIC, mac: str | None = None) -> LabHost:
+        """Put namespace ``ns``, made by someone else (e.g. a libvirtd lab's), on the LAN
+        with a veth NIC, as :meth:`add_host` does for a namespace of its own. The LAN does
+        not delete ``ns``; the veth goes with the LAN namespace."""
+        n = len(self.hosts)
+        mac = mac or f"52:54:00:aa:00:{n + 1:02x}"
+        _disable_ipv6(ns)
+        port = f"lan-h{n}"
+        run(["ip", "-n", ns, "link", "add", nic, "address", mac, "type", "veth", "peer",
+             "name", port, "netns", self.ns])  # fmt: skip
+        run(["ip", "-n", self.ns, "link", "set", port, "master", LAN_BRIDGE])
+        run(["ip", "-n", self.ns, "link", "set", port, "up"])
+        run(["ip", "-n", ns, "link", "set", nic, "up"])
+        host = LabHost(self, ns, nic, mac)
+        self.hosts.append(host)
+        return host
+
     def ping(self, address: str, *, count: int = 1) -> bool:
         """Does ``address`` answer from the LAN namespace?"""
         argv = ["ip", "netns", "exec", self.ns, "ping", "-c", str(count), "-W", "1", address]
