@@ -20,10 +20,10 @@ other):
 * a driver without device calls (libvirt's test driver) gets ``defineXML``, guarded: the
   definition is read again right before the define and compared with the text the edit was
   based on; if another writer changed it, the edit is made again on the fresh text (a few
-  times), else :class:`~kvmnet.errors.ConcurrentChange`. Nothing is ever overwritten.
+  times), else `ConcurrentChange`. Nothing is ever overwritten.
 
-If libvirtd dies or freezes mid-change (keepalive, see :func:`kvmnet.connect`), a fresh
-connection reads back what stands and :class:`~kvmnet.errors.ConnectionLost` says it.
+If libvirtd dies or freezes mid-change (keepalive, see `kvmnet.connect`), a fresh
+connection reads back what stands and `ConnectionLost` says it.
 """
 
 from __future__ import annotations
@@ -102,7 +102,7 @@ class _Plan:
 
 
 class Domain:
-    """A libvirt domain (guest). Get it from :meth:`kvmnet.Host.domain` or ``domains()``."""
+    """A libvirt domain (guest). Get it from `kvmnet.Host.domain` or ``domains()``."""
 
     def __init__(self, host: Host, handle: DomainHandle) -> None:
         self.host = host
@@ -210,13 +210,13 @@ class Domain:
         dry_run: bool = False,
         bounce_link: bool | float = False,
     ) -> Change:
-        """Put an interface on host bridge ``bridge`` (the LAN). Returns the :class:`Change`.
+        """Put an interface on host bridge ``bridge`` (the LAN). Returns the `Change`.
 
         ``live``: None = the running guest too if it runs; False = next boot only; True = fail
         unless the running guest changes too. ``bounce_link``: after a live switch, take the
         guest's link down for a second (or this many seconds) so it asks DHCP again.
-        Arguments are checked (:mod:`kvmnet.validate`) before anything is read or written:
-        :class:`~kvmnet.errors.InvalidInput` (or its subclasses) for a bad one.
+        Arguments are checked (`kvmnet.validate`) before anything is read or written:
+        `InvalidInput` (or its subclasses) for a bad one.
         """
         bridge = validate.ifname(bridge, what="bridge")
         iface, live, dry_run, bounce_link = _edit_args(iface, live, dry_run, bounce_link)
@@ -233,8 +233,8 @@ class Domain:
     ) -> Change:
         """Put an interface on libvirt network ``network`` (NAT ``default`` unless named).
 
-        :class:`~kvmnet.errors.NetworkNotFound` if the host has no such network;
-        :class:`~kvmnet.errors.InvalidInput` for a bad argument, before anything is read.
+        `NetworkNotFound` if the host has no such network;
+        `InvalidInput` for a bad argument, before anything is read.
         """
         network = validate.network_name(network)
         iface, live, dry_run, bounce_link = _edit_args(iface, live, dry_run, bounce_link)
@@ -351,11 +351,11 @@ class Domain:
 
         ``mac=None`` picks a MAC unique on this host (every domain's live and persistent XML,
         network reservations; prefix 52:54:00); a given ``mac`` raises
-        :class:`~kvmnet.errors.MacInUse` if something uses it already;
-        :class:`~kvmnet.errors.InvalidInput` (InvalidMac for a multicast, zero or ``fe:`` MAC)
+        `MacInUse` if something uses it already;
+        `InvalidInput` (InvalidMac for a multicast, zero or ``fe:`` MAC)
         for a bad argument, before anything is read or written. Given or generated, the MAC
         is claimed in this machine's MAC ledger until it is defined (docs/macs.md); a ledger
-        another user could have written raises :class:`~kvmnet.errors.UntrustedPath`.
+        another user could have written raises `UntrustedPath`.
         """
         with self._reported_if_lost("add_interface"):
             return self._add(bridge, network, mac, model, live, dry_run)
@@ -477,11 +477,11 @@ class Domain:
     def remove_interface(
         self, iface: IfaceSelector, *, live: bool | None = None, dry_run: bool = False
     ) -> Change:
-        """Remove an interface, selected as for :meth:`use_bridge` (``None``: the first).
+        """Remove an interface, selected as for `use_bridge` (``None``: the first).
 
         Usage: ``dom.remove_interface("52:54:00:ab:cd:ef")``. Naming the MAC is the safer
         habit; the command line insists on it. A bad argument raises
-        :class:`~kvmnet.errors.InvalidInput` before anything is read or written.
+        `InvalidInput` before anything is read or written.
         """
         iface = validate.iface_selector(iface)
         live = validate.optional_flag(live, "live")
@@ -587,7 +587,7 @@ class Domain:
     def _reported_if_lost(self, action: str) -> Iterator[None]:
         """A daemon lost before any write: say that nothing changed (no write was sent).
 
-        Losses during the writes are read back by :meth:`_lost`; those pass through.
+        Losses during the writes are read back by `_lost`; those pass through.
         """
         try:
             yield
@@ -811,7 +811,7 @@ class Domain:
         ARP/neighbour table. A shut-off guest has none. ``probe=True`` (opt-in: it sends one
         small datagram to every address of the bridge's subnet) also sweeps the Linux bridge
         of each NIC still unanswered, on a local host only, and reports what the bridge's
-        neighbour table then holds (source "probe"; see :mod:`kvmnet.neighbours`).
+        neighbour table then holds (source "probe"; see `kvmnet.neighbours`).
         ``runner``: where the bridge is read and swept (default: this host).
         """
         from .addresses import guest_addresses
@@ -874,7 +874,7 @@ class Domain:
 def _edit_args(
     iface: object, live: object, dry_run: object, bounce_link: object
 ) -> tuple[IfaceSelector, bool | None, bool, bool | float]:
-    """The options every switch takes, checked (see :mod:`kvmnet.validate`)."""
+    """The options every switch takes, checked (see `kvmnet.validate`)."""
     return (
         validate.iface_selector(iface),
         validate.optional_flag(live, "live"),

@@ -7,7 +7,7 @@ Pure: lxml and the standard library, no libvirt. Usage::
     doc.add_interface(network="default", mac="52:54:00:00:00:01")
     new_text = doc.tostring()
 
-**What survives.** Edits are made on an lxml tree, but :meth:`DomainXML.tostring` does not
+**What survives.** Edits are made on an lxml tree, but `DomainXML.tostring` does not
 re-serialise the document: it splices the edited ``<interface>`` elements into the original
 text. Everything outside them (the XML declaration, comments, processing instructions,
 namespaces such as ``qemu:commandline``, entity references, quoting and whitespace) is
@@ -23,14 +23,14 @@ byte-identical; inside an edited interface only the edited attributes and elemen
   (it is reserved from the network's QoS). Switching to a bridge drops that one attribute
   with a warning and keeps every other limit.
 - ``<virtualport>`` without a type, or of type 802.1Qbg/802.1Qbh/midonet, on a new
-  type='bridge': refused with :class:`~kvmnet.errors.UnsupportedEdit`. It carries an
+  type='bridge': refused with `UnsupportedEdit`. It carries an
   identity (interfaceid, profileid, instanceid) that a switch or controller matches on;
   dropping it would silently cut the guest off. ``type='openvswitch'`` is kept (OVS
   bridges take it).
 - ``<target managed='no'>`` (a pre-made tap of type='ethernet'): ``managed`` is dropped
   with a warning.
 
-Warnings are logged and collected in :attr:`DomainXML.notes`.
+Warnings are logged and collected in `DomainXML.notes`.
 """
 
 from __future__ import annotations
@@ -104,7 +104,7 @@ class GuestInterface:
     """One ``<interface>`` of a domain, as read from its XML.
 
     ``mode`` comes from the host's libvirt networks when read through a
-    :class:`~kvmnet.Host`; read from bare XML (:class:`DomainXML`) it is a guess from libvirt's
+    `Host`; read from bare XML (`DomainXML`) it is a guess from libvirt's
     own conventions (network ``default`` and bridges ``virbr*`` are NAT).
     """
 
@@ -161,7 +161,7 @@ def _lower_mac(text: str | None) -> str | None:
 
 
 def read_interface(el: etree._Element, index: int) -> GuestInterface:
-    """A :class:`GuestInterface` from one ``<interface>`` element (mode guessed)."""
+    """A `GuestInterface` from one ``<interface>`` element (mode guessed)."""
     return _from_children(el, index, _children(el))
 
 
@@ -206,7 +206,7 @@ def _from_children(
 
 
 class GuestInterfaces(tuple[GuestInterface, ...]):
-    """A tuple of :class:`GuestInterface` (``dom.interfaces``) that Jupyter shows as a table."""
+    """A tuple of `GuestInterface` (``dom.interfaces``) that Jupyter shows as a table."""
 
     __slots__ = ()
 
@@ -225,9 +225,9 @@ class GuestInterfaces(tuple[GuestInterface, ...]):
 class DomainXML:
     """A libvirt domain definition whose interfaces can be edited in place.
 
-    ``DomainXML(text)``; :attr:`interfaces`; :meth:`use_bridge`, :meth:`use_nat`,
-    :meth:`add_interface`, :meth:`remove_interface`, :meth:`set_link`; :meth:`tostring`.
-    Raises :class:`~kvmnet.errors.InvalidInput` if ``text`` is not domain XML.
+    ``DomainXML(text)``; `interfaces`; `use_bridge`, `use_nat`,
+    `add_interface`, `remove_interface`, `set_link`; `tostring`.
+    Raises `InvalidInput` if ``text`` is not domain XML.
     """
 
     def __init__(self, text: str) -> None:
@@ -295,7 +295,7 @@ class DomainXML:
         )
 
     def find(self, iface: IfaceSelector = None) -> GuestInterface:
-        """The interface ``iface`` selects; :class:`InterfaceNotFound` if none does."""
+        """The interface ``iface`` selects; `InterfaceNotFound` if none does."""
         return read_interface(*self._select(iface))
 
     def _select(self, iface: IfaceSelector) -> tuple[etree._Element, int]:
@@ -441,7 +441,7 @@ class DomainXML:
         """Append an interface after the last one (exactly one of ``bridge``/``network``).
 
         ``mac=None`` writes no ``<mac>``: libvirt picks one when the XML is defined.
-        :meth:`kvmnet.Domain.add_interface` always picks one itself.
+        `kvmnet.Domain.add_interface` always picks one itself.
         """
         if (bridge is None) == (network is None):
             raise InvalidInput(

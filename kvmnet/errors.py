@@ -1,6 +1,6 @@
 """kvmnet's exception tree.
 
-Every error kvmnet raises derives from :class:`KvmnetError`; where a builtin fits, the error
+Every error kvmnet raises derives from `KvmnetError`; where a builtin fits, the error
 is also that builtin, so ``except LookupError`` keeps working in code that predates kvmnet::
 
     KvmnetError
@@ -185,7 +185,7 @@ class PreflightRefused(KvmnetError):
 
 class InvalidBridgeName(PreflightRefused, InvalidName):
     """``Bridge(name)`` with a name the kernel refuses: a preflight refusal (check
-    ``"bridge-name"``, never overridable) and an :class:`InvalidName`, as the guest side
+    ``"bridge-name"``, never overridable) and an `InvalidName`, as the guest side
     raises for the same name."""
 
     def __init__(self, message: str) -> None:

@@ -75,7 +75,7 @@ def connect(
             trying a fresh connection to read back what stands (default 10).
 
     Returns:
-        The :class:`Host`.
+        The `Host`.
 
     Raises:
         ConnectionFailed: naming the URI and the reason.
@@ -104,8 +104,8 @@ def _check_test_file(uri: str) -> None:
 class Host:
     """A libvirt host (one open connection): its domains and networks.
 
-    Networks are read once and cached for resolving interface modes; :meth:`refresh`
-    (or :meth:`networks`) reads them again.
+    Networks are read once and cached for resolving interface modes; `refresh`
+    (or `networks`) reads them again.
     """
 
     def __init__(self, connection: Connection) -> None:
@@ -116,7 +116,7 @@ class Host:
 
     @property
     def connection(self) -> Connection:
-        """The underlying :class:`kvmnet._libvirt.Connection`.
+        """The underlying `kvmnet._libvirt.Connection`.
 
         Internal but stable for kvmnet's own modules (the MAC allocator, the CLI); not part of
         the public API for other code.
@@ -148,9 +148,9 @@ class Host:
         return [Domain(self, handle) for handle in self._connection.list_domains()]
 
     def domain(self, name: str) -> Domain:
-        """The domain called ``name``; :class:`~kvmnet.errors.DomainNotFound` if none.
+        """The domain called ``name``; `DomainNotFound` if none.
 
-        :class:`~kvmnet.errors.InvalidName` for a name no domain can have (empty, NUL...).
+        `InvalidName` for a name no domain can have (empty, NUL...).
         """
         from .domain import Domain
 
@@ -169,9 +169,9 @@ class Host:
         return nets
 
     def network(self, name: str) -> Network:
-        """The network called ``name``; :class:`~kvmnet.errors.NetworkNotFound` if none.
+        """The network called ``name``; `NetworkNotFound` if none.
 
-        :class:`~kvmnet.errors.InvalidName` for a name no libvirt network can have.
+        `InvalidName` for a name no libvirt network can have.
         """
         name = validate.network_name(name)
         index = self.network_index()
@@ -188,7 +188,7 @@ class Host:
         return net
 
     def network_index(self) -> NetworkIndex:
-        """Networks by name and bridge, read once per Host (see :meth:`refresh`)."""
+        """Networks by name and bridge, read once per Host (see `refresh`)."""
         if self._index is None:
             self.networks()
         assert self._index is not None
@@ -213,9 +213,9 @@ class Host:
 
         Usage: ``host.use_bridge_all(["web1", "web2"], "br0", progress=show)``.
 
-        One listing for all domains; stops at the first error, as :func:`kvmnet.bulk.bridge_many`
+        One listing for all domains; stops at the first error, as `kvmnet.bulk.bridge_many`
         does: the guests switched before it stay switched. Every argument is checked first
-        (``names`` must be a list, not one str): :class:`~kvmnet.errors.InvalidInput` before
+        (``names`` must be a list, not one str): `InvalidInput` before
         any guest changes.
 
         Raises:
@@ -243,11 +243,11 @@ class Host:
     ) -> list[Change]:
         """``use_nat(network)`` on the first interface of every named domain (all if None).
 
-        Arguments are checked as :meth:`use_bridge_all` checks them.
+        Arguments are checked as `use_bridge_all` checks them.
 
         Raises:
             NetworkNotFound: before any guest changes.
-            PartiallyApplied: as :meth:`use_bridge_all`.
+            PartiallyApplied: as `use_bridge_all`.
         """
         from .bulk import Target, switch_each
 
@@ -305,7 +305,7 @@ class Host:
         guest (live + persistent, link bounced), wait for its new address.
 
         ``host.bridge_guest("web1", bridge="br0", nic="eno1", backend=NmcliBackend())``;
-        the options are :func:`kvmnet.onboard.bridge_guest`'s.
+        the options are `kvmnet.onboard.bridge_guest`'s.
         """
         from .onboard import bridge_guest
 
@@ -346,7 +346,7 @@ class Host:
         state_dir: str | None = None,
     ) -> LanResult:
         """The way back: ``domain`` onto NAT ``network``, then (``release=NIC``) the NIC out of
-        the bridge; the options are :func:`kvmnet.onboard.nat_guest`'s."""
+        the bridge; the options are `kvmnet.onboard.nat_guest`'s."""
         from .onboard import nat_guest
 
         return nat_guest(
@@ -383,7 +383,7 @@ class Host:
                 links; the picture then shows the bridges the networks and guests name).
 
         Returns:
-            A :class:`~kvmnet.topology.Topology`.
+            A `Topology`.
 
         Raises:
             LibvirtError: libvirt could not list the domains or networks.

@@ -7,8 +7,8 @@ Usage::
         mac = alloc.allocate()            # "52:54:00:xx:xx:xx", free on both hosts
         alloc.reserve("52:54:00:12:34:56")  # MacInUse names the domain and host using it
 
-The inventory is read once, at construction and on :meth:`MacAllocator.refresh`; allocation
-is then constant time per MAC. What was read from where is in :attr:`MacAllocator.sources`.
+The inventory is read once, at construction and on `MacAllocator.refresh`; allocation
+is then constant time per MAC. What was read from where is in `MacAllocator.sources`.
 """
 
 from __future__ import annotations
@@ -58,7 +58,7 @@ log = logging.getLogger(__name__)
 # Random draws before concluding the space is dense and walking a permutation of it instead:
 # at 90 % occupancy 32 misses in a row happen with probability 0.9**32 = 3 %.
 _RANDOM_TRIES = 32
-#: The most MACs :meth:`MacAllocator.allocate_many` hands out in one call: more is a typo
+#: The most MACs `MacAllocator.allocate_many` hands out in one call: more is a typo
 #: (``--count 1000000000``) that would otherwise run for minutes and fill memory.
 MAX_COUNT = 1_000_000
 # kvmnet's own generator: seeded from os.urandom, re-seeded in every forked child (so workers
@@ -84,7 +84,7 @@ _Entry = tuple[str, str, str, Collection[str]]
 
 
 class HostLike(Protocol):
-    """What the allocator needs of a :class:`kvmnet.Host`: its URI and libvirt connection."""
+    """What the allocator needs of a `kvmnet.Host`: its URI and libvirt connection."""
 
     @property
     def uri(self) -> str: ...
@@ -94,7 +94,7 @@ class HostLike(Protocol):
 
 
 class MacMode(str, Enum):
-    """How :meth:`MacAllocator.allocate` draws: under a prefix, or any local unicast MAC."""
+    """How `MacAllocator.allocate` draws: under a prefix, or any local unicast MAC."""
 
     PREFIX = "prefix"
     RANDOM = "random"
@@ -162,8 +162,8 @@ class MacAllocator:
     ``kernel_links``: also read ``ip -j link`` (default: when a host's URI is local);
     ``neighbours``: also read ``ip -j neigh``; ``netns``: read both inside that namespace.
     ``runner`` runs those ``ip`` commands (default: a local or netns runner; inject a
-    :class:`~kvmnet.hostnet.runner.RecordingRunner` to test without root).
-    ``ledger``: a :class:`MacLedger` shared by the processes of this machine, so two of them
+    `RecordingRunner` to test without root).
+    ``ledger``: a `MacLedger` shared by the processes of this machine, so two of them
     allocating at once never get the same MAC (see docs/macs.md).
     """
 
@@ -337,7 +337,7 @@ class MacAllocator:
         return tuple(who)
 
     def is_free(self, mac: str) -> bool:
-        """True if nothing seen uses ``mac``; :class:`InvalidMac` if it is not a NIC MAC.
+        """True if nothing seen uses ``mac``; `InvalidMac` if it is not a NIC MAC.
 
         A MAC this allocator handed out is not free: it is the caller's now.
         """
@@ -350,10 +350,10 @@ class MacAllocator:
 
         ``key`` makes it deterministic: the same key and the same LAN state give the same MAC
         (the next free one in the space if the key's own MAC is taken).
-        Raises :class:`MacSpaceExhausted` when no free MAC is left in the space, and
-        :class:`~kvmnet.errors.InvalidInput` for a ``key`` that is not a str, and
-        :class:`~kvmnet.errors.UntrustedPath` when the ledger could have been written by
-        another user (see :mod:`kvmnet.macledger`).
+        Raises `MacSpaceExhausted` when no free MAC is left in the space, and
+        `InvalidInput` for a ``key`` that is not a str, and
+        `UntrustedPath` when the ledger could have been written by
+        another user (see `kvmnet.macledger`).
         """
         if key is not None and not isinstance(key, str):
             validate.text(key, "key")  # raises InvalidType
@@ -384,14 +384,14 @@ class MacAllocator:
         does not grow with the count or the ledger's size.
 
         Args:
-            count: How many, 0 to :data:`MAX_COUNT`.
-            key: Deterministic keys ``key/i``, as for :meth:`allocate`.
+            count: How many, 0 to `MAX_COUNT`.
+            key: Deterministic keys ``key/i``, as for `allocate`.
 
         Returns:
             The MACs, in the order drawn.
 
         Raises:
-            InvalidInput: ``count`` is not a whole number from 0 to :data:`MAX_COUNT`
+            InvalidInput: ``count`` is not a whole number from 0 to `MAX_COUNT`
                 (checked before anything is drawn or claimed).
             UntrustedPath: The ledger could have been written by another user.
             MacSpaceExhausted: The space has fewer than ``count`` free MACs (checked at once
@@ -464,9 +464,9 @@ class MacAllocator:
     def reserve(self, mac: str) -> str:
         """Take a user-chosen MAC: normalised, checked, and never handed out afterwards.
 
-        Raises :class:`InvalidMac` if malformed, multicast, broadcast or zero, and
-        :class:`MacInUse` naming who uses it (or the process whose ledger claim holds it),
-        :class:`~kvmnet.errors.UntrustedPath` for a ledger another user could have written.
+        Raises `InvalidMac` if malformed, multicast, broadcast or zero, and
+        `MacInUse` naming who uses it (or the process whose ledger claim holds it),
+        `UntrustedPath` for a ledger another user could have written.
         Returns the normalised MAC. A MAC starting with ``fe`` (libvirt's tap MACs; libvirt
         refuses it for a guest) is InvalidMac too.
         Usage: ``alloc.reserve("52-54-00-AB-CD-EF") == "52:54:00:ab:cd:ef"``
@@ -610,7 +610,7 @@ def ledger_for(uri: str) -> MacLedger | None:
         uri: The host's libvirt URI.
 
     Returns:
-        :meth:`MacLedger.default`, or None for ``test:`` URIs.
+        `MacLedger.default`, or None for ``test:`` URIs.
     """
     if urlsplit(uri).scheme.split("+")[0] == "test":
         return None

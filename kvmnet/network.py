@@ -33,7 +33,7 @@ _FORWARD_MODES: Mapping[str | None, Mode] = {
 
 
 def mode_of_forward(forward: str | None) -> Mode:
-    """The :class:`Mode` of a guest on a network with this ``<forward mode>`` (None: none)."""
+    """The `Mode` of a guest on a network with this ``<forward mode>`` (None: none)."""
     return _FORWARD_MODES.get(forward, Mode.OTHER)
 
 
@@ -136,7 +136,7 @@ class Network:
 
 
 class Networks(list[Network]):
-    """The list :meth:`kvmnet.Host.networks` returns: a ``list[Network]`` that Jupyter shows
+    """The list `kvmnet.Host.networks` returns: a ``list[Network]`` that Jupyter shows
     as one table (name, mode, bridge, subnets, host addresses, reservations, active)."""
 
     __slots__ = ()

@@ -11,7 +11,7 @@ This module builds such files from small frozen specs::
     with kvmnet.connect(uri) as host:
         host.domain("web1").use_bridge("br0")
 
-``World()`` alone has the networks most tests want (:data:`DEFAULT_NETWORKS`): a NAT
+``World()`` alone has the networks most tests want (`DEFAULT_NETWORKS`): a NAT
 ``default`` on virbr0, a forward-mode-bridge network ``lan`` on br0, an isolated ``isolated``
 and a routed ``routed`` network. Guests are running unless ``running=False``.
 
@@ -274,7 +274,7 @@ def _dhcp_range(address: str) -> tuple[str, str]:
 
 @dataclass(frozen=True)
 class World:
-    """Guests and networks for one test-driver file; :meth:`write` returns its URI."""
+    """Guests and networks for one test-driver file; `write` returns its URI."""
 
     guests: tuple[Guest, ...] = ()
     networks: tuple[NetSpec, ...] = field(default=DEFAULT_NETWORKS)

@@ -1,30 +1,30 @@
 """The backend seam: one small Protocol every network stack implements.
 
-A backend is a PURE planner: given what is wanted (:class:`BridgeRequest`) and what is there
-(:class:`HostState`, read by shared code in :mod:`kvmnet.hostnet.inspect` through the runner),
-it returns a :class:`~kvmnet.hostnet.plan.Plan`. It never changes the host. It may *read*
+A backend is a PURE planner: given what is wanted (`BridgeRequest`) and what is there
+(`HostState`, read by shared code in `kvmnet.hostnet.inspect` through the runner),
+it returns a `Plan`. It never changes the host. It may *read*
 through ``current.read_file``/``current.list_dir`` (files under its ``root``) and run
 read-only queries through ``self.runner`` (e.g. ``nmcli -t connection show``), so a
-:class:`~kvmnet.hostnet.runner.RecordingRunner` with canned replies can drive it in tests.
+`RecordingRunner` with canned replies can drive it in tests.
 
 Executing the plan is NOT the backend's job: ``plan.apply()`` runs the one shared mechanism
-(:mod:`kvmnet.hostnet.apply`): snapshot runtime state and every file in ``plan.files`` ->
+(`kvmnet.hostnet.apply`): snapshot runtime state and every file in ``plan.files`` ->
 steps -> verify ``plan.checks`` with retries -> on failure restore the files byte for byte,
 run ``plan.rollback_hints``, restore links/addresses/routes (unless
 ``plan.restore_runtime`` is False), raise RolledBack.
 
 Constructors (contract): file backends take ``root="/"``, runtime ones ``netns=None``; all
-take ``runner=None`` (default: :func:`kvmnet.hostnet.runner.default_runner(netns)`)::
+take ``runner=None`` (default: `kvmnet.hostnet.runner.default_runner(netns)`)::
 
     backend = Iproute2Backend(netns="lab-host")
     plan = backend.plan_enslave(BridgeRequest("eth0", "br0"), inspect_host(backend.runner, ...))
 
-The five backends derive from :class:`BackendBase` (file backends from
-:class:`~kvmnet.backends.filebackend.FileBackendBase`), whose ``_plan`` assembles the plan
+The five backends derive from `BackendBase` (file backends from
+`FileBackendBase`), whose ``_plan`` assembles the plan
 around the backend's steps with ``runner=self.runner`` (so ``plan.apply()`` knows what executes
-it) and the shared checks (:func:`standard_checks` or :func:`release_checks`); shared code
+it) and the shared checks (`standard_checks` or `release_checks`); shared code
 sets ``dry_run`` (``dataclasses.replace``). Preflight refusals are shared too
-(:mod:`kvmnet.hostnet.preflight`); a backend only adds ``warnings`` to its plan.
+(`kvmnet.hostnet.preflight`); a backend only adds ``warnings`` to its plan.
 """
 
 from __future__ import annotations

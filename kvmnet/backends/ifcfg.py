@@ -4,20 +4,20 @@ What it writes (``/etc/sysconfig/network-scripts`` under ``root``):
 
 - ``ifcfg-BR``: ``DEVICE``, ``TYPE=Bridge``, ``ONBOOT`` and ``NM_CONTROLLED`` as the NIC had
   them, every IP-level line of the NIC's file moved verbatim and in order (the split is in
-  :mod:`.ifcfgkeys`), ``STP``, ``DELAY``, the NIC's MAC as ``MACADDR`` (initscripts) and
+  `.ifcfgkeys`), ``STP``, ``DELAY``, the NIC's MAC as ``MACADDR`` (initscripts) and
   ``BRIDGE_MACADDR`` (NetworkManager's ifcfg-rh reads that one for bridges);
-- the NIC's own file, edited in place (:mod:`.ifcfgfiles`): IP-level lines replaced by
+- the NIC's own file, edited in place (`.ifcfgfiles`): IP-level lines replaced by
   markers, ``BRIDGE=BR`` appended; comments, link-level and unknown keys stay where they were;
 - the NIC's ``route-``/``route6-``/``rule-``/``rule6-`` files, by profile name and by device
   name, become ``route-BR``...; release is the exact inverse (byte-identical files);
 - a copy of every file it replaces under ``/var/lib/kvmnet/backup/STAMP/``: never inside
   network-scripts, where every ``ifcfg-*`` file is read as a profile.
 
-Refused while planning (``force=`` overrides, see :mod:`kvmnet.hostnet.preflight`): a file
+Refused while planning (``force=`` overrides, see `kvmnet.hostnet.preflight`): a file
 saying the host boots through the NIC (``NETBOOT=yes``, ``BOOTPROTO=ibft``: ``netboot``),
 802.1X on the NIC (``802.1x``), a file making the NIC a port already (``MASTER=``,
 ``BRIDGE=``, ``TEAM_MASTER=``...: ``enslaved``). Alias files (``ifcfg-NIC:1``) and companion
-files that would collide are refused with :class:`~kvmnet.InvalidInput`.
+files that would collide are refused with `InvalidInput`.
 
 Then ``nmcli connection reload`` + ``nmcli connection up`` the NIC's profile where
 NetworkManager runs (``nmcli -t -f RUNNING general`` through the runner, or ``network_manager=``),

@@ -6,7 +6,7 @@ option it had (addresses, gateway, ``dns-*``, up/down hooks...), while link-leve
 edit happens in the file that holds the NIC's stanza (``source``/``source-directory``
 includes are followed); comments and other stanzas stay byte for byte, and the NIC's original
 lines stay in the file behind ``#kvmnet:BR|`` so that ``release`` restores them exactly
-(see :mod:`.interfaces`). The bridge gets the NIC's ``auto``/``allow-*`` (as ``auto``: a
+(see `.interfaces`). The bridge gets the NIC's ``auto``/``allow-*`` (as ``auto``: a
 bridge is not hot-plugged) and its MAC (``bridge_hw``).
 
 Activation (``activate``, default: when ``root`` is ``/``)::

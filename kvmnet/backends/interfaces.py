@@ -144,7 +144,7 @@ def read_config(path: str, read: Reader, list_dir: Lister) -> Config:
         list_dir: the names in a folder, or None when it does not exist.
 
     Returns:
-        The :class:`Config`; a file sourced twice is read once.
+        The `Config`; a file sourced twice is read once.
     """
     config = Config()
     _read_file(config, path, read, list_dir)

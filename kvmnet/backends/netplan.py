@@ -7,20 +7,20 @@ take a setting away from another, whatever its name sorts as. kvmnet therefore:
 
 - **edits the NIC's definition where it is** (the file in /etc/netplan; a /lib/netplan file is
   shadowed by an edited copy of the same name in /etc/netplan): the IP-level keys
-  (:data:`IP_KEYS`) are cut out of the NIC's stanza as text, every other byte kept;
+  (`IP_KEYS`) are cut out of the NIC's stanza as text, every other byte kept;
 - **writes** ``/etc/netplan/60-kvmnet-BR.yaml`` (mode 0600) with the bridge: ``interfaces``
   (the NIC's netplan ID, its ``match``/``set-name`` untouched), the NIC's MAC, STP off, and the
   cut ``key: value`` pairs exactly as the admin wrote them;
 - **validates** the result with the real ``netplan generate --root-dir`` on a scratch copy and
   **reads what netplan rendered**: the port's networkd ``.network`` (or NetworkManager
   keyfile) must say ``Bridge=BR`` and carry no address, DHCP, route or DNS, or the plan is
-  refused (:class:`~kvmnet.errors.ValidationFailed`) before anything is written;
+  refused (`ValidationFailed`) before anything is written;
 - keeps each edited file's original bytes as a backup with a unique name and records it (with
   both SHA-256 sums) in a ``# kvmnet-restore:`` line of its own file, so ``release`` puts
   every file back byte for byte.
 
-Link-level keys (:data:`LINK_KEYS`: match, set-name, MAC, MTU, Wake-on-LAN, offloads, 802.1X,
-SR-IOV...) stay on the port; :data:`COPY_KEYS` (``optional``, ``renderer``) are kept on the
+Link-level keys (`LINK_KEYS`: match, set-name, MAC, MTU, Wake-on-LAN, offloads, 802.1X,
+SR-IOV...) stay on the port; `COPY_KEYS` (``optional``, ``renderer``) are kept on the
 port and copied to the bridge. Refusals (with ``force=`` keys): InfiniBand
 (``infiniband-mode``), SR-IOV VFs (``link:``), 802.1X (``auth:``), VLAN parents, ports of a
 netplan bond/bridge, an ID that a ``match: driver:`` might or might not pick.

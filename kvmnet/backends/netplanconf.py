@@ -1,11 +1,11 @@
 """What netplan's configuration says, read the way netplan reads it: its folders and merge
-order, the schema's split of a device's keys (:data:`IP_KEYS` move to a bridge,
-:data:`LINK_KEYS` stay on the port), which stanza picks a NIC, what the real ``netplan
+order, the schema's split of a device's keys (`IP_KEYS` move to a bridge,
+`LINK_KEYS` stay on the port), which stanza picks a NIC, what the real ``netplan
 generate`` renders, and what cannot be bridged.
 
-Pure reading and checking; :mod:`kvmnet.backends.netplan` plans the change.
+Pure reading and checking; `kvmnet.backends.netplan` plans the change.
 
-Refusals (:class:`~kvmnet.errors.PreflightRefused`, ``check`` in parentheses): InfiniBand
+Refusals (`PreflightRefused`, ``check`` in parentheses): InfiniBand
 (``infiniband``), SR-IOV VFs (``sriov-vf``), 802.1X (``802.1x``), VLAN/tunnel parents
 (``vlan-parent``), members of a bond, another bridge or a VRF (``enslaved``), ambiguous or
 unknowable matches (``netplan-match``), a definition in /run/netplan (``netplan-run``),
@@ -209,7 +209,7 @@ def port_ip_config(rendered: Mapping[str, str], netplan_id: str) -> list[str]:
     """What IP configuration netplan rendered for the port ``netplan_id`` (empty: none).
 
     Args:
-        rendered: :func:`netplan_generate`'s output.
+        rendered: `netplan_generate`'s output.
         netplan_id: the port's netplan ID.
 
     Returns:
@@ -340,7 +340,7 @@ def refusals(
     Args:
         request: the bridging wanted (its ``force`` keys).
         files: netplan's files in merge order.
-        defs: the NIC's stanzas (:func:`definitions`).
+        defs: the NIC's stanzas (`definitions`).
         netplan_id: the NIC's netplan ID.
 
     Raises:

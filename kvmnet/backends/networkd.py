@@ -9,12 +9,12 @@ Files under ``root`` in ``/etc/systemd/network``::
     10-kvmnet-eth0.network   [Match] Name=eth0 + every link-level setting of the NIC's
                              .network and its drop-ins, [Network] Bridge=br0
 
-**The split** (:data:`NETWORK_SPLIT`, :data:`PORT_SECTIONS`, :data:`BRIDGE_SECTIONS`, derived
+**The split** (`NETWORK_SPLIT`, `PORT_SECTIONS`, `BRIDGE_SECTIONS`, derived
 from systemd.network(5)): what configures the wire (``[Link]``, ``VLAN=``, LLDP, ``[SR-IOV]``,
 queueing disciplines...) stays on the port; what configures IP (addresses, routes, rules,
 DHCP, RA, DNS, link-local...) moves to the bridge. A key or section kvmnet does not know, a NIC
 that is already a port (``Bridge=``, ``Bond=``, ``VRF=``, ``BatmanAdvanced=``) or unmanaged
-(``Unmanaged=yes``) is refused with the reason (:class:`~kvmnet.errors.PreflightRefused`):
+(``Unmanaged=yes``) is refused with the reason (`PreflightRefused`):
 nothing is dropped silently.
 
 **Why the names sort first.** networkd applies to a link the *first* .network file, in file
@@ -419,7 +419,7 @@ def render_files(
         The three texts.
 
     Raises:
-        PreflightRefused: see :func:`split_network` and :func:`merge_into`.
+        PreflightRefused: see `split_network` and `merge_into`.
     """
     head = f"# Written by kvmnet: bridge {bridge} with port {nic.name}.\n"
     netdev = UnitFile()
@@ -657,7 +657,7 @@ class NetworkdBackend(FileBackendBase):
             The plan.
 
         Raises:
-            PreflightRefused: see :func:`split_network`; the bridge's own file disagrees with
+            PreflightRefused: see `split_network`; the bridge's own file disagrees with
                 the NIC's; an existing .netdev makes the bridge another kind.
         """
         nic, br = current.nic, request.bridge

@@ -286,7 +286,7 @@ def split_properties(
     settings: dict[str, str], source: str
 ) -> tuple[dict[str, str], dict[str, str]]:
     """Split a profile's properties as nmcli shows them (``ipv4.method`` -> ``auto``) into
-    (port, bridge) the way :func:`split_keyfile` splits a keyfile; values that only repeat
+    (port, bridge) the way `split_keyfile` splits a keyfile; values that only repeat
     NetworkManager's defaults are left out (the plan stays readable, nothing changes).
 
     Args:
@@ -471,7 +471,7 @@ class NmcliBackend(FileBackendBase):
         return None
 
     def profile_settings(self, profile_uuid_: str) -> dict[str, str]:
-        """Every property of the profile's :data:`PROFILE_SETTINGS`, as nmcli shows it."""
+        """Every property of the profile's `PROFILE_SETTINGS`, as nmcli shows it."""
         fields = ",".join(PROFILE_SETTINGS)
         out = self._runner.run(
             self.nmcli("-t", "-f", fields, "connection", "show", "uuid", profile_uuid_)
@@ -699,7 +699,7 @@ class NmcliBackend(FileBackendBase):
             The two texts.
 
         Raises:
-            PreflightRefused: see :func:`split_keyfile` and :func:`merge_keyfiles`.
+            PreflightRefused: see `split_keyfile` and `merge_keyfiles`.
         """
         br_uuid, port_uuid = self._uuids(request)
         head = f"# Written by kvmnet: bridge {request.bridge} with port {nic.name}.\n"
@@ -870,7 +870,7 @@ class NmcliBackend(FileBackendBase):
             current: The host as it is.
 
         Returns:
-            The plan (files only, when :attr:`files_only`).
+            The plan (files only, when `files_only`).
         """
         nic, br = current.nic.name, request.bridge
         br_uuid, port_uuid = self._uuids(request)

@@ -144,7 +144,7 @@ class ShellVars:
     @classmethod
     def parse(cls, text: str) -> ShellVars:
         """Parse ``text`` without running it. A quoted value may span lines (as in bash):
-        it is one :class:`Line` whose ``text`` holds the line breaks.
+        it is one `Line` whose ``text`` holds the line breaks.
 
         Args:
             text: the file's content.

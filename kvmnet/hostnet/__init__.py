@@ -1,7 +1,7 @@
 """Host side: NICs, bridges, plans, runners. Pure value objects live in ``state`` and ``plan``.
 
 ``kvmnet.hostnet.confirm()`` keeps a change applied with ``confirm_within=`` (see
-:mod:`kvmnet.hostnet.deadman`).
+`kvmnet.hostnet.deadman`).
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""A fake host for tests and docs: a :class:`RecordingRunner` whose read commands describe
+"""A fake host for tests and docs: a `RecordingRunner` whose read commands describe
 the links, routes and processes you give it. No root, nothing executed.
 
 Usage::
@@ -142,7 +142,7 @@ def fake_host(
     netns: str | None = None,
 ) -> FakeHostRunner:
     """A RecordingRunner that reports ``links``, ``routes`` and ``processes`` (pid -> argv);
-    processes it spawns show up, processes it kills go (:class:`FakeHostRunner`).
+    processes it spawns show up, processes it kills go (`FakeHostRunner`).
 
     Wi-Fi can only be faked here: give a link ``wireless=True`` and its
     ``/sys/class/net/NAME/uevent`` says ``DEVTYPE=wlan``.

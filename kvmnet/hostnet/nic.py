@@ -69,7 +69,7 @@ def _plan_args(
     verify: object,
     ssh_connection: object,
 ) -> tuple[bool, tuple[str, ...], tuple[str, ...], float | None, bool]:
-    """enslave/release's shared options, checked (see :mod:`kvmnet.validate`)."""
+    """enslave/release's shared options, checked (see `kvmnet.validate`)."""
     if ssh_connection is not None and not isinstance(ssh_connection, str):
         validate.text(ssh_connection, "ssh_connection")  # raises InvalidType
     return (
@@ -227,7 +227,7 @@ class Bridge(_Link):
     ) -> Plan:
         """Plan (and unless ``dry_run``, apply) moving ``nic`` and its addresses/routes into
         this bridge. ``force`` overrides preflight refusals by name (see
-        :mod:`kvmnet.hostnet.preflight`); ``confirm_within`` arms the dead-man timer.
+        `kvmnet.hostnet.preflight`); ``confirm_within`` arms the dead-man timer.
         Every argument is checked before the host is read: InvalidInput for a bad one."""
         name = _nic_name(nic)
         stp = validate.flag(stp, "stp")
@@ -282,7 +282,7 @@ class Bridge(_Link):
     ) -> Plan:
         """The way back: the bridge's addresses and routes onto ``nic``, ``nic`` out of the
         bridge, the bridge removed when no port is left. Arguments are checked as
-        :meth:`enslave` checks them."""
+        `enslave` checks them."""
         name = _nic_name(nic)
         dry_run, dhcp_client, force, confirm_within, verify = _plan_args(
             dry_run, dhcp_client, force, confirm_within, verify, ssh_connection

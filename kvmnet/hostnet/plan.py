@@ -1,16 +1,16 @@
-"""A host change you can read before it runs: :class:`Plan` and its steps (pure, no I/O).
+"""A host change you can read before it runs: `Plan` and its steps (pure, no I/O).
 
 A backend returns a Plan; ``str(plan)`` shows every file it writes (full content and a
 unified diff against what is there now), every command as an argv, in order, and every check
 made afterwards. ``plan.apply()`` hands it to the one shared mechanism in
-:mod:`kvmnet.hostnet.apply` (snapshot -> steps -> verify -> commit or roll back)::
+`kvmnet.hostnet.apply` (snapshot -> steps -> verify -> commit or roll back)::
 
     plan = br.enslave(nic, dry_run=True)
     print(plan)
     plan.apply(confirm_within=60)
 
-Step types: :class:`RunCommand`, :class:`WriteFile`, :class:`RemoveFile`,
-:class:`StopProcess`, :class:`StartProcess`. :class:`Check` is one verification.
+Step types: `RunCommand`, `WriteFile`, `RemoveFile`,
+`StopProcess`, `StartProcess`. `Check` is one verification.
 """
 
 from __future__ import annotations
@@ -176,7 +176,7 @@ STEP_TYPES: dict[str, type[Step]] = {
 
 
 def step_kind(step: Step) -> str:
-    """The short name of ``step``'s type in :data:`STEP_TYPES`, e.g. ``"run"``."""
+    """The short name of ``step``'s type in `STEP_TYPES`, e.g. ``"run"``."""
     return next(kind for kind, cls in STEP_TYPES.items() if isinstance(step, cls))
 
 
@@ -237,8 +237,8 @@ class Plan:
         """Run the steps, verify the checks (with retries), roll back on failure.
 
         ``confirm_within`` (seconds) arms the dead-man timer: a detached watcher rolls back
-        unless :func:`kvmnet.hostnet.confirm` is called in time. Raises
-        :class:`~kvmnet.RolledBack` or :class:`~kvmnet.RollbackFailed` on failure.
+        unless `kvmnet.hostnet.confirm` is called in time. Raises
+        `RolledBack` or `RollbackFailed` on failure.
         """
         from .apply import apply_plan
 

@@ -1,15 +1,15 @@
 """The one place in kvmnet that runs commands and writes files: the runner seam.
 
-Everything that touches the host goes through a :class:`Runner`, the way httpx sends every
+Everything that touches the host goes through a `Runner`, the way httpx sends every
 request through a transport. Backends never run anything: they read the host through the
-runner (read-only queries, files) and return a :class:`~kvmnet.hostnet.plan.Plan`; the
+runner (read-only queries, files) and return a `Plan`; the
 shared apply mechanism executes that plan through the same runner.
 
-- :class:`LocalRunner` acts on this host.
-- :class:`NetnsRunner` runs commands inside a network namespace (``ip netns exec NS ...``);
+- `LocalRunner` acts on this host.
+- `NetnsRunner` runs commands inside a network namespace (``ip netns exec NS ...``);
   files are shared with the host, except the per-namespace ``/proc/sys/net`` and ``/sys``.
-- :class:`Scratch` is a temporary folder on this machine for a validator's input.
-- :class:`RecordingRunner` executes nothing and records every call; canned replies answer read
+- `Scratch` is a temporary folder on this machine for a validator's input.
+- `RecordingRunner` executes nothing and records every call; canned replies answer read
   commands, so embedders can test their own code without root (like httpx's MockTransport)::
 
       runner = RecordingRunner(replies={("ip", "-j", "link", "show"): "[]"})
@@ -65,7 +65,7 @@ class CommandResult:
         return self.returncode == 0
 
     def check(self) -> CommandResult:
-        """Raise :class:`~kvmnet.CommandFailed` unless the command exited 0."""
+        """Raise `CommandFailed` unless the command exited 0."""
         if self.returncode != 0:
             err = " ".join(self.stderr.split())
             raise CommandFailed(
@@ -135,7 +135,7 @@ def _atomic_write(path: str, data: bytes, mode: int) -> None:
 
 
 class LocalRunner:
-    """Runs commands on this host with :mod:`subprocess` (argument lists, never a shell)."""
+    """Runs commands on this host with `subprocess` (argument lists, never a shell)."""
 
     def __init__(self) -> None:
         self._netns: str | None = None
@@ -268,7 +268,7 @@ def is_read_only(argv: Sequence[str]) -> bool:
 
 
 def default_runner(netns: str | None = None) -> LocalRunner:
-    """:class:`NetnsRunner` for ``netns``, else :class:`LocalRunner`.
+    """`NetnsRunner` for ``netns``, else `LocalRunner`.
 
     Only None means "this namespace": an empty name is refused (by NetnsRunner's name check)
     rather than silently acting on the host's own interfaces.
@@ -278,7 +278,7 @@ def default_runner(netns: str | None = None) -> LocalRunner:
 
 @dataclass(frozen=True)
 class Call:
-    """One call a :class:`RecordingRunner` received: ``kind`` is run, spawn, write or remove."""
+    """One call a `RecordingRunner` received: ``kind`` is run, spawn, write or remove."""
 
     kind: str
     argv: tuple[str, ...] = ()
@@ -294,7 +294,7 @@ Reply = CommandResult | str | Callable[[tuple[str, ...]], CommandResult]
 class RecordingRunner:
     """Executes nothing; records every call. Reads are answered from canned data.
 
-    ``replies`` maps an argv (a tuple) to its stdout, a :class:`CommandResult`, or a function
+    ``replies`` maps an argv (a tuple) to its stdout, a `CommandResult`, or a function
     of the argv; an argv with no reply "succeeds" with empty output. ``files`` maps paths to
     their bytes (writes update it, so a later read sees them); ``modes`` their modes.
     ``fail`` lists argv prefixes that exit 1, to rehearse failures.
@@ -310,7 +310,7 @@ class RecordingRunner:
 
     @property
     def commands(self) -> list[tuple[str, ...]]:
-        """Every argv given to :meth:`run` and :meth:`spawn`, in order."""
+        """Every argv given to `run` and `spawn`, in order."""
         return [c.argv for c in self.calls if c.kind in ("run", "spawn")]
 
     @property

@@ -1,7 +1,7 @@
 """The host's network as a value: guests, libvirt networks, bridges, host NICs, the LAN.
 
 Pure: built from what kvmnet already reads (domain XML, network definitions, ``ip -j`` link
-states), no libvirt and no commands here. :meth:`Topology.after` applies a plan's promised
+states), no libvirt and no commands here. `Topology.after` applies a plan's promised
 outcome to a topology, so a dry run can be drawn before and after::
 
     topo = host.topology()
@@ -93,12 +93,12 @@ class NicNode:
 class Topology:
     """A hypervisor's network at one moment, as a value.
 
-    ``guests`` plug into ``bridges`` (by :attr:`GuestPort.attach`); bridges hold host
+    ``guests`` plug into ``bridges`` (by `GuestPort.attach`); bridges hold host
     ``nics`` as ports; NICs reach the LAN (through ``gateway``, when the host has a default
     route). ``networks`` are the libvirt networks: one with a bridge is drawn as that
     bridge, the others (direct, hostdev) as boxes of their own. ``changed`` holds the
     element ids (``bridge:br0``, ``nic:eth0``, ``iface:web1:MAC``, ``edge:A->B``) of what a
-    plan moves and ``removed`` the edges it takes away, both set by :meth:`after`.
+    plan moves and ``removed`` the edges it takes away, both set by `after`.
     ``host_read`` is False when the host's links were not read (libvirt's test driver, or
     no runner).
     """
@@ -200,9 +200,9 @@ class Topology:
     def after(self, plan: Plan | LanPlan | LanResult) -> Topology:
         """This topology as ``plan`` promises to leave it, with what moves in ``changed``.
 
-        A host plan (:class:`~kvmnet.Plan`) is read through its checks, which are exactly
+        A host plan (`Plan`) is read through its checks, which are exactly
         what it verifies after its steps (the bridge exists, the NIC is its port, the
-        addresses moved); a :class:`~kvmnet.LanPlan` adds the guest's XML change. Nothing
+        addresses moved); a `LanPlan` adds the guest's XML change. Nothing
         is changed on any machine.
 
         Args:
@@ -406,7 +406,7 @@ def build_topology(
     links: Mapping[str, LinkState] | None = None,
     routes: Iterable[IpRoute] = (),
 ) -> Topology:
-    """Assemble a :class:`Topology` from what kvmnet reads.
+    """Assemble a `Topology` from what kvmnet reads.
 
     Args:
         uri: the libvirt URI, for labels.
