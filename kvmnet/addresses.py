@@ -34,7 +34,14 @@ _PROC_ARP = Path("/proc/net/arp")
 
 @dataclass(frozen=True)
 class GuestAddress:
-    """One address of a guest NIC: ``source`` is "lease", "agent", "arp" or "probe"."""
+    """One address of a guest NIC, and which source reported it.
+
+    Attributes:
+        mac: the guest NIC's MAC.
+        address: the IP address, without prefix.
+        prefix: the prefix length, when the source knows it.
+        source: who answered: "lease", "agent", "arp" or "probe".
+    """
 
     mac: str
     address: str

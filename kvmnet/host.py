@@ -105,7 +105,10 @@ class Host:
     """A libvirt host (one open connection): its domains and networks.
 
     Networks are read once and cached for resolving interface modes; `refresh`
-    (or `networks`) reads them again.
+    (or `networks`) reads them again. Get one from `kvmnet.connect`.
+
+    Args:
+        connection: the open libvirt connection (internal: use `kvmnet.connect`).
     """
 
     def __init__(self, connection: Connection) -> None:
@@ -124,6 +127,7 @@ class Host:
         return self._connection
 
     def close(self) -> None:
+        """Close the libvirt connection; closing twice is harmless."""
         if not self._closed:
             self._closed = True
             self._connection.close()
@@ -142,15 +146,27 @@ class Host:
     # -- domains ------------------------------------------------------------------------
 
     def domains(self) -> list[Domain]:
-        """Every domain, running or defined: one libvirt listing, XML read lazily."""
+        """Every domain, running or defined: one libvirt listing, XML read lazily.
+
+        Returns:
+            One `Domain` per guest.
+        """
         from .domain import Domain
 
         return [Domain(self, handle) for handle in self._connection.list_domains()]
 
     def domain(self, name: str) -> Domain:
-        """The domain called ``name``; `DomainNotFound` if none.
+        """The domain called ``name``.
 
-        `InvalidName` for a name no domain can have (empty, NUL...).
+        Args:
+            name: the domain's name, as ``virsh list --all`` shows it.
+
+        Returns:
+            The `Domain`.
+
+        Raises:
+            DomainNotFound: no domain has that name.
+            InvalidName: a name no domain can have (empty, NUL...).
         """
         from .domain import Domain
 
@@ -160,7 +176,11 @@ class Host:
     # -- networks -----------------------------------------------------------------------
 
     def networks(self) -> list[Network]:
-        """Every libvirt network, active or not (one listing); refreshes the mode cache."""
+        """Every libvirt network, active or not (one listing); refreshes the mode cache.
+
+        Returns:
+            The networks, as a list that also finds one by name.
+        """
         nets = Networks(
             Network.from_xml(xml, active=active)
             for _name, active, xml in self._connection.network_xmls()
@@ -169,9 +189,17 @@ class Host:
         return nets
 
     def network(self, name: str) -> Network:
-        """The network called ``name``; `NetworkNotFound` if none.
+        """The network called ``name``.
 
-        `InvalidName` for a name no libvirt network can have.
+        Args:
+            name: the libvirt network's name, e.g. ``"default"``.
+
+        Returns:
+            The `Network`.
+
+        Raises:
+            NetworkNotFound: no libvirt network has that name.
+            InvalidName: a name no libvirt network can have.
         """
         name = validate.network_name(name)
         index = self.network_index()
@@ -188,7 +216,11 @@ class Host:
         return net
 
     def network_index(self) -> NetworkIndex:
-        """Networks by name and bridge, read once per Host (see `refresh`)."""
+        """Networks by name and bridge, read once per Host (see `refresh`).
+
+        Returns:
+            The cached `NetworkIndex`.
+        """
         if self._index is None:
             self.networks()
         assert self._index is not None

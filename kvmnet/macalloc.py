@@ -87,9 +87,11 @@ class HostLike(Protocol):
     """What the allocator needs of a `kvmnet.Host`: its URI and libvirt connection."""
 
     @property
+                          """The host's libvirt URI."""
     def uri(self) -> str: ...
 
     @property
+                                        """The host's open libvirt connection."""
     def connection(self) -> Connection: ...
 
 
@@ -102,7 +104,15 @@ class MacMode(str, Enum):
 
 @dataclass(frozen=True)
 class SourceReport:
-    """One inventory source: where it was read, whether that worked, how many MACs it gave."""
+    """One inventory source: where it was read, whether that worked, how many MACs it gave.
+
+    Attributes:
+        host: the libvirt URI (or namespace) the source was read on.
+        source: what was read: ``"domains"``, ``"networks"``, ``"links"``, ``"neighbours"``...
+        ok: whether reading it worked.
+        count: how many MACs it gave.
+        error: why it could not be read, when ``ok`` is False.
+    """
 
     host: str
     source: str
@@ -157,14 +167,24 @@ def is_local_uri(uri: str) -> bool:
 class MacAllocator:
     """Hands out MACs that no domain, network, host NIC (or neighbour) on ``hosts`` uses.
 
-    ``prefix`` (default 52:54:00) bounds the MACs drawn in ``mode="prefix"``;
-    ``mode="random"`` draws any unicast locally administered MAC (46 random bits).
-    ``kernel_links``: also read ``ip -j link`` (default: when a host's URI is local);
-    ``neighbours``: also read ``ip -j neigh``; ``netns``: read both inside that namespace.
-    ``runner`` runs those ``ip`` commands (default: a local or netns runner; inject a
-    `RecordingRunner` to test without root).
-    ``ledger``: a `MacLedger` shared by the processes of this machine, so two of them
-    allocating at once never get the same MAC (see docs/macs.md).
+    Args:
+        hosts: one `kvmnet.Host` or several (the LAN's hypervisors): their domains'
+            live and persistent XML and their networks are the inventory.
+        prefix: bounds the MACs drawn in ``mode="prefix"`` (default 52:54:00).
+        mode: ``"prefix"`` draws under ``prefix``; ``"random"`` draws any unicast locally
+            administered MAC (46 random bits).
+        kernel_links: also read ``ip -j link`` (default: when a host's URI is local).
+        neighbours: also read ``ip -j neigh`` (MACs seen on the LAN).
+        netns: read links and neighbours inside that network namespace.
+        ledger: a `MacLedger` shared by the processes of this machine, so two of them
+            allocating at once never get the same MAC (see docs/macs.md).
+        runner: runs the ``ip`` commands (default: a local or netns runner; inject a
+            `RecordingRunner` to test without root).
+        rng: the random source (give a seeded ``random.Random`` for repeatable draws).
+
+    Raises:
+        InvalidInput: an unknown mode, a prefix together with ``mode="random"``, or
+            another bad argument.
     """
 
     def __init__(
@@ -325,7 +345,17 @@ class MacAllocator:
         return tuple(r for r in self.sources if not r.ok)
 
     def used_by(self, mac: str) -> tuple[str, ...]:
-        """Who uses ``mac``: the inventory, this allocator, other processes' ledger claims."""
+        """Who uses ``mac``: the inventory, this allocator, other processes' ledger claims.
+
+        Args:
+            mac: the MAC, in any common spelling.
+
+        Returns:
+            One description per user; empty when the MAC is free.
+
+        Raises:
+            InvalidMac: not a MAC.
+        """
         text = validate.mac(mac)
         who = list(self._users().get(text, ()))
         if text in self._handed:
@@ -337,9 +367,18 @@ class MacAllocator:
         return tuple(who)
 
     def is_free(self, mac: str) -> bool:
-        """True if nothing seen uses ``mac``; `InvalidMac` if it is not a NIC MAC.
+        """True if nothing seen uses ``mac``.
 
         A MAC this allocator handed out is not free: it is the caller's now.
+
+        Args:
+            mac: the MAC, in any common spelling.
+
+        Returns:
+            Whether ``mac`` is free.
+
+        Raises:
+            InvalidMac: not a NIC MAC.
         """
         return not self.used_by(mac)
 
@@ -348,12 +387,18 @@ class MacAllocator:
     def allocate(self, *, key: str | None = None) -> str:
         """A MAC free on every host and never handed out before by this allocator.
 
-        ``key`` makes it deterministic: the same key and the same LAN state give the same MAC
-        (the next free one in the space if the key's own MAC is taken).
-        Raises `MacSpaceExhausted` when no free MAC is left in the space, and
-        `InvalidInput` for a ``key`` that is not a str, and
-        `UntrustedPath` when the ledger could have been written by
-        another user (see `kvmnet.macledger`).
+        Args:
+            key: makes it deterministic: the same key and the same LAN state give the same MAC
+                (the next free one in the space if the key's own MAC is taken).
+
+        Returns:
+            The MAC, lower case with colons.
+
+        Raises:
+            MacSpaceExhausted: no free MAC is left in the space.
+            InvalidInput: a ``key`` that is not a str.
+            UntrustedPath: the ledger could have been written by another user (see
+                `kvmnet.macledger`).
         """
         if key is not None and not isinstance(key, str):
             validate.text(key, "key")  # raises InvalidType
@@ -464,12 +509,19 @@ class MacAllocator:
     def reserve(self, mac: str) -> str:
         """Take a user-chosen MAC: normalised, checked, and never handed out afterwards.
 
-        Raises `InvalidMac` if malformed, multicast, broadcast or zero, and
-        `MacInUse` naming who uses it (or the process whose ledger claim holds it),
-        `UntrustedPath` for a ledger another user could have written.
-        Returns the normalised MAC. A MAC starting with ``fe`` (libvirt's tap MACs; libvirt
-        refuses it for a guest) is InvalidMac too.
-        Usage: ``alloc.reserve("52-54-00-AB-CD-EF") == "52:54:00:ab:cd:ef"``
+        A MAC starting with ``fe`` (libvirt's tap MACs; libvirt refuses it for a guest) is
+        InvalidMac too. Usage: ``alloc.reserve("52-54-00-AB-CD-EF") == "52:54:00:ab:cd:ef"``
+
+        Args:
+            mac: the MAC, in any common spelling.
+
+        Returns:
+            The normalised MAC.
+
+        Raises:
+            InvalidMac: malformed, multicast, broadcast, zero or ``fe:``.
+            MacInUse: naming who uses it (or the process whose ledger claim holds it).
+            UntrustedPath: a ledger another user could have written.
         """
         text = validate.guest_mac(mac)
         who = self.used_by(text)
@@ -490,7 +542,14 @@ class MacAllocator:
         return text
 
     def release(self, mac: str) -> None:
-        """Forget that this allocator handed ``mac`` out (e.g. the define that used it failed)."""
+        """Forget that this allocator handed ``mac`` out (e.g. the define that used it failed).
+
+        Args:
+            mac: the MAC handed out or reserved earlier.
+
+        Raises:
+            InvalidMac: not a MAC.
+        """
         text = validate.mac(mac)
         self._handed.discard(text)
         if text not in self._users():
