@@ -87,12 +87,14 @@ class HostLike(Protocol):
     """What the allocator needs of a `kvmnet.Host`: its URI and libvirt connection."""
 
     @property
-                          """The host's libvirt URI."""
-    def uri(self) -> str: ...
+    def uri(self) -> str:
+        """The host's libvirt URI."""
+        ...
 
     @property
-                                        """The host's open libvirt connection."""
-    def connection(self) -> Connection: ...
+    def connection(self) -> Connection:
+        """The host's open libvirt connection."""
+        ...
 
 
 class MacMode(str, Enum):
