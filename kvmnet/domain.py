@@ -233,9 +233,9 @@ class Domain:
             bridge: the host bridge's name, e.g. ``"br0"``.
             iface: which interface: None (the first), its MAC, its index, or a
                 `GuestInterface`.
-                    live: None: the running guest too if it runs; False: next boot only; True:
-                        fail unless the running guest changes too.
-                    dry_run: True: compute and return the change without applying anything.
+            live: None: the running guest too if it runs; False: next boot only; True:
+                fail unless the running guest changes too.
+            dry_run: True: compute and return the change without applying anything.
             bounce_link: after a live switch, take the guest's link down for a second (or
                 this many seconds) so it asks DHCP again.
 
@@ -268,9 +268,9 @@ class Domain:
             network: the libvirt network's name.
             iface: which interface: None (the first), its MAC, its index, or a
                 `GuestInterface`.
-                    live: None: the running guest too if it runs; False: next boot only; True:
-                        fail unless the running guest changes too.
-                    dry_run: True: compute and return the change without applying anything.
+            live: None: the running guest too if it runs; False: next boot only; True:
+                fail unless the running guest changes too.
+            dry_run: True: compute and return the change without applying anything.
             bounce_link: after a live switch, take the guest's link down for a second (or
                 this many seconds) so it asks DHCP again.
 
@@ -406,9 +406,9 @@ class Domain:
             mac: the MAC; None picks one unique on this host (every domain's live and
                 persistent XML, network reservations; prefix 52:54:00).
             model: the NIC model (``virtio`` unless given; None leaves it to libvirt).
-                    live: None: the running guest too if it runs; False: next boot only; True:
-                        fail unless the running guest changes too.
-                    dry_run: True: compute and return the change without applying anything.
+            live: None: the running guest too if it runs; False: next boot only; True:
+                fail unless the running guest changes too.
+            dry_run: True: compute and return the change without applying anything.
 
         Returns:
             The `Change` adding the interface.
@@ -548,9 +548,9 @@ class Domain:
         Args:
             iface: which interface: its MAC (safest), its index, a `GuestInterface`, or
                 None for the first.
-                    live: None: the running guest too if it runs; False: next boot only; True:
-                        fail unless the running guest changes too.
-                    dry_run: True: compute and return the change without applying anything.
+            live: None: the running guest too if it runs; False: next boot only; True:
+                fail unless the running guest changes too.
+            dry_run: True: compute and return the change without applying anything.
 
         Returns:
             The `Change` removing the interface.

@@ -255,7 +255,7 @@ class Bridge(_Link):
         verify: bool = True,
         ssh_connection: str | None = None,
     ) -> Plan:
-        """Plan (and unless ``dry_run``, apply) moving ``nic`` and its addresses/routes into this bridge.
+        """Plan (and unless ``dry_run``, apply) moving ``nic`` and its addresses into this bridge.
 
         Every argument is checked before the host is read.
 

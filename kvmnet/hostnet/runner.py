@@ -53,7 +53,14 @@ DEFAULT_TIMEOUT = 60.0
 
 @dataclass(frozen=True)
 class CommandResult:
-    """What a command did: ``argv`` as run, exit status and its decoded output."""
+    """What a command did: ``argv`` as run, exit status and its decoded output.
+
+    Attributes:
+        argv: the command as run.
+        returncode: its exit status.
+        stdout: its standard output, decoded.
+        stderr: its standard error, decoded.
+    """
 
     argv: tuple[str, ...]
     returncode: int
@@ -62,10 +69,18 @@ class CommandResult:
 
     @property
     def ok(self) -> bool:
+        """True when the command exited 0."""
         return self.returncode == 0
 
     def check(self) -> CommandResult:
-        """Raise `CommandFailed` unless the command exited 0."""
+        """Raise `CommandFailed` unless the command exited 0.
+
+        Returns:
+            This result, for chaining.
+
+        Raises:
+            CommandFailed: naming the command, its exit status and its error output.
+        """
         if self.returncode != 0:
             err = " ".join(self.stderr.split())
             raise CommandFailed(
@@ -87,7 +102,9 @@ class Runner(Protocol):
     """
 
     @property
-    def netns(self) -> str | None: ...
+    def netns(self) -> str | None:
+        """The network namespace commands run in (None: the runner's own)."""
+        ...
 
     def run(
         self,
@@ -96,19 +113,84 @@ class Runner(Protocol):
         input: str | None = None,
         check: bool = True,
         timeout: float = DEFAULT_TIMEOUT,
-    ) -> CommandResult: ...
+    ) -> CommandResult:
+        """Run ``argv`` (an argument list, never a shell) and wait for it.
 
-    def spawn(self, argv: Sequence[str]) -> int: ...
+        Args:
+            argv: the command and its arguments.
+            input: text fed to its standard input.
+            check: raise unless it exits 0.
+            timeout: seconds before it is killed.
 
-    def read_file(self, path: str) -> bytes | None: ...
+        Returns:
+            What the command did.
 
-    def file_mode(self, path: str) -> int | None: ...
+        Raises:
+            CommandFailed: ``check`` and a non-zero exit, or a timeout.
+        """
+        ...
 
-    def list_dir(self, path: str) -> tuple[str, ...] | None: ...
+    def spawn(self, argv: Sequence[str]) -> int:
+        """Start a detached long-running process (a DHCP client).
 
-    def write_file(self, path: str, data: bytes, *, mode: int) -> None: ...
+        Args:
+            argv: the command and its arguments.
 
-    def remove_file(self, path: str) -> None: ...
+        Returns:
+            Its PID.
+        """
+        ...
+
+    def read_file(self, path: str) -> bytes | None:
+        """The bytes of ``path``.
+
+        Args:
+            path: an absolute path.
+
+        Returns:
+            The file's bytes, None if it does not exist.
+        """
+        ...
+
+    def file_mode(self, path: str) -> int | None:
+        """The permission bits of ``path``.
+
+        Args:
+            path: an absolute path.
+
+        Returns:
+            The mode (e.g. ``0o600``), None if it does not exist.
+        """
+        ...
+
+    def list_dir(self, path: str) -> tuple[str, ...] | None:
+        """The names in directory ``path``.
+
+        Args:
+            path: an absolute path.
+
+        Returns:
+            The entries' names, None if it is no directory.
+        """
+        ...
+
+    def write_file(self, path: str, data: bytes, *, mode: int) -> None:
+        """Write ``path`` atomically: temp file beside it, fsync, chmod, ``os.replace``.
+
+        Args:
+            path: an absolute path.
+            data: the new content.
+            mode: its permission bits.
+        """
+        ...
+
+    def remove_file(self, path: str) -> None:
+        """Remove ``path``; a missing file is no error.
+
+        Args:
+            path: an absolute path.
+        """
+        ...
 
 
 def _atomic_write(path: str, data: bytes, mode: int) -> None:
@@ -278,7 +360,15 @@ def default_runner(netns: str | None = None) -> LocalRunner:
 
 @dataclass(frozen=True)
 class Call:
-    """One call a `RecordingRunner` received: ``kind`` is run, spawn, write or remove."""
+    """One call a `RecordingRunner` received.
+
+    Attributes:
+        kind: ``"run"``, ``"spawn"``, ``"write"`` or ``"remove"``.
+        argv: the command, for run and spawn.
+        path: the file, for write and remove.
+        data: the bytes written.
+        mode: the mode written.
+    """
 
     kind: str
     argv: tuple[str, ...] = ()
@@ -294,10 +384,14 @@ Reply = CommandResult | str | Callable[[tuple[str, ...]], CommandResult]
 class RecordingRunner:
     """Executes nothing; records every call. Reads are answered from canned data.
 
-    ``replies`` maps an argv (a tuple) to its stdout, a `CommandResult`, or a function
-    of the argv; an argv with no reply "succeeds" with empty output. ``files`` maps paths to
-    their bytes (writes update it, so a later read sees them); ``modes`` their modes.
-    ``fail`` lists argv prefixes that exit 1, to rehearse failures.
+    Attributes:
+        replies: an argv (a tuple) -> its stdout, a `CommandResult`, or a function of the
+            argv; an argv with no reply "succeeds" with empty output.
+        files: path -> bytes (writes update it, so a later read sees them).
+        modes: path -> mode.
+        fail: argv prefixes that exit 1, to rehearse failures.
+        netns: the namespace it pretends to run in.
+        calls: every call received, in order.
     """
 
     replies: Mapping[tuple[str, ...], Reply] = field(default_factory=dict)
