@@ -17,7 +17,7 @@ def confirm(*, state_dir: str | None = None) -> list[str]:
             directory); the same as given to ``apply``.
 
     Returns:
-        What was confirmed, one line per change.
+        The ids of the changes confirmed.
 
     Raises:
         ConfirmationError: no change waits for confirmation.
