@@ -62,9 +62,9 @@ __all__ = ["DomainXML", "GuestInterface", "GuestInterfaces", "IfaceSelector"]
 
 log = logging.getLogger(__name__)
 
-#: What selects an interface: None (the first), a MAC in any spelling, an index, or an
-#: interface taken from ``.interfaces``.
 IfaceSelector = Union[None, str, int, "GuestInterface"]
+"""What selects an interface: None (the first), a MAC in any spelling, an index, or an
+interface taken from ``.interfaces``."""
 
 # Interface types a switch may start from: their <source> is a plain name, nothing that
 # only makes sense for the old type (sockets, host devices, vhost-user paths).
