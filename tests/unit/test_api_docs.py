@@ -58,7 +58,6 @@ PENDING = frozenset(
         "kvmnet.hostnet.runner",
         "kvmnet.lanplan",
         "kvmnet.testing",
-        "kvmnet.topology",
     }
 )
 
