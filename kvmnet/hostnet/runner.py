@@ -425,6 +425,20 @@ class RecordingRunner:
         check: bool = True,
         timeout: float = DEFAULT_TIMEOUT,
     ) -> CommandResult:
+        """Record ``argv`` and answer from `replies` (an argv with no reply succeeds, empty).
+
+        Args:
+            argv: the command and its arguments.
+            input: ignored: nothing runs.
+            check: raise unless the (canned) exit status is 0.
+            timeout: ignored: nothing runs.
+
+        Returns:
+            The canned result; exit status 1 for an argv matching `fail`.
+
+        Raises:
+            CommandFailed: ``check`` and a canned non-zero exit.
+        """
         key = tuple(argv)
         self.calls.append(Call("run", key))
         reply = self.replies.get(key)
@@ -441,29 +455,73 @@ class RecordingRunner:
         return result.check() if check else result
 
     def spawn(self, argv: Sequence[str]) -> int:
+        """Record ``argv``; start nothing.
+
+        Args:
+            argv: the command and its arguments.
+
+        Returns:
+            A made-up PID, one higher per call.
+        """
         self.calls.append(Call("spawn", tuple(argv)))
         self._next_pid += 1
         return self._next_pid
 
     def read_file(self, path: str) -> bytes | None:
+        """The canned bytes of ``path``.
+
+        Args:
+            path: an absolute path.
+
+        Returns:
+            The bytes from `files`, None if it has none.
+        """
         return self.files.get(path)
 
     def file_mode(self, path: str) -> int | None:
+        """The canned mode of ``path``.
+
+        Args:
+            path: an absolute path.
+
+        Returns:
+            The mode from `modes` (0o644 if it names none), None for a file not in `files`.
+        """
         if path not in self.files:
             return None
         return self.modes.get(path, 0o644)
 
     def list_dir(self, path: str) -> tuple[str, ...] | None:
+        """The names under ``path`` among the canned `files`.
+
+        Args:
+            path: an absolute path.
+
+        Returns:
+            The entries' names, None if no file lies under it.
+        """
         prefix = path.rstrip("/") + "/"
         names = {p[len(prefix) :].split("/", 1)[0] for p in self.files if p.startswith(prefix)}
         return tuple(sorted(names)) if names else None
 
     def write_file(self, path: str, data: bytes, *, mode: int) -> None:
+        """Record the write and keep the bytes in `files`, so a later read sees them.
+
+        Args:
+            path: an absolute path.
+            data: the new content.
+            mode: its permission bits, kept in `modes`.
+        """
         self.calls.append(Call("write", path=path, data=data, mode=mode))
         self.files[path] = data
         self.modes[path] = mode
 
     def remove_file(self, path: str) -> None:
+        """Record the removal and drop ``path`` from `files`.
+
+        Args:
+            path: an absolute path.
+        """
         self.calls.append(Call("remove", path=path))
         self.files.pop(path, None)
         self.modes.pop(path, None)

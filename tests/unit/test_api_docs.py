@@ -51,11 +51,8 @@ CONTRACT_RAISES = (
 PENDING = frozenset(
     {
         "kvmnet.backends",
-        "kvmnet.errors",
         "kvmnet.host",
         "kvmnet.hostnet.apply",
-        "kvmnet.hostnet.fake",
-        "kvmnet.hostnet.runner",
         "kvmnet.lanplan",
     }
 )
