@@ -56,19 +56,53 @@ class Backend(Protocol):
     """Turns (request, current host state) into a Plan. See the module docstring."""
 
     @property
-    def name(self) -> str: ...
+    def name(self) -> str:
+        """The backend's name, as ``--backend`` and `create_backend` take it."""
+        ...
 
     @property
-    def runner(self) -> Runner: ...
+    def runner(self) -> Runner:
+        """The runner the backend reads through, and its plans run on."""
+        ...
 
-    def plan_enslave(self, request: BridgeRequest, current: HostState) -> Plan: ...
+    def plan_enslave(self, request: BridgeRequest, current: HostState) -> Plan:
+        """Plan bridging ``request.nic`` into ``request.bridge``; change nothing.
 
-    def plan_release(self, request: BridgeRequest, current: HostState) -> Plan: ...
+        Args:
+            request: what is wanted: the NIC, the bridge and the options.
+            current: the host as it is now: links, routes, DHCP clients, and files read
+                under the backend's ``root``.
+
+        Returns:
+            The `Plan` (``plan.apply()`` runs it).
+        """
+        ...
+
+    def plan_release(self, request: BridgeRequest, current: HostState) -> Plan:
+        """Plan the way back: the bridge's settings onto ``request.nic``; change nothing.
+
+        Args:
+            request: what is wanted: the NIC, the bridge and the options.
+            current: the host as it is now.
+
+        Returns:
+            The `Plan` (``plan.apply()`` runs it).
+        """
+        ...
 
 
 class BackendBase:
-    """What the five backends share: the runner they plan with (``runner``, else one for
-    ``netns``) and how a plan is assembled around their steps. Subclasses set ``name``."""
+    """What the backends share: the runner they plan with and how a plan is assembled.
+
+    Subclasses set ``name``.
+
+    Args:
+        netns: the network namespace to read and act in (None: this process's own).
+        runner: the runner to read and act through (default: one for ``netns``).
+
+    Raises:
+        InvalidInput: a bad namespace name or runner (InvalidType for a wrong type).
+    """
 
     name: str
 
@@ -80,6 +114,7 @@ class BackendBase:
 
     @property
     def runner(self) -> Runner:
+        """The runner this backend reads through, and its plans run on."""
         return self._runner
 
     def _plan(

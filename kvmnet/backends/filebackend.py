@@ -82,12 +82,20 @@ class Rooted:
 class FileBackendBase(BackendBase):
     """A backend whose configuration files live under ``root`` (``paths`` maps into it).
 
-    ``root`` (str or path-like) must be an existing directory: a missing one is refused, not
-    created, and so is a root whose config dirs (``config_dirs``, and the backup dir) resolve
-    outside it through a symlink, since writes would land on the real system. The check is
-    made on this machine's file system when the runner acts on it (the default, a local or
-    namespace runner); another runner (a recording one) holds its own files.
-    Raises `InvalidInput` (InvalidType for a wrong type).
+    ``root`` must be an existing directory: a missing one is refused, not created, and so is
+    a root whose config dirs (``config_dirs``, and the backup dir) resolve outside it through
+    a symlink, since writes would land on the real system. The check is made on this
+    machine's file system when the runner acts on it (the default, a local or namespace
+    runner); another runner (a recording one) holds its own files.
+
+    Args:
+        root: where the configuration files are (str or path-like; ``/``: this machine's).
+        netns: the network namespace to read and act in.
+        runner: the runner to read and act through (default: one for ``netns``).
+
+    Raises:
+        InvalidInput: a missing root, or one that leads outside itself (InvalidType for a
+            wrong type).
     """
 
     #: The absolute directories (as on ``/``) this backend reads and writes under ``root``.
@@ -111,6 +119,7 @@ class FileBackendBase(BackendBase):
 
     @property
     def root(self) -> str:
+        """The root directory the configuration files are read and written under."""
         return self.paths.root
 
 

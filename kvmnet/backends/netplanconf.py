@@ -120,7 +120,13 @@ Yaml = dict[str, Any]
 
 @dataclass(frozen=True)
 class NetplanFile:
-    """One YAML file netplan reads: its real path (without root), text and parsed root."""
+    """One YAML file netplan reads.
+
+    Attributes:
+        path: its real path (without root).
+        text: its text.
+        root: its parsed YAML document (None for an empty file).
+    """
 
     path: str
     text: str
@@ -128,15 +134,27 @@ class NetplanFile:
 
     @property
     def name(self) -> str:
+        """The file's name, without its folder."""
         return posixpath.basename(self.path)
 
     def network(self) -> Yaml:
+        """The file's ``network:`` mapping, as plain data.
+
+        Returns:
+            The mapping; empty when the file has none.
+        """
         value = ny.plain(ny.find(self.root, "network"))
         return value if isinstance(value, dict) else {}
 
     def stanzas(self, kind: str) -> list[tuple[str, Node, Yaml]]:
-        """(ID, node, plain mapping) of each device of ``kind`` (``ethernets``...), in
-        every section of that name (a file may repeat one)."""
+        """Each device of ``kind``, in every section of that name (a file may repeat one).
+
+        Args:
+            kind: the section: ``"ethernets"``, ``"bridges"``, ``"bonds"``...
+
+        Returns:
+            ``(ID, node, plain mapping)`` per device.
+        """
         out = []
         for section in ny.entries(ny.find(self.root, "network"), kind):
             for netplan_id, _, node in ny.items(section):

@@ -526,11 +526,28 @@ class NetworkdBackend(FileBackendBase):
         return f"<NetworkdBackend root={self.root!r} runner={self._runner!r}>"
 
     def networkctl(self, *args: str) -> tuple[str, ...]:
+        """The ``networkctl`` argv, on the backend's D-Bus when one is set.
+
+        Args:
+            *args: networkctl's arguments.
+
+        Returns:
+            The argv to run.
+        """
         return on_bus(self.bus_address, "networkctl", *args)
 
     def config_files(self, current: HostState, suffix: str) -> list[tuple[str, str]]:
-        """(file name, path) of every ``suffix`` file networkd reads, in its order; a name in
-        an earlier directory shadows the same name in later ones."""
+        """Every ``suffix`` file networkd reads, in its order.
+
+        A name in an earlier directory shadows the same name in later ones.
+
+        Args:
+            current: the host as it is now (its files are read through it).
+            suffix: ``".network"``, ``".netdev"`` or ``".link"``.
+
+        Returns:
+            ``(file name, path)`` pairs.
+        """
         seen: dict[str, str] = {}
         for directory in NETWORK_DIRS:
             full = self.paths(directory)
@@ -540,11 +557,26 @@ class NetworkdBackend(FileBackendBase):
         return sorted(seen.items())
 
     def network_files(self, current: HostState) -> list[tuple[str, str]]:
-        """(file name, path) of every .network file networkd reads, in its order."""
+        """Every .network file networkd reads, in its order.
+
+        Args:
+            current: the host as it is now (its files are read through it).
+
+        Returns:
+            ``(file name, path)`` pairs.
+        """
         return self.config_files(current, ".network")
 
     def dropins(self, current: HostState, name: str) -> list[str]:
-        """Paths of ``name.d/*.conf`` in networkd's order (by file name; /etc shadows /lib)."""
+        """Paths of ``name.d/*.conf`` in networkd's order (by file name; /etc shadows /lib).
+
+        Args:
+            current: the host as it is now (its files are read through it).
+            name: the unit file's name.
+
+        Returns:
+            The drop-ins' paths.
+        """
         seen: dict[str, str] = {}
         for directory in NETWORK_DIRS:
             full = self.paths(posixpath.join(directory, name + ".d"))
@@ -638,7 +670,14 @@ class NetworkdBackend(FileBackendBase):
         return None
 
     def prefix(self, before: str | Iterable[str | None] | None) -> str:
-        """The first of kvmnet's prefixes that sorts before every name in ``before``."""
+        """The first of kvmnet's prefixes that sorts before every name in ``before``.
+
+        Args:
+            before: a file name, or several (None entries are skipped).
+
+        Returns:
+            The prefix for kvmnet's file names, e.g. ``"10-kvmnet-"``.
+        """
         names = [before] if before is None or isinstance(before, str) else list(before)
         names = [n for n in names if n is not None]
         for prefix in _PREFIXES:

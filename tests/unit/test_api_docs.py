@@ -50,7 +50,6 @@ CONTRACT_RAISES = (
 # reshaped (issue 11, "one way to do each thing"): documenting them comes after that lands.
 PENDING = frozenset(
     {
-        "kvmnet.backends",
         "kvmnet.host",
         "kvmnet.hostnet.apply",
         "kvmnet.lanplan",
