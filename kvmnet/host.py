@@ -246,11 +246,22 @@ class Host:
         Usage: ``host.use_bridge_all(["web1", "web2"], "br0", progress=show)``.
 
         One listing for all domains; stops at the first error, as `kvmnet.bulk.bridge_many`
-        does: the guests switched before it stay switched. Every argument is checked first
-        (``names`` must be a list, not one str): `InvalidInput` before
-        any guest changes.
+        does: the guests switched before it stay switched.
+
+        Args:
+            names: the domains' names, as a list (None: every domain).
+            bridge: the host bridge.
+            live: None: the running guests too; False: next boot only; True: fail unless the
+                running guest changes too.
+            dry_run: True: compute the changes, apply nothing.
+            progress: called as ``progress(done, total, label)`` after each guest.
+
+        Returns:
+            One `Change` per guest, in order.
 
         Raises:
+            InvalidInput: a bad argument (``names`` must be a list, not one str), before any
+                guest changes.
             PartiallyApplied: a guest failed; the message names the guests switched, the one
                 that failed (with what stands for it) and the ones not tried.
         """
@@ -275,9 +286,19 @@ class Host:
     ) -> list[Change]:
         """``use_nat(network)`` on the first interface of every named domain (all if None).
 
-        Arguments are checked as `use_bridge_all` checks them.
+        Args:
+            names: the domains' names, as a list (None: every domain).
+            network: the libvirt network.
+            live: None: the running guests too; False: next boot only; True: fail unless the
+                running guest changes too.
+            dry_run: True: compute the changes, apply nothing.
+            progress: called as ``progress(done, total, label)`` after each guest.
+
+        Returns:
+            One `Change` per guest, in order.
 
         Raises:
+            InvalidInput: a bad argument, before any guest changes.
             NetworkNotFound: before any guest changes.
             PartiallyApplied: as `use_bridge_all`.
         """
@@ -336,8 +357,39 @@ class Host:
         """Put ``domain`` on the LAN: bridge ``nic`` into ``bridge`` if it is missing, switch the
         guest (live + persistent, link bounced), wait for its new address.
 
-        ``host.bridge_guest("web1", bridge="br0", nic="eno1", backend=NmcliBackend())``;
-        the options are `kvmnet.onboard.bridge_guest`'s.
+        ``host.bridge_guest("web1", bridge="br0", nic="eno1", backend=NmcliBackend())``.
+
+        Args:
+            domain: the guest's name.
+            bridge: the host bridge to put it on.
+            nic: the host NIC to make the bridge from when it is missing (with ``backend``;
+                without both the bridge must exist).
+            backend: the backend that plans the host bridge.
+            iface: which guest interface, selected as for `Domain.use_bridge`.
+            live: None: the running guest too if it runs; False: next boot only; True: fail
+                unless the running guest changes too.
+            bounce_link: take the guest's link down for a moment after the live switch, so it
+                asks DHCP again.
+            force: preflight refusals to override, by name (see `kvmnet.hostnet.preflight`).
+            dhcp_client: an argv starting a DHCP client on the link that keeps the address.
+            confirm_within: seconds: the host change rolls back by itself unless
+                `kvmnet.hostnet.confirm` is called in time (None: no timer).
+            address_timeout: seconds to wait for the guest's new address (a timeout is
+                reported, not fatal).
+            dry_run: True: plan only; the result shows the plan and nothing changes.
+            progress: called as ``progress(done, total, label)`` while the parts run.
+            state_dir: where the dead-man timer keeps its state (default: kvmnet's run
+                directory).
+
+        Returns:
+            The `LanResult`: what was done (or, with ``dry_run``, the plan).
+
+        Raises:
+            InvalidInput: a bad argument, before anything is read or changed.
+            DomainNotFound: no such guest.
+            PreflightRefused: the host change is refused (the message names the override).
+            RolledBack: the host change failed and was rolled back.
+            PartiallyApplied: a later part failed; the message says what stands.
         """
         from .onboard import bridge_guest
 
@@ -378,7 +430,40 @@ class Host:
         state_dir: str | None = None,
     ) -> LanResult:
         """The way back: ``domain`` onto NAT ``network``, then (``release=NIC``) the NIC out of
-        the bridge; the options are `kvmnet.onboard.nat_guest`'s."""
+        the bridge.
+
+        Args:
+            domain: the guest's name.
+            network: the libvirt network to put it on.
+            iface: which guest interface, selected as for `Domain.use_bridge`.
+            live: None: the running guest too if it runs; False: next boot only; True: fail
+                unless the running guest changes too.
+            bounce_link: take the guest's link down for a moment after the live switch, so it
+                asks DHCP again.
+            release: the host NIC to take out of the bridge the guest was on (refused while
+                other guests use the bridge, unless ``force`` names ``"bridge-in-use"``).
+            backend: the backend that plans the release.
+            force: preflight refusals to override, by name (see `kvmnet.hostnet.preflight`).
+            dhcp_client: an argv starting a DHCP client on the link that keeps the address.
+            confirm_within: seconds: the host change rolls back by itself unless
+                `kvmnet.hostnet.confirm` is called in time (None: no timer).
+            address_timeout: seconds to wait for the guest's new address (a timeout is
+                reported, not fatal).
+            dry_run: True: plan only; the result shows the plan and nothing changes.
+            progress: called as ``progress(done, total, label)`` while the parts run.
+            state_dir: where the dead-man timer keeps its state (default: kvmnet's run
+                directory).
+
+        Returns:
+            The `LanResult`: what was done (or, with ``dry_run``, the plan).
+
+        Raises:
+            InvalidInput: a bad argument, before anything is read or changed.
+            DomainNotFound: no such guest.
+            NetworkNotFound: no such libvirt network.
+            PreflightRefused: the release is refused (the message names the override).
+            PartiallyApplied: a later part failed; the message says what stands.
+        """
         from .onboard import nat_guest
 
         return nat_guest(

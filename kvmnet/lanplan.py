@@ -177,7 +177,18 @@ class LanPlan:
 
 @dataclass(frozen=True)
 class LanResult:
-    """What a guest move did. ``applied`` False: a dry run (see ``plan``)."""
+    """What a guest move did.
+
+    Attributes:
+        plan: the plan it ran (for a dry run: the plan to read).
+        applied: False: a dry run.
+        change: the guest's `Change`, once made.
+        host_result: what the host change did, when there was one.
+        addresses: the guest's addresses found after the move.
+        pending_confirmation: the dead-man id when the host change waits for
+            `kvmnet.hostnet.confirm`.
+        notes: what kvmnet decided on the way.
+    """
 
     plan: LanPlan
     applied: bool

@@ -68,7 +68,15 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class ApplyResult:
-    """What applying a plan did. ``pending_confirmation`` is the dead-man id when armed."""
+    """What applying a plan did.
+
+    Attributes:
+        plan: the plan applied.
+        verified: its checks ran and passed (False with ``verify=False`` or no checks).
+        attempts: rounds of checks it took.
+        pending_confirmation: the dead-man id when ``confirm_within`` armed the timer.
+        started_pids: PIDs of the processes the plan started (DHCP clients).
+    """
 
     plan: Plan
     verified: bool

@@ -44,18 +44,6 @@ CONTRACT_RAISES = (
     "kvmnet.backends.create_backend",
 )
 
-# Modules whose public docstrings are not complete yet: their gaps are counted and printed,
-# not failed. Each entry must still have a gap (the test below fails once it has none), so
-# this list only shrinks. The guest+host calls, the bulk calls and the backends are being
-# reshaped (issue 11, "one way to do each thing"): documenting them comes after that lands.
-PENDING = frozenset(
-    {
-        "kvmnet.host",
-        "kvmnet.hostnet.apply",
-        "kvmnet.lanplan",
-    }
-)
-
 _SECTION = re.compile(r"^(?P<indent>[ ]*)(?P<name>[A-Z][A-Za-z ]*):\s*$")
 _ENTRY = re.compile(r"^(?P<name>\*{0,2}[A-Za-z_][\w.]*)(?:\s*\([^)]*\))?\s*:")
 # Sphinx roles (:class:`X`, :meth:`~a.b`) render literally under mkdocstrings' markdown.
@@ -335,23 +323,14 @@ def _resolve(dotted: str) -> object:
     raise AssertionError(f"cannot resolve {dotted}")
 
 
-def _pending_module(gap: str) -> str | None:
-    return next((m for m in sorted(PENDING) if gap.startswith(m + ".")), None)
-
-
 def test_every_public_parameter_return_is_documented() -> None:
     found, checked = problems()
     targets = public_targets()
-    pending = [gap for gap in found if _pending_module(gap) is not None]
-    failing = [gap for gap in found if _pending_module(gap) is None]
     print(  # noqa: T201 - the count is the report this test exists for (pytest -s shows it)
-        f"{len(targets)} public objects, {checked} parameters checked, "
-        f"{len(failing)} gaps, {len(pending)} gaps pending in {len(PENDING)} modules"
+        f"{len(targets)} public objects, {checked} parameters checked, {len(found)} gaps"
     )
     assert checked > 300, "the walk found too little public API: is it still reaching it?"
-    assert not failing, f"{len(failing)} gaps:\n" + "\n".join(failing)
-    done = PENDING - {_pending_module(gap) for gap in pending}
-    assert not done, f"no gap left in {sorted(done)}: remove them from PENDING"
+    assert not found, f"{len(found)} gaps:\n" + "\n".join(found)
 
 
 def test_contract_calls_document_what_they_raise() -> None:
