@@ -8,10 +8,10 @@
 Guests are selected from one listing of the host. With ``on_network``/``on_bridge`` the
 interface on that network or bridge is the one that moves (every such interface of the
 guest); without, a named guest's first interface. ``progress(done, total, domain)`` is told
-of each guest (:mod:`kvmnet.progress`).
+of each guest (`kvmnet.progress`).
 
 It stops at the first failure: the guests switched before it stay switched, and
-:class:`~kvmnet.PartiallyApplied` names them, the one that failed and the ones not tried.
+`PartiallyApplied` names them, the one that failed and the ones not tried.
 """
 
 from __future__ import annotations
@@ -145,10 +145,10 @@ def switch_each(
 ) -> list[Change]:
     """Switch every target onto bridge (``verb="bridge"``) or network ``name``, in order.
 
-    The one bulk mechanism (:func:`bridge_many`, :func:`nat_many`, ``Host.use_bridge_all``).
+    The one bulk mechanism (`bridge_many`, `nat_many`, ``Host.use_bridge_all``).
 
     Returns:
-        One :class:`~kvmnet.Change` per target.
+        One `Change` per target.
 
     Raises:
         PartiallyApplied: at the first failure, naming the guests switched, the one that
@@ -219,7 +219,7 @@ def bridge_many(
     """Put many guests' interfaces on ``bridge``: the named guests, or every guest with an
     interface on libvirt network ``on_network`` (e.g. ``"default"``: everyone behind NAT).
 
-    Every argument is checked before the host is read (:class:`~kvmnet.InvalidInput`)."""
+    Every argument is checked before the host is read (`InvalidInput`)."""
     bridge = validate.ifname(bridge, what="bridge")
     live, dry_run, bounce_link = _options(live, dry_run, bounce_link, progress)
     targets = select(host, names, on_network=on_network)
@@ -241,7 +241,7 @@ def nat_many(
     """Put many guests' interfaces on libvirt network ``network``: the named guests, or every
     guest with an interface on host bridge ``on_bridge``.
 
-    Every argument is checked before the host is read (:class:`~kvmnet.InvalidInput`)."""
+    Every argument is checked before the host is read (`InvalidInput`)."""
     network = validate.network_name(network)
     live, dry_run, bounce_link = _options(live, dry_run, bounce_link, progress)
     if names is not None:

@@ -69,7 +69,7 @@ def connect(
             trying a fresh connection to read back what stands (default 10).
 
     Returns:
-        The :class:`Host`.
+        The `Host`.
 
     Raises:
         ConnectionFailed: naming the URI and the reason.
@@ -98,8 +98,11 @@ def _check_test_file(uri: str) -> None:
 class Host:
     """A libvirt host (one open connection): its domains and networks.
 
-    Networks are read once and cached for resolving interface modes; :meth:`refresh`
-    (or :meth:`networks`) reads them again.
+    Networks are read once and cached for resolving interface modes; `refresh`
+    (or `networks`) reads them again. Get one from `kvmnet.connect`.
+
+    Args:
+        connection: the open libvirt connection (internal: use `kvmnet.connect`).
     """
 
     def __init__(self, connection: Connection) -> None:
@@ -112,7 +115,7 @@ class Host:
 
     @property
     def connection(self) -> Connection:
-        """The underlying :class:`kvmnet._libvirt.Connection`.
+        """The underlying `kvmnet._libvirt.Connection`.
 
         Internal but stable for kvmnet's own modules (the MAC allocator, the CLI); not part of
         the public API for other code.
@@ -120,6 +123,7 @@ class Host:
         return self._connection
 
     def close(self) -> None:
+        """Close the libvirt connection; closing twice is harmless."""
         if not self._closed:
             self._closed = True
             self._connection.close()
@@ -143,15 +147,27 @@ class Host:
     # -- domains ------------------------------------------------------------------------
 
     def domains(self) -> list[Domain]:
-        """Every domain, running or defined: one libvirt listing, XML read lazily."""
+        """Every domain, running or defined: one libvirt listing, XML read lazily.
+
+        Returns:
+            One `Domain` per guest.
+        """
         from .domain import Domain
 
         return [Domain(self, handle) for handle in self._connection.list_domains()]
 
     def domain(self, name: str) -> Domain:
-        """The domain called ``name``; :class:`~kvmnet.errors.DomainNotFound` if none.
+        """The domain called ``name``.
 
-        :class:`~kvmnet.errors.InvalidName` for a name no domain can have (empty, NUL...).
+        Args:
+            name: the domain's name, as ``virsh list --all`` shows it.
+
+        Returns:
+            The `Domain`.
+
+        Raises:
+            DomainNotFound: no domain has that name.
+            InvalidName: a name no domain can have (empty, NUL...).
         """
         from .domain import Domain
 
@@ -161,7 +177,11 @@ class Host:
     # -- networks -----------------------------------------------------------------------
 
     def networks(self) -> list[Network]:
-        """Every libvirt network, active or not (one listing); refreshes the mode cache."""
+        """Every libvirt network, active or not (one listing); refreshes the mode cache.
+
+        Returns:
+            The networks, as a list that also finds one by name.
+        """
         nets = Networks(
             Network.from_xml(xml, active=active)
             for _name, active, xml in self._connection.network_xmls()
@@ -170,9 +190,17 @@ class Host:
         return nets
 
     def network(self, name: str) -> Network:
-        """The network called ``name``; :class:`~kvmnet.errors.NetworkNotFound` if none.
+        """The network called ``name``.
 
-        :class:`~kvmnet.errors.InvalidName` for a name no libvirt network can have.
+        Args:
+            name: the libvirt network's name, e.g. ``"default"``.
+
+        Returns:
+            The `Network`.
+
+        Raises:
+            NetworkNotFound: no libvirt network has that name.
+            InvalidName: a name no libvirt network can have.
         """
         name = validate.network_name(name)
         index = self.network_index()
@@ -189,7 +217,11 @@ class Host:
         return net
 
     def network_index(self) -> NetworkIndex:
-        """Networks by name and bridge, read once per Host (see :meth:`refresh`)."""
+        """Networks by name and bridge, read once per Host (see `refresh`).
+
+        Returns:
+            The cached `NetworkIndex`.
+        """
         if self._index is None:
             self.networks()
         assert self._index is not None
@@ -226,7 +258,7 @@ class Host:
             The runner, made once per namespace and reused.
 
         Raises:
-            PreflightRefused: check ``host-side``, see :attr:`machine`.
+            PreflightRefused: check ``host-side``, see `machine`.
         """
         if netns not in self._runners:
             from .hostnet.onmachine import runner_for
@@ -248,15 +280,15 @@ class Host:
         changes hv2's network over SSH.
 
         Args:
-            kind: ``"auto"`` or a name :func:`kvmnet.backends.create_backend` takes.
+            kind: ``"auto"`` or a name `kvmnet.backends.create_backend` takes.
             root: where a file backend reads and writes on that machine (default /).
             netns: act inside this network namespace of that machine.
 
         Returns:
-            The backend, bound to :meth:`runner`.
+            The backend, bound to `runner`.
 
         Raises:
-            PreflightRefused: check ``host-side``, see :attr:`machine`.
+            PreflightRefused: check ``host-side``, see `machine`.
             InvalidInput: an unknown kind, or an option that backend does not take.
         """
         from .hostnet.onmachine import backend_on
@@ -282,7 +314,7 @@ class Host:
             force: ``("other-machine",)`` accepts a backend acting on another machine.
 
         Returns:
-            A :class:`~kvmnet.HostNic` bound to that machine.
+            A `HostNic` bound to that machine.
 
         Raises:
             PreflightRefused: check ``other-machine`` (the backend acts elsewhere) or
@@ -303,7 +335,7 @@ class Host:
             force: ``("other-machine",)`` accepts a backend acting on another machine.
 
         Returns:
-            A :class:`~kvmnet.Bridge` bound to that machine.
+            A `Bridge` bound to that machine.
 
         Raises:
             PreflightRefused: check ``other-machine``, ``host-side``, or ``bridge-name``.
@@ -327,12 +359,23 @@ class Host:
 
         Usage: ``host.use_bridge_all(["web1", "web2"], "br0", progress=show)``.
 
-        One listing for all domains; stops at the first error, as :func:`kvmnet.bulk.bridge_many`
-        does: the guests switched before it stay switched. Every argument is checked first
-        (``names`` must be a list, not one str): :class:`~kvmnet.errors.InvalidInput` before
-        any guest changes.
+        One listing for all domains; stops at the first error, as `kvmnet.bulk.bridge_many`
+        does: the guests switched before it stay switched.
+
+        Args:
+            names: the domains' names, as a list (None: every domain).
+            bridge: the host bridge.
+            live: None: the running guests too; False: next boot only; True: fail unless the
+                running guest changes too.
+            dry_run: True: compute the changes, apply nothing.
+            progress: called as ``progress(done, total, label)`` after each guest.
+
+        Returns:
+            One `Change` per guest, in order.
 
         Raises:
+            InvalidInput: a bad argument (``names`` must be a list, not one str), before any
+                guest changes.
             PartiallyApplied: a guest failed; the message names the guests switched, the one
                 that failed (with what stands for it) and the ones not tried.
         """
@@ -357,11 +400,21 @@ class Host:
     ) -> list[Change]:
         """``use_nat(network)`` on the first interface of every named domain (all if None).
 
-        Arguments are checked as :meth:`use_bridge_all` checks them.
+        Args:
+            names: the domains' names, as a list (None: every domain).
+            network: the libvirt network.
+            live: None: the running guests too; False: next boot only; True: fail unless the
+                running guest changes too.
+            dry_run: True: compute the changes, apply nothing.
+            progress: called as ``progress(done, total, label)`` after each guest.
+
+        Returns:
+            One `Change` per guest, in order.
 
         Raises:
+            InvalidInput: a bad argument, before any guest changes.
             NetworkNotFound: before any guest changes.
-            PartiallyApplied: as :meth:`use_bridge_all`.
+            PartiallyApplied: as `use_bridge_all`.
         """
         from .bulk import Target, switch_each
 
@@ -418,8 +471,39 @@ class Host:
         """Put ``domain`` on the LAN: bridge ``nic`` into ``bridge`` if it is missing, switch the
         guest (live + persistent, link bounced), wait for its new address.
 
-        ``host.bridge_guest("web1", bridge="br0", nic="eno1", backend=NmcliBackend())``;
-        the options are :func:`kvmnet.onboard.bridge_guest`'s.
+        ``host.bridge_guest("web1", bridge="br0", nic="eno1", backend=NmcliBackend())``.
+
+        Args:
+            domain: the guest's name.
+            bridge: the host bridge to put it on.
+            nic: the host NIC to make the bridge from when it is missing (with ``backend``;
+                without both the bridge must exist).
+            backend: the backend that plans the host bridge.
+            iface: which guest interface, selected as for `Domain.use_bridge`.
+            live: None: the running guest too if it runs; False: next boot only; True: fail
+                unless the running guest changes too.
+            bounce_link: take the guest's link down for a moment after the live switch, so it
+                asks DHCP again.
+            force: preflight refusals to override, by name (see `kvmnet.hostnet.preflight`).
+            dhcp_client: an argv starting a DHCP client on the link that keeps the address.
+            confirm_within: seconds: the host change rolls back by itself unless
+                `kvmnet.hostnet.confirm` is called in time (None: no timer).
+            address_timeout: seconds to wait for the guest's new address (a timeout is
+                reported, not fatal).
+            dry_run: True: plan only; the result shows the plan and nothing changes.
+            progress: called as ``progress(done, total, label)`` while the parts run.
+            state_dir: where the dead-man timer keeps its state (default: kvmnet's run
+                directory).
+
+        Returns:
+            The `LanResult`: what was done (or, with ``dry_run``, the plan).
+
+        Raises:
+            InvalidInput: a bad argument, before anything is read or changed.
+            DomainNotFound: no such guest.
+            PreflightRefused: the host change is refused (the message names the override).
+            RolledBack: the host change failed and was rolled back.
+            PartiallyApplied: a later part failed; the message says what stands.
         """
         from .onboard import bridge_guest
 
@@ -460,7 +544,40 @@ class Host:
         state_dir: str | None = None,
     ) -> LanResult:
         """The way back: ``domain`` onto NAT ``network``, then (``release=NIC``) the NIC out of
-        the bridge; the options are :func:`kvmnet.onboard.nat_guest`'s."""
+        the bridge.
+
+        Args:
+            domain: the guest's name.
+            network: the libvirt network to put it on.
+            iface: which guest interface, selected as for `Domain.use_bridge`.
+            live: None: the running guest too if it runs; False: next boot only; True: fail
+                unless the running guest changes too.
+            bounce_link: take the guest's link down for a moment after the live switch, so it
+                asks DHCP again.
+            release: the host NIC to take out of the bridge the guest was on (refused while
+                other guests use the bridge, unless ``force`` names ``"bridge-in-use"``).
+            backend: the backend that plans the release.
+            force: preflight refusals to override, by name (see `kvmnet.hostnet.preflight`).
+            dhcp_client: an argv starting a DHCP client on the link that keeps the address.
+            confirm_within: seconds: the host change rolls back by itself unless
+                `kvmnet.hostnet.confirm` is called in time (None: no timer).
+            address_timeout: seconds to wait for the guest's new address (a timeout is
+                reported, not fatal).
+            dry_run: True: plan only; the result shows the plan and nothing changes.
+            progress: called as ``progress(done, total, label)`` while the parts run.
+            state_dir: where the dead-man timer keeps its state (default: kvmnet's run
+                directory).
+
+        Returns:
+            The `LanResult`: what was done (or, with ``dry_run``, the plan).
+
+        Raises:
+            InvalidInput: a bad argument, before anything is read or changed.
+            DomainNotFound: no such guest.
+            NetworkNotFound: no such libvirt network.
+            PreflightRefused: the release is refused (the message names the override).
+            PartiallyApplied: a later part failed; the message says what stands.
+        """
         from .onboard import nat_guest
 
         return nat_guest(
@@ -498,7 +615,7 @@ class Host:
                 guests name.
 
         Returns:
-            A :class:`~kvmnet.topology.Topology`.
+            A `Topology`.
 
         Raises:
             LibvirtError: libvirt could not list the domains or networks.

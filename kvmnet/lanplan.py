@@ -1,9 +1,9 @@
-"""What a guest move will do and did: :class:`LanPlan` and :class:`LanResult` (values only).
+"""What a guest move will do and did: `LanPlan` and `LanResult` (values only).
 
-Built by :mod:`kvmnet.onboard` (``plan_bridge_guest``, ``plan_nat_guest``, or
+Built by `kvmnet.onboard` (``plan_bridge_guest``, ``plan_nat_guest``, or
 ``host.bridge_guest(..., dry_run=True)``); ``str()`` and ``_repr_html_()`` show the host
 plan, the guest's XML diff and the checks; ``LanPlan.apply()`` runs it through
-:func:`kvmnet.onboard.apply_lan_plan`.
+`kvmnet.onboard.apply_lan_plan`.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ if TYPE_CHECKING:
 
 __all__ = ["DEFAULT_ADDRESS_TIMEOUT", "LanPlan", "LanResult"]
 
-#: How long :meth:`LanPlan.apply` waits for the guest's new address by default (seconds).
+#: How long `LanPlan.apply` waits for the guest's new address by default (seconds).
 DEFAULT_ADDRESS_TIMEOUT = 60.0
 
 
@@ -166,7 +166,7 @@ class LanPlan:
         """Run the plan: host then guest (bridge), or guest then host (nat); then the address.
 
         ``progress(done, total, step)`` is told of each step. Raises the host plan's error
-        (the guest untouched) or :class:`~kvmnet.PartiallyApplied` when a later step fails.
+        (the guest untouched) or `PartiallyApplied` when a later step fails.
         """
         from .onboard import apply_lan_plan
 
@@ -177,7 +177,18 @@ class LanPlan:
 
 @dataclass(frozen=True)
 class LanResult:
-    """What a guest move did. ``applied`` False: a dry run (see ``plan``)."""
+    """What a guest move did.
+
+    Attributes:
+        plan: the plan it ran (for a dry run: the plan to read).
+        applied: False: a dry run.
+        change: the guest's `Change`, once made.
+        host_result: what the host change did, when there was one.
+        addresses: the guest's addresses found after the move.
+        pending_confirmation: the dead-man id when the host change waits for
+            `kvmnet.hostnet.confirm`.
+        notes: what kvmnet decided on the way.
+    """
 
     plan: LanPlan
     applied: bool

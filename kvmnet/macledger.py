@@ -10,7 +10,7 @@ The ledger is trusted the way OpenSSH's ``StrictModes`` trusts ``~/.ssh``: its d
 every file in it must be owned by the current user, writable by nobody else and not symbolic
 links, and the directory's ancestors must be owned by root or the current user and not
 writable by others (unless sticky, like ``/tmp``). Anything else raises
-:class:`~kvmnet.errors.UntrustedPath` naming the path and the fix, before anything is written.
+`UntrustedPath` naming the path and the fix, before anything is written.
 
 Usage::
 
@@ -197,7 +197,7 @@ class MacLedger:
     """Claims ``{mac: (owner, expiry, key)}`` in ``directory``; claims are atomic across processes.
 
     Args:
-        directory: The ledger's directory (checked as :func:`check_private_dir` says).
+        directory: The ledger's directory (checked as `check_private_dir` says).
         ttl: Seconds a claim lasts.
         clock: The time source (tests pass a fake one).
     """
@@ -222,7 +222,7 @@ class MacLedger:
 
     @classmethod
     def default(cls, *, ttl: float = DEFAULT_TTL) -> MacLedger:
-        """The ledger in :func:`default_state_dir`.
+        """The ledger in `default_state_dir`.
 
         Args:
             ttl: Seconds a claim lasts.
@@ -316,7 +316,7 @@ class MacLedger:
             unusable and claims nothing).
 
         Raises:
-            UntrustedPath: As for :meth:`open`.
+            UntrustedPath: As for `open`.
         """
         return not self.claim_many([(mac, key)])
 
@@ -330,7 +330,7 @@ class MacLedger:
             The MACs refused because another claim holds them (the rest are claimed).
 
         Raises:
-            UntrustedPath: As for :meth:`open`.
+            UntrustedPath: As for `open`.
         """
         import sqlite3
 

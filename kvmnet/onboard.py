@@ -3,14 +3,14 @@
 What an operator means by "bridge web1" is three steps that other tools leave apart:
 
 1. **host**: if the bridge does not exist, bridge the NIC into it (a host-bridge
-   :class:`~kvmnet.Plan`: preflight, verification, rollback, optional dead-man timer);
+   `Plan`: preflight, verification, rollback, optional dead-man timer);
 2. **guest**: switch the guest's interface to the bridge, persistent and live, and bounce its
    link so the guest asks for a new DHCP lease;
 3. **address**: look up the guest's new address (bounded wait).
 
-:func:`plan_bridge_guest` computes all of it without changing anything; ``str(plan)`` and
+`plan_bridge_guest` computes all of it without changing anything; ``str(plan)`` and
 ``plan._repr_html_()`` show the host files and commands, the XML diff and the checks; and
-``plan.apply()`` runs it. :func:`bridge_guest` is both in one call::
+``plan.apply()`` runs it. `bridge_guest` is both in one call::
 
     with kvmnet.connect() as host:
         result = bridge_guest(host, "web1", bridge="br0", nic="eno1",
@@ -18,8 +18,8 @@ What an operator means by "bridge web1" is three steps that other tools leave ap
         print(result)                 # what was done, and the guest's new address
 
 A failure in the guest step after the host step leaves the host bridged (verified, or
-pending confirmation) and the guest as it was, and raises :class:`~kvmnet.PartiallyApplied`
-that says so. The reverse, :func:`plan_nat_guest` / :func:`nat_guest`, moves the guest back
+pending confirmation) and the guest as it was, and raises `PartiallyApplied`
+that says so. The reverse, `plan_nat_guest` / `nat_guest`, moves the guest back
 to a NAT network first and then, if asked, releases the NIC from the bridge, refusing while
 other guests still use it.
 """
@@ -125,7 +125,7 @@ def _lan_args(
     force: object,
     dhcp_client: object,
 ) -> tuple[bool | None, bool, float | None, float, tuple[str, ...], tuple[str, ...]]:
-    """The options both plans take, checked (see :mod:`kvmnet.validate`)."""
+    """The options both plans take, checked (see `kvmnet.validate`)."""
     validate.domain_name(domain)
     validate.iface_selector(iface)
     return (
@@ -162,7 +162,7 @@ def plan_bridge_guest(
     """Plan putting ``domain`` on ``bridge``, bridging ``nic`` first if the bridge is missing.
 
     Without ``nic``/``backend`` the host is left alone (the bridge must exist already).
-    ``force`` and ``dhcp_client`` go to :meth:`kvmnet.Bridge.enslave` (preflight overrides by
+    ``force`` and ``dhcp_client`` go to `kvmnet.Bridge.enslave` (preflight overrides by
     name; a DHCP client to start on the bridge). Nothing changes; the host is only read
     (through ``backend.runner``). Every argument is checked first: InvalidInput for a bad one.
     """
@@ -242,7 +242,7 @@ def plan_nat_guest(
     """Plan moving ``domain`` back to NAT ``network``; ``release=NIC`` also takes NIC out of the
     bridge the guest was on. That is refused while other guests use the bridge, unless
     ``force`` names ``"bridge-in-use"``; the other names in ``force``, and ``dhcp_client``,
-    go to :meth:`kvmnet.Bridge.release`. Every argument is checked first: InvalidInput for a
+    go to `kvmnet.Bridge.release`. Every argument is checked first: InvalidInput for a
     bad one."""
     from .hostnet.nic import Bridge, HostNic
 
@@ -440,7 +440,7 @@ def apply_lan_plan(
     progress: Callable[[int, int, str], None] | None = None,
     state_dir: str | None = None,
 ) -> LanResult:
-    """Run ``plan`` on ``host`` (what :meth:`LanPlan.apply` does): host then guest for a
+    """Run ``plan`` on ``host`` (what `LanPlan.apply` does): host then guest for a
     move to a bridge, guest then host for the way back, then the address lookup.
     ``progress`` and ``state_dir`` are checked before anything runs (InvalidInput)."""
     validate.progress(progress)
@@ -539,7 +539,7 @@ def bridge_guest(
     progress: Callable[[int, int, str], None] | None = None,
     state_dir: str | None = None,
 ) -> LanResult:
-    """:func:`plan_bridge_guest`, then (unless ``dry_run``) :meth:`LanPlan.apply`."""
+    """`plan_bridge_guest`, then (unless ``dry_run``) `LanPlan.apply`."""
     dry_run = _apply_args(dry_run, progress, state_dir)
     plan = plan_bridge_guest(
         host,
@@ -578,7 +578,7 @@ def nat_guest(
     progress: Callable[[int, int, str], None] | None = None,
     state_dir: str | None = None,
 ) -> LanResult:
-    """:func:`plan_nat_guest`, then (unless ``dry_run``) :meth:`LanPlan.apply`."""
+    """`plan_nat_guest`, then (unless ``dry_run``) `LanPlan.apply`."""
     dry_run = _apply_args(dry_run, progress, state_dir)
     plan = plan_nat_guest(
         host,

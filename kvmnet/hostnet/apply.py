@@ -6,10 +6,10 @@
 3. the plan's checks, retried (``retries`` x ``retry_interval``) until all pass in one round;
 4. on any failure: files restored byte for byte, the backend's ``rollback_hints`` run,
    links/addresses/routes restored, processes the plan stopped restarted and the ones it
-   started stopped; then :class:`~kvmnet.RolledBack`, or :class:`~kvmnet.RollbackFailed`
+   started stopped; then `RolledBack`, or `RollbackFailed`
    listing what still differs;
-5. with ``confirm_within``: a detached watcher (:mod:`kvmnet.hostnet.deadman`) holds the
-   snapshot and rolls back by itself unless :func:`kvmnet.hostnet.deadman.confirm` comes in
+5. with ``confirm_within``: a detached watcher (`kvmnet.hostnet.deadman`) holds the
+   snapshot and rolls back by itself unless `kvmnet.hostnet.deadman.confirm` comes in
    time, even if the caller and its SSH session die.
 """
 
@@ -69,7 +69,15 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class ApplyResult:
-    """What applying a plan did. ``pending_confirmation`` is the dead-man id when armed."""
+    """What applying a plan did.
+
+    Attributes:
+        plan: the plan applied.
+        verified: its checks ran and passed (False with ``verify=False`` or no checks).
+        attempts: rounds of checks it took.
+        pending_confirmation: the dead-man id when ``confirm_within`` armed the timer.
+        started_pids: PIDs of the processes the plan started (DHCP clients).
+    """
 
     plan: Plan
     verified: bool
@@ -331,7 +339,7 @@ def apply_plan(
     rollback_on_failure: bool = True,
     state_dir: str | None = None,
 ) -> ApplyResult:
-    """See :meth:`kvmnet.hostnet.plan.Plan.apply`."""
+    """See `kvmnet.hostnet.plan.Plan.apply`."""
     check_apply_options(
         verify=verify,
         confirm_within=confirm_within,
@@ -411,7 +419,7 @@ def check_apply_options(
     rollback_on_failure: object,
     state_dir: object,
 ) -> None:
-    """Refuse a :meth:`~kvmnet.hostnet.plan.Plan.apply` option of the wrong type or value
+    """Refuse a `apply` option of the wrong type or value
     before anything runs or the dead-man timer is armed.
 
     Args:

@@ -3,11 +3,11 @@
 ``plan.apply(confirm_within=60)`` arms it before the first step: the snapshot and the way back
 go into ``STATE_DIR/<id>.pending.json`` and a detached watcher (``python -m
 kvmnet.hostnet.deadman FILE``, its own session, stdio closed) rolls back by itself at the
-deadline unless :func:`confirm` renamed the file first. It survives the caller and the
+deadline unless `confirm` renamed the file first. It survives the caller and the
 caller's SSH session dying. Whoever renames ``<id>.pending.json`` first wins: ``confirm``
 renames it to ``.confirmed.json``, the watcher to ``.rolling-back.json``. The state files
 are always this machine's (whatever runner the plan has): they are written atomically through
-:class:`~kvmnet.hostnet.runner.LocalRunner`, the watcher is started through it too, and the
+`LocalRunner`, the watcher is started through it too, and the
 renames stay here because an atomic rename *is* the claim. ``sys.exit`` appears only in the
 watcher process's own ``__main__`` entry.
 
@@ -19,9 +19,9 @@ Usage::
 
 ``STATE_DIR``: ``state_dir=`` > ``$KVMNET_STATE_DIR`` > ``/run/kvmnet``. The watcher runs as
 root and executes what the pending file says, so the state dir and its files are trusted only
-if only root could have written them (:mod:`kvmnet.hostnet.trust`, OpenSSH's StrictModes):
+if only root could have written them (`kvmnet.hostnet.trust`, OpenSSH's StrictModes):
 checked when armed, at every read, and again right before the rollback runs; a refusal is
-:class:`~kvmnet.UntrustedPath` and nothing is executed.
+`UntrustedPath` and nothing is executed.
 
 A caller that dies before its steps are done (SIGKILL, a lost SSH session) will neither
 finish nor confirm: while the steps run, the watcher checks the caller's PID (and its start
@@ -89,7 +89,7 @@ def _write(path: Path, data: dict[str, object]) -> None:
 
 
 def _read(path: Path) -> dict[str, object] | None:
-    """The pending file's data, read through :func:`read_trusted` (None: gone)."""
+    """The pending file's data, read through `read_trusted` (None: gone)."""
     raw = read_trusted(path)
     if raw is None:
         return None
@@ -195,7 +195,7 @@ def update(path: Path, journal: Journal, *, confirm_within: float) -> None:
     """After the steps: record what they started/stopped; the countdown starts now.
 
     Args:
-        path: the pending file :func:`arm` returned.
+        path: the pending file `arm` returned.
         journal: what the steps started and stopped.
         confirm_within: seconds from now until the watcher rolls back.
 

@@ -1,7 +1,7 @@
 """Which machine a libvirt URI names, for host-side work (pure: no I/O).
 
 libvirt's URI says where the guests live; the host side (NICs, bridges, the dead-man timer)
-must act on that same machine. :func:`machine_of` reads it the way libvirt's own remote
+must act on that same machine. `machine_of` reads it the way libvirt's own remote
 driver does::
 
     machine_of("qemu:///system")                                # this machine
@@ -16,7 +16,7 @@ URI                                      machine
                                          ssh client to run) and ``known_hosts=`` are
                                          honoured as libvirt's ssh transport does
 ``test:///...``, ``qemu+tcp://``, ...    refused for host-side work
-                                         (:class:`~kvmnet.PreflightRefused`, check
+                                         (`PreflightRefused`, check
                                          ``host-side``): no machine kvmnet can reach
 =======================================  =====================================================
 """
@@ -41,8 +41,18 @@ _USER = re.compile(r"^[A-Za-z0-9_.][A-Za-z0-9_.@-]*$")
 class Machine:
     """The machine host-side work acts on: this one (``kind="local"``) or one reached over SSH.
 
-    ``host``/``user``/``port`` and the SSH options come from the libvirt URI; ``uri`` is that
-    URI (empty for this machine without one).
+    Made by `machine_of` from a libvirt URI.
+
+    Attributes:
+        kind: ``"local"`` (this machine) or ``"ssh"``.
+        host: the SSH host name as the URI writes it (None when local).
+        user: the SSH user (None: ssh's default, or ``~/.ssh/config``'s).
+        port: the SSH port (None: 22 or ``~/.ssh/config``'s).
+        keyfile: the URI's ``keyfile=`` (an identity file for ssh ``-i``).
+        no_verify: the URI's ``no_verify=1``: the host key is not checked.
+        known_hosts: the URI's ``known_hosts=`` file.
+        command: the URI's ``command=``: the ssh program to run.
+        uri: the libvirt URI it came from (empty for this machine without one).
     """
 
     kind: Literal["local", "ssh"]
@@ -57,6 +67,7 @@ class Machine:
 
     @property
     def is_local(self) -> bool:
+        """True for this machine."""
         return self.kind == "local"
 
     @property
@@ -68,6 +79,14 @@ class Machine:
         return ("ssh", (self.host or "").lower(), self.port or 22)
 
     def same_as(self, other: Machine) -> bool:
+        """Whether ``other`` is the same machine (by `identity`).
+
+        Args:
+            other: the machine to compare with.
+
+        Returns:
+            True when both name one machine.
+        """
         return self.identity == other.identity
 
     @property
@@ -117,7 +136,7 @@ def machine_of(uri: str) -> Machine:
         uri: a libvirt connection URI, e.g. ``qemu+ssh://root@hv2/system?keyfile=/k``.
 
     Returns:
-        :data:`LOCAL` for a URI of this machine, else an SSH :class:`Machine`.
+        `LOCAL` for a URI of this machine, else an SSH `Machine`.
 
     Raises:
         PreflightRefused: check ``host-side``: the test driver, or a transport other than

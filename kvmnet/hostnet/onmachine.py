@@ -1,9 +1,9 @@
 """Host-side work bound to a machine: its runner, its backend, and the ``other-machine`` check.
 
-A :class:`~kvmnet.Host` names a machine through its libvirt URI
-(:func:`~kvmnet.hostnet.machine.machine_of`); everything it does to that machine's network
-goes through the runner made here: :class:`~kvmnet.hostnet.runner.LocalRunner` (or a
-namespace runner) for this machine, :class:`~kvmnet.hostnet.sshrunner.SshRunner` for a
+A `Host` names a machine through its libvirt URI
+(`machine_of`); everything it does to that machine's network
+goes through the runner made here: `LocalRunner` (or a
+namespace runner) for this machine, `SshRunner` for a
 ``qemu+ssh://`` one. A backend whose runner acts on another machine than the Host's is
 refused before anything is read or changed::
 
@@ -44,11 +44,11 @@ def runner_for(machine: Machine, *, netns: str | None = None) -> Runner:
     """A new runner acting on ``machine`` (inside ``netns`` there, when given).
 
     Args:
-        machine: this machine (:data:`~kvmnet.hostnet.machine.LOCAL`) or an SSH one.
+        machine: this machine (`LOCAL`) or an SSH one.
         netns: a network namespace on that machine to act inside.
 
     Returns:
-        A local or namespace runner for this machine, an :class:`SshRunner` for another.
+        A local or namespace runner for this machine, an `SshRunner` for another.
     """
     if machine.is_local:
         return default_runner(netns)
@@ -94,8 +94,8 @@ def backend_on(
     """A backend of ``kind`` that acts through ``runner`` (its machine, its namespace).
 
     Args:
-        runner: where the backend reads and acts (see :func:`runner_for`).
-        kind: a name :func:`kvmnet.backends.create_backend` takes, or ``"auto"``.
+        runner: where the backend reads and acts (see `runner_for`).
+        kind: a name `kvmnet.backends.create_backend` takes, or ``"auto"``.
         root: where a file backend reads and writes on that machine (default /).
         netns: the namespace ``runner`` acts in, told to backends that record it.
 

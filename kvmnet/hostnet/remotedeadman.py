@@ -1,16 +1,16 @@
 """The dead-man timer on the machine a plan changes, wherever kvmnet itself runs.
 
-For a plan on this machine, :mod:`kvmnet.hostnet.deadman` does everything here. For a plan
-whose runner acts on another machine (an :class:`~kvmnet.hostnet.sshrunner.SshRunner`), the
+For a plan on this machine, `kvmnet.hostnet.deadman` does everything here. For a plan
+whose runner acts on another machine (an `SshRunner`), the
 watcher and the rollback must run **there**: the SSH connection is exactly what a bad bridge
-change cuts, so a watcher on the laptop could never roll back. :class:`RemoteDeadMan` writes
+change cuts, so a watcher on the laptop could never roll back. `RemoteDeadMan` writes
 the same pending file through the runner (on the far machine, atomically), starts the same
 watcher there (``python3 kvmnet.pyz kvmnet.hostnet.deadman FILE``: the runner ships the zip
-of kvmnet's modules; see :mod:`kvmnet.hostnet.sshrunner`), and renames through the runner
+of kvmnet's modules; see `kvmnet.hostnet.sshrunner`), and renames through the runner
 (one ``rename(2)`` there: the claim stays atomic). Its deadline is in the far machine's
 clock, read from it.
 
-:func:`confirm_on` confirms over a NEW connection (not the shared one): that a fresh session
+`confirm_on` confirms over a NEW connection (not the shared one): that a fresh session
 gets in after the change is what the confirmation has to prove.
 
 Usage::
@@ -43,7 +43,7 @@ DEFAULT_STATE_DIR = "/run/kvmnet"
 
 
 class DeadMan(Protocol):
-    """Arms, updates and disarms one dead-man timer (see :mod:`kvmnet.hostnet.deadman`)."""
+    """Arms, updates and disarms one dead-man timer (see `kvmnet.hostnet.deadman`)."""
 
     def arm(
         self, plan: Plan, snap: Snapshot, *, confirm_within: float, state_dir: str | None
@@ -55,7 +55,7 @@ class DeadMan(Protocol):
 
 
 class LocalDeadMan:
-    """This machine's: :mod:`kvmnet.hostnet.deadman` itself."""
+    """This machine's: `kvmnet.hostnet.deadman` itself."""
 
     def arm(
         self, plan: Plan, snap: Snapshot, *, confirm_within: float, state_dir: str | None

@@ -1,6 +1,6 @@
-"""A :class:`~kvmnet.hostnet.runner.Runner` for another machine, over the OpenSSH client.
+"""A `Runner` for another machine, over the OpenSSH client.
 
-``qemu+ssh://root@hv2/system`` manages hv2's guests; :class:`SshRunner` lets the host side
+``qemu+ssh://root@hv2/system`` manages hv2's guests; `SshRunner` lets the host side
 (inspection, plans, the dead-man timer, the bridge probe) act on hv2 too::
 
     runner = SshRunner(machine_of("qemu+ssh://root@hv2/system?keyfile=/k"))
@@ -17,9 +17,9 @@ How it talks to the machine, and why:
   call never stops at a password prompt.
 * **One multiplexed connection**: ``ControlMaster=auto`` with the control socket in a private
   0700 folder of this runner, ``ControlPersist`` so the first command leaves the master behind;
-  every later command, file read and write rides on it. :meth:`close` ends it.
+  every later command, file read and write rides on it. `close` ends it.
 * **Argument lists only**: ssh hands the far side ONE string for its shell, so every argument
-  is quoted with :func:`shlex.quote`, never interpolated. File writes are atomic on the far
+  is quoted with `shlex.quote`, never interpolated. File writes are atomic on the far
   side (content over stdin into a temporary file in the same folder, ``chmod``, ``mv``).
 * **kvmnet's own helper processes** (an argv ``sys.executable -m kvmnet.X ...``: the dead-man
   watcher, the bridge probe's sender) run on the machine with its ``python3`` (3.10 or later)
@@ -164,12 +164,12 @@ class SshRunner:
     """Runs commands and reads/writes files on ``machine`` over one multiplexed SSH connection.
 
     Args:
-        machine: an SSH :class:`~kvmnet.hostnet.machine.Machine` (from
-            :func:`~kvmnet.hostnet.machine.machine_of`).
+        machine: an SSH `Machine` (from
+            `machine_of`).
         netns: run every command inside this network namespace of that machine
-            (``ip netns exec NS`` there), like :class:`~kvmnet.hostnet.runner.NetnsRunner`.
+            (``ip netns exec NS`` there), like `NetnsRunner`.
         control_dir: the private folder for the control socket (default: a new 0700
-            temporary folder, removed by :meth:`close`).
+            temporary folder, removed by `close`).
         multiplex: False opens a new connection for every command (what a confirmation
             must do: prove that a *new* session still gets in).
         ssh: the ssh client to run (default: the URI's ``command=``, else ``ssh``).
@@ -343,7 +343,7 @@ class SshRunner:
     ) -> tuple[int, CommandResult | None]:
         """Run commands one after the other on the machine in ONE round trip, stopping at the
         first that fails. Returns how many succeeded and the failed one's result (None when
-        all did). The plan's steps use it (see :func:`kvmnet.hostnet.apply.apply_plan`)."""
+        all did). The plan's steps use it (see `kvmnet.hostnet.apply.apply_plan`)."""
         words = [list(a) for a in argvs]
         code, out, err = self._exec(["python3", "-c", _BATCH], json.dumps(words).encode(), timeout)
         if code != 0:
