@@ -40,7 +40,7 @@ from lxml import etree
 
 from . import _html, _libvirt, validate
 from .change import Change
-from .domainxml import DomainXML, GuestInterface, GuestInterfaces, IfaceSelector
+from .domainxml import DomainXML, GuestInterface, GuestInterfaces, IfaceSelector, iface_selector
 from .errors import (
     ConcurrentChange,
     ConnectionLost,
@@ -483,7 +483,7 @@ class Domain:
         habit; the command line insists on it. A bad argument raises
         :class:`~kvmnet.errors.InvalidInput` before anything is read or written.
         """
-        iface = validate.iface_selector(iface)
+        iface = iface_selector(iface)
         live = validate.optional_flag(live, "live")
         dry_run = validate.flag(dry_run, "dry_run")
         with self._reported_if_lost("remove_interface"):
@@ -527,7 +527,7 @@ class Domain:
         Without this a guest moved from NAT to the LAN keeps its NAT address.
         ``seconds``: a finite number above 0 (at most 600), else InvalidInput.
         """
-        iface = validate.iface_selector(iface)
+        iface = iface_selector(iface)
         seconds = validate.duration(seconds, "seconds", maximum=600.0)
         doc = DomainXML(self._handle.xml())
         current = doc.find(iface)
@@ -876,7 +876,7 @@ def _edit_args(
 ) -> tuple[IfaceSelector, bool | None, bool, bool | float]:
     """The options every switch takes, checked (see :mod:`kvmnet.validate`)."""
     return (
-        validate.iface_selector(iface),
+        iface_selector(iface),
         validate.optional_flag(live, "live"),
         validate.flag(dry_run, "dry_run"),
         validate.bounce(bounce_link),

@@ -101,8 +101,10 @@ def _lan_args(
     dhcp_client: object,
 ) -> tuple[bool | None, bool, float | None, float, tuple[str, ...], tuple[str, ...]]:
     """The options both plans take, checked (see :mod:`kvmnet.validate`)."""
+    from .domainxml import iface_selector  # lxml only once a plan is asked for
+
     validate.domain_name(domain)
-    validate.iface_selector(iface)
+    iface_selector(iface)
     return (
         validate.optional_flag(live, "live"),
         validate.flag(bounce_link, "bounce_link"),
@@ -194,6 +196,7 @@ def plan_bridge_guest(
         notes=tuple(notes),
         host=host,
         runner=backend.runner if backend is not None else None,
+        applier=apply_lan_plan,
     )
 
 
@@ -286,6 +289,7 @@ def plan_nat_guest(
         notes=tuple(notes),
         host=host,
         replan_host=replan_host,
+        applier=apply_lan_plan,
     )
 
 

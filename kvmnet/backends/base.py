@@ -21,10 +21,11 @@ take ``runner=None`` (default: :func:`kvmnet.hostnet.runner.default_runner(netns
 
 The five backends derive from :class:`BackendBase` (file backends from
 :class:`~kvmnet.backends.filebackend.FileBackendBase`), whose ``_plan`` assembles the plan
-around the backend's steps with ``runner=self.runner`` (so ``plan.apply()`` knows what executes
-it) and the shared checks (:func:`standard_checks` or :func:`release_checks`); shared code
-sets ``dry_run`` (``dataclasses.replace``). Preflight refusals are shared too
-(:mod:`kvmnet.hostnet.preflight`); a backend only adds ``warnings`` to its plan.
+around the backend's steps with ``runner=self.runner`` and ``applier=apply_plan`` (so
+``plan.apply()`` knows what executes it) and the shared checks (:func:`standard_checks` or
+:func:`release_checks`); shared code sets ``dry_run`` (``dataclasses.replace``). Preflight
+refusals are shared too (:mod:`kvmnet.hostnet.preflight`); a backend only adds ``warnings``
+to its plan.
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ from collections.abc import Collection, Iterable
 from typing import Literal, Protocol, runtime_checkable
 
 from .. import validate
+from ..hostnet.apply import apply_plan
 from ..hostnet.plan import Check, Plan, Step, StopProcess
 from ..hostnet.request import BridgeRequest, HostState
 from ..hostnet.runner import Runner, default_runner
@@ -106,6 +108,7 @@ class BackendBase:
             warnings=tuple(warnings),
             restore_runtime=restore_runtime,
             runner=self._runner,
+            applier=apply_plan,
         )
 
 

@@ -87,7 +87,8 @@ def bash_script(parser: argparse.ArgumentParser) -> str:
 
 
 def _completion(args: argparse.Namespace) -> int:
-    from . import build_parser
-
-    print(bash_script(build_parser()), end="")
+    # The root parser arrives in args (build_parser sets it): importing kvmnet.cli from here
+    # would make the package and this module import each other.
+    root: argparse.ArgumentParser = args.root_parser
+    print(bash_script(root), end="")
     return 0

@@ -18,9 +18,10 @@ from __future__ import annotations
 import difflib
 import shlex
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Literal, Protocol
 
 from .. import _html
+from ..errors import PlanFailed
 
 if TYPE_CHECKING:
     from .apply import ApplyResult
@@ -28,6 +29,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "STEP_TYPES",
+    "Applier",
     "Check",
     "CheckKind",
     "Plan",
@@ -180,6 +182,25 @@ def step_kind(step: Step) -> str:
     return next(kind for kind, cls in STEP_TYPES.items() if isinstance(step, cls))
 
 
+class Applier(Protocol):
+    """What applies a plan: :func:`kvmnet.hostnet.apply.apply_plan`, handed to the plan by
+    whoever builds it (the backends, :class:`~kvmnet.Bridge`) so that this value module does
+    not import the machinery that acts on it."""
+
+    def __call__(
+        self,
+        plan: Plan,
+        /,
+        *,
+        verify: bool,
+        confirm_within: float | None,
+        retries: int,
+        retry_interval: float,
+        rollback_on_failure: bool,
+        state_dir: str | None,
+    ) -> ApplyResult: ...
+
+
 @dataclass(frozen=True, eq=False)
 class Plan:
     """What a backend will do to bridge (``action="enslave"``) or release a NIC.
@@ -203,6 +224,8 @@ class Plan:
     requires_confirmation: bool = False  # set by preflight: the SSH session runs over the NIC
     notes: tuple[str, ...] = ()  # e.g. which backend "auto" chose, and why
     runner: Runner | None = field(default=None, repr=False)
+    # Handed in by the builder with the runner (see Applier); None: it cannot be applied.
+    applier: Applier | None = field(default=None, repr=False)
 
     @property
     def files(self) -> tuple[str, ...]:
@@ -240,9 +263,12 @@ class Plan:
         unless :func:`kvmnet.hostnet.confirm` is called in time. Raises
         :class:`~kvmnet.RolledBack` or :class:`~kvmnet.RollbackFailed` on failure.
         """
-        from .apply import apply_plan
-
-        return apply_plan(
+        if self.applier is None:
+            raise PlanFailed(
+                f"{self!r} has no applier: build it through a backend, or pass it to "
+                "kvmnet.hostnet.apply.apply_plan()"
+            )
+        return self.applier(
             self,
             verify=verify,
             confirm_within=confirm_within,
