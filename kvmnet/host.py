@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Collection, Iterable, Sequence
+from collections.abc import Collection, Iterable
 from types import TracebackType
 from typing import TYPE_CHECKING
 
@@ -213,24 +213,17 @@ class Host:
 
         Usage: ``host.use_bridge_all(["web1", "web2"], "br0", progress=show)``.
 
-        One listing for all domains; stops at the first error, as :func:`kvmnet.bulk.bridge_many`
-        does: the guests switched before it stay switched. Every argument is checked first
-        (``names`` must be a list, not one str): :class:`~kvmnet.errors.InvalidInput` before
-        any guest changes.
+        An alias of :func:`kvmnet.bulk.bridge_many` (``names=None`` is its ``every=True``),
+        with its checks and its failure: the guests switched before a failure stay switched.
 
         Raises:
             PartiallyApplied: a guest failed; the message names the guests switched, the one
                 that failed (with what stands for it) and the ones not tried.
         """
-        from .bulk import Target, switch_each
+        from .bulk import bridge_many
 
-        names = validate.domain_names(names)
-        bridge = validate.ifname(bridge, what="bridge")
-        live = validate.optional_flag(live, "live")
-        dry_run = validate.flag(dry_run, "dry_run")
-        validate.progress(progress)
-        targets = [Target(d, None) for d in self._select(names)]
-        return switch_each(targets, "bridge", bridge, live=live, dry_run=dry_run, progress=progress)
+        return bridge_many(self, bridge, names, every=names is None, live=live,
+                           dry_run=dry_run, progress=progress)  # fmt: skip
 
     def use_nat_all(
         self,
@@ -243,43 +236,17 @@ class Host:
     ) -> list[Change]:
         """``use_nat(network)`` on the first interface of every named domain (all if None).
 
-        Arguments are checked as :meth:`use_bridge_all` checks them.
+        An alias of :func:`kvmnet.bulk.nat_many`, as :meth:`use_bridge_all` is of
+        ``bridge_many``.
 
         Raises:
             NetworkNotFound: before any guest changes.
             PartiallyApplied: as :meth:`use_bridge_all`.
         """
-        from .bulk import Target, switch_each
+        from .bulk import nat_many
 
-        names = validate.domain_names(names)
-        network = validate.network_name(network)
-        live = validate.optional_flag(live, "live")
-        dry_run = validate.flag(dry_run, "dry_run")
-        validate.progress(progress)
-        self.network(network)
-        targets = [Target(d, None) for d in self._select(names)]
-        return switch_each(targets, "nat", network, live=live, dry_run=dry_run, progress=progress)
-
-    def _select(self, names: Iterable[str] | None) -> Sequence[Domain]:
-        from .bulk import hint_states
-
-        doms = self.domains()
-        if names is None:
-            hint_states(self, doms)
-            return doms
-        by_name = {d.name: d for d in doms}
-        wanted = list(names)
-        missing = [n for n in wanted if n not in by_name]
-        if missing:
-            from .errors import DomainNotFound
-
-            raise DomainNotFound(
-                f"no domain named {', '.join(repr(m) for m in missing)} on {self.uri}; "
-                f"`kvmnet -c {self.uri} domains` lists them"
-            )
-        chosen = [by_name[n] for n in wanted]
-        hint_states(self, chosen)
-        return chosen
+        return nat_many(self, network, names, every=names is None, live=live,
+                        dry_run=dry_run, progress=progress)  # fmt: skip
 
     # -- guest and host in one plan (kvmnet.onboard) -----------------------------------------
 
