@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Collection, Iterable
+from collections.abc import Iterable
 from types import TracebackType
 from typing import TYPE_CHECKING
 
@@ -23,17 +23,17 @@ from ._libvirt import (
     open_connection,
 )
 from .errors import ConnectionFailed, NetworkNotFound
-from .lanplan import DEFAULT_ADDRESS_TIMEOUT
 from .network import Network, NetworkIndex, Networks
 from .progress import Progress
 
 if TYPE_CHECKING:
-    from .backends.base import Backend
+    from typing_extensions import Unpack
+
     from .change import Change
     from .domain import Domain
-    from .domainxml import IfaceSelector
     from .hostnet.runner import Runner
-    from .onboard import LanResult
+    from .lanplan import LanResult
+    from .onboard import BridgeGuestOptions, NatGuestOptions
     from .topology import Topology
 
 __all__ = ["DEFAULT_URI", "Host", "connect", "default_uri"]
@@ -251,88 +251,45 @@ class Host:
     # -- guest and host in one plan (kvmnet.onboard) -----------------------------------------
 
     def bridge_guest(
-        self,
-        domain: str,
-        *,
-        bridge: str,
-        nic: str | None = None,
-        backend: Backend | None = None,
-        iface: IfaceSelector = None,
-        live: bool | None = None,
-        bounce_link: bool = True,
-        confirm_within: float | None = None,
-        address_timeout: float = DEFAULT_ADDRESS_TIMEOUT,
-        force: Collection[str] = (),
-        dhcp_client: tuple[str, ...] = (),
-        dry_run: bool = False,
-        progress: Progress | None = None,
-        state_dir: str | None = None,
+        self, domain: str, *, bridge: str, **options: Unpack[BridgeGuestOptions]
     ) -> LanResult:
         """Put ``domain`` on the LAN: bridge ``nic`` into ``bridge`` if it is missing, switch the
         guest (live + persistent, link bounced), wait for its new address.
 
         ``host.bridge_guest("web1", bridge="br0", nic="eno1", backend=NmcliBackend())``;
-        the options are :func:`kvmnet.onboard.bridge_guest`'s.
+        :func:`kvmnet.onboard.bridge_guest` on this host.
+
+        Args:
+            domain: The guest's name.
+            bridge: The host bridge to put it on.
+            **options: Parameters: see :func:`kvmnet.onboard.bridge_guest` and
+                :func:`kvmnet.onboard.plan_bridge_guest`.
+
+        Returns:
+            What was done (or, for a dry run, the plan).
         """
         from .onboard import bridge_guest
 
-        return bridge_guest(
-            self,
-            domain,
-            bridge=bridge,
-            nic=nic,
-            backend=backend,
-            iface=iface,
-            live=live,
-            bounce_link=bounce_link,
-            confirm_within=confirm_within,
-            address_timeout=address_timeout,
-            force=force,
-            dhcp_client=dhcp_client,
-            dry_run=dry_run,
-            progress=progress,
-            state_dir=state_dir,
-        )
+        return bridge_guest(self, domain, bridge=bridge, **options)
 
     def nat_guest(
-        self,
-        domain: str,
-        network: str = "default",
-        *,
-        iface: IfaceSelector = None,
-        live: bool | None = None,
-        bounce_link: bool = True,
-        release: str | None = None,
-        backend: Backend | None = None,
-        force: Collection[str] = (),
-        dhcp_client: tuple[str, ...] = (),
-        confirm_within: float | None = None,
-        address_timeout: float = DEFAULT_ADDRESS_TIMEOUT,
-        dry_run: bool = False,
-        progress: Progress | None = None,
-        state_dir: str | None = None,
+        self, domain: str, network: str = "default", **options: Unpack[NatGuestOptions]
     ) -> LanResult:
         """The way back: ``domain`` onto NAT ``network``, then (``release=NIC``) the NIC out of
-        the bridge; the options are :func:`kvmnet.onboard.nat_guest`'s."""
+        the bridge: :func:`kvmnet.onboard.nat_guest` on this host.
+
+        Args:
+            domain: The guest's name.
+            network: The libvirt NAT network to put it back on.
+            **options: Parameters: see :func:`kvmnet.onboard.nat_guest` and
+                :func:`kvmnet.onboard.plan_nat_guest`.
+
+        Returns:
+            What was done (or, for a dry run, the plan).
+        """
         from .onboard import nat_guest
 
-        return nat_guest(
-            self,
-            domain,
-            network,
-            iface=iface,
-            live=live,
-            bounce_link=bounce_link,
-            release=release,
-            backend=backend,
-            force=force,
-            dhcp_client=dhcp_client,
-            confirm_within=confirm_within,
-            address_timeout=address_timeout,
-            dry_run=dry_run,
-            progress=progress,
-            state_dir=state_dir,
-        )
+        return nat_guest(self, domain, network, **options)
 
     # -- the picture --------------------------------------------------------------------
 
