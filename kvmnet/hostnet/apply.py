@@ -34,7 +34,7 @@ from ..errors import (
 )
 from . import deadman
 from .inspect import read_links, read_routes
-from .plan import Check, Plan, RunCommand, StartProcess, Step, StopProcess
+from .plan import Check, Plan, Step, step_command
 from .rollback import FORK_GRACE, Journal, daemon_pid, roll_back, run_step
 from .runner import Runner
 from .snapshot import Snapshot, take_snapshot
@@ -323,8 +323,5 @@ def _run_and_verify(
 
 
 def _short(step: Step) -> str:
-    if isinstance(step, RunCommand | StartProcess):
-        return shlex.join(step.argv)
-    if isinstance(step, StopProcess):
-        return shlex.join(step.command)
-    return step.describe()
+    argv = step_command(step)
+    return shlex.join(argv) if argv is not None else step.describe()

@@ -39,6 +39,7 @@ __all__ = [
     "Step",
     "StopProcess",
     "WriteFile",
+    "step_command",
     "step_kind",
 ]
 
@@ -182,6 +183,16 @@ def step_kind(step: Step) -> str:
     return next(kind for kind, cls in STEP_TYPES.items() if isinstance(step, cls))
 
 
+def step_command(step: Step) -> tuple[str, ...] | None:
+    """The argv ``step`` runs: a command's or started process's own, a StopProcess's ``kill``
+    command; None for a file step. (``Plan.commands`` and apply's error messages.)"""
+    if isinstance(step, RunCommand | StartProcess):
+        return step.argv
+    if isinstance(step, StopProcess):
+        return step.command
+    return None
+
+
 class Applier(Protocol):
     """What applies a plan: :func:`kvmnet.hostnet.apply.apply_plan`, handed to the plan by
     whoever builds it (the backends, :class:`~kvmnet.Bridge`) so that this value module does
@@ -239,13 +250,7 @@ class Plan:
     @property
     def commands(self) -> tuple[tuple[str, ...], ...]:
         """Every argv the plan runs, in order (StopProcess as its ``kill`` command)."""
-        out: list[tuple[str, ...]] = []
-        for step in self.steps:
-            if isinstance(step, RunCommand | StartProcess):
-                out.append(step.argv)
-            elif isinstance(step, StopProcess):
-                out.append(step.command)
-        return tuple(out)
+        return tuple(argv for step in self.steps if (argv := step_command(step)) is not None)
 
     def apply(
         self,
