@@ -40,7 +40,7 @@ from lxml import etree
 
 from . import _html, _libvirt, validate
 from .change import Change
-from .domainxml import DomainXML, GuestInterface, GuestInterfaces, IfaceSelector
+from .domainxml import DomainXML, GuestInterface, GuestInterfaces, IfaceSelector, iface_selector
 from .errors import (
     ConcurrentChange,
     ConnectionLost,
@@ -560,7 +560,7 @@ class Domain:
             InterfaceNotFound: no interface matches ``iface``.
             LiveChangeUnsupported: ``live=True`` and the running guest cannot take the change.
         """
-        iface = validate.iface_selector(iface)
+        iface = iface_selector(iface)
         live = validate.optional_flag(live, "live")
         dry_run = validate.flag(dry_run, "dry_run")
         with self._reported_if_lost("remove_interface"):
@@ -611,7 +611,7 @@ class Domain:
             InvalidInput: a bad ``iface`` or ``seconds``.
             InterfaceNotFound: no interface matches ``iface``.
         """
-        iface = validate.iface_selector(iface)
+        iface = iface_selector(iface)
         seconds = validate.duration(seconds, "seconds", maximum=600.0)
         doc = DomainXML(self._handle.xml())
         current = doc.find(iface)
@@ -974,7 +974,7 @@ def _edit_args(
 ) -> tuple[IfaceSelector, bool | None, bool, bool | float]:
     """The options every switch takes, checked (see `kvmnet.validate`)."""
     return (
-        validate.iface_selector(iface),
+        iface_selector(iface),
         validate.optional_flag(live, "live"),
         validate.flag(dry_run, "dry_run"),
         validate.bounce(bounce_link),

@@ -58,7 +58,7 @@ from ._xmltext import (
 from .errors import InterfaceNotFound, InvalidInput, InvalidType, MacInUse, UnsupportedEdit
 from .mode import Mode
 
-__all__ = ["DomainXML", "GuestInterface", "GuestInterfaces", "IfaceSelector"]
+__all__ = ["DomainXML", "GuestInterface", "GuestInterfaces", "IfaceSelector", "iface_selector"]
 
 log = logging.getLogger(__name__)
 
@@ -146,6 +146,34 @@ class GuestInterface:
         """
         where = f" {self.source!r}" if self.source is not None else ""
         return f"{self.mac or f'#{self.index}'} {self.type}{where} ({self.mode})"
+
+
+def iface_selector(value: object) -> IfaceSelector:
+    """``value`` checked as an interface selector: None, a MAC string (normalised), an ``int``
+    index or a GuestInterface. Here rather than in :mod:`kvmnet.validate`, which would have
+    to import this module to know a GuestInterface.
+
+    Args:
+        value: The argument.
+
+    Returns:
+        The selector, a MAC normalised to lower case with colons.
+
+    Raises:
+        InvalidType: a bool, float, bytes or any other type.
+        InvalidMac: a string that is not a unicast MAC (an index as text such as ``"1"`` is
+            refused: pass the int).
+    """
+    if value is None or isinstance(value, GuestInterface):
+        return value
+    if isinstance(value, bool) or not isinstance(value, (int, str)):
+        raise InvalidType(
+            "interface selector must be None, a MAC str, an int index or a GuestInterface, "
+            f"got {validate.shown(value)} ({type(value).__name__})"
+        )
+    if isinstance(value, int):
+        return value
+    return validate.mac(value, "interface selector")
 
 
 def guess_mode(iface_type: str, source: str | None) -> Mode:
@@ -392,7 +420,7 @@ class DomainXML:
             UnsupportedEdit: an interface type kvmnet does not switch (hostdev, vhost-user...).
         """
         _check_name(bridge, "bridge")
-        validate.iface_selector(iface)
+        iface_selector(iface)
         return self._switch(iface, "bridge", bridge)
 
     def use_nat(self, network: str = "default", iface: IfaceSelector = None) -> GuestInterface:
@@ -411,7 +439,7 @@ class DomainXML:
             UnsupportedEdit: an interface type kvmnet does not switch (hostdev, vhost-user...).
         """
         _check_name(network, "network")
-        validate.iface_selector(iface)
+        iface_selector(iface)
         return self._switch(iface, "network", network)
 
     def _switch(self, iface: IfaceSelector, new_type: str, name: str) -> GuestInterface:
@@ -596,7 +624,7 @@ class DomainXML:
         Raises:
             InterfaceNotFound: no interface matches ``iface``.
         """
-        validate.iface_selector(iface)
+        iface_selector(iface)
         el, index = self._select(iface)
         removed = read_interface(el, index)
         remove_element(el)

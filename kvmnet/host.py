@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Collection, Iterable, Sequence
+from collections.abc import Collection, Iterable
 from types import TracebackType
 from typing import TYPE_CHECKING
 
@@ -23,19 +23,20 @@ from ._libvirt import (
     open_connection,
 )
 from .errors import ConnectionFailed, NetworkNotFound
-from .lanplan import DEFAULT_ADDRESS_TIMEOUT
 from .network import Network, NetworkIndex, Networks
 from .progress import Progress
 
 if TYPE_CHECKING:
+    from typing_extensions import Unpack
+
     from .backends.base import Backend
     from .change import Change
     from .domain import Domain
-    from .domainxml import IfaceSelector
     from .hostnet.machine import Machine
     from .hostnet.nic import Bridge, HostNic
     from .hostnet.runner import Runner
-    from .onboard import LanResult
+    from .lanplan import LanResult
+    from .onboard import BridgeGuestOptions, NatGuestOptions
     from .topology import Topology
 
 __all__ = ["DEFAULT_URI", "Host", "connect", "default_uri"]
@@ -359,8 +360,8 @@ class Host:
 
         Usage: ``host.use_bridge_all(["web1", "web2"], "br0", progress=show)``.
 
-        One listing for all domains; stops at the first error, as `kvmnet.bulk.bridge_many`
-        does: the guests switched before it stay switched.
+        An alias of `kvmnet.bulk.bridge_many` (``names=None`` is its ``every=True``),
+        with its checks and its failure: the guests switched before a failure stay switched.
 
         Args:
             names: the domains' names, as a list (None: every domain).
@@ -379,15 +380,10 @@ class Host:
             PartiallyApplied: a guest failed; the message names the guests switched, the one
                 that failed (with what stands for it) and the ones not tried.
         """
-        from .bulk import Target, switch_each
+        from .bulk import bridge_many
 
-        names = validate.domain_names(names)
-        bridge = validate.ifname(bridge, what="bridge")
-        live = validate.optional_flag(live, "live")
-        dry_run = validate.flag(dry_run, "dry_run")
-        validate.progress(progress)
-        targets = [Target(d, None) for d in self._select(names)]
-        return switch_each(targets, "bridge", bridge, live=live, dry_run=dry_run, progress=progress)
+        return bridge_many(self, bridge, names, every=names is None, live=live,
+                           dry_run=dry_run, progress=progress)  # fmt: skip
 
     def use_nat_all(
         self,
@@ -399,6 +395,9 @@ class Host:
         progress: Progress | None = None,
     ) -> list[Change]:
         """``use_nat(network)`` on the first interface of every named domain (all if None).
+
+        An alias of `kvmnet.bulk.nat_many`, as `use_bridge_all` is of
+        ``bridge_many``.
 
         Args:
             names: the domains' names, as a list (None: every domain).
@@ -416,87 +415,30 @@ class Host:
             NetworkNotFound: before any guest changes.
             PartiallyApplied: as `use_bridge_all`.
         """
-        from .bulk import Target, switch_each
+        from .bulk import nat_many
 
-        names = validate.domain_names(names)
-        network = validate.network_name(network)
-        live = validate.optional_flag(live, "live")
-        dry_run = validate.flag(dry_run, "dry_run")
-        validate.progress(progress)
-        self.network(network)
-        targets = [Target(d, None) for d in self._select(names)]
-        return switch_each(targets, "nat", network, live=live, dry_run=dry_run, progress=progress)
-
-    def _select(self, names: Iterable[str] | None) -> Sequence[Domain]:
-        from .bulk import hint_states
-
-        doms = self.domains()
-        if names is None:
-            hint_states(self, doms)
-            return doms
-        by_name = {d.name: d for d in doms}
-        wanted = list(names)
-        missing = [n for n in wanted if n not in by_name]
-        if missing:
-            from .errors import DomainNotFound
-
-            raise DomainNotFound(
-                f"no domain named {', '.join(repr(m) for m in missing)} on {self.uri}; "
-                f"`kvmnet -c {self.uri} domains` lists them"
-            )
-        chosen = [by_name[n] for n in wanted]
-        hint_states(self, chosen)
-        return chosen
+        return nat_many(self, network, names, every=names is None, live=live,
+                        dry_run=dry_run, progress=progress)  # fmt: skip
 
     # -- guest and host in one plan (kvmnet.onboard) -----------------------------------------
 
     def bridge_guest(
-        self,
-        domain: str,
-        *,
-        bridge: str,
-        nic: str | None = None,
-        backend: Backend | None = None,
-        iface: IfaceSelector = None,
-        live: bool | None = None,
-        bounce_link: bool = True,
-        confirm_within: float | None = None,
-        address_timeout: float = DEFAULT_ADDRESS_TIMEOUT,
-        force: Collection[str] = (),
-        dhcp_client: tuple[str, ...] = (),
-        dry_run: bool = False,
-        progress: Progress | None = None,
-        state_dir: str | None = None,
+        self, domain: str, *, bridge: str, **options: Unpack[BridgeGuestOptions]
     ) -> LanResult:
         """Put ``domain`` on the LAN: bridge ``nic`` into ``bridge`` if it is missing, switch the
         guest (live + persistent, link bounced), wait for its new address.
 
-        ``host.bridge_guest("web1", bridge="br0", nic="eno1", backend=NmcliBackend())``.
+        ``host.bridge_guest("web1", bridge="br0", nic="eno1", backend=NmcliBackend())``;
+        `kvmnet.onboard.bridge_guest` on this host.
 
         Args:
-            domain: the guest's name.
-            bridge: the host bridge to put it on.
-            nic: the host NIC to make the bridge from when it is missing (with ``backend``;
-                without both the bridge must exist).
-            backend: the backend that plans the host bridge.
-            iface: which guest interface, selected as for `Domain.use_bridge`.
-            live: None: the running guest too if it runs; False: next boot only; True: fail
-                unless the running guest changes too.
-            bounce_link: take the guest's link down for a moment after the live switch, so it
-                asks DHCP again.
-            force: preflight refusals to override, by name (see `kvmnet.hostnet.preflight`).
-            dhcp_client: an argv starting a DHCP client on the link that keeps the address.
-            confirm_within: seconds: the host change rolls back by itself unless
-                `kvmnet.hostnet.confirm` is called in time (None: no timer).
-            address_timeout: seconds to wait for the guest's new address (a timeout is
-                reported, not fatal).
-            dry_run: True: plan only; the result shows the plan and nothing changes.
-            progress: called as ``progress(done, total, label)`` while the parts run.
-            state_dir: where the dead-man timer keeps its state (default: kvmnet's run
-                directory).
+            domain: The guest's name.
+            bridge: The host bridge to put it on.
+            **options: Parameters: see `kvmnet.onboard.bridge_guest` and
+                `kvmnet.onboard.plan_bridge_guest`.
 
         Returns:
-            The `LanResult`: what was done (or, with ``dry_run``, the plan).
+            What was done (or, for a dry run, the plan).
 
         Raises:
             InvalidInput: a bad argument, before anything is read or changed.
@@ -507,69 +449,22 @@ class Host:
         """
         from .onboard import bridge_guest
 
-        return bridge_guest(
-            self,
-            domain,
-            bridge=bridge,
-            nic=nic,
-            backend=backend,
-            iface=iface,
-            live=live,
-            bounce_link=bounce_link,
-            confirm_within=confirm_within,
-            address_timeout=address_timeout,
-            force=force,
-            dhcp_client=dhcp_client,
-            dry_run=dry_run,
-            progress=progress,
-            state_dir=state_dir,
-        )
+        return bridge_guest(self, domain, bridge=bridge, **options)
 
     def nat_guest(
-        self,
-        domain: str,
-        network: str = "default",
-        *,
-        iface: IfaceSelector = None,
-        live: bool | None = None,
-        bounce_link: bool = True,
-        release: str | None = None,
-        backend: Backend | None = None,
-        force: Collection[str] = (),
-        dhcp_client: tuple[str, ...] = (),
-        confirm_within: float | None = None,
-        address_timeout: float = DEFAULT_ADDRESS_TIMEOUT,
-        dry_run: bool = False,
-        progress: Progress | None = None,
-        state_dir: str | None = None,
+        self, domain: str, network: str = "default", **options: Unpack[NatGuestOptions]
     ) -> LanResult:
         """The way back: ``domain`` onto NAT ``network``, then (``release=NIC``) the NIC out of
-        the bridge.
+        the bridge: `kvmnet.onboard.nat_guest` on this host.
 
         Args:
-            domain: the guest's name.
-            network: the libvirt network to put it on.
-            iface: which guest interface, selected as for `Domain.use_bridge`.
-            live: None: the running guest too if it runs; False: next boot only; True: fail
-                unless the running guest changes too.
-            bounce_link: take the guest's link down for a moment after the live switch, so it
-                asks DHCP again.
-            release: the host NIC to take out of the bridge the guest was on (refused while
-                other guests use the bridge, unless ``force`` names ``"bridge-in-use"``).
-            backend: the backend that plans the release.
-            force: preflight refusals to override, by name (see `kvmnet.hostnet.preflight`).
-            dhcp_client: an argv starting a DHCP client on the link that keeps the address.
-            confirm_within: seconds: the host change rolls back by itself unless
-                `kvmnet.hostnet.confirm` is called in time (None: no timer).
-            address_timeout: seconds to wait for the guest's new address (a timeout is
-                reported, not fatal).
-            dry_run: True: plan only; the result shows the plan and nothing changes.
-            progress: called as ``progress(done, total, label)`` while the parts run.
-            state_dir: where the dead-man timer keeps its state (default: kvmnet's run
-                directory).
+            domain: The guest's name.
+            network: The libvirt NAT network to put it back on.
+            **options: Parameters: see `kvmnet.onboard.nat_guest` and
+                `kvmnet.onboard.plan_nat_guest`.
 
         Returns:
-            The `LanResult`: what was done (or, with ``dry_run``, the plan).
+            What was done (or, for a dry run, the plan).
 
         Raises:
             InvalidInput: a bad argument, before anything is read or changed.
@@ -580,23 +475,7 @@ class Host:
         """
         from .onboard import nat_guest
 
-        return nat_guest(
-            self,
-            domain,
-            network,
-            iface=iface,
-            live=live,
-            bounce_link=bounce_link,
-            release=release,
-            backend=backend,
-            force=force,
-            dhcp_client=dhcp_client,
-            confirm_within=confirm_within,
-            address_timeout=address_timeout,
-            dry_run=dry_run,
-            progress=progress,
-            state_dir=state_dir,
-        )
+        return nat_guest(self, domain, network, **options)
 
     # -- the picture --------------------------------------------------------------------
 

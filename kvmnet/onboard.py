@@ -29,13 +29,16 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Collection
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypedDict
 
 from . import validate
 from .errors import KvmnetError, PartiallyApplied, PreflightRefused
 from .lanplan import DEFAULT_ADDRESS_TIMEOUT, LanPlan, LanResult
 
 if TYPE_CHECKING:
+    # typing.Unpack from Python 3.11 on; only read by type checkers here.
+    from typing_extensions import Unpack
+
     from .addresses import GuestAddress
     from .backends.base import Backend
     from .change import Change
@@ -45,11 +48,18 @@ if TYPE_CHECKING:
     from .hostnet.apply import ApplyResult
     from .hostnet.plan import Plan
     from .hostnet.runner import Runner
+    from .progress import Progress
 
 __all__ = [
     "DEFAULT_ADDRESS_TIMEOUT",
+    "BridgeGuestOptions",
+    "BridgeOptions",
     "LanPlan",
     "LanResult",
+    "MoveOptions",
+    "NatGuestOptions",
+    "NatOptions",
+    "RunOptions",
     "apply_lan_plan",
     "bridge_guest",
     "nat_guest",
@@ -62,6 +72,53 @@ log = logging.getLogger(__name__)
 
 _POLL_INTERVAL = 1.0
 _MAX_PROBE_GAP = 8.0
+
+
+# --- the options, named once ------------------------------------------------------------------
+# plan_bridge_guest and plan_nat_guest hold the full lists (defaults, checks, documentation);
+# bridge_guest, nat_guest, Host.bridge_guest and Host.nat_guest take these keywords through
+# ``**options`` and hand them on, so an option is added in one signature and one dict here.
+
+
+class MoveOptions(TypedDict, total=False):
+    """The keywords both guest moves take; meaning and defaults: :func:`plan_bridge_guest`."""
+
+    iface: IfaceSelector
+    live: bool | None
+    bounce_link: bool
+    confirm_within: float | None
+    address_timeout: float
+    force: Collection[str]
+    dhcp_client: tuple[str, ...]
+    backend: Backend | None
+
+
+class BridgeOptions(MoveOptions, total=False):
+    """:func:`plan_bridge_guest`'s keywords besides ``bridge``."""
+
+    nic: str | None
+
+
+class NatOptions(MoveOptions, total=False):
+    """:func:`plan_nat_guest`'s keywords besides ``network``."""
+
+    release: str | None
+
+
+class RunOptions(TypedDict, total=False):
+    """What :func:`bridge_guest` and :func:`nat_guest` add to the plan's keywords."""
+
+    dry_run: bool
+    progress: Progress | None
+    state_dir: str | None
+
+
+class BridgeGuestOptions(BridgeOptions, RunOptions, total=False):
+    """Every keyword of :func:`bridge_guest` and ``Host.bridge_guest`` besides ``bridge``."""
+
+
+class NatGuestOptions(NatOptions, RunOptions, total=False):
+    """Every keyword of :func:`nat_guest` and ``Host.nat_guest``."""
 
 
 # --- planning ---------------------------------------------------------------------------------
@@ -126,8 +183,10 @@ def _lan_args(
     dhcp_client: object,
 ) -> tuple[bool | None, bool, float | None, float, tuple[str, ...], tuple[str, ...]]:
     """The options both plans take, checked (see `kvmnet.validate`)."""
+    from .domainxml import iface_selector  # lxml only once a plan is asked for
+
     validate.domain_name(domain)
-    validate.iface_selector(iface)
+    iface_selector(iface)
     return (
         validate.optional_flag(live, "live"),
         validate.flag(bounce_link, "bounce_link"),
@@ -221,6 +280,7 @@ def plan_bridge_guest(
         notes=tuple(notes),
         host=host,
         runner=backend.runner if backend is not None else _host_runner(host),
+        applier=apply_lan_plan,
     )
 
 
@@ -314,6 +374,7 @@ def plan_nat_guest(
         notes=tuple(notes),
         host=host,
         replan_host=replan_host,
+        applier=apply_lan_plan,
     )
 
 
@@ -526,35 +587,29 @@ def bridge_guest(
     domain: str,
     *,
     bridge: str,
-    nic: str | None = None,
-    backend: Backend | None = None,
-    iface: IfaceSelector = None,
-    live: bool | None = None,
-    bounce_link: bool = True,
-    confirm_within: float | None = None,
-    address_timeout: float = DEFAULT_ADDRESS_TIMEOUT,
-    force: Collection[str] = (),
-    dhcp_client: tuple[str, ...] = (),
     dry_run: bool = False,
-    progress: Callable[[int, int, str], None] | None = None,
+    progress: Progress | None = None,
     state_dir: str | None = None,
+    **options: Unpack[BridgeOptions],
 ) -> LanResult:
-    """`plan_bridge_guest`, then (unless ``dry_run``) `LanPlan.apply`."""
+    """`plan_bridge_guest`, then (unless ``dry_run``) `LanPlan.apply`.
+
+    Args:
+        host: The connected host.
+        domain: The guest's name.
+        bridge: The host bridge to put it on.
+        dry_run: Plan only; the result holds the plan and nothing changes.
+        progress: Told of each step (`kvmnet.progress`).
+        state_dir: Where the dead-man timer keeps its state (see `kvmnet.Plan.apply`).
+        **options: Parameters: see `plan_bridge_guest` (``nic``, ``backend``, ``iface``,
+            ``live``, ``bounce_link``, ``confirm_within``, ``address_timeout``, ``force``,
+            ``dhcp_client``).
+
+    Returns:
+        What was done (or, for a dry run, the plan).
+    """
     dry_run = _apply_args(dry_run, progress, state_dir)
-    plan = plan_bridge_guest(
-        host,
-        domain,
-        bridge=bridge,
-        nic=nic,
-        backend=backend,
-        iface=iface,
-        live=live,
-        bounce_link=bounce_link,
-        confirm_within=confirm_within,
-        address_timeout=address_timeout,
-        force=force,
-        dhcp_client=dhcp_client,
-    )
+    plan = plan_bridge_guest(host, domain, bridge=bridge, **options)
     if dry_run:
         return LanResult(plan, False)
     return plan.apply(progress=progress, state_dir=state_dir)
@@ -565,35 +620,29 @@ def nat_guest(
     domain: str,
     network: str = "default",
     *,
-    iface: IfaceSelector = None,
-    live: bool | None = None,
-    bounce_link: bool = True,
-    release: str | None = None,
-    backend: Backend | None = None,
-    force: Collection[str] = (),
-    dhcp_client: tuple[str, ...] = (),
-    confirm_within: float | None = None,
-    address_timeout: float = DEFAULT_ADDRESS_TIMEOUT,
     dry_run: bool = False,
-    progress: Callable[[int, int, str], None] | None = None,
+    progress: Progress | None = None,
     state_dir: str | None = None,
+    **options: Unpack[NatOptions],
 ) -> LanResult:
-    """`plan_nat_guest`, then (unless ``dry_run``) `LanPlan.apply`."""
+    """`plan_nat_guest`, then (unless ``dry_run``) `LanPlan.apply`.
+
+    Args:
+        host: The connected host.
+        domain: The guest's name.
+        network: The libvirt NAT network to put it back on.
+        dry_run: Plan only; the result holds the plan and nothing changes.
+        progress: Told of each step (`kvmnet.progress`).
+        state_dir: Where the dead-man timer keeps its state (see `kvmnet.Plan.apply`).
+        **options: Parameters: see `plan_nat_guest` (``iface``, ``live``,
+            ``bounce_link``, ``release``, ``backend``, ``force``, ``dhcp_client``,
+            ``confirm_within``, ``address_timeout``).
+
+    Returns:
+        What was done (or, for a dry run, the plan).
+    """
     dry_run = _apply_args(dry_run, progress, state_dir)
-    plan = plan_nat_guest(
-        host,
-        domain,
-        network,
-        iface=iface,
-        live=live,
-        bounce_link=bounce_link,
-        release=release,
-        backend=backend,
-        force=force,
-        dhcp_client=dhcp_client,
-        confirm_within=confirm_within,
-        address_timeout=address_timeout,
-    )
+    plan = plan_nat_guest(host, domain, network, **options)
     if dry_run:
         return LanResult(plan, False)
     return plan.apply(progress=progress, state_dir=state_dir)

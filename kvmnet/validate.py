@@ -23,14 +23,10 @@ import math
 import os
 import re
 from collections.abc import Callable, Iterable
-from typing import TYPE_CHECKING
 
 from .errors import InvalidInput, InvalidMac, InvalidName, InvalidType, UntrustedPath
 from .hostnet.names import validate_ifname, validate_netns_name
 from .macs import LIBVIRT_TAP_OCTET, int_to_mac, normalize_mac, parse_mac
-
-if TYPE_CHECKING:
-    from .domainxml import IfaceSelector
 
 __all__ = [
     "backend",
@@ -43,7 +39,6 @@ __all__ = [
     "flag",
     "force",
     "guest_mac",
-    "iface_selector",
     "ifname",
     "mac",
     "model",
@@ -241,27 +236,6 @@ def guest_mac(value: object, what: str = "MAC") -> str:
             "use e.g. 52:54:00:ab:cd:ef"
         )
     return int_to_mac(number)
-
-
-def iface_selector(value: object) -> IfaceSelector:
-    """None, a MAC string (normalised), an ``int`` index or a GuestInterface.
-
-    Raises:
-        InvalidType: a bool, float, bytes or any other type.
-        InvalidMac: a string that is not a unicast MAC (an index as text such as ``"1"`` is
-            refused: pass the int).
-    """
-    from .domainxml import GuestInterface  # domainxml imports this module
-
-    if value is None or isinstance(value, GuestInterface):
-        return value
-    if isinstance(value, bool) or not isinstance(value, (int, str)):
-        raise _type_error(
-            "interface selector", value, "None, a MAC str, an int index or a GuestInterface"
-        )
-    if isinstance(value, int):
-        return value
-    return mac(value, "interface selector")
 
 
 def flag(value: object, what: str) -> bool:

@@ -19,12 +19,12 @@ take ``runner=None`` (default: `kvmnet.hostnet.runner.default_runner(netns)`)::
     backend = Iproute2Backend(netns="lab-host")
     plan = backend.plan_enslave(BridgeRequest("eth0", "br0"), inspect_host(backend.runner, ...))
 
-The five backends derive from `BackendBase` (file backends from
-`FileBackendBase`), whose ``_plan`` assembles the plan
-around the backend's steps with ``runner=self.runner`` (so ``plan.apply()`` knows what executes
-it) and the shared checks (`standard_checks` or `release_checks`); shared code
-sets ``dry_run`` (``dataclasses.replace``). Preflight refusals are shared too
-(`kvmnet.hostnet.preflight`); a backend only adds ``warnings`` to its plan.
+The five backends derive from `BackendBase` (file backends from `FileBackendBase`), whose
+``_plan`` assembles the plan around the backend's steps with ``runner=self.runner`` and
+``applier=apply_plan`` (so ``plan.apply()`` knows what executes it) and the shared checks
+(`standard_checks` or `release_checks`); shared code sets ``dry_run``
+(``dataclasses.replace``). Preflight refusals are shared too (`kvmnet.hostnet.preflight`); a
+backend only adds ``warnings`` to its plan.
 """
 
 from __future__ import annotations
@@ -33,6 +33,7 @@ from collections.abc import Collection, Iterable
 from typing import Literal, Protocol, runtime_checkable
 
 from .. import validate
+from ..hostnet.apply import apply_plan
 from ..hostnet.plan import Check, Plan, Step, StopProcess
 from ..hostnet.request import BridgeRequest, HostState
 from ..hostnet.runner import Runner, default_runner
@@ -141,6 +142,7 @@ class BackendBase:
             warnings=tuple(warnings),
             restore_runtime=restore_runtime,
             runner=self._runner,
+            applier=apply_plan,
         )
 
 

@@ -102,6 +102,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for module in (domains, bulk, macs, hostbridge, show, completion):
         module.register(sub)
+    parser.set_defaults(root_parser=parser)  # for `completion`, which prints the whole tree
     return parser
 
 

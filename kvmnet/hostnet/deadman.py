@@ -43,12 +43,12 @@ from typing import TYPE_CHECKING
 
 from ..errors import ConfirmationError, UntrustedPath
 from .plan import STEP_TYPES, Step, step_kind
+from .rollback import Journal, roll_back
 from .runner import LocalRunner, Runner, default_runner
 from .snapshot import Snapshot
 from .trust import read_trusted, trusted_dir
 
 if TYPE_CHECKING:
-    from .apply import Journal
     from .plan import Plan
 
 __all__ = ["arm", "confirm", "disarm", "pending", "pending_id", "state_dir", "update", "watch"]
@@ -281,8 +281,6 @@ def _wait_for_deadline(path: Path) -> dict[str, object] | None:
 
 
 def _journal(data: dict[str, object]) -> Journal:
-    from .apply import Journal
-
     started = data.get("started")
     stopped = data.get("stopped")
     return Journal(
@@ -302,8 +300,6 @@ def watch(path: Path) -> int:
         0: confirmed, or rolled back exactly; 1: rolled back with differences left;
         3: refused (UntrustedPath), nothing executed.
     """
-    from .apply import roll_back
-
     try:
         if _wait_for_deadline(path) is None:
             return 0

@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING
 
 from .. import _html, validate
 from ..errors import PreflightRefused
+from .apply import apply_plan
 from .inspect import inspect_host, read_links, read_routes, ssh_uses
 from .names import validate_ifname
 from .plan import Plan
@@ -326,6 +327,7 @@ class Bridge(_Link):
                 steps=(),
                 warnings=(f"{name} is already a port of {self.name}: nothing to do",),
                 runner=self.backend.runner,
+                applier=apply_plan,
             )
         else:
             plan = self.backend.plan_enslave(request, current)

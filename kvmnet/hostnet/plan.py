@@ -18,9 +18,10 @@ from __future__ import annotations
 import difflib
 import shlex
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Literal, Protocol
 
 from .. import _html
+from ..errors import PlanFailed
 
 if TYPE_CHECKING:
     from .apply import ApplyResult
@@ -28,6 +29,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "STEP_TYPES",
+    "Applier",
     "Check",
     "CheckKind",
     "Plan",
@@ -37,6 +39,7 @@ __all__ = [
     "Step",
     "StopProcess",
     "WriteFile",
+    "step_command",
     "step_kind",
 ]
 
@@ -180,6 +183,35 @@ def step_kind(step: Step) -> str:
     return next(kind for kind, cls in STEP_TYPES.items() if isinstance(step, cls))
 
 
+def step_command(step: Step) -> tuple[str, ...] | None:
+    """The argv ``step`` runs: a command's or started process's own, a StopProcess's ``kill``
+    command; None for a file step. (``Plan.commands`` and apply's error messages.)"""
+    if isinstance(step, RunCommand | StartProcess):
+        return step.argv
+    if isinstance(step, StopProcess):
+        return step.command
+    return None
+
+
+class Applier(Protocol):
+    """What applies a plan: :func:`kvmnet.hostnet.apply.apply_plan`, handed to the plan by
+    whoever builds it (the backends, :class:`~kvmnet.Bridge`) so that this value module does
+    not import the machinery that acts on it."""
+
+    def __call__(
+        self,
+        plan: Plan,
+        /,
+        *,
+        verify: bool,
+        confirm_within: float | None,
+        retries: int,
+        retry_interval: float,
+        rollback_on_failure: bool,
+        state_dir: str | None,
+    ) -> ApplyResult: ...
+
+
 @dataclass(frozen=True, eq=False)
 class Plan:
     """What a backend will do to bridge (``action="enslave"``) or release a NIC.
@@ -201,6 +233,8 @@ class Plan:
             applying needs ``confirm_within``.
         notes: e.g. which backend ``auto`` chose, and why.
         runner: executes it (None: it cannot be applied).
+        applier: the mechanism ``apply()`` hands it to (`kvmnet.hostnet.apply.apply_plan`,
+            set by whoever builds the plan, so the value does not import what acts on it).
     """
 
     backend: str
@@ -216,6 +250,8 @@ class Plan:
     requires_confirmation: bool = False  # set by preflight: the SSH session runs over the NIC
     notes: tuple[str, ...] = ()  # e.g. which backend "auto" chose, and why
     runner: Runner | None = field(default=None, repr=False)
+    # Handed in by the builder with the runner (see Applier); None: it cannot be applied.
+    applier: Applier | None = field(default=None, repr=False)
 
     @property
     def files(self) -> tuple[str, ...]:
@@ -229,13 +265,7 @@ class Plan:
     @property
     def commands(self) -> tuple[tuple[str, ...], ...]:
         """Every argv the plan runs, in order (StopProcess as its ``kill`` command)."""
-        out: list[tuple[str, ...]] = []
-        for step in self.steps:
-            if isinstance(step, RunCommand | StartProcess):
-                out.append(step.argv)
-            elif isinstance(step, StopProcess):
-                out.append(step.command)
-        return tuple(out)
+        return tuple(argv for step in self.steps if (argv := step_command(step)) is not None)
 
     def apply(
         self,
@@ -273,9 +303,12 @@ class Plan:
             PreflightRefused: the plan needs confirmation (the SSH session runs over the
                 NIC) and ``confirm_within`` is None.
         """
-        from .apply import apply_plan
-
-        return apply_plan(
+        if self.applier is None:
+            raise PlanFailed(
+                f"{self!r} has no applier: build it through a backend, or pass it to "
+                "kvmnet.hostnet.apply.apply_plan()"
+            )
+        return self.applier(
             self,
             verify=verify,
             confirm_within=confirm_within,

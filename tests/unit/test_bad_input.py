@@ -577,6 +577,13 @@ for v in ["false", 1, 0.0]:
         InvalidType,
         lambda e, v: bulk.nat_many(e.host, "lan", ["off1"], bounce_link=v),
     )
+    case(
+        "bulk.bridge_many(every)",
+        v,
+        InvalidType,
+        lambda e, v: bulk.bridge_many(e.host, "br1", every=v),
+    )
+    case("bulk.nat_many(every)", v, InvalidType, lambda e, v: bulk.nat_many(e.host, "lan", every=v))
 
 # -- DomainXML (pure) -------------------------------------------------------------------------
 
