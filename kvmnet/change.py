@@ -9,10 +9,8 @@ Usage::
 
 from __future__ import annotations
 
-import difflib
 from dataclasses import dataclass
 
-from . import _html
 from .domainxml import GuestInterface
 
 __all__ = ["Change"]
@@ -51,6 +49,8 @@ class Change:
 
     def diff(self, *, context: int = 3) -> str:
         """Unified diff of the domain XML, before vs after ("" when nothing changed)."""
+        import difflib  # listings never diff: not on every CLI start
+
         name = self.domain
         return "".join(
             difflib.unified_diff(
@@ -99,6 +99,8 @@ class Change:
         )
 
     def _repr_html_(self) -> str:
+        from . import _html  # only notebooks render HTML: not on every CLI start
+
         facts = _html.keyvalues(
             [
                 ("domain", self.domain),

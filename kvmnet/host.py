@@ -15,7 +15,8 @@ from collections.abc import Collection, Iterable, Sequence
 from types import TracebackType
 from typing import TYPE_CHECKING
 
-from . import _html, validate
+from . import validate
+from ._defaults import DEFAULT_ADDRESS_TIMEOUT
 from ._libvirt import (
     DEFAULT_KEEPALIVE,
     DEFAULT_READBACK_TIMEOUT,
@@ -23,7 +24,6 @@ from ._libvirt import (
     open_connection,
 )
 from .errors import ConnectionFailed, NetworkNotFound
-from .lanplan import DEFAULT_ADDRESS_TIMEOUT
 from .network import Network, NetworkIndex, Networks
 from .progress import Progress
 
@@ -412,6 +412,8 @@ class Host:
         return f"<Host {self.uri!r} {count} domain{'' if count == 1 else 's'}>"
 
     def _repr_html_(self) -> str:
+        from . import _html  # only notebooks render HTML: not on every CLI start
+
         if self._closed:
             return _html.escape(repr(self))
         rows: list[tuple[object, ...]] = []

@@ -54,7 +54,75 @@ class _Parser(argparse.ArgumentParser):
         super().__init__(*args, **kwargs)
 
 
-def build_parser() -> argparse.ArgumentParser:
+class _Skipped:
+    """Stands in for the parser of a command this run does not use: takes every call."""
+
+    def __getattr__(self, name: str) -> Any:
+        return self._any
+
+    def _any(self, *args: Any, **kwargs: Any) -> _Skipped:
+        return self
+
+
+class _OnlyOne:
+    """A subparsers action that builds the parser of one command and skips the others.
+
+    Each parser costs argparse about 1 ms (gettext looks for catalogues on disk for every
+    one): building all of them was most of what ``kvmnet domains`` spent beyond libvirt.
+    """
+
+    def __init__(self, sub: argparse._SubParsersAction[Any], wanted: str) -> None:
+        self._sub = sub
+        self._wanted = wanted
+
+    def add_parser(self, name: str, **kwargs: Any) -> Any:
+        if name == self._wanted or self._wanted in kwargs.get("aliases", ()):
+            return self._sub.add_parser(name, **kwargs)
+        return _Skipped()
+
+
+def _command_word(parser: argparse.ArgumentParser, argv: Sequence[str]) -> str | None:
+    """The command ``argv`` names, skipping the global options and their values as argparse
+    would; None when that is unclear (the full parser then decides and explains)."""
+    takes_value = {
+        option
+        for action in parser._actions
+        if action.nargs != 0
+        for option in action.option_strings
+    }
+    longs = [option for option in takes_value if option.startswith("--")]
+    helps = [
+        option
+        for action in parser._actions
+        if isinstance(action, argparse._HelpAction)
+        for option in action.option_strings
+    ]
+    words = iter(argv)
+    for word in words:
+        if word == "--":
+            return None  # argparse itself refuses "--" before the command: let it say so
+        if word in helps or (word.startswith("--") and [o for o in helps if o.startswith(word)]):
+            return None  # the top-level help lists every command
+        if word.startswith("--"):
+            if "=" not in word and [o for o in longs if o.startswith(word)]:
+                next(words, None)  # an abbreviated or whole long option and its value
+        elif word.startswith("-") and len(word) > 1:
+            for i, char in enumerate(word[1:], start=1):
+                if f"-{char}" in helps:
+                    return None
+                if f"-{char}" in takes_value:  # "-c URI", "-cURI", "-vc URI"
+                    if i == len(word) - 1:
+                        next(words, None)
+                    break
+        else:
+            return word
+    return None
+
+
+def build_parser(command: str | None = None) -> argparse.ArgumentParser:
+    """The ``kvmnet`` parser; with ``command``, only that command's subparser is built
+    (the top-level help then lists nothing: main() uses it only once the command is known).
+    """
     from .. import __version__
 
     parser = _Parser(
@@ -73,20 +141,33 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("-v", "--verbose", action="count", default=0, help="log more (-vv: debug)")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    target: Any = sub if command is None else _OnlyOne(sub, command)
     for module in (domains, bulk, macs, hostbridge, show, completion):
-        module.register(sub)
+        module.register(target)
+    if command and command not in sub.choices:
+        return build_parser()  # not a command: the full parser says which ones there are
     return parser
 
 
+def _parser_for(argv: Sequence[str]) -> argparse.ArgumentParser:
+    """The parser for this run: only the named command's part, unless help may be printed."""
+    top = build_parser("")  # no command: just the global options, to find the command word
+    command = _command_word(top, argv)
+    if command is None or command.startswith("-"):
+        return build_parser()
+    return build_parser(command)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
-    bad = undecodable(sys.argv[1:] if argv is None else argv)
+    words = sys.argv[1:] if argv is None else argv
+    parser = _parser_for(words)
+    bad = undecodable(words)
     if bad is not None:
         # Names and paths reach libvirt, ip and config files as UTF-8: say so before parsing.
         parser.print_usage(sys.stderr)
         print(f"kvmnet: error: argument {bad} is not valid UTF-8", file=sys.stderr)
         return 2
-    args = parser.parse_args(argv)
+    args = parser.parse_args(words)
     level = {0: logging.WARNING, 1: logging.INFO}.get(args.verbose, logging.DEBUG)
     logging.basicConfig(level=level, format="kvmnet: %(levelname)s: %(message)s")
     try:
