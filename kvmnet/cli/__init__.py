@@ -119,10 +119,8 @@ def _command_word(parser: argparse.ArgumentParser, argv: Sequence[str]) -> str |
     return None
 
 
-def build_parser(command: str | None = None) -> argparse.ArgumentParser:
-    """The ``kvmnet`` parser; with ``command``, only that command's subparser is built
-    (the top-level help then lists nothing: main() uses it only once the command is known).
-    """
+def _top_parser() -> tuple[argparse.ArgumentParser, argparse._SubParsersAction[Any]]:
+    """The global options and an empty set of commands."""
     from .. import __version__
 
     parser = _Parser(
@@ -141,21 +139,32 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     )
     parser.add_argument("-v", "--verbose", action="count", default=0, help="log more (-vv: debug)")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    target: Any = sub if command is None else _OnlyOne(sub, command)
+    return parser, sub
+
+
+def _register(sub: argparse._SubParsersAction[Any] | _OnlyOne) -> None:
     for module in (domains, bulk, macs, hostbridge, show, completion):
-        module.register(target)
-    if command and command not in sub.choices:
-        return build_parser()  # not a command: the full parser says which ones there are
+        module.register(sub)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The whole ``kvmnet`` parser, every command in it."""
+    parser, sub = _top_parser()
+    _register(sub)
     return parser
 
 
 def _parser_for(argv: Sequence[str]) -> argparse.ArgumentParser:
-    """The parser for this run: only the named command's part, unless help may be printed."""
-    top = build_parser("")  # no command: just the global options, to find the command word
-    command = _command_word(top, argv)
+    """The parser for this run: the global options and the named command's parser alone,
+    unless the command is unclear or help may list them all (then the whole parser)."""
+    parser, sub = _top_parser()
+    command = _command_word(parser, argv)
     if command is None or command.startswith("-"):
         return build_parser()
-    return build_parser(command)
+    _register(_OnlyOne(sub, command))
+    if command not in sub.choices:
+        return build_parser()  # not a command: the whole parser says which ones there are
+    return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
