@@ -159,6 +159,8 @@ def _parser_for(argv: Sequence[str]) -> argparse.ArgumentParser:
     unless the command is unclear or help may list them all (then the whole parser)."""
     parser, sub = _top_parser()
     command = _command_word(parser, argv)
+    if command is None and any(w.startswith("--ve") and "--version".startswith(w) for w in argv):
+        return parser  # --version prints and exits before any command is looked at
     if command is None or command.startswith("-"):
         return build_parser()
     _register(_OnlyOne(sub, command))

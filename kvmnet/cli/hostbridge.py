@@ -10,7 +10,6 @@
 from __future__ import annotations
 
 import argparse
-import dataclasses
 from typing import TYPE_CHECKING
 
 from ._common import BACKEND_NAMES, CommandError, command_words, seconds, whole_number
@@ -104,6 +103,8 @@ def _apply(args: argparse.Namespace, action: str) -> int:
     if args.dry_run:
         print(plan, end="")
         return 0
+    import dataclasses  # not at import: it loads inspect, too much for `kvmnet --help`
+
     # Planned as a dry run to show it before running it; it is not one, so don't say so.
     print(dataclasses.replace(plan, dry_run=False), end="")
     result = plan.apply(confirm_within=args.confirm_within, state_dir=args.state_dir)

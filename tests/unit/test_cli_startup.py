@@ -140,3 +140,14 @@ def test_help_before_the_command_gets_the_full_parser(argv: list[str]) -> None:
             a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction)
         ).choices
     )
+
+
+@pytest.mark.parametrize("argv", [["--version"], ["--vers"], ["-v", "--version"]])
+def test_version_needs_no_command_parser(argv: list[str]) -> None:
+    sub = next(
+        a for a in _parser_for(argv)._actions if isinstance(a, argparse._SubParsersAction)
+    )
+    assert not sub.choices
+    with pytest.raises(SystemExit) as done:
+        _parser_for(argv).parse_args(argv)
+    assert done.value.code == 0
