@@ -66,8 +66,11 @@ integration: system-test $(STAMP) wheelhouse
 docs: $(STAMP)
 	$(VENV)/bin/mkdocs build --strict --site-dir $(VENV)/site
 
+# Each benchmark prints its figures against the previous run's (bench/results/<name>.json,
+# committed: a fresh checkout compares with the last recorded commit) and replaces that file.
+# `python bench/_results.py OLD [NEW]` compares two commits' records without running anything.
 bench: $(STAMP)
-	for b in bench/*.py; do $(PY) $$b || exit 1; done
+	for b in bench/[!_]*.py; do echo "== $$b"; $(PY) $$b || exit 1; done
 
 # Other projects' real configuration files for the backend tests, into ~/.cache/kvmnet-corpora
 # (fetched, never committed: tests/data/corpora/*/SOURCES.md). The tests fetch them too.

@@ -22,8 +22,8 @@ Then the ledger (wall time, median of ``--ledger-rounds``):
 - per claim: a batch of 1,000 claims and 100 single claims against a ledger already holding
   0, 10,000 and 100,000 live claims. Target: per-claim cost flat (at 100,000 <= 1.5 x at 0).
 
-Text goes to stdout and the figures to ``bench/results/mac_alloc.json`` (``--json PATH``), so
-two commits' runs can be compared.
+Text goes to stdout and the figures to ``bench/results/mac_alloc.json`` (and ``--json PATH``),
+compared with the previous run's (bench/_results.py).
 
 Usage: ``python bench/mac_alloc.py [--rounds N] [--guests N] [--ledger-rounds N] [--json PATH]``
 """
@@ -40,8 +40,10 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import libvirt
+from _results import record as save_record  # bench/ is the script's folder
 
 import kvmnet
 from kvmnet.macalloc import MacAllocator
@@ -57,7 +59,6 @@ CLI_COUNTS = (100, 1_000, 10_000)
 CLI_TARGET_S = 1.0
 LEDGER_SIZES = (0, 10_000, 100_000)
 FLAT_RATIO = 1.5
-RESULTS = Path(__file__).resolve().parent / "results" / "mac_alloc.json"
 # The test driver runs inside this process, so CPU time measures the same work as wall time
 # without the noise of other processes sharing the machine's two cores.
 _clock = time.process_time
@@ -295,7 +296,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rounds", type=int, default=15, help="inventory rounds (0: skip)")
     parser.add_argument("--guests", type=int, default=1000)
     parser.add_argument("--ledger-rounds", type=int, default=9)
-    parser.add_argument("--json", type=Path, default=RESULTS, help="where the figures go")
+    parser.add_argument("--json", type=Path, help="also write the detailed figures here")
     args = parser.parse_args(argv)
     record: dict[str, object] = {
         "benchmark": "mac_alloc",
@@ -311,10 +312,35 @@ def main(argv: list[str] | None = None) -> int:
     ledger_ok, marginal_us, growth = _ledger_report(cli, per)
     record["cli"] = {"rows": cli, "marginal_us_per_claim": marginal_us, "target_s": CLI_TARGET_S}
     record["ledger_per_claim"] = {"rows": per, "growth": growth, "target_growth": FLAT_RATIO}
-    args.json.parent.mkdir(parents=True, exist_ok=True)
-    args.json.write_text(json.dumps(record, indent=2) + "\n")
-    print(f"figures written to {args.json}")
+    if args.json is not None:  # a copy elsewhere; bench/results/mac_alloc.json always
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps(record, indent=2) + "\n")
+        print(f"figures written to {args.json}")
+    save_record("mac_alloc", _flat(record), detail=record)
     return 0 if ok and ledger_ok else 1
+
+
+def _flat(record: dict[str, Any]) -> dict[str, float]:
+    """The figures compared between runs, from the detailed record."""
+    figures: dict[str, float] = {}
+    inventory = record.get("inventory")
+    if isinstance(inventory, dict):
+        figures["inventory ratio kvmnet/floor"] = inventory["ratio"]
+        figures["inventory kvmnet ms"] = inventory["inventory_ms"]
+        figures["inventory floor ms"] = inventory["floor_ms"]
+    allocate = record.get("allocate")
+    if isinstance(allocate, dict):
+        figures[f"allocate {allocate['count']} ms"] = allocate["ms"]
+    for row in record["cli"]["rows"]:
+        figures[f"cli mac --count {row['count']} ledger s"] = row["ledger_s"]
+        figures[f"cli mac --count {row['count']} no ledger s"] = row["no_ledger_s"]
+    figures["cli marginal us/claim"] = record["cli"]["marginal_us_per_claim"]
+    for row in record["ledger_per_claim"]["rows"]:
+        size = row["ledger_size"]
+        figures[f"ledger of {size}: batch us/claim"] = row["batch_us_per_claim"]
+        figures[f"ledger of {size}: single us/claim"] = row["single_us_per_claim"]
+    figures["ledger growth"] = record["ledger_per_claim"]["growth"]
+    return figures
 
 
 if __name__ == "__main__":

@@ -21,14 +21,13 @@ Usage: ``python bench/topology_render.py [--guests N] [--rounds R]``
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
 import tempfile
 import time
 from collections.abc import Callable
-from pathlib import Path
 
 import libvirt
+from _results import record  # bench/ is the script's folder
 
 import kvmnet
 from kvmnet.backends import Iproute2Backend
@@ -37,7 +36,6 @@ from kvmnet.hostnet.state import IpAddress, IpRoute, LinkState
 from kvmnet.testing import Guest, Nic, World, fake_host
 
 _clock = time.process_time
-RESULTS = Path(__file__).resolve().parent / "results"
 
 
 def _time(fn: Callable[[], object], rounds: int) -> float:
@@ -98,11 +96,13 @@ def main() -> int:
     verdict = "met" if max(figures["svg"], figures["svg-all"]) < 1.0 else "MISSED"
     print(f"target: drawing {args.guests} guests < 1 s: {verdict} "
           f"(grouped {figures['svg'] * 1000:.1f} ms, every box {figures['svg-all'] * 1000:.1f} ms)")
-    RESULTS.mkdir(exist_ok=True)
-    out = RESULTS / "topology_render.json"
-    out.write_text(json.dumps({"guests": args.guests, "rounds": args.rounds,
-                               "seconds": figures, "draw_total": draw}, indent=2) + "\n")
-    print(f"wrote {out}")
+    record(
+        "topology_render",
+        {f"{name} ms": secs * 1000 for name, secs in figures.items()}
+        | {"read ratio kvmnet/floor": figures["read"] / figures["floor"]}
+        | {"draw total ms": draw * 1000},
+        detail={"guests": args.guests, "rounds": args.rounds},
+    )
     return 0
 
 

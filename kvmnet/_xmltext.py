@@ -10,7 +10,6 @@ from __future__ import annotations
 import itertools
 import logging
 import re
-import xml.parsers.expat
 from dataclasses import dataclass
 
 from lxml import etree
@@ -44,6 +43,8 @@ class _Unsafe(Exception):
 
 def scan(data: bytes, root_tag: str) -> Layout | None:
     """Byte spans of ``/domain/devices/interface``; None if the text defeats the scan."""
+    import xml.parsers.expat  # only edits scan: listings never do, and pyexpat costs a start
+
     parser = xml.parsers.expat.ParserCreate(encoding="utf-8")
     stack: list[str] = []
     starts: list[int] = []

@@ -9,10 +9,8 @@ Usage::
 
 from __future__ import annotations
 
-import difflib
 from dataclasses import dataclass
 
-from . import _html
 from .domainxml import GuestInterface
 
 __all__ = ["Change"]
@@ -67,6 +65,8 @@ class Change:
         Returns:
             The diff as text.
         """
+        import difflib  # listings never diff: not on every CLI start
+
         name = self.domain
         return "".join(
             difflib.unified_diff(
@@ -119,6 +119,8 @@ class Change:
         )
 
     def _repr_html_(self) -> str:
+        from . import _html  # only notebooks render HTML: not on every CLI start
+
         facts = _html.keyvalues(
             [
                 ("domain", self.domain),

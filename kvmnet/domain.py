@@ -38,7 +38,7 @@ from typing import TYPE_CHECKING
 
 from lxml import etree
 
-from . import _html, _libvirt, validate
+from . import _libvirt, validate
 from .change import Change
 from .domainxml import DomainXML, GuestInterface, GuestInterfaces, IfaceSelector, iface_selector
 from .errors import (
@@ -948,6 +948,8 @@ class Domain:
         return f"<Domain {self.name!r} {state}, {nics}{': ' + modes if modes else ''}>"
 
     def _repr_html_(self) -> str:
+        from . import _html  # only notebooks render HTML: not on every CLI start
+
         rows = [
             (i.index, i.mac, i.type, i.source, i.model, _html.badge(i.mode))
             for i in self.interfaces

@@ -15,7 +15,7 @@ from collections.abc import Collection, Iterable
 from types import TracebackType
 from typing import TYPE_CHECKING
 
-from . import _html, validate
+from . import validate
 from ._libvirt import (
     DEFAULT_KEEPALIVE,
     DEFAULT_READBACK_TIMEOUT,
@@ -521,6 +521,8 @@ class Host:
         return f"<Host {self.uri!r} {count} domain{'' if count == 1 else 's'}>"
 
     def _repr_html_(self) -> str:
+        from . import _html  # only notebooks render HTML: not on every CLI start
+
         if self._closed:
             return _html.escape(repr(self))
         rows: list[tuple[object, ...]] = []

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Literal, Protocol
 
 from . import _html
+from ._defaults import DEFAULT_ADDRESS_TIMEOUT
 from .errors import KvmnetError
 
 if TYPE_CHECKING:
@@ -24,9 +25,6 @@ if TYPE_CHECKING:
     from .hostnet.runner import Runner
 
 __all__ = ["DEFAULT_ADDRESS_TIMEOUT", "LanApplier", "LanPlan", "LanResult"]
-
-#: How long `LanPlan.apply` waits for the guest's new address by default (seconds).
-DEFAULT_ADDRESS_TIMEOUT = 60.0
 
 
 class LanApplier(Protocol):

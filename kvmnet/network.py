@@ -8,14 +8,17 @@ Pure: parses network XML with lxml, no libvirt. Usage::
 
 from __future__ import annotations
 
-import ipaddress
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from lxml import etree
 
 from .errors import InvalidInput
 from .mode import Mode
+
+if TYPE_CHECKING:
+    import ipaddress
 
 __all__ = ["Network", "NetworkIndex", "Networks", "mode_of_forward"]
 
@@ -194,6 +197,8 @@ class Networks(list[Network]):
 def _ip_interface(
     ip: etree._Element,
 ) -> ipaddress.IPv4Interface | ipaddress.IPv6Interface | None:
+    import ipaddress  # only network details need it: not on every CLI start
+
     address = ip.get("address")
     if not address:
         return None

@@ -81,7 +81,73 @@ def _wants_json(argv: Sequence[str]) -> bool:
     return False
 
 
-def build_parser() -> argparse.ArgumentParser:
+class _Skipped:
+    """Stands in for the parser of a command this run does not use: takes every call."""
+
+    def __getattr__(self, name: str) -> Any:
+        return self._any
+
+    def _any(self, *args: Any, **kwargs: Any) -> _Skipped:
+        return self
+
+
+class _OnlyOne:
+    """A subparsers action that builds the parser of one command and skips the others.
+
+    Each parser costs argparse about 1 ms (gettext looks for catalogues on disk for every
+    one): building all of them was most of what ``kvmnet domains`` spent beyond libvirt.
+    """
+
+    def __init__(self, sub: argparse._SubParsersAction[Any], wanted: str) -> None:
+        self._sub = sub
+        self._wanted = wanted
+
+    def add_parser(self, name: str, **kwargs: Any) -> Any:
+        if name == self._wanted or self._wanted in kwargs.get("aliases", ()):
+            return self._sub.add_parser(name, **kwargs)
+        return _Skipped()
+
+
+def _command_word(parser: argparse.ArgumentParser, argv: Sequence[str]) -> str | None:
+    """The command ``argv`` names, skipping the global options and their values as argparse
+    would; None when that is unclear (the full parser then decides and explains)."""
+    takes_value = {
+        option
+        for action in parser._actions
+        if action.nargs != 0
+        for option in action.option_strings
+    }
+    longs = [option for option in takes_value if option.startswith("--")]
+    helps = [
+        option
+        for action in parser._actions
+        if isinstance(action, argparse._HelpAction)
+        for option in action.option_strings
+    ]
+    words = iter(argv)
+    for word in words:
+        if word == "--":
+            return None  # argparse itself refuses "--" before the command: let it say so
+        if word in helps or (word.startswith("--") and [o for o in helps if o.startswith(word)]):
+            return None  # the top-level help lists every command
+        if word.startswith("--"):
+            if "=" not in word and [o for o in longs if o.startswith(word)]:
+                next(words, None)  # an abbreviated or whole long option and its value
+        elif word.startswith("-") and len(word) > 1:
+            for i, char in enumerate(word[1:], start=1):
+                if f"-{char}" in helps:
+                    return None
+                if f"-{char}" in takes_value:  # "-c URI", "-cURI", "-vc URI"
+                    if i == len(word) - 1:
+                        next(words, None)
+                    break
+        else:
+            return word
+    return None
+
+
+def _top_parser() -> tuple[argparse.ArgumentParser, argparse._SubParsersAction[Any]]:
+    """The global options and an empty set of commands."""
     from .. import __version__
 
     parser = _Parser(
@@ -100,9 +166,36 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("-v", "--verbose", action="count", default=0, help="log more (-vv: debug)")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    # `completion` and `__complete` need the whole tree, whatever parser this run built:
+    # handed over here, since completion importing this package would be an import cycle.
+    parser.set_defaults(whole_parser=build_parser)
+    return parser, sub
+
+
+def _register(sub: argparse._SubParsersAction[Any] | _OnlyOne) -> None:
     for module in (domains, bulk, macs, hostbridge, show, completion):
         module.register(sub)
-    parser.set_defaults(root_parser=parser)  # for `completion`, which prints the whole tree
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The whole ``kvmnet`` parser, every command in it."""
+    parser, sub = _top_parser()
+    _register(sub)
+    return parser
+
+
+def _parser_for(argv: Sequence[str]) -> argparse.ArgumentParser:
+    """The parser for this run: the global options and the named command's parser alone,
+    unless the command is unclear or help may list them all (then the whole parser)."""
+    parser, sub = _top_parser()
+    command = _command_word(parser, argv)
+    if command is None and any(w.startswith("--ve") and "--version".startswith(w) for w in argv):
+        return parser  # --version prints and exits before any command is looked at
+    if command is None or command.startswith("-"):
+        return build_parser()
+    _register(_OnlyOne(sub, command))
+    if command not in sub.choices:
+        return build_parser()  # not a command: the whole parser says which ones there are
     return parser
 
 
@@ -117,7 +210,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """
     args_in = sys.argv[1:] if argv is None else list(argv)
     _Parser.json_errors = _wants_json(args_in)
-    parser = build_parser()
+    parser = _parser_for(args_in)
     bad = undecodable(args_in)
     if bad is not None:
         # Names and paths reach libvirt, ip and config files as UTF-8: say so before parsing.

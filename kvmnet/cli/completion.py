@@ -262,9 +262,9 @@ def _complete(args: argparse.Namespace) -> int:
         except Exception:  # libvirt unreachable, no permission: nothing to offer
             return []
 
-    # The root parser arrives in args (build_parser sets it): importing kvmnet.cli from here
-    # would make the package and this module import each other.
-    root: argparse.ArgumentParser = args.root_parser
+    # The whole parser's builder arrives in args (kvmnet.cli sets it): importing kvmnet.cli
+    # from here would make the package and this module import each other.
+    root: argparse.ArgumentParser = args.whole_parser()
     found = candidates(root, args.words, args.cword, names)
     signal.alarm(0)
     sys.stdout.write("".join(f"{c}\n" for c in found))

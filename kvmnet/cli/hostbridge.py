@@ -15,7 +15,6 @@ that one over SSH for ``qemu+ssh://`` (:mod:`kvmnet.hostnet.sshrunner`).
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import shlex
 from typing import TYPE_CHECKING
 
@@ -142,6 +141,8 @@ def _apply(args: argparse.Namespace, action: str) -> int:
         if args.dry_run:
             print(plan, end="")
             return 0
+        import dataclasses  # not at import: it loads inspect, too much for `kvmnet --help`
+
         # Planned as a dry run to show it before running it; it is not one, so don't say so.
         print(dataclasses.replace(plan, dry_run=False), end="")
         result = plan.apply(confirm_within=args.confirm_within, state_dir=args.state_dir)
@@ -159,6 +160,8 @@ def _apply(args: argparse.Namespace, action: str) -> int:
 
 
 def _apply_json(args: argparse.Namespace, plan: Plan) -> int:
+    import dataclasses
+
     from ._json import apply_result_json
 
     if args.dry_run:
