@@ -226,9 +226,7 @@ class LabHost:
 class Lan:
     """The LAN namespace with a bridge and dnsmasq; hosts join it with :meth:`add_host`."""
 
-    def __init__(self, prefix: str = "kvb", *, subnet: str = SUBNET, lease: int = 3600) -> None:
-        # dnsmasq leases for at least 120 s whatever it is told.
-        self.lease = lease
+    def __init__(self, prefix: str = "kvb", *, subnet: str = SUBNET) -> None:
         self.prefix = f"{prefix}-{os.getpid()}-{os.urandom(2).hex()}"
         self.subnet = subnet
         self.ns = f"{self.prefix}-lan"
@@ -274,7 +272,7 @@ class Lan:
         argv = ["ip", "netns", "exec", self.ns, "dnsmasq", "--keep-in-foreground",
              "--conf-file=/dev/null", "--user=root", "--group=root", "--port=0", "--no-ping",
              "--bind-interfaces", f"--interface={LAN_BRIDGE}", "--except-interface=lo",
-             f"--dhcp-range={s}.100,{s}.199,255.255.255.0,{self.lease}",
+             f"--dhcp-range={s}.100,{s}.199,255.255.255.0,1h",
              f"--dhcp-option=option:router,{self.gateway}", "--dhcp-authoritative",
              f"--dhcp-leasefile={self.state}/lan.leases", "--log-dhcp",
              f"--log-facility={self.state}/dnsmasq.log"]  # fmt: skip
@@ -285,6 +283,23 @@ class Lan:
         ns = f"{self.prefix}-h{n}"
         mac = mac or f"52:54:00:aa:00:{n + 1:02x}"
         self._netns(ns)
+        port = f"lan-h{n}"
+        run(["ip", "-n", ns, "link", "add", nic, "address", mac, "type", "veth", "peer",
+             "name", port, "netns", self.ns])  # fmt: skip
+        run(["ip", "-n", self.ns, "link", "set", port, "master", LAN_BRIDGE])
+        run(["ip", "-n", self.ns, "link", "set", port, "up"])
+        run(["ip", "-n", ns, "link", "set", nic, "up"])
+        host = LabHost(self, ns, nic, mac)
+        self.hosts.append(host)
+        return host
+
+    def attach(self, ns: str, *, nic: str = NIC, mac: str | None = None) -> LabHost:
+        """Put namespace ``ns``, made by someone else (e.g. a libvirtd lab's), on the LAN
+        with a veth NIC, as :meth:`add_host` does for a namespace of its own. The LAN does
+        not delete ``ns``; the veth goes with the LAN namespace."""
+        n = len(self.hosts)
+        mac = mac or f"52:54:00:aa:00:{n + 1:02x}"
+        _disable_ipv6(ns)
         port = f"lan-h{n}"
         run(["ip", "-n", ns, "link", "add", nic, "address", mac, "type", "veth", "peer",
              "name", port, "netns", self.ns])  # fmt: skip
