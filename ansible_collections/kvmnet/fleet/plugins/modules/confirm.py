@@ -40,6 +40,8 @@ confirmed:
   elements: str
 """
 
+from typing import Any
+
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.kvmnet.fleet.plugins.module_utils.kvmnet_common import (
@@ -47,9 +49,12 @@ from ansible_collections.kvmnet.fleet.plugins.module_utils.kvmnet_common import 
     require_kvmnet,
 )
 
+# The options DOCUMENTATION describes (tests/unit/test_ansible_collection.py compares them).
+ARGUMENT_SPEC: dict[str, Any] = {"state_dir": {"type": "path"}}
+
 
 def main() -> None:
-    module = AnsibleModule(argument_spec={"state_dir": {"type": "path"}})
+    module = AnsibleModule(argument_spec=ARGUMENT_SPEC)
     require_kvmnet(module.fail_json)
     from kvmnet.hostnet.deadman import confirm
 

@@ -108,6 +108,29 @@ from ansible_collections.kvmnet.fleet.plugins.module_utils.kvmnet_common import 
     require_kvmnet,
 )
 
+# The options DOCUMENTATION describes (tests/unit/test_ansible_collection.py compares them).
+ARGUMENT_SPEC: dict[str, Any] = {
+    "nic": {"type": "str", "required": True},
+    "bridge": {"type": "str", "required": True},
+    "state": {"type": "str", "default": "present", "choices": ["present", "absent"]},
+    "backend": {
+        "type": "str",
+        "default": "auto",
+        "choices": [
+            "auto",
+            "iproute2",
+            "ifcfg",
+            "ifupdown",
+            "nmcli",
+            "netplan",
+            "networkd",
+        ],
+    },
+    "root": {"type": "path"},
+    "confirm_within": {"type": "float"},
+    "force": {"type": "list", "elements": "str", "default": []},
+}
+
 
 def run(module: AnsibleModule) -> dict[str, Any]:
     """Plan (and unless check mode, apply) the change; the result dict for exit_json."""
@@ -144,27 +167,7 @@ def run(module: AnsibleModule) -> dict[str, Any]:
 
 def main() -> None:
     module = AnsibleModule(
-        argument_spec={
-            "nic": {"type": "str", "required": True},
-            "bridge": {"type": "str", "required": True},
-            "state": {"type": "str", "default": "present", "choices": ["present", "absent"]},
-            "backend": {
-                "type": "str",
-                "default": "auto",
-                "choices": [
-                    "auto",
-                    "iproute2",
-                    "ifcfg",
-                    "ifupdown",
-                    "nmcli",
-                    "netplan",
-                    "networkd",
-                ],
-            },
-            "root": {"type": "path"},
-            "confirm_within": {"type": "float"},
-            "force": {"type": "list", "elements": "str", "default": []},
-        },
+        argument_spec=ARGUMENT_SPEC,
         supports_check_mode=True,
     )
     require_kvmnet(module.fail_json)

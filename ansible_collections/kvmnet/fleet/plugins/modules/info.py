@@ -62,13 +62,16 @@ from ansible_collections.kvmnet.fleet.plugins.module_utils.kvmnet_common import 
     require_kvmnet,
 )
 
+# The options DOCUMENTATION describes (tests/unit/test_ansible_collection.py compares them).
+ARGUMENT_SPEC: dict[str, Any] = {
+    "uri": {"type": "str", "default": "qemu:///system"},
+    "host_links": {"type": "bool", "default": True},
+}
+
 
 def main() -> None:
     module = AnsibleModule(
-        argument_spec={
-            "uri": {"type": "str", "default": "qemu:///system"},
-            "host_links": {"type": "bool", "default": True},
-        },
+        argument_spec=ARGUMENT_SPEC,
         supports_check_mode=True,
     )
     require_kvmnet(module.fail_json)
