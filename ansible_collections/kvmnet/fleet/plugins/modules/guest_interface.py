@@ -191,16 +191,17 @@ def _present(module: AnsibleModule, dom: Any, live: bool | None) -> Any:
 
 
 def _absent(module: AnsibleModule, dom: Any, live: bool | None) -> Any:
-    selector = module.params["mac"] or parse_selector(module.params["iface"])
-    if selector is None:
-        module.fail_json(msg="state=absent needs iface or mac: the NIC to remove")
+    selector: str | int | None = module.params["mac"] or parse_selector(module.params["iface"])
     if isinstance(selector, int):
         there = 0 <= selector < len(dom.interfaces)
-    else:
+    elif selector is not None:
         from kvmnet.macs import normalize_mac
 
         selector = normalize_mac(selector)
         there = any(i.mac == selector for i in dom.interfaces)
+    else:
+        module.fail_json(msg="state=absent needs iface or mac: the NIC to remove")
+        return None
     if not there:
         return None
     return dom.remove_interface(selector, live=live, dry_run=module.check_mode)
