@@ -8,7 +8,7 @@ Pure functions of strings, no dependencies, so any kvmnet object can render itse
         return _html.table(["MAC", "mode"], [(i.mac, i.mode) for i in self.interfaces],
                            caption=f"Domain {self.name!r}")
 
-Every value is escaped here; callers pass plain text (or :class:`Raw` for markup they built
+Every value is escaped here; callers pass plain text (or `Raw` for markup they built
 with these helpers). Styles are inline because notebooks strip ``<style>`` blocks in some
 viewers (GitHub, nbviewer). Three rules keep the views readable everywhere:
 
@@ -116,7 +116,7 @@ def escape(value: object) -> str:
         value: Any value; ``str()`` of it is escaped.
 
     Returns:
-        The escaped text; None becomes an em dash, :class:`Raw` passes through unchanged.
+        The escaped text; None becomes an em dash, `Raw` passes through unchanged.
     """
     if isinstance(value, Raw):
         return value.markup
@@ -178,7 +178,7 @@ def table(
     caption: str | None = None,
     empty: str = "(none)",
 ) -> str:
-    """An HTML table, left-aligned, in the code font; cells are escaped unless :class:`Raw`.
+    """An HTML table, left-aligned, in the code font; cells are escaped unless `Raw`.
 
     Args:
         headers: Column titles; all empty: no header row.
@@ -213,7 +213,7 @@ def keyvalues(
     """A two-column table of names and values (an object's facts), without a header row.
 
     Args:
-        pairs: Name -> value, in order; values are escaped unless :class:`Raw`.
+        pairs: Name -> value, in order; values are escaped unless `Raw`.
         caption: A bold title above the table.
 
     Returns:
@@ -266,7 +266,7 @@ def callout(
     """A one-paragraph message with a coloured bar: a plan's notes and warnings.
 
     Args:
-        text: The message (escaped unless :class:`Raw`).
+        text: The message (escaped unless `Raw`).
         kind: Picks the bar's colour: blue note, orange warning, red error, green ok.
         label: A bold word in front ("warning:"); default: none for notes, ``kind`` otherwise.
 
@@ -284,7 +284,7 @@ def callout(
 
 
 def bullets(items: Iterable[object], *, empty: str = "(none)") -> str:
-    """A left-aligned bullet list; items are escaped unless :class:`Raw`.
+    """A left-aligned bullet list; items are escaped unless `Raw`.
 
     Args:
         items: The list's entries.

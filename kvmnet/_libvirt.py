@@ -2,8 +2,8 @@
 
 It opens connections, owns the ``VIR_*`` flags, silences libvirt's default error printer when
 a connection opens (never at import), and turns ``libvirt.libvirtError`` into kvmnet errors at
-this single boundary. Everything above it sees :class:`Connection` and plain strings.
-Without libvirt-python, importing it raises :class:`~kvmnet.errors.LibvirtMissing` saying how
+this single boundary. Everything above it sees `Connection` and plain strings.
+Without libvirt-python, importing it raises `LibvirtMissing` saying how
 to install it: only what connects imports this module, so the rest of kvmnet works.
 """
 
@@ -142,7 +142,7 @@ def is_unsupported(exc: BaseException) -> bool:
 
 @contextmanager
 def translated(what: str) -> Iterator[None]:
-    """Run a libvirt call; a ``libvirtError`` becomes a :class:`LibvirtError` naming ``what``."""
+    """Run a libvirt call; a ``libvirtError`` becomes a `LibvirtError` naming ``what``."""
     try:
         yield
     except libvirt.libvirtError as exc:
@@ -164,7 +164,7 @@ class Lease:
 
 
 class DomainXmls(NamedTuple):
-    """A domain's XML texts as :meth:`Connection.domain_xmls` read them.
+    """A domain's XML texts as `Connection.domain_xmls` read them.
 
     ``persistent`` is None when the domain is not running (its live XML is its definition);
     ``error`` says why a text could not be read (then the texts are empty or partial).
@@ -217,7 +217,7 @@ class DomainHandle:
     def listed_active(self) -> bool:
         """Whether it ran when listed or looked up: no libvirt call (``ID()`` is cached).
 
-        Fresh right after a listing; for anything later use :meth:`is_active`.
+        Fresh right after a listing; for anything later use `is_active`.
         """
         return int(self._dom.ID()) != -1
 
@@ -305,7 +305,7 @@ class Connection:
         self._closed = False
 
     def is_lost(self) -> bool:
-        """True once the daemon went away (EOF, keepalive timeout); not after :meth:`close`."""
+        """True once the daemon went away (EOF, keepalive timeout); not after `close`."""
         if self._closed:
             return False
         try:
@@ -345,7 +345,7 @@ class Connection:
         return self.map_domain_xmls(DomainXmls)
 
     def map_domain_xmls(self, fn: Callable[[str, str, str | None, str | None], T]) -> list[T]:
-        """``fn(name, live, persistent, error)`` for every domain, as :meth:`domain_xmls`.
+        """``fn(name, live, persistent, error)`` for every domain, as `domain_xmls`.
 
         Each text goes to ``fn`` as soon as it is read and can be dropped right after, so a
         scan over thousands of domains stays as fast and small as the libvirt calls allow.
@@ -440,7 +440,7 @@ def open_connection(
     keepalive: tuple[int, int] | None = DEFAULT_KEEPALIVE,
     readback_timeout: float = DEFAULT_READBACK_TIMEOUT,
 ) -> Connection:
-    """Open ``uri`` read-write; failure raises :class:`ConnectionFailed` naming the URI.
+    """Open ``uri`` read-write; failure raises `ConnectionFailed` naming the URI.
 
     ``keepalive=(interval, count)``: libvirt pings the daemon every ``interval`` seconds and
     drops the connection after ``count`` unanswered pings, so a call on a frozen daemon fails
@@ -489,8 +489,8 @@ def read_back(
     connection is gone, and guessing from the error is how messages came to say "failed"
     for a change that was applied. Tries again until ``timeout`` seconds have passed (a
     restarted daemon takes a moment); each attempt runs in a daemon thread, so a frozen
-    daemon costs ``timeout`` seconds, not forever. Raises :class:`ConnectionFailed` if no
-    attempt succeeded, :class:`DomainNotFound` if the domain is gone.
+    daemon costs ``timeout`` seconds, not forever. Raises `ConnectionFailed` if no
+    attempt succeeded, `DomainNotFound` if the domain is gone.
     """
     deadline = time.monotonic() + timeout
     last: BaseException | None = None

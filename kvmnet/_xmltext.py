@@ -85,7 +85,7 @@ _SPECIAL = re.compile(rb"<!--|<!\[CDATA\[|<\?")
 
 
 def quick_scan(data: bytes, elements: list[etree._Element]) -> Layout | None:
-    """The spans :func:`_scan` finds, by searching the text; None when in any doubt.
+    """The spans `_scan` finds, by searching the text; None when in any doubt.
 
     Every ``<interface`` in the text must be one of ``elements`` (same count, same order),
     and no span may hold a comment, CDATA or a nested interface; otherwise the full expat

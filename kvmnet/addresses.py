@@ -5,7 +5,7 @@ libvirt networks), the QEMU guest agent (where the guest runs one), the host's A
 (libvirt's, then ``/proc/net/arp`` for a local host). A bridged guest appears in the ARP table
 only after the host has talked to it: with ``probe=True`` the NICs still unanswered that sit on
 a Linux bridge of this host get an opt-in sweep of that bridge's subnet
-(:func:`kvmnet.neighbours.probe`), and what the bridge's neighbour table then holds for their
+(`kvmnet.neighbours.probe`), and what the bridge's neighbour table then holds for their
 MACs is reported with source "probe".
 """
 
@@ -34,7 +34,14 @@ _PROC_ARP = Path("/proc/net/arp")
 
 @dataclass(frozen=True)
 class GuestAddress:
-    """One address of a guest NIC: ``source`` is "lease", "agent", "arp" or "probe"."""
+    """One address of a guest NIC, and which source reported it.
+
+    Attributes:
+        mac: the guest NIC's MAC.
+        address: the IP address, without prefix.
+        prefix: the prefix length, when the source knows it.
+        source: who answered: "lease", "agent", "arp" or "probe".
+    """
 
     mac: str
     address: str
@@ -95,7 +102,7 @@ def _probed(
     """The neighbour-table answers after probing the bridges that ``macs`` are on."""
     from .neighbours import probe
 
-    if not _is_local(uri):
+    if not _is_local(uri) and runner is None:
         log.warning(
             "domain %r: no probe for %s: %s is not this host, whose bridges kvmnet cannot "
             "sweep; run kvmnet on that host", name, ", ".join(sorted(macs)), uri,

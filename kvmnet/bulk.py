@@ -1,17 +1,20 @@
-"""Many guests in one call: every guest on a network (or a bridge), or a list of guests.
+"""Many guests in one call: every guest on a network (or a bridge), a list of guests, or
+every guest of the host. This is kvmnet's one bulk API; ``Host.use_bridge_all`` and
+``Host.use_nat_all`` are aliases of :func:`bridge_many` and :func:`nat_many`.
 
 ::
 
     changes = bridge_many(host, "br0", on_network="default", progress=show)
     changes = nat_many(host, "default", ["web1", "web2"])
+    changes = bridge_many(host, "br0", every=True)      # = host.use_bridge_all(None, "br0")
 
 Guests are selected from one listing of the host. With ``on_network``/``on_bridge`` the
 interface on that network or bridge is the one that moves (every such interface of the
-guest); without, a named guest's first interface. ``progress(done, total, domain)`` is told
-of each guest (:mod:`kvmnet.progress`).
+guest); without, a named guest's first interface (``every=True``: every guest's first).
+``progress(done, total, domain)`` is told of each guest (`kvmnet.progress`).
 
 It stops at the first failure: the guests switched before it stay switched, and
-:class:`~kvmnet.PartiallyApplied` names them, the one that failed and the ones not tried.
+`PartiallyApplied` names them, the one that failed and the ones not tried.
 """
 
 from __future__ import annotations
@@ -50,20 +53,29 @@ def select(
     *,
     on_network: str | None = None,
     on_bridge: str | None = None,
+    every: bool = False,
 ) -> list[Target]:
     """The interfaces a bulk call moves: see the module docstring. One listing of the host
     (and one of its transient domains when some guests run).
 
     ``names`` is a list of names (one str is refused, not split into characters).
+    ``every=True`` selects every guest of the host and goes with no other selector.
     """
     wanted = validate.domain_names(names)
+    every = validate.flag(every, "every")
     if on_network is not None:
         on_network = validate.network_name(on_network)
     if on_bridge is not None:
         on_bridge = validate.ifname(on_bridge, what="bridge")
-    if wanted is None and on_network is None and on_bridge is None:
+    selectors = wanted is not None or on_network is not None or on_bridge is not None
+    if every and selectors:
         raise InvalidInput(
-            "a bulk switch needs guest names, on_network= or on_bridge=: "
+            "every=True selects every guest of the host: give it without guest names, "
+            "on_network= or on_bridge="
+        )
+    if not every and not selectors:
+        raise InvalidInput(
+            "a bulk switch needs guest names, on_network=, on_bridge= or every=True: "
             "every guest of the host would be too broad to guess"
         )
     domains = host.domains()
@@ -145,10 +157,11 @@ def switch_each(
 ) -> list[Change]:
     """Switch every target onto bridge (``verb="bridge"``) or network ``name``, in order.
 
-    The one bulk mechanism (:func:`bridge_many`, :func:`nat_many`, ``Host.use_bridge_all``).
+    The one bulk mechanism behind `bridge_many` and `nat_many` (and so behind their aliases
+    ``Host.use_bridge_all``/``use_nat_all``).
 
     Returns:
-        One :class:`~kvmnet.Change` per target.
+        One `Change` per target.
 
     Raises:
         PartiallyApplied: at the first failure, naming the guests switched, the one that
@@ -211,18 +224,22 @@ def bridge_many(
     names: Iterable[str] | None = None,
     *,
     on_network: str | None = None,
+    every: bool = False,
     live: bool | None = None,
     dry_run: bool = False,
     bounce_link: bool = False,
     progress: Progress | None = None,
 ) -> list[Change]:
-    """Put many guests' interfaces on ``bridge``: the named guests, or every guest with an
-    interface on libvirt network ``on_network`` (e.g. ``"default"``: everyone behind NAT).
+    """Put many guests' interfaces on ``bridge``: the named guests, every guest with an
+    interface on libvirt network ``on_network`` (e.g. ``"default"``: everyone behind NAT),
+    or (``every=True``) every guest's first interface.
 
-    Every argument is checked before the host is read (:class:`~kvmnet.InvalidInput`)."""
+    Stops at the first failure: the guests switched before it stay switched, and
+    `PartiallyApplied` names them, the one that failed and the ones not tried.
+    Every argument is checked before the host is read (`InvalidInput`)."""
     bridge = validate.ifname(bridge, what="bridge")
     live, dry_run, bounce_link = _options(live, dry_run, bounce_link, progress)
-    targets = select(host, names, on_network=on_network)
+    targets = select(host, names, on_network=on_network, every=every)
     return switch_each(targets, "bridge", bridge, live=live, dry_run=dry_run,
                        progress=progress, bounce_link=bounce_link)  # fmt: skip
 
@@ -233,22 +250,26 @@ def nat_many(
     names: Iterable[str] | None = None,
     *,
     on_bridge: str | None = None,
+    every: bool = False,
     live: bool | None = None,
     dry_run: bool = False,
     bounce_link: bool = False,
     progress: Progress | None = None,
 ) -> list[Change]:
-    """Put many guests' interfaces on libvirt network ``network``: the named guests, or every
-    guest with an interface on host bridge ``on_bridge``.
+    """Put many guests' interfaces on libvirt network ``network``: the named guests, every
+    guest with an interface on host bridge ``on_bridge``, or (``every=True``) every guest's
+    first interface. Fails as :func:`bridge_many` fails; a missing ``network`` raises
+    :class:`~kvmnet.NetworkNotFound` before any guest changes.
 
-    Every argument is checked before the host is read (:class:`~kvmnet.InvalidInput`)."""
+    Every argument is checked before the host is read (`InvalidInput`)."""
     network = validate.network_name(network)
     live, dry_run, bounce_link = _options(live, dry_run, bounce_link, progress)
     if names is not None:
         validate.domain_names(names)
     if on_bridge is not None:
         validate.ifname(on_bridge, what="bridge")
+    validate.flag(every, "every")
     host.network(network)  # a missing network fails before any guest changes
-    targets = select(host, names, on_bridge=on_bridge)
+    targets = select(host, names, on_bridge=on_bridge, every=every)
     return switch_each(targets, "nat", network, live=live, dry_run=dry_run,
                        progress=progress, bounce_link=bounce_link)  # fmt: skip

@@ -22,11 +22,19 @@ __all__ = ["Change"]
 class Change:
     """One edit of one domain's interfaces.
 
-    ``before``/``after`` are the persistent definition's XML texts (for a domain with no
-    persistent definition: the live XML). ``interface`` is the interface as it is after the
-    edit (for a removal: as it was). ``applied_config``: the persistent definition was
-    redefined; ``applied_live``: the running guest was changed too. ``notes`` say what kvmnet
-    decided on the way (elements dropped, a live change skipped and why).
+    Attributes:
+        domain: the domain's name.
+        action: what was done: ``"use_bridge"``, ``"use_nat"``, ``"add_interface"``...
+        before: the persistent definition's XML before the edit (for a domain with no
+            persistent definition: the live XML).
+        after: the same XML after the edit.
+        interface: the interface as it is after the edit (for a removal: as it was).
+        applied_live: the running guest was changed too.
+        applied_config: the persistent definition was redefined.
+        dry_run: nothing was applied: the change was only computed.
+        notes: what kvmnet decided on the way (elements dropped, a live change skipped
+            and why).
+        uri: the libvirt URI of the host the domain lives on.
     """
 
     domain: str
@@ -47,10 +55,18 @@ class Change:
 
     @property
     def applied(self) -> bool:
+        """True when anything was applied: the running guest or the definition."""
         return self.applied_live or self.applied_config
 
     def diff(self, *, context: int = 3) -> str:
-        """Unified diff of the domain XML, before vs after ("" when nothing changed)."""
+        """Unified diff of the domain XML, before vs after ("" when nothing changed).
+
+        Args:
+            context: lines of context around each change.
+
+        Returns:
+            The diff as text.
+        """
         name = self.domain
         return "".join(
             difflib.unified_diff(
@@ -63,7 +79,11 @@ class Change:
         )
 
     def summary(self) -> str:
-        """One line: what, where, applied how."""
+        """One line: what, where, applied how.
+
+        Returns:
+            The line, e.g. ``"web1: bridge br0 (52:54:00:..): applied live and config"``.
+        """
         what = self.interface.describe() if self.interface is not None else ""
         if self.dry_run:
             how = "dry run, nothing applied"

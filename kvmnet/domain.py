@@ -20,10 +20,10 @@ other):
 * a driver without device calls (libvirt's test driver) gets ``defineXML``, guarded: the
   definition is read again right before the define and compared with the text the edit was
   based on; if another writer changed it, the edit is made again on the fresh text (a few
-  times), else :class:`~kvmnet.errors.ConcurrentChange`. Nothing is ever overwritten.
+  times), else `ConcurrentChange`. Nothing is ever overwritten.
 
-If libvirtd dies or freezes mid-change (keepalive, see :func:`kvmnet.connect`), a fresh
-connection reads back what stands and :class:`~kvmnet.errors.ConnectionLost` says it.
+If libvirtd dies or freezes mid-change (keepalive, see `kvmnet.connect`), a fresh
+connection reads back what stands and `ConnectionLost` says it.
 """
 
 from __future__ import annotations
@@ -40,7 +40,7 @@ from lxml import etree
 
 from . import _html, _libvirt, validate
 from .change import Change
-from .domainxml import DomainXML, GuestInterface, GuestInterfaces, IfaceSelector
+from .domainxml import DomainXML, GuestInterface, GuestInterfaces, IfaceSelector, iface_selector
 from .errors import (
     ConcurrentChange,
     ConnectionLost,
@@ -102,7 +102,12 @@ class _Plan:
 
 
 class Domain:
-    """A libvirt domain (guest). Get it from :meth:`kvmnet.Host.domain` or ``domains()``."""
+    """A libvirt domain (guest). Get it from `kvmnet.Host.domain` or ``domains()``.
+
+    Args:
+        host: the connected host the guest lives on.
+        handle: libvirt's handle on the domain (internal: use `Host.domain`).
+    """
 
     def __init__(self, host: Host, handle: DomainHandle) -> None:
         self.host = host
@@ -130,7 +135,14 @@ class Domain:
         return self._handle.is_persistent()
 
     def xml(self, *, inactive: bool = False) -> str:
-        """The live XML, or with ``inactive=True`` the persistent definition."""
+        """The live XML, or with ``inactive=True`` the persistent definition.
+
+        Args:
+            inactive: True: the persistent definition (what the next boot uses).
+
+        Returns:
+            The domain XML as libvirt reports it.
+        """
         return self._handle.xml(inactive=validate.flag(inactive, "inactive"))
 
     # -- interfaces ---------------------------------------------------------------------
@@ -166,6 +178,9 @@ class Domain:
 
         ``(iface, None)``: removed for next boot; ``(None, iface)``: added for next boot.
         Empty when the guest is shut off or both agree.
+
+        Returns:
+            ``(live, persistent)`` interface pairs, either side None when absent.
         """
         if not self.is_running:
             return ()
@@ -210,13 +225,29 @@ class Domain:
         dry_run: bool = False,
         bounce_link: bool | float = False,
     ) -> Change:
-        """Put an interface on host bridge ``bridge`` (the LAN). Returns the :class:`Change`.
+        """Put an interface on host bridge ``bridge`` (the LAN).
 
-        ``live``: None = the running guest too if it runs; False = next boot only; True = fail
-        unless the running guest changes too. ``bounce_link``: after a live switch, take the
-        guest's link down for a second (or this many seconds) so it asks DHCP again.
-        Arguments are checked (:mod:`kvmnet.validate`) before anything is read or written:
-        :class:`~kvmnet.errors.InvalidInput` (or its subclasses) for a bad one.
+        Arguments are checked (`kvmnet.validate`) before anything is read or written.
+
+        Args:
+            bridge: the host bridge's name, e.g. ``"br0"``.
+            iface: which interface: None (the first), its MAC, its index, or a
+                `GuestInterface`.
+            live: None: the running guest too if it runs; False: next boot only; True:
+                fail unless the running guest changes too.
+            dry_run: True: compute and return the change without applying anything.
+            bounce_link: after a live switch, take the guest's link down for a second (or
+                this many seconds) so it asks DHCP again.
+
+        Returns:
+            The `Change`: old and new XML, what was applied, notes.
+
+        Raises:
+            InvalidInput: a bad argument (or a subclass: InvalidName, InvalidType...).
+            InterfaceNotFound: no interface matches ``iface``.
+            LiveChangeUnsupported: ``live=True`` and the running guest cannot take the change.
+            ConcurrentChange: the definition changed under us and the retry failed too.
+            ConnectionLost: libvirt went away mid-change (the error says what was applied).
         """
         bridge = validate.ifname(bridge, what="bridge")
         iface, live, dry_run, bounce_link = _edit_args(iface, live, dry_run, bounce_link)
@@ -233,8 +264,25 @@ class Domain:
     ) -> Change:
         """Put an interface on libvirt network ``network`` (NAT ``default`` unless named).
 
-        :class:`~kvmnet.errors.NetworkNotFound` if the host has no such network;
-        :class:`~kvmnet.errors.InvalidInput` for a bad argument, before anything is read.
+        Args:
+            network: the libvirt network's name.
+            iface: which interface: None (the first), its MAC, its index, or a
+                `GuestInterface`.
+            live: None: the running guest too if it runs; False: next boot only; True:
+                fail unless the running guest changes too.
+            dry_run: True: compute and return the change without applying anything.
+            bounce_link: after a live switch, take the guest's link down for a second (or
+                this many seconds) so it asks DHCP again.
+
+        Returns:
+            The `Change`; a note says so when ``network`` does not NAT.
+
+        Raises:
+            NetworkNotFound: the host has no such network.
+            InvalidInput: a bad argument, before anything is read.
+            InterfaceNotFound: no interface matches ``iface``.
+            LiveChangeUnsupported: ``live=True`` and the running guest cannot take the change.
+            ConnectionLost: libvirt went away mid-change (the error says what was applied).
         """
         network = validate.network_name(network)
         iface, live, dry_run, bounce_link = _edit_args(iface, live, dry_run, bounce_link)
@@ -349,13 +397,28 @@ class Domain:
     ) -> Change:
         """Add an interface on ``bridge`` or libvirt ``network`` (exactly one).
 
-        ``mac=None`` picks a MAC unique on this host (every domain's live and persistent XML,
-        network reservations; prefix 52:54:00); a given ``mac`` raises
-        :class:`~kvmnet.errors.MacInUse` if something uses it already;
-        :class:`~kvmnet.errors.InvalidInput` (InvalidMac for a multicast, zero or ``fe:`` MAC)
-        for a bad argument, before anything is read or written. Given or generated, the MAC
-        is claimed in this machine's MAC ledger until it is defined (docs/macs.md); a ledger
-        another user could have written raises :class:`~kvmnet.errors.UntrustedPath`.
+        Given or generated, the MAC is claimed in this machine's MAC ledger until it is defined
+        (docs/macs.md).
+
+        Args:
+            bridge: the host bridge to attach to (or give ``network``).
+            network: the libvirt network to attach to (or give ``bridge``).
+            mac: the MAC; None picks one unique on this host (every domain's live and
+                persistent XML, network reservations; prefix 52:54:00).
+            model: the NIC model (``virtio`` unless given; None leaves it to libvirt).
+            live: None: the running guest too if it runs; False: next boot only; True:
+                fail unless the running guest changes too.
+            dry_run: True: compute and return the change without applying anything.
+
+        Returns:
+            The `Change` adding the interface.
+
+        Raises:
+            MacInUse: the given ``mac`` is used already.
+            InvalidMac: a multicast, zero or ``fe:`` MAC.
+            InvalidInput: another bad argument, before anything is read or written.
+            UntrustedPath: the MAC ledger is writable by another user.
+            NetworkNotFound: no libvirt network called ``network``.
         """
         with self._reported_if_lost("add_interface"):
             return self._add(bridge, network, mac, model, live, dry_run)
@@ -477,13 +540,27 @@ class Domain:
     def remove_interface(
         self, iface: IfaceSelector, *, live: bool | None = None, dry_run: bool = False
     ) -> Change:
-        """Remove an interface, selected as for :meth:`use_bridge` (``None``: the first).
+        """Remove an interface, selected as for `use_bridge`.
 
         Usage: ``dom.remove_interface("52:54:00:ab:cd:ef")``. Naming the MAC is the safer
-        habit; the command line insists on it. A bad argument raises
-        :class:`~kvmnet.errors.InvalidInput` before anything is read or written.
+        habit; the command line insists on it.
+
+        Args:
+            iface: which interface: its MAC (safest), its index, a `GuestInterface`, or
+                None for the first.
+            live: None: the running guest too if it runs; False: next boot only; True:
+                fail unless the running guest changes too.
+            dry_run: True: compute and return the change without applying anything.
+
+        Returns:
+            The `Change` removing the interface.
+
+        Raises:
+            InvalidInput: a bad argument, before anything is read or written.
+            InterfaceNotFound: no interface matches ``iface``.
+            LiveChangeUnsupported: ``live=True`` and the running guest cannot take the change.
         """
-        iface = validate.iface_selector(iface)
+        iface = iface_selector(iface)
         live = validate.optional_flag(live, "live")
         dry_run = validate.flag(dry_run, "dry_run")
         with self._reported_if_lost("remove_interface"):
@@ -525,9 +602,16 @@ class Domain:
         """Take the running guest's link down for ``seconds``, then up: it renews DHCP.
 
         Without this a guest moved from NAT to the LAN keeps its NAT address.
-        ``seconds``: a finite number above 0 (at most 600), else InvalidInput.
+
+        Args:
+            iface: which interface, selected as for `use_bridge`.
+            seconds: how long the link stays down: a finite number above 0, at most 600.
+
+        Raises:
+            InvalidInput: a bad ``iface`` or ``seconds``.
+            InterfaceNotFound: no interface matches ``iface``.
         """
-        iface = validate.iface_selector(iface)
+        iface = iface_selector(iface)
         seconds = validate.duration(seconds, "seconds", maximum=600.0)
         doc = DomainXML(self._handle.xml())
         current = doc.find(iface)
@@ -587,7 +671,7 @@ class Domain:
     def _reported_if_lost(self, action: str) -> Iterator[None]:
         """A daemon lost before any write: say that nothing changed (no write was sent).
 
-        Losses during the writes are read back by :meth:`_lost`; those pass through.
+        Losses during the writes are read back by `_lost`; those pass through.
         """
         try:
             yield
@@ -808,11 +892,18 @@ class Domain:
         """The running guest's IP addresses per MAC, each saying which source answered.
 
         Sources in order: the DHCP lease (libvirt networks), the guest agent, the host's
-        ARP/neighbour table. A shut-off guest has none. ``probe=True`` (opt-in: it sends one
-        small datagram to every address of the bridge's subnet) also sweeps the Linux bridge
-        of each NIC still unanswered, on a local host only, and reports what the bridge's
-        neighbour table then holds (source "probe"; see :mod:`kvmnet.neighbours`).
-        ``runner``: where the bridge is read and swept (default: this host).
+        ARP/neighbour table. A shut-off guest has none.
+
+        Args:
+            probe: opt-in (it sends one small datagram to every address of the bridge's
+                subnet): also sweep the Linux bridge of each NIC still unanswered, and report
+                what the bridge's neighbour table then holds (source "probe"; see
+                `kvmnet.neighbours`).
+            runner: where the bridge is read and swept (default: the Host's machine: this
+                one, or the ``qemu+ssh://`` host through the Host's SSH runner).
+
+        Returns:
+            One `GuestAddress` per address found.
         """
         from .addresses import guest_addresses
 
@@ -821,6 +912,13 @@ class Domain:
 
         if not self.is_running:
             return []
+        if probe and runner is None:
+            from .errors import PreflightRefused
+
+            try:
+                runner = self.host.runner()  # on another machine the sweep runs there
+            except PreflightRefused:
+                runner = None
         live = self.live_interfaces
         bridges: dict[str, str] = {}
         if probe:
@@ -874,9 +972,9 @@ class Domain:
 def _edit_args(
     iface: object, live: object, dry_run: object, bounce_link: object
 ) -> tuple[IfaceSelector, bool | None, bool, bool | float]:
-    """The options every switch takes, checked (see :mod:`kvmnet.validate`)."""
+    """The options every switch takes, checked (see `kvmnet.validate`)."""
     return (
-        validate.iface_selector(iface),
+        iface_selector(iface),
         validate.optional_flag(live, "live"),
         validate.flag(dry_run, "dry_run"),
         validate.bounce(bounce_link),

@@ -7,7 +7,7 @@ Pure: lxml and the standard library, no libvirt. Usage::
     doc.add_interface(network="default", mac="52:54:00:00:00:01")
     new_text = doc.tostring()
 
-**What survives.** Edits are made on an lxml tree, but :meth:`DomainXML.tostring` does not
+**What survives.** Edits are made on an lxml tree, but `DomainXML.tostring` does not
 re-serialise the document: it splices the edited ``<interface>`` elements into the original
 text. Everything outside them (the XML declaration, comments, processing instructions,
 namespaces such as ``qemu:commandline``, entity references, quoting and whitespace) is
@@ -23,14 +23,14 @@ byte-identical; inside an edited interface only the edited attributes and elemen
   (it is reserved from the network's QoS). Switching to a bridge drops that one attribute
   with a warning and keeps every other limit.
 - ``<virtualport>`` without a type, or of type 802.1Qbg/802.1Qbh/midonet, on a new
-  type='bridge': refused with :class:`~kvmnet.errors.UnsupportedEdit`. It carries an
+  type='bridge': refused with `UnsupportedEdit`. It carries an
   identity (interfaceid, profileid, instanceid) that a switch or controller matches on;
   dropping it would silently cut the guest off. ``type='openvswitch'`` is kept (OVS
   bridges take it).
 - ``<target managed='no'>`` (a pre-made tap of type='ethernet'): ``managed`` is dropped
   with a warning.
 
-Warnings are logged and collected in :attr:`DomainXML.notes`.
+Warnings are logged and collected in `DomainXML.notes`.
 """
 
 from __future__ import annotations
@@ -58,13 +58,13 @@ from ._xmltext import (
 from .errors import InterfaceNotFound, InvalidInput, InvalidType, MacInUse, UnsupportedEdit
 from .mode import Mode
 
-__all__ = ["DomainXML", "GuestInterface", "GuestInterfaces", "IfaceSelector"]
+__all__ = ["DomainXML", "GuestInterface", "GuestInterfaces", "IfaceSelector", "iface_selector"]
 
 log = logging.getLogger(__name__)
 
-#: What selects an interface: None (the first), a MAC in any spelling, an index, or an
-#: interface taken from ``.interfaces``.
 IfaceSelector = Union[None, str, int, "GuestInterface"]
+"""What selects an interface: None (the first), a MAC in any spelling, an index, or an
+interface taken from ``.interfaces``."""
 
 # Interface types a switch may start from: their <source> is a plain name, nothing that
 # only makes sense for the old type (sockets, host devices, vhost-user paths).
@@ -103,9 +103,19 @@ def _new_parser() -> etree.XMLParser:
 class GuestInterface:
     """One ``<interface>`` of a domain, as read from its XML.
 
-    ``mode`` comes from the host's libvirt networks when read through a
-    :class:`~kvmnet.Host`; read from bare XML (:class:`DomainXML`) it is a guess from libvirt's
-    own conventions (network ``default`` and bridges ``virbr*`` are NAT).
+    Attributes:
+        index: its position among the domain's interfaces, from 0.
+        type: libvirt's interface type: ``"network"``, ``"bridge"``, ``"direct"``...
+        mac: its MAC, None if the XML names none.
+        source: the network or bridge (or device) it is attached to.
+        model: the NIC model (``"virtio"``, ``"e1000"``...).
+        target: the host-side tap device of a running guest (``vnet0``).
+        alias: libvirt's device alias (``net0``).
+        mode: NAT, BRIDGED, ISOLATED... When read through a `Host` it comes from the host's
+            libvirt networks; read from bare XML (`DomainXML`) it is a guess from libvirt's
+            own conventions (network ``default`` and bridges ``virbr*`` are NAT).
+        link: ``"up"``/``"down"`` when the XML sets ``<link state>``.
+        portgroup: the network portgroup, if any.
     """
 
     index: int
@@ -129,9 +139,41 @@ class GuestInterface:
         return GuestInterfaces((self,))._repr_html_()
 
     def describe(self) -> str:
-        """``"52:54:00:..:..:.. bridge 'br0' (bridged)"``, for messages."""
+        """A short description for messages.
+
+        Returns:
+            e.g. ``"52:54:00:..:..:.. bridge 'br0' (bridged)"``.
+        """
         where = f" {self.source!r}" if self.source is not None else ""
         return f"{self.mac or f'#{self.index}'} {self.type}{where} ({self.mode})"
+
+
+def iface_selector(value: object) -> IfaceSelector:
+    """``value`` checked as an interface selector: None, a MAC string (normalised), an ``int``
+    index or a GuestInterface. Here rather than in :mod:`kvmnet.validate`, which would have
+    to import this module to know a GuestInterface.
+
+    Args:
+        value: The argument.
+
+    Returns:
+        The selector, a MAC normalised to lower case with colons.
+
+    Raises:
+        InvalidType: a bool, float, bytes or any other type.
+        InvalidMac: a string that is not a unicast MAC (an index as text such as ``"1"`` is
+            refused: pass the int).
+    """
+    if value is None or isinstance(value, GuestInterface):
+        return value
+    if isinstance(value, bool) or not isinstance(value, (int, str)):
+        raise InvalidType(
+            "interface selector must be None, a MAC str, an int index or a GuestInterface, "
+            f"got {validate.shown(value)} ({type(value).__name__})"
+        )
+    if isinstance(value, int):
+        return value
+    return validate.mac(value, "interface selector")
 
 
 def guess_mode(iface_type: str, source: str | None) -> Mode:
@@ -161,7 +203,7 @@ def _lower_mac(text: str | None) -> str | None:
 
 
 def read_interface(el: etree._Element, index: int) -> GuestInterface:
-    """A :class:`GuestInterface` from one ``<interface>`` element (mode guessed)."""
+    """A `GuestInterface` from one ``<interface>`` element (mode guessed)."""
     return _from_children(el, index, _children(el))
 
 
@@ -206,7 +248,7 @@ def _from_children(
 
 
 class GuestInterfaces(tuple[GuestInterface, ...]):
-    """A tuple of :class:`GuestInterface` (``dom.interfaces``) that Jupyter shows as a table."""
+    """A tuple of `GuestInterface` (``dom.interfaces``) that Jupyter shows as a table."""
 
     __slots__ = ()
 
@@ -225,9 +267,14 @@ class GuestInterfaces(tuple[GuestInterface, ...]):
 class DomainXML:
     """A libvirt domain definition whose interfaces can be edited in place.
 
-    ``DomainXML(text)``; :attr:`interfaces`; :meth:`use_bridge`, :meth:`use_nat`,
-    :meth:`add_interface`, :meth:`remove_interface`, :meth:`set_link`; :meth:`tostring`.
-    Raises :class:`~kvmnet.errors.InvalidInput` if ``text`` is not domain XML.
+    ``DomainXML(text)``; `interfaces`; `use_bridge`, `use_nat`, `add_interface`,
+    `remove_interface`, `set_link`; `tostring`. Unknown XML survives the edits byte for byte.
+
+    Args:
+        text: the domain XML, as ``virsh dumpxml`` prints it.
+
+    Raises:
+        InvalidInput: ``text`` is not domain XML (InvalidType if not a str).
     """
 
     def __init__(self, text: str) -> None:
@@ -295,7 +342,18 @@ class DomainXML:
         )
 
     def find(self, iface: IfaceSelector = None) -> GuestInterface:
-        """The interface ``iface`` selects; :class:`InterfaceNotFound` if none does."""
+        """The interface ``iface`` selects.
+
+        Args:
+            iface: which interface: None (the first), a MAC in any spelling, an index, or
+                an interface taken from `interfaces`.
+
+        Returns:
+            The `GuestInterface`.
+
+        Raises:
+            InterfaceNotFound: no interface matches.
+        """
         return read_interface(*self._select(iface))
 
     def _select(self, iface: IfaceSelector) -> tuple[etree._Element, int]:
@@ -347,15 +405,41 @@ class DomainXML:
     # -- edits ----------------------------------------------------------------------------
 
     def use_bridge(self, bridge: str, iface: IfaceSelector = None) -> GuestInterface:
-        """Put the interface on host bridge ``bridge`` (``type='bridge'``); returns it."""
+        """Put the interface on host bridge ``bridge`` (``type='bridge'``).
+
+        Args:
+            bridge: the host bridge's name.
+            iface: which interface: None (the first), a MAC in any spelling, an index, or
+                an interface taken from `interfaces`.
+
+        Returns:
+            The interface as it is now.
+
+        Raises:
+            InterfaceNotFound: no interface matches ``iface``.
+            UnsupportedEdit: an interface type kvmnet does not switch (hostdev, vhost-user...).
+        """
         _check_name(bridge, "bridge")
-        validate.iface_selector(iface)
+        iface_selector(iface)
         return self._switch(iface, "bridge", bridge)
 
     def use_nat(self, network: str = "default", iface: IfaceSelector = None) -> GuestInterface:
-        """Put the interface on libvirt network ``network`` (``type='network'``); returns it."""
+        """Put the interface on libvirt network ``network`` (``type='network'``).
+
+        Args:
+            network: the libvirt network's name.
+            iface: which interface: None (the first), a MAC in any spelling, an index, or
+                an interface taken from `interfaces`.
+
+        Returns:
+            The interface as it is now.
+
+        Raises:
+            InterfaceNotFound: no interface matches ``iface``.
+            UnsupportedEdit: an interface type kvmnet does not switch (hostdev, vhost-user...).
+        """
         _check_name(network, "network")
-        validate.iface_selector(iface)
+        iface_selector(iface)
         return self._switch(iface, "network", network)
 
     def _switch(self, iface: IfaceSelector, new_type: str, name: str) -> GuestInterface:
@@ -440,8 +524,18 @@ class DomainXML:
     ) -> GuestInterface:
         """Append an interface after the last one (exactly one of ``bridge``/``network``).
 
-        ``mac=None`` writes no ``<mac>``: libvirt picks one when the XML is defined.
-        :meth:`kvmnet.Domain.add_interface` always picks one itself.
+        Args:
+            bridge: the host bridge to attach to.
+            network: the libvirt network to attach to.
+            mac: the MAC; None writes no ``<mac>``: libvirt picks one when the XML is defined
+                (`kvmnet.Domain.add_interface` always picks one itself).
+            model: the NIC model, e.g. ``"virtio"`` (None: no ``<model>``).
+
+        Returns:
+            The new interface.
+
+        Raises:
+            InvalidInput: neither or both of ``bridge``/``network``, or a bad MAC or name.
         """
         if (bridge is None) == (network is None):
             raise InvalidInput(
@@ -518,8 +612,19 @@ class DomainXML:
         return indent, inner or indent + unit
 
     def remove_interface(self, iface: IfaceSelector) -> GuestInterface:
-        """Remove the selected interface; returns what it was."""
-        validate.iface_selector(iface)
+        """Remove the selected interface.
+
+        Args:
+            iface: which interface: None (the first), a MAC in any spelling, an index, or
+                an interface taken from `interfaces`.
+
+        Returns:
+            The interface as it was.
+
+        Raises:
+            InterfaceNotFound: no interface matches ``iface``.
+        """
+        iface_selector(iface)
         el, index = self._select(iface)
         removed = read_interface(el, index)
         remove_element(el)
@@ -528,7 +633,20 @@ class DomainXML:
         return removed
 
     def set_link(self, state: str, iface: IfaceSelector = None) -> GuestInterface:
-        """Set ``<link state='up'|'down'/>`` on the interface (the guest sees carrier change)."""
+        """Set ``<link state='up'|'down'/>`` on the interface (the guest sees carrier change).
+
+        Args:
+            state: ``"up"`` or ``"down"``.
+            iface: which interface: None (the first), a MAC in any spelling, an index, or
+                an interface taken from `interfaces`.
+
+        Returns:
+            The interface as it is now.
+
+        Raises:
+            InvalidInput: a state other than up or down.
+            InterfaceNotFound: no interface matches ``iface``.
+        """
         if state not in ("up", "down"):
             raise InvalidInput(f"link state {validate.shown(state)}: use 'up' or 'down'")
         el, index = self._select(iface)
@@ -546,6 +664,11 @@ class DomainXML:
         """Copy ``<address>`` from ``other``'s interface (where libvirt placed a hot-plugged NIC).
 
         Keeps the persistent definition's PCI slot equal to the running guest's.
+
+        Args:
+            iface: the interface here that takes the address, selected as for `find`.
+            other: the document to copy from (the running guest's XML).
+            other_iface: the interface there, selected as for `find`.
         """
         src_el, _ = other._select(other_iface)
         address = src_el.find("address")
@@ -568,12 +691,24 @@ class DomainXML:
     # -- writing --------------------------------------------------------------------------
 
     def interface_xml(self, iface: IfaceSelector = None) -> str:
-        """The selected ``<interface>`` element alone, as libvirt's device calls take it."""
+        """The selected ``<interface>`` element alone, as libvirt's device calls take it.
+
+        Args:
+            iface: which interface: None (the first), a MAC in any spelling, an index, or
+                an interface taken from `interfaces`.
+
+        Returns:
+            The element's XML text.
+        """
         el, _ = self._select(iface)
         return serialise(el, "'")
 
     def tostring(self) -> str:
-        """The document, with the edits and nothing else changed."""
+        """The document, with the edits and nothing else changed.
+
+        Returns:
+            The XML text.
+        """
         if self._layout is False:
             self._layout = quick_scan(self._data, self._original) or scan(
                 self._data, self._root.tag

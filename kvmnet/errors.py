@@ -1,6 +1,6 @@
 """kvmnet's exception tree.
 
-Every error kvmnet raises derives from :class:`KvmnetError`; where a builtin fits, the error
+Every error kvmnet raises derives from `KvmnetError`; where a builtin fits, the error
 is also that builtin, so ``except LookupError`` keeps working in code that predates kvmnet::
 
     KvmnetError
@@ -82,7 +82,12 @@ class KvmnetError(Exception):
 
 
 class ConnectionFailed(KvmnetError):
-    """A libvirt connection could not be opened (the message names the URI) or was lost."""
+    """A libvirt connection could not be opened (the message names the URI) or was lost.
+
+    Args:
+        message: what failed and what to do, on one line or a few.
+        uri: the libvirt URI (kept as ``.uri``).
+    """
 
     def __init__(self, message: str, *, uri: str | None = None) -> None:
         super().__init__(message)
@@ -151,7 +156,13 @@ class UnsupportedEdit(InvalidInput):
 
 
 class MacInUse(KvmnetError):
-    """The MAC is already used; ``used_by`` says by whom (domain, host, network, NIC)."""
+    """The MAC is already used.
+
+    Args:
+        message: what failed and what to do, on one line or a few.
+        mac: the MAC (kept as ``.mac``).
+        used_by: who uses it: domains, hosts, networks, NICs (kept as ``.used_by``).
+    """
 
     def __init__(self, message: str, *, mac: str, used_by: Sequence[str] = ()) -> None:
         super().__init__(message)
@@ -168,7 +179,12 @@ class LiveChangeUnsupported(KvmnetError):
 
 
 class LibvirtError(KvmnetError):
-    """libvirt refused an operation; the original ``libvirt.libvirtError`` is ``__cause__``."""
+    """libvirt refused an operation; the original ``libvirt.libvirtError`` is ``__cause__``.
+
+    Args:
+        message: what failed and what to do, on one line or a few.
+        code: libvirt's error code (kept as ``.code``), when known.
+    """
 
     def __init__(self, message: str, *, code: int | None = None) -> None:
         super().__init__(message)
@@ -176,7 +192,12 @@ class LibvirtError(KvmnetError):
 
 
 class PreflightRefused(KvmnetError):
-    """A host plan was refused before anything changed; the message names the override."""
+    """A host plan was refused before anything changed; the message names the override.
+
+    Args:
+        message: what failed and what to do, on one line or a few.
+        check: the refusing check's name, as ``force=`` takes it (kept as ``.check``).
+    """
 
     def __init__(self, message: str, *, check: str) -> None:
         super().__init__(message)
@@ -184,9 +205,14 @@ class PreflightRefused(KvmnetError):
 
 
 class InvalidBridgeName(PreflightRefused, InvalidName):
-    """``Bridge(name)`` with a name the kernel refuses: a preflight refusal (check
-    ``"bridge-name"``, never overridable) and an :class:`InvalidName`, as the guest side
-    raises for the same name."""
+    """``Bridge(name)`` with a name the kernel refuses.
+
+    A preflight refusal (check ``"bridge-name"``, never overridable) and an `InvalidName`, as
+    the guest side raises for the same name.
+
+    Args:
+        message: what failed and what to do, on one line or a few.
+    """
 
     def __init__(self, message: str) -> None:
         super().__init__(message, check="bridge-name")
@@ -209,7 +235,14 @@ class ValidationFailed(KvmnetError):
 
 
 class CommandFailed(KvmnetError):
-    """A command exited non-zero; ``argv``, ``returncode`` and ``stderr`` are kept."""
+    """A command exited non-zero.
+
+    Args:
+        message: what failed and what to do, on one line or a few.
+        argv: the command as run (kept as ``.argv``).
+        returncode: its exit status (kept as ``.returncode``).
+        stderr: its error output (kept as ``.stderr``).
+    """
 
     def __init__(
         self, message: str, *, argv: Sequence[str], returncode: int, stderr: str = ""
@@ -225,8 +258,15 @@ class ConfirmationError(KvmnetError):
 
 
 class PartiallyApplied(PlanFailed):
-    """A multi-step change (host bridge + guest switch) failed after an earlier step had
-    succeeded; the message says exactly what stands, ``done`` lists the steps that remain."""
+    """A multi-step change failed after an earlier step had succeeded.
+
+    E.g. the host bridge was made, then the guest switch failed. The message says exactly
+    what stands.
+
+    Args:
+        message: what failed and what to do, on one line or a few.
+        done: the steps that were done and stand (kept as ``.done``).
+    """
 
     def __init__(self, message: str, *, done: Sequence[str] = ()) -> None:
         super().__init__(message)
@@ -234,10 +274,16 @@ class PartiallyApplied(PlanFailed):
 
 
 class UntrustedPath(InvalidInput):
-    """A path kvmnet would trust (a state directory or file, the MAC ledger, a backend root's
-    config dirs) that another user could have written: wrong owner, group/world-writable, or
-    a symlink leading elsewhere. Refused as OpenSSH's StrictModes would; ``path`` names it and
-    the message says how to fix it."""
+    """A path kvmnet would trust that another user could have written.
+
+    A state directory or file, the MAC ledger, a backend root's config dirs: wrong owner,
+    group/world-writable, or a symlink leading elsewhere. Refused as OpenSSH's StrictModes
+    would; the message says how to fix it.
+
+    Args:
+        message: what failed and what to do, on one line or a few.
+        path: the path (kept as ``.path``).
+    """
 
     def __init__(self, message: str, *, path: str) -> None:
         super().__init__(message)
@@ -248,9 +294,14 @@ class ConnectionLost(ConnectionFailed):
     """libvirtd died or froze while a change was being applied.
 
     The message says what stands, read back on a fresh connection (not guessed from the
-    error); ``outcome`` is ``"applied"``, ``"not applied"``, ``"half-applied"`` (the running
-    guest and its persistent definition differ: run the same call again to complete it) or
-    ``"unknown"`` (no fresh connection could read it back).
+    error).
+
+    Args:
+        message: what failed and what to do, on one line or a few.
+        uri: the libvirt URI (kept as ``.uri``).
+        outcome: ``"applied"``, ``"not applied"``, ``"half-applied"`` (the running guest and
+            its persistent definition differ: run the same call again to complete it) or
+            ``"unknown"`` (no fresh connection could read it back); kept as ``.outcome``.
     """
 
     def __init__(self, message: str, *, uri: str | None = None, outcome: str = "unknown") -> None:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Collection, Iterable, Sequence
+from collections.abc import Collection, Iterable
 from types import TracebackType
 from typing import TYPE_CHECKING
 
@@ -23,17 +23,20 @@ from ._libvirt import (
     open_connection,
 )
 from .errors import ConnectionFailed, NetworkNotFound
-from .lanplan import DEFAULT_ADDRESS_TIMEOUT
 from .network import Network, NetworkIndex, Networks
 from .progress import Progress
 
 if TYPE_CHECKING:
+    from typing_extensions import Unpack
+
     from .backends.base import Backend
     from .change import Change
     from .domain import Domain
-    from .domainxml import IfaceSelector
+    from .hostnet.machine import Machine
+    from .hostnet.nic import Bridge, HostNic
     from .hostnet.runner import Runner
-    from .onboard import LanResult
+    from .lanplan import LanResult
+    from .onboard import BridgeGuestOptions, NatGuestOptions
     from .topology import Topology
 
 __all__ = ["DEFAULT_URI", "Host", "connect", "default_uri"]
@@ -46,14 +49,6 @@ DEFAULT_URI = "qemu:///system"
 def default_uri(uri: str | None = None) -> str:
     """``uri`` if given, else ``$LIBVIRT_DEFAULT_URI``, else ``qemu:///system``."""
     return uri or os.environ.get("LIBVIRT_DEFAULT_URI") or DEFAULT_URI
-
-
-def _is_local(uri: str) -> bool:
-    """True for a URI whose hypervisor is this machine (no host name, not a test world)."""
-    scheme, _, rest = uri.partition("://")
-    return scheme.split("+")[0] in ("qemu", "lxc", "xen") and scheme.partition("+")[2] in (
-        "", "unix"
-    ) and rest.startswith("/")
 
 
 def connect(
@@ -75,7 +70,7 @@ def connect(
             trying a fresh connection to read back what stands (default 10).
 
     Returns:
-        The :class:`Host`.
+        The `Host`.
 
     Raises:
         ConnectionFailed: naming the URI and the reason.
@@ -104,8 +99,11 @@ def _check_test_file(uri: str) -> None:
 class Host:
     """A libvirt host (one open connection): its domains and networks.
 
-    Networks are read once and cached for resolving interface modes; :meth:`refresh`
-    (or :meth:`networks`) reads them again.
+    Networks are read once and cached for resolving interface modes; `refresh`
+    (or `networks`) reads them again. Get one from `kvmnet.connect`.
+
+    Args:
+        connection: the open libvirt connection (internal: use `kvmnet.connect`).
     """
 
     def __init__(self, connection: Connection) -> None:
@@ -113,10 +111,12 @@ class Host:
         self.uri: str = connection.uri
         self._closed = False
         self._index: NetworkIndex | None = None
+        # Host-side runners by namespace (None: the machine's own), made on first use.
+        self._runners: dict[str | None, Runner] = {}
 
     @property
     def connection(self) -> Connection:
-        """The underlying :class:`kvmnet._libvirt.Connection`.
+        """The underlying `kvmnet._libvirt.Connection`.
 
         Internal but stable for kvmnet's own modules (the MAC allocator, the CLI); not part of
         the public API for other code.
@@ -124,9 +124,15 @@ class Host:
         return self._connection
 
     def close(self) -> None:
+        """Close the libvirt connection; closing twice is harmless."""
         if not self._closed:
             self._closed = True
             self._connection.close()
+            for runner in self._runners.values():
+                close = getattr(runner, "close", None)
+                if callable(close):
+                    close()  # an SshRunner's shared connection
+            self._runners.clear()
 
     def __enter__(self) -> Host:
         return self
@@ -142,15 +148,27 @@ class Host:
     # -- domains ------------------------------------------------------------------------
 
     def domains(self) -> list[Domain]:
-        """Every domain, running or defined: one libvirt listing, XML read lazily."""
+        """Every domain, running or defined: one libvirt listing, XML read lazily.
+
+        Returns:
+            One `Domain` per guest.
+        """
         from .domain import Domain
 
         return [Domain(self, handle) for handle in self._connection.list_domains()]
 
     def domain(self, name: str) -> Domain:
-        """The domain called ``name``; :class:`~kvmnet.errors.DomainNotFound` if none.
+        """The domain called ``name``.
 
-        :class:`~kvmnet.errors.InvalidName` for a name no domain can have (empty, NUL...).
+        Args:
+            name: the domain's name, as ``virsh list --all`` shows it.
+
+        Returns:
+            The `Domain`.
+
+        Raises:
+            DomainNotFound: no domain has that name.
+            InvalidName: a name no domain can have (empty, NUL...).
         """
         from .domain import Domain
 
@@ -160,7 +178,11 @@ class Host:
     # -- networks -----------------------------------------------------------------------
 
     def networks(self) -> list[Network]:
-        """Every libvirt network, active or not (one listing); refreshes the mode cache."""
+        """Every libvirt network, active or not (one listing); refreshes the mode cache.
+
+        Returns:
+            The networks, as a list that also finds one by name.
+        """
         nets = Networks(
             Network.from_xml(xml, active=active)
             for _name, active, xml in self._connection.network_xmls()
@@ -169,9 +191,17 @@ class Host:
         return nets
 
     def network(self, name: str) -> Network:
-        """The network called ``name``; :class:`~kvmnet.errors.NetworkNotFound` if none.
+        """The network called ``name``.
 
-        :class:`~kvmnet.errors.InvalidName` for a name no libvirt network can have.
+        Args:
+            name: the libvirt network's name, e.g. ``"default"``.
+
+        Returns:
+            The `Network`.
+
+        Raises:
+            NetworkNotFound: no libvirt network has that name.
+            InvalidName: a name no libvirt network can have.
         """
         name = validate.network_name(name)
         index = self.network_index()
@@ -188,7 +218,11 @@ class Host:
         return net
 
     def network_index(self) -> NetworkIndex:
-        """Networks by name and bridge, read once per Host (see :meth:`refresh`)."""
+        """Networks by name and bridge, read once per Host (see `refresh`).
+
+        Returns:
+            The cached `NetworkIndex`.
+        """
         if self._index is None:
             self.networks()
         assert self._index is not None
@@ -197,6 +231,119 @@ class Host:
     def refresh(self) -> None:
         """Forget cached network definitions; the next mode resolution reads them again."""
         self._index = None
+
+    # -- the machine behind the URI (host side) --------------------------------------------
+
+    @property
+    def machine(self) -> Machine:
+        """The machine this Host's URI names: this one for ``qemu:///system``, the SSH host
+        for ``qemu+ssh://[user@]host[:port]/...``.
+
+        Raises:
+            PreflightRefused: check ``host-side``: the URI names no machine kvmnet can act on
+                (the test driver, a tcp/tls transport).
+        """
+        from .hostnet.machine import machine_of
+
+        return machine_of(self.uri)
+
+    def runner(self, netns: str | None = None) -> Runner:
+        """The runner that acts on this Host's machine (inside ``netns`` there, if given):
+        local for a local URI, one shared SSH connection for a ``qemu+ssh://`` URI, closed
+        with the Host.
+
+        Args:
+            netns: a network namespace on that machine.
+
+        Returns:
+            The runner, made once per namespace and reused.
+
+        Raises:
+            PreflightRefused: check ``host-side``, see `machine`.
+        """
+        if netns not in self._runners:
+            from .hostnet.onmachine import runner_for
+
+            base = self._runners.get(None)
+            sibling = getattr(base, "sibling", None)
+            if netns is not None and callable(sibling):
+                self._runners[netns] = sibling(netns=netns)  # the same SSH connection
+            else:
+                self._runners[netns] = runner_for(self.machine, netns=netns)
+        return self._runners[netns]
+
+    def backend(
+        self, kind: str = "auto", *, root: str | None = None, netns: str | None = None
+    ) -> Backend:
+        """A host-network backend acting on this Host's machine.
+
+        Usage: ``host.backend("nmcli")``; on ``qemu+ssh://root@hv2/system`` it reads and
+        changes hv2's network over SSH.
+
+        Args:
+            kind: ``"auto"`` or a name `kvmnet.backends.create_backend` takes.
+            root: where a file backend reads and writes on that machine (default /).
+            netns: act inside this network namespace of that machine.
+
+        Returns:
+            The backend, bound to `runner`.
+
+        Raises:
+            PreflightRefused: check ``host-side``, see `machine`.
+            InvalidInput: an unknown kind, or an option that backend does not take.
+        """
+        from .hostnet.onmachine import backend_on
+
+        return backend_on(self.runner(netns), kind, root=root, netns=netns)
+
+    def _bound(self, backend: Backend | None, force: Collection[str]) -> Backend:
+        if backend is None:
+            return self.backend()
+        from .hostnet.onmachine import check_same_machine
+
+        check_same_machine(self.machine, backend.runner, force=force)
+        return backend
+
+    def nic(
+        self, name: str, *, backend: Backend | None = None, force: Collection[str] = ()
+    ) -> HostNic:
+        """The NIC ``name`` of this Host's machine.
+
+        Args:
+            name: the kernel's name for it, e.g. ``eno1``.
+            backend: the backend to plan with (default: ``host.backend("auto")``).
+            force: ``("other-machine",)`` accepts a backend acting on another machine.
+
+        Returns:
+            A `HostNic` bound to that machine.
+
+        Raises:
+            PreflightRefused: check ``other-machine`` (the backend acts elsewhere) or
+                ``host-side`` (the URI names no machine).
+        """
+        from .hostnet.nic import HostNic
+
+        return HostNic(name, backend=self._bound(backend, force))
+
+    def bridge(
+        self, name: str, *, backend: Backend | None = None, force: Collection[str] = ()
+    ) -> Bridge:
+        """The bridge ``name`` (present or to be made) of this Host's machine.
+
+        Args:
+            name: the bridge's name, e.g. ``br0``.
+            backend: the backend to plan with (default: ``host.backend("auto")``).
+            force: ``("other-machine",)`` accepts a backend acting on another machine.
+
+        Returns:
+            A `Bridge` bound to that machine.
+
+        Raises:
+            PreflightRefused: check ``other-machine``, ``host-side``, or ``bridge-name``.
+        """
+        from .hostnet.nic import Bridge
+
+        return Bridge(name, backend=self._bound(backend, force))
 
     # -- bulk ---------------------------------------------------------------------------
 
@@ -213,24 +360,30 @@ class Host:
 
         Usage: ``host.use_bridge_all(["web1", "web2"], "br0", progress=show)``.
 
-        One listing for all domains; stops at the first error, as :func:`kvmnet.bulk.bridge_many`
-        does: the guests switched before it stay switched. Every argument is checked first
-        (``names`` must be a list, not one str): :class:`~kvmnet.errors.InvalidInput` before
-        any guest changes.
+        An alias of `kvmnet.bulk.bridge_many` (``names=None`` is its ``every=True``),
+        with its checks and its failure: the guests switched before a failure stay switched.
+
+        Args:
+            names: the domains' names, as a list (None: every domain).
+            bridge: the host bridge.
+            live: None: the running guests too; False: next boot only; True: fail unless the
+                running guest changes too.
+            dry_run: True: compute the changes, apply nothing.
+            progress: called as ``progress(done, total, label)`` after each guest.
+
+        Returns:
+            One `Change` per guest, in order.
 
         Raises:
+            InvalidInput: a bad argument (``names`` must be a list, not one str), before any
+                guest changes.
             PartiallyApplied: a guest failed; the message names the guests switched, the one
                 that failed (with what stands for it) and the ones not tried.
         """
-        from .bulk import Target, switch_each
+        from .bulk import bridge_many
 
-        names = validate.domain_names(names)
-        bridge = validate.ifname(bridge, what="bridge")
-        live = validate.optional_flag(live, "live")
-        dry_run = validate.flag(dry_run, "dry_run")
-        validate.progress(progress)
-        targets = [Target(d, None) for d in self._select(names)]
-        return switch_each(targets, "bridge", bridge, live=live, dry_run=dry_run, progress=progress)
+        return bridge_many(self, bridge, names, every=names is None, live=live,
+                           dry_run=dry_run, progress=progress)  # fmt: skip
 
     def use_nat_all(
         self,
@@ -243,129 +396,86 @@ class Host:
     ) -> list[Change]:
         """``use_nat(network)`` on the first interface of every named domain (all if None).
 
-        Arguments are checked as :meth:`use_bridge_all` checks them.
+        An alias of `kvmnet.bulk.nat_many`, as `use_bridge_all` is of
+        ``bridge_many``.
+
+        Args:
+            names: the domains' names, as a list (None: every domain).
+            network: the libvirt network.
+            live: None: the running guests too; False: next boot only; True: fail unless the
+                running guest changes too.
+            dry_run: True: compute the changes, apply nothing.
+            progress: called as ``progress(done, total, label)`` after each guest.
+
+        Returns:
+            One `Change` per guest, in order.
 
         Raises:
+            InvalidInput: a bad argument, before any guest changes.
             NetworkNotFound: before any guest changes.
-            PartiallyApplied: as :meth:`use_bridge_all`.
+            PartiallyApplied: as `use_bridge_all`.
         """
-        from .bulk import Target, switch_each
+        from .bulk import nat_many
 
-        names = validate.domain_names(names)
-        network = validate.network_name(network)
-        live = validate.optional_flag(live, "live")
-        dry_run = validate.flag(dry_run, "dry_run")
-        validate.progress(progress)
-        self.network(network)
-        targets = [Target(d, None) for d in self._select(names)]
-        return switch_each(targets, "nat", network, live=live, dry_run=dry_run, progress=progress)
-
-    def _select(self, names: Iterable[str] | None) -> Sequence[Domain]:
-        from .bulk import hint_states
-
-        doms = self.domains()
-        if names is None:
-            hint_states(self, doms)
-            return doms
-        by_name = {d.name: d for d in doms}
-        wanted = list(names)
-        missing = [n for n in wanted if n not in by_name]
-        if missing:
-            from .errors import DomainNotFound
-
-            raise DomainNotFound(
-                f"no domain named {', '.join(repr(m) for m in missing)} on {self.uri}; "
-                f"`kvmnet -c {self.uri} domains` lists them"
-            )
-        chosen = [by_name[n] for n in wanted]
-        hint_states(self, chosen)
-        return chosen
+        return nat_many(self, network, names, every=names is None, live=live,
+                        dry_run=dry_run, progress=progress)  # fmt: skip
 
     # -- guest and host in one plan (kvmnet.onboard) -----------------------------------------
 
     def bridge_guest(
-        self,
-        domain: str,
-        *,
-        bridge: str,
-        nic: str | None = None,
-        backend: Backend | None = None,
-        iface: IfaceSelector = None,
-        live: bool | None = None,
-        bounce_link: bool = True,
-        confirm_within: float | None = None,
-        address_timeout: float = DEFAULT_ADDRESS_TIMEOUT,
-        force: Collection[str] = (),
-        dhcp_client: tuple[str, ...] = (),
-        dry_run: bool = False,
-        progress: Progress | None = None,
-        state_dir: str | None = None,
+        self, domain: str, *, bridge: str, **options: Unpack[BridgeGuestOptions]
     ) -> LanResult:
         """Put ``domain`` on the LAN: bridge ``nic`` into ``bridge`` if it is missing, switch the
         guest (live + persistent, link bounced), wait for its new address.
 
         ``host.bridge_guest("web1", bridge="br0", nic="eno1", backend=NmcliBackend())``;
-        the options are :func:`kvmnet.onboard.bridge_guest`'s.
+        `kvmnet.onboard.bridge_guest` on this host.
+
+        Args:
+            domain: The guest's name.
+            bridge: The host bridge to put it on.
+            **options: Parameters: see `kvmnet.onboard.bridge_guest` and
+                `kvmnet.onboard.plan_bridge_guest`.
+
+        Returns:
+            What was done (or, for a dry run, the plan).
+
+        Raises:
+            InvalidInput: a bad argument, before anything is read or changed.
+            DomainNotFound: no such guest.
+            PreflightRefused: the host change is refused (the message names the override).
+            RolledBack: the host change failed and was rolled back.
+            PartiallyApplied: a later part failed; the message says what stands.
         """
         from .onboard import bridge_guest
 
-        return bridge_guest(
-            self,
-            domain,
-            bridge=bridge,
-            nic=nic,
-            backend=backend,
-            iface=iface,
-            live=live,
-            bounce_link=bounce_link,
-            confirm_within=confirm_within,
-            address_timeout=address_timeout,
-            force=force,
-            dhcp_client=dhcp_client,
-            dry_run=dry_run,
-            progress=progress,
-            state_dir=state_dir,
-        )
+        return bridge_guest(self, domain, bridge=bridge, **options)
 
     def nat_guest(
-        self,
-        domain: str,
-        network: str = "default",
-        *,
-        iface: IfaceSelector = None,
-        live: bool | None = None,
-        bounce_link: bool = True,
-        release: str | None = None,
-        backend: Backend | None = None,
-        force: Collection[str] = (),
-        dhcp_client: tuple[str, ...] = (),
-        confirm_within: float | None = None,
-        address_timeout: float = DEFAULT_ADDRESS_TIMEOUT,
-        dry_run: bool = False,
-        progress: Progress | None = None,
-        state_dir: str | None = None,
+        self, domain: str, network: str = "default", **options: Unpack[NatGuestOptions]
     ) -> LanResult:
         """The way back: ``domain`` onto NAT ``network``, then (``release=NIC``) the NIC out of
-        the bridge; the options are :func:`kvmnet.onboard.nat_guest`'s."""
+        the bridge: `kvmnet.onboard.nat_guest` on this host.
+
+        Args:
+            domain: The guest's name.
+            network: The libvirt NAT network to put it back on.
+            **options: Parameters: see `kvmnet.onboard.nat_guest` and
+                `kvmnet.onboard.plan_nat_guest`.
+
+        Returns:
+            What was done (or, for a dry run, the plan).
+
+        Raises:
+            InvalidInput: a bad argument, before anything is read or changed.
+            DomainNotFound: no such guest.
+            NetworkNotFound: no such libvirt network.
+            PreflightRefused: the release is refused (the message names the override).
+            PartiallyApplied: a later part failed; the message says what stands.
+        """
         from .onboard import nat_guest
 
-        return nat_guest(
-            self,
-            domain,
-            network,
-            iface=iface,
-            live=live,
-            bounce_link=bounce_link,
-            release=release,
-            backend=backend,
-            force=force,
-            dhcp_client=dhcp_client,
-            confirm_within=confirm_within,
-            address_timeout=address_timeout,
-            dry_run=dry_run,
-            progress=progress,
-            state_dir=state_dir,
-        )
+        return nat_guest(self, domain, network, **options)
 
     # -- the picture --------------------------------------------------------------------
 
@@ -378,12 +488,13 @@ class Host:
         plan will move.
 
         Args:
-            runner: where the host's links are read. None: this machine for a local URI
-                (``qemu:///system``), nothing for others (libvirt's test driver has no host
-                links; the picture then shows the bridges the networks and guests name).
+            runner: where the host's links are read. None: the Host's machine (this one for
+                ``qemu:///system``, the SSH host for ``qemu+ssh://``); libvirt's test driver
+                has no host links, and the picture then shows the bridges the networks and
+                guests name.
 
         Returns:
-            A :class:`~kvmnet.topology.Topology`.
+            A `Topology`.
 
         Raises:
             LibvirtError: libvirt could not list the domains or networks.
@@ -395,10 +506,8 @@ class Host:
         domains = self._connection.map_domain_xmls(
             lambda name, live, persistent, _error: (name, persistent is not None, live)
         )
-        if runner is None and _is_local(self.uri):
-            from .hostnet.runner import LocalRunner
-
-            runner = LocalRunner()
+        if runner is None and not self.uri.startswith("test:"):
+            runner = self.runner()  # this machine, or the qemu+ssh:// host over SSH
         links = read_links(runner) if runner is not None else None
         routes = read_routes(runner) if runner is not None else ()
         return build_topology(self.uri, domains, self.networks(), links, routes)

@@ -1,16 +1,16 @@
-"""What a guest move will do and did: :class:`LanPlan` and :class:`LanResult` (values only).
+"""What a guest move will do and did: `LanPlan` and `LanResult` (values only).
 
-Built by :mod:`kvmnet.onboard` (``plan_bridge_guest``, ``plan_nat_guest``, or
+Built by `kvmnet.onboard` (``plan_bridge_guest``, ``plan_nat_guest``, or
 ``host.bridge_guest(..., dry_run=True)``); ``str()`` and ``_repr_html_()`` show the host
 plan, the guest's XML diff and the checks; ``LanPlan.apply()`` runs it through
-:func:`kvmnet.onboard.apply_lan_plan`.
+`kvmnet.onboard.apply_lan_plan`.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Literal, Protocol
 
 from . import _html
 from .errors import KvmnetError
@@ -23,10 +23,26 @@ if TYPE_CHECKING:
     from .hostnet.plan import Plan
     from .hostnet.runner import Runner
 
-__all__ = ["DEFAULT_ADDRESS_TIMEOUT", "LanPlan", "LanResult"]
+__all__ = ["DEFAULT_ADDRESS_TIMEOUT", "LanApplier", "LanPlan", "LanResult"]
 
-#: How long :meth:`LanPlan.apply` waits for the guest's new address by default (seconds).
+#: How long `LanPlan.apply` waits for the guest's new address by default (seconds).
 DEFAULT_ADDRESS_TIMEOUT = 60.0
+
+
+class LanApplier(Protocol):
+    """What runs a :class:`LanPlan` on a host: :func:`kvmnet.onboard.apply_lan_plan`, handed
+    to the plan by the planner that builds it, so this value module does not import the
+    machinery that acts on it."""
+
+    def __call__(
+        self,
+        plan: LanPlan,
+        host: Host,
+        /,
+        *,
+        progress: Callable[[int, int, str], None] | None,
+        state_dir: str | None,
+    ) -> LanResult: ...
 
 
 @dataclass(frozen=True)
@@ -56,6 +72,8 @@ class LanPlan:
     replan_host: Callable[[], Plan] | None = field(default=None, repr=False, compare=False)
     # Where the address wait reads and probes the bridge (the backend's runner; None: here).
     runner: Runner | None = field(default=None, repr=False, compare=False)
+    # Handed in by the planner with ``host`` (see LanApplier); None: it cannot be applied.
+    applier: LanApplier | None = field(default=None, repr=False, compare=False)
 
     @property
     def checks(self) -> tuple[str, ...]:
@@ -166,18 +184,27 @@ class LanPlan:
         """Run the plan: host then guest (bridge), or guest then host (nat); then the address.
 
         ``progress(done, total, step)`` is told of each step. Raises the host plan's error
-        (the guest untouched) or :class:`~kvmnet.PartiallyApplied` when a later step fails.
+        (the guest untouched) or `PartiallyApplied` when a later step fails.
         """
-        from .onboard import apply_lan_plan
-
-        if self.host is None:
+        if self.host is None or self.applier is None:
             raise KvmnetError(f"{self!r} has no host connection: build it with plan_bridge_guest")
-        return apply_lan_plan(self, self.host, progress=progress, state_dir=state_dir)
+        return self.applier(self, self.host, progress=progress, state_dir=state_dir)
 
 
 @dataclass(frozen=True)
 class LanResult:
-    """What a guest move did. ``applied`` False: a dry run (see ``plan``)."""
+    """What a guest move did.
+
+    Attributes:
+        plan: the plan it ran (for a dry run: the plan to read).
+        applied: False: a dry run.
+        change: the guest's `Change`, once made.
+        host_result: what the host change did, when there was one.
+        addresses: the guest's addresses found after the move.
+        pending_confirmation: the dead-man id when the host change waits for
+            `kvmnet.hostnet.confirm`.
+        notes: what kvmnet decided on the way.
+    """
 
     plan: LanPlan
     applied: bool

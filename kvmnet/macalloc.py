@@ -7,8 +7,8 @@ Usage::
         mac = alloc.allocate()            # "52:54:00:xx:xx:xx", free on both hosts
         alloc.reserve("52:54:00:12:34:56")  # MacInUse names the domain and host using it
 
-The inventory is read once, at construction and on :meth:`MacAllocator.refresh`; allocation
-is then constant time per MAC. What was read from where is in :attr:`MacAllocator.sources`.
+The inventory is read once, at construction and on `MacAllocator.refresh`; allocation
+is then constant time per MAC. What was read from where is in `MacAllocator.sources`.
 """
 
 from __future__ import annotations
@@ -58,7 +58,7 @@ log = logging.getLogger(__name__)
 # Random draws before concluding the space is dense and walking a permutation of it instead:
 # at 90 % occupancy 32 misses in a row happen with probability 0.9**32 = 3 %.
 _RANDOM_TRIES = 32
-#: The most MACs :meth:`MacAllocator.allocate_many` hands out in one call: more is a typo
+#: The most MACs `MacAllocator.allocate_many` hands out in one call: more is a typo
 #: (``--count 1000000000``) that would otherwise run for minutes and fill memory.
 MAX_COUNT = 1_000_000
 # kvmnet's own generator: seeded from os.urandom, re-seeded in every forked child (so workers
@@ -84,17 +84,21 @@ _Entry = tuple[str, str, str, Collection[str]]
 
 
 class HostLike(Protocol):
-    """What the allocator needs of a :class:`kvmnet.Host`: its URI and libvirt connection."""
+    """What the allocator needs of a `kvmnet.Host`: its URI and libvirt connection."""
 
     @property
-    def uri(self) -> str: ...
+    def uri(self) -> str:
+        """The host's libvirt URI."""
+        ...
 
     @property
-    def connection(self) -> Connection: ...
+    def connection(self) -> Connection:
+        """The host's open libvirt connection."""
+        ...
 
 
 class MacMode(str, Enum):
-    """How :meth:`MacAllocator.allocate` draws: under a prefix, or any local unicast MAC."""
+    """How `MacAllocator.allocate` draws: under a prefix, or any local unicast MAC."""
 
     PREFIX = "prefix"
     RANDOM = "random"
@@ -102,7 +106,15 @@ class MacMode(str, Enum):
 
 @dataclass(frozen=True)
 class SourceReport:
-    """One inventory source: where it was read, whether that worked, how many MACs it gave."""
+    """One inventory source: where it was read, whether that worked, how many MACs it gave.
+
+    Attributes:
+        host: the libvirt URI (or namespace) the source was read on.
+        source: what was read: ``"domains"``, ``"networks"``, ``"links"``, ``"neighbours"``...
+        ok: whether reading it worked.
+        count: how many MACs it gave.
+        error: why it could not be read, when ``ok`` is False.
+    """
 
     host: str
     source: str
@@ -157,14 +169,24 @@ def is_local_uri(uri: str) -> bool:
 class MacAllocator:
     """Hands out MACs that no domain, network, host NIC (or neighbour) on ``hosts`` uses.
 
-    ``prefix`` (default 52:54:00) bounds the MACs drawn in ``mode="prefix"``;
-    ``mode="random"`` draws any unicast locally administered MAC (46 random bits).
-    ``kernel_links``: also read ``ip -j link`` (default: when a host's URI is local);
-    ``neighbours``: also read ``ip -j neigh``; ``netns``: read both inside that namespace.
-    ``runner`` runs those ``ip`` commands (default: a local or netns runner; inject a
-    :class:`~kvmnet.hostnet.runner.RecordingRunner` to test without root).
-    ``ledger``: a :class:`MacLedger` shared by the processes of this machine, so two of them
-    allocating at once never get the same MAC (see docs/macs.md).
+    Args:
+        hosts: one `kvmnet.Host` or several (the LAN's hypervisors): their domains'
+            live and persistent XML and their networks are the inventory.
+        prefix: bounds the MACs drawn in ``mode="prefix"`` (default 52:54:00).
+        mode: ``"prefix"`` draws under ``prefix``; ``"random"`` draws any unicast locally
+            administered MAC (46 random bits).
+        kernel_links: also read ``ip -j link`` (default: when a host's URI is local).
+        neighbours: also read ``ip -j neigh`` (MACs seen on the LAN).
+        netns: read links and neighbours inside that network namespace.
+        ledger: a `MacLedger` shared by the processes of this machine, so two of them
+            allocating at once never get the same MAC (see docs/macs.md).
+        runner: runs the ``ip`` commands (default: a local or netns runner; inject a
+            `RecordingRunner` to test without root).
+        rng: the random source (give a seeded ``random.Random`` for repeatable draws).
+
+    Raises:
+        InvalidInput: an unknown mode, a prefix together with ``mode="random"``, or
+            another bad argument.
     """
 
     def __init__(
@@ -325,7 +347,17 @@ class MacAllocator:
         return tuple(r for r in self.sources if not r.ok)
 
     def used_by(self, mac: str) -> tuple[str, ...]:
-        """Who uses ``mac``: the inventory, this allocator, other processes' ledger claims."""
+        """Who uses ``mac``: the inventory, this allocator, other processes' ledger claims.
+
+        Args:
+            mac: the MAC, in any common spelling.
+
+        Returns:
+            One description per user; empty when the MAC is free.
+
+        Raises:
+            InvalidMac: not a MAC.
+        """
         text = validate.mac(mac)
         who = list(self._users().get(text, ()))
         if text in self._handed:
@@ -337,9 +369,18 @@ class MacAllocator:
         return tuple(who)
 
     def is_free(self, mac: str) -> bool:
-        """True if nothing seen uses ``mac``; :class:`InvalidMac` if it is not a NIC MAC.
+        """True if nothing seen uses ``mac``.
 
         A MAC this allocator handed out is not free: it is the caller's now.
+
+        Args:
+            mac: the MAC, in any common spelling.
+
+        Returns:
+            Whether ``mac`` is free.
+
+        Raises:
+            InvalidMac: not a NIC MAC.
         """
         return not self.used_by(mac)
 
@@ -348,12 +389,18 @@ class MacAllocator:
     def allocate(self, *, key: str | None = None) -> str:
         """A MAC free on every host and never handed out before by this allocator.
 
-        ``key`` makes it deterministic: the same key and the same LAN state give the same MAC
-        (the next free one in the space if the key's own MAC is taken).
-        Raises :class:`MacSpaceExhausted` when no free MAC is left in the space, and
-        :class:`~kvmnet.errors.InvalidInput` for a ``key`` that is not a str, and
-        :class:`~kvmnet.errors.UntrustedPath` when the ledger could have been written by
-        another user (see :mod:`kvmnet.macledger`).
+        Args:
+            key: makes it deterministic: the same key and the same LAN state give the same MAC
+                (the next free one in the space if the key's own MAC is taken).
+
+        Returns:
+            The MAC, lower case with colons.
+
+        Raises:
+            MacSpaceExhausted: no free MAC is left in the space.
+            InvalidInput: a ``key`` that is not a str.
+            UntrustedPath: the ledger could have been written by another user (see
+                `kvmnet.macledger`).
         """
         if key is not None and not isinstance(key, str):
             validate.text(key, "key")  # raises InvalidType
@@ -384,14 +431,14 @@ class MacAllocator:
         does not grow with the count or the ledger's size.
 
         Args:
-            count: How many, 0 to :data:`MAX_COUNT`.
-            key: Deterministic keys ``key/i``, as for :meth:`allocate`.
+            count: How many, 0 to `MAX_COUNT`.
+            key: Deterministic keys ``key/i``, as for `allocate`.
 
         Returns:
             The MACs, in the order drawn.
 
         Raises:
-            InvalidInput: ``count`` is not a whole number from 0 to :data:`MAX_COUNT`
+            InvalidInput: ``count`` is not a whole number from 0 to `MAX_COUNT`
                 (checked before anything is drawn or claimed).
             UntrustedPath: The ledger could have been written by another user.
             MacSpaceExhausted: The space has fewer than ``count`` free MACs (checked at once
@@ -464,12 +511,19 @@ class MacAllocator:
     def reserve(self, mac: str) -> str:
         """Take a user-chosen MAC: normalised, checked, and never handed out afterwards.
 
-        Raises :class:`InvalidMac` if malformed, multicast, broadcast or zero, and
-        :class:`MacInUse` naming who uses it (or the process whose ledger claim holds it),
-        :class:`~kvmnet.errors.UntrustedPath` for a ledger another user could have written.
-        Returns the normalised MAC. A MAC starting with ``fe`` (libvirt's tap MACs; libvirt
-        refuses it for a guest) is InvalidMac too.
-        Usage: ``alloc.reserve("52-54-00-AB-CD-EF") == "52:54:00:ab:cd:ef"``
+        A MAC starting with ``fe`` (libvirt's tap MACs; libvirt refuses it for a guest) is
+        InvalidMac too. Usage: ``alloc.reserve("52-54-00-AB-CD-EF") == "52:54:00:ab:cd:ef"``
+
+        Args:
+            mac: the MAC, in any common spelling.
+
+        Returns:
+            The normalised MAC.
+
+        Raises:
+            InvalidMac: malformed, multicast, broadcast, zero or ``fe:``.
+            MacInUse: naming who uses it (or the process whose ledger claim holds it).
+            UntrustedPath: a ledger another user could have written.
         """
         text = validate.guest_mac(mac)
         who = self.used_by(text)
@@ -490,7 +544,14 @@ class MacAllocator:
         return text
 
     def release(self, mac: str) -> None:
-        """Forget that this allocator handed ``mac`` out (e.g. the define that used it failed)."""
+        """Forget that this allocator handed ``mac`` out (e.g. the define that used it failed).
+
+        Args:
+            mac: the MAC handed out or reserved earlier.
+
+        Raises:
+            InvalidMac: not a MAC.
+        """
         text = validate.mac(mac)
         self._handed.discard(text)
         if text not in self._users():
@@ -610,7 +671,7 @@ def ledger_for(uri: str) -> MacLedger | None:
         uri: The host's libvirt URI.
 
     Returns:
-        :meth:`MacLedger.default`, or None for ``test:`` URIs.
+        `MacLedger.default`, or None for ``test:`` URIs.
     """
     if urlsplit(uri).scheme.split("+")[0] == "test":
         return None

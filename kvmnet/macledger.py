@@ -10,7 +10,7 @@ The ledger is trusted the way OpenSSH's ``StrictModes`` trusts ``~/.ssh``: its d
 every file in it must be owned by the current user, writable by nobody else and not symbolic
 links, and the directory's ancestors must be owned by root or the current user and not
 writable by others (unless sticky, like ``/tmp``). Anything else raises
-:class:`~kvmnet.errors.UntrustedPath` naming the path and the fix, before anything is written.
+`UntrustedPath` naming the path and the fix, before anything is written.
 
 Usage::
 
@@ -20,23 +20,22 @@ Usage::
 
 from __future__ import annotations
 
-import contextlib
 import json
 import logging
 import os
 import secrets
-import stat
 import time
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from .errors import UntrustedPath
+from .hostnet.trust import Trust, check_file, trusted_dir
 
 if TYPE_CHECKING:
     import sqlite3
 
-__all__ = ["DEFAULT_TTL", "MacLedger", "check_private_dir", "default_state_dir"]
+__all__ = ["DEFAULT_TTL", "LEDGER_TRUST", "MacLedger", "check_private_dir", "default_state_dir"]
 
 log = logging.getLogger(__name__)
 
@@ -74,70 +73,20 @@ def default_state_dir() -> Path:
     return Path(state_home or Path.home() / ".local" / "state") / "kvmnet"
 
 
-def _refuse(path: Path | str, problem: str, fix: str) -> UntrustedPath:
-    return UntrustedPath(
-        f"{path} {problem}, so another user could change kvmnet's state there; {fix} "
-        "(or set KVMNET_STATE_DIR to a directory only you can write)",
-        path=str(path),
-    )
-
-
-def _owner_name(uid: int) -> str:
-    try:
-        import pwd
-
-        return f"uid {uid} ({pwd.getpwuid(uid).pw_name})"
-    except (ImportError, KeyError):
-        return f"uid {uid}"
-
-
-def _check_stat(path: Path | str, st: os.stat_result, *, kind: str) -> None:
-    """Refuse ``path`` unless it is a ``kind`` owned by us and not group/world-writable."""
-    me = os.geteuid()
-    if stat.S_ISLNK(st.st_mode):
-        raise _refuse(path, "is a symbolic link", f"remove the link (rm {path})")
-    wanted = stat.S_ISDIR if kind == "directory" else stat.S_ISREG
-    if not wanted(st.st_mode):
-        raise _refuse(path, f"is not a {kind}", f"remove it (rm {path})")
-    if st.st_uid != me:
-        raise _refuse(
-            path,
-            f"is owned by {_owner_name(st.st_uid)}, not by you ({_owner_name(me)})",
-            f"remove it (rm -r {path}) or chown it to yourself",
-        )
-    if st.st_mode & 0o022:
-        raise _refuse(
-            path,
-            f"is group- or world-writable (mode {stat.S_IMODE(st.st_mode):04o})",
-            f"run chmod go-w {path}",
-        )
-
-
-def _check_ancestors(directory: Path) -> None:
-    """Every real ancestor: owned by root or us, not writable by others unless sticky."""
-    me = os.geteuid()
-    for parent in Path(os.path.realpath(directory.parent), "x").parents:
-        st = os.stat(parent)
-        if st.st_uid not in (0, me):
-            raise _refuse(
-                parent,
-                f"(a parent of {directory}) is owned by {_owner_name(st.st_uid)}",
-                "keep kvmnet's state under directories owned by root or by you",
-            )
-        if st.st_mode & 0o022 and not st.st_mode & stat.S_ISVTX:
-            raise _refuse(
-                parent,
-                f"(a parent of {directory}) is group- or world-writable without the sticky "
-                f"bit (mode {stat.S_IMODE(st.st_mode):04o})",
-                f"run chmod go-w {parent}",
-            )
+#: How the ledger's directory and files are trusted (the rule: :mod:`kvmnet.hostnet.trust`).
+LEDGER_TRUST = Trust(
+    stake="another user could change kvmnet's state there",
+    elsewhere="set KVMNET_STATE_DIR to a directory only you can write",
+    private=True,
+)
 
 
 def check_private_dir(directory: Path, *, create: bool = True) -> None:
     """Make sure ``directory`` can hold state only its owner could have written.
 
-    Creates missing components with mode 0700 when ``create``. Checks the directory itself
-    without following a symbolic link (``O_NOFOLLOW``, then ``fstat`` of what was opened).
+    Creates missing components with mode 0700 when ``create``. The checks are
+    :func:`kvmnet.hostnet.trust.trusted_dir`'s with :data:`LEDGER_TRUST` (the directory the
+    user's own).
 
     Args:
         directory: The state directory.
@@ -146,30 +95,10 @@ def check_private_dir(directory: Path, *, create: bool = True) -> None:
     Raises:
         UntrustedPath: A symbolic link, not a directory, owned by another user, writable by
             group or others, or under an ancestor another user could rename it in.
-        OSError: It cannot be created or read (e.g. a read-only file system).
+        OSError: It cannot be created or read (e.g. a read-only file system); FileNotFoundError
+            when it is missing and ``create`` is False.
     """
-    if create and not os.path.lexists(directory):
-        missing = [p for p in (directory, *directory.parents) if not os.path.lexists(p)]
-        for path in reversed(missing):
-            # Made meanwhile by someone else: it is checked below like any existing directory.
-            with contextlib.suppress(FileExistsError):
-                os.mkdir(path, 0o700)
-    _check_ancestors(directory)
-    _check_opened(directory, os.O_RDONLY | os.O_DIRECTORY, kind="directory")
-
-
-def _check_opened(path: Path, flags: int, *, kind: str) -> None:
-    """Open ``path`` without following a link (creating a file 0600), check what was opened."""
-    try:
-        fd = os.open(path, flags | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
-    except OSError:
-        # O_NOFOLLOW on a link fails with ELOOP, O_DIRECTORY on a file with ENOTDIR: say why.
-        _check_stat(path, os.lstat(path), kind=kind)
-        raise
-    try:
-        _check_stat(path, os.fstat(fd), kind=kind)
-    finally:
-        os.close(fd)
+    trusted_dir(directory, create=create, trust=LEDGER_TRUST)
 
 
 def _check_db_files(path: Path) -> None:
@@ -184,20 +113,25 @@ def _check_db_files(path: Path) -> None:
     created and checked through its descriptor.
     """
     try:
-        _check_opened(path, os.O_RDWR | os.O_CREAT | os.O_EXCL, kind="file")
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
     except FileExistsError:
-        _check_stat(path, os.lstat(path), kind="file")
+        check_file(path, os.lstat(path), trust=LEDGER_TRUST)
+    else:
+        try:
+            check_file(path, os.fstat(fd), trust=LEDGER_TRUST)
+        finally:
+            os.close(fd)
     for extra in ("-wal", "-shm"):
         side = Path(f"{path}{extra}")
         if os.path.lexists(side):
-            _check_stat(side, os.lstat(side), kind="file")
+            check_file(side, os.lstat(side), trust=LEDGER_TRUST)
 
 
 class MacLedger:
     """Claims ``{mac: (owner, expiry, key)}`` in ``directory``; claims are atomic across processes.
 
     Args:
-        directory: The ledger's directory (checked as :func:`check_private_dir` says).
+        directory: The ledger's directory (checked as `check_private_dir` says).
         ttl: Seconds a claim lasts.
         clock: The time source (tests pass a fake one).
     """
@@ -222,7 +156,7 @@ class MacLedger:
 
     @classmethod
     def default(cls, *, ttl: float = DEFAULT_TTL) -> MacLedger:
-        """The ledger in :func:`default_state_dir`.
+        """The ledger in `default_state_dir`.
 
         Args:
             ttl: Seconds a claim lasts.
@@ -316,7 +250,7 @@ class MacLedger:
             unusable and claims nothing).
 
         Raises:
-            UntrustedPath: As for :meth:`open`.
+            UntrustedPath: As for `open`.
         """
         return not self.claim_many([(mac, key)])
 
@@ -330,7 +264,7 @@ class MacLedger:
             The MACs refused because another claim holds them (the rest are claimed).
 
         Raises:
-            UntrustedPath: As for :meth:`open`.
+            UntrustedPath: As for `open`.
         """
         import sqlite3
 

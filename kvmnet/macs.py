@@ -94,7 +94,7 @@ def _problem(value: int) -> str | None:
 
 
 def parse_mac(text: str) -> int:
-    """The 48-bit value of a NIC MAC; :class:`InvalidMac` for malformed/multicast/broadcast/zero."""
+    """The 48-bit value of a NIC MAC; `InvalidMac` for malformed/multicast/broadcast/zero."""
     if not isinstance(text, str):
         raise InvalidMac(f"invalid MAC {text!r}: not a string; {ACCEPTED}")
     value = _parse_int(text)
@@ -124,7 +124,7 @@ def try_parse_mac(text: str) -> int | None:
 
 
 def mac_to_int(text: str) -> int:
-    """Alias of :func:`parse_mac`, for symmetry with :func:`int_to_mac`."""
+    """Alias of `parse_mac`, for symmetry with `int_to_mac`."""
     return parse_mac(text)
 
 
@@ -236,7 +236,7 @@ class MacPrefix:
 class MacSpace:
     """A set of candidate MACs numbered 0..size-1 (a bijection index <-> MAC).
 
-    Allocators draw an index and map it; they still filter with :func:`is_assignable`.
+    Allocators draw an index and map it; they still filter with `is_assignable`.
     """
 
     size: int

@@ -2,10 +2,10 @@
 
 A guest bridged onto the LAN leases its address from the LAN's DHCP server, so libvirt has no
 lease for it, and the host's neighbour table knows it only once the host has talked to it.
-:func:`probe` reads the bridge's subnets (``ip -j addr show dev BR``) and, unless the table
+`probe` reads the bridge's subnets (``ip -j addr show dev BR``) and, unless the table
 already knows every wanted MAC, sends one 1-byte UDP datagram to the discard port (9) of every
 other address in them. The kernel must resolve each address first, so it ARPs for it (up to
-3 broadcasts over 3 s per address); the guest answers for its own, and :func:`probe` polls
+3 broadcasts over 3 s per address); the guest answers for its own, and `probe` polls
 ``ip -j neigh show dev BR`` for the wanted MACs for a short, bounded time.
 
 Traffic: only on the bridge's own subnets, one small datagram per address plus the kernel's
@@ -14,7 +14,7 @@ refused, not swept: larger sweeps flood the LAN with broadcasts and overflow the
 neighbour table (``gc_thresh3`` is 1024 entries by default). Link-local subnets
 (169.254.0.0/16) are never swept.
 
-Everything runs through a runner: with a :class:`~kvmnet.hostnet.runner.NetnsRunner` the
+Everything runs through a runner: with a `NetnsRunner` the
 datagrams are sent by ``python -m kvmnet.neighbours send BR ADDR...`` inside the namespace.
 
 Usage::
@@ -53,9 +53,9 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-#: The largest sweep :func:`probe` does: the usable addresses of a /22.
+#: The largest sweep `probe` does: the usable addresses of a /22.
 DEFAULT_MAX_ADDRESSES = 1022
-#: Seconds :func:`probe` polls the neighbour table after sending.
+#: Seconds `probe` polls the neighbour table after sending.
 DEFAULT_WAIT = 2.0
 DISCARD_PORT = 9
 _POLL = 0.1
@@ -75,7 +75,7 @@ class Neighbour:
 
 @dataclass(frozen=True)
 class ProbeResult:
-    """What :func:`probe` did on ``bridge``: entries found for the wanted MACs, the subnets it
+    """What `probe` did on ``bridge``: entries found for the wanted MACs, the subnets it
     swept, why it left others alone, and how many datagrams it sent (0: the table knew them)."""
 
     bridge: str
@@ -209,8 +209,8 @@ def probe(
     unless the table already knows them all (see the module doc for the traffic it sends).
 
     ``runner`` reads and sends in its host or namespace (default: this one). Raises
-    :class:`~kvmnet.KvmnetError` when the bridge is missing, and
-    :class:`~kvmnet.InvalidInput` for a bad argument before anything is sent.
+    `KvmnetError` when the bridge is missing, and
+    `InvalidInput` for a bad argument before anything is sent.
     """
     bridge = validate.ifname(bridge, what="bridge")
     if isinstance(macs, (str, bytes)):

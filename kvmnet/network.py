@@ -33,7 +33,7 @@ _FORWARD_MODES: Mapping[str | None, Mode] = {
 
 
 def mode_of_forward(forward: str | None) -> Mode:
-    """The :class:`Mode` of a guest on a network with this ``<forward mode>`` (None: none)."""
+    """The `Mode` of a guest on a network with this ``<forward mode>`` (None: none)."""
     return _FORWARD_MODES.get(forward, Mode.OTHER)
 
 
@@ -45,10 +45,17 @@ def _parser() -> etree.XMLParser:
 class Network:
     """One libvirt network: ``name``, ``bridge``, ``forward`` mode and ``subnets``.
 
-    ``forward`` is libvirt's ``<forward mode>`` ("nat", "bridge", "route", "open", ...) or
-    None for an isolated network. ``subnets`` are CIDR strings ("192.168.122.0/24");
-    ``addresses`` the host's own addresses on it ("192.168.122.1/24"). ``reservations``
-    maps a reserved MAC to its DHCP address.
+    Attributes:
+        name: the network's name, e.g. ``"default"``.
+        bridge: the Linux bridge libvirt made for it (``virbr0``), or the host bridge a
+            forward-mode-bridge network points at; None if neither.
+        forward: libvirt's ``<forward mode>`` ("nat", "bridge", "route", "open", ...), or
+            None for an isolated network.
+        subnets: CIDR strings ("192.168.122.0/24").
+        addresses: the host's own addresses on it ("192.168.122.1/24").
+        active: True while the network is started.
+        reservations: a reserved MAC -> its DHCP address.
+        bridge_mac: the MAC of the network's bridge, if its XML names one.
     """
 
     name: str
@@ -72,7 +79,18 @@ class Network:
 
     @classmethod
     def from_xml(cls, xml: str, *, active: bool = True) -> Network:
-        """Parse ``virsh net-dumpxml`` output."""
+        """Parse ``virsh net-dumpxml`` output.
+
+        Args:
+            xml: the network's XML.
+            active: whether the network is started (the XML does not say).
+
+        Returns:
+            The `Network`.
+
+        Raises:
+            InvalidInput: text that is not a libvirt network's XML.
+        """
         try:
             root = etree.fromstring(xml.encode(), _parser())
         except etree.XMLSyntaxError as exc:
@@ -136,7 +154,7 @@ class Network:
 
 
 class Networks(list[Network]):
-    """The list :meth:`kvmnet.Host.networks` returns: a ``list[Network]`` that Jupyter shows
+    """The list `kvmnet.Host.networks` returns: a ``list[Network]`` that Jupyter shows
     as one table (name, mode, bridge, subnets, host addresses, reservations, active)."""
 
     __slots__ = ()
@@ -187,7 +205,11 @@ def _ip_interface(
 
 
 class NetworkIndex:
-    """Networks by name and by bridge: resolves interface modes without re-reading them."""
+    """Networks by name and by bridge: resolves interface modes without re-reading them.
+
+    Args:
+        networks: the host's networks, as `Host.networks` lists them.
+    """
 
     def __init__(self, networks: Iterable[Network]) -> None:
         self.networks = tuple(networks)
@@ -200,7 +222,15 @@ class NetworkIndex:
                 self.by_bridge[net.bridge] = net
 
     def mode_of(self, iface_type: str, source: str | None) -> Mode:
-        """The mode of an interface of ``iface_type`` on ``source`` (a network or bridge)."""
+        """The mode of an interface of ``iface_type`` on ``source`` (a network or bridge).
+
+        Args:
+            iface_type: the interface's ``type`` attribute ("network", "bridge", "direct"...).
+            source: the network or bridge it names, if any.
+
+        Returns:
+            The interface's `Mode`.
+        """
         if iface_type == "direct":
             return Mode.DIRECT
         if iface_type == "network":

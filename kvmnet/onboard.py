@@ -3,14 +3,14 @@
 What an operator means by "bridge web1" is three steps that other tools leave apart:
 
 1. **host**: if the bridge does not exist, bridge the NIC into it (a host-bridge
-   :class:`~kvmnet.Plan`: preflight, verification, rollback, optional dead-man timer);
+   `Plan`: preflight, verification, rollback, optional dead-man timer);
 2. **guest**: switch the guest's interface to the bridge, persistent and live, and bounce its
    link so the guest asks for a new DHCP lease;
 3. **address**: look up the guest's new address (bounded wait).
 
-:func:`plan_bridge_guest` computes all of it without changing anything; ``str(plan)`` and
+`plan_bridge_guest` computes all of it without changing anything; ``str(plan)`` and
 ``plan._repr_html_()`` show the host files and commands, the XML diff and the checks; and
-``plan.apply()`` runs it. :func:`bridge_guest` is both in one call::
+``plan.apply()`` runs it. `bridge_guest` is both in one call::
 
     with kvmnet.connect() as host:
         result = bridge_guest(host, "web1", bridge="br0", nic="eno1",
@@ -18,8 +18,8 @@ What an operator means by "bridge web1" is three steps that other tools leave ap
         print(result)                 # what was done, and the guest's new address
 
 A failure in the guest step after the host step leaves the host bridged (verified, or
-pending confirmation) and the guest as it was, and raises :class:`~kvmnet.PartiallyApplied`
-that says so. The reverse, :func:`plan_nat_guest` / :func:`nat_guest`, moves the guest back
+pending confirmation) and the guest as it was, and raises `PartiallyApplied`
+that says so. The reverse, `plan_nat_guest` / `nat_guest`, moves the guest back
 to a NAT network first and then, if asked, releases the NIC from the bridge, refusing while
 other guests still use it.
 """
@@ -29,14 +29,16 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Collection
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypedDict
 
 from . import validate
 from .errors import KvmnetError, PartiallyApplied, PreflightRefused
 from .lanplan import DEFAULT_ADDRESS_TIMEOUT, LanPlan, LanResult
-from .macalloc import is_local_uri
 
 if TYPE_CHECKING:
+    # typing.Unpack from Python 3.11 on; only read by type checkers here.
+    from typing_extensions import Unpack
+
     from .addresses import GuestAddress
     from .backends.base import Backend
     from .change import Change
@@ -46,11 +48,18 @@ if TYPE_CHECKING:
     from .hostnet.apply import ApplyResult
     from .hostnet.plan import Plan
     from .hostnet.runner import Runner
+    from .progress import Progress
 
 __all__ = [
     "DEFAULT_ADDRESS_TIMEOUT",
+    "BridgeGuestOptions",
+    "BridgeOptions",
     "LanPlan",
     "LanResult",
+    "MoveOptions",
+    "NatGuestOptions",
+    "NatOptions",
+    "RunOptions",
     "apply_lan_plan",
     "bridge_guest",
     "nat_guest",
@@ -65,7 +74,80 @@ _POLL_INTERVAL = 1.0
 _MAX_PROBE_GAP = 8.0
 
 
+# --- the options, named once ------------------------------------------------------------------
+# plan_bridge_guest and plan_nat_guest hold the full lists (defaults, checks, documentation);
+# bridge_guest, nat_guest, Host.bridge_guest and Host.nat_guest take these keywords through
+# ``**options`` and hand them on, so an option is added in one signature and one dict here.
+
+
+class MoveOptions(TypedDict, total=False):
+    """The keywords both guest moves take; meaning and defaults: :func:`plan_bridge_guest`."""
+
+    iface: IfaceSelector
+    live: bool | None
+    bounce_link: bool
+    confirm_within: float | None
+    address_timeout: float
+    force: Collection[str]
+    dhcp_client: tuple[str, ...]
+    backend: Backend | None
+
+
+class BridgeOptions(MoveOptions, total=False):
+    """:func:`plan_bridge_guest`'s keywords besides ``bridge``."""
+
+    nic: str | None
+
+
+class NatOptions(MoveOptions, total=False):
+    """:func:`plan_nat_guest`'s keywords besides ``network``."""
+
+    release: str | None
+
+
+class RunOptions(TypedDict, total=False):
+    """What :func:`bridge_guest` and :func:`nat_guest` add to the plan's keywords."""
+
+    dry_run: bool
+    progress: Progress | None
+    state_dir: str | None
+
+
+class BridgeGuestOptions(BridgeOptions, RunOptions, total=False):
+    """Every keyword of :func:`bridge_guest` and ``Host.bridge_guest`` besides ``bridge``."""
+
+
+class NatGuestOptions(NatOptions, RunOptions, total=False):
+    """Every keyword of :func:`nat_guest` and ``Host.nat_guest``."""
+
+
 # --- planning ---------------------------------------------------------------------------------
+
+
+def _machine_backend(
+    host: Host, backend: Backend | None, force: Collection[str]
+) -> tuple[Backend, tuple[str, ...]]:
+    """The backend for the host step, on the Host's machine: ``host.backend("auto")`` when
+    none is given, else the one given once it is known to act on that machine (or
+    ``force`` says ``other-machine``). Returns it and ``force`` without that key, which is
+    not one of the bridge's preflight checks."""
+    from .hostnet.onmachine import OTHER_MACHINE, check_same_machine
+
+    if backend is None:
+        backend = host.backend("auto")
+    elif not host.uri.startswith("test:"):
+        # The test driver simulates guests of no machine: any backend may go with it.
+        check_same_machine(host.machine, backend.runner, force=force)
+    return backend, tuple(f for f in force if f != OTHER_MACHINE)
+
+
+def _host_runner(host: Host) -> Runner | None:
+    """The Host's own runner for reading and probing its machine; None for a URI that names
+    no machine kvmnet reaches (the test driver, tcp/tls)."""
+    try:
+        return host.runner()
+    except PreflightRefused:
+        return None
 
 
 def _guests_on_bridge(host: Host, bridge: str, *, besides: str) -> list[str]:
@@ -100,9 +182,11 @@ def _lan_args(
     force: object,
     dhcp_client: object,
 ) -> tuple[bool | None, bool, float | None, float, tuple[str, ...], tuple[str, ...]]:
-    """The options both plans take, checked (see :mod:`kvmnet.validate`)."""
+    """The options both plans take, checked (see `kvmnet.validate`)."""
+    from .domainxml import iface_selector  # lxml only once a plan is asked for
+
     validate.domain_name(domain)
-    validate.iface_selector(iface)
+    iface_selector(iface)
     return (
         validate.optional_flag(live, "live"),
         validate.flag(bounce_link, "bounce_link"),
@@ -137,7 +221,7 @@ def plan_bridge_guest(
     """Plan putting ``domain`` on ``bridge``, bridging ``nic`` first if the bridge is missing.
 
     Without ``nic``/``backend`` the host is left alone (the bridge must exist already).
-    ``force`` and ``dhcp_client`` go to :meth:`kvmnet.Bridge.enslave` (preflight overrides by
+    ``force`` and ``dhcp_client`` go to `kvmnet.Bridge.enslave` (preflight overrides by
     name; a DHCP client to start on the bridge). Nothing changes; the host is only read
     (through ``backend.runner``). Every argument is checked first: InvalidInput for a bad one.
     """
@@ -154,12 +238,14 @@ def plan_bridge_guest(
     notes: list[str] = []
     host_plan = None
     if nic is not None or backend is not None:
-        if nic is None or backend is None:
+        if nic is None:
             raise PreflightRefused(
-                f"bridging {domain!r} onto {bridge!r}: give both nic= and backend= to create the "
-                f"bridge from a NIC, or neither to use an existing bridge",
+                f"bridging {domain!r} onto {bridge!r}: give nic= to create the bridge from a "
+                f"NIC (backend= alone says nothing to bridge), or neither to use an existing "
+                f"bridge",
                 check="nic-and-backend",
             )
+        backend, force = _machine_backend(host, backend, force)
         if Bridge(bridge, backend=backend).exists:
             notes.append(f"bridge {bridge} exists already: the host is left alone ({nic} unused)")
         else:
@@ -193,7 +279,8 @@ def plan_bridge_guest(
         address_timeout=address_timeout,
         notes=tuple(notes),
         host=host,
-        runner=backend.runner if backend is not None else None,
+        runner=backend.runner if backend is not None else _host_runner(host),
+        applier=apply_lan_plan,
     )
 
 
@@ -215,7 +302,7 @@ def plan_nat_guest(
     """Plan moving ``domain`` back to NAT ``network``; ``release=NIC`` also takes NIC out of the
     bridge the guest was on. That is refused while other guests use the bridge, unless
     ``force`` names ``"bridge-in-use"``; the other names in ``force``, and ``dhcp_client``,
-    go to :meth:`kvmnet.Bridge.release`. Every argument is checked first: InvalidInput for a
+    go to `kvmnet.Bridge.release`. Every argument is checked first: InvalidInput for a
     bad one."""
     from .hostnet.nic import Bridge, HostNic
 
@@ -237,13 +324,14 @@ def plan_nat_guest(
     replan_host: Callable[[], Plan] | None = None
     notes: list[str] = []
     if release is not None:
-        if backend is None or not bridge:
+        if not bridge:
             raise PreflightRefused(
-                f"releasing {release!r} after moving {domain!r} to NAT needs backend= and the "
-                f"guest on a bridge (its interface {iface_mac} is on "
-                f"{was.source if was else '?'!s})",
+                f"releasing {release!r} after moving {domain!r} to NAT needs the guest on a "
+                f"bridge (its interface {iface_mac} is on {was.source if was else '?'!s})",
                 check="release",
             )
+        backend, force = _machine_backend(host, backend, force)
+        release_backend = backend
         others = _guests_on_bridge(host, bridge, besides=dom.name)
         if others and "bridge-in-use" not in force:
             raise PreflightRefused(
@@ -254,8 +342,8 @@ def plan_nat_guest(
         release_force = tuple(f for f in force if f != "bridge-in-use")
 
         def replan() -> Plan:
-            return Bridge(bridge, backend=backend).release(
-                HostNic(release, backend=backend),
+            return Bridge(bridge, backend=release_backend).release(
+                HostNic(release, backend=release_backend),
                 dry_run=True,
                 force=release_force,
                 dhcp_client=dhcp_client,
@@ -286,6 +374,7 @@ def plan_nat_guest(
         notes=tuple(notes),
         host=host,
         replan_host=replan_host,
+        applier=apply_lan_plan,
     )
 
 
@@ -412,7 +501,7 @@ def apply_lan_plan(
     progress: Callable[[int, int, str], None] | None = None,
     state_dir: str | None = None,
 ) -> LanResult:
-    """Run ``plan`` on ``host`` (what :meth:`LanPlan.apply` does): host then guest for a
+    """Run ``plan`` on ``host`` (what `LanPlan.apply` does): host then guest for a
     move to a bridge, guest then host for the way back, then the address lookup.
     ``progress`` and ``state_dir`` are checked before anything runs (InvalidInput)."""
     validate.progress(progress)
@@ -463,14 +552,17 @@ def apply_lan_plan(
     elif plan.address_timeout > 0:
         # A bridged guest leases from the LAN's server, which libvirt does not see: its
         # address is found by probing the bridge (local hosts only; see kvmnet.neighbours).
-        probe = plan.action == "bridge" and change.applied_live and is_local_uri(host.uri)
+        # On another machine the sweep runs there too, through the Host's runner.
+        host_runner = _host_runner(host)
+        probe_runner = None if host_runner is None else plan.runner or host_runner
+        probe = plan.action == "bridge" and change.applied_live and probe_runner is not None
         addresses = wait_for_address(
             dom,
             plan.iface,
             timeout=plan.address_timeout,
             exclude=before,
             probe=probe,
-            runner=plan.runner,
+            runner=probe_runner,
             accept=_renewed_lease(host, plan.network, plan.iface, old_leases)
             if old_leases
             else None,
@@ -480,10 +572,11 @@ def apply_lan_plan(
                 f"address: none new within {plan.address_timeout:g} s (no DHCP client in the "
                 "guest, no lease yet, or a running guest the driver could not change live)"
             )
-        if not addresses and plan.action == "bridge" and not is_local_uri(host.uri):
+        if not addresses and plan.action == "bridge" and probe_runner is None:
             notes.append(
-                f"address: {host.uri} is another host: its bridge {plan.bridge} was not probed "
-                f"for {plan.domain}'s address (run kvmnet there, or give the guest an agent)"
+                f"address: {host.uri} names no machine kvmnet reaches: its bridge "
+                f"{plan.bridge} was not probed for {plan.domain}'s address (connect with "
+                "qemu+ssh://, run kvmnet there, or give the guest an agent)"
             )
     tell(steps, "address" if addresses else "no address yet")
     return LanResult(plan, True, change, host_result, addresses, pending, tuple(notes))
@@ -494,35 +587,29 @@ def bridge_guest(
     domain: str,
     *,
     bridge: str,
-    nic: str | None = None,
-    backend: Backend | None = None,
-    iface: IfaceSelector = None,
-    live: bool | None = None,
-    bounce_link: bool = True,
-    confirm_within: float | None = None,
-    address_timeout: float = DEFAULT_ADDRESS_TIMEOUT,
-    force: Collection[str] = (),
-    dhcp_client: tuple[str, ...] = (),
     dry_run: bool = False,
-    progress: Callable[[int, int, str], None] | None = None,
+    progress: Progress | None = None,
     state_dir: str | None = None,
+    **options: Unpack[BridgeOptions],
 ) -> LanResult:
-    """:func:`plan_bridge_guest`, then (unless ``dry_run``) :meth:`LanPlan.apply`."""
+    """`plan_bridge_guest`, then (unless ``dry_run``) `LanPlan.apply`.
+
+    Args:
+        host: The connected host.
+        domain: The guest's name.
+        bridge: The host bridge to put it on.
+        dry_run: Plan only; the result holds the plan and nothing changes.
+        progress: Told of each step (`kvmnet.progress`).
+        state_dir: Where the dead-man timer keeps its state (see `kvmnet.Plan.apply`).
+        **options: Parameters: see `plan_bridge_guest` (``nic``, ``backend``, ``iface``,
+            ``live``, ``bounce_link``, ``confirm_within``, ``address_timeout``, ``force``,
+            ``dhcp_client``).
+
+    Returns:
+        What was done (or, for a dry run, the plan).
+    """
     dry_run = _apply_args(dry_run, progress, state_dir)
-    plan = plan_bridge_guest(
-        host,
-        domain,
-        bridge=bridge,
-        nic=nic,
-        backend=backend,
-        iface=iface,
-        live=live,
-        bounce_link=bounce_link,
-        confirm_within=confirm_within,
-        address_timeout=address_timeout,
-        force=force,
-        dhcp_client=dhcp_client,
-    )
+    plan = plan_bridge_guest(host, domain, bridge=bridge, **options)
     if dry_run:
         return LanResult(plan, False)
     return plan.apply(progress=progress, state_dir=state_dir)
@@ -533,35 +620,29 @@ def nat_guest(
     domain: str,
     network: str = "default",
     *,
-    iface: IfaceSelector = None,
-    live: bool | None = None,
-    bounce_link: bool = True,
-    release: str | None = None,
-    backend: Backend | None = None,
-    force: Collection[str] = (),
-    dhcp_client: tuple[str, ...] = (),
-    confirm_within: float | None = None,
-    address_timeout: float = DEFAULT_ADDRESS_TIMEOUT,
     dry_run: bool = False,
-    progress: Callable[[int, int, str], None] | None = None,
+    progress: Progress | None = None,
     state_dir: str | None = None,
+    **options: Unpack[NatOptions],
 ) -> LanResult:
-    """:func:`plan_nat_guest`, then (unless ``dry_run``) :meth:`LanPlan.apply`."""
+    """`plan_nat_guest`, then (unless ``dry_run``) `LanPlan.apply`.
+
+    Args:
+        host: The connected host.
+        domain: The guest's name.
+        network: The libvirt NAT network to put it back on.
+        dry_run: Plan only; the result holds the plan and nothing changes.
+        progress: Told of each step (`kvmnet.progress`).
+        state_dir: Where the dead-man timer keeps its state (see `kvmnet.Plan.apply`).
+        **options: Parameters: see `plan_nat_guest` (``iface``, ``live``,
+            ``bounce_link``, ``release``, ``backend``, ``force``, ``dhcp_client``,
+            ``confirm_within``, ``address_timeout``).
+
+    Returns:
+        What was done (or, for a dry run, the plan).
+    """
     dry_run = _apply_args(dry_run, progress, state_dir)
-    plan = plan_nat_guest(
-        host,
-        domain,
-        network,
-        iface=iface,
-        live=live,
-        bounce_link=bounce_link,
-        release=release,
-        backend=backend,
-        force=force,
-        dhcp_client=dhcp_client,
-        confirm_within=confirm_within,
-        address_timeout=address_timeout,
-    )
+    plan = plan_nat_guest(host, domain, network, **options)
     if dry_run:
         return LanResult(plan, False)
     return plan.apply(progress=progress, state_dir=state_dir)

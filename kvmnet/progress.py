@@ -11,7 +11,7 @@ name). It is called once with ``done=0`` before the first item, then after every
 
     host.use_bridge_all(names, "br0", progress=show)   # any bulk call that takes progress=
 
-The CLI passes :class:`kvmnet.cli.progress.ProgressBar`, which draws a bar on a terminal and
+The CLI passes `kvmnet.cli.progress.ProgressBar`, which draws a bar on a terminal and
 prints nothing when its output is piped.
 """
 

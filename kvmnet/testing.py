@@ -11,7 +11,7 @@ This module builds such files from small frozen specs::
     with kvmnet.connect(uri) as host:
         host.domain("web1").use_bridge("br0")
 
-``World()`` alone has the networks most tests want (:data:`DEFAULT_NETWORKS`): a NAT
+``World()`` alone has the networks most tests want (`DEFAULT_NETWORKS`): a NAT
 ``default`` on virbr0, a forward-mode-bridge network ``lan`` on br0, an isolated ``isolated``
 and a routed ``routed`` network. Guests are running unless ``running=False``.
 
@@ -62,10 +62,17 @@ _SHUTOFF = 5
 
 @dataclass(frozen=True)
 class Nic:
-    """One guest interface. ``mac=AUTO`` picks ``52:54:00:fe:GG:NN`` (guest, NIC index).
+    """One guest interface, as a test-driver domain gets it.
 
-    ``mac=None`` writes no ``<mac>`` (the driver then invents a random one). ``extra`` is raw
-    XML placed inside ``<interface>`` after ``<model>`` (e.g. ``"<link state='up'/>"``).
+    Attributes:
+        type: libvirt's interface type: ``"network"``, ``"bridge"``, ``"direct"``...
+        source: the network, bridge or host NIC it is attached to.
+        mac: the MAC; ``AUTO`` picks ``52:54:00:fe:GG:NN`` (guest, NIC index), None writes no
+            ``<mac>`` (the driver then invents a random one).
+        model: the NIC model (None: no ``<model>``).
+        mode: ``<source mode=...>`` for ``type='direct'``.
+        extra: raw XML placed inside ``<interface>`` after ``<model>`` (e.g.
+            ``"<link state='up'/>"``).
     """
 
     type: str = "network"
@@ -84,7 +91,18 @@ class Nic:
         model: str | None = "virtio",
         extra: str = "",
     ) -> Nic:
-        """``<interface type='network'>`` on libvirt network ``name``."""
+        """``<interface type='network'>`` on libvirt network ``name``.
+
+        Args:
+            name: the libvirt network.
+            mac: the MAC; `AUTO` picks ``52:54:00:fe:GG:NN`` (guest, NIC index), None writes no
+                ``<mac>``.
+            model: the NIC model (None: no ``<model>``).
+            extra: raw XML placed inside ``<interface>`` after ``<model>``.
+
+        Returns:
+            The `Nic`.
+        """
         return cls("network", name, mac, model, None, extra)
 
     @classmethod
@@ -96,7 +114,18 @@ class Nic:
         model: str | None = "virtio",
         extra: str = "",
     ) -> Nic:
-        """``<interface type='bridge'>`` on host bridge ``name``."""
+        """``<interface type='bridge'>`` on host bridge ``name``.
+
+        Args:
+            name: the host bridge.
+            mac: the MAC; `AUTO` picks ``52:54:00:fe:GG:NN`` (guest, NIC index), None writes no
+                ``<mac>``.
+            model: the NIC model (None: no ``<model>``).
+            extra: raw XML placed inside ``<interface>`` after ``<model>``.
+
+        Returns:
+            The `Nic`.
+        """
         return cls("bridge", name, mac, model, None, extra)
 
     @classmethod
@@ -109,13 +138,34 @@ class Nic:
         model: str | None = "virtio",
         extra: str = "",
     ) -> Nic:
-        """``<interface type='direct'>`` (macvtap) on host NIC ``dev``."""
+        """``<interface type='direct'>`` (macvtap) on host NIC ``dev``.
+
+        Args:
+            dev: the host NIC.
+            mode: the macvtap mode (``"bridge"``, ``"vepa"``, ``"private"``, ``"passthrough"``).
+            mac: the MAC; `AUTO` picks ``52:54:00:fe:GG:NN`` (guest, NIC index), None writes no
+                ``<mac>``.
+            model: the NIC model (None: no ``<model>``).
+            extra: raw XML placed inside ``<interface>`` after ``<model>``.
+
+        Returns:
+            The `Nic`.
+        """
         return cls("direct", dev, mac, model, mode, extra)
 
 
 @dataclass(frozen=True)
 class Guest:
-    """One test-driver domain; ``extra_devices`` is raw XML added inside ``<devices>``."""
+    """One test-driver domain.
+
+    Attributes:
+        name: the domain's name.
+        nics: its interfaces, in order.
+        running: False: the guest is shut off.
+        extra_devices: raw XML added inside ``<devices>``.
+        memory_kib: its memory, in KiB.
+        uuid: its UUID; None derives one from the name, the same in every world.
+    """
 
     name: str
     nics: tuple[Nic, ...] = (Nic(),)
@@ -127,9 +177,17 @@ class Guest:
 
 @dataclass(frozen=True)
 class NetSpec:
-    """One libvirt network. ``forward`` is libvirt's forward mode, None for isolated.
+    """One libvirt network.
 
-    ``reservations`` are ``(mac, ip)`` DHCP host entries; they need ``subnet`` and DHCP.
+    Attributes:
+        name: the network's name.
+        bridge: the bridge it runs on.
+        forward: libvirt's forward mode (``"nat"``, ``"bridge"``, ``"route"``...), None for
+            isolated.
+        subnet: the host's address and prefix on it, ``"192.168.122.1/24"``.
+        dhcp: serve DHCP on the subnet.
+        reservations: ``(mac, ip)`` DHCP host entries; they need ``subnet`` and DHCP.
+        bridge_mac: the MAC of the network's bridge.
     """
 
     name: str
@@ -148,26 +206,62 @@ def nat_network(
     *,
     reservations: Sequence[tuple[str, str]] = (),
 ) -> NetSpec:
-    """libvirt's classic NAT network (the ``default`` of every install)."""
+    """libvirt's classic NAT network (the ``default`` of every install).
+
+    Args:
+        name: the network's name.
+        bridge: its bridge.
+        subnet: the host's address and prefix on it.
+        reservations: ``(mac, ip)`` DHCP host entries.
+
+    Returns:
+        The `NetSpec`.
+    """
     return NetSpec(name, bridge, "nat", subnet, True, tuple(reservations), "52:54:00:0a:0b:0c")
 
 
 def bridge_network(name: str = "lan", bridge: str = "br0") -> NetSpec:
-    """``<forward mode='bridge'/>`` over an existing host bridge: guests are on the LAN."""
+    """``<forward mode='bridge'/>`` over an existing host bridge: guests are on the LAN.
+
+    Args:
+        name: the network's name.
+        bridge: the host bridge it points at.
+
+    Returns:
+        The `NetSpec`.
+    """
     return NetSpec(name, bridge, "bridge", None, False)
 
 
 def isolated_network(
     name: str = "isolated", bridge: str = "virbr2", subnet: str = "10.20.0.1/24"
 ) -> NetSpec:
-    """No ``<forward>``: guests see each other and the host only."""
+    """No ``<forward>``: guests see each other and the host only.
+
+    Args:
+        name: the network's name.
+        bridge: its bridge.
+        subnet: the host's address and prefix on it.
+
+    Returns:
+        The `NetSpec`.
+    """
     return NetSpec(name, bridge, None, subnet, True)
 
 
 def routed_network(
     name: str = "routed", bridge: str = "virbr3", subnet: str = "10.30.0.1/24"
 ) -> NetSpec:
-    """``<forward mode='route'/>``: routed, not masqueraded."""
+    """``<forward mode='route'/>``: routed, not masqueraded.
+
+    Args:
+        name: the network's name.
+        bridge: its bridge.
+        subnet: the host's address and prefix on it.
+
+    Returns:
+        The `NetSpec`.
+    """
     return NetSpec(name, bridge, "route", subnet, True)
 
 
@@ -206,11 +300,18 @@ def _auto_mac(guest_index: int, nic_index: int) -> str:
 
 
 def domain_xml(guest: Guest, *, index: int = 0, in_node: bool = False) -> str:
-    """One domain's XML (type 'test'). ``index`` seeds the AUTO MACs.
+    """One domain's XML (type 'test').
 
-    A shut-off guest carries ``<test:runstate>5</test:runstate>``, which only a ``<node>``
-    file understands; with ``in_node=False`` that element is left out (``defineXML`` makes a
-    shut-off domain anyway).
+    Args:
+        guest: the guest to describe.
+        index: the guest's position in its world: seeds the AUTO MACs.
+        in_node: for a ``<node>`` file: a shut-off guest then carries
+            ``<test:runstate>5</test:runstate>``, which only a node file understands;
+            without it that element is left out (``defineXML`` makes a shut-off domain
+            anyway).
+
+    Returns:
+        The domain XML.
     """
     devices = [
         _nic_xml(nic, _auto_mac(index, i) if nic.mac == AUTO else nic.mac, "    ")
@@ -243,7 +344,14 @@ def _escape(text: str) -> str:
 
 
 def network_xml(net: NetSpec) -> str:
-    """One network's XML, as libvirt's ``net-define`` takes it."""
+    """One network's XML, as libvirt's ``net-define`` takes it.
+
+    Args:
+        net: the network to describe.
+
+    Returns:
+        The network XML.
+    """
     lines = ["<network>", f"  <name>{_escape(net.name)}</name>"]
     if net.forward is not None:
         lines.append(f"  <forward mode={_attr(net.forward)}/>")
@@ -274,13 +382,22 @@ def _dhcp_range(address: str) -> tuple[str, str]:
 
 @dataclass(frozen=True)
 class World:
-    """Guests and networks for one test-driver file; :meth:`write` returns its URI."""
+    """Guests and networks for one test-driver file; `write` returns its URI.
+
+    Attributes:
+        guests: the domains.
+        networks: the libvirt networks (default: `DEFAULT_NETWORKS`).
+    """
 
     guests: tuple[Guest, ...] = ()
     networks: tuple[NetSpec, ...] = field(default=DEFAULT_NETWORKS)
 
     def to_xml(self) -> str:
-        """The ``<node>`` document."""
+        """The ``<node>`` document.
+
+        Returns:
+            The XML text libvirt's test driver reads.
+        """
         body = [_indent(domain_xml(g, index=i, in_node=True)) for i, g in enumerate(self.guests)]
         body += [_indent(network_xml(n)) for n in self.networks]
         return "<node>\n" + "".join(body) + "</node>\n"
@@ -288,10 +405,15 @@ class World:
     def write(
         self, directory: str | os.PathLike[str] | None = None, *, name: str = "world.xml"
     ) -> str:
-        """Write the node file (atomically) into ``directory`` (default: a new temp dir).
+        """Write the node file (atomically) into ``directory``.
 
-        Returns the ``test:///ABS/PATH.xml`` URI; every connection to it starts from this
-        world afresh.
+        Args:
+            directory: where (default: a new temporary directory).
+            name: the file's name.
+
+        Returns:
+            The ``test:///ABS/PATH.xml`` URI; every connection to it starts from this world
+            afresh.
         """
         folder = Path(directory) if directory is not None else Path(tempfile.mkdtemp("-kvmnet"))
         folder.mkdir(parents=True, exist_ok=True)
@@ -319,5 +441,14 @@ def world_uri(
     *guests: Guest,
     networks: Sequence[NetSpec] = DEFAULT_NETWORKS,
 ) -> str:
-    """Shorthand: ``world_uri(tmp_path, Guest("a"), Guest("b", running=False))``."""
+    """Shorthand: ``world_uri(tmp_path, Guest("a"), Guest("b", running=False))``.
+
+    Args:
+        directory: where the node file goes (None: a new temporary directory).
+        *guests: the domains.
+        networks: the libvirt networks.
+
+    Returns:
+        The ``test:///ABS/PATH.xml`` URI.
+    """
     return World(tuple(guests), tuple(networks)).write(directory)

@@ -1,14 +1,14 @@
 """Argument checks for every public entry point, in one place, with one set of rules.
 
-Pure: imports only :mod:`kvmnet.errors` and the name and MAC rules (:mod:`kvmnet.hostnet.names`,
-:mod:`kvmnet.macs`). Each function returns the value (normalised where that is the rule, e.g.
-a MAC in lower-case colon form) or raises a :class:`~kvmnet.errors.KvmnetError` subclass
+Pure: imports only `kvmnet.errors` and the name and MAC rules (`kvmnet.hostnet.names`,
+`kvmnet.macs`). Each function returns the value (normalised where that is the rule, e.g.
+a MAC in lower-case colon form) or raises a `KvmnetError` subclass
 quoting the value with ``repr`` and saying what is accepted:
 
-- a value of the wrong type: :class:`~kvmnet.errors.InvalidType` (also ``TypeError``);
-- a name the kernel or libvirt would refuse: :class:`~kvmnet.errors.InvalidName`;
-- a MAC that no guest NIC may have: :class:`~kvmnet.errors.InvalidMac`;
-- any other value out of range: :class:`~kvmnet.errors.InvalidInput` (also ``ValueError``).
+- a value of the wrong type: `InvalidType` (also ``TypeError``);
+- a name the kernel or libvirt would refuse: `InvalidName`;
+- a MAC that no guest NIC may have: `InvalidMac`;
+- any other value out of range: `InvalidInput` (also ``ValueError``).
 
 Entry points call these first, before any read-modify-write, command or file write, so
 that a refused call has changed nothing. Usage::
@@ -23,14 +23,10 @@ import math
 import os
 import re
 from collections.abc import Callable, Iterable
-from typing import TYPE_CHECKING
 
 from .errors import InvalidInput, InvalidMac, InvalidName, InvalidType, UntrustedPath
 from .hostnet.names import validate_ifname, validate_netns_name
 from .macs import LIBVIRT_TAP_OCTET, int_to_mac, normalize_mac, parse_mac
-
-if TYPE_CHECKING:
-    from .domainxml import IfaceSelector
 
 __all__ = [
     "backend",
@@ -43,7 +39,6 @@ __all__ = [
     "flag",
     "force",
     "guest_mac",
-    "iface_selector",
     "ifname",
     "mac",
     "model",
@@ -186,7 +181,7 @@ def domain_names(value: object) -> list[str] | None:
 
     Raises:
         InvalidType: a ``str``/``bytes`` (``["web1"]`` was meant), or not iterable.
-        InvalidName: a name as :func:`domain_name` refuses it.
+        InvalidName: a name as `domain_name` refuses it.
     """
     if value is None:
         return None
@@ -222,14 +217,14 @@ def mac(value: object, what: str = "MAC") -> str:
 
 
 def guest_mac(value: object, what: str = "MAC") -> str:
-    """A MAC to give a guest NIC: :func:`mac`'s rules, and not one libvirt refuses.
+    """A MAC to give a guest NIC: `mac`'s rules, and not one libvirt refuses.
 
     libvirt gives the host-side tap the guest MAC with first octet ``fe``; it refuses to
     start a guest whose own MAC starts with ``fe``, so kvmnet refuses it when defining.
 
     Raises:
         InvalidType: not a ``str``.
-        InvalidMac: as :func:`mac`, or the first octet is ``fe``.
+        InvalidMac: as `mac`, or the first octet is ``fe``.
     """
     if not isinstance(value, str):
         raise _type_error(what, value, "a str such as '52:54:00:ab:cd:ef'")
@@ -241,27 +236,6 @@ def guest_mac(value: object, what: str = "MAC") -> str:
             "use e.g. 52:54:00:ab:cd:ef"
         )
     return int_to_mac(number)
-
-
-def iface_selector(value: object) -> IfaceSelector:
-    """None, a MAC string (normalised), an ``int`` index or a GuestInterface.
-
-    Raises:
-        InvalidType: a bool, float, bytes or any other type.
-        InvalidMac: a string that is not a unicast MAC (an index as text such as ``"1"`` is
-            refused: pass the int).
-    """
-    from .domainxml import GuestInterface  # domainxml imports this module
-
-    if value is None or isinstance(value, GuestInterface):
-        return value
-    if isinstance(value, bool) or not isinstance(value, (int, str)):
-        raise _type_error(
-            "interface selector", value, "None, a MAC str, an int index or a GuestInterface"
-        )
-    if isinstance(value, int):
-        return value
-    return mac(value, "interface selector")
 
 
 def flag(value: object, what: str) -> bool:
@@ -320,7 +294,7 @@ def duration(value: object, what: str, *, zero: bool = False, maximum: float = 8
 
 
 def optional_duration(value: object, what: str, *, zero: bool = False) -> float | None:
-    """``None`` or :func:`duration`."""
+    """``None`` or `duration`."""
     return None if value is None else duration(value, what, zero=zero)
 
 
@@ -351,7 +325,7 @@ def path(value: object, what: str) -> str:
 
 
 def optional_path(value: object, what: str) -> str | None:
-    """``None`` or :func:`path`."""
+    """``None`` or `path`."""
     return None if value is None else path(value, what)
 
 
@@ -502,7 +476,7 @@ _BACKEND_METHODS = ("plan_enslave", "plan_release")
 
 
 def runner(value: object) -> object:
-    """``None`` or a runner (:class:`kvmnet.hostnet.runner.Runner`: ``run``, ``read_file``...).
+    """``None`` or a runner (`kvmnet.hostnet.runner.Runner`: ``run``, ``read_file``...).
 
     Raises:
         InvalidType: anything else (a str, a class instead of an instance...).

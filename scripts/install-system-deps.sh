@@ -9,7 +9,8 @@ if [ "$profile" = test ]; then
   # The integration suite: real daemons and tools inside namespaces.
   pkgs+=(libvirt-clients network-manager netplan.io systemd isc-dhcp-client busybox-static
          iputils-ping augeas-tools augeas-lenses iptables cpio gzip kmod xz-utils dbus
-         librsvg2-bin graphviz ifupdown bridge-utils)
+         librsvg2-bin graphviz ifupdown bridge-utils openssh-server netcat-openbsd
+         zsh fish)  # the completion scripts are run in each shell they are for
 fi
 missing=()
 for p in "${pkgs[@]}"; do

@@ -1,4 +1,4 @@
-"""Host network backends: one pure planner per network stack (see :mod:`.base`).
+"""Host network backends: one pure planner per network stack (see `.base`).
 
 Usage::
 
@@ -66,7 +66,7 @@ def create_backend(
 ) -> Backend:
     """The backend called ``name``: iproute2, ifcfg, ifupdown, nmcli, netplan, networkd, or
     ``"auto"`` (whatever stack owns the NIC, decided when planning: see
-    :class:`~kvmnet.backends.auto.AutoBackend`).
+    `AutoBackend`).
 
     Args:
         name: the backend's name, as the CLI's ``--backend`` takes it.

@@ -1,7 +1,7 @@
 """``backend="auto"``: the backend of whatever stack owns the NIC, chosen when planning.
 
-The NIC is only known when a plan is asked for, so :class:`AutoBackend` decides then
-(:func:`~kvmnet.backends.detect.detect`), plans with that backend and puts the choice and
+The NIC is only known when a plan is asked for, so `AutoBackend` decides then
+(`detect`), plans with that backend and puts the choice and
 its evidence in the plan's ``notes`` (``str(plan)`` shows them)::
 
     backend = create_backend("auto")               # or host.backend("auto")
@@ -59,7 +59,7 @@ class AutoBackend:
         return f"<AutoBackend root={self.root!r} runner={self._runner!r}>"
 
     def detect(self, nic: str, current: HostState) -> Detection:
-        """Which stack owns ``nic`` (see :func:`~kvmnet.backends.detect.detect`)."""
+        """Which stack owns ``nic`` (see `detect`)."""
         return detect(nic, current, rooted=self.paths)
 
     def backend_for(self, nic: str, current: HostState) -> tuple[Backend, Detection]:

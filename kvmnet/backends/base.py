@@ -1,30 +1,30 @@
 """The backend seam: one small Protocol every network stack implements.
 
-A backend is a PURE planner: given what is wanted (:class:`BridgeRequest`) and what is there
-(:class:`HostState`, read by shared code in :mod:`kvmnet.hostnet.inspect` through the runner),
-it returns a :class:`~kvmnet.hostnet.plan.Plan`. It never changes the host. It may *read*
+A backend is a PURE planner: given what is wanted (`BridgeRequest`) and what is there
+(`HostState`, read by shared code in `kvmnet.hostnet.inspect` through the runner),
+it returns a `Plan`. It never changes the host. It may *read*
 through ``current.read_file``/``current.list_dir`` (files under its ``root``) and run
 read-only queries through ``self.runner`` (e.g. ``nmcli -t connection show``), so a
-:class:`~kvmnet.hostnet.runner.RecordingRunner` with canned replies can drive it in tests.
+`RecordingRunner` with canned replies can drive it in tests.
 
 Executing the plan is NOT the backend's job: ``plan.apply()`` runs the one shared mechanism
-(:mod:`kvmnet.hostnet.apply`): snapshot runtime state and every file in ``plan.files`` ->
+(`kvmnet.hostnet.apply`): snapshot runtime state and every file in ``plan.files`` ->
 steps -> verify ``plan.checks`` with retries -> on failure restore the files byte for byte,
 run ``plan.rollback_hints``, restore links/addresses/routes (unless
 ``plan.restore_runtime`` is False), raise RolledBack.
 
 Constructors (contract): file backends take ``root="/"``, runtime ones ``netns=None``; all
-take ``runner=None`` (default: :func:`kvmnet.hostnet.runner.default_runner(netns)`)::
+take ``runner=None`` (default: `kvmnet.hostnet.runner.default_runner(netns)`)::
 
     backend = Iproute2Backend(netns="lab-host")
     plan = backend.plan_enslave(BridgeRequest("eth0", "br0"), inspect_host(backend.runner, ...))
 
-The five backends derive from :class:`BackendBase` (file backends from
-:class:`~kvmnet.backends.filebackend.FileBackendBase`), whose ``_plan`` assembles the plan
-around the backend's steps with ``runner=self.runner`` (so ``plan.apply()`` knows what executes
-it) and the shared checks (:func:`standard_checks` or :func:`release_checks`); shared code
-sets ``dry_run`` (``dataclasses.replace``). Preflight refusals are shared too
-(:mod:`kvmnet.hostnet.preflight`); a backend only adds ``warnings`` to its plan.
+The five backends derive from `BackendBase` (file backends from `FileBackendBase`), whose
+``_plan`` assembles the plan around the backend's steps with ``runner=self.runner`` and
+``applier=apply_plan`` (so ``plan.apply()`` knows what executes it) and the shared checks
+(`standard_checks` or `release_checks`); shared code sets ``dry_run``
+(``dataclasses.replace``). Preflight refusals are shared too (`kvmnet.hostnet.preflight`); a
+backend only adds ``warnings`` to its plan.
 """
 
 from __future__ import annotations
@@ -33,6 +33,7 @@ from collections.abc import Collection, Iterable
 from typing import Literal, Protocol, runtime_checkable
 
 from .. import validate
+from ..hostnet.apply import apply_plan
 from ..hostnet.plan import Check, Plan, Step, StopProcess
 from ..hostnet.request import BridgeRequest, HostState
 from ..hostnet.runner import Runner, default_runner
@@ -56,19 +57,53 @@ class Backend(Protocol):
     """Turns (request, current host state) into a Plan. See the module docstring."""
 
     @property
-    def name(self) -> str: ...
+    def name(self) -> str:
+        """The backend's name, as ``--backend`` and `create_backend` take it."""
+        ...
 
     @property
-    def runner(self) -> Runner: ...
+    def runner(self) -> Runner:
+        """The runner the backend reads through, and its plans run on."""
+        ...
 
-    def plan_enslave(self, request: BridgeRequest, current: HostState) -> Plan: ...
+    def plan_enslave(self, request: BridgeRequest, current: HostState) -> Plan:
+        """Plan bridging ``request.nic`` into ``request.bridge``; change nothing.
 
-    def plan_release(self, request: BridgeRequest, current: HostState) -> Plan: ...
+        Args:
+            request: what is wanted: the NIC, the bridge and the options.
+            current: the host as it is now: links, routes, DHCP clients, and files read
+                under the backend's ``root``.
+
+        Returns:
+            The `Plan` (``plan.apply()`` runs it).
+        """
+        ...
+
+    def plan_release(self, request: BridgeRequest, current: HostState) -> Plan:
+        """Plan the way back: the bridge's settings onto ``request.nic``; change nothing.
+
+        Args:
+            request: what is wanted: the NIC, the bridge and the options.
+            current: the host as it is now.
+
+        Returns:
+            The `Plan` (``plan.apply()`` runs it).
+        """
+        ...
 
 
 class BackendBase:
-    """What the five backends share: the runner they plan with (``runner``, else one for
-    ``netns``) and how a plan is assembled around their steps. Subclasses set ``name``."""
+    """What the backends share: the runner they plan with and how a plan is assembled.
+
+    Subclasses set ``name``.
+
+    Args:
+        netns: the network namespace to read and act in (None: this process's own).
+        runner: the runner to read and act through (default: one for ``netns``).
+
+    Raises:
+        InvalidInput: a bad namespace name or runner (InvalidType for a wrong type).
+    """
 
     name: str
 
@@ -80,6 +115,7 @@ class BackendBase:
 
     @property
     def runner(self) -> Runner:
+        """The runner this backend reads through, and its plans run on."""
         return self._runner
 
     def _plan(
@@ -106,6 +142,7 @@ class BackendBase:
             warnings=tuple(warnings),
             restore_runtime=restore_runtime,
             runner=self._runner,
+            applier=apply_plan,
         )
 
 

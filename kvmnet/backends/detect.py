@@ -16,7 +16,7 @@ iproute2       none of the above: runtime only, nothing survives a reboot
 
 netplan *renders* for NetworkManager or networkd, so their traces agree with it; NetworkManager
 reading ifcfg files is one stack too. Two stacks that both claim the NIC (NetworkManager
-manages it and ifupdown has a stanza) are a contradiction: :func:`detect` refuses, naming
+manages it and ifupdown has a stanza) are a contradiction: `detect` refuses, naming
 both, rather than guess which one the host really follows.
 """
 
@@ -124,7 +124,7 @@ def detect(
         rooted: maps a path on the machine to where it is read (a backend's ``root``).
 
     Returns:
-        The :class:`Detection`: a backend name and the evidence for it.
+        The `Detection`: a backend name and the evidence for it.
 
     Raises:
         PreflightRefused: two stacks claim the NIC (check ``"detect"``).

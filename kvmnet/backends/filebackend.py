@@ -1,8 +1,8 @@
 """What the four config-file backends (ifcfg, nmcli, netplan, networkd) share: paths under a
-``root`` (:class:`FileBackendBase`), writes that show a diff, backups, the steps before the
+``root`` (`FileBackendBase`), writes that show a diff, backups, the steps before the
 network stack takes over (DHCP clients, stale addresses on a pre-existing bridge), and
-commands on a private D-Bus (:func:`on_bus`). ``stale_addresses`` and ``stp_warnings`` live in
-:mod:`.base` (the iproute2 backend uses them too) and are re-exported here.
+commands on a private D-Bus (`on_bus`). ``stale_addresses`` and ``stp_warnings`` live in
+`.base` (the iproute2 backend uses them too) and are re-exported here.
 
 Kept apart so each backend module holds only its own format and commands.
 """
@@ -47,7 +47,7 @@ class Rooted:
 
     ``confine`` (a root on this machine's file system): a path that resolves outside the root
     through a symlink under it (``ROOT/etc/netplan -> /etc/netplan``) is refused rather than
-    written through (:func:`kvmnet.validate.root_dir` checked that the root exists).
+    written through (`kvmnet.validate.root_dir` checked that the root exists).
     """
 
     def __init__(self, root: str | os.PathLike[str], *, confine: bool = False) -> None:
@@ -82,12 +82,20 @@ class Rooted:
 class FileBackendBase(BackendBase):
     """A backend whose configuration files live under ``root`` (``paths`` maps into it).
 
-    ``root`` (str or path-like) must be an existing directory: a missing one is refused, not
-    created, and so is a root whose config dirs (``config_dirs``, and the backup dir) resolve
-    outside it through a symlink, since writes would land on the real system. The check is
-    made on this machine's file system when the runner acts on it (the default, a local or
-    namespace runner); another runner (a recording one) holds its own files.
-    Raises :class:`~kvmnet.errors.InvalidInput` (InvalidType for a wrong type).
+    ``root`` must be an existing directory: a missing one is refused, not created, and so is
+    a root whose config dirs (``config_dirs``, and the backup dir) resolve outside it through
+    a symlink, since writes would land on the real system. The check is made on this
+    machine's file system when the runner acts on it (the default, a local or namespace
+    runner); another runner (a recording one) holds its own files.
+
+    Args:
+        root: where the configuration files are (str or path-like; ``/``: this machine's).
+        netns: the network namespace to read and act in.
+        runner: the runner to read and act through (default: one for ``netns``).
+
+    Raises:
+        InvalidInput: a missing root, or one that leads outside itself (InvalidType for a
+            wrong type).
     """
 
     #: The absolute directories (as on ``/``) this backend reads and writes under ``root``.
@@ -111,6 +119,7 @@ class FileBackendBase(BackendBase):
 
     @property
     def root(self) -> str:
+        """The root directory the configuration files are read and written under."""
         return self.paths.root
 
 

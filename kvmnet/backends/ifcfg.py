@@ -4,20 +4,20 @@ What it writes (``/etc/sysconfig/network-scripts`` under ``root``):
 
 - ``ifcfg-BR``: ``DEVICE``, ``TYPE=Bridge``, ``ONBOOT`` and ``NM_CONTROLLED`` as the NIC had
   them, every IP-level line of the NIC's file moved verbatim and in order (the split is in
-  :mod:`.ifcfgkeys`), ``STP``, ``DELAY``, the NIC's MAC as ``MACADDR`` (initscripts) and
+  `.ifcfgkeys`), ``STP``, ``DELAY``, the NIC's MAC as ``MACADDR`` (initscripts) and
   ``BRIDGE_MACADDR`` (NetworkManager's ifcfg-rh reads that one for bridges);
-- the NIC's own file, edited in place (:mod:`.ifcfgfiles`): IP-level lines replaced by
+- the NIC's own file, edited in place (`.ifcfgfiles`): IP-level lines replaced by
   markers, ``BRIDGE=BR`` appended; comments, link-level and unknown keys stay where they were;
 - the NIC's ``route-``/``route6-``/``rule-``/``rule6-`` files, by profile name and by device
   name, become ``route-BR``...; release is the exact inverse (byte-identical files);
 - a copy of every file it replaces under ``/var/lib/kvmnet/backup/STAMP/``: never inside
   network-scripts, where every ``ifcfg-*`` file is read as a profile.
 
-Refused while planning (``force=`` overrides, see :mod:`kvmnet.hostnet.preflight`): a file
+Refused while planning (``force=`` overrides, see `kvmnet.hostnet.preflight`): a file
 saying the host boots through the NIC (``NETBOOT=yes``, ``BOOTPROTO=ibft``: ``netboot``),
 802.1X on the NIC (``802.1x``), a file making the NIC a port already (``MASTER=``,
 ``BRIDGE=``, ``TEAM_MASTER=``...: ``enslaved``). Alias files (``ifcfg-NIC:1``) and companion
-files that would collide are refused with :class:`~kvmnet.InvalidInput`.
+files that would collide are refused with `InvalidInput`.
 
 Then ``nmcli connection reload`` + ``nmcli connection up`` the NIC's profile where
 NetworkManager runs (``nmcli -t -f RUNNING general`` through the runner, or ``network_manager=``),
@@ -179,9 +179,16 @@ def _unknown_warning(doc: ShellVars, nic: str, bridge: str) -> list[str]:
 class IfcfgBackend(FileBackendBase):
     """ifcfg files (RHEL network-scripts) plus NetworkManager or initscripts to activate them.
 
-    ``netns``: read the NIC and run the commands inside that network namespace.
-    ``network_manager``: True/False, or None to ask ``nmcli -t -f RUNNING general``.
-    ``backup_stamp`` names the backup folder (default: the current UTC time).
+    Args:
+        root: where the files are (``/``: this machine's).
+        netns: read the NIC and run the commands inside that network namespace.
+        runner: run them through this runner (default: one for ``netns``).
+        network_manager: whether NetworkManager activates the files; None asks
+            ``nmcli -t -f RUNNING general``.
+        backup_stamp: names the backup folder (default: the current UTC time).
+
+    Raises:
+        InvalidInput: a missing root, or one that leads outside itself.
     """
 
     name = "ifcfg"
@@ -232,11 +239,20 @@ class IfcfgBackend(FileBackendBase):
     def find_file(
         self, current: HostState, device: str, mac: str | None
     ) -> tuple[str, ShellVars] | None:
-        """The file describing ``device``, as the readers bind profiles: by ``DEVICE=``, else
-        by file name, else (for a NIC: ``mac`` given) a profile without ``DEVICE=`` whose
-        ``HWADDR`` is ``mac``, whose ``MATCH_INTERFACE_NAME`` patterns match ``device``, or
-        the one Ethernet profile bound to no device at all (NetworkManager activates that one
-        on any NIC).
+        """The file describing ``device``, as the readers bind profiles.
+
+        By ``DEVICE=``, else by file name, else (for a NIC: ``mac`` given) a profile without
+        ``DEVICE=`` whose ``HWADDR`` is ``mac``, whose ``MATCH_INTERFACE_NAME`` patterns match
+        ``device``, or the one Ethernet profile bound to no device at all (NetworkManager
+        activates that one on any NIC).
+
+        Args:
+            current: the host as it is now (its files are read through it).
+            device: the interface's name.
+            mac: the NIC's MAC; None for a bridge (no binding by MAC).
+
+        Returns:
+            ``(path, parsed file)``, or None when no file describes ``device``.
 
         Raises:
             InvalidInput: a file kvmnet cannot parse may describe ``device`` (it names the
@@ -293,6 +309,20 @@ class IfcfgBackend(FileBackendBase):
 
     # -- planning --------------------------------------------------------------------------
     def plan_enslave(self, request: BridgeRequest, current: HostState) -> Plan:
+        """Plan bridging ``request.nic`` into ``request.bridge``: ``ifcfg-BR`` takes the NIC's IP
+        settings, the NIC's file becomes a port (``BRIDGE=``), the old files kept as backups.
+
+        Args:
+            request: what is wanted: the NIC, the bridge and the options.
+            current: the host as it is now: links, routes, DHCP clients, and files read under
+                the backend's ``root``.
+
+        Returns:
+            The `Plan`; nothing is changed (``plan.apply()`` runs it).
+
+        Raises:
+            InvalidInput: an ifcfg file kvmnet cannot edit safely (the message says which).
+        """
         nic, br = current.nic, request.bridge
         found = self.find_file(current, nic.name, nic.mac)
         warnings = stp_warnings(request)
@@ -450,8 +480,17 @@ class IfcfgBackend(FileBackendBase):
         return steps, (RunCommand(("nmcli", "connection", "reload")), up), True
 
     def plan_release(self, request: BridgeRequest, current: HostState) -> Plan:
-        """Put the bridge's IP settings and route/rule files back on the NIC, byte for byte,
-        and delete ``ifcfg-BR``."""
+        """Plan the way back: the bridge's IP settings and route/rule files back on the NIC, byte
+        for byte, and ``ifcfg-BR`` deleted.
+
+        Args:
+            request: what is wanted: the NIC, the bridge and the options.
+            current: the host as it is now: links, routes, DHCP clients, and files read under
+                the backend's ``root``.
+
+        Returns:
+            The `Plan`; nothing is changed (``plan.apply()`` runs it).
+        """
         nic, br = current.nic, request.bridge
         found = self.find_file(current, nic.name, nic.mac)
         nic_path, nic_doc = found or (self._scripts(f"ifcfg-{nic.name}"), _from_state(nic))

@@ -1,6 +1,6 @@
 """The ifcfg texts kvmnet writes, and their exact inverse.
 
-Bridging edits the NIC's file *in place*: every IP-level line (see :mod:`.ifcfgkeys`) is
+Bridging edits the NIC's file *in place*: every IP-level line (see `.ifcfgkeys`) is
 moved verbatim (its quoting, spacing and trailing comment included) into ``ifcfg-BR`` and
 leaves a marker comment where it stood; a membership line overridden with
 ``force=("enslaved",)`` is commented out behind a marker; ``BRIDGE=BR`` is appended after
@@ -169,10 +169,10 @@ def render_bridge(
 
 
 def restore_port(port_file: ShellVars, bridge_file: ShellVars) -> ShellVars:
-    """The inverse of :func:`render_port`: the bridge's IP-level lines back at their markers.
+    """The inverse of `render_port`: the bridge's IP-level lines back at their markers.
 
     Args:
-        port_file: the port's parsed file (as :func:`render_port` left it, maybe edited).
+        port_file: the port's parsed file (as `render_port` left it, maybe edited).
         bridge_file: the bridge's parsed file.
 
     Returns:
@@ -205,7 +205,7 @@ def restore_port(port_file: ShellVars, bridge_file: ShellVars) -> ShellVars:
 
 
 def is_kvmnet_bridge(doc: ShellVars) -> bool:
-    """Whether ``doc`` is a bridge file :func:`render_bridge` wrote (its first line says so)."""
+    """Whether ``doc`` is a bridge file `render_bridge` wrote (its first line says so)."""
     return bool(doc.lines) and doc.lines[0].text.startswith(_HEADER_START)
 
 

@@ -5,16 +5,16 @@ The split follows NetworkManager's ifcfg-rh plugin: its table of well-known keys
 ``nms-ifcfg-rh-reader.c``; a port profile (``BRIDGE=``) gets no ``ipv4``/``ipv6``/``proxy``
 setting there, and initscripts' ``ifup-eth`` stops before any IP work on a bridge port. So:
 
-- **IP-level** keys (:data:`IP_KEYS`, :data:`IP_NUMBERED`): addressing, DHCP, DNS, routes,
+- **IP-level** keys (`IP_KEYS`, `IP_NUMBERED`): addressing, DHCP, DNS, routes,
   routing rules, link-local, proxy, hostname-from-DHCP, IPv6, firewall zone, metered: they
   only work on the device that carries the address, so they move to ``ifcfg-BR``.
-- **Port-membership** keys (:data:`MEMBERSHIP_KEYS`): the NIC already belongs to a bond,
+- **Port-membership** keys (`MEMBERSHIP_KEYS`): the NIC already belongs to a bond,
   bridge, team, OVS bridge or VRF; bridging it is refused (``force=("enslaved",)``).
 - **Network boot** (``NETBOOT=yes``, ``BOOTPROTO=ibft``): refused (``force=("netboot",)``).
 - **802.1X** (``IEEE_8021X_*``): link-level, refused unless ``force=("802.1x",)``.
-- Every other well-known key (:data:`LINK_KEYS`) is link-level and stays on the port, as do
+- Every other well-known key (`LINK_KEYS`) is link-level and stays on the port, as do
   ``NM_USER_*`` keys (user data of the profile).
-- ``MATCH_INTERFACE_NAME`` binds a profile to interface names (:func:`name_matches`).
+- ``MATCH_INTERFACE_NAME`` binds a profile to interface names (`name_matches`).
 - A key neither list knows stays where it was (the port's file) and the plan warns about it:
   NetworkManager ignores it, and a local ``ifup-local`` script reading it still finds it.
 """

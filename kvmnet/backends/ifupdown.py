@@ -6,7 +6,7 @@ option it had (addresses, gateway, ``dns-*``, up/down hooks...), while link-leve
 edit happens in the file that holds the NIC's stanza (``source``/``source-directory``
 includes are followed); comments and other stanzas stay byte for byte, and the NIC's original
 lines stay in the file behind ``#kvmnet:BR|`` so that ``release`` restores them exactly
-(see :mod:`.interfaces`). The bridge gets the NIC's ``auto``/``allow-*`` (as ``auto``: a
+(see `.interfaces`). The bridge gets the NIC's ``auto``/``allow-*`` (as ``auto``: a
 bridge is not hot-plugged) and its MAC (``bridge_hw``).
 
 Activation (``activate``, default: when ``root`` is ``/``)::
@@ -183,7 +183,14 @@ class IfupdownBackend(FileBackendBase):
     # -- reading ----------------------------------------------------------------------
 
     def read(self, current: HostState) -> Config:
-        """The main file and everything it sources, read under ``root``."""
+        """The main file and everything it sources, read under ``root``.
+
+        Args:
+            current: the host as it is now (its files are read through it).
+
+        Returns:
+            The parsed configuration: files, stanzas, ``auto`` lines, mappings.
+        """
         return read_config(
             self.interfaces,
             lambda p: read_text(current, self.paths(p)),
@@ -213,6 +220,18 @@ class IfupdownBackend(FileBackendBase):
     # -- planning ---------------------------------------------------------------------
 
     def plan_enslave(self, request: BridgeRequest, current: HostState) -> Plan:
+        """Plan bridging ``request.nic`` into ``request.bridge``: the NIC's stanzas become a
+        ``manual`` port, a bridge stanza takes over their options; ``ifdown``/``ifup`` when
+        activating.
+
+        Args:
+            request: what is wanted: the NIC, the bridge and the options.
+            current: the host as it is now: links, routes, DHCP clients, and files read under
+                the backend's ``root``.
+
+        Returns:
+            The `Plan`; nothing is changed (``plan.apply()`` runs it).
+        """
         nic, br = request.nic, request.bridge
         config = self.read(current)
         stanzas = self._nic_stanzas(config, nic, br)
@@ -276,6 +295,19 @@ class IfupdownBackend(FileBackendBase):
         return stanzas
 
     def plan_release(self, request: BridgeRequest, current: HostState) -> Plan:
+        """Plan the way back: the NIC's own stanzas back, the bridge's gone.
+
+        Args:
+            request: what is wanted: the NIC, the bridge and the options.
+            current: the host as it is now: links, routes, DHCP clients, and files read under
+                the backend's ``root``.
+
+        Returns:
+            The `Plan`; nothing is changed (``plan.apply()`` runs it).
+
+        Raises:
+            InvalidInput: no bridge written by kvmnet in the files.
+        """
         nic, br = request.nic, request.bridge
         config = self.read(current)
         writes: list[Step] = []

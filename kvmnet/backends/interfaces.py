@@ -85,8 +85,14 @@ def is_link_level(option: str) -> bool:
 class Stanza:
     """An ``iface NAME FAMILY METHOD`` stanza: its file, line range and options.
 
-    ``start``/``end`` index the file's lines (``end`` exclusive, trailing blank and comment
-    lines left out); ``options`` are (name, value) pairs in order.
+    Attributes:
+        path: the file it is in.
+        start: the index of its ``iface`` line in the file's lines.
+        end: the index after its last line (trailing blank and comment lines left out).
+        name: the interface it configures.
+        family: ``inet`` or ``inet6``.
+        method: ``static``, ``dhcp``, ``manual``...
+        options: ``(name, value)`` pairs, in order.
     """
 
     path: str
@@ -99,13 +105,21 @@ class Stanza:
 
     @property
     def where(self) -> str:
+        """``path:line`` of the ``iface`` line, for messages."""
         return f"{self.path}:{self.start + 1}"
 
 
 @dataclass
 class Config:
-    """Every file read (path -> lines), and the stanzas, ``auto``/``allow-*`` lines and
-    ``mapping`` stanzas found in them, in reading order."""
+    """Every file read, and the stanzas, ``auto``/``allow-*`` lines and ``mapping`` stanzas
+    found in them, in reading order.
+
+    Attributes:
+        files: path -> its lines.
+        stanzas: the ``iface`` stanzas.
+        autos: ``(path, line index, "auto" or "allow-CLASS", names)`` of each such line.
+        mappings: ``(path, line index, globs)`` of each ``mapping`` stanza.
+    """
 
     files: dict[str, list[str]] = field(default_factory=dict)
     stanzas: list[Stanza] = field(default_factory=list)
@@ -113,18 +127,39 @@ class Config:
     mappings: list[tuple[str, int, tuple[str, ...]]] = field(default_factory=list)
 
     def stanzas_of(self, name: str) -> list[Stanza]:
-        """The ``iface`` stanzas of ``name`` (inet and inet6), in reading order."""
+        """The ``iface`` stanzas of ``name`` (inet and inet6), in reading order.
+
+        Args:
+            name: the interface's name.
+
+        Returns:
+            Its stanzas; empty when none configures it.
+        """
         return [s for s in self.stanzas if s.name == name]
 
     def auto_class(self, name: str) -> str | None:
-        """``auto`` or ``allow-CLASS`` when a line brings ``name`` up, else None."""
+        """Which line brings ``name`` up.
+
+        Args:
+            name: the interface's name.
+
+        Returns:
+            ``"auto"`` or ``"allow-CLASS"``, else None.
+        """
         for _path, _line, kind, names in self.autos:
             if name in names:
                 return kind
         return None
 
     def mapped(self, name: str) -> str | None:
-        """Where a ``mapping`` stanza covers ``name`` (a glob), else None."""
+        """Where a ``mapping`` stanza covers ``name`` (a glob).
+
+        Args:
+            name: the interface's name.
+
+        Returns:
+            ``path:line`` of the mapping, else None.
+        """
         for path, line, globs in self.mappings:
             if any(fnmatch.fnmatchcase(name, g) for g in globs):
                 return f"{path}:{line + 1}"
@@ -144,7 +179,7 @@ def read_config(path: str, read: Reader, list_dir: Lister) -> Config:
         list_dir: the names in a folder, or None when it does not exist.
 
     Returns:
-        The :class:`Config`; a file sourced twice is read once.
+        The `Config`; a file sourced twice is read once.
     """
     config = Config()
     _read_file(config, path, read, list_dir)

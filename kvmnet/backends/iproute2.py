@@ -36,7 +36,15 @@ def _ordered_routes(routes: tuple[IpRoute, ...]) -> tuple[IpRoute, ...]:
 
 
 class Iproute2Backend(BackendBase):
-    """Runtime-only backend: ``ip`` commands, nothing written to disk."""
+    """Runtime-only backend: ``ip`` commands, nothing written to disk.
+
+    The change lasts until the next reboot (or until the NIC's own network stack reconfigures
+    it): the backend for labs, namespaces and tests.
+
+    Args:
+        netns: run the commands inside this network namespace.
+        runner: run them through this runner (default: one for ``netns``).
+    """
 
     name = "iproute2"
 
@@ -47,6 +55,17 @@ class Iproute2Backend(BackendBase):
         return f"<Iproute2Backend runner={self._runner!r}>"
 
     def plan_enslave(self, request: BridgeRequest, current: HostState) -> Plan:
+        """Plan bridging ``request.nic`` into ``request.bridge``: ``ip`` commands make the bridge,
+        enslave the NIC, copy its addresses and move its routes, then drop the NIC's addresses.
+
+        Args:
+            request: what is wanted: the NIC, the bridge and the options.
+            current: the host as it is now: links, routes, DHCP clients, and files read under
+                the backend's ``root``.
+
+        Returns:
+            The `Plan`; nothing is changed (``plan.apply()`` runs it).
+        """
         nic, br = current.nic, request.bridge
         steps: list[Step] = _stop_clients(current, nic.name)
         warnings = _warnings(request, current)
@@ -69,6 +88,17 @@ class Iproute2Backend(BackendBase):
         return self._plan("enslave", request, current, steps, warnings=warnings)
 
     def plan_release(self, request: BridgeRequest, current: HostState) -> Plan:
+        """Plan the way back: the bridge's addresses and routes back on the NIC, the NIC out of the
+        bridge, the bridge deleted when no other port is left.
+
+        Args:
+            request: what is wanted: the NIC, the bridge and the options.
+            current: the host as it is now: links, routes, DHCP clients, and files read under
+                the backend's ``root``.
+
+        Returns:
+            The `Plan`; nothing is changed (``plan.apply()`` runs it).
+        """
         nic, bridge = current.nic, current.bridge
         br = request.bridge
         steps: list[Step] = []

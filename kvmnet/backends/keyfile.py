@@ -2,7 +2,7 @@
 
 One value per key and section, so an ordered ``{section: {key: raw value}}`` is enough. Raw
 values copied from an existing keyfile stay escaped as they were; new ones go through
-:func:`escape`::
+`escape`::
 
     kf = Keyfile.parse(text)
     kf.get("ipv4", "method")          # 'auto'

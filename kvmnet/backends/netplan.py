@@ -7,20 +7,20 @@ take a setting away from another, whatever its name sorts as. kvmnet therefore:
 
 - **edits the NIC's definition where it is** (the file in /etc/netplan; a /lib/netplan file is
   shadowed by an edited copy of the same name in /etc/netplan): the IP-level keys
-  (:data:`IP_KEYS`) are cut out of the NIC's stanza as text, every other byte kept;
+  (`IP_KEYS`) are cut out of the NIC's stanza as text, every other byte kept;
 - **writes** ``/etc/netplan/60-kvmnet-BR.yaml`` (mode 0600) with the bridge: ``interfaces``
   (the NIC's netplan ID, its ``match``/``set-name`` untouched), the NIC's MAC, STP off, and the
   cut ``key: value`` pairs exactly as the admin wrote them;
 - **validates** the result with the real ``netplan generate --root-dir`` on a scratch copy and
   **reads what netplan rendered**: the port's networkd ``.network`` (or NetworkManager
   keyfile) must say ``Bridge=BR`` and carry no address, DHCP, route or DNS, or the plan is
-  refused (:class:`~kvmnet.errors.ValidationFailed`) before anything is written;
+  refused (`ValidationFailed`) before anything is written;
 - keeps each edited file's original bytes as a backup with a unique name and records it (with
   both SHA-256 sums) in a ``# kvmnet-restore:`` line of its own file, so ``release`` puts
   every file back byte for byte.
 
-Link-level keys (:data:`LINK_KEYS`: match, set-name, MAC, MTU, Wake-on-LAN, offloads, 802.1X,
-SR-IOV...) stay on the port; :data:`COPY_KEYS` (``optional``, ``renderer``) are kept on the
+Link-level keys (`LINK_KEYS`: match, set-name, MAC, MTU, Wake-on-LAN, offloads, 802.1X,
+SR-IOV...) stay on the port; `COPY_KEYS` (``optional``, ``renderer``) are kept on the
 port and copied to the bridge. Refusals (with ``force=`` keys): InfiniBand
 (``infiniband-mode``), SR-IOV VFs (``link:``), 802.1X (``auth:``), VLAN parents, ports of a
 netplan bond/bridge, an ID that a ``match: driver:`` might or might not pick.
@@ -148,11 +148,25 @@ class NetplanBackend(FileBackendBase):
         return f"<NetplanBackend root={self.root!r}>"
 
     def existing(self, current: HostState) -> dict[str, str]:
-        """name -> text of every YAML file in /etc/netplan under root."""
+        """Every YAML file in /etc/netplan under root.
+
+        Args:
+            current: the host as it is now (its files are read through it).
+
+        Returns:
+            File name -> its text.
+        """
         return {f.name: f.text for f in self.files(current) if f.path.startswith(NETPLAN_DIR)}
 
     def files(self, current: HostState) -> list[NetplanFile]:
-        """Every file netplan reads, in its merge order (a later folder shadows a name)."""
+        """Every file netplan reads, in its merge order (a later folder shadows a name).
+
+        Args:
+            current: the host as it is now (its files are read through it).
+
+        Returns:
+            The parsed files.
+        """
         by_name: dict[str, str] = {}
         for folder in NETPLAN_DIRS:
             for name in current.list_dir(self.paths(folder)) or ():
@@ -168,6 +182,20 @@ class NetplanBackend(FileBackendBase):
     # -- enslave -------------------------------------------------------------------------------
 
     def plan_enslave(self, request: BridgeRequest, current: HostState) -> Plan:
+        """Plan bridging ``request.nic`` into ``request.bridge``: the NIC's settings cut from their
+        files and moved to a bridge in kvmnet's own file, checked with ``netplan generate``.
+
+        Args:
+            request: what is wanted: the NIC, the bridge and the options.
+            current: the host as it is now: links, routes, DHCP clients, and files read under
+                the backend's ``root``.
+
+        Returns:
+            The `Plan`; nothing is changed (``plan.apply()`` runs it).
+
+        Raises:
+            PreflightRefused: kvmnet's file for the bridge already holds moved settings.
+        """
         nic, br = current.nic, request.bridge
         ours = file_name(br)
         files = [f for f in self.files(current) if f.name != ours]
@@ -334,9 +362,25 @@ class NetplanBackend(FileBackendBase):
         match: str = "",
         manifest: Iterable[str] = (),
     ) -> str:
-        """The text of ``60-kvmnet-BR.yaml``: the bridge with the NIC's moved pairs;
-        ``admin`` is the bridge's own definition in other files (its MAC and parameters
-        are left to it)."""
+        """The text of ``60-kvmnet-BR.yaml``: the bridge with the NIC's moved pairs.
+
+        Args:
+            nic: the NIC as the kernel reports it.
+            netplan_id: the NIC's id in the netplan files.
+            bridge: the bridge's name.
+            keys: the NIC's settings moved to the bridge: key -> its YAML text.
+            renderer: ``"networkd"`` or ``"NetworkManager"``.
+            request: what is wanted (STP, forward delay...).
+            admin: the bridge's own definition in other files (its MAC and parameters are left
+                to it).
+            define_nic: the NIC is defined here alone (no other file does): it gets the
+                bridge's renderer.
+            match: the NIC definition's ``match:`` block as written, repeated on the port.
+            manifest: ``# kvmnet-restore:`` lines: what a release puts back.
+
+        Returns:
+            The YAML text.
+        """
         lines = [
             f"# Written by kvmnet: bridge {bridge} with port {nic.name}; "
             f"{nic.name}'s IP settings moved here.\n"
@@ -377,7 +421,17 @@ class NetplanBackend(FileBackendBase):
     # -- release -------------------------------------------------------------------------------
 
     def plan_release(self, request: BridgeRequest, current: HostState) -> Plan:
-        """Remove our file and put every file kvmnet edited back, byte for byte."""
+        """Plan the way back: kvmnet's file removed and every file kvmnet edited put back, byte for
+        byte.
+
+        Args:
+            request: what is wanted: the NIC, the bridge and the options.
+            current: the host as it is now: links, routes, DHCP clients, and files read under
+                the backend's ``root``.
+
+        Returns:
+            The `Plan`; nothing is changed (``plan.apply()`` runs it).
+        """
         path = self.paths(posixpath.join(NETPLAN_DIR, file_name(request.bridge)))
         ours = read_text(current, path)
         steps: list[Step] = []

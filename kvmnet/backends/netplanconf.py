@@ -1,11 +1,11 @@
 """What netplan's configuration says, read the way netplan reads it: its folders and merge
-order, the schema's split of a device's keys (:data:`IP_KEYS` move to a bridge,
-:data:`LINK_KEYS` stay on the port), which stanza picks a NIC, what the real ``netplan
+order, the schema's split of a device's keys (`IP_KEYS` move to a bridge,
+`LINK_KEYS` stay on the port), which stanza picks a NIC, what the real ``netplan
 generate`` renders, and what cannot be bridged.
 
-Pure reading and checking; :mod:`kvmnet.backends.netplan` plans the change.
+Pure reading and checking; `kvmnet.backends.netplan` plans the change.
 
-Refusals (:class:`~kvmnet.errors.PreflightRefused`, ``check`` in parentheses): InfiniBand
+Refusals (`PreflightRefused`, ``check`` in parentheses): InfiniBand
 (``infiniband``), SR-IOV VFs (``sriov-vf``), 802.1X (``802.1x``), VLAN/tunnel parents
 (``vlan-parent``), members of a bond, another bridge or a VRF (``enslaved``), ambiguous or
 unknowable matches (``netplan-match``), a definition in /run/netplan (``netplan-run``),
@@ -120,7 +120,13 @@ Yaml = dict[str, Any]
 
 @dataclass(frozen=True)
 class NetplanFile:
-    """One YAML file netplan reads: its real path (without root), text and parsed root."""
+    """One YAML file netplan reads.
+
+    Attributes:
+        path: its real path (without root).
+        text: its text.
+        root: its parsed YAML document (None for an empty file).
+    """
 
     path: str
     text: str
@@ -128,15 +134,27 @@ class NetplanFile:
 
     @property
     def name(self) -> str:
+        """The file's name, without its folder."""
         return posixpath.basename(self.path)
 
     def network(self) -> Yaml:
+        """The file's ``network:`` mapping, as plain data.
+
+        Returns:
+            The mapping; empty when the file has none.
+        """
         value = ny.plain(ny.find(self.root, "network"))
         return value if isinstance(value, dict) else {}
 
     def stanzas(self, kind: str) -> list[tuple[str, Node, Yaml]]:
-        """(ID, node, plain mapping) of each device of ``kind`` (``ethernets``...), in
-        every section of that name (a file may repeat one)."""
+        """Each device of ``kind``, in every section of that name (a file may repeat one).
+
+        Args:
+            kind: the section: ``"ethernets"``, ``"bridges"``, ``"bonds"``...
+
+        Returns:
+            ``(ID, node, plain mapping)`` per device.
+        """
         out = []
         for section in ny.entries(ny.find(self.root, "network"), kind):
             for netplan_id, _, node in ny.items(section):
@@ -209,7 +227,7 @@ def port_ip_config(rendered: Mapping[str, str], netplan_id: str) -> list[str]:
     """What IP configuration netplan rendered for the port ``netplan_id`` (empty: none).
 
     Args:
-        rendered: :func:`netplan_generate`'s output.
+        rendered: `netplan_generate`'s output.
         netplan_id: the port's netplan ID.
 
     Returns:
@@ -340,7 +358,7 @@ def refusals(
     Args:
         request: the bridging wanted (its ``force`` keys).
         files: netplan's files in merge order.
-        defs: the NIC's stanzas (:func:`definitions`).
+        defs: the NIC's stanzas (`definitions`).
         netplan_id: the NIC's netplan ID.
 
     Raises:

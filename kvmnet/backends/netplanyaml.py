@@ -6,7 +6,7 @@ unquoted ``525400123456`` or ``52:54:00:12:34:56`` (YAML 1.1 sexagesimal) into a
 netplan reads scalars as text, so kvmnet never re-dumps a value it did not write. PyYAML's
 composer gives each node's position, which is all the editing needs. Every edit is checked
 afterwards: the edited text must load to the same document less the cut keys, or
-:class:`~kvmnet.errors.ValidationFailed` says so (nothing is written).
+`ValidationFailed` says so (nothing is written).
 
 Usage::
 

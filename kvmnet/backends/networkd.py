@@ -9,12 +9,12 @@ Files under ``root`` in ``/etc/systemd/network``::
     10-kvmnet-eth0.network   [Match] Name=eth0 + every link-level setting of the NIC's
                              .network and its drop-ins, [Network] Bridge=br0
 
-**The split** (:data:`NETWORK_SPLIT`, :data:`PORT_SECTIONS`, :data:`BRIDGE_SECTIONS`, derived
+**The split** (`NETWORK_SPLIT`, `PORT_SECTIONS`, `BRIDGE_SECTIONS`, derived
 from systemd.network(5)): what configures the wire (``[Link]``, ``VLAN=``, LLDP, ``[SR-IOV]``,
 queueing disciplines...) stays on the port; what configures IP (addresses, routes, rules,
 DHCP, RA, DNS, link-local...) moves to the bridge. A key or section kvmnet does not know, a NIC
 that is already a port (``Bridge=``, ``Bond=``, ``VRF=``, ``BatmanAdvanced=``) or unmanaged
-(``Unmanaged=yes``) is refused with the reason (:class:`~kvmnet.errors.PreflightRefused`):
+(``Unmanaged=yes``) is refused with the reason (`PreflightRefused`):
 nothing is dropped silently.
 
 **Why the names sort first.** networkd applies to a link the *first* .network file, in file
@@ -419,7 +419,7 @@ def render_files(
         The three texts.
 
     Raises:
-        PreflightRefused: see :func:`split_network` and :func:`merge_into`.
+        PreflightRefused: see `split_network` and `merge_into`.
     """
     head = f"# Written by kvmnet: bridge {bridge} with port {nic.name}.\n"
     netdev = UnitFile()
@@ -526,11 +526,28 @@ class NetworkdBackend(FileBackendBase):
         return f"<NetworkdBackend root={self.root!r} runner={self._runner!r}>"
 
     def networkctl(self, *args: str) -> tuple[str, ...]:
+        """The ``networkctl`` argv, on the backend's D-Bus when one is set.
+
+        Args:
+            *args: networkctl's arguments.
+
+        Returns:
+            The argv to run.
+        """
         return on_bus(self.bus_address, "networkctl", *args)
 
     def config_files(self, current: HostState, suffix: str) -> list[tuple[str, str]]:
-        """(file name, path) of every ``suffix`` file networkd reads, in its order; a name in
-        an earlier directory shadows the same name in later ones."""
+        """Every ``suffix`` file networkd reads, in its order.
+
+        A name in an earlier directory shadows the same name in later ones.
+
+        Args:
+            current: the host as it is now (its files are read through it).
+            suffix: ``".network"``, ``".netdev"`` or ``".link"``.
+
+        Returns:
+            ``(file name, path)`` pairs.
+        """
         seen: dict[str, str] = {}
         for directory in NETWORK_DIRS:
             full = self.paths(directory)
@@ -540,11 +557,26 @@ class NetworkdBackend(FileBackendBase):
         return sorted(seen.items())
 
     def network_files(self, current: HostState) -> list[tuple[str, str]]:
-        """(file name, path) of every .network file networkd reads, in its order."""
+        """Every .network file networkd reads, in its order.
+
+        Args:
+            current: the host as it is now (its files are read through it).
+
+        Returns:
+            ``(file name, path)`` pairs.
+        """
         return self.config_files(current, ".network")
 
     def dropins(self, current: HostState, name: str) -> list[str]:
-        """Paths of ``name.d/*.conf`` in networkd's order (by file name; /etc shadows /lib)."""
+        """Paths of ``name.d/*.conf`` in networkd's order (by file name; /etc shadows /lib).
+
+        Args:
+            current: the host as it is now (its files are read through it).
+            name: the unit file's name.
+
+        Returns:
+            The drop-ins' paths.
+        """
         seen: dict[str, str] = {}
         for directory in NETWORK_DIRS:
             full = self.paths(posixpath.join(directory, name + ".d"))
@@ -638,7 +670,14 @@ class NetworkdBackend(FileBackendBase):
         return None
 
     def prefix(self, before: str | Iterable[str | None] | None) -> str:
-        """The first of kvmnet's prefixes that sorts before every name in ``before``."""
+        """The first of kvmnet's prefixes that sorts before every name in ``before``.
+
+        Args:
+            before: a file name, or several (None entries are skipped).
+
+        Returns:
+            The prefix for kvmnet's file names, e.g. ``"10-kvmnet-"``.
+        """
         names = [before] if before is None or isinstance(before, str) else list(before)
         names = [n for n in names if n is not None]
         for prefix in _PREFIXES:
@@ -657,7 +696,7 @@ class NetworkdBackend(FileBackendBase):
             The plan.
 
         Raises:
-            PreflightRefused: see :func:`split_network`; the bridge's own file disagrees with
+            PreflightRefused: see `split_network`; the bridge's own file disagrees with
                 the NIC's; an existing .netdev makes the bridge another kind.
         """
         nic, br = current.nic, request.bridge

@@ -286,7 +286,7 @@ def split_properties(
     settings: dict[str, str], source: str
 ) -> tuple[dict[str, str], dict[str, str]]:
     """Split a profile's properties as nmcli shows them (``ipv4.method`` -> ``auto``) into
-    (port, bridge) the way :func:`split_keyfile` splits a keyfile; values that only repeat
+    (port, bridge) the way `split_keyfile` splits a keyfile; values that only repeat
     NetworkManager's defaults are left out (the plan stays readable, nothing changes).
 
     Args:
@@ -449,11 +449,26 @@ class NmcliBackend(FileBackendBase):
         return f"<NmcliBackend {how} runner={self._runner!r}>"
 
     def nmcli(self, *args: str) -> tuple[str, ...]:
+        """The ``nmcli`` argv, on the backend's D-Bus when one is set.
+
+        Args:
+            *args: nmcli's arguments.
+
+        Returns:
+            The argv to run.
+        """
         return on_bus(self.bus_address, "nmcli", *args)
 
     # -- reading (read-only queries through the runner) -----------------------------------
     def active_profile(self, device: str) -> tuple[str, str] | None:
-        """(name, uuid) of the profile active on ``device``, if any."""
+        """The profile active on ``device``, if any.
+
+        Args:
+            device: the interface's name.
+
+        Returns:
+            ``(name, uuid)``, or None.
+        """
         argv = self.nmcli("-t", "-f", "NAME,UUID,DEVICE", "connection", "show", "--active")
         result = self._runner.run(argv, check=False)
         if not result.ok:
@@ -471,7 +486,14 @@ class NmcliBackend(FileBackendBase):
         return None
 
     def profile_settings(self, profile_uuid_: str) -> dict[str, str]:
-        """Every property of the profile's :data:`PROFILE_SETTINGS`, as nmcli shows it."""
+        """Every property of the profile's `PROFILE_SETTINGS`, as nmcli shows it.
+
+        Args:
+            profile_uuid_: the profile's UUID.
+
+        Returns:
+            Property -> value.
+        """
         fields = ",".join(PROFILE_SETTINGS)
         out = self._runner.run(
             self.nmcli("-t", "-f", fields, "connection", "show", "uuid", profile_uuid_)
@@ -488,6 +510,18 @@ class NmcliBackend(FileBackendBase):
 
     # -- planning -------------------------------------------------------------------------
     def plan_enslave(self, request: BridgeRequest, current: HostState) -> Plan:
+        """Plan bridging ``request.nic`` into ``request.bridge``: a bridge profile takes the NIC's
+        IP settings, the NIC's profile becomes its port (nmcli at run time, or keyfiles under
+        ``root``).
+
+        Args:
+            request: what is wanted: the NIC, the bridge and the options.
+            current: the host as it is now: links, routes, DHCP clients, and files read under
+                the backend's ``root``.
+
+        Returns:
+            The `Plan`; nothing is changed (``plan.apply()`` runs it).
+        """
         if self.keyfiles:
             return self._plan_keyfiles(request, current)
         return self._plan_runtime(request, current)
@@ -699,7 +733,7 @@ class NmcliBackend(FileBackendBase):
             The two texts.
 
         Raises:
-            PreflightRefused: see :func:`split_keyfile` and :func:`merge_keyfiles`.
+            PreflightRefused: see `split_keyfile` and `merge_keyfiles`.
         """
         br_uuid, port_uuid = self._uuids(request)
         head = f"# Written by kvmnet: bridge {request.bridge} with port {nic.name}.\n"
@@ -755,7 +789,15 @@ class NmcliBackend(FileBackendBase):
         return bridge.render(head), port.render(head)
 
     def validate_keyfile(self, text: str, name: str) -> None:
-        """The real ``nmcli --offline connection modify`` must accept the keyfile."""
+        """The real ``nmcli --offline connection modify`` must accept the keyfile.
+
+        Args:
+            text: the keyfile's text.
+            name: its file name, for the message.
+
+        Raises:
+            ValidationFailed: nmcli rejects it.
+        """
         profile_id = Keyfile.parse(text).get("connection", "id") or name
         result = self._runner.run(
             ["nmcli", "--offline", "connection", "modify", "connection.id", profile_id],
@@ -870,7 +912,7 @@ class NmcliBackend(FileBackendBase):
             current: The host as it is.
 
         Returns:
-            The plan (files only, when :attr:`files_only`).
+            The plan (files only, when `files_only`).
         """
         nic, br = current.nic.name, request.bridge
         br_uuid, port_uuid = self._uuids(request)

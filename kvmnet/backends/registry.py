@@ -42,7 +42,7 @@ def make_backend(
     netns: str | None = None,
     runner: Runner | None = None,
 ) -> Backend:
-    """The concrete backend called ``name`` (see :func:`kvmnet.backends.create_backend`).
+    """The concrete backend called ``name`` (see `kvmnet.backends.create_backend`).
 
     Raises:
         InvalidInput: an unknown name, or an option the backend does not take.

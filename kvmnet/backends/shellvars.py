@@ -132,9 +132,13 @@ class Line:
 class ShellVars:
     """An ifcfg-style file as an ordered list of lines; edits keep everything else intact.
 
-    ``parse(text).render() == text`` for every text: lines are split at ``\n`` only (a
-    ``\r`` or form feed stays part of its line) and a missing final newline is remembered
+    ``parse(text).render() == text`` for every text: lines are split at ``\\n`` only (a
+    ``\\r`` or form feed stays part of its line) and a missing final newline is remembered
     (``final_newline``), so a file kvmnet edits in place comes back byte for byte.
+
+    Args:
+        lines: the parsed lines (use `parse` to read a text).
+        final_newline: whether the text ends with a newline.
     """
 
     def __init__(self, lines: list[Line] | None = None, *, final_newline: bool = True) -> None:
@@ -144,7 +148,7 @@ class ShellVars:
     @classmethod
     def parse(cls, text: str) -> ShellVars:
         """Parse ``text`` without running it. A quoted value may span lines (as in bash):
-        it is one :class:`Line` whose ``text`` holds the line breaks.
+        it is one `Line` whose ``text`` holds the line breaks.
 
         Args:
             text: the file's content.
@@ -187,10 +191,23 @@ class ShellVars:
                 yield line.key, line.value
 
     def keys(self) -> list[str]:
+        """The assigned keys, in order (a key assigned twice appears twice).
+
+        Returns:
+            The keys.
+        """
         return [k for k, _ in self]
 
     def get(self, key: str, default: str | None = None) -> str | None:
-        """The value the shell would end with: the last assignment wins."""
+        """The value the shell would end with: the last assignment wins.
+
+        Args:
+            key: the variable's name.
+            default: what to return when it is not assigned.
+
+        Returns:
+            The value, else ``default``.
+        """
         found = default
         for k, v in self:
             if k == key:
@@ -201,7 +218,12 @@ class ShellVars:
         return any(k == key for k, _ in self)
 
     def set(self, key: str, value: str) -> None:
-        """Replace the first assignment in place (dropping later duplicates) or append one."""
+        """Replace the first assignment in place (dropping later duplicates) or append one.
+
+        Args:
+            key: the variable's name.
+            value: its new value (quoted when written if it needs it).
+        """
         new = Line(f"{key}={quote(value)}", key, value)
         kept: list[Line] = []
         placed = False
@@ -217,12 +239,23 @@ class ShellVars:
         self.lines = kept
 
     def remove(self, key: str) -> str | None:
-        """Drop every assignment of ``key``; return the value it had."""
+        """Drop every assignment of ``key``.
+
+        Args:
+            key: the variable's name.
+
+        Returns:
+            The value it had, None if it was not assigned.
+        """
         old = self.get(key)
         self.lines = [line for line in self.lines if line.key != key]
         return old
 
     def render(self) -> str:
-        """The file's text: every line as it was read or set."""
+        """The file's text: every line as it was read or set.
+
+        Returns:
+            The text.
+        """
         text = "\n".join(line.text for line in self.lines)
         return text + "\n" if self.lines and self.final_newline else text

@@ -12,10 +12,11 @@ import logging
 import os
 import sys
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, NoReturn
 
 from . import bulk, completion, domains, hostbridge, macs, show
 from ._common import CommandError, run_command, undecodable
+from .progress import LogHandler
 
 __all__ = ["build_parser", "main"]
 
@@ -47,11 +48,37 @@ class _Formatter(argparse.HelpFormatter):
 
 
 class _Parser(argparse.ArgumentParser):
-    """ArgumentParser whose subcommand parsers use :class:`_Formatter` too."""
+    """ArgumentParser whose subcommand parsers use :class:`_Formatter` too.
+
+    A usage error is a JSON object on stderr when the command line asked for ``--json``.
+    """
+
+    json_errors = False  # set by main() before parsing: every subparser must see it
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         kwargs.setdefault("formatter_class", _Formatter)
         super().__init__(*args, **kwargs)
+
+    def error(self, message: str) -> NoReturn:
+        if not _Parser.json_errors:
+            super().error(message)
+        self.exit(2, _json_error(f"{self.prog}: {message}", "UsageError", 2))
+
+
+def _json_error(message: str, kind: str, status: int) -> str:
+    import json
+
+    return json.dumps({"error": message, "type": kind, "status": status}) + "\n"
+
+
+def _wants_json(argv: Sequence[str]) -> bool:
+    """``--json`` among the options (not after ``--``, where it would be a name)."""
+    for arg in argv:
+        if arg == "--":
+            return False
+        if arg == "--json":
+            return True
+    return False
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -75,22 +102,49 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for module in (domains, bulk, macs, hostbridge, show, completion):
         module.register(sub)
+    parser.set_defaults(root_parser=parser)  # for `completion`, which prints the whole tree
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """Run ``kvmnet`` with ``argv`` (default: ``sys.argv[1:]``).
+
+    Args:
+        argv: the arguments after the program name.
+
+    Returns:
+        The exit status: 0 done, 1 refused or failed, 2 usage error.
+    """
+    args_in = sys.argv[1:] if argv is None else list(argv)
+    _Parser.json_errors = _wants_json(args_in)
     parser = build_parser()
-    bad = undecodable(sys.argv[1:] if argv is None else argv)
+    bad = undecodable(args_in)
     if bad is not None:
         # Names and paths reach libvirt, ip and config files as UTF-8: say so before parsing.
-        parser.print_usage(sys.stderr)
-        print(f"kvmnet: error: argument {bad} is not valid UTF-8", file=sys.stderr)
-        return 2
-    args = parser.parse_args(argv)
+        parser.error(f"argument {bad} is not valid UTF-8")
+    args = parser.parse_args(args_in)
     level = {0: logging.WARNING, 1: logging.INFO}.get(args.verbose, logging.DEBUG)
-    logging.basicConfig(level=level, format="kvmnet: %(levelname)s: %(message)s")
+    # On the root logger, as basicConfig would, but removed again: main() may run in-process.
+    root, log = logging.getLogger(), LogHandler()
+    root.setLevel(level)
+    root.addHandler(log)
     try:
-        return run_command(args)
+        status = run_command(args)
+        sys.stdout.flush()  # a closed pipe shows here, not in the interpreter's exit
+        return status
     except CommandError as exc:
-        print(f"kvmnet: {exc}", file=sys.stderr)
+        if getattr(args, "json", False):
+            sys.stderr.write(_json_error(str(exc), exc.kind, exc.status))
+        else:
+            print(f"kvmnet: {exc}", file=sys.stderr)
         return exc.status
+    except BrokenPipeError:
+        # `kvmnet domains --json | head -1`: the reader has what it wanted. Python would
+        # flush stdout again at exit and print a traceback: point stdout at /dev/null.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+        return 1
+    finally:
+        root.removeHandler(log)
+        log.close()

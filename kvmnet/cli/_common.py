@@ -11,6 +11,9 @@ from collections.abc import Callable, Sequence
 __all__ = [
     "BACKEND_NAMES",
     "CommandError",
+    "add_json_option",
+    "add_live_options",
+    "cli_words",
     "command_words",
     "first_uri",
     "iface_selector",
@@ -30,11 +33,75 @@ Handler = Callable[[argparse.Namespace], int]
 
 
 class CommandError(Exception):
-    """Raised by a command to exit with ``status`` and a one-line message."""
+    """Raised by a command to exit with ``status`` and a one-line message.
 
-    def __init__(self, message: str, status: int = 1) -> None:
+    ``kind`` names the error for ``--json`` (the library's exception class, e.g.
+    ``"InvalidInput"``; ``"UsageError"`` for status 2).
+    """
+
+    def __init__(self, message: str, status: int = 1, kind: str | None = None) -> None:
         super().__init__(message)
         self.status = status
+        self.kind = kind if kind is not None else ("UsageError" if status == 2 else "Error")
+
+
+class _Config(argparse.Action):
+    """``--config``: next boot only, unless ``--live`` is given too (in either order).
+
+    virsh users type ``--live --config`` for "both"; kvmnet's ``--live`` already means the
+    persistent definition and the running guest, so together they mean ``--live``.
+    """
+
+    def __call__(
+        self,
+        parser: argparse.ArgumentParser,
+        namespace: argparse.Namespace,
+        values: object,
+        option_string: str | None = None,
+    ) -> None:
+        if getattr(namespace, self.dest, None) is not True:
+            setattr(namespace, self.dest, False)
+
+
+def add_live_options(parser: argparse.ArgumentParser, *, many: bool = False) -> None:
+    """``--live`` / ``--config`` (``args.live``: True, False or None) and ``--dry-run``.
+
+    Args:
+        parser: the command's parser.
+        many: word the help for a command that changes many guests.
+    """
+    guest = "each running guest" if many else "the running guest"
+    definition = "definitions" if many else "definition"
+    parser.add_argument(
+        "--live",
+        dest="live",
+        action="store_const",
+        const=True,
+        default=None,
+        help=f"fail unless {guest} changes too (with --config: the same)",
+    )
+    parser.add_argument(
+        "--config",
+        dest="live",
+        action=_Config,
+        nargs=0,
+        help=f"change the persistent {definition} only (next boot)",
+    )
+    what = "diffs" if many else "diff"
+    parser.add_argument("--dry-run", action="store_true", help=f"print the {what}, change nothing")
+
+
+def add_json_option(parser: argparse.ArgumentParser | argparse._ActionsContainer) -> None:
+    """``--json``: the result as one JSON document on stdout, an error as one on stderr.
+
+    Args:
+        parser: the command's parser, or a group of it (``show``'s output choices).
+    """
+    parser.add_argument(
+        "--json",
+        action="store_true",
+        help="machine-readable output (errors: a JSON object on stderr)",
+    )
 
 
 def first_uri(args: argparse.Namespace) -> str | None:
@@ -120,21 +187,78 @@ def print_json(value: object) -> None:
     sys.stdout.write("\n")
 
 
+# The library's messages speak Python (``live=False``, ``force=('ssh',)``); at the command
+# line the same advice is an option. Keys the CLI has an option for, and how they read there.
+_KEYS = "live|force|dry_run|confirm_within|bounce_link"
+_PY_VALUE = rf"\b(?:{_KEYS})=(?:\([^()]*\)|[^\s,;()]+)"
+# "live=False (CLI: --config)", "drop live=False (--config)": the message says it already.
+_WITH_CLI = re.compile(rf"{_PY_VALUE}\s+\((?:CLI:\s*)?(--[^()]+)\)")
+_FORCE = re.compile(r"\bforce=\(([^()]*)\)")
+_SIMPLE = {
+    "live=True": "--live",
+    "live=False": "--config",
+    "dry_run=True": "--dry-run",
+    "bounce_link=True": "--bounce",
+    "confirm_within=": "--confirm-within ",
+    "force=": "--force",
+}
+_SIMPLE_RE = re.compile(r"\b(" + "|".join(re.escape(k) for k in _SIMPLE) + ")")
+
+
+def _force_words(match: re.Match[str]) -> str:
+    checks = re.findall(r"""['"]([^'"]+)['"]""", match.group(1))
+    return " ".join(f"--force {c}" for c in checks) if checks else "--force CHECK"
+
+
+def cli_words(message: str) -> str:
+    """``message`` with the library's keyword spellings turned into the CLI's options.
+
+    ``"pass live=False (CLI: --config)"`` -> ``"pass --config"``;
+    ``"override: force=('ssh',)"`` -> ``"override: --force ssh"``; ``live=True`` -> ``--live``.
+
+    Args:
+        message: a library error message (Python-worded for library callers).
+
+    Returns:
+        The message as a command-line user should read it.
+    """
+    message = _WITH_CLI.sub(lambda m: m.group(1).strip(), message)
+    message = _FORCE.sub(_force_words, message)
+    return _SIMPLE_RE.sub(lambda m: _SIMPLE[m.group(1)], message)
+
+
+def _one_line(exc: BaseException) -> str:
+    # One line: embedded newlines (e.g. a tool's stderr) would break scripts reading it.
+    return " ".join(str(exc).split())
+
+
 def run_command(args: argparse.Namespace) -> int:
-    """Call the command's handler; every KvmnetError becomes one line on stderr and exit 1."""
+    """Call the command's handler; every KvmnetError becomes one line on stderr and exit 1.
+
+    Args:
+        args: the parsed command line; ``args.handler`` is the command.
+
+    Returns:
+        The handler's exit status.
+
+    Raises:
+        CommandError: for every error but a closed stdout, worded for the command line.
+        BrokenPipeError: stdout was closed (``| head -1``); :func:`kvmnet.cli.main` exits quietly.
+    """
     from ..errors import KvmnetError
 
     handler: Handler = args.handler
     try:
         return handler(args)
     except KvmnetError as exc:
-        # One line: embedded newlines (e.g. a tool's stderr) would break scripts reading it.
-        raise CommandError(" ".join(str(exc).split())) from exc
+        raise CommandError(cli_words(_one_line(exc)), kind=type(exc).__name__) from exc
     except KeyboardInterrupt:
-        raise CommandError("interrupted", status=130) from None
+        raise CommandError("interrupted", status=130, kind="Interrupted") from None
+    except BrokenPipeError:
+        raise
     except OSError as exc:
         # A file or directory the command was pointed at (--root, --state-dir) failed.
-        raise CommandError(" ".join(str(exc).split())) from exc
+        raise CommandError(_one_line(exc), kind=type(exc).__name__) from exc
     except CommandError:
         raise
     except Exception as exc:
@@ -142,6 +266,7 @@ def run_command(args: argparse.Namespace) -> int:
         # (scripts parse stderr); -vv logs the traceback for the report.
         logging.getLogger(__name__).debug("unexpected error", exc_info=True)
         raise CommandError(
-            f"internal error ({type(exc).__name__}: {' '.join(str(exc).split())}); "
-            "please report it with the output of -vv"
+            f"internal error ({type(exc).__name__}: {_one_line(exc)}); "
+            "please report it with the output of -vv",
+            kind="InternalError",
         ) from exc

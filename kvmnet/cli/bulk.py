@@ -15,7 +15,7 @@ import argparse
 import sys
 from typing import TYPE_CHECKING
 
-from ._common import CommandError, first_uri
+from ._common import CommandError, add_json_option, add_live_options, first_uri, print_json
 from .progress import ProgressBar
 
 if TYPE_CHECKING:
@@ -26,13 +26,9 @@ __all__ = ["register"]
 
 def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("domains", metavar="DOMAIN", nargs="*", help="guests to switch (by name)")
-    live = p.add_mutually_exclusive_group()
-    live.add_argument("--live", dest="live", action="store_const", const=True, default=None,
-                      help="fail unless each running guest changes too")  # fmt: skip
-    live.add_argument("--config", dest="live", action="store_const", const=False,
-                      help="change the persistent definitions only (next boot)")  # fmt: skip
+    add_live_options(p, many=True)
     p.add_argument("--bounce", action="store_true", help="bounce each link after a live switch")
-    p.add_argument("--dry-run", action="store_true", help="print the diffs, change nothing")
+    add_json_option(p)
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -60,9 +56,14 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.set_defaults(handler=_nat_all)
 
 
-def _report(changes: list[Change], dry_run: bool) -> int:
+def _report(changes: list[Change], args: argparse.Namespace) -> int:
+    if args.json:
+        from ._json import change_json
+
+        print_json([change_json(c) for c in changes])
+        return 0
     for change in changes:
-        if dry_run:
+        if args.dry_run:
             diff = change.diff()
             sys.stdout.write(diff if diff else f"{change.domain}: no change\n")
         else:
@@ -87,7 +88,7 @@ def _bridge_all(args: argparse.Namespace) -> int:
         changes = bridge_many(host, args.bridge, names, on_network=args.on_network,
                               live=args.live, dry_run=args.dry_run, bounce_link=args.bounce,
                               progress=bar)  # fmt: skip
-    return _report(changes, args.dry_run)
+    return _report(changes, args)
 
 
 def _nat_all(args: argparse.Namespace) -> int:
@@ -99,4 +100,4 @@ def _nat_all(args: argparse.Namespace) -> int:
         changes = nat_many(host, args.network, names, on_bridge=args.on_bridge,
                            live=args.live, dry_run=args.dry_run, bounce_link=args.bounce,
                            progress=bar)  # fmt: skip
-    return _report(changes, args.dry_run)
+    return _report(changes, args)

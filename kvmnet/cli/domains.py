@@ -16,33 +16,20 @@ import sys
 from typing import TYPE_CHECKING
 
 from . import onboard
-from ._common import CommandError, first_uri, iface_selector, print_json
+from ._common import (
+    CommandError,
+    add_json_option,
+    add_live_options,
+    first_uri,
+    iface_selector,
+    print_json,
+)
 
 if TYPE_CHECKING:
     from ..change import Change
     from ..host import Host
 
 __all__ = ["register"]
-
-
-def _live_flags(parser: argparse.ArgumentParser) -> None:
-    group = parser.add_mutually_exclusive_group()
-    group.add_argument(
-        "--live",
-        dest="live",
-        action="store_const",
-        const=True,
-        default=None,
-        help="fail unless the running guest changes too",
-    )
-    group.add_argument(
-        "--config",
-        dest="live",
-        action="store_const",
-        const=False,
-        help="change the persistent definition only (next boot)",
-    )
-    parser.add_argument("--dry-run", action="store_true", help="print the diff, change nothing")
 
 
 def _iface_arg(parser: argparse.ArgumentParser) -> None:
@@ -56,14 +43,15 @@ def _iface_arg(parser: argparse.ArgumentParser) -> None:
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Add domains, bridge, nat, add-nic and remove-nic."""
     p = sub.add_parser("domains", help="list guests, their interfaces and modes")
-    p.add_argument("--json", action="store_true", help="machine-readable output")
+    add_json_option(p)
     p.set_defaults(handler=_domains)
 
     p = sub.add_parser("bridge", help="put a guest interface on a host bridge (the LAN)")
     p.add_argument("domain", metavar="DOMAIN")
     p.add_argument("bridge", metavar="BRIDGE")
     _iface_arg(p)
-    _live_flags(p)
+    add_live_options(p)
+    add_json_option(p)
     p.add_argument(
         "--bounce",
         action="store_true",
@@ -76,7 +64,8 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument("domain", metavar="DOMAIN")
     p.add_argument("network", metavar="NETWORK", nargs="?", default="default")
     _iface_arg(p)
-    _live_flags(p)
+    add_live_options(p)
+    add_json_option(p)
     p.add_argument("--bounce", action="store_true", help="as for `bridge`")
     onboard.add_nat_options(p)
     p.set_defaults(handler=_nat)
@@ -88,13 +77,15 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     target.add_argument("--network", metavar="NETWORK")
     p.add_argument("--mac", metavar="MAC", help="default: a generated 52:54:00 MAC")
     p.add_argument("--model", metavar="MODEL", default="virtio", help="default: virtio")
-    _live_flags(p)
+    add_live_options(p)
+    add_json_option(p)
     p.set_defaults(handler=_add_nic)
 
     p = sub.add_parser("remove-nic", help="remove an interface")
     p.add_argument("domain", metavar="DOMAIN")
     p.add_argument("iface", metavar="MAC|INDEX")
-    _live_flags(p)
+    add_live_options(p)
+    add_json_option(p)
     p.set_defaults(handler=_remove_nic)
 
 
@@ -111,24 +102,15 @@ def _domains(args: argparse.Namespace) -> int:
             for dom in host.domains()
         ]
     if args.json:
+        from ._json import interface_json
+
         print_json(
             [
                 {
                     "name": name,
                     "state": state,
                     "next_boot_differs": differs,
-                    "interfaces": [
-                        {
-                            "index": i.index,
-                            "mac": i.mac,
-                            "type": i.type,
-                            "source": i.source,
-                            "model": i.model,
-                            "target": i.target,
-                            "mode": i.mode.value,
-                        }
-                        for i in ifaces
-                    ],
+                    "interfaces": [interface_json(i) for i in ifaces],
                 }
                 for name, state, ifaces, differs in listing
             ]
@@ -147,7 +129,12 @@ def _domains(args: argparse.Namespace) -> int:
     return 0
 
 
-def _report(change: Change) -> int:
+def _report(change: Change, args: argparse.Namespace) -> int:
+    if args.json:
+        from ._json import change_json
+
+        print_json(change_json(change))
+        return 0
     if change.dry_run:
         diff = change.diff()
         sys.stdout.write(diff if diff else f"{change.domain}: no change\n")
@@ -168,7 +155,7 @@ def _bridge(args: argparse.Namespace) -> int:
             dry_run=args.dry_run,
             bounce_link=args.bounce,
         )
-    return _report(change)
+    return _report(change, args)
 
 
 def _nat(args: argparse.Namespace) -> int:
@@ -182,7 +169,7 @@ def _nat(args: argparse.Namespace) -> int:
             dry_run=args.dry_run,
             bounce_link=args.bounce,
         )
-    return _report(change)
+    return _report(change, args)
 
 
 def _add_nic(args: argparse.Namespace) -> int:
@@ -195,7 +182,7 @@ def _add_nic(args: argparse.Namespace) -> int:
             live=args.live,
             dry_run=args.dry_run,
         )
-    return _report(change)
+    return _report(change, args)
 
 
 def _remove_nic(args: argparse.Namespace) -> int:
@@ -206,4 +193,4 @@ def _remove_nic(args: argparse.Namespace) -> int:
         change = host.domain(args.domain).remove_interface(
             selector, live=args.live, dry_run=args.dry_run
         )
-    return _report(change)
+    return _report(change, args)

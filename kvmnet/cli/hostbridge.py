@@ -5,18 +5,34 @@
     kvmnet host-bridge eth0 br0 --backend iproute2 --dry-run
     kvmnet host-bridge eth0 br0 --backend nmcli --confirm-within 60
     kvmnet confirm
+    kvmnet -c qemu+ssh://root@hv2/system host-bridge eno1 br0 --confirm-within 60
+    kvmnet -c qemu+ssh://root@hv2/system confirm      # a new SSH connection proves it
+
+They act on the machine that ``-c URI`` names: this one without ``-c`` (or for a local URI),
+that one over SSH for ``qemu+ssh://`` (:mod:`kvmnet.hostnet.sshrunner`).
 """
 
 from __future__ import annotations
 
 import argparse
 import dataclasses
+import shlex
 from typing import TYPE_CHECKING
 
-from ._common import BACKEND_NAMES, CommandError, command_words, seconds, whole_number
+from ._common import (
+    BACKEND_NAMES,
+    CommandError,
+    add_json_option,
+    command_words,
+    first_uri,
+    print_json,
+    seconds,
+    whole_number,
+)
 
 if TYPE_CHECKING:
     from ..hostnet.plan import Plan
+    from ..hostnet.runner import Runner
 
 __all__ = ["register"]
 
@@ -26,9 +42,10 @@ def _common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("bridge", metavar="BRIDGE", help="the bridge, e.g. br0")
     parser.add_argument(
         "--backend",
-        choices=BACKEND_NAMES,
         default="auto",
-        help="how the host is configured (default auto: whatever owns NIC, said in the plan)",
+        choices=BACKEND_NAMES,
+        help="how that machine's network is configured (default auto: whatever owns NIC, "
+        "said in the plan)",
     )
     parser.add_argument("--root", metavar="DIR", help="where a file backend reads and writes")
     parser.add_argument("--netns", metavar="NS", help="act inside this network namespace")
@@ -53,6 +70,7 @@ def _common(parser: argparse.ArgumentParser) -> None:
         help="start this DHCP client afterwards, e.g. 'dhclient br0'",
     )
     parser.add_argument("--state-dir", metavar="DIR", help=argparse.SUPPRESS)
+    add_json_option(parser)
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -75,14 +93,30 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     release.set_defaults(handler=_host_release)
     confirm = sub.add_parser("confirm", help="keep a change applied with --confirm-within")
     confirm.add_argument("--state-dir", metavar="DIR", help=argparse.SUPPRESS)
+    add_json_option(confirm)
     confirm.set_defaults(handler=_confirm)
 
 
-def _plan(args: argparse.Namespace, action: str) -> Plan:
-    from ..backends import create_backend
-    from ..hostnet.nic import Bridge, HostNic
+def _runner(args: argparse.Namespace, *, netns: str | None = None) -> Runner:
+    """A runner on the machine ``-c URI`` names (this one without ``-c``)."""
+    from ..hostnet.machine import LOCAL, machine_of
+    from ..hostnet.onmachine import runner_for
 
-    backend = create_backend(args.backend, root=args.root, netns=args.netns)
+    uri = first_uri(args)
+    return runner_for(LOCAL if uri is None else machine_of(uri), netns=netns)
+
+
+def _close(runner: Runner) -> None:
+    close = getattr(runner, "close", None)
+    if callable(close):
+        close()  # an SSH runner's shared connection
+
+
+def _plan(args: argparse.Namespace, action: str, runner: Runner) -> Plan:
+    from ..hostnet.nic import Bridge, HostNic
+    from ..hostnet.onmachine import backend_on
+
+    backend = backend_on(runner, args.backend, root=args.root, netns=args.netns)
     nic, br = HostNic(args.nic, backend=backend), Bridge(args.bridge, backend=backend)
     dhcp = args.dhcp_client or ()
     force, within = tuple(args.force), args.confirm_within
@@ -100,19 +134,38 @@ def _plan(args: argparse.Namespace, action: str) -> Plan:
 
 
 def _apply(args: argparse.Namespace, action: str) -> int:
-    plan = _plan(args, action)
-    if args.dry_run:
-        print(plan, end="")
-        return 0
-    # Planned as a dry run to show it before running it; it is not one, so don't say so.
-    print(dataclasses.replace(plan, dry_run=False), end="")
-    result = plan.apply(confirm_within=args.confirm_within, state_dir=args.state_dir)
+    runner = _runner(args, netns=args.netns)
+    try:
+        plan = _plan(args, action, runner)
+        if args.json:
+            return _apply_json(args, plan)
+        if args.dry_run:
+            print(plan, end="")
+            return 0
+        # Planned as a dry run to show it before running it; it is not one, so don't say so.
+        print(dataclasses.replace(plan, dry_run=False), end="")
+        result = plan.apply(confirm_within=args.confirm_within, state_dir=args.state_dir)
+    finally:
+        _close(runner)
     print(f"applied and verified ({result.attempts} check rounds)")
     if result.pending_confirmation:
+        uri = first_uri(args)
+        command = f"kvmnet -c {shlex.quote(uri)} confirm" if uri else "kvmnet confirm"
         print(
-            f"confirm within {args.confirm_within:g} s with `kvmnet confirm` "
+            f"confirm within {args.confirm_within:g} s with `{command}` "
             "(from a new session), or it rolls back by itself"
         )
+    return 0
+
+
+def _apply_json(args: argparse.Namespace, plan: Plan) -> int:
+    from ._json import apply_result_json
+
+    if args.dry_run:
+        print_json(apply_result_json(plan, None))
+        return 0
+    result = plan.apply(confirm_within=args.confirm_within, state_dir=args.state_dir)
+    print_json(apply_result_json(dataclasses.replace(plan, dry_run=False), result))
     return 0
 
 
@@ -128,7 +181,21 @@ def _host_release(args: argparse.Namespace) -> int:
 
 def _confirm(args: argparse.Namespace) -> int:
     from ..hostnet.deadman import confirm
+    from ..hostnet.remotedeadman import confirm_on
+    from ..hostnet.sshrunner import runner_machine
 
-    for ident in confirm(state_dir=args.state_dir):
+    runner = _runner(args)
+    try:
+        machine = runner_machine(runner)
+        if machine is not None and not machine.is_local:
+            ids = confirm_on(runner, state_dir=args.state_dir)  # over a new SSH connection
+        else:
+            ids = confirm(state_dir=args.state_dir)
+    finally:
+        _close(runner)
+    if args.json:
+        print_json({"confirmed": list(ids)})
+        return 0
+    for ident in ids:
         print(f"confirmed {ident}")
     return 0

@@ -17,7 +17,7 @@ import argparse
 import contextlib
 from typing import TYPE_CHECKING
 
-from ._common import print_json
+from ._common import add_json_option, print_json
 
 if TYPE_CHECKING:
     from ..macalloc import MacAllocator
@@ -48,7 +48,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         "NIC on any of the hosts given with -c uses. Repeat -c for every hypervisor on the LAN.",
     )
     p.add_argument("--count", type=_count, default=1, metavar="N", help="how many (default 1)")
-    p.add_argument("--json", action="store_true", help="machine-readable output")
+    add_json_option(p)
     mode = p.add_mutually_exclusive_group()
     mode.add_argument("--prefix", metavar="P", help="MAC prefix, 1-5 octets (default 52:54:00)")
     mode.add_argument(

@@ -15,6 +15,7 @@ when these options are given.
 from __future__ import annotations
 
 import argparse
+import shlex
 from typing import TYPE_CHECKING
 
 from ._common import (
@@ -22,6 +23,7 @@ from ._common import (
     command_words,
     first_uri,
     iface_selector,
+    print_json,
     seconds,
     seconds_or_zero,
 )
@@ -29,6 +31,7 @@ from .progress import ProgressBar
 
 if TYPE_CHECKING:
     from ..backends.base import Backend
+    from ..host import Host
     from ..onboard import LanResult
     from ..topology import Topology
 
@@ -40,7 +43,8 @@ def _host_options(group: argparse._ArgumentGroup) -> None:
         "--backend",
         choices=BACKEND_NAMES,
         default="auto",
-        help="how the host is configured (default auto: whatever owns NIC, said in the plan)",
+        help="how the host's network is configured (default auto: whatever owns NIC, said "
+        "in the plan); the host is the machine -c URI names, over SSH for qemu+ssh://",
     )
     group.add_argument("--root", metavar="DIR", help="where a file backend reads and writes")
     group.add_argument("--netns", metavar="NS", help="act inside this network namespace")
@@ -111,10 +115,18 @@ def wants_onboard(args: argparse.Namespace) -> bool:
     return bool(getattr(args, "create_from", None) or getattr(args, "release", None))
 
 
-def _backend(args: argparse.Namespace) -> Backend:
-    from ..backends import create_backend
+def _backend(args: argparse.Namespace, host: Host) -> Backend:
+    """The backend on the Host's machine (this one, or the qemu+ssh:// host over SSH).
 
-    return create_backend(args.backend, root=args.root, netns=args.netns)
+    The test driver's guests belong to no machine: with it the host side stays on this one
+    (labs and demos pair it with --netns)."""
+    if host.uri.startswith("test:"):
+        from ..hostnet.machine import LOCAL
+        from ..hostnet.onmachine import backend_on, runner_for
+
+        runner = runner_for(LOCAL, netns=args.netns)
+        return backend_on(runner, args.backend, root=args.root, netns=args.netns)
+    return host.backend(args.backend, root=args.root, netns=args.netns)
 
 
 def _svg_after(before: Topology | None, result: LanResult, args: argparse.Namespace) -> None:
@@ -126,12 +138,20 @@ def _svg_after(before: Topology | None, result: LanResult, args: argparse.Namesp
 
 
 def _print(result: LanResult, args: argparse.Namespace) -> int:
+    if args.json and args.svg != "-":
+        from ._json import lan_result_json
+
+        print_json(lan_result_json(result))
+        return 0
     if args.svg == "-":
         return 0  # stdout holds the picture; the plan went into it
     print(result, end="")
     if result.pending_confirmation:
+        uri = first_uri(args)
+        remote = uri is not None and "+ssh://" in uri
+        command = f"kvmnet -c {shlex.quote(str(uri))} confirm" if remote else "kvmnet confirm"
         print(
-            f"confirm within {args.confirm_within:g} s with `kvmnet confirm` "
+            f"confirm within {args.confirm_within:g} s with `{command}` "
             "(from a new session), or the host rolls back by itself"
         )
     return 0
@@ -142,8 +162,8 @@ def run_bridge(args: argparse.Namespace) -> int:
     from ..host import connect
     from ..onboard import bridge_guest
 
-    backend = _backend(args)
     with connect(first_uri(args)) as host:
+        backend = _backend(args, host)
         before = host.topology(runner=backend.runner) if args.svg else None
         with ProgressBar(f"{args.domain} -> {args.bridge}") as bar:
             result = bridge_guest(
@@ -172,8 +192,8 @@ def run_nat(args: argparse.Namespace) -> int:
     from ..host import connect
     from ..onboard import nat_guest
 
-    backend = _backend(args)
     with connect(first_uri(args)) as host:
+        backend = _backend(args, host)
         before = host.topology(runner=backend.runner) if args.svg else None
         with ProgressBar(f"{args.domain} -> NAT") as bar:
             result = nat_guest(

@@ -5,16 +5,23 @@ library::
 
     with ProgressBar("switching") as bar:
         host.use_bridge_all(names, "br0", progress=bar)
+
+:class:`LogHandler` is how the command shows the library's log: through the bar (the bar's
+line cleared, the log line written, the bar drawn again) and each distinct line once.
 """
 
 from __future__ import annotations
 
+import logging
 import os
 import sys
 from types import TracebackType
 from typing import TextIO
 
-__all__ = ["ProgressBar"]
+__all__ = ["LogHandler", "ProgressBar"]
+
+# The bar on screen now, if any: log lines go above it. One at a time (a command draws one).
+_drawn_bar: ProgressBar | None = None
 
 
 def _columns(stream: TextIO) -> int:
@@ -39,6 +46,7 @@ class ProgressBar:
         self.stream = stream if stream is not None else sys.stderr
         self.enabled = self.stream.isatty() if enabled is None else enabled
         self._drawn = False
+        self._line = ""
 
     def __call__(self, done: int, total: int, label: str) -> None:
         if not self.enabled:
@@ -49,14 +57,35 @@ class ProgressBar:
         bar_width = max(10, min(40, width - len(head) - len(counter) - 20))
         filled = bar_width * done // total if total else bar_width
         bar = "[" + "#" * filled + "." * (bar_width - filled) + "]"
-        line = f"{head}{bar}{counter}{label}"[: width - 1]
+        self._line = f"{head}{bar}{counter}{label}"[: width - 1]
+        self._draw()
+
+    def _draw(self) -> None:
+        global _drawn_bar
         # \r + clear-to-end so a shorter label does not leave the tail of a longer one.
-        self.stream.write(f"\r{line}\x1b[K")
+        self.stream.write(f"\r{self._line}\x1b[K")
         self.stream.flush()
         self._drawn = True
+        _drawn_bar = self
+
+    def write_above(self, text: str) -> None:
+        """Write ``text`` (one line, no newline) on the bar's line and draw the bar below it.
+
+        Args:
+            text: the line to show, e.g. a log message.
+        """
+        if not self._drawn:
+            self.stream.write(text + "\n")
+            self.stream.flush()
+            return
+        self.stream.write(f"\r{text}\x1b[K\n")
+        self._draw()
 
     def close(self) -> None:
         """End the bar's line (only if one was drawn)."""
+        global _drawn_bar
+        if _drawn_bar is self:
+            _drawn_bar = None
         if self._drawn:
             self.stream.write("\n")
             self.stream.flush()
@@ -72,3 +101,56 @@ class ProgressBar:
         tb: TracebackType | None,
     ) -> None:
         self.close()
+
+
+class LogHandler(logging.Handler):
+    """The CLI's log on ``stream`` (stderr): above the progress bar, each line once.
+
+    A line equal to one already shown is counted, not shown again: a wait loop that logs the
+    same warning on every round would otherwise fill the screen (or a piped log) with it.
+    :meth:`close` ends with one ``... (repeated N more times)`` line per repeated message.
+
+    Args:
+        stream: where to write (default: ``sys.stderr`` at the time of each write).
+    """
+
+    def __init__(self, stream: TextIO | None = None) -> None:
+        super().__init__()
+        self._stream = stream
+        self._repeats: dict[str, int] = {}
+        self.setFormatter(logging.Formatter("kvmnet: %(levelname)s: %(message)s"))
+
+    @property
+    def stream(self) -> TextIO:
+        return self._stream if self._stream is not None else sys.stderr
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            # One line, as every other kvmnet message (a tool's stderr may hold several).
+            text = " ".join(self.format(record).split())
+            if text in self._repeats:
+                self._repeats[text] += 1
+                return
+            self._repeats[text] = 0
+            self._write(text)
+        except Exception:
+            self.handleError(record)
+
+    def _write(self, text: str) -> None:
+        bar = _drawn_bar
+        if bar is not None and bar.stream is self.stream:
+            bar.write_above(text)
+        else:
+            self.stream.write(text + "\n")
+            self.stream.flush()
+
+    def close(self) -> None:
+        """Say how often each repeated line came (once; later calls write nothing)."""
+        try:
+            for text, more in self._repeats.items():
+                if more:
+                    self._write(f"{text} (repeated {more} more time{'s' if more > 1 else ''})")
+        except (OSError, ValueError):
+            pass  # stderr closed: nowhere left to say it
+        self._repeats = {t: 0 for t in self._repeats}
+        super().close()

@@ -12,7 +12,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from ._common import CommandError, first_uri, print_json
+from ._common import CommandError, add_json_option, first_uri, print_json
 
 __all__ = ["register", "write_svg"]
 
@@ -23,7 +23,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     out = p.add_mutually_exclusive_group()
     out.add_argument("--svg", metavar="FILE", help="write the picture as SVG ('-': stdout)")
     out.add_argument("--dot", action="store_true", help="print Graphviz DOT")
-    out.add_argument("--json", action="store_true", help="machine-readable output")
+    add_json_option(out)
     p.add_argument("--theme", choices=("light", "dark"), default="light",
                    help="SVG colours (default light)")
     p.add_argument("--netns", metavar="NS", help="read the host's links inside this namespace")

@@ -1,7 +1,7 @@
 """Host side: NICs, bridges, plans, runners. Pure value objects live in ``state`` and ``plan``.
 
 ``kvmnet.hostnet.confirm()`` keeps a change applied with ``confirm_within=`` (see
-:mod:`kvmnet.hostnet.deadman`).
+`kvmnet.hostnet.deadman`).
 """
 
 from __future__ import annotations
@@ -10,9 +10,18 @@ __all__ = ["confirm"]
 
 
 def confirm(*, state_dir: str | None = None) -> list[str]:
-    """Keep every change waiting for confirmation; ConfirmationError if none waits.
+    """Keep every change waiting for confirmation (one applied with ``confirm_within=``).
 
-    ``state_dir`` (str or path-like) is checked first: InvalidInput for NUL, bytes...
+    Args:
+        state_dir: where the dead-man timers keep their state (default: kvmnet's run
+            directory); the same as given to ``apply``.
+
+    Returns:
+        The ids of the changes confirmed.
+
+    Raises:
+        ConfirmationError: no change waits for confirmation.
+        InvalidInput: a ``state_dir`` with NUL bytes, bytes, or an empty path.
     """
     from ..validate import optional_path
 

@@ -6,23 +6,22 @@
 3. the plan's checks, retried (``retries`` x ``retry_interval``) until all pass in one round;
 4. on any failure: files restored byte for byte, the backend's ``rollback_hints`` run,
    links/addresses/routes restored, processes the plan stopped restarted and the ones it
-   started stopped; then :class:`~kvmnet.RolledBack`, or :class:`~kvmnet.RollbackFailed`
+   started stopped; then `RolledBack`, or `RollbackFailed`
    listing what still differs;
-5. with ``confirm_within``: a detached watcher (:mod:`kvmnet.hostnet.deadman`) holds the
-   snapshot and rolls back by itself unless :func:`kvmnet.hostnet.deadman.confirm` comes in
+5. with ``confirm_within``: a detached watcher (`kvmnet.hostnet.deadman`) holds the
+   snapshot and rolls back by itself unless `kvmnet.hostnet.deadman.confirm` comes in
    time, even if the caller and its SSH session die.
 """
 
 from __future__ import annotations
 
-import itertools
 import json
 import logging
 import math
 import os
 import shlex
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from ..errors import (
     CommandFailed,
@@ -34,19 +33,12 @@ from ..errors import (
     RolledBack,
 )
 from . import deadman
-from .inspect import in_runner_netns, process_argv, read_links, read_routes
-from .plan import Check, Plan, RemoveFile, RunCommand, StartProcess, Step, StopProcess, WriteFile
+from .inspect import read_links, read_routes
+from .plan import Check, Plan, RunCommand, Step, step_command
+from .remotedeadman import deadman_for
+from .rollback import FORK_GRACE, Journal, daemon_pid, roll_back, run_step
 from .runner import Runner
-from .snapshot import (
-    PROCESS_WAIT,
-    Snapshot,
-    compare,
-    restart_clients,
-    restore_files,
-    restore_runtime,
-    stop_new_clients,
-    take_snapshot,
-)
+from .snapshot import Snapshot, take_snapshot
 from .state import LinkState
 from .trust import trusted_dir
 
@@ -68,7 +60,15 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class ApplyResult:
-    """What applying a plan did. ``pending_confirmation`` is the dead-man id when armed."""
+    """What applying a plan did.
+
+    Attributes:
+        plan: the plan applied.
+        verified: its checks ran and passed (False with ``verify=False`` or no checks).
+        attempts: rounds of checks it took.
+        pending_confirmation: the dead-man id when ``confirm_within`` armed the timer.
+        started_pids: PIDs of the processes the plan started (DHCP clients).
+    """
 
     plan: Plan
     verified: bool
@@ -80,112 +80,6 @@ class ApplyResult:
         pending = f", confirm {self.pending_confirmation}" if self.pending_confirmation else ""
         state = "verified" if self.verified else "not verified"
         return f"<ApplyResult {self.plan.backend} {self.plan.action} {state}{pending}>"
-
-
-@dataclass
-class Journal:
-    """What the steps did that rollback must undo beyond the snapshot: ``started`` holds
-    (daemon PID, argv) of each process a StartProcess step launched, ``stopped`` the argv of
-    each process a StopProcess step stopped (the snapshot's DHCP clients restart them)."""
-
-    started: list[tuple[int, tuple[str, ...]]] = field(default_factory=list)
-    stopped: list[tuple[str, ...]] = field(default_factory=list)
-    done: int = 0
-
-
-_PIDFILE_FLAGS = ("-pf", "-p", "--pidfile")  # dhclient, udhcpc, udhcpc/dhcpcd
-
-
-def _pidfile_pid(runner: Runner, argv: tuple[str, ...]) -> int | None:
-    for flag, value in itertools.pairwise(argv):
-        if flag in _PIDFILE_FLAGS:
-            text = (runner.read_file(value) or b"").decode(errors="replace").strip()
-            return int(text) if text.isdigit() else None
-    return None
-
-
-def _processes_running(runner: Runner, argv: tuple[str, ...]) -> list[int]:
-    pids = [int(p) for p in runner.list_dir("/proc") or () if p.isdigit()]
-    return in_runner_netns(runner, [p for p in pids if process_argv(runner, p) == argv])
-
-
-def _ppid(runner: Runner, pid: int) -> int | None:
-    try:
-        stat = (runner.read_file(f"/proc/{pid}/stat") or b"").decode(errors="replace")
-    except OSError:
-        return None
-    fields = stat.rpartition(")")[2].split()
-    return int(fields[1]) if len(fields) > 1 and fields[1].isdigit() else None
-
-
-#: How long a launcher that still runs may take to fork its daemon (dhclient forks at once
-#: and the parent waits for the lease; udhcpc forks only once it has leased).
-FORK_GRACE = 0.3
-
-
-def daemon_pid(runner: Runner, argv: tuple[str, ...], launcher: int) -> int:
-    """The PID of the daemon that ``runner.spawn(argv)`` (which returned ``launcher``) left
-    running. A forking client's daemon is not the launcher: dhclient forks at once, its
-    parent waiting for the lease and then exiting; udhcpc without -f forks once leased.
-    In order: the process the pidfile (``-pf``/``-p``) names, if it runs ``argv``; a child
-    of the launcher running ``argv``; another process running ``argv`` once the launcher has
-    exited; the launcher itself, still running ``argv`` after FORK_GRACE (a client that does
-    not fork, or has not yet). The launcher's PID when nothing is found in PROCESS_WAIT.
-
-    Args:
-        runner: the runner that spawned it (its /proc view).
-        argv: the command line spawned.
-        launcher: the PID ``spawn`` returned (or the one found before).
-
-    Returns:
-        The daemon's PID.
-    """
-    begin = time.monotonic()
-    while True:
-        from_file = _pidfile_pid(runner, argv)
-        if from_file is not None and process_argv(runner, from_file) == argv:
-            return from_file
-        others = [p for p in _processes_running(runner, argv) if p != launcher]
-        children = [p for p in others if _ppid(runner, p) == launcher]
-        if children:
-            return min(children)
-        launcher_runs = process_argv(runner, launcher) == argv
-        if others and not launcher_runs:
-            return max(others)
-        waited = time.monotonic() - begin
-        if launcher_runs and waited >= FORK_GRACE:
-            return launcher
-        if waited >= PROCESS_WAIT:
-            log.warning("no daemon found for `%s`; keeping PID %d", shlex.join(argv), launcher)
-            return launcher
-        time.sleep(0.05)
-
-
-def run_step(runner: Runner, step: Step, journal: Journal) -> None:
-    """Execute one step; raise CommandFailed (or OSError) when it fails.
-
-    Args:
-        runner: executes it.
-        step: the step.
-        journal: records what a process step started or stopped.
-
-    Raises:
-        CommandFailed: a command exited non-zero.
-        OSError: a file could not be written or a program not started.
-    """
-    if isinstance(step, RunCommand):
-        runner.run(step.argv)
-    elif isinstance(step, WriteFile):
-        runner.write_file(step.path, step.content.encode(), mode=step.mode)
-    elif isinstance(step, RemoveFile):
-        runner.remove_file(step.path)
-    elif isinstance(step, StopProcess):
-        runner.run(step.command)
-        journal.stopped.append(step.argv)
-    elif isinstance(step, StartProcess):
-        launcher = runner.spawn(step.argv)
-        journal.started.append((daemon_pid(runner, step.argv, launcher), step.argv))
-    journal.done += 1
 
 
 def _check(
@@ -255,55 +149,6 @@ def _verify(plan: Plan, runner: Runner, retries: int, interval: float) -> tuple[
     return failed, attempts
 
 
-def roll_back(
-    runner: Runner,
-    snap: Snapshot,
-    *,
-    hints: tuple[Step, ...] = (),
-    runtime: bool = True,
-    journal: Journal | None = None,
-) -> list[str]:
-    """Restore ``snap``: files, the backend's ``hints``, the DHCP clients the plan started
-    stopped, links/addresses/routes (``runtime``), the snapshot's DHCP clients that no longer
-    run started again.
-
-    Args:
-        runner: acts on the host (in the plan's network namespace).
-        snap: what to restore.
-        hints: backend steps run after the files are back.
-        runtime: restore links, addresses and routes (False: the backend's daemon does).
-        journal: what the steps started (their daemons are stopped too).
-
-    Returns:
-        What still differs, one sentence each (empty when the restore is exact).
-    """
-    errors = restore_files(runner, snap)
-    for step in hints:
-        try:
-            run_step(runner, step, Journal())
-        except (CommandFailed, OSError) as exc:
-            errors.append(f"rollback step {step.describe()}: {exc}")
-    # Stopped before the links are restored: a client left on br0 would lease again there.
-    processes = stop_new_clients(runner, snap, started=journal.started if journal else ())
-    if runtime:
-        errors += restore_runtime(runner, snap)
-    remaining = compare(snap, runner) if runtime else _files_differ(runner, snap)
-    # Restarted last, after the comparison: a DHCP client starting up may deconfigure its
-    # link before it leases again, which is its business, not a failed restore.
-    restarted, problems = restart_clients(runner, snap)
-    processes += problems
-    # A launcher that was forking while the first sweep ran leaves its daemon only now.
-    processes += [p for p in stop_new_clients(runner, snap) if p not in processes]
-    if restarted:
-        log.info("DHCP clients restarted: %s", ", ".join(restarted))
-    remaining += processes
-    return remaining + ([f"(while restoring: {'; '.join(errors)})"] if remaining and errors else [])
-
-
-def _files_differ(runner: Runner, snap: Snapshot) -> list[str]:
-    return [f"{f.path} differs" for f in snap.files if runner.read_file(f.path) != f.content]
-
-
 def _fail(plan: Plan, runner: Runner, snap: Snapshot, journal: Journal, why: str) -> PlanFailed:
     remaining = roll_back(
         runner, snap, hints=plan.rollback_hints, runtime=plan.restore_runtime, journal=journal
@@ -330,7 +175,7 @@ def apply_plan(
     rollback_on_failure: bool = True,
     state_dir: str | None = None,
 ) -> ApplyResult:
-    """See :meth:`kvmnet.hostnet.plan.Plan.apply`."""
+    """See `kvmnet.hostnet.plan.Plan.apply`."""
     check_apply_options(
         verify=verify,
         confirm_within=confirm_within,
@@ -356,14 +201,16 @@ def apply_plan(
     journal = Journal()
     # Armed before the first step: if the caller dies halfway, the watcher still rolls back.
     armed = None
+    # On the machine the runner acts on: over SSH the watcher must not depend on the link.
+    dm = deadman_for(runner)
     if confirm_within is not None:
-        armed = deadman.arm(plan, snap, confirm_within=confirm_within, state_dir=state_dir)
+        armed = dm.arm(plan, snap, confirm_within=confirm_within, state_dir=state_dir)
     log.info("applying %r", plan)
     try:
         attempts = _run_and_verify(plan, runner, journal, verify, retries, retry_interval)
     except _StepFailed as exc:
         if armed is not None:
-            deadman.disarm(armed)
+            dm.disarm(armed)
         if not rollback_on_failure:
             raise PlanFailed(f"{plan.backend}: {exc}; NOT rolled back") from exc.__cause__
         raise _fail(plan, runner, snap, journal, str(exc)) from exc.__cause__
@@ -371,7 +218,7 @@ def apply_plan(
     # leased (udhcpc) has usually done so by now.
     journal.started = [(daemon_pid(runner, argv, pid), argv) for pid, argv in journal.started]
     if armed is not None:
-        deadman.update(armed, journal, confirm_within=float(confirm_within or 0))
+        dm.update(armed, journal, confirm_within=float(confirm_within or 0))
     return ApplyResult(
         plan,
         verified=verify and bool(plan.checks),
@@ -408,7 +255,7 @@ def check_apply_options(
     rollback_on_failure: object,
     state_dir: object,
 ) -> None:
-    """Refuse a :meth:`~kvmnet.hostnet.plan.Plan.apply` option of the wrong type or value
+    """Refuse a `apply` option of the wrong type or value
     before anything runs or the dead-man timer is armed.
 
     Args:
@@ -470,10 +317,14 @@ class _StepFailed(Exception):
 def _run_and_verify(
     plan: Plan, runner: Runner, journal: Journal, verify: bool, retries: int, interval: float
 ) -> int:
-    for step in plan.steps:
+    for group in _groups(runner, plan.steps):
         try:
-            run_step(runner, step, journal)
+            if len(group) > 1:
+                _run_batch(runner, group, journal)
+            else:
+                run_step(runner, group[0], journal)
         except (CommandFailed, OSError) as exc:
+            step = plan.steps[journal.done]
             raise _StepFailed(f"step {journal.done + 1} `{_short(step)}`: {exc}") from exc
     if not (verify and plan.checks):
         return 0
@@ -486,9 +337,30 @@ def _run_and_verify(
     return attempts
 
 
+def _groups(runner: Runner, steps: tuple[Step, ...]) -> list[list[Step]]:
+    """The steps in the order they run: one by one, except that a runner on another machine
+    (one with ``run_batch``) runs consecutive commands in one round trip. Over SSH that is
+    not only faster: a step that moves the session's own address (a NIC leaving its bridge)
+    cannot answer until the next step puts the route right, so they must run together."""
+    if not callable(getattr(runner, "run_batch", None)):
+        return [[step] for step in steps]
+    groups: list[list[Step]] = []
+    for step in steps:
+        if isinstance(step, RunCommand) and groups and isinstance(groups[-1][-1], RunCommand):
+            groups[-1].append(step)
+        else:
+            groups.append([step])
+    return groups
+
+
+def _run_batch(runner: Runner, group: list[Step], journal: Journal) -> None:
+    argvs = [step.argv for step in group if isinstance(step, RunCommand)]
+    done, failed = runner.run_batch(argvs)  # type: ignore[attr-defined]
+    journal.done += done
+    if failed is not None:
+        failed.check()
+
+
 def _short(step: Step) -> str:
-    if isinstance(step, RunCommand | StartProcess):
-        return shlex.join(step.argv)
-    if isinstance(step, StopProcess):
-        return shlex.join(step.command)
-    return step.describe()
+    argv = step_command(step)
+    return shlex.join(argv) if argv is not None else step.describe()

@@ -3,11 +3,11 @@
 ``plan.apply(confirm_within=60)`` arms it before the first step: the snapshot and the way back
 go into ``STATE_DIR/<id>.pending.json`` and a detached watcher (``python -m
 kvmnet.hostnet.deadman FILE``, its own session, stdio closed) rolls back by itself at the
-deadline unless :func:`confirm` renamed the file first. It survives the caller and the
+deadline unless `confirm` renamed the file first. It survives the caller and the
 caller's SSH session dying. Whoever renames ``<id>.pending.json`` first wins: ``confirm``
 renames it to ``.confirmed.json``, the watcher to ``.rolling-back.json``. The state files
 are always this machine's (whatever runner the plan has): they are written atomically through
-:class:`~kvmnet.hostnet.runner.LocalRunner`, the watcher is started through it too, and the
+`LocalRunner`, the watcher is started through it too, and the
 renames stay here because an atomic rename *is* the claim. ``sys.exit`` appears only in the
 watcher process's own ``__main__`` entry.
 
@@ -19,9 +19,9 @@ Usage::
 
 ``STATE_DIR``: ``state_dir=`` > ``$KVMNET_STATE_DIR`` > ``/run/kvmnet``. The watcher runs as
 root and executes what the pending file says, so the state dir and its files are trusted only
-if only root could have written them (:mod:`kvmnet.hostnet.trust`, OpenSSH's StrictModes):
+if only root could have written them (`kvmnet.hostnet.trust`, OpenSSH's StrictModes):
 checked when armed, at every read, and again right before the rollback runs; a refusal is
-:class:`~kvmnet.UntrustedPath` and nothing is executed.
+`UntrustedPath` and nothing is executed.
 
 A caller that dies before its steps are done (SIGKILL, a lost SSH session) will neither
 finish nor confirm: while the steps run, the watcher checks the caller's PID (and its start
@@ -38,17 +38,17 @@ import os
 import sys
 import time
 from dataclasses import asdict
-from pathlib import Path
+from pathlib import Path, PurePath
 from typing import TYPE_CHECKING
 
 from ..errors import ConfirmationError, UntrustedPath
 from .plan import STEP_TYPES, Step, step_kind
+from .rollback import Journal, roll_back
 from .runner import LocalRunner, Runner, default_runner
 from .snapshot import Snapshot
 from .trust import read_trusted, trusted_dir
 
 if TYPE_CHECKING:
-    from .apply import Journal
     from .plan import Plan
 
 __all__ = ["arm", "confirm", "disarm", "pending", "pending_id", "state_dir", "update", "watch"]
@@ -89,7 +89,7 @@ def _write(path: Path, data: dict[str, object]) -> None:
 
 
 def _read(path: Path) -> dict[str, object] | None:
-    """The pending file's data, read through :func:`read_trusted` (None: gone)."""
+    """The pending file's data, read through `read_trusted` (None: gone)."""
     raw = read_trusted(path)
     if raw is None:
         return None
@@ -120,10 +120,40 @@ def _caller_gone(data: dict[str, object]) -> bool:
     return _start_time(pid) != started
 
 
-def pending_id(path: Path) -> str:
+def pending_id(path: PurePath) -> str:
     """The id in a dead-man file's name, ``<id>.<state>.json`` (the id may hold dots: it
     ends with the bridge's name)."""
     return path.name.rsplit(".", 2)[0]
+
+
+def new_id(plan: Plan) -> str:
+    """A fresh dead-man id: time, this process, the bridge."""
+    return f"{time.strftime('%Y%m%dT%H%M%S')}-{os.getpid()}-{plan.bridge}"
+
+
+def pending_record(
+    plan: Plan, snap: Snapshot, ident: str, confirm_within: float, *, now: float
+) -> dict[str, object]:
+    """What a pending file holds; ``now`` is the watcher's machine's clock."""
+    runner = plan.runner
+    return {
+        "id": ident,
+        "plan": repr(plan),
+        "netns": runner.netns if runner is not None else None,
+        "confirm_within": confirm_within,
+        "deadline": now + confirm_within + APPLY_BUDGET,
+        "snapshot": json.loads(snap.to_json()),
+        "hints": [_step_dict(s) for s in plan.rollback_hints],
+        "restore_runtime": plan.restore_runtime,
+        "started": [],
+        "stopped": [],
+        "applied": False,
+    }
+
+
+def watcher_argv(path: str) -> list[str]:
+    """The watcher's command line (a runner on another machine runs it there)."""
+    return [sys.executable, "-m", "kvmnet.hostnet.deadman", path]
 
 
 def arm(
@@ -148,28 +178,15 @@ def arm(
         UntrustedPath: the state dir could be written by someone other than root.
     """
     directory = trusted_dir(_dir(state_dir), create=True)
-    ident = f"{time.strftime('%Y%m%dT%H%M%S')}-{os.getpid()}-{plan.bridge}"
+    ident = new_id(plan)
     path = directory / f"{ident}.pending.json"
-    runner = plan.runner
-    _write(
-        path,
-        {
-            "id": ident,
-            "plan": repr(plan),
-            "netns": runner.netns if runner is not None else None,
-            "confirm_within": confirm_within,
-            "deadline": time.time() + confirm_within + APPLY_BUDGET,
-            "snapshot": json.loads(snap.to_json()),
-            "hints": [_step_dict(s) for s in plan.rollback_hints],
-            "restore_runtime": plan.restore_runtime,
-            "started": [],
-            "stopped": [],
-            "caller": os.getpid(),
-            "caller_start": _start_time(os.getpid()),
-            "applied": False,
-        },
-    )
-    pid = LocalRunner().spawn([sys.executable, "-m", "kvmnet.hostnet.deadman", str(path)])
+    record = pending_record(plan, snap, ident, confirm_within, now=time.time())
+    # The caller is on this machine: the watcher rolls back at once if it dies mid-steps
+    # (PID and start time name one process even after the PID is reused).
+    record["caller"] = os.getpid()
+    record["caller_start"] = _start_time(os.getpid())
+    _write(path, record)
+    pid = LocalRunner().spawn(watcher_argv(str(path)))
     log.info("dead-man watcher %d armed: %s", pid, path)
     return path
 
@@ -178,7 +195,7 @@ def update(path: Path, journal: Journal, *, confirm_within: float) -> None:
     """After the steps: record what they started/stopped; the countdown starts now.
 
     Args:
-        path: the pending file :func:`arm` returned.
+        path: the pending file `arm` returned.
         journal: what the steps started and stopped.
         confirm_within: seconds from now until the watcher rolls back.
 
@@ -264,8 +281,6 @@ def _wait_for_deadline(path: Path) -> dict[str, object] | None:
 
 
 def _journal(data: dict[str, object]) -> Journal:
-    from .apply import Journal
-
     started = data.get("started")
     stopped = data.get("stopped")
     return Journal(
@@ -285,8 +300,6 @@ def watch(path: Path) -> int:
         0: confirmed, or rolled back exactly; 1: rolled back with differences left;
         3: refused (UntrustedPath), nothing executed.
     """
-    from .apply import roll_back
-
     try:
         if _wait_for_deadline(path) is None:
             return 0

@@ -1,4 +1,4 @@
-"""A fake host for tests and docs: a :class:`RecordingRunner` whose read commands describe
+"""A fake host for tests and docs: a `RecordingRunner` whose read commands describe
 the links, routes and processes you give it. No root, nothing executed.
 
 Usage::
@@ -34,10 +34,22 @@ NETNS_ID = "net:[4026531840]\n"
 
 @dataclass
 class FakeHostRunner(RecordingRunner):
-    """A RecordingRunner whose process table (``/proc/PID/cmdline`` in ``files``) follows
-    what runs: ``spawn`` adds the process, ``kill -SIG PID`` removes it, unless its argv
-    starts with one of ``survive_kill`` (a process that ignores signals). A spawned argv
-    starting with one of ``die_at_start`` exits at once (it never shows up)."""
+    """A `RecordingRunner` whose process table follows what runs.
+
+    The process table is ``/proc/PID/cmdline`` in ``files``: ``spawn`` adds the process,
+    ``kill -SIG PID`` removes it.
+
+    Attributes:
+        replies: as for `RecordingRunner`.
+        files: as for `RecordingRunner`; holds the process table too.
+        modes: as for `RecordingRunner`.
+        fail: as for `RecordingRunner`.
+        netns: as for `RecordingRunner`.
+        calls: as for `RecordingRunner`.
+        survive_kill: argv prefixes of processes that ignore signals (a kill leaves them).
+        die_at_start: argv prefixes of processes that exit at once when spawned (they
+            never show up).
+    """
 
     survive_kill: Sequence[tuple[str, ...]] = ()
     die_at_start: Sequence[tuple[str, ...]] = ()
@@ -54,6 +66,20 @@ class FakeHostRunner(RecordingRunner):
         check: bool = True,
         timeout: float = DEFAULT_TIMEOUT,
     ) -> CommandResult:
+        """As `RecordingRunner.run`; a successful ``kill -SIG PID`` also ends the process.
+
+        Args:
+            argv: the command and its arguments.
+            input: ignored: nothing runs.
+            check: raise unless the (canned) exit status is 0.
+            timeout: ignored: nothing runs.
+
+        Returns:
+            The canned result.
+
+        Raises:
+            CommandFailed: ``check`` and a canned non-zero exit.
+        """
         result = super().run(argv, input=input, check=check, timeout=timeout)
         key = tuple(argv)
         if len(key) == 3 and key[0] == "kill" and key[2].isdigit() and result.ok:
@@ -63,6 +89,14 @@ class FakeHostRunner(RecordingRunner):
         return result
 
     def spawn(self, argv: Sequence[str]) -> int:
+        """As `RecordingRunner.spawn`; the process then shows up in ``/proc``.
+
+        Args:
+            argv: the command and its arguments.
+
+        Returns:
+            A made-up PID.
+        """
         pid = super().spawn(argv)
         key = tuple(argv)
         if not any(key[: len(p)] == p for p in self.die_at_start):
@@ -141,11 +175,24 @@ def fake_host(
     replies: Mapping[tuple[str, ...], Reply] | None = None,
     netns: str | None = None,
 ) -> FakeHostRunner:
-    """A RecordingRunner that reports ``links``, ``routes`` and ``processes`` (pid -> argv);
-    processes it spawns show up, processes it kills go (:class:`FakeHostRunner`).
+    """A fake host: its read commands report ``links``, ``routes`` and ``processes``.
 
-    Wi-Fi can only be faked here: give a link ``wireless=True`` and its
-    ``/sys/class/net/NAME/uevent`` says ``DEVTYPE=wlan``.
+    Processes it spawns show up, processes it kills go (`FakeHostRunner`). Wi-Fi can only
+    be faked here: give a link ``wireless=True`` and its ``/sys/class/net/NAME/uevent`` says
+    ``DEVTYPE=wlan``.
+
+    Args:
+        links: the host's links, as ``ip -j link``/``ip -j addr`` report them.
+        routes: the main routing table.
+        processes: running processes, PID -> argv (e.g. a DHCP client on the NIC).
+        files: canned files, path -> bytes (configuration the backends read).
+        iptables_forward: the policy of iptables' FORWARD chain (``"DROP"``, with
+            br_netfilter loaded, makes the `br-netfilter` preflight refuse).
+        replies: more canned command replies, as for `RecordingRunner`.
+        netns: the network namespace it pretends to be.
+
+    Returns:
+        The `FakeHostRunner`: a `RecordingRunner` to inject as a backend's ``runner``.
     """
     links = list(links)
     routes = list(routes)

@@ -12,7 +12,7 @@ from __future__ import annotations
 import ipaddress
 import json
 import os
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import replace
 
 from ..errors import HostNicNotFound, KvmnetError
@@ -176,15 +176,33 @@ def process_argv(runner: Runner, pid: int) -> tuple[str, ...]:
     return tuple(a for a in raw.decode(errors="replace").split("\0") if a)
 
 
+def _read_many(runner: Runner, paths: Sequence[str]) -> dict[str, bytes | None]:
+    # A runner on another machine reads them all in one round trip instead of one each.
+    bulk = getattr(runner, "read_files", None)
+    if callable(bulk):
+        found: dict[str, bytes | None] = bulk(paths)
+        return found
+    found = {}
+    for path in paths:
+        try:
+            found[path] = runner.read_file(path)
+        except OSError:
+            # ESRCH: the process exited between the open and the read (one being stopped).
+            found[path] = None
+    return found
+
+
 def find_dhcp_clients(runner: Runner, links: Iterable[str]) -> tuple[DhcpClient, ...]:
     """DHCP client processes (dhclient, udhcpc, dhcpcd) whose command line names one of
     ``links``, in the runner's network namespace."""
     wanted = set(links)
     found: list[DhcpClient] = []
-    for pid in runner.list_dir("/proc") or ():
-        if not pid.isdigit():
-            continue
-        argv = process_argv(runner, int(pid))
+    pids = [p for p in runner.list_dir("/proc") or () if p.isdigit()]
+    cmdlines = _read_many(runner, [f"/proc/{pid}/cmdline" for pid in pids])
+    for pid in pids:
+        raw = cmdlines.get(f"/proc/{pid}/cmdline")
+        # Empty: gone meanwhile, or a zombie that has exited and waits to be reaped.
+        argv = tuple(a for a in (raw or b"").decode(errors="replace").split("\0") if a)
         if not argv:
             continue
         words = list(argv[:2])

@@ -1,6 +1,6 @@
 """Name validation: every interface or namespace name is checked before it reaches a command
 or a path (the kernel's rules: 1-15 bytes, no ``/``, whitespace or ``:``, not ``.``/``..``; and
-printable ASCII, which every config tool takes). :mod:`kvmnet.validate` checks the type first
+printable ASCII, which every config tool takes). `kvmnet.validate` checks the type first
 and calls these, for host bridges and guest XML alike.
 
 Usage::

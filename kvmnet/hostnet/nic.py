@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING
 
 from .. import _html, validate
 from ..errors import PreflightRefused
+from .apply import apply_plan
 from .inspect import inspect_host, read_links, read_routes, ssh_uses
 from .names import validate_ifname
 from .plan import Plan
@@ -47,11 +48,18 @@ def _default_backend(backend: Backend | None) -> Backend:
 
 
 def _own_session(backend: Backend) -> str | None:
-    """This process's ``$SSH_CONNECTION``, when it can matter: a backend acting inside another
+    """This process's ``$SSH_CONNECTION`` (the far side's, for a runner on another machine),
+    when it can matter: a backend acting inside another
     network namespace does not touch the links this session's sshd talks over (and a route
     lookup in there would point at that namespace's own default route)."""
     if backend.runner.netns is not None:
         return None
+    # A runner on another machine (SshRunner) knows kvmnet's own session there: the far
+    # side's $SSH_CONNECTION says which of that machine's addresses it comes in on.
+    remote = getattr(backend.runner, "ssh_connection", None)
+    if callable(remote):
+        session: str | None = remote()
+        return session
     return os.environ.get("SSH_CONNECTION")
 
 
@@ -69,7 +77,7 @@ def _plan_args(
     verify: object,
     ssh_connection: object,
 ) -> tuple[bool, tuple[str, ...], tuple[str, ...], float | None, bool]:
-    """enslave/release's shared options, checked (see :mod:`kvmnet.validate`)."""
+    """enslave/release's shared options, checked (see `kvmnet.validate`)."""
     if ssh_connection is not None and not isinstance(ssh_connection, str):
         validate.text(ssh_connection, "ssh_connection")  # raises InvalidType
     return (
@@ -100,6 +108,7 @@ class _Link:
 
     @property
     def exists(self) -> bool:
+        """True if the kernel has this link now."""
         return self._read() is not None
 
     @property
@@ -109,11 +118,13 @@ class _Link:
 
     @property
     def mac(self) -> str | None:
+        """The link's MAC, None if absent."""
         state = self._read()
         return state.mac if state else None
 
     @property
     def addresses(self) -> tuple[IpAddress, ...]:
+        """The link's IP addresses (empty if absent)."""
         state = self._read()
         return state.addresses if state else ()
 
@@ -124,6 +135,7 @@ class _Link:
 
     @property
     def operstate(self) -> str | None:
+        """The kernel's operational state (``UP``, ``DOWN``...), None if absent."""
         state = self._read()
         return state.operstate if state else None
 
@@ -136,7 +148,15 @@ class _Link:
 
 
 class HostNic(_Link):
-    """A host network interface, e.g. ``HostNic("enp0s20f0u1", backend=backend)``."""
+    """A host network interface, e.g. ``HostNic("enp0s20f0u1", backend=backend)``.
+
+    Args:
+        name: the interface's name.
+        backend: the backend that reads it and plans changes (default: ``auto``, local).
+
+    Raises:
+        InvalidName: a name no Linux interface can have.
+    """
 
     def __init__(self, name: str, *, backend: Backend | None = None) -> None:
         super().__init__(name, backend=backend, what="NIC")
@@ -149,12 +169,20 @@ class HostNic(_Link):
 
     @property
     def wireless(self) -> bool:
+        """True for a Wi-Fi NIC (which cannot be a bridge port as is)."""
         state = self._read()
         return bool(state and state.wireless)
 
     def ssh_session_uses(self, ssh_connection: str | None = None) -> bool:
-        """True if the SSH session (``$SSH_CONNECTION`` unless given; ignored for a backend in
-        another network namespace) runs over this NIC or the bridge it is a port of."""
+        """True if the SSH session runs over this NIC or the bridge it is a port of.
+
+        Args:
+            ssh_connection: the session as ``$SSH_CONNECTION`` words it (default: this
+                process's own; ignored for a backend in another network namespace).
+
+        Returns:
+            Whether cutting this NIC would cut the session.
+        """
         state = self._read()
         if state is None:
             return False
@@ -179,7 +207,15 @@ class HostNic(_Link):
 
 
 class Bridge(_Link):
-    """A host bridge (present or to be created), e.g. ``Bridge("br0", backend=backend)``."""
+    """A host bridge (present or to be created), e.g. ``Bridge("br0", backend=backend)``.
+
+    Args:
+        name: the bridge's name.
+        backend: the backend that reads it and plans changes (default: ``auto``, local).
+
+    Raises:
+        InvalidBridgeName: a name no Linux bridge can have.
+    """
 
     def __init__(self, name: str, *, backend: Backend | None = None) -> None:
         check_bridge_name(name)
@@ -187,11 +223,13 @@ class Bridge(_Link):
 
     @property
     def ports(self) -> tuple[str, ...]:
+        """The names of the bridge's ports (empty if absent)."""
         state = self._read()
         return state.ports if state else ()
 
     @property
     def stp(self) -> bool | None:
+        """Whether STP is on, None if the bridge is absent."""
         state = self._read()
         return state.stp if state else None
 
@@ -225,10 +263,36 @@ class Bridge(_Link):
         verify: bool = True,
         ssh_connection: str | None = None,
     ) -> Plan:
-        """Plan (and unless ``dry_run``, apply) moving ``nic`` and its addresses/routes into
-        this bridge. ``force`` overrides preflight refusals by name (see
-        :mod:`kvmnet.hostnet.preflight`); ``confirm_within`` arms the dead-man timer.
-        Every argument is checked before the host is read: InvalidInput for a bad one."""
+        """Plan (and unless ``dry_run``, apply) moving ``nic`` and its addresses into this bridge.
+
+        Every argument is checked before the host is read.
+
+        Args:
+            nic: the NIC to move, as a `HostNic` or its name.
+            dry_run: True: only plan; ``plan.apply()`` runs it later.
+            stp: turn STP on (the plan warns: a port forwards nothing for 2 x forward delay).
+            forward_delay: the bridge's forward delay, in seconds.
+            dhcp_client: an argv starting a DHCP client afterwards, e.g.
+                ``("dhclient", "br0")``. A client found on the NIC is always stopped first.
+            force: preflight refusals to override, by name (see `kvmnet.hostnet.preflight`),
+                e.g. ``{"wireless"}``.
+            confirm_within: seconds: arms the dead-man timer, which rolls back unless
+                `kvmnet.hostnet.confirm` is called in time (None: no timer).
+            verify: check the result (bridge up with the NIC's MAC and addresses, default
+                route, gateway reachable), retried, rolling back on failure.
+            ssh_connection: the SSH session to protect, as ``$SSH_CONNECTION`` words it
+                (default: this process's own; a change that would cut it needs confirmation).
+
+        Returns:
+            The `Plan`: applied unless ``dry_run``.
+
+        Raises:
+            InvalidInput: a bad argument (or a subclass: InvalidType, InvalidName...).
+            HostNicNotFound: no such NIC on the host.
+            PreflightRefused: a refusal not overridden by ``force`` (Wi-Fi, SSH session...).
+            RolledBack: applying failed and the host is as before.
+            RollbackFailed: applying failed and the rollback left something different.
+        """
         name = _nic_name(nic)
         stp = validate.flag(stp, "stp")
         forward_delay = validate.count(forward_delay, "forward_delay", minimum=0, maximum=30)
@@ -263,6 +327,7 @@ class Bridge(_Link):
                 steps=(),
                 warnings=(f"{name} is already a port of {self.name}: nothing to do",),
                 runner=self.backend.runner,
+                applier=apply_plan,
             )
         else:
             plan = self.backend.plan_enslave(request, current)
@@ -281,8 +346,34 @@ class Bridge(_Link):
         ssh_connection: str | None = None,
     ) -> Plan:
         """The way back: the bridge's addresses and routes onto ``nic``, ``nic`` out of the
-        bridge, the bridge removed when no port is left. Arguments are checked as
-        :meth:`enslave` checks them."""
+        bridge, the bridge removed when no port is left.
+
+        Arguments are checked as `enslave` checks them.
+
+        Args:
+            nic: the port to release, as a `HostNic` or its name.
+            dry_run: True: only plan; ``plan.apply()`` runs it later.
+            dhcp_client: an argv starting a DHCP client afterwards, e.g.
+                ``("dhclient", "br0")``. A client found on the NIC is always stopped first.
+            force: preflight refusals to override, by name (see `kvmnet.hostnet.preflight`),
+                e.g. ``{"wireless"}``.
+            confirm_within: seconds: arms the dead-man timer, which rolls back unless
+                `kvmnet.hostnet.confirm` is called in time (None: no timer).
+            verify: check the result (bridge up with the NIC's MAC and addresses, default
+                route, gateway reachable), retried, rolling back on failure.
+            ssh_connection: the SSH session to protect, as ``$SSH_CONNECTION`` words it
+                (default: this process's own; a change that would cut it needs confirmation).
+
+        Returns:
+            The `Plan`: applied unless ``dry_run``.
+
+        Raises:
+            InvalidInput: a bad argument.
+            HostNicNotFound: no such NIC on the host.
+            PreflightRefused: a refusal not overridden by ``force``.
+            RolledBack: applying failed and the host is as before.
+            RollbackFailed: applying failed and the rollback left something different.
+        """
         name = _nic_name(nic)
         dry_run, dhcp_client, force, confirm_within, verify = _plan_args(
             dry_run, dhcp_client, force, confirm_within, verify, ssh_connection

@@ -1,16 +1,16 @@
-"""A host change you can read before it runs: :class:`Plan` and its steps (pure, no I/O).
+"""A host change you can read before it runs: `Plan` and its steps (pure, no I/O).
 
 A backend returns a Plan; ``str(plan)`` shows every file it writes (full content and a
 unified diff against what is there now), every command as an argv, in order, and every check
 made afterwards. ``plan.apply()`` hands it to the one shared mechanism in
-:mod:`kvmnet.hostnet.apply` (snapshot -> steps -> verify -> commit or roll back)::
+`kvmnet.hostnet.apply` (snapshot -> steps -> verify -> commit or roll back)::
 
     plan = br.enslave(nic, dry_run=True)
     print(plan)
     plan.apply(confirm_within=60)
 
-Step types: :class:`RunCommand`, :class:`WriteFile`, :class:`RemoveFile`,
-:class:`StopProcess`, :class:`StartProcess`. :class:`Check` is one verification.
+Step types: `RunCommand`, `WriteFile`, `RemoveFile`,
+`StopProcess`, `StartProcess`. `Check` is one verification.
 """
 
 from __future__ import annotations
@@ -18,9 +18,10 @@ from __future__ import annotations
 import difflib
 import shlex
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Literal, Protocol
 
 from .. import _html
+from ..errors import PlanFailed
 
 if TYPE_CHECKING:
     from .apply import ApplyResult
@@ -28,6 +29,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "STEP_TYPES",
+    "Applier",
     "Check",
     "CheckKind",
     "Plan",
@@ -37,6 +39,7 @@ __all__ = [
     "Step",
     "StopProcess",
     "WriteFile",
+    "step_command",
     "step_kind",
 ]
 
@@ -176,18 +179,62 @@ STEP_TYPES: dict[str, type[Step]] = {
 
 
 def step_kind(step: Step) -> str:
-    """The short name of ``step``'s type in :data:`STEP_TYPES`, e.g. ``"run"``."""
+    """The short name of ``step``'s type in `STEP_TYPES`, e.g. ``"run"``."""
     return next(kind for kind, cls in STEP_TYPES.items() if isinstance(step, cls))
+
+
+def step_command(step: Step) -> tuple[str, ...] | None:
+    """The argv ``step`` runs: a command's or started process's own, a StopProcess's ``kill``
+    command; None for a file step. (``Plan.commands`` and apply's error messages.)"""
+    if isinstance(step, RunCommand | StartProcess):
+        return step.argv
+    if isinstance(step, StopProcess):
+        return step.command
+    return None
+
+
+class Applier(Protocol):
+    """What applies a plan: :func:`kvmnet.hostnet.apply.apply_plan`, handed to the plan by
+    whoever builds it (the backends, :class:`~kvmnet.Bridge`) so that this value module does
+    not import the machinery that acts on it."""
+
+    def __call__(
+        self,
+        plan: Plan,
+        /,
+        *,
+        verify: bool,
+        confirm_within: float | None,
+        retries: int,
+        retry_interval: float,
+        rollback_on_failure: bool,
+        state_dir: str | None,
+    ) -> ApplyResult: ...
 
 
 @dataclass(frozen=True, eq=False)
 class Plan:
     """What a backend will do to bridge (``action="enslave"``) or release a NIC.
 
-    ``rollback_hints`` are backend steps that re-activate the old configuration after the
-    files were restored (e.g. ``nmcli connection reload``). ``restore_runtime`` False means the
-    backend's daemon restores the runtime state itself, so the shared rollback leaves links,
-    addresses and routes alone. ``runner`` executes it (None: it cannot be applied).
+    Attributes:
+        backend: the name of the backend that made it (``"nmcli"``, ``"netplan"``...).
+        action: ``"enslave"`` or ``"release"``.
+        nic: the NIC moved into (or out of) the bridge.
+        bridge: the bridge.
+        steps: what runs, in order: files written or removed, commands, processes.
+        checks: what verification checks afterwards.
+        rollback_hints: backend steps that re-activate the old configuration after the
+            files were restored (e.g. ``nmcli connection reload``).
+        warnings: what the user should know before applying.
+        dry_run: made with ``dry_run=True`` (nothing applied yet).
+        restore_runtime: False: the backend's daemon restores the runtime state itself, so
+            the shared rollback leaves links, addresses and routes alone.
+        requires_confirmation: set by preflight when the SSH session runs over the NIC:
+            applying needs ``confirm_within``.
+        notes: e.g. which backend ``auto`` chose, and why.
+        runner: executes it (None: it cannot be applied).
+        applier: the mechanism ``apply()`` hands it to (`kvmnet.hostnet.apply.apply_plan`,
+            set by whoever builds the plan, so the value does not import what acts on it).
     """
 
     backend: str
@@ -203,6 +250,8 @@ class Plan:
     requires_confirmation: bool = False  # set by preflight: the SSH session runs over the NIC
     notes: tuple[str, ...] = ()  # e.g. which backend "auto" chose, and why
     runner: Runner | None = field(default=None, repr=False)
+    # Handed in by the builder with the runner (see Applier); None: it cannot be applied.
+    applier: Applier | None = field(default=None, repr=False)
 
     @property
     def files(self) -> tuple[str, ...]:
@@ -216,13 +265,7 @@ class Plan:
     @property
     def commands(self) -> tuple[tuple[str, ...], ...]:
         """Every argv the plan runs, in order (StopProcess as its ``kill`` command)."""
-        out: list[tuple[str, ...]] = []
-        for step in self.steps:
-            if isinstance(step, RunCommand | StartProcess):
-                out.append(step.argv)
-            elif isinstance(step, StopProcess):
-                out.append(step.command)
-        return tuple(out)
+        return tuple(argv for step in self.steps if (argv := step_command(step)) is not None)
 
     def apply(
         self,
@@ -236,13 +279,36 @@ class Plan:
     ) -> ApplyResult:
         """Run the steps, verify the checks (with retries), roll back on failure.
 
-        ``confirm_within`` (seconds) arms the dead-man timer: a detached watcher rolls back
-        unless :func:`kvmnet.hostnet.confirm` is called in time. Raises
-        :class:`~kvmnet.RolledBack` or :class:`~kvmnet.RollbackFailed` on failure.
-        """
-        from .apply import apply_plan
+        Options are checked before anything runs (no read of the host, no dead-man armed).
 
-        return apply_plan(
+        Args:
+            verify: run the checks after the steps (False: only run the steps).
+            confirm_within: seconds: arms the dead-man timer: a detached watcher rolls back
+                unless `kvmnet.hostnet.confirm` is called in time (None: no timer).
+            retries: how many rounds of checks before giving up (1 or more).
+            retry_interval: seconds between rounds (0 or more).
+            rollback_on_failure: roll back when a step or the checks fail (False leaves the
+                host as the failure left it, for debugging).
+            state_dir: where the dead-man timer keeps its state (default: kvmnet's run
+                directory).
+
+        Returns:
+            The `ApplyResult`: what ran and what was verified.
+
+        Raises:
+            InvalidInput: a bad option (InvalidType for a wrong type).
+            RolledBack: a step or check failed; the host is as before.
+            RollbackFailed: the rollback left something different (listed).
+            PlanFailed: the plan cannot be applied (made without a runner).
+            PreflightRefused: the plan needs confirmation (the SSH session runs over the
+                NIC) and ``confirm_within`` is None.
+        """
+        if self.applier is None:
+            raise PlanFailed(
+                f"{self!r} has no applier: build it through a backend, or pass it to "
+                "kvmnet.hostnet.apply.apply_plan()"
+            )
+        return self.applier(
             self,
             verify=verify,
             confirm_within=confirm_within,

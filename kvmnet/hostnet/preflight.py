@@ -1,4 +1,4 @@
-"""Refusals before anything changes. Each raises :class:`~kvmnet.PreflightRefused` naming
+"""Refusals before anything changes. Each raises `PreflightRefused` naming
 the fix and the ``force=`` key that overrides it:
 
 =================  ===========================================================  =========
@@ -29,10 +29,10 @@ check (force key)  refused when                                                 
 
 ``netboot`` and ``802.1x`` are found in a backend's files, and so can ``sriov-vf``,
 ``vlan-parent`` and ``enslaved`` be (netplan's ``link:``, ``auth:``, a bond's members; an
-ifcfg ``MASTER=``): the backend calls :func:`refuse` while planning (before anything
+ifcfg ``MASTER=``): the backend calls `refuse` while planning (before anything
 changes) with ``request.force``.
 
-A missing NIC raises :class:`~kvmnet.HostNicNotFound` while reading the host.
+A missing NIC raises `HostNicNotFound` while reading the host.
 """
 
 from __future__ import annotations
@@ -93,7 +93,7 @@ def refuse(check: str, message: str, force: Collection[str]) -> None:
     """Raise PreflightRefused(``message`` + how to override) unless ``check`` is in ``force``.
 
     Args:
-        check: one of :data:`CHECKS`.
+        check: one of `CHECKS`.
         message: what is wrong and what to do.
         force: the checks the caller overrides.
 
@@ -122,10 +122,12 @@ def _refuse_kernel_uppers(
             force,
         )
     entries = current.list_dir(f"/sys/class/net/{nic}") or ()
+    # VLANs only: a macvlan on the NIC is a backend's to move onto the bridge (networkd does).
     uppers = sorted(
-        e[len("upper_") :]
+        name
         for e in entries
-        if e.startswith("upper_") and e[len("upper_") :] != request.bridge
+        if e.startswith("upper_") and (name := e[len("upper_") :]) != request.bridge
+        and b"DEVTYPE=vlan" in (current.read_file(f"/sys/class/net/{name}/uevent") or b"")
     )
     if uppers and current.nic.master is None and not current.vlans:
         refuse(

@@ -1,8 +1,8 @@
-"""A planner's two inputs: what is wanted (:class:`BridgeRequest`) and what is there
-(:class:`HostState`, read by :mod:`kvmnet.hostnet.inspect` through the runner).
+"""A planner's two inputs: what is wanted (`BridgeRequest`) and what is there
+(`HostState`, read by `kvmnet.hostnet.inspect` through the runner).
 
 Backends turn ``(request, current)`` into a Plan and nothing else; see
-:mod:`kvmnet.backends.base`.
+`kvmnet.backends.base`.
 """
 
 from __future__ import annotations
@@ -36,8 +36,8 @@ class BridgeRequest:
     client on the bridge after the move (``()``: copy the leased addresses with their
     lifetimes and start nothing; a DHCP client found on the NIC is stopped either way).
     ``force`` names the preflight refusals the caller overrides (see
-    :mod:`kvmnet.hostnet.preflight`), so a backend refusing what only its files show
-    (:func:`~kvmnet.hostnet.preflight.refuse`) honours the same overrides.
+    `kvmnet.hostnet.preflight`), so a backend refusing what only its files show
+    (`refuse`) honours the same overrides.
     """
 
     nic: str
@@ -119,9 +119,10 @@ class HostState:
 
     @property
     def vlans(self) -> tuple[str, ...]:
-        """The VLANs (and macvlans) whose lower device is the NIC."""
+        """The VLANs whose lower device is the NIC (macvlans are not: a backend that can
+        moves them onto the bridge)."""
         return tuple(sorted(n for n, link in self.others.items() if link.parent == self.nic.name
-                            and link.kind in ("vlan", "macvlan", "macvtap")))
+                            and link.kind == "vlan"))
 
     @property
     def default_routes(self) -> tuple[IpRoute, ...]:

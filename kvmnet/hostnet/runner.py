@@ -1,15 +1,15 @@
 """The one place in kvmnet that runs commands and writes files: the runner seam.
 
-Everything that touches the host goes through a :class:`Runner`, the way httpx sends every
+Everything that touches the host goes through a `Runner`, the way httpx sends every
 request through a transport. Backends never run anything: they read the host through the
-runner (read-only queries, files) and return a :class:`~kvmnet.hostnet.plan.Plan`; the
+runner (read-only queries, files) and return a `Plan`; the
 shared apply mechanism executes that plan through the same runner.
 
-- :class:`LocalRunner` acts on this host.
-- :class:`NetnsRunner` runs commands inside a network namespace (``ip netns exec NS ...``);
+- `LocalRunner` acts on this host.
+- `NetnsRunner` runs commands inside a network namespace (``ip netns exec NS ...``);
   files are shared with the host, except the per-namespace ``/proc/sys/net`` and ``/sys``.
-- :class:`Scratch` is a temporary folder on this machine for a validator's input.
-- :class:`RecordingRunner` executes nothing and records every call; canned replies answer read
+- `Scratch` is a temporary folder on this machine for a validator's input.
+- `RecordingRunner` executes nothing and records every call; canned replies answer read
   commands, so embedders can test their own code without root (like httpx's MockTransport)::
 
       runner = RecordingRunner(replies={("ip", "-j", "link", "show"): "[]"})
@@ -53,7 +53,14 @@ DEFAULT_TIMEOUT = 60.0
 
 @dataclass(frozen=True)
 class CommandResult:
-    """What a command did: ``argv`` as run, exit status and its decoded output."""
+    """What a command did: ``argv`` as run, exit status and its decoded output.
+
+    Attributes:
+        argv: the command as run.
+        returncode: its exit status.
+        stdout: its standard output, decoded.
+        stderr: its standard error, decoded.
+    """
 
     argv: tuple[str, ...]
     returncode: int
@@ -62,10 +69,18 @@ class CommandResult:
 
     @property
     def ok(self) -> bool:
+        """True when the command exited 0."""
         return self.returncode == 0
 
     def check(self) -> CommandResult:
-        """Raise :class:`~kvmnet.CommandFailed` unless the command exited 0."""
+        """Raise `CommandFailed` unless the command exited 0.
+
+        Returns:
+            This result, for chaining.
+
+        Raises:
+            CommandFailed: naming the command, its exit status and its error output.
+        """
         if self.returncode != 0:
             err = " ".join(self.stderr.split())
             raise CommandFailed(
@@ -87,7 +102,9 @@ class Runner(Protocol):
     """
 
     @property
-    def netns(self) -> str | None: ...
+    def netns(self) -> str | None:
+        """The network namespace commands run in (None: the runner's own)."""
+        ...
 
     def run(
         self,
@@ -96,19 +113,84 @@ class Runner(Protocol):
         input: str | None = None,
         check: bool = True,
         timeout: float = DEFAULT_TIMEOUT,
-    ) -> CommandResult: ...
+    ) -> CommandResult:
+        """Run ``argv`` (an argument list, never a shell) and wait for it.
 
-    def spawn(self, argv: Sequence[str]) -> int: ...
+        Args:
+            argv: the command and its arguments.
+            input: text fed to its standard input.
+            check: raise unless it exits 0.
+            timeout: seconds before it is killed.
 
-    def read_file(self, path: str) -> bytes | None: ...
+        Returns:
+            What the command did.
 
-    def file_mode(self, path: str) -> int | None: ...
+        Raises:
+            CommandFailed: ``check`` and a non-zero exit, or a timeout.
+        """
+        ...
 
-    def list_dir(self, path: str) -> tuple[str, ...] | None: ...
+    def spawn(self, argv: Sequence[str]) -> int:
+        """Start a detached long-running process (a DHCP client).
 
-    def write_file(self, path: str, data: bytes, *, mode: int) -> None: ...
+        Args:
+            argv: the command and its arguments.
 
-    def remove_file(self, path: str) -> None: ...
+        Returns:
+            Its PID.
+        """
+        ...
+
+    def read_file(self, path: str) -> bytes | None:
+        """The bytes of ``path``.
+
+        Args:
+            path: an absolute path.
+
+        Returns:
+            The file's bytes, None if it does not exist.
+        """
+        ...
+
+    def file_mode(self, path: str) -> int | None:
+        """The permission bits of ``path``.
+
+        Args:
+            path: an absolute path.
+
+        Returns:
+            The mode (e.g. ``0o600``), None if it does not exist.
+        """
+        ...
+
+    def list_dir(self, path: str) -> tuple[str, ...] | None:
+        """The names in directory ``path``.
+
+        Args:
+            path: an absolute path.
+
+        Returns:
+            The entries' names, None if it is no directory.
+        """
+        ...
+
+    def write_file(self, path: str, data: bytes, *, mode: int) -> None:
+        """Write ``path`` atomically: temp file beside it, fsync, chmod, ``os.replace``.
+
+        Args:
+            path: an absolute path.
+            data: the new content.
+            mode: its permission bits.
+        """
+        ...
+
+    def remove_file(self, path: str) -> None:
+        """Remove ``path``; a missing file is no error.
+
+        Args:
+            path: an absolute path.
+        """
+        ...
 
 
 def _atomic_write(path: str, data: bytes, mode: int) -> None:
@@ -135,7 +217,7 @@ def _atomic_write(path: str, data: bytes, mode: int) -> None:
 
 
 class LocalRunner:
-    """Runs commands on this host with :mod:`subprocess` (argument lists, never a shell)."""
+    """Runs commands on this host with `subprocess` (argument lists, never a shell)."""
 
     def __init__(self) -> None:
         self._netns: str | None = None
@@ -268,7 +350,7 @@ def is_read_only(argv: Sequence[str]) -> bool:
 
 
 def default_runner(netns: str | None = None) -> LocalRunner:
-    """:class:`NetnsRunner` for ``netns``, else :class:`LocalRunner`.
+    """`NetnsRunner` for ``netns``, else `LocalRunner`.
 
     Only None means "this namespace": an empty name is refused (by NetnsRunner's name check)
     rather than silently acting on the host's own interfaces.
@@ -278,7 +360,15 @@ def default_runner(netns: str | None = None) -> LocalRunner:
 
 @dataclass(frozen=True)
 class Call:
-    """One call a :class:`RecordingRunner` received: ``kind`` is run, spawn, write or remove."""
+    """One call a `RecordingRunner` received.
+
+    Attributes:
+        kind: ``"run"``, ``"spawn"``, ``"write"`` or ``"remove"``.
+        argv: the command, for run and spawn.
+        path: the file, for write and remove.
+        data: the bytes written.
+        mode: the mode written.
+    """
 
     kind: str
     argv: tuple[str, ...] = ()
@@ -294,10 +384,14 @@ Reply = CommandResult | str | Callable[[tuple[str, ...]], CommandResult]
 class RecordingRunner:
     """Executes nothing; records every call. Reads are answered from canned data.
 
-    ``replies`` maps an argv (a tuple) to its stdout, a :class:`CommandResult`, or a function
-    of the argv; an argv with no reply "succeeds" with empty output. ``files`` maps paths to
-    their bytes (writes update it, so a later read sees them); ``modes`` their modes.
-    ``fail`` lists argv prefixes that exit 1, to rehearse failures.
+    Attributes:
+        replies: an argv (a tuple) -> its stdout, a `CommandResult`, or a function of the
+            argv; an argv with no reply "succeeds" with empty output.
+        files: path -> bytes (writes update it, so a later read sees them).
+        modes: path -> mode.
+        fail: argv prefixes that exit 1, to rehearse failures.
+        netns: the namespace it pretends to run in.
+        calls: every call received, in order.
     """
 
     replies: Mapping[tuple[str, ...], Reply] = field(default_factory=dict)
@@ -310,7 +404,7 @@ class RecordingRunner:
 
     @property
     def commands(self) -> list[tuple[str, ...]]:
-        """Every argv given to :meth:`run` and :meth:`spawn`, in order."""
+        """Every argv given to `run` and `spawn`, in order."""
         return [c.argv for c in self.calls if c.kind in ("run", "spawn")]
 
     @property
@@ -331,6 +425,20 @@ class RecordingRunner:
         check: bool = True,
         timeout: float = DEFAULT_TIMEOUT,
     ) -> CommandResult:
+        """Record ``argv`` and answer from `replies` (an argv with no reply succeeds, empty).
+
+        Args:
+            argv: the command and its arguments.
+            input: ignored: nothing runs.
+            check: raise unless the (canned) exit status is 0.
+            timeout: ignored: nothing runs.
+
+        Returns:
+            The canned result; exit status 1 for an argv matching `fail`.
+
+        Raises:
+            CommandFailed: ``check`` and a canned non-zero exit.
+        """
         key = tuple(argv)
         self.calls.append(Call("run", key))
         reply = self.replies.get(key)
@@ -347,29 +455,73 @@ class RecordingRunner:
         return result.check() if check else result
 
     def spawn(self, argv: Sequence[str]) -> int:
+        """Record ``argv``; start nothing.
+
+        Args:
+            argv: the command and its arguments.
+
+        Returns:
+            A made-up PID, one higher per call.
+        """
         self.calls.append(Call("spawn", tuple(argv)))
         self._next_pid += 1
         return self._next_pid
 
     def read_file(self, path: str) -> bytes | None:
+        """The canned bytes of ``path``.
+
+        Args:
+            path: an absolute path.
+
+        Returns:
+            The bytes from `files`, None if it has none.
+        """
         return self.files.get(path)
 
     def file_mode(self, path: str) -> int | None:
+        """The canned mode of ``path``.
+
+        Args:
+            path: an absolute path.
+
+        Returns:
+            The mode from `modes` (0o644 if it names none), None for a file not in `files`.
+        """
         if path not in self.files:
             return None
         return self.modes.get(path, 0o644)
 
     def list_dir(self, path: str) -> tuple[str, ...] | None:
+        """The names under ``path`` among the canned `files`.
+
+        Args:
+            path: an absolute path.
+
+        Returns:
+            The entries' names, None if no file lies under it.
+        """
         prefix = path.rstrip("/") + "/"
         names = {p[len(prefix) :].split("/", 1)[0] for p in self.files if p.startswith(prefix)}
         return tuple(sorted(names)) if names else None
 
     def write_file(self, path: str, data: bytes, *, mode: int) -> None:
+        """Record the write and keep the bytes in `files`, so a later read sees them.
+
+        Args:
+            path: an absolute path.
+            data: the new content.
+            mode: its permission bits, kept in `modes`.
+        """
         self.calls.append(Call("write", path=path, data=data, mode=mode))
         self.files[path] = data
         self.modes[path] = mode
 
     def remove_file(self, path: str) -> None:
+        """Record the removal and drop ``path`` from `files`.
+
+        Args:
+            path: an absolute path.
+        """
         self.calls.append(Call("remove", path=path))
         self.files.pop(path, None)
         self.modes.pop(path, None)

@@ -1,4 +1,4 @@
-"""A :class:`~kvmnet.topology.Topology` as Graphviz DOT, for people who have Graphviz.
+"""A `Topology` as Graphviz DOT, for people who have Graphviz.
 
 ``kvmnet show --dot | dot -Tsvg > host.svg``. Left to right like the built-in SVG; what a
 plan moves is orange and bold, what it removes red and dashed.
@@ -22,7 +22,7 @@ def _q(text: str) -> str:
 
 
 def render_dot(topo: Topology) -> str:
-    """Graphviz DOT text for ``topo`` (see :meth:`Topology.dot`)."""
+    """Graphviz DOT text for ``topo`` (see `Topology.dot`)."""
 
     def style(element: str, colour: str | None = None) -> str:
         if element in topo.changed:

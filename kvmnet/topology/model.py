@@ -1,7 +1,7 @@
 """The host's network as a value: guests, libvirt networks, bridges, host NICs, the LAN.
 
 Pure: built from what kvmnet already reads (domain XML, network definitions, ``ip -j`` link
-states), no libvirt and no commands here. :meth:`Topology.after` applies a plan's promised
+states), no libvirt and no commands here. `Topology.after` applies a plan's promised
 outcome to a topology, so a dry run can be drawn before and after::
 
     topo = host.topology()
@@ -34,7 +34,16 @@ _PLUMBING_KINDS = frozenset({"tun", "tap", "macvtap", "dummy", "ifb", "vxlan", "
 
 @dataclass(frozen=True)
 class GuestPort:
-    """One guest interface: where it plugs in (``attach``: a bridge name, or None)."""
+    """One guest interface and where it plugs in.
+
+    Attributes:
+        mac: its MAC, None if the XML names none.
+        type: libvirt's interface type (``"network"``, ``"bridge"``, ``"direct"``...).
+        source: the network, bridge or device its XML names.
+        mode: NAT, BRIDGED, ISOLATED...
+        attach: the bridge it plugs into, or None (a direct or hostdev interface).
+        tap: the host-side tap device of a running guest (``vnet0``).
+    """
 
     mac: str | None
     type: str
@@ -45,12 +54,19 @@ class GuestPort:
 
     @property
     def label(self) -> str:
+        """The MAC and mode, as the picture labels the port."""
         return f"{self.mac or '(no MAC)'} {self.mode.value}"
 
 
 @dataclass(frozen=True)
 class GuestNode:
-    """A guest and its interfaces, in XML order."""
+    """A guest and its interfaces, in XML order.
+
+    Attributes:
+        name: the domain's name.
+        running: whether it runs.
+        ports: its interfaces.
+    """
 
     name: str
     running: bool
@@ -61,9 +77,16 @@ class GuestNode:
 class BridgeNode:
     """A bridge the guests plug into: a host bridge, a libvirt network's, or both.
 
-    ``network`` names the libvirt network that owns it (None: a host bridge of its own);
-    ``seen`` is False when only the guests' XML names it (the host's links were not read,
-    or it does not exist there).
+    Attributes:
+        name: the bridge's name.
+        network: the libvirt network that owns it (None: a host bridge of its own).
+        mode: what a guest on it is: NAT, BRIDGED, ISOLATED, ROUTED...
+        subnet: the libvirt network's subnet, if any.
+        ports: its ports (host NICs and taps).
+        addresses: the host's addresses on it.
+        seen: False when only the guests' XML names it (the host's links were not read,
+            or it does not exist there).
+        default_route: the host's default route goes through it.
     """
 
     name: str
@@ -78,7 +101,17 @@ class BridgeNode:
 
 @dataclass(frozen=True)
 class NicNode:
-    """A host NIC (physical, bond, VLAN, veth): its addresses and the bridge it is a port of."""
+    """A host NIC (physical, bond, VLAN, veth): its addresses and the bridge it is a port of.
+
+    Attributes:
+        name: the NIC's name.
+        mac: its MAC.
+        kind: ``"bond"``, ``"vlan"``, ``"veth"``..., None for a plain NIC.
+        master: the bridge (or bond) it is a port of.
+        addresses: its addresses, as CIDR strings.
+        up: whether its link is up.
+        default_route: the host's default route goes through it.
+    """
 
     name: str
     mac: str
@@ -93,14 +126,22 @@ class NicNode:
 class Topology:
     """A hypervisor's network at one moment, as a value.
 
-    ``guests`` plug into ``bridges`` (by :attr:`GuestPort.attach`); bridges hold host
-    ``nics`` as ports; NICs reach the LAN (through ``gateway``, when the host has a default
-    route). ``networks`` are the libvirt networks: one with a bridge is drawn as that
-    bridge, the others (direct, hostdev) as boxes of their own. ``changed`` holds the
-    element ids (``bridge:br0``, ``nic:eth0``, ``iface:web1:MAC``, ``edge:A->B``) of what a
-    plan moves and ``removed`` the edges it takes away, both set by :meth:`after`.
-    ``host_read`` is False when the host's links were not read (libvirt's test driver, or
-    no runner).
+    Get it from `kvmnet.Host.topology`. Jupyter draws it; `svg` and `dot` give the picture as
+    text; `after` shows what a plan will move.
+
+    Attributes:
+        uri: the libvirt URI of the host.
+        guests: the guests; they plug into ``bridges`` (by `GuestPort.attach`).
+        bridges: the bridges; they hold host ``nics`` as ports.
+        nics: the host NICs; they reach the LAN (through ``gateway``).
+        networks: the libvirt networks: one with a bridge is drawn as that bridge, the
+            others (direct, hostdev) as boxes of their own.
+        gateway: the default route's gateway, when the host has one.
+        host_read: False when the host's links were not read (libvirt's test driver, or
+            no runner).
+        changed: the element ids (``bridge:br0``, ``nic:eth0``, ``iface:web1:MAC``,
+            ``edge:A->B``) of what a plan moves, set by `after`.
+        removed: the edges a plan takes away, set by `after`.
     """
 
     uri: str
@@ -116,19 +157,44 @@ class Topology:
     # -- reading --------------------------------------------------------------------------
 
     def bridge(self, name: str) -> BridgeNode | None:
-        """The bridge called ``name``, or None."""
+        """The bridge called ``name``, or None.
+
+        Args:
+            name: the bridge's name.
+
+        Returns:
+            The `BridgeNode`, None if there is none.
+        """
         return next((b for b in self.bridges if b.name == name), None)
 
     def nic(self, name: str) -> NicNode | None:
-        """The host NIC called ``name``, or None."""
+        """The host NIC called ``name``, or None.
+
+        Args:
+            name: the NIC's name.
+
+        Returns:
+            The `NicNode`, None if there is none.
+        """
         return next((n for n in self.nics if n.name == name), None)
 
     def guest(self, name: str) -> GuestNode | None:
-        """The guest called ``name``, or None."""
+        """The guest called ``name``, or None.
+
+        Args:
+            name: the domain's name.
+
+        Returns:
+            The `GuestNode`, None if there is none.
+        """
         return next((g for g in self.guests if g.name == name), None)
 
     def edges(self) -> tuple[tuple[str, str], ...]:
-        """Every connection as a pair of element ids, guest side first."""
+        """Every connection as a pair of element ids, guest side first.
+
+        Returns:
+            ``(from, to)`` id pairs, e.g. ``("iface:web1:52:54:00:..", "bridge:br0")``.
+        """
         out: list[tuple[str, str]] = []
         for g in self.guests:
             for p in g.ports:
@@ -157,7 +223,11 @@ class Topology:
         return self.gateway is None and nic.up and bool(nic.addresses)
 
     def summary(self) -> str:
-        """A few lines of text: each bridge with its guests and ports."""
+        """A few lines of text: each bridge with its guests and ports.
+
+        Returns:
+            The text.
+        """
         lines = [f"{self.uri}: {len(self.guests)} guests, {len(self.bridges)} bridges, "
                  f"{len(self.nics)} host NICs"]
         for br in self.bridges:
@@ -174,7 +244,11 @@ class Topology:
         return "\n".join(lines)
 
     def to_dict(self) -> dict[str, object]:
-        """Plain data for JSON (``kvmnet show --json``)."""
+        """Plain data for JSON (``kvmnet show --json``).
+
+        Returns:
+            Dicts, lists and strings only.
+        """
         return {
             "uri": self.uri,
             "host_read": self.host_read,
@@ -200,9 +274,9 @@ class Topology:
     def after(self, plan: Plan | LanPlan | LanResult) -> Topology:
         """This topology as ``plan`` promises to leave it, with what moves in ``changed``.
 
-        A host plan (:class:`~kvmnet.Plan`) is read through its checks, which are exactly
+        A host plan (`Plan`) is read through its checks, which are exactly
         what it verifies after its steps (the bridge exists, the NIC is its port, the
-        addresses moved); a :class:`~kvmnet.LanPlan` adds the guest's XML change. Nothing
+        addresses moved); a `LanPlan` adds the guest's XML change. Nothing
         is changed on any machine.
 
         Args:
@@ -244,7 +318,11 @@ class Topology:
         return render_svg(self, theme=theme, collapse=collapse)
 
     def dot(self) -> str:
-        """The picture as Graphviz DOT text (``dot -Tsvg`` draws it)."""
+        """The picture as Graphviz DOT text (``dot -Tsvg`` draws it).
+
+        Returns:
+            The DOT source.
+        """
         from .dot import render_dot
 
         return render_dot(self)
@@ -406,7 +484,7 @@ def build_topology(
     links: Mapping[str, LinkState] | None = None,
     routes: Iterable[IpRoute] = (),
 ) -> Topology:
-    """Assemble a :class:`Topology` from what kvmnet reads.
+    """Assemble a `Topology` from what kvmnet reads.
 
     Args:
         uri: the libvirt URI, for labels.

@@ -1,4 +1,4 @@
-"""Draw a :class:`~kvmnet.topology.Topology` as SVG: four columns, left to right.
+"""Draw a `Topology` as SVG: four columns, left to right.
 
 guests -> bridges (and bridgeless libvirt networks) -> host NICs -> the LAN. Boxes are laid
 out in columns ordered so that most edges run straight across; a bridge with many guests
@@ -256,7 +256,7 @@ def _text(x: float, y: float, text: str, style: str, *, bold: bool = False) -> s
 
 
 def render_svg(topo: Topology, *, theme: str = "light", collapse: int = 12) -> str:
-    """Draw ``topo`` (see :meth:`Topology.svg` for the arguments)."""
+    """Draw ``topo`` (see `Topology.svg` for the arguments)."""
     if theme not in _THEMES:
         from ..errors import InvalidInput
 

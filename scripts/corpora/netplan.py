@@ -4,13 +4,14 @@ tests/unit/test_netplan_corpus.py bridges and releases.
 
 Usage: scripts/corpora/netplan.py [--cache DIR] [--quiet]
 
-What it does, self-contained (no shared helper, nothing committed):
+What it does (nothing committed):
 
 1. Derives ``deb-src`` entries from this machine's own apt sources (``/etc/apt/sources.list``
-   and ``sources.list.d/*.list|*.sources``) into a *private* list, and runs ``apt-get update``
-   and ``apt-get source --download-only netplan.io`` with a private state and cache dir
-   (``-o Dir::Etc::SourceList=... -o Dir::Etc::SourceParts=... -o Dir::State=...``): the
-   machine's apt configuration is not changed.
+   and ``sources.list.d/*.list|*.sources``) into a *private* list (the shared
+   :func:`corpora.cache.private_apt`), and runs ``apt-get update`` and
+   ``apt-get source --download-only netplan.io`` with a private state and cache dir
+   (``-o Dir::Etc::SourceList=... -o Dir::State::Lists=...``): the machine's apt
+   configuration is not changed.
 2. Reads the upstream tarball (``netplan.io_*.orig.tar.*``) with :mod:`tarfile`: every
    ``examples/*.yaml`` and every YAML string embedded in ``tests/generator/*.py``.
 3. Keeps each document that has ``network: ethernets:``, that the installed
@@ -42,87 +43,17 @@ from pathlib import Path
 
 import yaml
 
+# Run as a script, loaded from its path by the tests, or imported as corpora.netplan.
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from corpora.cache import CorpusError, cache_root, private_apt
+
 PACKAGE = "netplan.io"
 SCHEMA = 3  # bump when the index's shape changes: an old cache is rebuilt
 
 
 def default_cache() -> Path:
-    base = os.environ.get("KVMNET_CORPORA") or os.path.join(
-        os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "kvmnet-corpora"
-    )
-    return Path(base) / "netplan"
-
-
-# -- 1. deb-src entries from the machine's own sources ---------------------------------------
-
-
-def _one_line_sources(text: str) -> list[str]:
-    out = []
-    for line in text.splitlines():
-        line = line.split("#", 1)[0].strip()
-        if line.startswith("deb "):
-            out.append("deb-src " + line[4:])
-    return out
-
-
-def _deb822_sources(text: str) -> list[str]:
-    out = []
-    for stanza in re.split(r"\n\s*\n", text):
-        fields: dict[str, str] = {}
-        key = None
-        for raw in stanza.splitlines():
-            if raw.startswith("#") or not raw.strip():
-                continue
-            if raw[0] in " \t" and key:
-                fields[key] += " " + raw.strip()
-                continue
-            key, _, value = raw.partition(":")
-            key = key.strip().lower()
-            fields[key] = value.strip()
-        if "deb" not in fields.get("types", "").split():
-            continue
-        if fields.get("enabled", "yes").lower() == "no":
-            continue
-        fields["types"] = "deb-src"
-        body = "\n".join(f"{k.title()}: {v}" for k, v in fields.items() if k != "types")
-        out.append("Types: deb-src\n" + body)
-    return out
-
-
-def private_sources(etc: Path = Path("/etc/apt")) -> tuple[str, str]:
-    """(one-line list, deb822 text) of deb-src entries mirroring the machine's deb entries."""
-    lines: list[str] = []
-    stanzas: list[str] = []
-    main = etc / "sources.list"
-    if main.exists():
-        lines += _one_line_sources(main.read_text())
-    for path in sorted((etc / "sources.list.d").glob("*.list")):
-        lines += _one_line_sources(path.read_text())
-    for path in sorted((etc / "sources.list.d").glob("*.sources")):
-        stanzas += _deb822_sources(path.read_text())
-    return "\n".join(lines) + "\n", "\n\n".join(stanzas) + "\n"
-
-
-def apt_options(work: Path) -> list[str]:
-    """apt-get options that confine it to ``work``: its own source list, state and cache."""
-    parts = work / "sources.list.d"
-    for d in (parts, work / "state/lists/partial", work / "cache/archives/partial"):
-        d.mkdir(parents=True, exist_ok=True)
-    one_line, deb822 = private_sources()
-    (work / "sources.list").write_text(one_line)
-    (parts / "kvmnet-src.sources").write_text(deb822)
-    return [
-        "-o", f"Dir::Etc::SourceList={work / 'sources.list'}",
-        "-o", f"Dir::Etc::SourceParts={parts}",
-        "-o", f"Dir::State={work / 'state'}",
-        "-o", "Dir::State::status=/var/lib/dpkg/status",
-        "-o", f"Dir::Cache={work / 'cache'}",
-        "-o", "Debug::NoLocking=1",
-        # Private folders: apt's download sandbox user could not write them.
-        "-o", "APT::Sandbox::User=root",
-        "-o", "Acquire::Languages=none",
-        "-o", "APT::Get::List-Cleanup=0",
-    ]  # fmt: skip
+    """This corpus's folder in the shared cache (:func:`corpora.cache.cache_root`)."""
+    return cache_root() / "netplan"
 
 
 def download_source(cache: Path, log: list[str]) -> Path:
@@ -133,8 +64,10 @@ def download_source(cache: Path, log: list[str]) -> Path:
         return found[-1]
     if shutil.which("apt-get") is None:
         raise SystemExit("netplan corpus: apt-get is missing (a Debian machine is needed)")
-    work = cache / "apt"
-    opts = apt_options(work)
+    try:
+        opts = private_apt(cache / "apt")
+    except CorpusError as exc:
+        raise SystemExit(f"netplan corpus: {exc}") from exc
     update = subprocess.run(  # noqa: S603 - argv list, never a shell
         ["apt-get", *opts, "update"], capture_output=True, text=True
     )

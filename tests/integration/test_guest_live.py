@@ -6,6 +6,7 @@ Each check reads the truth without kvmnet: the bridge a guest's tap is a port of
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -229,8 +230,11 @@ def test_the_command_line_moves_a_running_guest_and_back(lab: LibvirtLab) -> Non
     assert done.returncode == 0, done.stderr
     assert lab.bridge_ports()[tap] == "br0"
     assert_live_matches_persistent(lab, "kvl-cli")
-    done = kvmnet_cli("-c", lab.uri, "nat", "kvl-cli", "--live")
+    # virsh's "--live --config" is kvmnet's --live: the running guest and its definition.
+    done = kvmnet_cli("-c", lab.uri, "nat", "kvl-cli", "--live", "--config", "--json")
     assert done.returncode == 0, done.stderr
+    change = json.loads(done.stdout)
+    assert change["applied_live"] and change["applied_config"]
     assert lab.bridge_ports()[tap] == "virbr0"
     assert_live_matches_persistent(lab, "kvl-cli")
 

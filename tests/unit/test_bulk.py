@@ -140,3 +140,24 @@ def test_host_bulk_calls_report_how_far_they_got_like_bridge_many(tmp_path: Path
             host.use_nat_all(["g0", "g1", "g2"], "default")
         assert back.value.done == ("g0",)
         assert sources(host, "g0") == [("network", "default")]
+
+
+def test_every_guest_moves_its_first_interface(host: kvmnet.Host) -> None:
+    changes = nat_many(host, "default", every=True, dry_run=True)
+    assert sorted(c.domain for c in changes) == ["app1", "db1", "web1", "web2"]
+    with pytest.raises(kvmnet.InvalidInput, match="every=True selects every guest"):
+        bridge_many(host, "br0", ["web1"], every=True)
+    with pytest.raises(kvmnet.InvalidInput, match="every=True"):
+        bridge_many(host, "br0")  # no selector at all: named in the refusal
+    assert sources(host, "web1") == [("network", "default")]  # nothing moved
+
+
+def test_host_aliases_are_the_bulk_calls(host: kvmnet.Host) -> None:
+    # names=None is every=True; a list is the named guests; the failure is the same error.
+    alias = host.use_nat_all(None, "default", dry_run=True)
+    assert sorted(c.domain for c in alias) == ["app1", "db1", "web1", "web2"]
+    assert [c.after for c in host.use_bridge_all(["web1"], "br0", dry_run=True)] == [
+        c.after for c in bridge_many(host, "br0", ["web1"], dry_run=True)
+    ]
+    with pytest.raises(kvmnet.NetworkNotFound):
+        host.use_nat_all(["web1"], "nope")

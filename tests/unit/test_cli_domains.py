@@ -91,7 +91,7 @@ def test_running_guest_without_live_support_warns(uri: str) -> None:
 @pytest.mark.parametrize(
     ("args", "needle"),
     [
-        (("bridge", "web1", "br0", "--live"), "live=False"),
+        (("bridge", "web1", "br0", "--live"), "pass --config"),
         (("bridge", "nope", "br0"), "no domain named 'nope'"),
         (("nat", "test", "nonet"), "no libvirt network named 'nonet'"),
         (("bridge", "test", "br0", "--iface", "7"), "no interface #7"),
@@ -115,7 +115,6 @@ def test_refusals_exit_1_with_one_line(uri: str, args: tuple[str, ...], needle: 
         ("bridge", "web1"),
         ("add-nic", "test"),
         ("add-nic", "test", "--bridge", "br0", "--network", "default"),
-        ("bridge", "web1", "br0", "--live", "--config"),
         ("domains", "--bogus"),
     ],
 )

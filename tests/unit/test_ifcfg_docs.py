@@ -1,5 +1,5 @@
 """The backend pages (docs/backends/{ifcfg,nmcli,netplan,networkd}.md) show real output: the
-page's first python block, run, prints exactly the ```text block after "Output:".
+python block before "Output:", run, prints exactly the ```text block after it.
 
 (One file for the four pages; tests/unit/test_docs.py separately runs every block.)
 Regenerate after a deliberate change with ``KVMNET_REGEN_GOLDEN=1``.
@@ -17,7 +17,10 @@ import pytest
 
 DOCS = Path(__file__).resolve().parents[2] / "docs" / "backends"
 PAGES = ["ifcfg", "nmcli", "netplan", "networkd"]
-_BLOCKS = re.compile(r"```python\n(?P<code>.*?)```\n\nOutput:\n\n```text\n(?P<out>.*?)```", re.S)
+# The python block right before "Output:" (a page may show a real-host block, not run, first).
+_BLOCKS = re.compile(
+    r"```python\n(?P<code>(?:(?!```).)*?)```\n\nOutput:\n\n```text\n(?P<out>.*?)```", re.S
+)
 
 
 @pytest.mark.parametrize("page", PAGES)

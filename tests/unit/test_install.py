@@ -8,6 +8,7 @@ tests/integration/test_wheel.py checks the same in a real venv that lacks it.
 
 from __future__ import annotations
 
+import json
 import re
 import subprocess
 import sys
@@ -107,6 +108,10 @@ def test_cli_without_libvirt_is_one_line_naming_the_fix(argv: list[str]) -> None
     assert result.stdout == ""
     lines = result.stderr.splitlines()
     assert len(lines) == 1, result.stderr
+    if "--json" in argv:  # the same line, as a JSON object
+        error = json.loads(lines[0])
+        assert (error["type"], error["status"]) == ("LibvirtMissing", 1)
+        lines = [f"kvmnet: {error['error']}"]
     assert lines[0].startswith("kvmnet: libvirt-python is not installed in ")
     assert "pip install libvirt-python" in lines[0]
     assert "--system-site-packages" in lines[0]

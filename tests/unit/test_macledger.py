@@ -165,7 +165,7 @@ def test_untrusted_ledger_stops_allocation_with_one_clear_error(tmp_path: Path) 
     uri = World(()).write(tmp_path)
     with kvmnet.connect(uri) as host:
         alloc = MacAllocator(host, ledger=MacLedger(state))
-        with pytest.raises(UntrustedPath, match="group- or world-writable"):
+        with pytest.raises(UntrustedPath, match="writable by group or others"):
             alloc.allocate()
         with pytest.raises(UntrustedPath):
             alloc.allocate_many(3)

@@ -152,15 +152,22 @@ def test_the_sender_takes_only_addresses() -> None:
     assert main(["sweep"]) == 2
 
 
-def test_no_probe_for_a_remote_host(caplog: pytest.LogCaptureFixture) -> None:
-    runner = RecordingRunner()
+def test_no_local_probe_for_a_remote_host(caplog: pytest.LogCaptureFixture) -> None:
+    # Without a runner on that machine, this host's bridge of that name is not the remote
+    # one: nothing is probed here (Domain.addresses passes the Host's runner: see remote.md).
     with caplog.at_level(logging.WARNING, logger="kvmnet.addresses"):
         found = addresses._probed(
-            "web1", {GUEST}, "qemu+ssh://far.example/system", {GUEST: "br0"}, runner
+            "web1", {GUEST}, "qemu+ssh://far.example/system", {GUEST: "br0"}, None
         )
     assert found == []
-    assert runner.calls == []  # the local bridge of that name is not the remote one
     assert "far.example" in caplog.text and "not this host" in caplog.text
+    # With the remote machine's runner, the sweep runs there.
+    runner = RecordingRunner(replies={NEIGH_ARGV: json.dumps(NEIGH)})
+    found = addresses._probed(
+        "web1", {GUEST}, "qemu+ssh://far.example/system", {GUEST: "br0"}, runner
+    )
+    assert found == [addresses.GuestAddress(GUEST, "10.231.0.158", None, "probe")]
+    assert NEIGH_ARGV in runner.commands
 
 
 def test_probe_answers_are_reported_with_source_probe() -> None:

@@ -307,10 +307,23 @@ def test_fetch_derives_deb_src_from_the_machines_own_sources(tmp_path: Path) -> 
         "Types: deb\nURIs: http://off.example/debian\nSuites: x\nComponents: main\n"
         "Enabled: no\n"
     )
-    one_line, deb822 = _script().private_sources(etc)
+    # The one helper every corpus fetcher uses (scripts/corpora/cache.py).
+    spec = importlib.util.spec_from_file_location("kvmnet_corpus_cache", SCRIPT.parent / "cache.py")
+    assert spec is not None and spec.loader is not None
+    cache = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(cache)
+    one_line, deb822 = cache.deb_src_entries(etc)
     assert one_line == "deb-src [arch=amd64] http://mirror.example/debian bookworm main\n"
     assert deb822 == (
         "Types: deb-src\nUris: http://mirror.example/debian\n"
         "Suites: bookworm bookworm-updates\nComponents: main\n"
         "Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg\n"
     )
+    # Only Debian's archives, when asked (the networkd/keyfile corpora): mirror.example is not.
+    assert cache.deb_src_entries(etc, uri_ok=cache.DEBIAN_HOSTS.search) == ("\n", "\n")
+    (etc / "sources.list").write_text("deb [ arch=amd64 ] http://deb.debian.org/debian sid main\n")
+    assert cache.deb_src_entries(etc, uri_ok=cache.DEBIAN_HOSTS.search)[0] == (
+        "deb-src [ arch=amd64 ] http://deb.debian.org/debian sid main\n"
+    )
+    with pytest.raises(cache.CorpusError, match="no apt source"):
+        cache.private_apt(tmp_path / "work", etc=tmp_path / "empty")

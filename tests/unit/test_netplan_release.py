@@ -249,7 +249,8 @@ def test_bridges_own_configured_address_is_not_stale(tmp_path: Path) -> None:
 
 
 class SysFacts(LocalRunner):
-    """This machine's files, with /sys folders of a NIC the test describes."""
+    """This machine's files, with /sys folders of a NIC the test describes (an upper named
+    NIC.10 is a VLAN, as its uevent would say; others are macvlans)."""
 
     def __init__(self, dirs: dict[str, tuple[str, ...]]) -> None:
         super().__init__()
@@ -257,6 +258,12 @@ class SysFacts(LocalRunner):
 
     def list_dir(self, path: str) -> tuple[str, ...] | None:
         return self.dirs[path] if path in self.dirs else super().list_dir(path)
+
+    def read_file(self, path: str) -> bytes | None:
+        if path.startswith("/sys/class/net/") and path.endswith("/uevent"):
+            upper = path.split("/")[4]
+            return b"DEVTYPE=vlan\n" if upper.endswith(".10") else b"DEVTYPE=macvlan\n"
+        return super().read_file(path)
 
 
 @pytest.mark.parametrize(
@@ -282,3 +289,10 @@ def test_kernel_vf_and_vlan_parent_refused_unless_forced(
         files=SysFacts({f"/sys/class/net/{NIC}": ("upper_br0",)}),
     )
     preflight(request, mine)
+    # A macvlan on the NIC is a backend's to move (networkd does), not a VLAN parent.
+    macvlan = HostState(
+        nic=LinkState(NIC, MAC),
+        bridge=None,
+        files=SysFacts({f"/sys/class/net/{NIC}": ("upper_mv0",)}),
+    )
+    preflight(request, macvlan)

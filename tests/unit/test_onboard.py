@@ -217,10 +217,19 @@ def test_host_failure_rolls_back_and_leaves_the_guest_alone(tmp_path: Path, host
     assert not any(c[:3] == ("ip", "addr", "add") and "br0" in c for c in lan.writes())
 
 
-def test_nic_without_backend_is_refused(tmp_path: Path, hosts: Hosts) -> None:
+def test_nic_without_backend_on_the_test_driver_is_refused(tmp_path: Path, hosts: Hosts) -> None:
+    # Without backend= the host step acts on the Host's machine: the test driver has none.
     host = hosts(world(tmp_path))
-    with pytest.raises(kvmnet.PreflightRefused, match="nic= and backend="):
+    with pytest.raises(kvmnet.PreflightRefused, match="test driver") as caught:
         plan_bridge_guest(host, "web1", bridge=BR, nic=NIC)
+    assert caught.value.check == "host-side"
+
+
+def test_backend_without_nic_is_refused(tmp_path: Path, hosts: Hosts) -> None:
+    host = hosts(world(tmp_path))
+    with pytest.raises(kvmnet.PreflightRefused, match="give nic=") as caught:
+        plan_bridge_guest(host, "web1", bridge=BR, backend=LanHost().backend())
+    assert caught.value.check == "nic-and-backend"
 
 
 def test_without_nic_the_bridge_must_exist_and_only_the_guest_moves(

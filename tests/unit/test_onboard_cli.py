@@ -68,6 +68,7 @@ def test_create_from_defaults_to_auto_and_says_what_it_chose(uri: str, netns: st
     assert result.returncode == 0, result.stderr
     # Nothing in the namespace configures the veth: runtime only, and the plan says so.
     assert "# backend auto -> iproute2: no network stack configures" in result.stdout
+    assert f"# iproute2: bridge {NIC} into br0" in result.stdout
     assert f"ip link set {NIC} master br0" in result.stdout
 
 
@@ -76,6 +77,12 @@ def test_backend_names_are_the_library_s() -> None:
     from kvmnet.cli._common import BACKEND_NAMES
 
     assert set(BACKEND_NAMES) == {"auto", *BACKENDS}
+
+
+def test_release_of_a_guest_on_nat_is_refused(uri: str) -> None:
+    result = kvmnet_cli("-c", uri, "nat", "web1", "--release", NIC, "--dry-run")
+    assert result.returncode == 1
+    assert "needs the guest on a bridge" in result.stderr
 
 
 @pytest.mark.root("creates a network namespace with a veth NIC")

@@ -17,6 +17,7 @@ from kvmnet.errors import (
     RolledBack,
 )
 from kvmnet.hostnet import confirm
+from kvmnet.hostnet.apply import apply_plan
 from kvmnet.hostnet.fake import fake_host, link_json
 from kvmnet.hostnet.inspect import LINKS_ARGV
 from kvmnet.hostnet.nic import Bridge
@@ -113,6 +114,7 @@ def test_files_are_restored_byte_for_byte(tmp_path: Path) -> None:
         ),
         rollback_hints=(RunCommand(("nmcli", "connection", "reload")),),
         runner=runner,
+        applier=apply_plan,
     )
     runner.fail = [("false",)]
     with pytest.raises(RolledBack):

@@ -45,6 +45,10 @@ TYPOS = {
     "kvmnet.DomainXml": "DomainXml",
     "import kvmnet.backends": None,
     "kvmnet.backends.NmcliBackends": "NmcliBackends",
+    # The guest moves take their options through **options (named once, kvmnet.onboard):
+    # still a keyword typo fails, and a correct call passes.
+    'kvmnet.connect("x").bridge_guest("g", bridge="br0", nicc="eth0")': "nicc",
+    'kvmnet.connect("x").nat_guest("g", release="eth0", dry_run=True, live=False)': None,
 }
 
 
@@ -102,4 +106,5 @@ def test_typos_in_public_names_fail_and_correct_use_passes(tmp_path: Path) -> No
             assert number not in by_line, f"{code!r} is correct but mypy said: {by_line[number]}"
         else:
             assert number in by_line, f"mypy accepted the typo {code!r}"
-            assert f'"{name}"' in by_line[number] and "[attr-defined]" in by_line[number]
+            assert f'"{name}"' in by_line[number]
+            assert "[attr-defined]" in by_line[number] or "[call-arg]" in by_line[number]

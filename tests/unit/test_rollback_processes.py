@@ -12,11 +12,11 @@ import pytest
 
 from kvmnet.backends import Iproute2Backend
 from kvmnet.errors import RollbackFailed, RolledBack
-from kvmnet.hostnet import apply, snapshot
-from kvmnet.hostnet.apply import daemon_pid
+from kvmnet.hostnet import rollback, snapshot
 from kvmnet.hostnet.fake import NETNS_ID, FakeHostRunner, fake_host
 from kvmnet.hostnet.inspect import process_argv
 from kvmnet.hostnet.nic import Bridge
+from kvmnet.hostnet.rollback import daemon_pid
 from kvmnet.hostnet.snapshot import Snapshot, take_snapshot
 from tests.lab.fakes import NIC, dhcp_host, nic, routes
 
@@ -54,7 +54,7 @@ def forking_host() -> Forking:
 @pytest.fixture(autouse=True)
 def _quick(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(snapshot, "PROCESS_WAIT", 0.3)
-    monkeypatch.setattr(apply, "PROCESS_WAIT", 0.3)
+    monkeypatch.setattr(rollback, "PROCESS_WAIT", 0.3)
 
 
 def test_the_snapshot_holds_the_dhcp_clients_and_round_trips() -> None:

@@ -132,7 +132,7 @@ def test_a_symlinked_state_dir_is_refused(state: Path, tmp_path: Path) -> None:
     link.symlink_to(state)
     assert run_watcher(link / "t.pending.json") == 3
     assert not marker.exists()
-    with pytest.raises(UntrustedPath, match=f"{link} is a symlink"):
+    with pytest.raises(UntrustedPath, match=f"{link} is a symbolic link"):
         trusted_dir(link)
 
 
