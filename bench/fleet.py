@@ -1,0 +1,107 @@
+#!/usr/bin/env python3
+"""A fleet switch: N shut-off guests on each of 3 hypervisors from NAT to br0, through the
+Ansible collection (ansible-playbook over SSH, forks=3, one module run per guest) and
+through kvmnet's Python API from one process (Host.use_bridge_all over each qemu+ssh URI,
+one host after the other). Wall times side by side; the difference is Ansible's own cost
+(a module shipped and a Python started per guest and task), not kvmnet's.
+
+The hypervisors are the test suite's SSH lab (tests/integration/ssh_lab.py): each a
+namespace with a hermetic libvirtd and an sshd, so this needs root. Writes
+bench/results/fleet.json.
+
+Usage: scripts/isolated env PYTHONPATH=$PWD .venv/bin/python bench/fleet.py [GUESTS]
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import tempfile
+import time
+
+from _results import record  # bench/ is the script's folder
+
+import kvmnet
+from tests.integration.ansible_fleet import Fleet
+from tests.integration.libvirt_lab import LabFactory
+from tests.integration.ssh_lab import SshLab
+
+HOSTS = 3
+
+
+def bridged(fleet: Fleet) -> int:
+    """How many guests have their NIC on br0 (read with virsh, not kvmnet)."""
+    return sum(
+        1
+        for name, hv in fleet.hypervisors.items()
+        for guest in fleet.guests[name]
+        if [n.source for n in hv.lab.nics(guest, inactive=True)] == ["br0"]
+    )
+
+
+def main() -> int:
+    count = int(sys.argv[1]) if len(sys.argv) > 1 else 100
+    if os.geteuid() != 0:
+        print("needs root: namespaces, libvirtds and sshds of its own")
+        return 2
+    os.environ.setdefault("KVMNET_STATE_DIR", tempfile.mkdtemp(prefix="kvf-bench-state-"))
+    with LabFactory() as labs, SshLab(labs) as lab:
+        fleet = Fleet(lab)
+        try:
+            started = time.perf_counter()
+            for i in range(HOSTS):
+                fleet.add(f"hv{i}", [f"g{j:03d}" for j in range(count)])
+            print(f"{HOSTS} hypervisors x {count} guests set up in "
+                  f"{time.perf_counter() - started:.1f} s")  # fmt: skip
+            total = HOSTS * count
+
+            started = time.perf_counter()
+            play = fleet.play("switch.yml", extra={"want": "bridged"}, timeout=3600)
+            collection = time.perf_counter() - started
+            assert play.rc == 0, play.stdout[-3000:]
+            assert bridged(fleet) == total
+
+            started = time.perf_counter()
+            play = fleet.play("switch.yml", extra={"want": "bridged"}, timeout=3600)
+            collection_noop = time.perf_counter() - started
+            assert play.rc == 0 and all(play.changed(h) == 0 for h in fleet.hypervisors)
+
+            for hv in fleet.hypervisors.values():  # back to NAT, untimed
+                with kvmnet.connect(hv.uri) as host:
+                    host.use_nat_all(None, "default")
+            assert bridged(fleet) == 0
+
+            started = time.perf_counter()
+            for hv in fleet.hypervisors.values():
+                with kvmnet.connect(hv.uri) as host:
+                    host.use_bridge_all(None, "br0")
+            api = time.perf_counter() - started
+            assert bridged(fleet) == total
+        finally:
+            for hv in fleet.hypervisors.values():
+                hv.lab.destroy_guests()
+            fleet.close()
+
+    print(f"\nswitch {count} guests on each of {HOSTS} hypervisors, NAT -> br0 (wall time):")
+    print(f"  {'collection (ansible-playbook, forks=3)':<44} {collection:8.1f} s"
+          f"  {collection / total * 1000:7.1f} ms/guest")  # fmt: skip
+    print(f"  {'collection, second run (nothing to do)':<44} {collection_noop:8.1f} s")
+    print(f"  {'kvmnet API, one process, 3 URIs in turn':<44} {api:8.1f} s"
+          f"  {api / total * 1000:7.1f} ms/guest")  # fmt: skip
+    print(f"  collection / API: {collection / api:.1f}x")
+    record(
+        "fleet",
+        {
+            "guests_per_host": float(count),
+            "hosts": float(HOSTS),
+            "collection_s": collection,
+            "collection_noop_s": collection_noop,
+            "api_s": api,
+            "collection_over_api": collection / api,
+        },
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
