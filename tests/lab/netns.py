@@ -226,7 +226,9 @@ class LabHost:
 class Lan:
     """The LAN namespace with a bridge and dnsmasq; hosts join it with :meth:`add_host`."""
 
-    def __init__(self, prefix: str = "kvb", *, subnet: str = SUBNET) -> None:
+    def __init__(self, prefix: str = "kvb", *, subnet: str = SUBNET, lease: int = 3600) -> None:
+        # dnsmasq leases for at least 120 s whatever it is told.
+        self.lease = lease
         self.prefix = f"{prefix}-{os.getpid()}-{os.urandom(2).hex()}"
         self.subnet = subnet
         self.ns = f"{self.prefix}-lan"
@@ -272,7 +274,7 @@ class Lan:
         argv = ["ip", "netns", "exec", self.ns, "dnsmasq", "--keep-in-foreground",
              "--conf-file=/dev/null", "--user=root", "--group=root", "--port=0", "--no-ping",
              "--bind-interfaces", f"--interface={LAN_BRIDGE}", "--except-interface=lo",
-             f"--dhcp-range={s}.100,{s}.199,255.255.255.0,1h",
+             f"--dhcp-range={s}.100,{s}.199,255.255.255.0,{self.lease}",
              f"--dhcp-option=option:router,{self.gateway}", "--dhcp-authoritative",
              f"--dhcp-leasefile={self.state}/lan.leases", "--log-dhcp",
              f"--log-facility={self.state}/dnsmasq.log"]  # fmt: skip
