@@ -68,6 +68,11 @@ def _common(parser: argparse.ArgumentParser) -> None:
         type=command_words,
         help="start this DHCP client afterwards, e.g. 'dhclient br0'",
     )
+    parser.add_argument(
+        "--svg",
+        metavar="FILE",
+        help="draw the machine before and after the plan into FILE (SVG; '-': stdout)",
+    )
     parser.add_argument("--state-dir", metavar="DIR", help=argparse.SUPPRESS)
     add_json_option(parser)
 
@@ -136,6 +141,10 @@ def _apply(args: argparse.Namespace, action: str) -> int:
     runner = _runner(args, netns=args.netns)
     try:
         plan = _plan(args, action, runner)
+        if args.svg:
+            _picture(args, plan, runner)
+            if args.svg == "-" and args.dry_run:
+                return 0  # stdout holds the picture
         if args.json:
             return _apply_json(args, plan)
         if args.dry_run:
@@ -157,6 +166,14 @@ def _apply(args: argparse.Namespace, action: str) -> int:
             "(from a new session), or it rolls back by itself"
         )
     return 0
+
+
+def _picture(args: argparse.Namespace, plan: Plan, runner: Runner) -> None:
+    """``--svg FILE``: the machine as it is, with what the plan moves marked."""
+    from ..topology.read import read_machine
+    from .show import write_svg
+
+    write_svg(args.svg, read_machine(runner, first_uri(args) or "this machine").after(plan).svg())
 
 
 def _apply_json(args: argparse.Namespace, plan: Plan) -> int:

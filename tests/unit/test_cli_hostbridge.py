@@ -83,6 +83,27 @@ def test_dry_run_prints_the_plan_and_changes_nothing(host: LabHost) -> None:
 
 @pytest.mark.root("network namespaces")
 @pytest.mark.integration
+def test_dry_run_draws_the_plan_before_and_after(host: LabHost, tmp_path: Path) -> None:
+    from lxml import etree
+
+    before = host.snapshot()
+    svg = tmp_path / "plan.svg"
+    result = kvmnet(
+        "host-bridge", host.nic, "br0", "--backend", "iproute2", "--netns", host.ns,
+        "--dry-run", "--svg", str(svg),
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert f"$ ip link set {host.nic} master br0" in result.stdout
+    root = etree.fromstring(svg.read_bytes())
+    ids = {g.get("id") for g in root.iter("{http://www.w3.org/2000/svg}g")}
+    assert {f"nic:{host.nic}", "bridge:br0", "lan"} <= ids
+    texts = " ".join(t.text or "" for t in root.iter("{http://www.w3.org/2000/svg}text"))
+    assert f"{host.address}/24" in texts and "changed by the plan" in texts
+    assert not snapshot_diff(before, host.snapshot())
+
+
+@pytest.mark.root("network namespaces")
+@pytest.mark.integration
 def test_bridge_then_release(lan: Lan, host: LabHost) -> None:
     before = host.snapshot()
     args = (host.nic, "br0", "--backend", "iproute2", "--netns", host.ns)
