@@ -70,5 +70,17 @@ def libvirt_session_lab(lab_factory: LabFactory) -> LibvirtLab:
 
 @pytest.fixture
 def lab(libvirt_session_lab: LibvirtLab) -> Iterator[LibvirtLab]:
-    yield libvirt_session_lab
-    libvirt_session_lab.destroy_guests()
+    shared = libvirt_session_lab
+    # The daemon is shared by most of the suite: if one test's run kills it, that test fails
+    # below with libvirtd's last words, and the tests after it get a restarted daemon instead
+    # of a cascade of "connection refused".
+    if shared.process.poll() is not None:
+        shared.restart_daemon()
+    yield shared
+    died = shared.process.poll()
+    if died is not None:
+        tail = shared.stderr_tail()
+        shared.restart_daemon()
+        shared.guests.clear()
+        pytest.fail(f"the shared libvirtd died during this test (exit {died}):\n{tail}")
+    shared.destroy_guests()

@@ -216,6 +216,14 @@ class LibvirtLab:
             self.virsh("start", name)
         return name
 
+    def stderr_tail(self, lines: int = 40) -> str:
+        """The last ``lines`` lines libvirtd (and its start script) wrote: why it died."""
+        try:
+            text = (self.state_dir / "libvirtd.stderr").read_text(errors="replace")
+        except OSError as exc:
+            return f"(no libvirtd.stderr: {exc})"
+        return "\n".join(text.splitlines()[-lines:])
+
     def restart_daemon(self) -> None:
         """Start libvirtd again on the same state after it died (e.g. a test's SIGKILL).
 
