@@ -597,16 +597,31 @@ class MacAllocator:
         raise self._exhausted()
 
     def _probe(self, key: str) -> str:
-        size = self.space.size
-        digest = hashlib.sha256(key.encode()).digest()
-        start = int.from_bytes(digest[:8], "big") & (size - 1)
+        space = self.space
+        size = space.size
+        # The key's own index: its hash, or, where that MAC is one no guest may have (the FE
+        # tap octet is 1/64 of the random space), the hash of "key\0n" for the first n that
+        # gives one, so such keys spread as evenly as the others instead of piling up on the
+        # first MAC after the refused run. (A linear walk through that run took 2**40 steps:
+        # the fleet test found it hanging a module for good.)
+        for attempt in range(_KEY_REHASHES):
+            salted = key if attempt == 0 else f"{key}\0{attempt}"
+            digest = hashlib.sha256(salted.encode()).digest()
+            index = int.from_bytes(digest[:8], "big") & (size - 1)
+            if is_assignable(space.mac_at(index)):
+                break
         taken = self._taken
-        for step in range(size):
-            value = self.space.mac_at((start + step) & (size - 1))
-            if is_assignable(value):
-                mac = int_to_mac(value)
-                if mac not in taken:
-                    return mac
+        # Linear probing from there past MACs taken already; a refused run is stepped over
+        # whole (space.after_unassignable).
+        for _ in range(size):
+            value = space.mac_at(index)
+            if not is_assignable(value):
+                index = space.after_unassignable(index)
+                continue
+            mac = int_to_mac(value)
+            if mac not in taken:
+                return mac
+            index = (index + 1) & (size - 1)
         raise self._exhausted()
 
     def _exhausted(self) -> MacSpaceExhausted:
@@ -660,6 +675,11 @@ class MacAllocator:
                 returncode=result.returncode,
             ) from exc
         return [r for r in rows if isinstance(r, dict)] if isinstance(rows, list) else []
+
+
+# Rehashes of a key whose MAC is refused before the probe walks on: with at most 1/64 of a
+# space refused, 16 leave a chance of 2**-96 that a key is not placed evenly.
+_KEY_REHASHES = 16
 
 
 def ledger_for(uri: str) -> MacLedger | None:

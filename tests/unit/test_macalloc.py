@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import random
@@ -18,8 +19,10 @@ from kvmnet.hostnet.runner import CommandResult, RecordingRunner
 from kvmnet.macalloc import MacAllocator, SourceReport, is_local_uri
 from kvmnet.macledger import MacLedger
 from kvmnet.macs import (
+    LocalSpace,
     MacPrefix,
     int_to_mac,
+    is_assignable,
     is_locally_administered,
     is_multicast,
     mac_to_int,
@@ -269,6 +272,33 @@ def test_deterministic_keys(tmp_path: Path) -> None:
     with kvmnet.connect(taken) as host:
         moved = MacAllocator(host).allocate(key="host/web1/nic0")
     assert moved == int_to_mac(0x525400000000 | ((mac_to_int(first) + 1) & 0xFFFFFF))
+
+
+def _lands_on_tap_octet(key: str) -> bool:
+    """True if ``key``'s own hash picks a MAC in the random space's FE (tap) block."""
+    digest = hashlib.sha256(key.encode()).digest()
+    index = int.from_bytes(digest[:8], "big") & ((1 << 46) - 1)
+    return index >> 40 == 0b111111  # the top 6 index bits: first octet 111111|10
+
+
+def test_keys_whose_hash_lands_on_the_tap_octet_get_spread_macs_at_once() -> None:
+    # The fleet's derived MACs (random space, no host): 1 key in 64 hashes into the FE block,
+    # which a linear probe walked one MAC at a time (2**40 steps: a hung Ansible module).
+    keys = [k for k in (f"hv{i}/guest{j}/lan2" for i in range(8) for j in range(64))
+            if _lands_on_tap_octet(k)]  # fmt: skip
+    assert len(keys) >= 3, "the sample must contain such keys"
+    macs = [MacAllocator([], mode="random").allocate(key=k) for k in keys]
+    assert all(is_assignable(mac_to_int(m)) and mac_to_int(m) >> 40 != 0xFE for m in macs)
+    assert len(set(macs)) == len(macs), "they spread, not pile up on the first MAC after FE"
+    assert macs == [MacAllocator([], mode="random").allocate(key=k) for k in keys]
+    # Keys off the block keep the MAC they always had: their own hash's.
+    plain = "hv0/web/lan2"
+    assert not _lands_on_tap_octet(plain)
+    digest = hashlib.sha256(plain.encode()).digest()
+    index = int.from_bytes(digest[:8], "big") & ((1 << 46) - 1)
+    assert MacAllocator([], mode="random").allocate(key=plain) == int_to_mac(
+        LocalSpace().mac_at(index)
+    )
 
 
 def test_random_mode(tmp_path: Path) -> None:
