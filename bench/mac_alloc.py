@@ -46,9 +46,9 @@ import libvirt
 from _results import record as save_record  # bench/ is the script's folder
 
 import kvmnet
-from kvmnet.macalloc import MacAllocator
-from kvmnet.macledger import MacLedger
 from kvmnet.testing import Guest, Nic, World
+from kvmnet.virt.macalloc import MacAllocator
+from kvmnet.virt.macledger import MacLedger
 
 HOSTS = 3
 NICS = 4

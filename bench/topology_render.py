@@ -31,8 +31,8 @@ from _results import record  # bench/ is the script's folder
 
 import kvmnet
 from kvmnet.backends import Iproute2Backend
+from kvmnet.hostnet.model.state import IpAddress, IpRoute, LinkState
 from kvmnet.hostnet.nic import Bridge, HostNic
-from kvmnet.hostnet.state import IpAddress, IpRoute, LinkState
 from kvmnet.testing import Guest, Nic, World, fake_host
 
 _clock = time.process_time

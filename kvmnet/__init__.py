@@ -51,15 +51,15 @@ from .errors import (
 from .mode import Mode
 
 if TYPE_CHECKING:
-    from .addresses import GuestAddress
-    from .change import Change
-    from .domain import Domain
-    from .domainxml import DomainXML, GuestInterface
+    from .core.change import Change
+    from .core.domainxml import DomainXML, GuestInterface
+    from .core.network import Network
     from .host import Host, connect
+    from .hostnet.model.plan import Plan
     from .hostnet.nic import Bridge, HostNic
-    from .hostnet.plan import Plan
-    from .macalloc import MacAllocator
-    from .network import Network
+    from .virt.addresses import GuestAddress
+    from .virt.domain import Domain
+    from .virt.macalloc import MacAllocator
 
 __version__ = "0.1.0"
 
@@ -68,16 +68,16 @@ logging.getLogger(__name__).addHandler(logging.NullHandler())
 # Public name -> submodule that defines it; resolved lazily by __getattr__ below.
 _LAZY = {
     "Bridge": "hostnet.nic",
-    "Change": "change",
-    "Domain": "domain",
-    "DomainXML": "domainxml",
-    "GuestAddress": "addresses",
-    "GuestInterface": "domainxml",
+    "Change": "core.change",
+    "Domain": "virt.domain",
+    "DomainXML": "core.domainxml",
+    "GuestAddress": "virt.addresses",
+    "GuestInterface": "core.domainxml",
     "Host": "host",
     "HostNic": "hostnet.nic",
-    "MacAllocator": "macalloc",
-    "Network": "network",
-    "Plan": "hostnet.plan",
+    "MacAllocator": "virt.macalloc",
+    "Network": "core.network",
+    "Plan": "hostnet.model.plan",
     "connect": "host",
 }
 

@@ -8,6 +8,6 @@ from __future__ import annotations
 
 __all__ = ["DEFAULT_ADDRESS_TIMEOUT"]
 
-#: How long :meth:`kvmnet.lanplan.LanPlan.apply` waits for the guest's new address by
+#: How long :meth:`kvmnet.lan.lanplan.LanPlan.apply` waits for the guest's new address by
 #: default (seconds).
 DEFAULT_ADDRESS_TIMEOUT = 60.0

@@ -11,7 +11,7 @@ every guest of the host. This is kvmnet's one bulk API; ``Host.use_bridge_all`` 
 Guests are selected from one listing of the host. With ``on_network``/``on_bridge`` the
 interface on that network or bridge is the one that moves (every such interface of the
 guest); without, a named guest's first interface (``every=True``: every guest's first).
-``progress(done, total, domain)`` is told of each guest (`kvmnet.progress`).
+``progress(done, total, domain)`` is told of each guest (`kvmnet.core.progress`).
 
 It stops at the first failure: the guests switched before it stay switched, and
 `PartiallyApplied` names them, the one that failed and the ones not tried.
@@ -23,14 +23,14 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from . import validate
+from .core import validate
+from .core.progress import Progress, track
 from .errors import ConnectionLost, InvalidInput, KvmnetError, PartiallyApplied
-from .progress import Progress, track
 
 if TYPE_CHECKING:
-    from .change import Change
-    from .domain import Domain
+    from .core.change import Change
     from .host import Host
+    from .virt.domain import Domain
 
 __all__ = ["Target", "bridge_many", "nat_many", "select", "switch_each"]
 

@@ -22,11 +22,12 @@ import logging
 from collections.abc import Callable, Iterable, Sequence
 from typing import TYPE_CHECKING
 
-from . import bulk, validate
+from . import bulk
+from .core import validate
 from .errors import InvalidInput, KvmnetError, PartiallyApplied
 
 if TYPE_CHECKING:
-    from .change import Change
+    from .core.change import Change
     from .host import Host
 
 __all__ = ["bridge_many", "nat_many"]

@@ -15,29 +15,29 @@ from collections.abc import Collection, Iterable
 from types import TracebackType
 from typing import TYPE_CHECKING
 
-from . import validate
-from ._libvirt import (
+from .core import validate
+from .core.network import Network, NetworkIndex, Networks
+from .core.progress import Progress
+from .errors import ConnectionFailed, NetworkNotFound
+from .virt._libvirt import (
     DEFAULT_KEEPALIVE,
     DEFAULT_READBACK_TIMEOUT,
     Connection,
     open_connection,
 )
-from .errors import ConnectionFailed, NetworkNotFound
-from .network import Network, NetworkIndex, Networks
-from .progress import Progress
 
 if TYPE_CHECKING:
     from typing_extensions import Unpack
 
-    from .backends.base import Backend
-    from .change import Change
-    from .domain import Domain
-    from .hostnet.machine import Machine
+    from .core.change import Change
+    from .hostnet.backends.base import Backend
     from .hostnet.nic import Bridge, HostNic
-    from .hostnet.runner import Runner
-    from .lanplan import LanResult
-    from .onboard import BridgeGuestOptions, NatGuestOptions
+    from .hostnet.runners.machine import Machine
+    from .hostnet.runners.runner import Runner
+    from .lan.lanplan import LanResult
+    from .lan.onboard import BridgeGuestOptions, NatGuestOptions
     from .topology import Topology
+    from .virt.domain import Domain
 
 __all__ = ["DEFAULT_URI", "Host", "connect", "default_uri"]
 
@@ -116,7 +116,7 @@ class Host:
 
     @property
     def connection(self) -> Connection:
-        """The underlying `kvmnet._libvirt.Connection`.
+        """The underlying `kvmnet.virt._libvirt.Connection`.
 
         Internal but stable for kvmnet's own modules (the MAC allocator, the CLI); not part of
         the public API for other code.
@@ -153,7 +153,7 @@ class Host:
         Returns:
             One `Domain` per guest.
         """
-        from .domain import Domain
+        from .virt.domain import Domain
 
         return [Domain(self, handle) for handle in self._connection.list_domains()]
 
@@ -170,7 +170,7 @@ class Host:
             DomainNotFound: no domain has that name.
             InvalidName: a name no domain can have (empty, NUL...).
         """
-        from .domain import Domain
+        from .virt.domain import Domain
 
         name = validate.domain_name(name)
         return Domain(self, self._connection.lookup_domain(name))
@@ -243,7 +243,7 @@ class Host:
             PreflightRefused: check ``host-side``: the URI names no machine kvmnet can act on
                 (the test driver, a tcp/tls transport).
         """
-        from .hostnet.machine import machine_of
+        from .hostnet.runners.machine import machine_of
 
         return machine_of(self.uri)
 
@@ -420,7 +420,7 @@ class Host:
         return nat_many(self, network, names, every=names is None, live=live,
                         dry_run=dry_run, progress=progress)  # fmt: skip
 
-    # -- guest and host in one plan (kvmnet.onboard) -----------------------------------------
+    # -- guest and host in one plan (kvmnet.lan.onboard) -----------------------------------------
 
     def bridge_guest(
         self, domain: str, *, bridge: str, **options: Unpack[BridgeGuestOptions]
@@ -429,13 +429,13 @@ class Host:
         guest (live + persistent, link bounced), wait for its new address.
 
         ``host.bridge_guest("web1", bridge="br0", nic="eno1", backend=NmcliBackend())``;
-        `kvmnet.onboard.bridge_guest` on this host.
+        `kvmnet.lan.onboard.bridge_guest` on this host.
 
         Args:
             domain: The guest's name.
             bridge: The host bridge to put it on.
-            **options: Parameters: see `kvmnet.onboard.bridge_guest` and
-                `kvmnet.onboard.plan_bridge_guest`.
+            **options: Parameters: see `kvmnet.lan.onboard.bridge_guest` and
+                `kvmnet.lan.onboard.plan_bridge_guest`.
 
         Returns:
             What was done (or, for a dry run, the plan).
@@ -447,7 +447,7 @@ class Host:
             RolledBack: the host change failed and was rolled back.
             PartiallyApplied: a later part failed; the message says what stands.
         """
-        from .onboard import bridge_guest
+        from .lan.onboard import bridge_guest
 
         return bridge_guest(self, domain, bridge=bridge, **options)
 
@@ -455,13 +455,13 @@ class Host:
         self, domain: str, network: str = "default", **options: Unpack[NatGuestOptions]
     ) -> LanResult:
         """The way back: ``domain`` onto NAT ``network``, then (``release=NIC``) the NIC out of
-        the bridge: `kvmnet.onboard.nat_guest` on this host.
+        the bridge: `kvmnet.lan.onboard.nat_guest` on this host.
 
         Args:
             domain: The guest's name.
             network: The libvirt NAT network to put it back on.
-            **options: Parameters: see `kvmnet.onboard.nat_guest` and
-                `kvmnet.onboard.plan_nat_guest`.
+            **options: Parameters: see `kvmnet.lan.onboard.nat_guest` and
+                `kvmnet.lan.onboard.plan_nat_guest`.
 
         Returns:
             What was done (or, for a dry run, the plan).
@@ -473,7 +473,7 @@ class Host:
             PreflightRefused: the release is refused (the message names the override).
             PartiallyApplied: a later part failed; the message says what stands.
         """
-        from .onboard import nat_guest
+        from .lan.onboard import nat_guest
 
         return nat_guest(self, domain, network, **options)
 
@@ -521,7 +521,7 @@ class Host:
         return f"<Host {self.uri!r} {count} domain{'' if count == 1 else 's'}>"
 
     def _repr_html_(self) -> str:
-        from . import _html  # only notebooks render HTML: not on every CLI start
+        from .core import _html  # only notebooks render HTML: not on every CLI start
 
         if self._closed:
             return _html.escape(repr(self))

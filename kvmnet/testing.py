@@ -32,7 +32,7 @@ from xml.sax.saxutils import quoteattr
 # The host side's fakes, here too so that one import gives an embedder everything:
 # RecordingRunner executes nothing and records; fake_host describes links and routes.
 from .hostnet.fake import fake_host
-from .hostnet.runner import RecordingRunner
+from .hostnet.runners.runner import RecordingRunner
 
 __all__ = [
     "DEFAULT_NETWORKS",

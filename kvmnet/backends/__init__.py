@@ -1,30 +1,32 @@
-"""Host network backends: one pure planner per network stack (see `.base`).
+"""Host network backends, by class or by name: where users import them from.
 
 Usage::
 
-    from kvmnet.backends import Iproute2Backend, IfcfgBackend
+    from kvmnet.backends import Iproute2Backend, IfcfgBackend, create_backend
     backend = Iproute2Backend(netns="lab-host")
+    backend = create_backend("auto", root="/")
 
-Each backend module is imported on first use, so a missing optional tool never breaks
-``import kvmnet.backends``.
+The planners themselves live with the host side they plan for, in `kvmnet.hostnet.backends`;
+this package re-exports its public names. Each backend class is imported on first use, so a
+missing optional tool never breaks ``import kvmnet.backends``.
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from ..errors import InvalidType
-from .base import Backend
-from .registry import BACKENDS, backend_class, make_backend
+from ..hostnet import backends as _backends
+from ..hostnet.backends import BACKENDS, Backend, create_backend
 
 if TYPE_CHECKING:
-    from ..hostnet.runner import Runner
-    from .ifcfg import IfcfgBackend
-    from .ifupdown import IfupdownBackend
-    from .iproute2 import Iproute2Backend
-    from .netplan import NetplanBackend
-    from .networkd import NetworkdBackend
-    from .nmcli import NmcliBackend
+    from ..hostnet.backends import (
+        IfcfgBackend,
+        IfupdownBackend,
+        Iproute2Backend,
+        NetplanBackend,
+        NetworkdBackend,
+        NmcliBackend,
+    )
 
 __all__ = [
     "BACKENDS",
@@ -38,15 +40,12 @@ __all__ = [
     "create_backend",
 ]
 
-_BY_CLASS = {cls: module for module, cls in BACKENDS.values()}
-
 
 def _backend_class(name: str) -> type[Backend]:
     """The backend class called ``name``, imported on first use, then cached."""
-    module = _BY_CLASS.get(name)
-    if module is None:
+    if name not in __all__:
         raise AttributeError(f"module 'kvmnet.backends' has no attribute {name!r}")
-    value = backend_class(module, name)
+    value: type[Backend] = getattr(_backends, name)
     globals()[name] = value
     return value
 
@@ -55,37 +54,3 @@ def _backend_class(name: str) -> type[Backend]:
 # (``from kvmnet.backends import IfcfgBakend``) fails type checking instead of being Any.
 if not TYPE_CHECKING:
     __getattr__ = _backend_class
-
-
-def create_backend(
-    name: str,
-    *,
-    root: str | None = None,
-    netns: str | None = None,
-    runner: Runner | None = None,
-) -> Backend:
-    """The backend called ``name``: iproute2, ifcfg, ifupdown, nmcli, netplan, networkd, or
-    ``"auto"`` (whatever stack owns the NIC, decided when planning: see
-    `AutoBackend`).
-
-    Args:
-        name: the backend's name, as the CLI's ``--backend`` takes it.
-        root: where a file backend reads and writes (passed only when given).
-        netns: the network namespace a runtime backend acts in (passed only when given).
-        runner: the runner it reads and acts through (passed only when given).
-
-    Returns:
-        The backend.
-
-    Raises:
-        InvalidInput: an unknown name, or an option the backend does not take.
-    """
-    if not isinstance(name, str):
-        raise InvalidType(
-            f"backend name must be a str such as 'iproute2', got {name!r} ({type(name).__name__})"
-        )
-    if name == "auto":
-        from .auto import AutoBackend
-
-        return AutoBackend(root=root or "/", netns=netns, runner=runner)
-    return make_backend(name, root=root, netns=netns, runner=runner)

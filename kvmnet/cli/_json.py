@@ -9,11 +9,11 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from ..change import Change
-    from ..domainxml import GuestInterface
+    from ..core.change import Change
+    from ..core.domainxml import GuestInterface
     from ..hostnet.apply import ApplyResult
-    from ..hostnet.plan import Plan
-    from ..lanplan import LanResult
+    from ..hostnet.model.plan import Plan
+    from ..lan.lanplan import LanResult
 
 __all__ = ["apply_result_json", "change_json", "interface_json", "lan_result_json", "plan_json"]
 
@@ -74,7 +74,7 @@ def plan_json(plan: Plan) -> Json:
         [{"kind", "description"}], "checks", "files", "commands",
         "requires_confirmation"}``.
     """
-    from ..hostnet.plan import step_kind
+    from ..hostnet.model.plan import step_kind
 
     return {
         "backend": plan.backend,

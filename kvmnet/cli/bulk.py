@@ -19,7 +19,7 @@ from ._common import CommandError, add_json_option, add_live_options, first_uri,
 from .progress import ProgressBar
 
 if TYPE_CHECKING:
-    from ..change import Change
+    from ..core.change import Change
 
 __all__ = ["register"]
 

@@ -26,7 +26,7 @@ from ._common import (
 )
 
 if TYPE_CHECKING:
-    from ..change import Change
+    from ..core.change import Change
     from ..host import Host
 
 __all__ = ["register"]

@@ -9,7 +9,7 @@
     kvmnet -c qemu+ssh://root@hv2/system confirm      # a new SSH connection proves it
 
 They act on the machine that ``-c URI`` names: this one without ``-c`` (or for a local URI),
-that one over SSH for ``qemu+ssh://`` (:mod:`kvmnet.hostnet.sshrunner`).
+that one over SSH for ``qemu+ssh://`` (:mod:`kvmnet.hostnet.runners.sshrunner`).
 """
 
 from __future__ import annotations
@@ -30,8 +30,8 @@ from ._common import (
 )
 
 if TYPE_CHECKING:
-    from ..hostnet.plan import Plan
-    from ..hostnet.runner import Runner
+    from ..hostnet.model.plan import Plan
+    from ..hostnet.runners.runner import Runner
 
 __all__ = ["register"]
 
@@ -103,8 +103,8 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
 def _runner(args: argparse.Namespace, *, netns: str | None = None) -> Runner:
     """A runner on the machine ``-c URI`` names (this one without ``-c``)."""
-    from ..hostnet.machine import LOCAL, machine_of
     from ..hostnet.onmachine import runner_for
+    from ..hostnet.runners.machine import LOCAL, machine_of
 
     uri = first_uri(args)
     return runner_for(LOCAL if uri is None else machine_of(uri), netns=netns)
@@ -202,7 +202,7 @@ def _host_release(args: argparse.Namespace) -> int:
 def _confirm(args: argparse.Namespace) -> int:
     from ..hostnet.deadman import confirm
     from ..hostnet.remotedeadman import confirm_on
-    from ..hostnet.sshrunner import runner_machine
+    from ..hostnet.runners.sshrunner import runner_machine
 
     runner = _runner(args)
     try:

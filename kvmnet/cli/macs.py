@@ -20,14 +20,14 @@ from typing import TYPE_CHECKING
 from ._common import add_json_option, print_json
 
 if TYPE_CHECKING:
-    from ..macalloc import MacAllocator
+    from ..virt.macalloc import MacAllocator
 
 __all__ = ["register"]
 
 
 def _count(text: str) -> int:
     # Imported here, not at the top: `kvmnet --help` must not pay for the allocator.
-    from ..macalloc import MAX_COUNT
+    from ..virt.macalloc import MAX_COUNT
 
     # ASCII digits only: int() would also take fullwidth digits, " 5", "+5" and "1_000".
     if not (text.isascii() and text.isdigit() and len(text) <= 9 and 1 <= int(text) <= MAX_COUNT):
@@ -83,8 +83,8 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
 def _mac(args: argparse.Namespace) -> int:
     from ..host import connect
-    from ..macalloc import MacAllocator
-    from ..macledger import MacLedger
+    from ..virt.macalloc import MacAllocator
+    from ..virt.macledger import MacLedger
 
     uris: list[str | None] = list(args.uris) if args.uris else [None]
     with contextlib.ExitStack() as stack:

@@ -30,9 +30,9 @@ from ._common import (
 from .progress import ProgressBar
 
 if TYPE_CHECKING:
-    from ..backends.base import Backend
     from ..host import Host
-    from ..onboard import LanResult
+    from ..hostnet.backends.base import Backend
+    from ..lan.onboard import LanResult
     from ..topology import Topology
 
 __all__ = ["add_bridge_options", "add_nat_options", "run_bridge", "run_nat", "wants_onboard"]
@@ -121,8 +121,8 @@ def _backend(args: argparse.Namespace, host: Host) -> Backend:
     The test driver's guests belong to no machine: with it the host side stays on this one
     (labs and demos pair it with --netns)."""
     if host.uri.startswith("test:"):
-        from ..hostnet.machine import LOCAL
         from ..hostnet.onmachine import backend_on, runner_for
+        from ..hostnet.runners.machine import LOCAL
 
         runner = runner_for(LOCAL, netns=args.netns)
         return backend_on(runner, args.backend, root=args.root, netns=args.netns)
@@ -160,7 +160,7 @@ def _print(result: LanResult, args: argparse.Namespace) -> int:
 def run_bridge(args: argparse.Namespace) -> int:
     """``kvmnet bridge DOMAIN BRIDGE --create-from NIC --backend B ...``."""
     from ..host import connect
-    from ..onboard import bridge_guest
+    from ..lan.onboard import bridge_guest
 
     with connect(first_uri(args)) as host:
         backend = _backend(args, host)
@@ -190,7 +190,7 @@ def run_bridge(args: argparse.Namespace) -> int:
 def run_nat(args: argparse.Namespace) -> int:
     """``kvmnet nat DOMAIN [NETWORK] --release NIC --backend B ...``."""
     from ..host import connect
-    from ..onboard import nat_guest
+    from ..lan.onboard import nat_guest
 
     with connect(first_uri(args)) as host:
         backend = _backend(args, host)

@@ -1,6 +1,6 @@
 """A progress bar for the CLI's bulk commands: drawn on a terminal, silent when piped.
 
-It is a :data:`kvmnet.progress.Progress` callback, so a command hands it straight to the
+It is a :data:`kvmnet.core.progress.Progress` callback, so a command hands it straight to the
 library::
 
     with ProgressBar("switching") as bar:

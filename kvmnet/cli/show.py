@@ -47,7 +47,7 @@ def _show(args: argparse.Namespace) -> int:
 
     runner = None
     if args.netns is not None:
-        from ..hostnet.runner import default_runner
+        from ..hostnet.runners.runner import default_runner
 
         runner = default_runner(args.netns)
     with kvmnet.connect(first_uri(args)) as host:

@@ -23,7 +23,7 @@ def confirm(*, state_dir: str | None = None) -> list[str]:
         ConfirmationError: no change waits for confirmation.
         InvalidInput: a ``state_dir`` with NUL bytes, bytes, or an empty path.
     """
-    from ..validate import optional_path
+    from ..core.validate import optional_path
 
     optional_path(state_dir, "state_dir")
     from .deadman import confirm as _confirm

@@ -34,12 +34,12 @@ from ..errors import (
 )
 from . import deadman
 from .inspect import read_links, read_routes
-from .plan import Check, Plan, RunCommand, Step, step_command
+from .model.plan import Check, Plan, RunCommand, Step, step_command
+from .model.state import LinkState
 from .remotedeadman import deadman_for
 from .rollback import FORK_GRACE, Journal, daemon_pid, roll_back, run_step
-from .runner import Runner
+from .runners.runner import Runner
 from .snapshot import Snapshot, take_snapshot
-from .state import LinkState
 from .trust import trusted_dir
 
 __all__ = [
@@ -175,7 +175,7 @@ def apply_plan(
     rollback_on_failure: bool = True,
     state_dir: str | None = None,
 ) -> ApplyResult:
-    """See `kvmnet.hostnet.plan.Plan.apply`."""
+    """See `kvmnet.hostnet.model.plan.Plan.apply`."""
     check_apply_options(
         verify=verify,
         confirm_within=confirm_within,

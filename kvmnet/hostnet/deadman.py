@@ -42,14 +42,14 @@ from pathlib import Path, PurePath
 from typing import TYPE_CHECKING
 
 from ..errors import ConfirmationError, UntrustedPath
-from .plan import STEP_TYPES, Step, step_kind
+from .model.plan import STEP_TYPES, Step, step_kind
 from .rollback import Journal, roll_back
-from .runner import LocalRunner, Runner, default_runner
+from .runners.runner import LocalRunner, Runner, default_runner
 from .snapshot import Snapshot
 from .trust import read_trusted, trusted_dir
 
 if TYPE_CHECKING:
-    from .plan import Plan
+    from .model.plan import Plan
 
 __all__ = ["arm", "confirm", "disarm", "pending", "pending_id", "state_dir", "update", "watch"]
 

@@ -24,8 +24,8 @@ from .inspect import (
     ROUTES6_ARGV,
     ROUTES_ARGV,
 )
-from .runner import DEFAULT_TIMEOUT, CommandResult, RecordingRunner, Reply
-from .state import IpAddress, IpRoute, LinkState
+from .model.state import IpAddress, IpRoute, LinkState
+from .runners.runner import DEFAULT_TIMEOUT, CommandResult, RecordingRunner, Reply
 
 __all__ = ["FakeHostRunner", "fake_host", "link_json", "route_json"]
 

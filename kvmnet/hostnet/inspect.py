@@ -16,9 +16,9 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import replace
 
 from ..errors import HostNicNotFound, KvmnetError
-from .request import DhcpClient, HostState
-from .runner import Runner
-from .state import IpAddress, IpRoute, LinkState
+from .model.request import DhcpClient, HostState
+from .model.state import IpAddress, IpRoute, LinkState
+from .runners.runner import Runner
 
 __all__ = [
     "find_dhcp_clients",

@@ -23,18 +23,18 @@ from collections.abc import Collection
 from dataclasses import replace
 from typing import TYPE_CHECKING
 
-from .. import _html, validate
+from ..core import _html, validate
+from ..core.names import validate_ifname
 from ..errors import PreflightRefused
 from .apply import apply_plan
 from .inspect import inspect_host, read_links, read_routes, ssh_uses
-from .names import validate_ifname
-from .plan import Plan
+from .model.plan import Plan
+from .model.request import BridgeRequest, HostState
+from .model.state import IpAddress, IpRoute, LinkState
 from .preflight import check_bridge_name, libvirt_owner, preflight
-from .request import BridgeRequest, HostState
-from .state import IpAddress, IpRoute, LinkState
 
 if TYPE_CHECKING:
-    from ..backends.base import Backend
+    from .backends.base import Backend
 
 __all__ = ["Bridge", "HostNic"]
 
@@ -42,7 +42,7 @@ __all__ = ["Bridge", "HostNic"]
 def _default_backend(backend: Backend | None) -> Backend:
     if backend is not None:
         return backend
-    from ..backends.iproute2 import Iproute2Backend
+    from .backends.iproute2 import Iproute2Backend
 
     return Iproute2Backend()
 
@@ -77,7 +77,7 @@ def _plan_args(
     verify: object,
     ssh_connection: object,
 ) -> tuple[bool, tuple[str, ...], tuple[str, ...], float | None, bool]:
-    """enslave/release's shared options, checked (see `kvmnet.validate`)."""
+    """enslave/release's shared options, checked (see `kvmnet.core.validate`)."""
     if ssh_connection is not None and not isinstance(ssh_connection, str):
         validate.text(ssh_connection, "ssh_connection")  # raises InvalidType
     return (

@@ -19,12 +19,12 @@ from collections.abc import Collection
 from typing import TYPE_CHECKING
 
 from ..errors import PreflightRefused
-from .machine import Machine
-from .runner import Runner, default_runner
-from .sshrunner import runner_machine
+from .runners.machine import Machine
+from .runners.runner import Runner, default_runner
+from .runners.sshrunner import runner_machine
 
 if TYPE_CHECKING:
-    from ..backends.base import Backend
+    from .backends.base import Backend
 
 __all__ = [
     "OTHER_MACHINE",
@@ -52,7 +52,7 @@ def runner_for(machine: Machine, *, netns: str | None = None) -> Runner:
     """
     if machine.is_local:
         return default_runner(netns)
-    from .sshrunner import SshRunner
+    from .runners.sshrunner import SshRunner
 
     return SshRunner(machine, netns=netns)
 
@@ -105,7 +105,7 @@ def backend_on(
     Raises:
         InvalidInput: an unknown kind, or an option the backend does not take.
     """
-    from ..backends import create_backend
+    from .backends import create_backend
 
     del netns  # the runner already acts inside it
     return create_backend(kind, root=root, runner=runner)

@@ -40,10 +40,10 @@ from __future__ import annotations
 import re
 from collections.abc import Collection
 
+from ..core.names import validate_ifname
 from ..errors import InvalidBridgeName, InvalidName, PreflightRefused
-from .names import validate_ifname
-from .request import BridgeRequest, HostState
-from .runner import Runner
+from .model.request import BridgeRequest, HostState
+from .runners.runner import Runner
 
 __all__ = ["CHECKS", "check_bridge_name", "libvirt_owner", "preflight", "refuse"]
 

@@ -6,7 +6,7 @@ watcher and the rollback must run **there**: the SSH connection is exactly what 
 change cuts, so a watcher on the laptop could never roll back. `RemoteDeadMan` writes
 the same pending file through the runner (on the far machine, atomically), starts the same
 watcher there (``python3 kvmnet.pyz kvmnet.hostnet.deadman FILE``: the runner ships the zip
-of kvmnet's modules; see `kvmnet.hostnet.sshrunner`), and renames through the runner
+of kvmnet's modules; see `kvmnet.hostnet.runners.sshrunner`), and renames through the runner
 (one ``rename(2)`` there: the claim stays atomic). Its deadline is in the far machine's
 clock, read from it.
 
@@ -28,11 +28,11 @@ from typing import TYPE_CHECKING, Protocol
 
 from ..errors import CommandFailed, ConfirmationError
 from . import deadman
-from .runner import Runner
+from .runners.runner import Runner
 
 if TYPE_CHECKING:
     from .apply import Journal
-    from .plan import Plan
+    from .model.plan import Plan
     from .snapshot import Snapshot
 
 __all__ = ["DeadMan", "LocalDeadMan", "RemoteDeadMan", "confirm_on", "deadman_for"]
@@ -127,7 +127,7 @@ class RemoteDeadMan:
 
 def deadman_for(runner: Runner) -> DeadMan:
     """The dead-man timer for a plan run by ``runner``: this machine's, or the far one's."""
-    from .sshrunner import runner_machine
+    from .runners.sshrunner import runner_machine
 
     machine = runner_machine(runner)
     if machine is not None and not machine.is_local:

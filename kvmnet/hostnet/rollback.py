@@ -14,8 +14,8 @@ from dataclasses import dataclass, field
 
 from ..errors import CommandFailed
 from .inspect import in_runner_netns, process_argv
-from .plan import RemoveFile, RunCommand, StartProcess, Step, StopProcess, WriteFile
-from .runner import Runner
+from .model.plan import RemoveFile, RunCommand, StartProcess, Step, StopProcess, WriteFile
+from .runners.runner import Runner
 from .snapshot import (
     PROCESS_WAIT,
     Snapshot,

@@ -34,10 +34,10 @@ from .inspect import (
     read_links,
     read_routes,
 )
-from .ipcmd import SELF_MANAGED, address_args, bridge_args, route_args
-from .request import DhcpClient
-from .runner import Runner
-from .state import IpAddress, IpRoute, LinkState
+from .model.ipcmd import SELF_MANAGED, address_args, bridge_args, route_args
+from .model.request import DhcpClient
+from .model.state import IpAddress, IpRoute, LinkState
+from .runners.runner import Runner
 
 __all__ = [
     "FileSnapshot",

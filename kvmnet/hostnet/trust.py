@@ -1,6 +1,6 @@
 """State that kvmnet acts on is trusted only if nobody but root (or the user kvmnet runs as)
 could have written it: the dead-man watcher runs as root and executes the rollback steps it
-reads from its state dir, and the MAC claims ledger (:mod:`kvmnet.macledger`) decides which
+reads from its state dir, and the MAC claims ledger (:mod:`kvmnet.virt.macledger`) decides which
 MACs are free, so a state dir another user can write is a way to run commands as root or to
 hand out a MAC twice. Both use this one module; a :class:`Trust` says what is at stake and
 the way out in the refusal, and whether the directory must be the user's own.

@@ -16,15 +16,15 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from ..domainxml import DomainXML, GuestInterface
-from ..hostnet.state import IpAddress, IpRoute, LinkState
+from ..core.domainxml import DomainXML, GuestInterface
+from ..core.network import Network, NetworkIndex
+from ..hostnet.model.state import IpAddress, IpRoute, LinkState
 from ..mode import Mode
-from ..network import Network, NetworkIndex
 from .ids import port_id
 
 if TYPE_CHECKING:
-    from ..hostnet.plan import Plan
-    from ..lanplan import LanPlan, LanResult
+    from ..hostnet.model.plan import Plan
+    from ..lan.lanplan import LanPlan, LanResult
 
 __all__ = ["BridgeNode", "GuestNode", "GuestPort", "NicNode", "Topology", "build_topology"]
 
@@ -286,8 +286,8 @@ class Topology:
         Returns:
             A new Topology; ``changed`` and ``removed`` mark the differences from this one.
         """
-        from ..hostnet.plan import Plan
-        from ..lanplan import LanResult
+        from ..hostnet.model.plan import Plan
+        from ..lan.lanplan import LanResult
 
         if isinstance(plan, LanResult):
             plan = plan.plan

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 from .model import Topology, build_topology
 
 if TYPE_CHECKING:
-    from ..hostnet.runner import Runner
+    from ..hostnet.runners.runner import Runner
 
 __all__ = ["read_machine"]
 

@@ -27,7 +27,7 @@ __all__ = ["render_html", "render_svg"]
 
 SVG_NS = "http://www.w3.org/2000/svg"
 
-# Mode colours: the same hues as the HTML tables (kvmnet._html), readable on light and dark.
+# Mode colours: the same hues as the HTML tables (kvmnet.core._html), readable on light and dark.
 MODE_COLOURS = {
     Mode.NAT: "#1f77b4",
     Mode.BRIDGED: "#2ca02c",

@@ -14,7 +14,7 @@ import pytest
 
 import kvmnet
 from kvmnet import InvalidInput, InvalidMac, InvalidName, InvalidType, KvmnetError
-from kvmnet.validate import shown
+from kvmnet.core.validate import shown
 
 from .libvirt_lab import LibvirtLab
 

@@ -15,13 +15,13 @@ from pathlib import Path
 import pytest
 
 from kvmnet.backends import NetplanBackend, NetworkdBackend
-from kvmnet.backends.netplan import netplan_generate
 from kvmnet.errors import RolledBack
+from kvmnet.hostnet.backends.netplan import netplan_generate
 from kvmnet.hostnet.inspect import inspect_host
+from kvmnet.hostnet.model.plan import Check, WriteFile
+from kvmnet.hostnet.model.request import BridgeRequest
 from kvmnet.hostnet.nic import Bridge, HostNic
-from kvmnet.hostnet.plan import Check, WriteFile
-from kvmnet.hostnet.request import BridgeRequest
-from kvmnet.hostnet.runner import LocalRunner, NetnsRunner
+from kvmnet.hostnet.runners.runner import LocalRunner, NetnsRunner
 from tests.lab import Lan, default_devs, wait_for
 from tests.lab.networkd import NetworkdLab
 

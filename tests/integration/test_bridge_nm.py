@@ -12,10 +12,10 @@ from dataclasses import replace
 import pytest
 
 from kvmnet.backends import NmcliBackend
-from kvmnet.backends.nmcli import profile_uuid
 from kvmnet.errors import RolledBack
+from kvmnet.hostnet.backends.nmcli import profile_uuid
+from kvmnet.hostnet.model.plan import Check
 from kvmnet.hostnet.nic import Bridge, HostNic
-from kvmnet.hostnet.plan import Check
 from tests.lab import Lan, default_devs, wait_for
 from tests.lab.nm import NetworkManagerLab
 

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from kvmnet.macledger import MacLedger
+from kvmnet.virt.macledger import MacLedger
 
 from .libvirt_lab import LibvirtLab
 

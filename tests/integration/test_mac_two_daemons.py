@@ -15,7 +15,7 @@ import pytest
 
 import kvmnet
 from kvmnet.errors import MacInUse, MacSpaceExhausted
-from kvmnet.macalloc import MacAllocator
+from kvmnet.virt.macalloc import MacAllocator
 
 from .libvirt_lab import LabFactory, LibvirtLab
 

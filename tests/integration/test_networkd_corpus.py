@@ -16,12 +16,12 @@ from collections.abc import Iterator
 
 import pytest
 
-from kvmnet.backends.networkd import NetworkdBackend
 from kvmnet.errors import PreflightRefused
+from kvmnet.hostnet.backends.networkd import NetworkdBackend
 from kvmnet.hostnet.fake import fake_host
-from kvmnet.hostnet.plan import WriteFile
-from kvmnet.hostnet.request import BridgeRequest, HostState
-from kvmnet.hostnet.state import LinkState
+from kvmnet.hostnet.model.plan import WriteFile
+from kvmnet.hostnet.model.request import BridgeRequest, HostState
+from kvmnet.hostnet.model.state import LinkState
 from tests.lab import Lan
 from tests.lab.networkd import NetworkdLab
 from tests.unit.test_networkd_corpus import Case, cases

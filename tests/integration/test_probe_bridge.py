@@ -19,8 +19,8 @@ from dataclasses import dataclass
 
 import pytest
 
-from kvmnet.hostnet.runner import NetnsRunner
-from kvmnet.neighbours import probe, read_neighbours
+from kvmnet.hostnet.runners.runner import NetnsRunner
+from kvmnet.virt.neighbours import probe, read_neighbours
 
 pytestmark = [
     pytest.mark.integration,
@@ -34,7 +34,7 @@ PEER_ADDRESS = "10.233.7.77"
 # kvmnet as it runs on a host: a process in the host namespace, default (local) runner.
 PROBE_IN_PROCESS = """
 import json, sys
-from kvmnet.neighbours import probe
+from kvmnet.virt.neighbours import probe
 result = probe(sys.argv[1], {sys.argv[2]})
 print(json.dumps({"found": [[n.mac, n.address] for n in result.found], "sent": result.sent,
                   "swept": result.swept, "refused": result.refused}))

@@ -19,7 +19,8 @@ import pytest
 import kvmnet
 from kvmnet.backends import Iproute2Backend
 from kvmnet.hostnet.remotedeadman import confirm_on
-from kvmnet.hostnet.sshrunner import SshRunner
+from kvmnet.hostnet.runners.machine import machine_of
+from kvmnet.hostnet.runners.sshrunner import SshRunner
 from tests.lab import snapshot_diff
 
 from .lab_host import kill_pid, run, wait_for
@@ -93,7 +94,7 @@ def remote_files(hv: Hypervisor, state: Path) -> list[str]:
 def test_ssh_runner_uses_one_connection_and_quotes_every_argument(
     hv: Hypervisor, tmp_path: Path
 ) -> None:
-    runner = SshRunner(kvmnet.hostnet.machine.machine_of(hv.uri))
+    runner = SshRunner(machine_of(hv.uri))
     try:
         accepted = hv.sshd.accepted()
         nasty = ["a b", "$(touch /tmp/kvmnet-pwned)", "'q'", '"d"', "x;y", "*", "\\", ""]
@@ -216,7 +217,7 @@ LAPTOP = """
 import json, sys, time
 import kvmnet
 from kvmnet.hostnet import deadman
-from kvmnet.hostnet.plan import RunCommand
+from kvmnet.hostnet.model.plan import RunCommand
 from dataclasses import replace
 uri, state, mode = sys.argv[1:]
 deadman.APPLY_BUDGET = 45.0   # the watcher's room for the steps (120 s), shortened

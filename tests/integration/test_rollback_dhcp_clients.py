@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from kvmnet.hostnet.runner import DEFAULT_TIMEOUT, CommandResult, NetnsRunner
+from kvmnet.hostnet.runners.runner import DEFAULT_TIMEOUT, CommandResult, NetnsRunner
 from tests.lab import LabHost, Lan, snapshot_diff, wait_for
 from tests.lab.netns import DHCLIENT_HOOK
 
@@ -33,7 +33,7 @@ import sys, time
 from pathlib import Path
 from kvmnet.backends import Iproute2Backend
 from kvmnet.hostnet.nic import Bridge
-from kvmnet.hostnet.runner import NetnsRunner
+from kvmnet.hostnet.runners.runner import NetnsRunner
 
 class Stall(NetnsRunner):
     # The plan's last step starts dhclient on br0; the caller then hangs until SIGKILLed.

@@ -11,7 +11,7 @@ import pytest
 from kvmnet.backends import Iproute2Backend
 from kvmnet.errors import CommandFailed, RolledBack
 from kvmnet.hostnet.nic import Bridge
-from kvmnet.hostnet.runner import DEFAULT_TIMEOUT, CommandResult, NetnsRunner
+from kvmnet.hostnet.runners.runner import DEFAULT_TIMEOUT, CommandResult, NetnsRunner
 from tests.lab import LabHost, Lan, snapshot_diff, wait_for
 
 pytestmark = [pytest.mark.root("network namespaces, dnsmasq, udhcpc"), pytest.mark.integration]

@@ -19,8 +19,8 @@ import pytest
 
 from kvmnet.backends import Iproute2Backend
 from kvmnet.errors import PreflightRefused, RolledBack
+from kvmnet.hostnet.model.plan import Check
 from kvmnet.hostnet.nic import Bridge, HostNic
-from kvmnet.hostnet.plan import Check
 from tests.lab import Lan, run, snapshot_diff, stop_process, wait_for
 from tests.lab.netns import LAN_BRIDGE
 

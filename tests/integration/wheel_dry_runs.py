@@ -22,8 +22,8 @@ from kvmnet.backends import (
     NmcliBackend,
     create_backend,
 )
-from kvmnet.backends.base import Backend
-from kvmnet.hostnet.state import IpAddress, IpRoute, LinkState
+from kvmnet.hostnet.backends.base import Backend
+from kvmnet.hostnet.model.state import IpAddress, IpRoute, LinkState
 from kvmnet.testing import RecordingRunner, fake_host
 
 NIC, MAC, BRIDGE = "enp1s0", "52:54:00:aa:00:01", "br0"

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from kvmnet.hostnet.fake import FakeHostRunner, fake_host
-from kvmnet.hostnet.state import IpAddress, IpRoute, LinkState
+from kvmnet.hostnet.model.state import IpAddress, IpRoute, LinkState
 
 NIC = "enp0s20f0u1"
 MAC = "52:54:00:aa:00:01"

@@ -20,7 +20,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from kvmnet.backends import IfupdownBackend
-from kvmnet.hostnet.runner import NetnsRunner
+from kvmnet.hostnet.runners.runner import NetnsRunner
 
 from .netns import LabHost, run
 

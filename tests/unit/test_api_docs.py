@@ -32,15 +32,15 @@ ROOT_MODULES = ("kvmnet", "kvmnet.backends", "kvmnet.testing", "kvmnet.topology"
 CONTRACT_RAISES = (
     "kvmnet.host.connect",
     "kvmnet.host.Host.domain",
-    "kvmnet.domain.Domain.use_bridge",
-    "kvmnet.domain.Domain.use_nat",
-    "kvmnet.domain.Domain.add_interface",
-    "kvmnet.domain.Domain.remove_interface",
-    "kvmnet.macalloc.MacAllocator.allocate",
-    "kvmnet.macalloc.MacAllocator.reserve",
+    "kvmnet.virt.domain.Domain.use_bridge",
+    "kvmnet.virt.domain.Domain.use_nat",
+    "kvmnet.virt.domain.Domain.add_interface",
+    "kvmnet.virt.domain.Domain.remove_interface",
+    "kvmnet.virt.macalloc.MacAllocator.allocate",
+    "kvmnet.virt.macalloc.MacAllocator.reserve",
     "kvmnet.hostnet.nic.Bridge.enslave",
     "kvmnet.hostnet.nic.Bridge.release",
-    "kvmnet.hostnet.plan.Plan.apply",
+    "kvmnet.hostnet.model.plan.Plan.apply",
     "kvmnet.backends.create_backend",
 )
 
@@ -362,10 +362,10 @@ def test_no_docstring_uses_rst_roles() -> None:
 # the formats, the reference need not render the parsers.
 NOT_RENDERED = frozenset(
     {
-        "kvmnet.backends.interfaces.Config",
-        "kvmnet.backends.interfaces.Stanza",
-        "kvmnet.backends.netplanconf.NetplanFile",
-        "kvmnet.backends.shellvars.ShellVars",
+        "kvmnet.hostnet.backends.interfaces.Config",
+        "kvmnet.hostnet.backends.interfaces.Stanza",
+        "kvmnet.hostnet.backends.netplanconf.NetplanFile",
+        "kvmnet.hostnet.backends.shellvars.ShellVars",
     }
 )
 
@@ -383,7 +383,7 @@ def test_the_api_reference_renders_every_public_class_and_function() -> None:
         if not any(".".join(parts[:i]) in directives for i in range(2, len(parts) + 1)):
             missing.append(target.path)
     assert not missing, "not in docs/api.md:\n" + "\n".join(missing)
-    for name in ("kvmnet.domainxml.IfaceSelector", "kvmnet.hostnet.confirm", "kvmnet.errors"):
+    for name in ("kvmnet.core.domainxml.IfaceSelector", "kvmnet.hostnet.confirm", "kvmnet.errors"):
         assert name in directives, name
 
 

@@ -8,12 +8,12 @@ from pathlib import Path
 import pytest
 
 from kvmnet.backends import IfcfgBackend, NetplanBackend, NetworkdBackend, NmcliBackend
-from kvmnet.backends.filebackend import FileBackendBase
-from kvmnet.backends.netplan import NETPLAN_DIR
 from kvmnet.errors import InvalidInput, InvalidType, UntrustedPath
-from kvmnet.hostnet.request import BridgeRequest, HostState
-from kvmnet.hostnet.runner import LocalRunner, RecordingRunner
-from kvmnet.hostnet.state import IpAddress, IpRoute, LinkState
+from kvmnet.hostnet.backends.filebackend import FileBackendBase
+from kvmnet.hostnet.backends.netplan import NETPLAN_DIR
+from kvmnet.hostnet.model.request import BridgeRequest, HostState
+from kvmnet.hostnet.model.state import IpAddress, IpRoute, LinkState
+from kvmnet.hostnet.runners.runner import LocalRunner, RecordingRunner
 
 NIC = "enp0s20f0u1"
 DHCP_NIC = LinkState(

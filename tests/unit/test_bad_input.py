@@ -33,7 +33,6 @@ from kvmnet import (
     InvalidType,
     KvmnetError,
     bulk,
-    onboard,
 )
 from kvmnet.backends import (
     IfcfgBackend,
@@ -43,15 +42,16 @@ from kvmnet.backends import (
     NmcliBackend,
     create_backend,
 )
+from kvmnet.core.validate import shown
 from kvmnet.hostnet import confirm
+from kvmnet.hostnet.model.request import BridgeRequest
 from kvmnet.hostnet.nic import Bridge, HostNic
-from kvmnet.hostnet.request import BridgeRequest
-from kvmnet.hostnet.runner import LocalRunner, RecordingRunner
-from kvmnet.macalloc import MacAllocator
-from kvmnet.macledger import MacLedger
-from kvmnet.neighbours import probe
+from kvmnet.hostnet.runners.runner import LocalRunner, RecordingRunner
+from kvmnet.lan import onboard
 from kvmnet.testing import Guest, Nic, World
-from kvmnet.validate import shown
+from kvmnet.virt.macalloc import MacAllocator
+from kvmnet.virt.macledger import MacLedger
+from kvmnet.virt.neighbours import probe
 
 RUN_MAC = "52:54:00:aa:00:01"
 OFF_MAC = "52:54:00:bb:00:01"
@@ -470,7 +470,7 @@ for v in [5, "bar"]:
 for v, x in BAD_URIS:
     case("kvmnet.connect", v, x, lambda e, v: kvmnet.connect(v))
 
-# -- onboard: Host.bridge_guest / nat_guest and kvmnet.onboard --------------------------------
+# -- onboard: Host.bridge_guest / nat_guest and kvmnet.lan.onboard --------------------------------
 
 
 def _bridge_guest(e: Env, **kw: object) -> object:

@@ -178,7 +178,7 @@ def test_count_beyond_the_free_space_is_refused_at_once(
 
 
 def test_ten_thousand_claims_through_the_cli(tmp_path: Path) -> None:
-    from kvmnet.macledger import MacLedger
+    from kvmnet.virt.macledger import MacLedger
 
     uri = World(()).write(tmp_path)
     res = kvmnet(tmp_path / "state", "-c", uri, "mac", "--count", "10000")

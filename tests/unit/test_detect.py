@@ -9,13 +9,13 @@ from pathlib import Path
 import pytest
 
 from kvmnet.backends import create_backend
-from kvmnet.backends.auto import AutoBackend
 from kvmnet.errors import PreflightRefused
+from kvmnet.hostnet.backends.auto import AutoBackend
 from kvmnet.hostnet.inspect import NETWORKD_LINKS_ARGV, NM_DEVICES_ARGV
+from kvmnet.hostnet.model.plan import Plan
+from kvmnet.hostnet.model.state import IpAddress, IpRoute, LinkState
 from kvmnet.hostnet.nic import Bridge, HostNic
-from kvmnet.hostnet.plan import Plan
-from kvmnet.hostnet.runner import CommandResult
-from kvmnet.hostnet.state import IpAddress, IpRoute, LinkState
+from kvmnet.hostnet.runners.runner import CommandResult
 from kvmnet.testing import fake_host
 
 MAC = "52:54:00:aa:00:01"

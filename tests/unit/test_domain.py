@@ -125,7 +125,7 @@ def test_running_guest_on_a_driver_without_live_changes(
     host: kvmnet.Host, caplog: pytest.LogCaptureFixture
 ) -> None:
     dom = host.domain("web1")
-    with caplog.at_level(logging.WARNING, logger="kvmnet.domain"):
+    with caplog.at_level(logging.WARNING, logger="kvmnet.virt.domain"):
         change = dom.use_bridge("br1")
     assert change.applied_config and not change.applied_live
     assert any("persistent definition only" in n for n in change.notes)
@@ -222,7 +222,7 @@ def test_add_interface_with_a_taken_mac(host: kvmnet.Host) -> None:
 def test_add_interface_retries_when_another_writer_takes_the_mac(
     host: kvmnet.Host, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from kvmnet.macalloc import MacAllocator
+    from kvmnet.virt.macalloc import MacAllocator
 
     real_allocate = MacAllocator.allocate
     drawn: list[str] = []

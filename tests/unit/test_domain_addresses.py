@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from kvmnet import addresses
-from kvmnet.addresses import GuestAddress
+from kvmnet.virt import addresses
+from kvmnet.virt.addresses import GuestAddress
 
 ARP = """IP address       HW type     Flags       HW address            Mask     Device
 192.168.1.23     0x1         0x2         52:54:00:aa:bb:01     *        br0

@@ -3,7 +3,7 @@
 libvirt's test driver has no device-level calls (VIR_ERR_NO_SUPPORT), so every edit there
 goes through ``defineXML``. ``test:///default`` is shared by the connections of one process,
 so a second, real connection can define the domain in the window kvmnet guards: the
-``kvmnet.domain._before_define_check`` seam runs right before the definition is read again.
+``kvmnet.virt.domain._before_define_check`` seam runs right before the definition is read again.
 """
 
 from __future__ import annotations
@@ -15,9 +15,9 @@ import libvirt
 import pytest
 
 import kvmnet
-from kvmnet import domain as domain_module
-from kvmnet.domainxml import DomainXML
+from kvmnet.core.domainxml import DomainXML
 from kvmnet.testing import Guest, Nic, domain_xml
+from kvmnet.virt import domain as domain_module
 
 MAC_A = "52:54:00:c0:00:01"
 MAC_B = "52:54:00:c0:00:02"

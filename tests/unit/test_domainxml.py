@@ -104,7 +104,7 @@ def test_use_bridge_changes_only_type_and_source_and_drops_floor(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     d = doc()
-    with caplog.at_level(logging.WARNING, logger="kvmnet.domainxml"):
+    with caplog.at_level(logging.WARNING, logger="kvmnet.core.domainxml"):
         new = d.use_bridge("br1")
     assert (new.type, new.source, new.mac) == ("bridge", "br1", "52:54:00:aa:bb:01")
     out = d.tostring()

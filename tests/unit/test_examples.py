@@ -16,8 +16,8 @@ import pytest
 from lxml import etree
 
 import kvmnet
-from kvmnet._xmltext import scan
-from kvmnet.domainxml import DomainXML, GuestInterface
+from kvmnet.core._xmltext import scan
+from kvmnet.core.domainxml import DomainXML, GuestInterface
 from kvmnet.testing import World
 from tests.conftest import EXAMPLES
 

@@ -1,8 +1,8 @@
-"""kvmnet._html: the shared ``_repr_html_`` builders escape everything they are given."""
+"""kvmnet.core._html: the shared ``_repr_html_`` builders escape everything they are given."""
 
 from __future__ import annotations
 
-from kvmnet import _html
+from kvmnet.core import _html
 
 
 def test_table_escapes_cells_and_caption() -> None:

@@ -17,12 +17,12 @@ import pytest
 from lxml import html as lxml_html
 
 import kvmnet
-from kvmnet import _html
-from kvmnet.addresses import GuestAddress
 from kvmnet.backends import Iproute2Backend
+from kvmnet.core import _html
+from kvmnet.core.network import Networks
 from kvmnet.hostnet.apply import ApplyResult
 from kvmnet.hostnet.fake import fake_host
-from kvmnet.hostnet.plan import (
+from kvmnet.hostnet.model.plan import (
     Check,
     Plan,
     RemoveFile,
@@ -31,11 +31,11 @@ from kvmnet.hostnet.plan import (
     StopProcess,
     WriteFile,
 )
-from kvmnet.hostnet.runner import CommandResult, RecordingRunner
-from kvmnet.hostnet.state import IpAddress, IpRoute, LinkState
-from kvmnet.lanplan import LanResult
-from kvmnet.network import Networks
+from kvmnet.hostnet.model.state import IpAddress, IpRoute, LinkState
+from kvmnet.hostnet.runners.runner import CommandResult, RecordingRunner
+from kvmnet.lan.lanplan import LanResult
 from kvmnet.testing import Guest, NetSpec, Nic, nat_network, world_uri
+from kvmnet.virt.addresses import GuestAddress
 
 EVIL = "<script>alert('x')</script>&"
 

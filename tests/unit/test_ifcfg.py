@@ -11,7 +11,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from kvmnet.backends.ifcfg import (
+from kvmnet.errors import InvalidInput, InvalidName
+from kvmnet.hostnet.backends.ifcfg import (
     NM_RUNNING,
     SCRIPTS_DIR,
     IfcfgBackend,
@@ -19,12 +20,11 @@ from kvmnet.backends.ifcfg import (
     render_bridge,
     render_port,
 )
-from kvmnet.backends.shellvars import ShellVars, quote, unquote
-from kvmnet.errors import InvalidInput, InvalidName
-from kvmnet.hostnet.plan import Plan, RemoveFile, RunCommand, WriteFile
-from kvmnet.hostnet.request import BridgeRequest, HostState
-from kvmnet.hostnet.runner import LocalRunner, RecordingRunner
-from kvmnet.hostnet.state import IpAddress, IpRoute, LinkState
+from kvmnet.hostnet.backends.shellvars import ShellVars, quote, unquote
+from kvmnet.hostnet.model.plan import Plan, RemoveFile, RunCommand, WriteFile
+from kvmnet.hostnet.model.request import BridgeRequest, HostState
+from kvmnet.hostnet.model.state import IpAddress, IpRoute, LinkState
+from kvmnet.hostnet.runners.runner import LocalRunner, RecordingRunner
 from tests.lab.golden import golden_text, require_tool
 
 DATA = Path(__file__).resolve().parent.parent / "data" / "backends" / "ifcfg"

@@ -23,15 +23,15 @@ from pathlib import Path
 
 import pytest
 
-from kvmnet.backends.ifcfg import SCRIPTS_DIR, IfcfgBackend
-from kvmnet.backends.ifcfgfiles import COMPANION_KINDS, retarget
-from kvmnet.backends.ifcfgkeys import classify, is_8021x, name_matches
-from kvmnet.backends.shellvars import ShellVars
 from kvmnet.errors import InvalidInput, KvmnetError, PreflightRefused
-from kvmnet.hostnet.plan import Plan, RemoveFile, WriteFile
-from kvmnet.hostnet.request import BridgeRequest, HostState
-from kvmnet.hostnet.runner import LocalRunner
-from kvmnet.hostnet.state import LinkState
+from kvmnet.hostnet.backends.ifcfg import SCRIPTS_DIR, IfcfgBackend
+from kvmnet.hostnet.backends.ifcfgfiles import COMPANION_KINDS, retarget
+from kvmnet.hostnet.backends.ifcfgkeys import classify, is_8021x, name_matches
+from kvmnet.hostnet.backends.shellvars import ShellVars
+from kvmnet.hostnet.model.plan import Plan, RemoveFile, WriteFile
+from kvmnet.hostnet.model.request import BridgeRequest, HostState
+from kvmnet.hostnet.model.state import LinkState
+from kvmnet.hostnet.runners.runner import LocalRunner
 from tests.conftest import in_ci
 from tests.lab.golden import require_tool
 

@@ -7,13 +7,13 @@ from pathlib import Path
 
 import pytest
 
-from kvmnet.backends.ifcfg import SCRIPTS_DIR, IfcfgBackend
-from kvmnet.backends.ifcfgkeys import name_matches
 from kvmnet.errors import InvalidInput, PreflightRefused
-from kvmnet.hostnet.plan import Plan, RemoveFile, WriteFile
-from kvmnet.hostnet.request import BridgeRequest, HostState
-from kvmnet.hostnet.runner import LocalRunner
-from kvmnet.hostnet.state import LinkState
+from kvmnet.hostnet.backends.ifcfg import SCRIPTS_DIR, IfcfgBackend
+from kvmnet.hostnet.backends.ifcfgkeys import name_matches
+from kvmnet.hostnet.model.plan import Plan, RemoveFile, WriteFile
+from kvmnet.hostnet.model.request import BridgeRequest, HostState
+from kvmnet.hostnet.model.state import LinkState
+from kvmnet.hostnet.runners.runner import LocalRunner
 
 NIC, MAC = "eth0", "52:54:00:aa:00:07"
 

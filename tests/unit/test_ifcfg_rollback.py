@@ -11,10 +11,10 @@ from pathlib import Path
 import pytest
 
 from kvmnet.backends import IfcfgBackend
-from kvmnet.backends.ifcfg import SCRIPTS_DIR
 from kvmnet.errors import RolledBack
+from kvmnet.hostnet.backends.ifcfg import SCRIPTS_DIR
 from kvmnet.hostnet.nic import Bridge, HostNic
-from kvmnet.hostnet.runner import NetnsRunner
+from kvmnet.hostnet.runners.runner import NetnsRunner
 from tests.lab import Lan
 
 pytestmark = [pytest.mark.root("network namespaces, dnsmasq, udhcpc"), pytest.mark.integration]

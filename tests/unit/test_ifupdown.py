@@ -16,13 +16,13 @@ from pathlib import Path
 import pytest
 
 from kvmnet.backends import IfupdownBackend, create_backend
-from kvmnet.backends.ifupdown import released_text
-from kvmnet.backends.interfaces import is_link_level, read_config, split_lines
 from kvmnet.errors import InvalidInput
+from kvmnet.hostnet.backends.ifupdown import released_text
+from kvmnet.hostnet.backends.interfaces import is_link_level, read_config, split_lines
+from kvmnet.hostnet.model.plan import Plan, RemoveFile, RunCommand, WriteFile
+from kvmnet.hostnet.model.state import IpAddress, IpRoute, LinkState
 from kvmnet.hostnet.nic import Bridge, HostNic
-from kvmnet.hostnet.plan import Plan, RemoveFile, RunCommand, WriteFile
-from kvmnet.hostnet.runner import RecordingRunner
-from kvmnet.hostnet.state import IpAddress, IpRoute, LinkState
+from kvmnet.hostnet.runners.runner import RecordingRunner
 from kvmnet.testing import fake_host
 from tests.lab.golden import require_tool
 

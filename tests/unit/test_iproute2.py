@@ -6,9 +6,9 @@ import pytest
 
 from kvmnet.backends import Iproute2Backend
 from kvmnet.hostnet.inspect import inspect_host
+from kvmnet.hostnet.model.plan import StartProcess, StopProcess
+from kvmnet.hostnet.model.request import BridgeRequest
 from kvmnet.hostnet.nic import Bridge
-from kvmnet.hostnet.plan import StartProcess, StopProcess
-from kvmnet.hostnet.request import BridgeRequest
 from tests.lab.fakes import MAC, NIC, bridge, classic_host, dhcp_host, nic, routes
 
 

@@ -22,14 +22,14 @@ from dataclasses import dataclass
 
 import pytest
 
-from kvmnet.backends.keyfile import Keyfile, mac_value, split_list
-from kvmnet.backends.nmcli import CONNECTION_SPLIT, KEYFILE_BRIDGE_SECTIONS, NmcliBackend
 from kvmnet.errors import PreflightRefused
+from kvmnet.hostnet.backends.keyfile import Keyfile, mac_value, split_list
+from kvmnet.hostnet.backends.nmcli import CONNECTION_SPLIT, KEYFILE_BRIDGE_SECTIONS, NmcliBackend
 from kvmnet.hostnet.fake import fake_host
-from kvmnet.hostnet.plan import WriteFile
-from kvmnet.hostnet.request import BridgeRequest, HostState
-from kvmnet.hostnet.runner import RecordingRunner
-from kvmnet.hostnet.state import LinkState
+from kvmnet.hostnet.model.plan import WriteFile
+from kvmnet.hostnet.model.request import BridgeRequest, HostState
+from kvmnet.hostnet.model.state import LinkState
+from kvmnet.hostnet.runners.runner import RecordingRunner
 from tests.corpus_networkd_keyfile import corpus
 from tests.lab.golden import require_tool
 

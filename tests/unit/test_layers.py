@@ -109,11 +109,11 @@ def cycles(graph: dict[str, set[str]]) -> list[list[str]]:
 def test_the_walk_sees_the_imports_that_matter() -> None:
     graph = import_graph()
     # A top-level import, a lazy one inside a function, and a `from . import module`.
-    assert "kvmnet.hostnet.plan" in graph["kvmnet.hostnet.apply"]
+    assert "kvmnet.hostnet.model.plan" in graph["kvmnet.hostnet.apply"]
     assert "kvmnet.hostnet.deadman" in graph["kvmnet.hostnet.apply"]
-    assert "kvmnet.domainxml" in graph["kvmnet.onboard"]
+    assert "kvmnet.core.domainxml" in graph["kvmnet.lan.onboard"]
     # TYPE_CHECKING-only imports are not edges: lanplan only names Host in annotations.
-    assert "kvmnet.host" not in graph["kvmnet.lanplan"]
+    assert "kvmnet.host" not in graph["kvmnet.lan.lanplan"]
 
 
 def test_cycles_finds_a_cycle() -> None:
@@ -129,9 +129,9 @@ def test_no_import_cycle_among_kvmnet_modules() -> None:
 
 def test_values_do_not_import_the_machinery_that_applies_them() -> None:
     graph = import_graph()
-    assert not graph["kvmnet.hostnet.plan"] & {
+    assert not graph["kvmnet.hostnet.model.plan"] & {
         "kvmnet.hostnet.apply",
         "kvmnet.hostnet.deadman",
         "kvmnet.hostnet.rollback",
     }
-    assert "kvmnet.onboard" not in graph["kvmnet.lanplan"]
+    assert "kvmnet.lan.onboard" not in graph["kvmnet.lan.lanplan"]

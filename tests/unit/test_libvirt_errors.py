@@ -1,4 +1,4 @@
-"""kvmnet._libvirt.translated: libvirt's errors become kvmnet's, naming what was being done."""
+"""kvmnet.virt._libvirt.translated: libvirt's errors become kvmnet's, naming what was being done."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import libvirt
 import pytest
 
 import kvmnet
-from kvmnet._libvirt import translated
+from kvmnet.virt._libvirt import translated
 
 
 def test_a_libvirt_error_becomes_a_libvirt_error_of_kvmnets_naming_the_job() -> None:

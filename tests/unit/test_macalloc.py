@@ -14,11 +14,7 @@ from pathlib import Path
 import pytest
 
 import kvmnet
-from kvmnet.errors import InvalidInput, InvalidMac, MacInUse, MacSpaceExhausted
-from kvmnet.hostnet.runner import CommandResult, RecordingRunner
-from kvmnet.macalloc import MacAllocator, SourceReport, is_local_uri
-from kvmnet.macledger import MacLedger
-from kvmnet.macs import (
+from kvmnet.core.macs import (
     LocalSpace,
     MacPrefix,
     int_to_mac,
@@ -27,7 +23,11 @@ from kvmnet.macs import (
     is_multicast,
     mac_to_int,
 )
+from kvmnet.errors import InvalidInput, InvalidMac, MacInUse, MacSpaceExhausted
+from kvmnet.hostnet.runners.runner import CommandResult, RecordingRunner
 from kvmnet.testing import Guest, Nic, World, bridge_network, nat_network
+from kvmnet.virt.macalloc import MacAllocator, SourceReport, is_local_uri
+from kvmnet.virt.macledger import MacLedger
 
 SHARED = "52:54:00:00:00:01"
 
@@ -185,7 +185,7 @@ def test_closed_connection_is_reported_not_skipped(
 ) -> None:
     dead = hosts[2]
     dead.connection.close()
-    with caplog.at_level(logging.WARNING, logger="kvmnet.macalloc"):
+    with caplog.at_level(logging.WARNING, logger="kvmnet.virt.macalloc"):
         alloc = MacAllocator(hosts)
     failed = alloc.failed_sources
     assert {(r.host, r.source) for r in failed} == {
@@ -388,8 +388,8 @@ def test_unusable_ledger_degrades_to_a_warning(
 _WORKER = """
 import json, sys
 import kvmnet
-from kvmnet.macalloc import MacAllocator
-from kvmnet.macledger import MacLedger
+from kvmnet.virt.macalloc import MacAllocator
+from kvmnet.virt.macledger import MacLedger
 with kvmnet.connect(sys.argv[1]) as host:
     alloc = MacAllocator(host, prefix="52:54:00:00:00", ledger=MacLedger(sys.argv[2]))
     sys.stdin.readline()  # start together

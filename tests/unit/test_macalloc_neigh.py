@@ -13,7 +13,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from kvmnet.macalloc import MacAllocator
+from kvmnet.virt.macalloc import MacAllocator
 
 PREFIX = "52:54:00:99:00"
 HOST_MAC = f"{PREFIX}:01"

@@ -11,8 +11,8 @@ from hypothesis import strategies as st
 
 import kvmnet
 from kvmnet.errors import MacInUse, MacSpaceExhausted
-from kvmnet.macalloc import MacAllocator
 from kvmnet.testing import Guest, Nic, World
+from kvmnet.virt.macalloc import MacAllocator
 
 PREFIX = "52:54:00:00:00"  # 256 MACs: small enough to exhaust in every example
 

@@ -22,9 +22,9 @@ from hypothesis import strategies as st
 
 import kvmnet
 from kvmnet.errors import InvalidInput, KvmnetError, MacInUse, MacSpaceExhausted, UntrustedPath
-from kvmnet.macalloc import MAX_COUNT, MacAllocator, ledger_for
-from kvmnet.macledger import MacLedger, check_private_dir, default_state_dir
 from kvmnet.testing import Guest, Nic, World
+from kvmnet.virt.macalloc import MAX_COUNT, MacAllocator, ledger_for
+from kvmnet.virt.macledger import MacLedger, check_private_dir, default_state_dir
 
 MAC = "52:54:00:00:00:01"
 
@@ -337,7 +337,7 @@ def test_reserve_against_a_held_claim_names_the_holder(tmp_path: Path) -> None:
 
 _OTHER_PROCESS = """
 import sys
-from kvmnet.macledger import MacLedger
+from kvmnet.virt.macledger import MacLedger
 ledger = MacLedger(sys.argv[1])
 if sys.argv[2] != "-":
     assert ledger.claim(sys.argv[2])

@@ -1,4 +1,4 @@
-"""kvmnet.macs: parsing, normalising, validation, prefixes and MAC spaces (pure)."""
+"""kvmnet.core.macs: parsing, normalising, validation, prefixes and MAC spaces (pure)."""
 
 from __future__ import annotations
 
@@ -7,8 +7,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from kvmnet.errors import InvalidInput, InvalidMac
-from kvmnet.macs import (
+from kvmnet.core.macs import (
     LocalSpace,
     MacPrefix,
     PrefixSpace,
@@ -21,6 +20,7 @@ from kvmnet.macs import (
     normalize_mac,
     try_parse_mac,
 )
+from kvmnet.errors import InvalidInput, InvalidMac
 
 
 @pytest.mark.parametrize(

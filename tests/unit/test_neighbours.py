@@ -1,4 +1,4 @@
-"""The opt-in bridge probe (kvmnet.neighbours) and its use by Domain.addresses(probe=True),
+"""The opt-in bridge probe (kvmnet.virt.neighbours) and its use by Domain.addresses(probe=True),
 driven through a RecordingRunner: nothing is sent, the neighbour table is canned."""
 
 from __future__ import annotations
@@ -12,10 +12,10 @@ from pathlib import Path
 import pytest
 
 import kvmnet
-from kvmnet import addresses
 from kvmnet.errors import KvmnetError
-from kvmnet.hostnet.runner import CommandResult, RecordingRunner
-from kvmnet.neighbours import (
+from kvmnet.hostnet.runners.runner import CommandResult, RecordingRunner
+from kvmnet.virt import addresses
+from kvmnet.virt.neighbours import (
     Neighbour,
     bridge_subnets,
     main,
@@ -100,7 +100,7 @@ def test_bridge_subnets_are_its_ipv4_addresses() -> None:
 
 
 def sender_argv(targets: list[str]) -> tuple[str, ...]:
-    return (sys.executable, "-m", "kvmnet.neighbours", "send", "br0", *targets)
+    return (sys.executable, "-m", "kvmnet.virt.neighbours", "send", "br0", *targets)
 
 
 def test_probe_sweeps_then_reads_the_guest_from_the_table() -> None:
@@ -138,7 +138,7 @@ def test_probe_refuses_a_large_subnet_and_sends_nothing(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     runner = RecordingRunner(replies={ADDR_ARGV: addr_json("10.8.0.1/16"), NEIGH_ARGV: "[]"})
-    with caplog.at_level(logging.WARNING, logger="kvmnet.neighbours"):
+    with caplog.at_level(logging.WARNING, logger="kvmnet.virt.neighbours"):
         result = probe("br0", {GUEST}, runner=runner)
     assert result.found == () and result.sent == 0
     assert result.refused[0].startswith("10.8.0.0/16: 65534 addresses")
@@ -155,7 +155,7 @@ def test_the_sender_takes_only_addresses() -> None:
 def test_no_local_probe_for_a_remote_host(caplog: pytest.LogCaptureFixture) -> None:
     # Without a runner on that machine, this host's bridge of that name is not the remote
     # one: nothing is probed here (Domain.addresses passes the Host's runner: see remote.md).
-    with caplog.at_level(logging.WARNING, logger="kvmnet.addresses"):
+    with caplog.at_level(logging.WARNING, logger="kvmnet.virt.addresses"):
         found = addresses._probed(
             "web1", {GUEST}, "qemu+ssh://far.example/system", {GUEST: "br0"}, None
         )

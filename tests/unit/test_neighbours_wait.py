@@ -5,13 +5,13 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, cast
 
-from kvmnet.addresses import GuestAddress
-from kvmnet.hostnet.runner import RecordingRunner
-from kvmnet.onboard import wait_for_address
+from kvmnet.hostnet.runners.runner import RecordingRunner
+from kvmnet.lan.onboard import wait_for_address
+from kvmnet.virt.addresses import GuestAddress
 
 if TYPE_CHECKING:
-    from kvmnet.domain import Domain
-    from kvmnet.hostnet.runner import Runner
+    from kvmnet.hostnet.runners.runner import Runner
+    from kvmnet.virt.domain import Domain
 
 MAC = "52:54:00:7e:02:01"
 

@@ -11,13 +11,18 @@ from pathlib import Path
 import pytest
 import yaml
 
-from kvmnet.backends.netplan import NETPLAN_DIR, NetplanBackend, netplan_generate, port_ip_config
-from kvmnet.backends.nmcli import NmcliBackend
 from kvmnet.errors import InvalidInput, ValidationFailed
-from kvmnet.hostnet.plan import Plan, RunCommand, WriteFile
-from kvmnet.hostnet.request import BridgeRequest, HostState
-from kvmnet.hostnet.runner import LocalRunner, RecordingRunner
-from kvmnet.hostnet.state import IpAddress, IpRoute, LinkState
+from kvmnet.hostnet.backends.netplan import (
+    NETPLAN_DIR,
+    NetplanBackend,
+    netplan_generate,
+    port_ip_config,
+)
+from kvmnet.hostnet.backends.nmcli import NmcliBackend
+from kvmnet.hostnet.model.plan import Plan, RunCommand, WriteFile
+from kvmnet.hostnet.model.request import BridgeRequest, HostState
+from kvmnet.hostnet.model.state import IpAddress, IpRoute, LinkState
+from kvmnet.hostnet.runners.runner import LocalRunner, RecordingRunner
 from tests.lab.golden import golden_text, require_tool
 
 DATA = Path(__file__).resolve().parent.parent / "data" / "backends" / "netplan"

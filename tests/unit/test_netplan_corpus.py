@@ -23,13 +23,18 @@ from typing import Any
 
 import pytest
 
-from kvmnet.backends.netplan import NETPLAN_DIR, NetplanBackend, netplan_generate, port_ip_config
 from kvmnet.errors import PreflightRefused
-from kvmnet.hostnet.plan import Plan, RemoveFile, WriteFile
+from kvmnet.hostnet.backends.netplan import (
+    NETPLAN_DIR,
+    NetplanBackend,
+    netplan_generate,
+    port_ip_config,
+)
+from kvmnet.hostnet.model.plan import Plan, RemoveFile, WriteFile
+from kvmnet.hostnet.model.request import BridgeRequest, HostState
+from kvmnet.hostnet.model.state import LinkState
 from kvmnet.hostnet.preflight import preflight
-from kvmnet.hostnet.request import BridgeRequest, HostState
-from kvmnet.hostnet.runner import LocalRunner
-from kvmnet.hostnet.state import LinkState
+from kvmnet.hostnet.runners.runner import LocalRunner
 from tests.conftest import in_ci
 from tests.lab.golden import require_tool
 

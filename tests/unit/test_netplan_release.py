@@ -8,13 +8,18 @@ from pathlib import Path
 import pytest
 import yaml
 
-from kvmnet.backends.netplan import NETPLAN_DIR, NetplanBackend, netplan_generate, port_ip_config
 from kvmnet.errors import PreflightRefused, ValidationFailed
-from kvmnet.hostnet.plan import Plan, RemoveFile, RunCommand, WriteFile
+from kvmnet.hostnet.backends.netplan import (
+    NETPLAN_DIR,
+    NetplanBackend,
+    netplan_generate,
+    port_ip_config,
+)
+from kvmnet.hostnet.model.plan import Plan, RemoveFile, RunCommand, WriteFile
+from kvmnet.hostnet.model.request import BridgeRequest, HostState
+from kvmnet.hostnet.model.state import IpAddress, LinkState
 from kvmnet.hostnet.preflight import preflight
-from kvmnet.hostnet.request import BridgeRequest, HostState
-from kvmnet.hostnet.runner import LocalRunner
-from kvmnet.hostnet.state import IpAddress, LinkState
+from kvmnet.hostnet.runners.runner import LocalRunner
 from tests.lab.golden import require_tool
 
 NIC, MAC = "enp1s16f2", "52:54:00:12:34:56"

@@ -8,7 +8,7 @@ import pytest
 
 import kvmnet
 from kvmnet import Mode, Network, NetworkNotFound
-from kvmnet.network import NetworkIndex, mode_of_forward
+from kvmnet.core.network import NetworkIndex, mode_of_forward
 from kvmnet.testing import (
     World,
     bridge_network,

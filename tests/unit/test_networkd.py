@@ -9,13 +9,13 @@ from pathlib import Path
 
 import pytest
 
-from kvmnet.backends.networkd import NetworkdBackend, lease_iaid, matches
-from kvmnet.backends.unitfile import UnitFile
 from kvmnet.errors import InvalidInput, InvalidName, PreflightRefused
-from kvmnet.hostnet.plan import Plan, RemoveFile, RunCommand, StopProcess, WriteFile
-from kvmnet.hostnet.request import BridgeRequest, DhcpClient, HostState
-from kvmnet.hostnet.runner import CommandResult, LocalRunner, RecordingRunner
-from kvmnet.hostnet.state import IpAddress, IpRoute, LinkState
+from kvmnet.hostnet.backends.networkd import NetworkdBackend, lease_iaid, matches
+from kvmnet.hostnet.backends.unitfile import UnitFile
+from kvmnet.hostnet.model.plan import Plan, RemoveFile, RunCommand, StopProcess, WriteFile
+from kvmnet.hostnet.model.request import BridgeRequest, DhcpClient, HostState
+from kvmnet.hostnet.model.state import IpAddress, IpRoute, LinkState
+from kvmnet.hostnet.runners.runner import CommandResult, LocalRunner, RecordingRunner
 from tests.lab.golden import golden_text
 
 DATA = Path(__file__).resolve().parent.parent / "data" / "backends" / "networkd"

@@ -20,19 +20,19 @@ from pathlib import Path
 
 import pytest
 
-from kvmnet.backends.networkd import (
+from kvmnet.errors import PreflightRefused
+from kvmnet.hostnet.backends.networkd import (
     BRIDGE_SECTIONS,
     NETWORK_SPLIT,
     PORT_SECTIONS,
     NetworkdBackend,
 )
-from kvmnet.backends.unitfile import UnitFile
-from kvmnet.errors import PreflightRefused
+from kvmnet.hostnet.backends.unitfile import UnitFile
 from kvmnet.hostnet.fake import fake_host
-from kvmnet.hostnet.plan import Plan, WriteFile
-from kvmnet.hostnet.request import BridgeRequest, HostState
-from kvmnet.hostnet.runner import RecordingRunner, is_read_only
-from kvmnet.hostnet.state import LinkState
+from kvmnet.hostnet.model.plan import Plan, WriteFile
+from kvmnet.hostnet.model.request import BridgeRequest, HostState
+from kvmnet.hostnet.model.state import LinkState
+from kvmnet.hostnet.runners.runner import RecordingRunner, is_read_only
 from tests.conftest import in_ci
 from tests.corpus_networkd_keyfile import corpus
 

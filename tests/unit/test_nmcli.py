@@ -7,19 +7,19 @@ from pathlib import Path
 
 import pytest
 
-from kvmnet.backends.keyfile import Keyfile, escape, split_list
-from kvmnet.backends.nmcli import (
+from kvmnet.errors import PreflightRefused, ValidationFailed
+from kvmnet.hostnet.backends.keyfile import Keyfile, escape, split_list
+from kvmnet.hostnet.backends.nmcli import (
     PROFILE_SETTINGS,
     NmcliBackend,
     match_interface_name,
     parse_terse,
     profile_uuid,
 )
-from kvmnet.errors import PreflightRefused, ValidationFailed
-from kvmnet.hostnet.plan import Plan, RunCommand, WriteFile
-from kvmnet.hostnet.request import BridgeRequest, HostState
-from kvmnet.hostnet.runner import CommandResult, LocalRunner, RecordingRunner
-from kvmnet.hostnet.state import IpAddress, IpRoute, LinkState
+from kvmnet.hostnet.model.plan import Plan, RunCommand, WriteFile
+from kvmnet.hostnet.model.request import BridgeRequest, HostState
+from kvmnet.hostnet.model.state import IpAddress, IpRoute, LinkState
+from kvmnet.hostnet.runners.runner import CommandResult, LocalRunner, RecordingRunner
 from tests.lab.golden import golden_text, require_tool
 
 DATA = Path(__file__).resolve().parent.parent / "data" / "backends" / "nmcli"

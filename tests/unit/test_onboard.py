@@ -1,4 +1,4 @@
-"""kvmnet.onboard: one plan for guest and host.
+"""kvmnet.lan.onboard: one plan for guest and host.
 
 The guest side is real (libvirt's test driver, a fresh world per test); the host side is a
 RecordingRunner that describes a NIC with a DHCP address and, once the plan has enslaved it,
@@ -18,9 +18,9 @@ import kvmnet
 from kvmnet.backends import Iproute2Backend
 from kvmnet.hostnet.fake import link_json, route_json
 from kvmnet.hostnet.inspect import LINKS_ARGV, ROUTES6_ARGV, ROUTES_ARGV
-from kvmnet.hostnet.runner import CommandResult, RecordingRunner
-from kvmnet.hostnet.state import IpAddress, IpRoute, LinkState
-from kvmnet.onboard import LanPlan, bridge_guest, nat_guest, plan_bridge_guest, plan_nat_guest
+from kvmnet.hostnet.model.state import IpAddress, IpRoute, LinkState
+from kvmnet.hostnet.runners.runner import CommandResult, RecordingRunner
+from kvmnet.lan.onboard import LanPlan, bridge_guest, nat_guest, plan_bridge_guest, plan_nat_guest
 from kvmnet.testing import Guest, Nic, World
 
 NIC, BR, MAC = "eth0", "br0", "52:54:00:aa:00:01"
@@ -300,7 +300,7 @@ def test_html_shows_the_plan_and_the_coloured_diff(tmp_path: Path, hosts: Hosts)
 
 
 def test_address_lookup_reports_a_new_address_only(tmp_path: Path, hosts: Hosts) -> None:
-    from kvmnet.onboard import wait_for_address
+    from kvmnet.lan.onboard import wait_for_address
 
     uri = world(tmp_path, Guest("web1"))
     host = hosts(uri)

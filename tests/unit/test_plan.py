@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from kvmnet.hostnet.plan import (
+from kvmnet.hostnet.model.plan import (
     Check,
     Plan,
     RemoveFile,

@@ -20,11 +20,11 @@ from kvmnet.hostnet import confirm
 from kvmnet.hostnet.apply import apply_plan
 from kvmnet.hostnet.fake import fake_host, link_json
 from kvmnet.hostnet.inspect import LINKS_ARGV
+from kvmnet.hostnet.model.plan import Plan, RunCommand, WriteFile
+from kvmnet.hostnet.model.state import IpAddress
 from kvmnet.hostnet.nic import Bridge
-from kvmnet.hostnet.plan import Plan, RunCommand, WriteFile
-from kvmnet.hostnet.runner import CommandResult, RecordingRunner
+from kvmnet.hostnet.runners.runner import CommandResult, RecordingRunner
 from kvmnet.hostnet.snapshot import Snapshot, take_snapshot
-from kvmnet.hostnet.state import IpAddress
 from tests.lab.fakes import LEASE, MAC, NIC, bridge, dhcp_host, nic, routes
 
 

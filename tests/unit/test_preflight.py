@@ -12,7 +12,7 @@ from kvmnet.backends import Iproute2Backend
 from kvmnet.errors import HostNicNotFound, PreflightRefused
 from kvmnet.hostnet.fake import fake_host
 from kvmnet.hostnet.nic import Bridge, HostNic
-from kvmnet.hostnet.runner import CommandResult, RecordingRunner
+from kvmnet.hostnet.runners.runner import CommandResult, RecordingRunner
 from tests.lab.fakes import NIC, bridge, dhcp_host, nic, routes
 
 SSH = "10.231.0.50 51000 10.231.0.185 22"

@@ -7,9 +7,9 @@ import pytest
 
 from kvmnet.backends import Iproute2Backend
 from kvmnet.errors import PreflightRefused
+from kvmnet.hostnet.model.plan import Plan
+from kvmnet.hostnet.model.state import IpAddress, IpRoute, LinkState
 from kvmnet.hostnet.nic import Bridge, HostNic
-from kvmnet.hostnet.plan import Plan
-from kvmnet.hostnet.state import IpAddress, IpRoute, LinkState
 from kvmnet.testing import fake_host
 
 UP = ("BROADCAST", "MULTICAST", "UP", "LOWER_UP")

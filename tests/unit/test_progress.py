@@ -1,11 +1,11 @@
-"""The progress convention (kvmnet.progress) and the CLI's bar (kvmnet.cli.progress)."""
+"""The progress convention (kvmnet.core.progress) and the CLI's bar (kvmnet.cli.progress)."""
 
 from __future__ import annotations
 
 import io
 
 from kvmnet.cli.progress import ProgressBar
-from kvmnet.progress import track
+from kvmnet.core.progress import track
 
 
 class _Tty(io.StringIO):

@@ -45,7 +45,7 @@ TYPOS = {
     "kvmnet.DomainXml": "DomainXml",
     "import kvmnet.backends": None,
     "kvmnet.backends.NmcliBackends": "NmcliBackends",
-    # The guest moves take their options through **options (named once, kvmnet.onboard):
+    # The guest moves take their options through **options (named once, kvmnet.lan.onboard):
     # still a keyword typo fails, and a correct call passes.
     'kvmnet.connect("x").bridge_guest("g", bridge="br0", nicc="eth0")': "nicc",
     'kvmnet.connect("x").nat_guest("g", release="eth0", dry_run=True, live=False)': None,

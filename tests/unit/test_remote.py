@@ -14,7 +14,6 @@ import pytest
 
 import kvmnet
 from kvmnet.backends import Iproute2Backend
-from kvmnet.hostnet.machine import LOCAL, Machine, machine_of
 from kvmnet.hostnet.onmachine import (
     backend_on,
     check_same_machine,
@@ -22,8 +21,9 @@ from kvmnet.hostnet.onmachine import (
     runner_machine,
 )
 from kvmnet.hostnet.remotedeadman import LocalDeadMan, RemoteDeadMan, deadman_for
-from kvmnet.hostnet.runner import LocalRunner, NetnsRunner, RecordingRunner
-from kvmnet.hostnet.sshrunner import SshRunner, kvmnet_zip
+from kvmnet.hostnet.runners.machine import LOCAL, Machine, machine_of
+from kvmnet.hostnet.runners.runner import LocalRunner, NetnsRunner, RecordingRunner
+from kvmnet.hostnet.runners.sshrunner import SshRunner, kvmnet_zip
 
 HV2 = "qemu+ssh://root@hv2:2222/system?keyfile=/k/id&no_verify=1&socket=/s"
 
@@ -163,7 +163,7 @@ def test_a_runner_of_another_machine_is_refused_with_the_override_named() -> Non
 
 
 def test_auto_on_a_runner_is_the_full_detection_bound_to_it() -> None:
-    from kvmnet.backends.auto import AutoBackend
+    from kvmnet.hostnet.backends.auto import AutoBackend
 
     bare = RecordingRunner()
     backend = backend_on(bare, "auto", root="/")
@@ -227,7 +227,7 @@ class BatchingRunner(RecordingRunner):
 
 def test_a_remote_runner_gets_consecutive_commands_in_one_batch() -> None:
     from kvmnet.hostnet.apply import _groups
-    from kvmnet.hostnet.plan import RunCommand, WriteFile
+    from kvmnet.hostnet.model.plan import RunCommand, WriteFile
 
     steps = (
         RunCommand(("ip", "link", "add", "br0")),

@@ -11,7 +11,7 @@ import pytest
 
 from kvmnet.backends import IfcfgBackend, Iproute2Backend, NetplanBackend
 from kvmnet.errors import CommandFailed, InvalidName
-from kvmnet.hostnet.runner import (
+from kvmnet.hostnet.runners.runner import (
     CommandResult,
     LocalRunner,
     NetnsRunner,

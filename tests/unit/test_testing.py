@@ -7,7 +7,6 @@ from pathlib import Path
 
 import pytest
 
-from kvmnet._libvirt import Connection, open_connection
 from kvmnet.testing import (
     DEFAULT_NETWORKS,
     Guest,
@@ -17,6 +16,7 @@ from kvmnet.testing import (
     nat_network,
     world_uri,
 )
+from kvmnet.virt._libvirt import Connection, open_connection
 
 # These tests check kvmnet.testing against libvirt itself, below kvmnet's own Host/Domain
 # (whose tests build on this module).

@@ -20,10 +20,10 @@ from lxml import etree
 import kvmnet
 from kvmnet.backends import Iproute2Backend
 from kvmnet.errors import InvalidInput
+from kvmnet.hostnet.model.plan import Plan, RunCommand
+from kvmnet.hostnet.model.state import IpAddress, IpRoute, LinkState
 from kvmnet.hostnet.nic import Bridge, HostNic
-from kvmnet.hostnet.plan import Plan, RunCommand
-from kvmnet.hostnet.runner import RecordingRunner
-from kvmnet.hostnet.state import IpAddress, IpRoute, LinkState
+from kvmnet.hostnet.runners.runner import RecordingRunner
 from kvmnet.mode import Mode
 from kvmnet.testing import Guest, Nic, World, fake_host, world_uri
 from kvmnet.topology import Topology

@@ -195,7 +195,7 @@ def _absent(module: AnsibleModule, dom: Any, live: bool | None) -> Any:
     if isinstance(selector, int):
         there = 0 <= selector < len(dom.interfaces)
     elif selector is not None:
-        from kvmnet.macs import normalize_mac
+        from kvmnet.core.macs import normalize_mac
 
         selector = normalize_mac(selector)
         there = any(i.mac == selector for i in dom.interfaces)

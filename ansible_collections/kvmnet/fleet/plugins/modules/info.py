@@ -76,7 +76,7 @@ def main() -> None:
     )
     require_kvmnet(module.fail_json)
     import kvmnet
-    from kvmnet.hostnet.runner import LocalRunner
+    from kvmnet.hostnet.runners.runner import LocalRunner
 
     with kvmnet_failures(module.fail_json):
         with kvmnet.connect(module.params["uri"]) as host:

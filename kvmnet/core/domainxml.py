@@ -1,0 +1,812 @@
+"""DomainXML: a guest's interfaces edited in libvirt domain XML text, nothing else touched.
+
+Pure: lxml and the standard library, no libvirt. Usage::
+
+    doc = DomainXML(xml_text)
+    doc.use_bridge("br0")                  # the first interface, now <interface type='bridge'>
+    doc.add_interface(network="default", mac="52:54:00:00:00:01")
+    new_text = doc.tostring()
+
+**What survives.** Edits are made on an lxml tree, but `DomainXML.tostring` does not
+re-serialise the document: it splices the edited ``<interface>`` elements into the original
+text. Everything outside them (the XML declaration, comments, processing instructions,
+namespaces such as ``qemu:commandline``, entity references, quoting and whitespace) is
+byte-identical; inside an edited interface only the edited attributes and elements change
+(the element is re-written in the quote style it was written in).
+
+**Elements that cannot stay under the new type** (see docs/guests.md for the reasoning):
+
+- ``<source>``: rewritten to the new network or bridge. ``portgroup`` (a network's own
+  setting) and ``mode`` (macvtap's) are dropped with a warning; libvirt's run-time
+  attributes of a live network interface (``portid``, ``bridge``) go silently.
+- ``<bandwidth><inbound floor=...>``: libvirt accepts ``floor`` only on type='network'
+  (it is reserved from the network's QoS). Switching to a bridge drops that one attribute
+  with a warning and keeps every other limit.
+- ``<virtualport>`` without a type, or of type 802.1Qbg/802.1Qbh/midonet, on a new
+  type='bridge': refused with `UnsupportedEdit`. It carries an
+  identity (interfaceid, profileid, instanceid) that a switch or controller matches on;
+  dropping it would silently cut the guest off. ``type='openvswitch'`` is kept (OVS
+  bridges take it).
+- ``<target managed='no'>`` (a pre-made tap of type='ethernet'): ``managed`` is dropped
+  with a warning.
+
+Warnings are logged and collected in `DomainXML.notes`.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import threading
+from dataclasses import dataclass
+from typing import Union
+
+from lxml import etree
+
+from ..errors import InterfaceNotFound, InvalidInput, InvalidType, MacInUse, UnsupportedEdit
+from ..mode import Mode
+from . import validate
+from ._xmltext import (
+    Layout,
+    insert_child,
+    line_start_if_blank,
+    quick_scan,
+    quote_of,
+    remove_element,
+    scan,
+    serialise,
+    tail_indent,
+)
+
+__all__ = ["DomainXML", "GuestInterface", "GuestInterfaces", "IfaceSelector", "iface_selector"]
+
+log = logging.getLogger(__name__)
+
+IfaceSelector = Union[None, str, int, "GuestInterface"]
+"""What selects an interface: None (the first), a MAC in any spelling, an index, or an
+interface taken from ``.interfaces``."""
+
+# Interface types a switch may start from: their <source> is a plain name, nothing that
+# only makes sense for the old type (sockets, host devices, vhost-user paths).
+_SWITCHABLE = frozenset({"network", "bridge", "direct", "user", "ethernet"})
+_SOURCE_KEY = {"network": "network", "bridge": "bridge", "direct": "dev", "vdpa": "dev"}
+_BRIDGE_VIRTUALPORTS = frozenset({"openvswitch"})
+
+
+_local = threading.local()
+
+
+def _parser() -> etree.XMLParser:
+    # One parser per thread (lxml parsers are reusable but not thread-safe).
+    parser: etree.XMLParser | None = getattr(_local, "parser", None)
+    if parser is None:
+        parser = _local.parser = _new_parser()
+    return parser
+
+
+def _new_parser() -> etree.XMLParser:
+    # Comments and PIs are kept; no entity expansion, no network, no DTD loading: domain
+    # XML comes from users and from other hosts.
+    return etree.XMLParser(
+        encoding="utf-8",
+        remove_blank_text=False,
+        remove_comments=False,
+        remove_pis=False,
+        resolve_entities=False,
+        no_network=True,
+        load_dtd=False,
+        huge_tree=False,
+    )
+
+
+@dataclass(frozen=True)
+class GuestInterface:
+    """One ``<interface>`` of a domain, as read from its XML.
+
+    Attributes:
+        index: its position among the domain's interfaces, from 0.
+        type: libvirt's interface type: ``"network"``, ``"bridge"``, ``"direct"``...
+        mac: its MAC, None if the XML names none.
+        source: the network or bridge (or device) it is attached to.
+        model: the NIC model (``"virtio"``, ``"e1000"``...).
+        target: the host-side tap device of a running guest (``vnet0``).
+        alias: libvirt's device alias (``net0``).
+        mode: NAT, BRIDGED, ISOLATED... When read through a `Host` it comes from the host's
+            libvirt networks; read from bare XML (`DomainXML`) it is a guess from libvirt's
+            own conventions (network ``default`` and bridges ``virbr*`` are NAT).
+        link: ``"up"``/``"down"`` when the XML sets ``<link state>``.
+        portgroup: the network portgroup, if any.
+    """
+
+    index: int
+    type: str
+    mac: str | None
+    source: str | None
+    model: str | None = None
+    target: str | None = None
+    alias: str | None = None
+    mode: Mode = Mode.OTHER
+    link: str | None = None
+    portgroup: str | None = None
+
+    def __repr__(self) -> str:
+        where = f" {self.source!r}" if self.source is not None else ""
+        return (
+            f"<GuestInterface #{self.index} {self.mac or 'no MAC'} {self.type}{where} {self.mode}>"
+        )
+
+    def _repr_html_(self) -> str:
+        return GuestInterfaces((self,))._repr_html_()
+
+    def describe(self) -> str:
+        """A short description for messages.
+
+        Returns:
+            e.g. ``"52:54:00:..:..:.. bridge 'br0' (bridged)"``.
+        """
+        where = f" {self.source!r}" if self.source is not None else ""
+        return f"{self.mac or f'#{self.index}'} {self.type}{where} ({self.mode})"
+
+
+def iface_selector(value: object) -> IfaceSelector:
+    """``value`` checked as an interface selector: None, a MAC string (normalised), an ``int``
+    index or a GuestInterface. Here rather than in :mod:`kvmnet.core.validate`, which would have
+    to import this module to know a GuestInterface.
+
+    Args:
+        value: The argument.
+
+    Returns:
+        The selector, a MAC normalised to lower case with colons.
+
+    Raises:
+        InvalidType: a bool, float, bytes or any other type.
+        InvalidMac: a string that is not a unicast MAC (an index as text such as ``"1"`` is
+            refused: pass the int).
+    """
+    if value is None or isinstance(value, GuestInterface):
+        return value
+    if isinstance(value, bool) or not isinstance(value, (int, str)):
+        raise InvalidType(
+            "interface selector must be None, a MAC str, an int index or a GuestInterface, "
+            f"got {validate.shown(value)} ({type(value).__name__})"
+        )
+    if isinstance(value, int):
+        return value
+    return validate.mac(value, "interface selector")
+
+
+def guess_mode(iface_type: str, source: str | None) -> Mode:
+    """The mode libvirt's stock conventions suggest, with no network definitions at hand."""
+    if iface_type == "direct":
+        return Mode.DIRECT
+    if iface_type == "network":
+        return Mode.NAT if source == "default" else Mode.OTHER
+    if iface_type == "bridge":
+        return Mode.NAT if (source or "").startswith("virbr") else Mode.BRIDGED
+    return Mode.OTHER
+
+
+_CANONICAL_MAC = re.compile(r"[0-9a-f]{2}(?::[0-9a-f]{2}){5}")
+
+
+def _lower_mac(text: str | None) -> str | None:
+    if text is None:
+        return None
+    if _CANONICAL_MAC.fullmatch(text):
+        return text  # libvirt's own spelling: the common case, no parsing needed
+    from .macs import int_to_mac, try_parse_mac
+
+    value = try_parse_mac(text)
+    # A malformed MAC in a definition is reported as written; libvirt would refuse it anyway.
+    return int_to_mac(value) if value is not None else text.strip().lower()
+
+
+def read_interface(el: etree._Element, index: int) -> GuestInterface:
+    """A `GuestInterface` from one ``<interface>`` element (mode guessed)."""
+    return _from_children(el, index, _children(el))
+
+
+def _children(el: etree._Element) -> dict[str, etree._Element]:
+    """The first child of each tag, in one pass (lxml's find() costs microseconds each)."""
+    kids: dict[str, etree._Element] = {}
+    for child in el:
+        tag = child.tag
+        if isinstance(tag, str) and tag not in kids:
+            kids[tag] = child
+    return kids
+
+
+def _from_children(
+    el: etree._Element, index: int, kids: dict[str, etree._Element]
+) -> GuestInterface:
+    iface_type = el.get("type") or ""
+    source = portgroup = None
+    src = kids.get("source")
+    if src is not None:
+        key = _SOURCE_KEY.get(iface_type)
+        source = src.get(key) if key else (src.get("path") or src.get("address"))
+        portgroup = src.get("portgroup")
+    mac, model, target = kids.get("mac"), kids.get("model"), kids.get("target")
+    alias, link = kids.get("alias"), kids.get("link")
+    # The frozen dataclass's __init__ sets each field through object.__setattr__; filling
+    # __dict__ at once is several times faster, and this runs for every listed interface.
+    iface = object.__new__(GuestInterface)
+    iface.__dict__.update(
+        index=index,
+        type=iface_type,
+        mac=_lower_mac(mac.get("address")) if mac is not None else None,
+        source=source,
+        model=model.get("type") if model is not None else None,
+        target=target.get("dev") if target is not None else None,
+        alias=alias.get("name") if alias is not None else None,
+        mode=guess_mode(iface_type, source),
+        link=link.get("state") if link is not None else None,
+        portgroup=portgroup,
+    )
+    return iface
+
+
+class GuestInterfaces(tuple[GuestInterface, ...]):
+    """A tuple of `GuestInterface` (``dom.interfaces``) that Jupyter shows as a table."""
+
+    __slots__ = ()
+
+    def _repr_html_(self) -> str:
+        from . import _html
+
+        return _html.table(
+            ["#", "MAC", "type", "source", "model", "target", "mode"],
+            [
+                (i.index, i.mac, i.type, i.source, i.model, i.target, _html.badge(i.mode))
+                for i in self
+            ],
+        )
+
+
+class DomainXML:
+    """A libvirt domain definition whose interfaces can be edited in place.
+
+    ``DomainXML(text)``; `interfaces`; `use_bridge`, `use_nat`, `add_interface`,
+    `remove_interface`, `set_link`; `tostring`. Unknown XML survives the edits byte for byte.
+
+    Args:
+        text: the domain XML, as ``virsh dumpxml`` prints it.
+
+    Raises:
+        InvalidInput: ``text`` is not domain XML (InvalidType if not a str).
+    """
+
+    def __init__(self, text: str) -> None:
+        if not isinstance(text, str):
+            raise InvalidType(
+                f"DomainXML takes XML text (str), got {type(text).__name__}: {validate.shown(text)}"
+            )
+        self._text = text
+        try:
+            self._data = text.encode("utf-8")
+        except UnicodeEncodeError as exc:
+            raise InvalidInput(
+                f"domain XML holds a lone surrogate at {exc.start}: {validate.shown(text)[:80]}; "
+                "read the file as UTF-8 text"
+            ) from None
+        try:
+            root = etree.fromstring(self._data, _parser())
+        except etree.XMLSyntaxError as exc:
+            raise InvalidInput(f"not well-formed domain XML {validate.shown(text)}: {exc}") from exc
+        if root.tag != "domain":
+            raise InvalidInput(
+                f"expected a libvirt <domain> document, got <{root.tag}> in "
+                f"{validate.shown(text)}; pass the output of `virsh dumpxml` or a domain "
+                "definition file"
+            )
+        self._root = root
+        self._elements: list[etree._Element] | None = None
+        # Never mutated: structural edits build a new list (see _interface_elements).
+        self._original = self._interface_elements()
+        self._dirty: set[etree._Element] = set()
+        self._layout: Layout | bool | None = False  # False: not scanned yet
+        self._notes: list[str] = []
+        self._new_indent: dict[etree._Element, str] = {}
+        self._name: str | None = None
+
+    # -- reading --------------------------------------------------------------------------
+
+    @property
+    def name(self) -> str:
+        """The domain's ``<name>``."""
+        if self._name is None:
+            self._name = self._root.findtext("name") or ""
+        return self._name
+
+    @property
+    def notes(self) -> tuple[str, ...]:
+        """Warnings from the edits made so far (elements dropped, and why)."""
+        return tuple(self._notes)
+
+    def _interface_elements(self) -> list[etree._Element]:
+        # Cached: add/remove reset it; nothing else changes which elements exist.
+        if self._elements is None:
+            self._elements = [
+                iface
+                for devices in self._root.iterchildren("devices")
+                for iface in devices.iterchildren("interface")
+            ]
+        return self._elements
+
+    @property
+    def interfaces(self) -> GuestInterfaces:
+        """Every ``<interface>`` under ``<devices>``, in XML order."""
+        return GuestInterfaces(
+            read_interface(el, i) for i, el in enumerate(self._interface_elements())
+        )
+
+    def find(self, iface: IfaceSelector = None) -> GuestInterface:
+        """The interface ``iface`` selects.
+
+        Args:
+            iface: which interface: None (the first), a MAC in any spelling, an index, or
+                an interface taken from `interfaces`.
+
+        Returns:
+            The `GuestInterface`.
+
+        Raises:
+            InterfaceNotFound: no interface matches.
+        """
+        return read_interface(*self._select(iface))
+
+    def _select(self, iface: IfaceSelector) -> tuple[etree._Element, int]:
+        elements = self._interface_elements()
+        where = _Where(self)
+        if not elements:
+            raise InterfaceNotFound(
+                f"{where} has no network interface; add one with add_interface()"
+            )
+        if iface is None:
+            return elements[0], 0
+        if isinstance(iface, bool):
+            raise InvalidType(f"interface selector {iface!r}: use a MAC, an index or None")
+        if isinstance(iface, int):
+            count = len(elements)
+            if not -count <= iface < count:
+                raise InterfaceNotFound(
+                    f"{where} has no interface #{iface}: it has {count} (indexes 0..{count - 1})"
+                )
+            return elements[iface], iface % count
+        if isinstance(iface, GuestInterface):
+            if iface.mac is None:
+                return self._select(iface.index)
+            return self._select(iface.mac)
+        if isinstance(iface, str):
+            from .macs import normalize_mac
+
+            mac = normalize_mac(iface)
+            found = [(el, i) for i, el in enumerate(elements) if _lower_mac(_mac_of(el)) == mac]
+            if not found:
+                macs = ", ".join(
+                    str(_lower_mac(_mac_of(el)) or f"#{i} (no MAC)")
+                    for i, el in enumerate(elements)
+                )
+                raise InterfaceNotFound(
+                    f"{where} has no interface with MAC {mac}; its interfaces: {macs}"
+                )
+            if len(found) > 1:
+                raise InvalidInput(
+                    f"{where} has {len(found)} interfaces with MAC {mac}; select one by "
+                    f"index instead ({', '.join(str(i) for _, i in found)})"
+                )
+            return found[0]
+        raise InvalidType(
+            f"interface selector {validate.shown(iface)}: use None, a MAC string, an int index "
+            "or a GuestInterface"
+        )
+
+    # -- edits ----------------------------------------------------------------------------
+
+    def use_bridge(self, bridge: str, iface: IfaceSelector = None) -> GuestInterface:
+        """Put the interface on host bridge ``bridge`` (``type='bridge'``).
+
+        Args:
+            bridge: the host bridge's name.
+            iface: which interface: None (the first), a MAC in any spelling, an index, or
+                an interface taken from `interfaces`.
+
+        Returns:
+            The interface as it is now.
+
+        Raises:
+            InterfaceNotFound: no interface matches ``iface``.
+            UnsupportedEdit: an interface type kvmnet does not switch (hostdev, vhost-user...).
+        """
+        _check_name(bridge, "bridge")
+        iface_selector(iface)
+        return self._switch(iface, "bridge", bridge)
+
+    def use_nat(self, network: str = "default", iface: IfaceSelector = None) -> GuestInterface:
+        """Put the interface on libvirt network ``network`` (``type='network'``).
+
+        Args:
+            network: the libvirt network's name.
+            iface: which interface: None (the first), a MAC in any spelling, an index, or
+                an interface taken from `interfaces`.
+
+        Returns:
+            The interface as it is now.
+
+        Raises:
+            InterfaceNotFound: no interface matches ``iface``.
+            UnsupportedEdit: an interface type kvmnet does not switch (hostdev, vhost-user...).
+        """
+        _check_name(network, "network")
+        iface_selector(iface)
+        return self._switch(iface, "network", network)
+
+    def _switch(self, iface: IfaceSelector, new_type: str, name: str) -> GuestInterface:
+        el, index = self._select(iface)
+        old_type = el.get("type") or ""
+        who = _Who(self, el, index)
+        if old_type not in _SWITCHABLE:
+            raise UnsupportedEdit(
+                f"{who} is type={old_type!r}; kvmnet switches network, bridge, direct, user "
+                "and ethernet interfaces only; remove it and add a new one instead"
+            )
+        kids = _children(el)
+        if new_type == "bridge" and "virtualport" in kids:
+            self._check_virtualport(kids["virtualport"], who, name)
+        el.set("type", new_type)
+        kids["source"] = self._set_source(el, kids.get("source"), who, new_type, name)
+        if new_type != "network" and "bandwidth" in kids:
+            self._drop_floor(kids["bandwidth"], who, name)
+        target = kids.get("target")
+        if target is not None and target.get("managed") is not None and old_type == "ethernet":
+            del target.attrib["managed"]
+            self._warn(f"{who}: dropped <target managed=...>, which only type='ethernet' takes")
+        self._dirty.add(el)
+        return _from_children(el, index, kids)
+
+    def _check_virtualport(self, vport: etree._Element, who: _Who, bridge: str) -> None:
+        vtype = vport.get("type")
+        if vtype in _BRIDGE_VIRTUALPORTS:
+            return
+        kind = f"<virtualport type={vtype!r}>" if vtype else "<virtualport> without a type"
+        raise UnsupportedEdit(
+            f"{who} has {kind}, which libvirt cannot put on a plain Linux bridge "
+            f"({bridge!r}); it names the port to a switch or controller, so kvmnet will not drop "
+            "it silently: remove the <virtualport> element first (virsh edit), or use a "
+            "libvirt network that defines it"
+        )
+
+    def _set_source(
+        self, el: etree._Element, src: etree._Element | None, who: _Who, new_type: str, name: str
+    ) -> etree._Element:
+        if src is None:
+            src = etree.Element("source")
+            insert_child(el, src, after=("mac",))
+        get = src.get
+        keep_portgroup = new_type == "network" and get("network") == name
+        portgroup, mode = get("portgroup"), get("mode")
+        for attr, value in (("portgroup", portgroup), ("mode", mode)):
+            if value is not None and not (attr == "portgroup" and keep_portgroup):
+                self._warn(
+                    f"{who}: dropped <source {attr}={value!r}>, which does not apply to "
+                    f"type={new_type!r} {name!r}"
+                )
+        if not keep_portgroup:
+            portgroup = None
+        src.attrib.clear()
+        src.set(_SOURCE_KEY[new_type], name)
+        if portgroup is not None:
+            src.set("portgroup", portgroup)
+        return src
+
+    def _drop_floor(self, bandwidth: etree._Element, who: _Who, where: str) -> None:
+        inbound = bandwidth.find("inbound")
+        if inbound is None or inbound.get("floor") is None:
+            return
+        floor = inbound.attrib.pop("floor")
+        self._warn(
+            f"{who}: dropped <bandwidth><inbound floor={floor!r}>: libvirt guarantees a floor "
+            f"only on a libvirt network, not on bridge {where!r}; the other limits stay"
+        )
+        if not inbound.attrib and len(inbound) == 0:
+            remove_element(inbound)
+        if not bandwidth.attrib and len(bandwidth) == 0:
+            remove_element(bandwidth)
+
+    def add_interface(
+        self,
+        *,
+        bridge: str | None = None,
+        network: str | None = None,
+        mac: str | None = None,
+        model: str | None = None,
+    ) -> GuestInterface:
+        """Append an interface after the last one (exactly one of ``bridge``/``network``).
+
+        Args:
+            bridge: the host bridge to attach to.
+            network: the libvirt network to attach to.
+            mac: the MAC; None writes no ``<mac>``: libvirt picks one when the XML is defined
+                (`kvmnet.Domain.add_interface` always picks one itself).
+            model: the NIC model, e.g. ``"virtio"`` (None: no ``<model>``).
+
+        Returns:
+            The new interface.
+
+        Raises:
+            InvalidInput: neither or both of ``bridge``/``network``, or a bad MAC or name.
+        """
+        if (bridge is None) == (network is None):
+            raise InvalidInput(
+                f"add_interface takes exactly one of bridge= or network=, got bridge="
+                f"{validate.shown(bridge)} and network={validate.shown(network)}"
+            )
+        new_type = "bridge" if bridge is not None else "network"
+        name = bridge if bridge is not None else network
+        assert name is not None
+        _check_name(name, new_type)
+        model = validate.model(model)
+        if mac is not None:
+            mac = validate.guest_mac(mac)
+            # Two NICs with one MAC in one guest is never right, and selecting by MAC breaks.
+            twin = next((i for i in self.interfaces if i.mac == mac), None)
+            if twin is not None:
+                raise MacInUse(
+                    f"MAC {mac} is already used by interface #{twin.index} ({twin.type}) of "
+                    f"{_Where(self)}; choose another MAC or omit it",
+                    mac=mac,
+                    used_by=(f"{_Where(self)}",),
+                )
+        devices = self._root.find("devices")
+        if devices is None:
+            devices = etree.SubElement(self._root, "devices")
+        existing = self._interface_elements()
+        siblings = existing or [c for c in devices if isinstance(c.tag, str)]
+        indent, inner = self._indents(devices, siblings, existing)
+        el = etree.Element("interface", type=new_type)
+        children: list[etree._Element] = []
+        if mac is not None:
+            children.append(etree.Element("mac", address=mac))
+        children.append(etree.Element("source", {_SOURCE_KEY[new_type]: name}))
+        if model is not None:
+            children.append(etree.Element("model", type=model))
+        el.text = "\n" + inner
+        for i, child in enumerate(children):
+            child.tail = "\n" + (inner if i < len(children) - 1 else indent)
+            el.append(child)
+        if siblings:
+            anchor = siblings[-1]
+            old_tail = anchor.tail
+            anchor.addnext(el)
+            el.tail = old_tail
+            anchor.tail = "\n" + indent
+        else:
+            el.tail = devices.text if devices.text is not None else "\n"
+            devices.text = "\n" + indent
+            devices.insert(0, el)
+        self._elements = None
+        self._dirty.add(el)
+        self._new_indent[el] = indent
+        return read_interface(el, len(self._interface_elements()) - 1)
+
+    def _indents(
+        self,
+        devices: etree._Element,
+        siblings: list[etree._Element],
+        interfaces: list[etree._Element],
+    ) -> tuple[str, str]:
+        """(indent of a device line, indent of an interface's child line), as the text has."""
+        dev_indent = tail_indent(devices.getprevious(), self._root.text)
+        indent = tail_indent(siblings[-1].getprevious(), devices.text) if siblings else ""
+        if not indent:
+            indent = dev_indent * 2 if dev_indent else "    "
+        unit = indent[len(dev_indent) :] if indent.startswith(dev_indent) else ""
+        if not unit:
+            unit = "\t" if indent.startswith("\t") else "  "
+        inner = ""
+        for iface in interfaces:
+            if len(iface):
+                inner = tail_indent(None, iface.text)
+                break
+        return indent, inner or indent + unit
+
+    def remove_interface(self, iface: IfaceSelector) -> GuestInterface:
+        """Remove the selected interface.
+
+        Args:
+            iface: which interface: None (the first), a MAC in any spelling, an index, or
+                an interface taken from `interfaces`.
+
+        Returns:
+            The interface as it was.
+
+        Raises:
+            InterfaceNotFound: no interface matches ``iface``.
+        """
+        iface_selector(iface)
+        el, index = self._select(iface)
+        removed = read_interface(el, index)
+        remove_element(el)
+        self._elements = None
+        self._dirty.discard(el)
+        return removed
+
+    def set_link(self, state: str, iface: IfaceSelector = None) -> GuestInterface:
+        """Set ``<link state='up'|'down'/>`` on the interface (the guest sees carrier change).
+
+        Args:
+            state: ``"up"`` or ``"down"``.
+            iface: which interface: None (the first), a MAC in any spelling, an index, or
+                an interface taken from `interfaces`.
+
+        Returns:
+            The interface as it is now.
+
+        Raises:
+            InvalidInput: a state other than up or down.
+            InterfaceNotFound: no interface matches ``iface``.
+        """
+        if state not in ("up", "down"):
+            raise InvalidInput(f"link state {validate.shown(state)}: use 'up' or 'down'")
+        el, index = self._select(iface)
+        link = el.find("link")
+        if link is None:
+            link = etree.Element("link")
+            insert_child(el, link, after=("model", "source", "mac"))
+        link.set("state", state)
+        self._dirty.add(el)
+        return read_interface(el, index)
+
+    def adopt_address(
+        self, iface: IfaceSelector, other: DomainXML, other_iface: IfaceSelector
+    ) -> None:
+        """Copy ``<address>`` from ``other``'s interface (where libvirt placed a hot-plugged NIC).
+
+        Keeps the persistent definition's PCI slot equal to the running guest's.
+
+        Args:
+            iface: the interface here that takes the address, selected as for `find`.
+            other: the document to copy from (the running guest's XML).
+            other_iface: the interface there, selected as for `find`.
+        """
+        src_el, _ = other._select(other_iface)
+        address = src_el.find("address")
+        if address is None:
+            return
+        el, _ = self._select(iface)
+        old = el.find("address")
+        copy = etree.fromstring(etree.tostring(address, with_tail=False))
+        if old is not None:
+            copy.tail = old.tail
+            el.replace(old, copy)
+        else:
+            insert_child(el, copy, after=("link", "model", "source", "mac"))
+        self._dirty.add(el)
+
+    def _warn(self, message: str) -> None:
+        log.warning("%s", message)
+        self._notes.append(message)
+
+    # -- writing --------------------------------------------------------------------------
+
+    def interface_xml(self, iface: IfaceSelector = None) -> str:
+        """The selected ``<interface>`` element alone, as libvirt's device calls take it.
+
+        Args:
+            iface: which interface: None (the first), a MAC in any spelling, an index, or
+                an interface taken from `interfaces`.
+
+        Returns:
+            The element's XML text.
+        """
+        el, _ = self._select(iface)
+        return serialise(el, "'")
+
+    def tostring(self) -> str:
+        """The document, with the edits and nothing else changed.
+
+        Returns:
+            The XML text.
+        """
+        if self._layout is False:
+            self._layout = quick_scan(self._data, self._original) or scan(
+                self._data, self._root.tag
+            )
+        layout = self._layout
+        current = self._interface_elements()
+        if not isinstance(layout, Layout) or len(layout.spans) != len(self._original):
+            return self._full_serialisation()
+        original = set(self._original)
+        new = [el for el in current if el not in original]
+        if new and layout.last_device_end is None:
+            return self._full_serialisation()
+        text = self._data
+        out: list[bytes] = []
+        pos = 0
+        alive = set(current)
+        for el, (start, end) in zip(self._original, layout.spans, strict=True):
+            if el in alive and el not in self._dirty:
+                continue
+            if el in alive:
+                quote = quote_of(text[start:end])
+                out += [text[pos:start], serialise(el, quote).encode()]
+                pos = end
+            else:
+                cut = line_start_if_blank(text, start)
+                out.append(text[pos:cut])
+                pos = end
+        if new:
+            anchor = layout.spans[-1][1] if layout.spans else layout.last_device_end
+            assert anchor is not None
+            if anchor < pos:
+                anchor = pos
+            out.append(text[pos:anchor])
+            pos = anchor
+            quote = quote_of(text[slice(*layout.spans[-1])] if layout.spans else text)
+            for el in new:
+                indent = "\n" + self._new_indent.get(el, "")
+                out.append((indent + serialise(el, quote)).encode())
+        out.append(text[pos:])
+        return b"".join(out).decode("utf-8")
+
+    def _full_serialisation(self) -> str:
+        # Reached only for documents the byte scan cannot map (e.g. no <devices> yet):
+        # semantically identical, but lxml re-quotes attributes.
+        body = etree.tostring(self._root.getroottree(), encoding="unicode")
+        if self._text.lstrip().startswith("<?xml"):
+            decl_end = self._text.index("?>") + 2
+            body = self._text[:decl_end] + "\n" + body
+        return body + ("\n" if self._text.endswith("\n") and not body.endswith("\n") else "")
+
+    def __repr__(self) -> str:
+        kinds = ", ".join(f"{i.type}" for i in self.interfaces) or "no interfaces"
+        return f"<DomainXML {self.name!r}: {kinds}>"
+
+    def __str__(self) -> str:
+        return self.tostring()
+
+
+class _Where:
+    """``domain 'NAME'``, formatted only when a message needs it."""
+
+    __slots__ = ("doc",)
+
+    def __init__(self, doc: DomainXML) -> None:
+        self.doc = doc
+
+    def __str__(self) -> str:
+        return f"domain {self.doc.name!r}"
+
+
+class _Who:
+    """Names an interface in messages; built only when a message is (edits stay cheap)."""
+
+    __slots__ = ("doc", "el", "index")
+
+    def __init__(self, doc: DomainXML, el: etree._Element, index: int) -> None:
+        self.doc, self.el, self.index = doc, el, index
+
+    def __str__(self) -> str:
+        mac = _lower_mac(_mac_of(self.el)) or f"#{self.index}"
+        return f"interface {mac} of domain {self.doc.name!r}"
+
+
+def _mac_of(el: etree._Element) -> str | None:
+    mac = el.find("mac")
+    return mac.get("address") if mac is not None else None
+
+
+def _check_name(name: str, kind: str) -> None:
+    # Remembered: bulk runs check the same few names thousands of times.
+    if isinstance(name, str) and (kind, name) in _GOOD_NAMES:
+        return
+    if kind == "bridge":
+        validate.ifname(name, what="bridge")
+    else:
+        validate.network_name(name)
+    if len(_GOOD_NAMES) < 1024:
+        _GOOD_NAMES.add((kind, name))
+
+
+_GOOD_NAMES: set[tuple[str, str]] = set()
