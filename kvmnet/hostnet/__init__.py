@@ -1,4 +1,6 @@
-"""Host side: NICs, bridges, plans, runners. Pure value objects live in ``state`` and ``plan``.
+"""Host side: NICs, bridges, plans, runners. Pure values live in ``model`` (state, request,
+plan), the seam to a machine in ``runners``, one planner per stack in ``backends``; the
+modules here read, check, apply and roll back (docs/architecture.md).
 
 ``kvmnet.hostnet.confirm()`` keeps a change applied with ``confirm_within=`` (see
 `kvmnet.hostnet.deadman`).

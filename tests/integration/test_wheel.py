@@ -270,9 +270,9 @@ def _check_dry_runs(report: dict[str, object], root: Path) -> None:
     for name, result in report.items():
         assert isinstance(result, dict)
         stack = name.removeprefix("auto/")
-        assert result["backend"] == f"kvmnet.backends.{name.split('/')[0]}", name
+        assert result["backend"] == f"kvmnet.hostnet.backends.{name.split('/')[0]}", name
         if name.startswith("auto/"):
-            assert result["chosen"] == f"kvmnet.backends.{stack}", name
+            assert result["chosen"] == f"kvmnet.hostnet.backends.{stack}", name
         commands = result["commands"]
         files = result["files"]
         assert isinstance(commands, list) and isinstance(files, list)
