@@ -96,7 +96,7 @@ def main() -> int:
             hosts = [kvmnet.connect(hv.uri) for hv in fleet.hypervisors.values()]
             try:
                 started = time.perf_counter()
-                kvmnet_fleet.bridge_many(hosts, "br0")
+                kvmnet_fleet.bridge_many(hosts, "br0", every=True)
                 api_parallel = time.perf_counter() - started
             finally:
                 for host in hosts:

@@ -47,19 +47,27 @@ class Target:
         return self.domain.name if self.mac is None else f"{self.domain.name} ({self.mac})"
 
 
-def select(
-    host: Host,
+def check_selection(
     names: Iterable[str] | None = None,
     *,
     on_network: str | None = None,
     on_bridge: str | None = None,
     every: bool = False,
-) -> list[Target]:
-    """The interfaces a bulk call moves: see the module docstring. One listing of the host
-    (and one of its transient domains when some guests run).
+) -> tuple[list[str] | None, str | None, str | None, bool]:
+    """Check which guests a bulk call selects, before any host is read.
 
-    ``names`` is a list of names (one str is refused, not split into characters).
-    ``every=True`` selects every guest of the host and goes with no other selector.
+    Args:
+        names: guest names (a list; one str is refused, not split into characters).
+        on_network: select every interface on this libvirt network.
+        on_bridge: select every interface on this host bridge.
+        every: select every guest's first interface; goes with no other selector.
+
+    Returns:
+        ``(names, on_network, on_bridge, every)``, checked and normalised.
+
+    Raises:
+        InvalidInput: a malformed value, ``every=True`` with another selector, or no
+            selector at all (every guest of a host is too broad to guess).
     """
     wanted = validate.domain_names(names)
     every = validate.flag(every, "every")
@@ -78,6 +86,26 @@ def select(
             "a bulk switch needs guest names, on_network=, on_bridge= or every=True: "
             "every guest of the host would be too broad to guess"
         )
+    return wanted, on_network, on_bridge, every
+
+
+def select(
+    host: Host,
+    names: Iterable[str] | None = None,
+    *,
+    on_network: str | None = None,
+    on_bridge: str | None = None,
+    every: bool = False,
+) -> list[Target]:
+    """The interfaces a bulk call moves: see the module docstring. One listing of the host
+    (and one of its transient domains when some guests run).
+
+    ``names`` is a list of names (one str is refused, not split into characters).
+    ``every=True`` selects every guest of the host and goes with no other selector.
+    """
+    wanted, on_network, on_bridge, every = check_selection(
+        names, on_network=on_network, on_bridge=on_bridge, every=every
+    )
     domains = host.domains()
     if wanted is not None:
         by_name = {d.name: d for d in domains}
@@ -264,11 +292,7 @@ def nat_many(
     Every argument is checked before the host is read (`InvalidInput`)."""
     network = validate.network_name(network)
     live, dry_run, bounce_link = _options(live, dry_run, bounce_link, progress)
-    if names is not None:
-        validate.domain_names(names)
-    if on_bridge is not None:
-        validate.ifname(on_bridge, what="bridge")
-    validate.flag(every, "every")
+    check_selection(names, on_bridge=on_bridge, every=every)
     host.network(network)  # a missing network fails before any guest changes
     targets = select(host, names, on_bridge=on_bridge, every=every)
     return switch_each(targets, "nat", network, live=live, dry_run=dry_run,

@@ -100,6 +100,7 @@ def bridge_many(
     names: Iterable[str] | None = None,
     *,
     on_network: str | None = None,
+    every: bool = False,
     live: bool | None = None,
     dry_run: bool = False,
     bounce_link: bool = False,
@@ -109,9 +110,10 @@ def bridge_many(
     Args:
         hosts: the open :class:`~kvmnet.Host` objects, each once.
         bridge: the host bridge, named alike on every host.
-        names: the guests to move on each host (a guest missing on a host fails that host);
-            None: selected by ``on_network``, else every guest.
+        names: the guests to move on each host (a guest missing on a host fails that host).
         on_network: move every interface on this libvirt network (e.g. ``"default"``).
+        every: move every guest's first interface; goes with no other selector (one of
+            ``names``, ``on_network`` or ``every`` is needed, as for the one-host call).
         live: as :meth:`kvmnet.Domain.use_bridge`.
         dry_run: compute and return the changes, apply none.
         bounce_link: as :meth:`kvmnet.Domain.use_bridge`.
@@ -126,16 +128,14 @@ def bridge_many(
     """
     found = _check_hosts(hosts)
     bridge = validate.ifname(bridge, what="bridge")
-    wanted = validate.domain_names(names)
-    if on_network is not None:
-        validate.network_name(on_network)
+    wanted, on_network, _, every = bulk.check_selection(names, on_network=on_network, every=every)
     live = validate.optional_flag(live, "live")
     dry_run = validate.flag(dry_run, "dry_run")
     bounce_link = validate.flag(bounce_link, "bounce_link")
 
     def switch(host: Host) -> list[Change]:
-        return bulk.bridge_many(host, bridge, wanted, on_network=on_network, live=live,
-                                dry_run=dry_run, bounce_link=bounce_link)  # fmt: skip
+        return bulk.bridge_many(host, bridge, wanted, on_network=on_network, every=every,
+                                live=live, dry_run=dry_run, bounce_link=bounce_link)  # fmt: skip
 
     return _on_each(found, f"moving guests to bridge {bridge}", switch)
 
@@ -146,6 +146,7 @@ def nat_many(
     names: Iterable[str] | None = None,
     *,
     on_bridge: str | None = None,
+    every: bool = False,
     live: bool | None = None,
     dry_run: bool = False,
     bounce_link: bool = False,
@@ -155,9 +156,10 @@ def nat_many(
     Args:
         hosts: the open :class:`~kvmnet.Host` objects, each once.
         network: the libvirt network, present on every host.
-        names: the guests to move on each host; None: selected by ``on_bridge``, else every
-            guest.
+        names: the guests to move on each host.
         on_bridge: move every interface on this host bridge.
+        every: move every guest's first interface; goes with no other selector (one of
+            ``names``, ``on_bridge`` or ``every`` is needed).
         live: as :meth:`kvmnet.Domain.use_nat`.
         dry_run: compute and return the changes, apply none.
         bounce_link: as :meth:`kvmnet.Domain.use_nat`.
@@ -172,9 +174,7 @@ def nat_many(
     """
     found = _check_hosts(hosts)
     network = validate.network_name(network)
-    wanted = validate.domain_names(names)
-    if on_bridge is not None:
-        validate.ifname(on_bridge, what="bridge")
+    wanted, _, on_bridge, every = bulk.check_selection(names, on_bridge=on_bridge, every=every)
     live = validate.optional_flag(live, "live")
     dry_run = validate.flag(dry_run, "dry_run")
     bounce_link = validate.flag(bounce_link, "bounce_link")
@@ -182,7 +182,7 @@ def nat_many(
         host.network(network)  # missing on any host: nothing changes anywhere
 
     def switch(host: Host) -> list[Change]:
-        return bulk.nat_many(host, network, wanted, on_bridge=on_bridge, live=live,
-                             dry_run=dry_run, bounce_link=bounce_link)  # fmt: skip
+        return bulk.nat_many(host, network, wanted, on_bridge=on_bridge, every=every,
+                             live=live, dry_run=dry_run, bounce_link=bounce_link)  # fmt: skip
 
     return _on_each(found, f"moving guests to network {network}", switch)

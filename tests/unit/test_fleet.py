@@ -3,7 +3,7 @@ on libvirt's test driver: each world is a host of its own."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import ExitStack
 from pathlib import Path
 
@@ -119,6 +119,37 @@ def test_bad_arguments_are_refused_before_any_host_is_read(hosts: list[kvmnet.Ho
         fleet.nat_many(hosts, "default", "web1")  # one str, not a list
     for host in hosts:
         assert sources(host, "web1") == [("network", "default")]
+
+
+@pytest.mark.parametrize(
+    ("call", "match"),
+    [
+        (lambda hs: fleet.bridge_many(hs, "br0"), "too broad to guess"),
+        (lambda hs: fleet.nat_many(hs, "default"), "too broad to guess"),
+        (lambda hs: fleet.bridge_many(hs, "br0", ["web1"], every=True), "every=True"),
+        (lambda hs: fleet.nat_many(hs, on_bridge="br0", every=True), "every=True"),
+    ],
+    ids=["bridge-no-selector", "nat-no-selector", "bridge-every-and-names", "nat-every-and-bridge"],
+)
+def test_a_selection_is_checked_once_up_front_as_for_one_host(
+    hosts: list[kvmnet.Host], call: Callable[[list[kvmnet.Host]], object], match: str
+) -> None:
+    # The one-host call's rule, raised as InvalidInput before any host is read: not three
+    # per-host failures wrapped in PartiallyApplied.
+    with pytest.raises(kvmnet.InvalidInput, match=match) as info:
+        call(hosts)
+    assert not isinstance(info.value, kvmnet.PartiallyApplied)
+    for host in hosts:
+        assert sources(host, "web1") == [("network", "default")]
+
+
+def test_every_moves_every_guest_of_every_host(hosts: list[kvmnet.Host]) -> None:
+    per_host = fleet.bridge_many(hosts, "br0", every=True)
+    assert [sorted(c.domain for c in changes) for changes in per_host] == [sorted(NAMES)] * 3
+    back = fleet.nat_many(hosts, "default", every=True)
+    assert all(len(changes) == len(NAMES) for changes in back)
+    for host in hosts:
+        assert {sources(host, n)[0] for n in NAMES} == {("network", "default")}
 
 
 def test_mac_inventory_reads_every_host_and_reports_in_host_order(
