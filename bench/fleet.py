@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
 """A fleet switch: N shut-off guests on each of 3 hypervisors from NAT to br0, through the
-Ansible collection (ansible-playbook over SSH, forks=3, one module run per guest) and
+Ansible collection (ansible-playbook over SSH, forks=3: one module run per guest with a
+loop, and one per hypervisor with ``domains:``) and
 through kvmnet's Python API from one process (over each qemu+ssh URI: one host after the
 other with Host.use_bridge_all, and the hosts at once with kvmnet.fleet.bridge_many). Wall
 times side by side, with Ansible's own cost for the same loop (bench/ansible/baseline.yml:
@@ -79,6 +80,13 @@ def main() -> int:
             collection_noop = time.perf_counter() - started
             assert play.rc == 0 and all(play.changed(h) == 0 for h in fleet.hypervisors)
 
+            back_to_nat(fleet)
+            started = time.perf_counter()
+            play = fleet.play("switch_many.yml", extra={"want": "bridged"}, timeout=3600)
+            collection_many = time.perf_counter() - started
+            assert play.rc == 0, play.stdout[-3000:]
+            assert bridged(fleet) == total
+
             started = time.perf_counter()
             play = fleet.play(str(BASELINE), timeout=3600)
             baseline = time.perf_counter() - started
@@ -111,6 +119,8 @@ def main() -> int:
     print(f"  {'collection (ansible-playbook, forks=3)':<44} {collection:8.1f} s"
           f"  {collection / total * 1000:7.1f} ms/guest")  # fmt: skip
     print(f"  {'collection, second run (nothing to do)':<44} {collection_noop:8.1f} s")
+    print(f"  {'collection, domains: (one task per host)':<44} {collection_many:8.1f} s"
+          f"  {collection_many / total * 1000:7.1f} ms/guest")  # fmt: skip
     print(f"  {'Ansible alone (ping per guest, forks=3)':<44} {baseline:8.1f} s"
           f"  {baseline / total * 1000:7.1f} ms/guest")  # fmt: skip
     print(f"  {'kvmnet API, one process, 3 URIs in turn':<44} {api:8.1f} s"
@@ -128,6 +138,7 @@ def main() -> int:
             "hosts": float(HOSTS),
             "collection_s": collection,
             "collection_noop_s": collection_noop,
+            "collection_domains_s": collection_many,
             "ansible_baseline_s": baseline,
             "api_s": api,
             "api_parallel_s": api_parallel,

@@ -126,6 +126,52 @@ def test_nics_added_on_all_hosts_in_parallel_have_no_duplicate_mac(fleet: Fleet)
     assert all_macs(fleet) == after
 
 
+def test_domains_moves_every_guest_in_one_task_per_hypervisor(fleet: Fleet) -> None:
+    set_all(fleet, "nat")
+    before = xml_of(fleet)
+    check = fleet.play("switch_many.yml", "--check", "--diff", extra={"want": "bridged"})
+    assert check.rc == 0, check.stdout
+    assert xml_of(fleet) == before  # check mode changed nothing
+    for name in fleet.hypervisors:
+        (task,) = check.results(name, SWITCH)
+        diffs = task["result"]["diff"]
+        assert len(diffs) == len(fleet.guests[name]), diffs
+        assert all("bridge='br0'" in d["after"] for d in diffs)
+    play = fleet.play("switch_many.yml", extra={"want": "bridged"})
+    assert play.rc == 0, play.stdout
+    for name in fleet.hypervisors:
+        (task,) = play.results(name, SWITCH)  # one module run for all of its guests
+        guests = task["result"]["guests"]
+        assert [g["domain"] for g in guests] == fleet.guests[name]
+        assert all(g["changed"] and g["interface"]["source"] == "br0" for g in guests), guests
+    assert set(map(tuple, sources(fleet).values())) == {("br0",)}
+    hv0 = fleet.hypervisors["hv0"]
+    assert hv0.lab.tap_of(RUNNING, hv0.lab.nics(RUNNING)[0].mac) in hv0.lab.bridge_ports("br0")
+    again = fleet.play("switch_many.yml", extra={"want": "bridged"})
+    assert again.rc == 0 and all(again.changed(n) == 0 for n in fleet.hypervisors), again.stdout
+    back = fleet.play("switch_many.yml", extra={"want": "nat"})
+    assert back.rc == 0, back.stdout
+    assert set(map(tuple, sources(fleet).values())) == {("default",)}
+
+
+def test_domains_with_a_missing_guest_fails_that_host_naming_what_was_switched(
+    fleet: Fleet,
+) -> None:
+    set_all(fleet, "nat")
+    before = xml_of(fleet)
+    hosts = {"hv1": {"guests": [*fleet.guests["hv1"], "nosuchguest"]}}
+    play = fleet.play("switch_many.yml", extra={"want": "bridged"}, hostvars=hosts)
+    assert play.rc == 2, play.stdout
+    (failure,) = play.failed("hv1")
+    assert failure["result"]["error"] == "DomainNotFound", failure
+    assert "nosuchguest" in failure["result"]["msg"]
+    # Every name is looked up before any guest changes: hv1 is untouched; the others moved.
+    assert {k: v for k, v in xml_of(fleet).items() if k[0] == "hv1"} == {
+        k: v for k, v in before.items() if k[0] == "hv1"
+    }
+    assert all(sources(fleet)[("hv0", g)] == ["br0"] for g in fleet.guests["hv0"])
+
+
 def all_macs(fleet: Fleet) -> dict[tuple[str, str], list[str]]:
     return {
         (name, guest): [n.mac for n in hv.lab.nics(guest, inactive=True)]

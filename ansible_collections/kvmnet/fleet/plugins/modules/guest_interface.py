@@ -21,9 +21,18 @@ requirements:
   - kvmnet and libvirt-python importable by the target's C(ansible_python_interpreter)
 options:
   domain:
-    description: The libvirt domain (guest) name.
+    description:
+      - The libvirt domain (guest) name. One of O(domain) and O(domains) is required.
     type: str
-    required: true
+  domains:
+    description:
+      - Several guests in one task, for V(bridged) and V(nat) - each guest's first NIC
+        (O(iface) does not go with it). One module run and one libvirt connection instead
+        of one per guest - use it rather than a loop over many guests.
+      - Stops at the first guest that fails; the failure message names the guests already
+        switched (they stay switched, and a rerun skips them).
+    type: list
+    elements: str
   state:
     description:
       - V(bridged) puts the selected NIC on host bridge O(bridge).
@@ -84,6 +93,12 @@ EXAMPLES = r"""
     bridge: br0
   loop: "{{ guests }}"
 
+- name: Many guests at once (one module run per hypervisor, not one per guest)
+  kvmnet.fleet.guest_interface:
+    domains: "{{ guests }}"
+    state: bridged
+    bridge: br0
+
 - name: Back to NAT
   kvmnet.fleet.guest_interface:
     domain: web1
@@ -121,9 +136,15 @@ notes:
   type: list
   elements: str
 applied_live:
-  description: The running guest was changed.
+  description: The running guest was changed (with O(domains) - any of them).
   returned: success
   type: bool
+guests:
+  description: With O(domains) - per guest, in order, its RV(interface), RV(summary), whether
+    it changed and whether the running guest did.
+  returned: success, with O(domains)
+  type: list
+  elements: dict
 error:
   description: Class name of the kvmnet error behind a failure (e.g. V(NetworkNotFound)).
   returned: failure
@@ -143,7 +164,8 @@ from ansible_collections.kvmnet.fleet.plugins.module_utils.kvmnet_common import 
 
 # The options DOCUMENTATION describes (tests/unit/test_ansible_collection.py compares them).
 ARGUMENT_SPEC: dict[str, Any] = {
-    "domain": {"type": "str", "required": True},
+    "domain": {"type": "str"},
+    "domains": {"type": "list", "elements": "str"},
     "state": {
         "type": "str",
         "default": "bridged",
@@ -207,11 +229,64 @@ def _absent(module: AnsibleModule, dom: Any, live: bool | None) -> Any:
     return dom.remove_interface(selector, live=live, dry_run=module.check_mode)
 
 
+def run_many(module: AnsibleModule) -> dict[str, Any]:
+    """``domains``: every guest's first NIC in one connection, through kvmnet's bulk call."""
+    import kvmnet
+    from kvmnet import bulk
+
+    params = module.params
+    state = params["state"]
+    if state not in ("bridged", "nat"):
+        module.fail_json(msg=f"domains goes with state=bridged or state=nat, not state={state}")
+    if params["iface"] is not None:
+        module.fail_json(msg="domains moves each guest's first NIC: drop iface, or use domain")
+    if state == "bridged" and not params["bridge"]:
+        module.fail_json(msg="state=bridged needs bridge: the host bridge to use")
+    options = {"live": params["live"], "dry_run": module.check_mode}
+    with kvmnet.connect(params["uri"]) as host:
+        if state == "bridged":
+            changes = bulk.bridge_many(host, params["bridge"], params["domains"], **options)
+        else:
+            network = params["network"] or "default"
+            changes = bulk.nat_many(host, network, params["domains"], **options)
+    guests = [
+        {
+            "domain": c.domain,
+            "changed": c.changed or c.applied,
+            "interface": interface_facts(c.interface),
+            "summary": c.summary(),
+            "applied_live": c.applied_live,
+        }
+        for c in changes
+    ]
+    result: dict[str, Any] = {
+        "changed": any(g["changed"] for g in guests),
+        "guests": guests,
+        "applied_live": any(g["applied_live"] for g in guests),
+        "summary": f"{sum(g['changed'] for g in guests)} of {len(guests)} guests changed",
+        "notes": [note for c in changes for note in c.notes],
+    }
+    if module._diff:
+        result["diff"] = [
+            {
+                "before": c.before,
+                "after": c.after,
+                "before_header": f"{c.domain}.xml (before)",
+                "after_header": f"{c.domain}.xml (after)",
+            }
+            for c in changes
+            if c.changed or c.applied
+        ]
+    return result
+
+
 def run(module: AnsibleModule) -> dict[str, Any]:
     """Do what the task asks; the result dict for exit_json."""
     import kvmnet
 
     params = module.params
+    if params["domains"] is not None:
+        return run_many(module)
     state = params["state"]
     live = params["live"]
     iface = parse_selector(params["iface"])
@@ -253,11 +328,13 @@ def run(module: AnsibleModule) -> dict[str, Any]:
 def main() -> None:
     module = AnsibleModule(
         argument_spec=ARGUMENT_SPEC,
-        mutually_exclusive=[("bridge", "network")],
+        mutually_exclusive=[("bridge", "network"), ("domain", "domains")],
+        required_one_of=[("domain", "domains")],
         supports_check_mode=True,
     )
     require_kvmnet(module.fail_json)
-    with kvmnet_failures(module.fail_json, domain=module.params["domain"]):
+    where = module.params["domain"] or module.params["domains"]
+    with kvmnet_failures(module.fail_json, domain=where):
         module.exit_json(**run(module))
 
 
