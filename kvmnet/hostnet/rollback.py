@@ -129,8 +129,15 @@ def run_step(runner: Runner, step: Step, journal: Journal) -> None:
     elif isinstance(step, RemoveFile):
         runner.remove_file(step.path)
     elif isinstance(step, StopProcess):
-        runner.run(step.command)
-        journal.stopped.append(step.argv)
+        # The PID is the one the plan saw when it was made; by now that process may be gone
+        # and its number another process's (PIDs wrap, 32,768 by default): kill it only while
+        # it still runs the same command line in the plan's namespace.
+        if process_argv(runner, step.pid) == step.argv and in_runner_netns(runner, [step.pid]):
+            runner.run(step.command)
+            journal.stopped.append(step.argv)
+        else:
+            log.info("PID %d no longer runs `%s` here: nothing to stop", step.pid,
+                     shlex.join(step.argv))  # fmt: skip
     elif isinstance(step, StartProcess):
         launcher = runner.spawn(step.argv)
         journal.started.append((daemon_pid(runner, step.argv, launcher), step.argv))

@@ -43,8 +43,9 @@ from pathlib import Path
 from types import TracebackType
 
 from tests.lab import LabHost, Lan
+from tests.lab.netns import kill_if_running
 
-from .lab_host import LabError, kill_pid, run, wait_for
+from .lab_host import LabError, run, wait_for
 from .libvirt_lab import LabFactory, LibvirtLab
 
 SSHD = "/usr/sbin/sshd"
@@ -93,7 +94,7 @@ class Sshd:
         return len(re.findall(r"Accepted publickey for ", self.log))
 
     def stop(self) -> None:
-        kill_pid(self.pid)
+        kill_if_running(self.pid, "sshd")  # the PID file's number may be another's by now
 
 
 def start_sshd(netns: str, state: Path) -> Sshd:

@@ -22,7 +22,7 @@ from pathlib import Path
 from kvmnet.backends import IfupdownBackend
 from kvmnet.hostnet.runners.runner import NetnsRunner
 
-from .netns import LabHost, run
+from .netns import LabHost, kill_if_running
 
 __all__ = ["IfupdownLab", "IfupdownRunner"]
 
@@ -101,4 +101,4 @@ class IfupdownLab:
         for pidfile in (self.state / "run").glob("dhclient*.pid"):
             pid = pidfile.read_text().strip()
             if pid.isdigit():
-                run(["kill", pid], check=False)
+                kill_if_running(int(pid), "dhclient")  # the file may outlive its dhclient

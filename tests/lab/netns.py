@@ -223,6 +223,28 @@ class LabHost:
             stop_process(proc, timeout=5)
 
 
+
+def kill_if_running(pid: int, program: str, sig: int = signal.SIGTERM) -> bool:
+    """Signal ``pid`` only if it still runs ``program`` (its argv[0]'s base name).
+
+    A PID read from a PID file outlives its process, and PIDs wrap (32,768 by default, often
+    within one run of the suite): killing the number blindly once SIGTERMed the suite's
+    shared libvirtd. Returns True if the signal was sent.
+    """
+    try:
+        argv0 = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0", 1)[0]
+    except OSError:
+        return False
+    # A daemon may retitle itself ("sshd: /usr/sbin/sshd -f ... [listener] ..."): the first
+    # word names the program either way.
+    words = argv0.decode(errors="replace").split()
+    if not words or Path(words[0]).name.rstrip(":") != program:
+        return False
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(pid, sig)
+    return True
+
+
 class Lan:
     """The LAN namespace with a bridge and dnsmasq; hosts join it with :meth:`add_host`."""
 

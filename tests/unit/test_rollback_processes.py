@@ -172,3 +172,25 @@ def test_a_client_that_does_not_fork_is_its_own_daemon() -> None:
     runner = dhcp_host()
     launcher = runner.spawn(UDHCPC)
     assert daemon_pid(runner, UDHCPC, launcher) == launcher
+
+
+def test_a_pid_that_runs_something_else_by_apply_time_is_not_killed() -> None:
+    # The plan was made while udhcpc held PID 4242; before it is applied udhcpc exits and the
+    # number goes to another program (PIDs wrap at 32,768 by default). kill must not hit it.
+    runner = dhcp_host()
+    plan = Bridge("br0", backend=Iproute2Backend(runner=runner)).enslave(NIC, dry_run=True)
+    assert ("kill", "-TERM", "4242") in plan.commands, "the plan stops udhcpc by its PID"
+    runner.files["/proc/4242/cmdline"] = b"/usr/sbin/libvirtd\0"
+    with pytest.raises(RolledBack):  # the fake host does not bridge: what counts is the kill
+        plan.apply()
+    assert not [c for c in runner.commands if c[0] == "kill" and "4242" in c], runner.commands
+    assert "/usr/sbin/libvirtd" in process_argv(runner, 4242)
+
+
+def test_a_pid_of_the_same_program_in_another_namespace_is_not_killed() -> None:
+    runner = dhcp_host()
+    plan = Bridge("br0", backend=Iproute2Backend(runner=runner)).enslave(NIC, dry_run=True)
+    runner.replies = {**runner.replies, ("readlink", "/proc/4242/ns/net"): "net:[4026531999]"}
+    with pytest.raises(RolledBack):
+        plan.apply()
+    assert not [c for c in runner.commands if c[0] == "kill" and "4242" in c], runner.commands
