@@ -10,7 +10,7 @@ from __future__ import annotations
 import itertools
 import logging
 import re
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from lxml import etree
 
@@ -29,9 +29,11 @@ __all__ = [
 ]
 
 
-@dataclass(frozen=True)
-class Layout:
-    """Where things sit in the original bytes (from one expat pass)."""
+class Layout(NamedTuple):
+    """Where things sit in the original bytes (from one expat pass).
+
+    A named tuple: a frozen dataclass would compile its methods on every command-line start.
+    """
 
     spans: tuple[tuple[int, int], ...]  # each devices/interface: [start, end)
     last_device_end: int | None  # end of the last element child of <devices>
@@ -125,7 +127,8 @@ def quick_scan(data: bytes, elements: list[etree._Element]) -> Layout | None:
     return Layout(tuple(spans), spans[-1][1])
 
 
-_TAG_BODY = re.compile(rb"""<(?:[^>'"]|'[^']*'|"[^"]*")*>""")
+# Only for mixed quotes: compiled (in re's cache) when first needed, not on every start.
+_TAG_BODY = rb"""<(?:[^>'"]|'[^']*'|"[^"]*")*>"""
 
 
 def _tag_end(data: bytes, at: int) -> int:
@@ -137,7 +140,7 @@ def _tag_end(data: bytes, at: int) -> int:
         # no value is open at the first ">", so it closes the tag. Mixed quotes: the regex.
         if (doubles == 0 and singles % 2 == 0) or (singles == 0 and doubles % 2 == 0):
             return end + 1
-    m = _TAG_BODY.match(data, at)
+    m = re.compile(_TAG_BODY).match(data, at)
     if m is not None:
         return m.end()
     quote = 0
@@ -183,10 +186,11 @@ def _qname(el: etree._Element, name: str) -> str:
     return local
 
 
-_TAG = re.compile(r"<[^!?/][^>]*>")
 _QUOTE_IN_TEXT = re.compile(r'>[^<]*"')
 _ENTITY_REF = re.compile(r"&(?!amp;|lt;|gt;|quot;|apos;|#)")
-_XMLNS = re.compile(r'\s+xmlns(?::[\w.-]+)?="[^"]*"')
+# Rarely needed (a "'" in a value, a namespace): compiled, in re's cache, on first use.
+_TAG = r"<[^!?/][^>]*>"
+_XMLNS = r'\s+xmlns(?::[\w.-]+)?="[^"]*"'
 
 
 def _requote(match: re.Match[str]) -> str:
@@ -206,12 +210,12 @@ def serialise(el: etree._Element, quote: str) -> str:
         if parent is None or el.nsmap != parent.nsmap:
             return _serialise_tree(el, quote)  # it declares a namespace of its own
         # lxml re-declares inherited namespaces on the top element; the document has them.
-        text = _XMLNS.sub("", text[:head_end]) + text[head_end:]
+        text = re.sub(_XMLNS, "", text[:head_end]) + text[head_end:]
     if quote == '"':
         return text
     if "'" not in text and not _QUOTE_IN_TEXT.search(text):
         return text.replace('"', "'")  # every '"' delimits an attribute value
-    return _TAG.sub(_requote, text)
+    return re.sub(_TAG, _requote, text)
 
 
 def _serialise_tree(el: etree._Element, quote: str) -> str:

@@ -99,7 +99,8 @@ def _new_parser() -> etree.XMLParser:
     )
 
 
-@dataclass(frozen=True)
+# repr=False: the class writes its own (the generated one would be compiled for nothing).
+@dataclass(frozen=True, repr=False)
 class GuestInterface:
     """One ``<interface>`` of a domain, as read from its XML.
 
@@ -379,9 +380,7 @@ class DomainXML:
                 return self._select(iface.index)
             return self._select(iface.mac)
         if isinstance(iface, str):
-            from .macs import normalize_mac
-
-            mac = normalize_mac(iface)
+            mac = validate.mac(iface)
             found = [(el, i) for i, el in enumerate(elements) if _lower_mac(_mac_of(el)) == mac]
             if not found:
                 macs = ", ".join(

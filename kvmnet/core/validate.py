@@ -1,9 +1,9 @@
 """Argument checks for every public entry point, in one place, with one set of rules.
 
 Pure: imports only `kvmnet.errors` and the name and MAC rules (`kvmnet.core.names`,
-`kvmnet.core.macs`). Each function returns the value (normalised where that is the rule, e.g.
-a MAC in lower-case colon form) or raises a `KvmnetError` subclass
-quoting the value with ``repr`` and saying what is accepted:
+`kvmnet.core.macs`, the latter when a MAC is checked). Each function returns the value
+(normalised where that is the rule, e.g. a MAC in lower-case colon form) or raises a
+`KvmnetError` subclass quoting the value with ``repr`` and saying what is accepted:
 
 - a value of the wrong type: `InvalidType` (also ``TypeError``);
 - a name the kernel or libvirt would refuse: `InvalidName`;
@@ -25,7 +25,6 @@ import re
 from collections.abc import Callable, Iterable
 
 from ..errors import InvalidInput, InvalidMac, InvalidName, InvalidType, UntrustedPath
-from .macs import LIBVIRT_TAP_OCTET, int_to_mac, normalize_mac, parse_mac
 from .names import validate_ifname, validate_netns_name
 
 __all__ = [
@@ -57,12 +56,17 @@ __all__ = [
 ]
 
 _REPR_MAX = 120
+# Patterns as text, compiled (once, in re's cache) by the first check that uses them: each
+# compile costs a command-line start that never checks such a name.
 # libvirt network names: no '/', whitespace, quotes or XML specials (kvmnet writes them into
 # XML attributes and virsh users type them); at most 255 characters.
-_NETWORK_NAME = re.compile(r"[^\s/'\"<>&]{1,255}")
+_NETWORK_NAME = r"[^\s/'\"<>&]{1,255}"
 # libvirt's <model type=...>: a driver name such as virtio, e1000e, rtl8139.
-_MODEL = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.+-]{0,63}")
+_MODEL = r"[A-Za-z0-9][A-Za-z0-9_.+-]{0,63}"
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+# A MAC as libvirt writes it (lower case, colons): as text, it shares the compiled pattern
+# kvmnet.domainxml makes of the same text, in re's cache.
+_CANONICAL_MAC = r"[0-9a-f]{2}(?::[0-9a-f]{2}){5}"
 
 
 def shown(value: object) -> str:
@@ -145,7 +149,7 @@ def network_name(value: object) -> str:
     """
     text(value, "network name", error=InvalidName)
     assert isinstance(value, str)
-    if not _NETWORK_NAME.fullmatch(value):
+    if not re.fullmatch(_NETWORK_NAME, value):
         raise InvalidName(
             f"network name {shown(value)} is not valid: use a name without spaces, quotes or "
             "slashes such as 'default'"
@@ -213,6 +217,14 @@ def mac(value: object, what: str = "MAC") -> str:
     """
     if not isinstance(value, str):
         raise _type_error(what, value, "a str such as '52:54:00:ab:cd:ef'")
+    if (
+        re.fullmatch(_CANONICAL_MAC, value)
+        and not int(value[1], 16) & 1  # the multicast bit (broadcast has it too)
+        and value != "00:00:00:00:00:00"
+    ):
+        return value  # a unicast MAC in its normal form already: the usual case, kept cheap
+    from .macs import normalize_mac  # other spellings, and the refusal's message
+
     return normalize_mac(value)
 
 
@@ -228,6 +240,8 @@ def guest_mac(value: object, what: str = "MAC") -> str:
     """
     if not isinstance(value, str):
         raise _type_error(what, value, "a str such as '52:54:00:ab:cd:ef'")
+    from .macs import LIBVIRT_TAP_OCTET, int_to_mac, parse_mac
+
     number = parse_mac(value)
     if number >> 40 == LIBVIRT_TAP_OCTET:
         raise InvalidMac(
@@ -412,7 +426,7 @@ def model(value: object) -> str | None:
         return None
     if not isinstance(value, str):
         raise _type_error("model", value, "a str such as 'virtio', or None")
-    if not _MODEL.fullmatch(value):
+    if not re.fullmatch(_MODEL, value):
         raise InvalidInput(f"NIC model {shown(value)} is not valid: use e.g. 'virtio' or 'e1000e'")
     return value
 

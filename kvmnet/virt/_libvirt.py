@@ -14,7 +14,6 @@ import os
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from types import TracebackType
 from typing import NamedTuple, TypeVar
 
@@ -171,8 +170,12 @@ class translated:  # lower case: read as a verb, `with translated("..."):`
         raise LibvirtError(f"{self.what}: {message}", code=code) from exc
 
 
-@dataclass(frozen=True)
-class Lease:
+# The records this module hands up are named tuples, not frozen dataclasses: immutable all
+# the same, and a dataclass compiles its methods when the module is imported, which every
+# command-line start paid for records only the address and lease lookups make.
+
+
+class Lease(NamedTuple):
     """One address libvirt reports for a guest NIC (``interfaceAddresses``)."""
 
     mac: str
@@ -207,8 +210,7 @@ _STATE_NAMES = {
 }
 
 
-@dataclass(frozen=True)
-class NetworkLease:
+class NetworkLease(NamedTuple):
     """One DHCP lease of a libvirt network (``DHCPLeases``); ``expiry`` in epoch seconds."""
 
     mac: str

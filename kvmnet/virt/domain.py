@@ -39,7 +39,6 @@ from typing import TYPE_CHECKING
 from lxml import etree
 
 from ..core import validate
-from ..core.change import Change
 from ..core.domainxml import (
     DomainXML,
     GuestInterface,
@@ -61,6 +60,7 @@ from ..mode import Mode
 from . import _libvirt
 
 if TYPE_CHECKING:
+    from ..core.change import Change
     from ..host import Host
     from ..hostnet.runners.runner import Runner
     from ._libvirt import DomainHandle
@@ -86,26 +86,55 @@ _DEFINE_ATTEMPTS = 5
 _before_define_check: Callable[[Domain], None] | None = None
 
 
-@dataclasses.dataclass
 class _Plan:
-    """What one edit will do; built first so that dry runs and real runs share it."""
+    """What one edit will do; built first so that dry runs and real runs share it.
 
-    action: str
-    before: str
-    after: str
-    interface: GuestInterface
-    notes: list[str]
-    live_new: str | None = None  # device XML for the running guest
-    live_old: str | None = None  # device XML that undoes it
-    live_verb: str = "update"  # update / attach / detach
-    mac: str | None = None
-    # The persistent change as a device-level call: the device XML and the verb.
-    config_xml: str | None = None
-    config_verb: str = "update"
-    # The live and persistent device agree: LIVE|CONFIG in one call.
-    one_call: bool = False
-    # The same edit on a fresh definition text -> (after, notes), for the guarded define.
-    redo: Callable[[str], tuple[str, list[str]]] | None = None
+    A plain class: internal and mutable, and a dataclass would compile its methods when this
+    module is imported (every command-line start, even a listing that plans nothing).
+    """
+
+    __slots__ = (
+        "action",
+        "after",
+        "before",
+        "config_verb",
+        "config_xml",
+        "interface",
+        "live_new",
+        "live_old",
+        "live_verb",
+        "mac",
+        "notes",
+        "one_call",
+        "redo",
+    )
+
+    def __init__(
+        self,
+        action: str,
+        before: str,
+        after: str,
+        interface: GuestInterface,
+        notes: list[str],
+        *,
+        mac: str | None = None,
+    ) -> None:
+        self.action = action
+        self.before = before
+        self.after = after
+        self.interface = interface
+        self.notes = notes
+        self.live_new: str | None = None  # device XML for the running guest
+        self.live_old: str | None = None  # device XML that undoes it
+        self.live_verb = "update"  # update / attach / detach
+        self.mac = mac
+        # The persistent change as a device-level call: the device XML and the verb.
+        self.config_xml: str | None = None
+        self.config_verb = "update"
+        # The live and persistent device agree: LIVE|CONFIG in one call.
+        self.one_call = False
+        # The same edit on a fresh definition text -> (after, notes), for the guarded define.
+        self.redo: Callable[[str], tuple[str, list[str]]] | None = None
 
 
 class Domain:
@@ -879,6 +908,8 @@ class Domain:
             ) from exc
 
     def _change(self, plan: _Plan, *, dry_run: bool, live: bool, config: bool) -> Change:
+        from ..core.change import Change  # a listing makes none: not on every CLI start
+
         iface = self._resolve((plan.interface,))[0]
         return Change(
             domain=self.name,
