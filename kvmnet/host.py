@@ -9,12 +9,12 @@ Usage::
 
 from __future__ import annotations
 
-import logging
 import os
 from collections.abc import Collection, Iterable
 from types import TracebackType
 from typing import TYPE_CHECKING
 
+from . import _log
 from .core import validate
 from .core.network import Network, NetworkIndex, Networks
 from .core.progress import Progress
@@ -41,7 +41,7 @@ if TYPE_CHECKING:
 
 __all__ = ["DEFAULT_URI", "Host", "connect", "default_uri"]
 
-log = logging.getLogger(__name__)
+log = _log.get(__name__)
 
 DEFAULT_URI = "qemu:///system"
 

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import argparse
-import logging
 import re
 import sys
 from collections.abc import Callable, Sequence
+
+from .. import _log
 
 __all__ = [
     "BACKEND_NAMES",
@@ -265,7 +266,7 @@ def run_command(args: argparse.Namespace) -> int:
     except Exception as exc:
         # A bug, not a mistake of the user's: still one line and exit 1, never a traceback
         # (scripts parse stderr); -vv logs the traceback for the report.
-        logging.getLogger(__name__).debug("unexpected error", exc_info=True)
+        _log.get(__name__).debug("unexpected error", exc_info=True)
         raise CommandError(
             f"internal error ({type(exc).__name__}: {_one_line(exc)}); "
             "please report it with the output of -vv",

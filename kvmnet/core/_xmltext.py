@@ -8,13 +8,14 @@ written in the quote style they were written in. Everything here is pure text ha
 from __future__ import annotations
 
 import itertools
-import logging
 import re
 from typing import NamedTuple
 
 from lxml import etree
 
-log = logging.getLogger(__name__)
+from .. import _log
+
+log = _log.get(__name__)
 
 __all__ = [
     "Layout",

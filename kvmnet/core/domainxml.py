@@ -35,14 +35,14 @@ Warnings are logged and collected in `DomainXML.notes`.
 
 from __future__ import annotations
 
-import logging
+import _thread
 import re
-import threading
 from dataclasses import dataclass
 from typing import Union
 
 from lxml import etree
 
+from .. import _log
 from ..errors import InterfaceNotFound, InvalidInput, InvalidType, MacInUse, UnsupportedEdit
 from ..mode import Mode
 from . import validate
@@ -60,7 +60,7 @@ from ._xmltext import (
 
 __all__ = ["DomainXML", "GuestInterface", "GuestInterfaces", "IfaceSelector", "iface_selector"]
 
-log = logging.getLogger(__name__)
+log = _log.get(__name__)
 
 IfaceSelector = Union[None, str, int, "GuestInterface"]
 """What selects an interface: None (the first), a MAC in any spelling, an index, or an
@@ -73,7 +73,9 @@ _SOURCE_KEY = {"network": "network", "bridge": "bridge", "direct": "dev", "vdpa"
 _BRIDGE_VIRTUALPORTS = frozenset({"openvswitch"})
 
 
-_local = threading.local()
+# threading.local is _thread._local; the threading module costs every command-line start a few
+# ms of imports for this one object.
+_local = _thread._local()
 
 
 def _parser() -> etree.XMLParser:

@@ -63,7 +63,7 @@ _REPR_MAX = 120
 _NETWORK_NAME = r"[^\s/'\"<>&]{1,255}"
 # libvirt's <model type=...>: a driver name such as virtio, e1000e, rtl8139.
 _MODEL = r"[A-Za-z0-9][A-Za-z0-9_.+-]{0,63}"
-_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+_CONTROL = frozenset(map(chr, [*range(0x20), 0x7F]))  # a set: every check, no regex to compile
 # A MAC as libvirt writes it (lower case, colons): as text, it shares the compiled pattern
 # kvmnet.domainxml makes of the same text, in re's cache.
 _CANONICAL_MAC = r"[0-9a-f]{2}(?::[0-9a-f]{2}){5}"
@@ -101,7 +101,7 @@ def text(value: object, what: str, *, error: type[InvalidInput] = InvalidInput) 
         problem = "is empty"
     elif "\x00" in value:
         problem = "contains a NUL character"
-    elif _CONTROL.search(value):
+    elif not _CONTROL.isdisjoint(value):
         problem = "contains a control character (newline, tab, escape...)"
     else:
         try:

@@ -9,14 +9,14 @@ to install it: only what connects imports this module, so the rest of kvmnet wor
 
 from __future__ import annotations
 
-import logging
+import _thread
 import os
-import threading
 import time
 from collections.abc import Callable
 from types import TracebackType
 from typing import NamedTuple, TypeVar
 
+from .. import _log
 from ..errors import (
     ConnectionFailed,
     DomainNotFound,
@@ -50,7 +50,7 @@ try:
 except ImportError as exc:  # only connecting needs libvirt: say how to get it, no traceback
     raise _libvirt_missing(exc) from exc
 
-log = logging.getLogger(__name__)
+log = _log.get(__name__)
 T = TypeVar("T")
 
 __all__ = [
@@ -90,7 +90,9 @@ ADDR_SRC_ARP = libvirt.VIR_DOMAIN_INTERFACE_ADDRESSES_SRC_ARP
 
 UNSUPPORTED_CODES = frozenset({ERR_NO_SUPPORT, ERR_OPERATION_UNSUPPORTED, ERR_CONFIG_UNSUPPORTED})
 _handler_installed = False
-_event_loop_lock = threading.Lock()
+# threading.Lock is this: the threading module itself loads only when a thread starts (it
+# costs every command-line start a few ms, and the test driver needs no thread).
+_event_loop_lock = _thread.allocate_lock()
 _event_loop_pid: int | None = None  # the process whose thread runs the loop
 
 
@@ -123,6 +125,8 @@ def _ensure_event_loop() -> None:
             return
         if _event_loop_pid is None:
             libvirt.virEventRegisterDefaultImpl()
+        import threading
+
         threading.Thread(target=_run_event_loop, name="kvmnet-libvirt-events", daemon=True).start()
         _event_loop_pid = os.getpid()
 
@@ -511,6 +515,8 @@ def read_back(
     daemon costs ``timeout`` seconds, not forever. Raises `ConnectionFailed` if no
     attempt succeeded, `DomainNotFound` if the domain is gone.
     """
+    import threading
+
     deadline = time.monotonic() + timeout
     last: BaseException | None = None
     while True:

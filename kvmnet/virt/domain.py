@@ -29,7 +29,6 @@ connection reads back what stands and `ConnectionLost` says it.
 from __future__ import annotations
 
 import dataclasses
-import logging
 import re
 import time
 from collections.abc import Callable, Iterator
@@ -38,6 +37,7 @@ from typing import TYPE_CHECKING
 
 from lxml import etree
 
+from .. import _log
 from ..core import validate
 from ..core.domainxml import (
     DomainXML,
@@ -69,7 +69,7 @@ if TYPE_CHECKING:
 
 __all__ = ["Domain"]
 
-log = logging.getLogger(__name__)
+log = _log.get(__name__)
 
 #: Seconds a bounced link stays down: the guest's carrier poll must notice (about 0.2 s
 #: for virtio-net under Linux), so a down/up pair faster than this is missed.

@@ -30,7 +30,8 @@ with contextlib.redirect_stdout(out):
     except SystemExit as exc:
         status = exc.code
 heavy = sorted(m for m in ("libvirt", "libvirtmod", "lxml", "lxml.etree") if m in sys.modules)
-print(json.dumps({"status": status, "heavy": heavy, "out": out.getvalue()}))
+print(json.dumps({"status": status, "heavy": heavy, "out": out.getvalue(),
+                  "logging": "logging" in sys.modules}))
 """
 
 
@@ -80,6 +81,32 @@ def test_a_listing_does_import_libvirt() -> None:
     report = _run("-c", "test:///default", "domains")
     assert report["status"] is None
     assert "libvirt" in str(report["heavy"])
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [("domains",), ("bridge", "test", "br0", "--dry-run"), ("domains", "--json")],
+)
+def test_a_run_that_logs_nothing_never_imports_logging(argv: tuple[str, ...]) -> None:
+    # kvmnet._log: the log starts at the first record that could be shown; none here.
+    report = _run("-c", "test:///default", *argv)
+    assert report["status"] is None
+    assert report["out"]
+    assert report["logging"] is False
+
+
+def test_a_warning_still_reaches_the_log_when_logging_was_not_loaded() -> None:
+    # The test driver cannot change a running guest: the library warns, and the command's
+    # log (started by that first warning) shows it as always.
+    result = subprocess.run(
+        [sys.executable, "-m", "kvmnet", "-c", "test:///default", "bridge", "test", "br0"],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stderr.startswith("kvmnet: WARNING: domain 'test': libvirt at test:///default")
 
 
 def test_each_command_is_registered_by_the_module_the_table_names() -> None:
