@@ -17,7 +17,6 @@ from typing import TYPE_CHECKING
 from . import _log
 from .core import validate
 from .core.network import Network, NetworkIndex, Networks
-from .core.progress import Progress
 from .errors import ConnectionFailed, NetworkNotFound
 from .virt._libvirt import (
     DEFAULT_KEEPALIVE,
@@ -30,6 +29,7 @@ if TYPE_CHECKING:
     from typing_extensions import Unpack
 
     from .core.change import Change
+    from .core.progress import Progress
     from .hostnet.backends.base import Backend
     from .hostnet.nic import Bridge, HostNic
     from .hostnet.runners.machine import Machine

@@ -83,9 +83,31 @@ def scan(data: bytes, root_tag: str) -> Layout | None:
     return Layout(tuple(spans), last_device_end[0] if last_device_end else None)
 
 
-_IFACE_OPEN = re.compile(rb"<interface[\s/>]")
+# The searches below are plain find() loops rather than regexes: each regex compiled costs a
+# command-line start more than the search itself (tests/unit/test_xmltext.py holds each to
+# the regex it replaces).
+_IFACE_OPEN = b"<interface"
 _IFACE_CLOSE = b"</interface>"
-_SPECIAL = re.compile(rb"<!--|<!\[CDATA\[|<\?")
+_BLANKS = b" \t\n\r\f\v"  # a bytes regex's \s
+_NAME_END = frozenset(_BLANKS + b"/>")  # what may follow a tag's name in a start tag
+_SPECIALS = (b"<!--", b"<![CDATA[", b"<?")
+
+
+def _interface_starts(data: bytes) -> list[int]:
+    """Where each ``<interface`` start tag begins (the regex ``<interface[\\s/>]``)."""
+    starts = []
+    at = data.find(_IFACE_OPEN)
+    while at >= 0:
+        after = at + len(_IFACE_OPEN)
+        if after < len(data) and data[after] in _NAME_END:
+            starts.append(at)
+        at = data.find(_IFACE_OPEN, at + 1)
+    return starts
+
+
+def _has_special(data: bytes) -> bool:
+    """A comment, CDATA section or processing instruction after the first byte."""
+    return any(data.find(special, 1) >= 0 for special in _SPECIALS)
 
 
 def quick_scan(data: bytes, elements: list[etree._Element]) -> Layout | None:
@@ -98,10 +120,10 @@ def quick_scan(data: bytes, elements: list[etree._Element]) -> Layout | None:
     every ``<interface`` is a start tag; with any of those in the document, each match is
     also checked against the line lxml read the element on.
     """
-    starts = [m.start() for m in _IFACE_OPEN.finditer(data)]
+    starts = _interface_starts(data)
     if len(starts) != len(elements) or not starts:
         return None
-    check_lines = _SPECIAL.search(data, 1) is not None
+    check_lines = _has_special(data)
     spans: list[tuple[int, int]] = []
     line, pos = 1, 0
     for start, el in zip(starts, elements, strict=True):
@@ -159,12 +181,17 @@ def _tag_end(data: bytes, at: int) -> int:
     raise ValueError(f"unterminated tag at byte {at}")
 
 
-_ATTR_QUOTE = re.compile(rb"=\s*(['\"])")
-
-
 def quote_of(text: bytes) -> str:
-    m = _ATTR_QUOTE.search(text)
-    return m.group(1).decode() if m else "'"
+    """The quote of the first attribute value in ``text`` (the regex ``=\\s*(['"])``), else '."""
+    at = text.find(b"=")
+    while at >= 0:
+        i = at + 1
+        while i < len(text) and text[i] in _BLANKS:
+            i += 1
+        if i < len(text) and text[i] in b"'\"":
+            return chr(text[i])
+        at = text.find(b"=", at + 1)
+    return "'"
 
 
 def _escape_attr(value: str, quote: str) -> str:
@@ -188,7 +215,17 @@ def _qname(el: etree._Element, name: str) -> str:
 
 
 _QUOTE_IN_TEXT = re.compile(r'>[^<]*"')
-_ENTITY_REF = re.compile(r"&(?!amp;|lt;|gt;|quot;|apos;|#)")
+_PREDEFINED = ("amp;", "lt;", "gt;", "quot;", "apos;", "#")  # what lxml itself writes after &
+
+
+def _has_entity_ref(text: str) -> bool:
+    """An ``&`` that starts no predefined or character reference (an entity reference)."""
+    at = text.find("&")
+    while at >= 0:
+        if not text.startswith(_PREDEFINED, at + 1):
+            return True
+        at = text.find("&", at + 1)
+    return False
 # Rarely needed (a "'" in a value, a namespace): compiled, in re's cache, on first use.
 _TAG = r"<[^!?/][^>]*>"
 _XMLNS = r'\s+xmlns(?::[\w.-]+)?="[^"]*"'
@@ -203,7 +240,7 @@ def serialise(el: etree._Element, quote: str) -> str:
     """One element and its subtree (not its tail), attributes in ``quote`` marks."""
     # lxml's C serialiser, re-quoted: several times faster than walking the tree here.
     text = etree.tostring(el, encoding="unicode", with_tail=False)
-    if "<!--" in text or "<?" in text or _ENTITY_REF.search(text):
+    if "<!--" in text or "<?" in text or _has_entity_ref(text):
         return _serialise_tree(el, quote)  # comments, PIs, entity references: keep exactly
     head_end = text.index(">")
     if "xmlns" in text[:head_end]:

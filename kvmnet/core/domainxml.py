@@ -38,7 +38,7 @@ from __future__ import annotations
 import _thread
 import re
 from dataclasses import dataclass
-from typing import Union
+from typing import TYPE_CHECKING, Union
 
 from lxml import etree
 
@@ -46,17 +46,11 @@ from .. import _log
 from ..errors import InterfaceNotFound, InvalidInput, InvalidType, MacInUse, UnsupportedEdit
 from ..mode import Mode
 from . import validate
-from ._xmltext import (
-    Layout,
-    insert_child,
-    line_start_if_blank,
-    quick_scan,
-    quote_of,
-    remove_element,
-    scan,
-    serialise,
-    tail_indent,
-)
+
+# kvmnet.core._xmltext (byte spans, splicing, serialising) is imported by the methods that
+# edit or write: a listing reads interfaces only and never loads it.
+if TYPE_CHECKING:
+    from ._xmltext import Layout
 
 __all__ = ["DomainXML", "GuestInterface", "GuestInterfaces", "IfaceSelector", "iface_selector"]
 
@@ -481,6 +475,8 @@ class DomainXML:
     def _set_source(
         self, el: etree._Element, src: etree._Element | None, who: _Who, new_type: str, name: str
     ) -> etree._Element:
+        from ._xmltext import insert_child
+
         if src is None:
             src = etree.Element("source")
             insert_child(el, src, after=("mac",))
@@ -502,6 +498,8 @@ class DomainXML:
         return src
 
     def _drop_floor(self, bandwidth: etree._Element, who: _Who, where: str) -> None:
+        from ._xmltext import remove_element
+
         inbound = bandwidth.find("inbound")
         if inbound is None or inbound.get("floor") is None:
             return
@@ -598,6 +596,8 @@ class DomainXML:
         interfaces: list[etree._Element],
     ) -> tuple[str, str]:
         """(indent of a device line, indent of an interface's child line), as the text has."""
+        from ._xmltext import tail_indent
+
         dev_indent = tail_indent(devices.getprevious(), self._root.text)
         indent = tail_indent(siblings[-1].getprevious(), devices.text) if siblings else ""
         if not indent:
@@ -625,6 +625,8 @@ class DomainXML:
         Raises:
             InterfaceNotFound: no interface matches ``iface``.
         """
+        from ._xmltext import remove_element
+
         iface_selector(iface)
         el, index = self._select(iface)
         removed = read_interface(el, index)
@@ -648,6 +650,8 @@ class DomainXML:
             InvalidInput: a state other than up or down.
             InterfaceNotFound: no interface matches ``iface``.
         """
+        from ._xmltext import insert_child
+
         if state not in ("up", "down"):
             raise InvalidInput(f"link state {validate.shown(state)}: use 'up' or 'down'")
         el, index = self._select(iface)
@@ -671,6 +675,8 @@ class DomainXML:
             other: the document to copy from (the running guest's XML).
             other_iface: the interface there, selected as for `find`.
         """
+        from ._xmltext import insert_child
+
         src_el, _ = other._select(other_iface)
         address = src_el.find("address")
         if address is None:
@@ -701,6 +707,8 @@ class DomainXML:
         Returns:
             The element's XML text.
         """
+        from ._xmltext import serialise
+
         el, _ = self._select(iface)
         return serialise(el, "'")
 
@@ -710,6 +718,8 @@ class DomainXML:
         Returns:
             The XML text.
         """
+        from ._xmltext import Layout, line_start_if_blank, quick_scan, quote_of, scan, serialise
+
         if self._layout is False:
             self._layout = quick_scan(self._data, self._original) or scan(
                 self._data, self._root.tag

@@ -19,7 +19,6 @@ that a refused call has changed nothing. Usage::
 
 from __future__ import annotations
 
-import math
 import os
 import re
 from collections.abc import Callable, Iterable
@@ -299,7 +298,11 @@ def duration(value: object, what: str, *, zero: bool = False, maximum: float = 8
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise _type_error(what, value, "a number of seconds")
     low_ok = value >= 0 if zero else value > 0
-    if not math.isfinite(value) or not low_ok or value > maximum:
+    # math.isfinite without the math module (a shared library every start would load): as
+    # it does, convert to float (OverflowError for a huge int); x - x is 0.0 unless x is
+    # infinite or NaN.
+    number = float(value)
+    if number - number != 0.0 or not low_ok or value > maximum:
         low = "0" if zero else "above 0"
         raise InvalidInput(
             f"{what} {shown(value)} is not a usable number of seconds: use {low} up to {maximum:g}"
