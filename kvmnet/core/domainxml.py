@@ -205,13 +205,13 @@ def read_interface(el: etree._Element, index: int) -> GuestInterface:
 
 
 def _children(el: etree._Element) -> dict[str, etree._Element]:
-    """The first child of each tag, in one pass (lxml's find() costs microseconds each)."""
-    kids: dict[str, etree._Element] = {}
-    for child in el:
-        tag = child.tag
-        if isinstance(tag, str) and tag not in kids:
-            kids[tag] = child
-    return kids
+    """The first child of each tag, in one pass (lxml's find() costs microseconds each).
+
+    Last to first, so that the first of a tag is the one kept. A comment or processing
+    instruction comes in under its ``tag`` (lxml's factory function), which no lookup by
+    name finds.
+    """
+    return {child.tag: child for child in reversed(el)}
 
 
 def _from_children(
@@ -324,11 +324,10 @@ class DomainXML:
     def _interface_elements(self) -> list[etree._Element]:
         # Cached: add/remove reset it; nothing else changes which elements exist.
         if self._elements is None:
-            self._elements = [
-                iface
-                for devices in self._root.iterchildren("devices")
-                for iface in devices.iterchildren("interface")
-            ]
+            elements: list[etree._Element] = []
+            for devices in self._root.iterchildren("devices"):
+                elements += devices.iterchildren("interface")
+            self._elements = elements
         return self._elements
 
     @property
@@ -454,7 +453,7 @@ class DomainXML:
         if new_type != "network" and "bandwidth" in kids:
             self._drop_floor(kids["bandwidth"], who, name)
         target = kids.get("target")
-        if target is not None and target.get("managed") is not None and old_type == "ethernet":
+        if old_type == "ethernet" and target is not None and target.get("managed") is not None:
             del target.attrib["managed"]
             self._warn(f"{who}: dropped <target managed=...>, which only type='ethernet' takes")
         self._dirty.add(el)
@@ -475,20 +474,18 @@ class DomainXML:
     def _set_source(
         self, el: etree._Element, src: etree._Element | None, who: _Who, new_type: str, name: str
     ) -> etree._Element:
-        from ._xmltext import insert_child
-
         if src is None:
+            from ._xmltext import insert_child
+
             src = etree.Element("source")
             insert_child(el, src, after=("mac",))
         get = src.get
         keep_portgroup = new_type == "network" and get("network") == name
         portgroup, mode = get("portgroup"), get("mode")
-        for attr, value in (("portgroup", portgroup), ("mode", mode)):
-            if value is not None and not (attr == "portgroup" and keep_portgroup):
-                self._warn(
-                    f"{who}: dropped <source {attr}={value!r}>, which does not apply to "
-                    f"type={new_type!r} {name!r}"
-                )
+        if portgroup is not None and not keep_portgroup:
+            self._drop_note(who, "portgroup", portgroup, new_type, name)
+        if mode is not None:
+            self._drop_note(who, "mode", mode, new_type, name)
         if not keep_portgroup:
             portgroup = None
         src.attrib.clear()
@@ -496,6 +493,12 @@ class DomainXML:
         if portgroup is not None:
             src.set("portgroup", portgroup)
         return src
+
+    def _drop_note(self, who: _Who, attr: str, value: str, new_type: str, name: str) -> None:
+        self._warn(
+            f"{who}: dropped <source {attr}={value!r}>, which does not apply to "
+            f"type={new_type!r} {name!r}"
+        )
 
     def _drop_floor(self, bandwidth: etree._Element, who: _Who, where: str) -> None:
         from ._xmltext import remove_element
@@ -718,7 +721,17 @@ class DomainXML:
         Returns:
             The XML text.
         """
-        from ._xmltext import Layout, line_start_if_blank, quick_scan, quote_of, scan, serialise
+        # By full name: a relative import in a function resolves its package in Python on
+        # every call, and a bulk switch writes one document per guest.
+        from kvmnet.core._xmltext import (
+            Layout,
+            line_start_if_blank,
+            quick_scan,
+            quote_of,
+            scan,
+            serialise,
+            splice,
+        )
 
         if self._layout is False:
             self._layout = quick_scan(self._data, self._original) or scan(
@@ -728,6 +741,14 @@ class DomainXML:
         current = self._interface_elements()
         if not isinstance(layout, Layout) or len(layout.spans) != len(self._original):
             return self._full_serialisation()
+        if current is self._original:
+            # No interface added or removed (every switch): splice the edited ones alone.
+            edits = [
+                (start, end, serialise(el, quote_of(self._data[start:end])))
+                for el, (start, end) in zip(current, layout.spans, strict=True)
+                if el in self._dirty
+            ]
+            return splice(self._text, self._data, edits) if edits else self._text
         original = set(self._original)
         new = [el for el in current if el not in original]
         if new and layout.last_device_end is None:

@@ -164,14 +164,18 @@ class translated:  # lower case: read as a verb, `with translated("..."):`
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        if not isinstance(exc, libvirt.libvirtError):
-            return
-        code = error_code(exc)
-        message = exc.get_error_message() or str(exc)
-        if code == ERR_INVALID_CONN:
-            # libvirt's "invalid connection pointer" is what a closed connection gives.
-            message += " (the connection is closed: use the Host inside its `with` block)"
-        raise LibvirtError(f"{self.what}: {message}", code=code) from exc
+        if isinstance(exc, libvirt.libvirtError):
+            raise _translated(self.what, exc) from exc
+
+
+def _translated(what: str, exc: libvirt.libvirtError) -> LibvirtError:
+    """The `LibvirtError` for ``exc``, naming ``what`` failed."""
+    code = error_code(exc)
+    message = exc.get_error_message() or str(exc)
+    if code == ERR_INVALID_CONN:
+        # libvirt's "invalid connection pointer" is what a closed connection gives.
+        message += " (the connection is closed: use the Host inside its `with` block)"
+    return LibvirtError(f"{what}: {message}", code=code)
 
 
 # The records this module hands up are named tuples, not frozen dataclasses: immutable all
@@ -256,8 +260,13 @@ class DomainHandle:
 
     def xml(self, *, inactive: bool = False) -> str:
         """The live XML (``inactive=False``) or the persistent definition."""
-        with translated(f"cannot read the XML of domain {self.name!r} on {self.uri}"):
+        # try/except rather than `translated`: read twice per guest in a bulk switch, and the
+        # message is worth formatting only when the read fails.
+        try:
             return str(self._dom.XMLDesc(XML_INACTIVE if inactive else 0))
+        except libvirt.libvirtError as exc:
+            what = f"cannot read the XML of domain {self.name!r} on {self.uri}"
+            raise _translated(what, exc) from exc
 
     def _device_call(self, verb: str, xml: str, *, live: bool, config: bool) -> None:
         flags = (AFFECT_LIVE if live else 0) | (AFFECT_CONFIG if config else 0)
@@ -408,8 +417,17 @@ class Connection:
             ) from exc
 
     def define_domain(self, xml: str) -> DomainHandle:
-        with translated(f"libvirt on {self.uri} refused the domain definition"):
-            return DomainHandle(self._conn.defineXML(xml), self.uri)
+        return DomainHandle(self._define(xml), self.uri)
+
+    def define(self, xml: str) -> None:
+        """`define_domain` without the handle (no ``name()`` call): a bulk switch's defines."""
+        self._define(xml)
+
+    def _define(self, xml: str) -> libvirt.virDomain:
+        try:
+            return self._conn.defineXML(xml)
+        except libvirt.libvirtError as exc:
+            raise _translated(f"libvirt on {self.uri} refused the domain definition", exc) from exc
 
     def network_xmls(self) -> list[tuple[str, bool, str]]:
         """(name, active, XML) of every libvirt network, in one listing."""

@@ -30,8 +30,7 @@ from __future__ import annotations
 
 import dataclasses
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from lxml import etree
@@ -87,24 +86,20 @@ class _Plan:
     """What one edit will do; built first so that dry runs and real runs share it.
 
     A plain class: internal and mutable, and a dataclass would compile its methods when this
-    module is imported (every command-line start, even a listing that plans nothing).
+    module is imported (every command-line start, even a listing that plans nothing). The
+    optional parts are class attributes until set: one plan per guest of a bulk switch.
     """
 
-    __slots__ = (
-        "action",
-        "after",
-        "before",
-        "config_verb",
-        "config_xml",
-        "interface",
-        "live_new",
-        "live_old",
-        "live_verb",
-        "mac",
-        "notes",
-        "one_call",
-        "redo",
-    )
+    live_new: str | None = None  # device XML for the running guest
+    live_old: str | None = None  # device XML that undoes it
+    live_verb = "update"  # update / attach / detach
+    # The persistent change as a device-level call: the device XML and the verb.
+    config_xml: str | None = None
+    config_verb = "update"
+    # The live and persistent device agree: LIVE|CONFIG in one call.
+    one_call = False
+    # The same edit on a fresh definition text -> (after, notes), for the guarded define.
+    redo: Callable[[str], tuple[str, list[str]]] | None = None
 
     def __init__(
         self,
@@ -121,17 +116,7 @@ class _Plan:
         self.after = after
         self.interface = interface
         self.notes = notes
-        self.live_new: str | None = None  # device XML for the running guest
-        self.live_old: str | None = None  # device XML that undoes it
-        self.live_verb = "update"  # update / attach / detach
         self.mac = mac
-        # The persistent change as a device-level call: the device XML and the verb.
-        self.config_xml: str | None = None
-        self.config_verb = "update"
-        # The live and persistent device agree: LIVE|CONFIG in one call.
-        self.one_call = False
-        # The same edit on a fresh definition text -> (after, notes), for the guarded define.
-        self.redo: Callable[[str], tuple[str, list[str]]] | None = None
 
 
 class Domain:
@@ -319,6 +304,17 @@ class Domain:
         """
         network = validate.network_name(network)
         iface, live, dry_run, bounce_link = _edit_args(iface, live, dry_run, bounce_link)
+        return self._use_nat(network, iface, live, dry_run, bounce_link)
+
+    def _use_nat(
+        self,
+        network: str,
+        iface: IfaceSelector,
+        live: bool | None,
+        dry_run: bool,
+        bounce_link: bool | float,
+    ) -> Change:
+        """`use_nat` with its arguments checked already (a bulk call checks them once)."""
         net = self.host.network(network)
         change = self._switch("use_nat", "network", network, iface, live, dry_run, bounce_link)
         if net.mode is not Mode.NAT:
@@ -337,8 +333,14 @@ class Domain:
         dry_run: bool,
         bounce_link: bool | float,
     ) -> Change:
-        with self._reported_if_lost(action):
+        try:
             return self._switch_now(action, new_type, name, iface, live, dry_run, bounce_link)
+        except ConnectionLost:
+            raise
+        except KvmnetError as exc:
+            if not self.host.connection.is_lost():
+                raise
+            raise self._not_sent(action, exc) from exc
 
     def _switch_now(
         self,
@@ -453,8 +455,14 @@ class Domain:
             UntrustedPath: the MAC ledger is writable by another user.
             NetworkNotFound: no libvirt network called ``network``.
         """
-        with self._reported_if_lost("add_interface"):
+        try:
             return self._add(bridge, network, mac, model, live, dry_run)
+        except ConnectionLost:
+            raise
+        except KvmnetError as exc:
+            if not self.host.connection.is_lost():
+                raise
+            raise self._not_sent("add_interface", exc) from exc
 
     def _add(
         self,
@@ -596,8 +604,14 @@ class Domain:
         iface = iface_selector(iface)
         live = validate.optional_flag(live, "live")
         dry_run = validate.flag(dry_run, "dry_run")
-        with self._reported_if_lost("remove_interface"):
+        try:
             return self._remove(iface, live, dry_run)
+        except ConnectionLost:
+            raise
+        except KvmnetError as exc:
+            if not self.host.connection.is_lost():
+                raise
+            raise self._not_sent("remove_interface", exc) from exc
 
     def _remove(self, iface: IfaceSelector, live: bool | None, dry_run: bool) -> Change:
         running, persistent, live_text = self._read_state(live)
@@ -700,26 +714,20 @@ class Domain:
             )
         return running, persistent, live_text
 
-    @contextmanager
-    def _reported_if_lost(self, action: str) -> Iterator[None]:
+    def _not_sent(self, action: str, exc: KvmnetError) -> ConnectionLost:
         """A daemon lost before any write: say that nothing changed (no write was sent).
 
-        Losses during the writes are read back by `_lost`; those pass through.
+        Each edit raises it for an error on a lost connection that is not a ConnectionLost
+        already (losses during the writes are read back by `_lost`), catching it itself: a
+        context manager's generator cost every guest of a bulk switch its set-up.
         """
-        try:
-            yield
-        except ConnectionLost:
-            raise
-        except KvmnetError as exc:
-            if not self.host.connection.is_lost():
-                raise
-            raise ConnectionLost(
-                f"domain {self.name!r} on {self.host.uri}: libvirtd stopped answering before "
-                f"{action} sent any change ({exc}). Outcome: not applied; nothing was changed: "
-                "run the same call again when libvirtd answers",
-                uri=self.host.uri,
-                outcome="not applied",
-            ) from exc
+        return ConnectionLost(
+            f"domain {self.name!r} on {self.host.uri}: libvirtd stopped answering before "
+            f"{action} sent any change ({exc}). Outcome: not applied; nothing was changed: "
+            "run the same call again when libvirtd answers",
+            uri=self.host.uri,
+            outcome="not applied",
+        )
 
     def _run(self, plan: _Plan, *, live: bool | None, dry_run: bool, persistent: bool) -> Change:
         if dry_run:
@@ -802,7 +810,7 @@ class Domain:
                 _before_define_check(self)
             current = self._handle.xml(inactive=True)
             if current == plan.before:
-                self.host.connection.define_domain(plan.after)
+                self.host.connection.define(plan.after)
                 return
             if plan.redo is None:
                 break
@@ -905,10 +913,19 @@ class Domain:
             ) from exc
 
     def _change(self, plan: _Plan, *, dry_run: bool, live: bool, config: bool) -> Change:
-        from ..core.change import Change  # a listing makes none: not on every CLI start
+        # Imported here (a listing makes no Change: not on every CLI start), and by its full
+        # name: a relative import in a function resolves its package in Python on every call.
+        from kvmnet.core.change import Change
 
-        iface = self._resolve((plan.interface,))[0]
-        return Change(
+        iface = plan.interface
+        mode = self.host.network_index().mode_of(iface.type, iface.source)
+        if mode is not iface.mode:  # as _resolve does, for one interface
+            iface = dataclasses.replace(iface, mode=mode)
+        # The frozen dataclass's __init__ sets each field through object.__setattr__; filling
+        # __dict__ at once is several times faster, and a bulk switch makes one per guest
+        # (a test holds the fields to Change's).
+        change: Change = object.__new__(Change)
+        change.__dict__.update(
             domain=self.name,
             action=plan.action,
             before=plan.before,
@@ -920,6 +937,7 @@ class Domain:
             notes=tuple(plan.notes),
             uri=self.host.uri,
         )
+        return change
 
     # -- addresses ----------------------------------------------------------------------
 

@@ -368,3 +368,18 @@ def test_a_running_domains_id_is_found_as_the_regex_finds_it() -> None:
     check()
     assert _has_running_id("<domain type='kvm' id='7'>\n  <name>a</name>")
     assert not _has_running_id("<domain type='kvm'>\n  <uuid>x</uuid>id=")
+
+
+def test_a_change_made_by_an_edit_is_the_dataclass_its_fields_make() -> None:
+    # Domain._change fills the frozen dataclass's __dict__ directly (bulk speed): every field,
+    # nothing else, and equal to the Change its __init__ would make.
+    import dataclasses
+
+    from kvmnet.core.change import Change
+
+    with kvmnet.connect("test:///default") as host:
+        change = host.domain("test").use_bridge("br0", dry_run=True)
+    assert set(vars(change)) == {f.name for f in dataclasses.fields(Change)}
+    assert change == Change(**vars(change))
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        change.dry_run = False  # type: ignore[misc]
