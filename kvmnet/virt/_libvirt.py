@@ -14,7 +14,7 @@ import os
 import time
 from collections.abc import Callable
 from types import TracebackType
-from typing import NamedTuple, TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 from .. import _log
 from ..errors import (
@@ -49,6 +49,9 @@ try:
     import libvirt
 except ImportError as exc:  # only connecting needs libvirt: say how to get it, no traceback
     raise _libvirt_missing(exc) from exc
+
+if TYPE_CHECKING:
+    from ._records import DomainXmls, Lease, NetworkLease, ReadBack
 
 log = _log.get(__name__)
 T = TypeVar("T")
@@ -178,33 +181,6 @@ def _translated(what: str, exc: libvirt.libvirtError) -> LibvirtError:
     return LibvirtError(f"{what}: {message}", code=code)
 
 
-# The records this module hands up are named tuples, not frozen dataclasses: immutable all
-# the same, and a dataclass compiles its methods when the module is imported, which every
-# command-line start paid for records only the address and lease lookups make.
-
-
-class Lease(NamedTuple):
-    """One address libvirt reports for a guest NIC (``interfaceAddresses``)."""
-
-    mac: str
-    address: str
-    prefix: int
-
-
-class DomainXmls(NamedTuple):
-    """A domain's XML texts as `Connection.domain_xmls` read them.
-
-    ``persistent`` is None when the domain is not running (its live XML is its definition);
-    ``error`` says why a text could not be read (then the texts are empty or partial).
-    A named tuple rather than a dataclass: thousands are made per inventory, cheaply.
-    """
-
-    name: str
-    live: str
-    persistent: str | None
-    error: str | None = None
-
-
 # virDomainState -> the words `virsh list` prints.
 _STATE_NAMES = {
     0: "no state",
@@ -216,15 +192,6 @@ _STATE_NAMES = {
     6: "crashed",
     7: "pmsuspended",
 }
-
-
-class NetworkLease(NamedTuple):
-    """One DHCP lease of a libvirt network (``DHCPLeases``); ``expiry`` in epoch seconds."""
-
-    mac: str
-    address: str
-    prefix: int
-    expiry: int
 
 
 class DomainHandle:
@@ -305,11 +272,13 @@ class DomainHandle:
         """Addresses per MAC from one source (``ADDR_SRC_*``); raises LibvirtError if it can't."""
         with translated(f"cannot read the addresses of domain {self.name!r} on {self.uri}"):
             raw = self._dom.interfaceAddresses(source, 0) or {}
+        from . import _records
+
         leases: list[Lease] = []
         for info in raw.values():
             mac = str(info.get("hwaddr") or "").lower()
             for addr in info.get("addrs") or []:
-                leases.append(Lease(mac, str(addr["addr"]), int(addr["prefix"])))
+                leases.append(_records.Lease(mac, str(addr["addr"]), int(addr["prefix"])))
         return leases
 
 
@@ -374,6 +343,8 @@ class Connection:
         One listing plus one ``XMLDesc`` per domain and state, nothing more (the MAC
         inventory's floor). A domain whose XML cannot be read comes back with ``error`` set.
         """
+        from ._records import DomainXmls
+
         return self.map_domain_xmls(DomainXmls)
 
     def map_domain_xmls(self, fn: Callable[[str, str, str | None, str | None], T]) -> list[T]:
@@ -451,6 +422,8 @@ class Connection:
 
     def network_leases(self, name: str) -> list[NetworkLease]:
         """The network's current DHCP leases, with when each expires (seconds since epoch)."""
+        from ._records import NetworkLease
+
         with translated(f"cannot read the DHCP leases of network {name!r} on {self.uri}"):
             net = self._conn.networkLookupByName(name)
             raw = net.DHCPLeases() or []
@@ -514,13 +487,6 @@ def open_connection(
     return Connection(conn, uri, keepalive=keepalive, readback_timeout=readback_timeout)
 
 
-class ReadBack(NamedTuple):
-    """A domain as a fresh connection sees it: ``live`` None when it is not running."""
-
-    live: str | None
-    persistent: str | None
-
-
 def read_back(
     uri: str, name: str, *, keepalive: tuple[int, int] | None, timeout: float
 ) -> ReadBack:
@@ -534,6 +500,8 @@ def read_back(
     attempt succeeded, `DomainNotFound` if the domain is gone.
     """
     import threading
+
+    from ._records import ReadBack
 
     deadline = time.monotonic() + timeout
     last: BaseException | None = None
@@ -565,6 +533,8 @@ def read_back(
 def _read_back_once(
     uri: str, name: str, keepalive: tuple[int, int] | None, box: list[ReadBack | BaseException]
 ) -> None:
+    from ._records import ReadBack
+
     try:
         conn = open_connection(uri, keepalive=keepalive)
         try:
@@ -577,3 +547,20 @@ def _read_back_once(
             conn.close()
     except Exception as exc:  # the caller reports it; a thread must not die silently
         box.append(exc)
+
+
+# The records live in kvmnet.virt._records (see there); their old names here still work.
+_RECORDS = frozenset({"DomainXmls", "Lease", "NetworkLease", "ReadBack"})
+
+
+def _record(name: str) -> object:
+    if name not in _RECORDS:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    from . import _records
+
+    return getattr(_records, name)
+
+
+# Only at run time: type checkers read the TYPE_CHECKING import above (as kvmnet/__init__.py).
+if not TYPE_CHECKING:
+    __getattr__ = _record
