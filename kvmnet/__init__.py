@@ -14,9 +14,9 @@ Submodules load on first use, so ``import kvmnet`` stays fast for command-line c
 from __future__ import annotations
 
 import importlib
-import logging
 from typing import TYPE_CHECKING
 
+from . import _log
 from .errors import (
     CommandFailed,
     ConcurrentChange,
@@ -63,7 +63,9 @@ if TYPE_CHECKING:
 
 __version__ = "0.1.0"
 
-logging.getLogger(__name__).addHandler(logging.NullHandler())
+# The library's one logging set-up, a NullHandler on the "kvmnet" logger: now if logging is
+# loaded, else when kvmnet first logs (kvmnet._log: a start that logs nothing skips logging).
+_log.prepare()
 
 # Public name -> submodule that defines it; resolved lazily by __getattr__ below.
 _LAZY = {

@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from .core import validate
+from .core.domainxml import iface_selector
 from .core.progress import Progress, track
 from .errors import ConnectionLost, InvalidInput, KvmnetError, PartiallyApplied
 
@@ -196,6 +197,11 @@ def switch_each(
             failed and the ones not tried.
     """
     kind = "bridge" if verb == "bridge" else "network"
+    # Checked here once, not by each guest's edit (use_bridge and use_nat check theirs).
+    name = validate.ifname(name, what="bridge") if kind == "bridge" else validate.network_name(name)
+    live = validate.optional_flag(live, "live")
+    dry_run = validate.flag(dry_run, "dry_run")
+    bounce_link = validate.flag(bounce_link, "bounce_link")
     change_one = _ChangeOne(verb, name, live=live, dry_run=dry_run, bounce_link=bounce_link)
     return _run(targets, f"moving guests to {kind} {name}", "already moved are skipped",
                 progress, change_one)  # fmt: skip
@@ -217,22 +223,15 @@ class _ChangeOne:
         self.live, self.dry_run, self.bounce_link = live, dry_run, bounce_link
 
     def __call__(self, target: Target) -> Change:
+        # The options were checked once for the whole call (bridge_many, nat_many): each guest
+        # goes straight to the edit, its own MAC checked as use_bridge would.
         dom = target.domain
+        iface = iface_selector(target.mac)
         if self.verb == "bridge":
-            return dom.use_bridge(
-                self.name,
-                target.mac,
-                live=self.live,
-                dry_run=self.dry_run,
-                bounce_link=self.bounce_link,
+            return dom._switch(
+                "use_bridge", "bridge", self.name, iface, self.live, self.dry_run, self.bounce_link
             )
-        return dom.use_nat(
-            self.name,
-            target.mac,
-            live=self.live,
-            dry_run=self.dry_run,
-            bounce_link=self.bounce_link,
-        )
+        return dom._use_nat(self.name, iface, self.live, self.dry_run, self.bounce_link)
 
 
 def _options(

@@ -18,11 +18,10 @@ does; the other hosts run to their end. If any host failed, one
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Callable, Iterable, Sequence
 from typing import TYPE_CHECKING
 
-from . import bulk
+from . import _log, bulk
 from .core import validate
 from .errors import InvalidInput, KvmnetError, PartiallyApplied
 
@@ -32,7 +31,7 @@ if TYPE_CHECKING:
 
 __all__ = ["bridge_many", "nat_many"]
 
-log = logging.getLogger(__name__)
+log = _log.get(__name__)
 
 
 def _check_hosts(hosts: object) -> tuple[Host, ...]:

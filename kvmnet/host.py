@@ -9,15 +9,14 @@ Usage::
 
 from __future__ import annotations
 
-import logging
 import os
 from collections.abc import Collection, Iterable
 from types import TracebackType
 from typing import TYPE_CHECKING
 
+from . import _log
 from .core import validate
 from .core.network import Network, NetworkIndex, Networks
-from .core.progress import Progress
 from .errors import ConnectionFailed, NetworkNotFound
 from .virt._libvirt import (
     DEFAULT_KEEPALIVE,
@@ -30,6 +29,7 @@ if TYPE_CHECKING:
     from typing_extensions import Unpack
 
     from .core.change import Change
+    from .core.progress import Progress
     from .hostnet.backends.base import Backend
     from .hostnet.nic import Bridge, HostNic
     from .hostnet.runners.machine import Machine
@@ -41,7 +41,7 @@ if TYPE_CHECKING:
 
 __all__ = ["DEFAULT_URI", "Host", "connect", "default_uri"]
 
-log = logging.getLogger(__name__)
+log = _log.get(__name__)
 
 DEFAULT_URI = "qemu:///system"
 

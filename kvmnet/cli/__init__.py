@@ -8,15 +8,17 @@ inside the command functions so that ``kvmnet --help`` starts fast.
 from __future__ import annotations
 
 import argparse
-import logging
+import importlib
 import os
 import sys
 from collections.abc import Sequence
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
-from . import bulk, completion, domains, hostbridge, macs, show
+from .. import _log
 from ._common import CommandError, run_command, undecodable
-from .progress import LogHandler
+
+if TYPE_CHECKING:
+    from .progress import LogHandler
 
 __all__ = ["build_parser", "main"]
 
@@ -33,6 +35,13 @@ def _columns() -> int:
         return 80
 
 
+# The terminal's width while a parser is built: argparse makes a formatter for every
+# add_argument only to check the argument, and each read of the width (an environment lookup
+# and an ioctl that fails when stdout is no terminal) added up. Help and errors, formatted
+# later, read it afresh.
+_build_width: int | None = None
+
+
 class _Formatter(argparse.HelpFormatter):
     # argparse asks shutil for the width on every add_argument, and shutil imports zlib, bz2
     # and lzma: a few ms on every start of a command that prints no help at all.
@@ -43,7 +52,8 @@ class _Formatter(argparse.HelpFormatter):
         max_help_position: int = 24,
         width: int | None = None,
     ) -> None:
-        width = width if width is not None else _columns() - 2
+        if width is None:
+            width = (_build_width if _build_width is not None else _columns()) - 2
         super().__init__(prog, indent_increment, max_help_position, width)
 
 
@@ -172,31 +182,98 @@ def _top_parser() -> tuple[argparse.ArgumentParser, argparse._SubParsersAction[A
     return parser, sub
 
 
-def _register(sub: argparse._SubParsersAction[Any] | _OnlyOne) -> None:
-    for module in (domains, bulk, macs, hostbridge, show, completion):
-        module.register(sub)
+# The modules that register commands, in the order `kvmnet --help` lists them.
+_MODULES = ("domains", "bulk", "macs", "hostbridge", "show", "completion")
+# Each command's module: a run imports that one only (a test holds this equal to what the
+# modules register). Importing all six was a few ms of every start.
+_COMMAND_MODULES = {
+    "domains": "domains",
+    "bridge": "domains",
+    "nat": "domains",
+    "add-nic": "domains",
+    "remove-nic": "domains",
+    "bridge-all": "bulk",
+    "nat-all": "bulk",
+    "mac": "macs",
+    "host-bridge": "hostbridge",
+    "host-release": "hostbridge",
+    "confirm": "hostbridge",
+    "show": "show",
+    "completion": "completion",
+    "__complete": "completion",
+}
+
+
+def _register(
+    sub: argparse._SubParsersAction[Any] | _OnlyOne, modules: Sequence[str] = _MODULES
+) -> None:
+    for name in modules:
+        importlib.import_module(f"{__name__}.{name}").register(sub)
 
 
 def build_parser() -> argparse.ArgumentParser:
     """The whole ``kvmnet`` parser, every command in it."""
-    parser, sub = _top_parser()
-    _register(sub)
-    return parser
+    global _build_width
+    outer, _build_width = _build_width, _columns()
+    try:
+        parser, sub = _top_parser()
+        _register(sub)
+        return parser
+    finally:
+        _build_width = outer
 
 
 def _parser_for(argv: Sequence[str]) -> argparse.ArgumentParser:
     """The parser for this run: the global options and the named command's parser alone,
     unless the command is unclear or help may list them all (then the whole parser)."""
+    global _build_width
+    outer, _build_width = _build_width, _columns()
+    try:
+        return _parser_for_now(argv)
+    finally:
+        _build_width = outer
+
+
+def _parser_for_now(argv: Sequence[str]) -> argparse.ArgumentParser:
     parser, sub = _top_parser()
     command = _command_word(parser, argv)
     if command is None and any(w.startswith("--ve") and "--version".startswith(w) for w in argv):
         return parser  # --version prints and exits before any command is looked at
-    if command is None or command.startswith("-"):
-        return build_parser()
-    _register(_OnlyOne(sub, command))
+    module = _COMMAND_MODULES.get(command) if command is not None else None
+    if command is None or module is None:
+        return build_parser()  # help, or not a command: the whole parser says which ones
+    _register(_OnlyOne(sub, command), (module,))
     if command not in sub.choices:
-        return build_parser()  # not a command: the whole parser says which ones there are
+        return build_parser()  # the table above out of step: the whole parser still works
     return parser
+
+
+class _Log:
+    """The command's log: `LogHandler` on the root logger at the level ``-v`` asks for, as
+    basicConfig would set it up, but removed again (main() may run in-process)."""
+
+    def __init__(self, verbose: int) -> None:
+        self.verbose = verbose
+        self.handler: LogHandler | None = None
+
+    def start(self) -> None:
+        import logging
+
+        from .progress import LogHandler
+
+        level = {0: logging.WARNING, 1: logging.INFO}.get(self.verbose, logging.DEBUG)
+        root = logging.getLogger()
+        root.setLevel(level)
+        self.handler = LogHandler()
+        root.addHandler(self.handler)
+
+    def stop(self) -> None:
+        if self.handler is not None:
+            import logging
+
+            logging.getLogger().removeHandler(self.handler)
+            self.handler.close()
+            self.handler = None
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -216,11 +293,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         # Names and paths reach libvirt, ip and config files as UTF-8: say so before parsing.
         parser.error(f"argument {bad} is not valid UTF-8")
     args = parser.parse_args(args_in)
-    level = {0: logging.WARNING, 1: logging.INFO}.get(args.verbose, logging.DEBUG)
-    # On the root logger, as basicConfig would, but removed again: main() may run in-process.
-    root, log = logging.getLogger(), LogHandler()
-    root.setLevel(level)
-    root.addHandler(log)
+    log = _Log(args.verbose)
+    if args.verbose or "logging" in sys.modules:
+        log.start()
+    else:
+        # Nothing has loaded logging, so nothing but kvmnet's own loggers can log: they
+        # start the log before their first record that could be shown (a warning), and a
+        # run without one never imports logging (kvmnet._log).
+        _log.when_ready(log.start)
     try:
         status = run_command(args)
         sys.stdout.flush()  # a closed pipe shows here, not in the interpreter's exit
@@ -239,5 +319,5 @@ def main(argv: Sequence[str] | None = None) -> int:
         os.close(devnull)
         return 1
     finally:
-        root.removeHandler(log)
-        log.close()
+        _log.cancel(log.start)
+        log.stop()

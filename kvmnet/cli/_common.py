@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import argparse
-import logging
 import re
 import sys
 from collections.abc import Callable, Sequence
+
+from .. import _log
 
 __all__ = [
     "BACKEND_NAMES",
@@ -113,9 +114,10 @@ def first_uri(args: argparse.Namespace) -> str | None:
 
 
 # ASCII digits only: int() and float() also take fullwidth or Arabic-Indic digits and "1_0",
-# which no one means on a command line.
-_INT = re.compile(r"-?[0-9]+")
-_DECIMAL = re.compile(r"[0-9]+(?:\.[0-9]*)?|\.[0-9]+")
+# which no one means on a command line. The patterns here are text, compiled (once, in re's
+# cache) on first use: compiling them all cost every start that never needs them.
+_INT = r"-?[0-9]+"
+_DECIMAL = r"[0-9]+(?:\.[0-9]*)?|\.[0-9]+"
 
 
 def seconds(text: str) -> float:
@@ -123,21 +125,21 @@ def seconds(text: str) -> float:
 
     0 or less would arm a dead-man timer that rolls back before anyone could confirm.
     """
-    if not _DECIMAL.fullmatch(text) or float(text) <= 0:
+    if not re.fullmatch(_DECIMAL, text) or float(text) <= 0:
         raise argparse.ArgumentTypeError(f"wants a number of seconds above 0, got {text!r}")
     return float(text)
 
 
 def seconds_or_zero(text: str) -> float:
     """argparse type for ``--wait``: a number of seconds, 0 included (0: don't wait)."""
-    if not _DECIMAL.fullmatch(text):
+    if not re.fullmatch(_DECIMAL, text):
         raise argparse.ArgumentTypeError(f"wants a number of seconds (0 or more), got {text!r}")
     return float(text)
 
 
 def whole_number(text: str) -> int:
     """argparse type for a count in ASCII digits (``--forward-delay``)."""
-    if not _INT.fullmatch(text):
+    if not re.fullmatch(_INT, text):
         raise argparse.ArgumentTypeError(f"wants a whole number, got {text!r}")
     return int(text)
 
@@ -163,7 +165,7 @@ def iface_selector(text: str | None) -> str | int | None:
     if text is None:
         return None
     stripped = text.strip()
-    return int(stripped) if _INT.fullmatch(stripped) else stripped
+    return int(stripped) if re.fullmatch(_INT, stripped) else stripped
 
 
 def undecodable(argv: Sequence[str]) -> str | None:
@@ -192,8 +194,8 @@ def print_json(value: object) -> None:
 _KEYS = "live|force|dry_run|confirm_within|bounce_link"
 _PY_VALUE = rf"\b(?:{_KEYS})=(?:\([^()]*\)|[^\s,;()]+)"
 # "live=False (CLI: --config)", "drop live=False (--config)": the message says it already.
-_WITH_CLI = re.compile(rf"{_PY_VALUE}\s+\((?:CLI:\s*)?(--[^()]+)\)")
-_FORCE = re.compile(r"\bforce=\(([^()]*)\)")
+_WITH_CLI = rf"{_PY_VALUE}\s+\((?:CLI:\s*)?(--[^()]+)\)"
+_FORCE = r"\bforce=\(([^()]*)\)"
 _SIMPLE = {
     "live=True": "--live",
     "live=False": "--config",
@@ -202,7 +204,7 @@ _SIMPLE = {
     "confirm_within=": "--confirm-within ",
     "force=": "--force",
 }
-_SIMPLE_RE = re.compile(r"\b(" + "|".join(re.escape(k) for k in _SIMPLE) + ")")
+_SIMPLE_RE = r"\b(" + "|".join(re.escape(k) for k in _SIMPLE) + ")"
 
 
 def _force_words(match: re.Match[str]) -> str:
@@ -222,9 +224,9 @@ def cli_words(message: str) -> str:
     Returns:
         The message as a command-line user should read it.
     """
-    message = _WITH_CLI.sub(lambda m: m.group(1).strip(), message)
-    message = _FORCE.sub(_force_words, message)
-    return _SIMPLE_RE.sub(lambda m: _SIMPLE[m.group(1)], message)
+    message = re.sub(_WITH_CLI, lambda m: m.group(1).strip(), message)
+    message = re.sub(_FORCE, _force_words, message)
+    return re.sub(_SIMPLE_RE, lambda m: _SIMPLE[m.group(1)], message)
 
 
 def _one_line(exc: BaseException) -> str:
@@ -264,7 +266,7 @@ def run_command(args: argparse.Namespace) -> int:
     except Exception as exc:
         # A bug, not a mistake of the user's: still one line and exit 1, never a traceback
         # (scripts parse stderr); -vv logs the traceback for the report.
-        logging.getLogger(__name__).debug("unexpected error", exc_info=True)
+        _log.get(__name__).debug("unexpected error", exc_info=True)
         raise CommandError(
             f"internal error ({type(exc).__name__}: {_one_line(exc)}); "
             "please report it with the output of -vv",

@@ -16,7 +16,6 @@ import sys
 from typing import TYPE_CHECKING
 
 from ._common import CommandError, add_json_option, add_live_options, first_uri, print_json
-from .progress import ProgressBar
 
 if TYPE_CHECKING:
     from ..core.change import Change
@@ -82,6 +81,7 @@ def _names(args: argparse.Namespace, selector: str | None, flag: str) -> list[st
 def _bridge_all(args: argparse.Namespace) -> int:
     from ..bulk import bridge_many
     from ..host import connect
+    from .progress import ProgressBar
 
     names = _names(args, args.on_network, "--on-network NETWORK")
     with connect(first_uri(args)) as host, ProgressBar(f"-> {args.bridge}") as bar:
@@ -94,6 +94,7 @@ def _bridge_all(args: argparse.Namespace) -> int:
 def _nat_all(args: argparse.Namespace) -> int:
     from ..bulk import nat_many
     from ..host import connect
+    from .progress import ProgressBar
 
     names = _names(args, args.on_bridge, "--on-bridge BRIDGE")
     with connect(first_uri(args)) as host, ProgressBar(f"-> {args.network}") as bar:

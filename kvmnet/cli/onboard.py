@@ -15,7 +15,6 @@ when these options are given.
 from __future__ import annotations
 
 import argparse
-import shlex
 from typing import TYPE_CHECKING
 
 from ._common import (
@@ -27,7 +26,6 @@ from ._common import (
     seconds,
     seconds_or_zero,
 )
-from .progress import ProgressBar
 
 if TYPE_CHECKING:
     from ..host import Host
@@ -147,6 +145,8 @@ def _print(result: LanResult, args: argparse.Namespace) -> int:
         return 0  # stdout holds the picture; the plan went into it
     print(result, end="")
     if result.pending_confirmation:
+        import shlex  # only this message quotes: not on every start
+
         uri = first_uri(args)
         remote = uri is not None and "+ssh://" in uri
         command = f"kvmnet -c {shlex.quote(str(uri))} confirm" if remote else "kvmnet confirm"
@@ -161,6 +161,7 @@ def run_bridge(args: argparse.Namespace) -> int:
     """``kvmnet bridge DOMAIN BRIDGE --create-from NIC --backend B ...``."""
     from ..host import connect
     from ..lan.onboard import bridge_guest
+    from .progress import ProgressBar  # it imports logging: not on every start
 
     with connect(first_uri(args)) as host:
         backend = _backend(args, host)
@@ -191,6 +192,7 @@ def run_nat(args: argparse.Namespace) -> int:
     """``kvmnet nat DOMAIN [NETWORK] --release NIC --backend B ...``."""
     from ..host import connect
     from ..lan.onboard import nat_guest
+    from .progress import ProgressBar  # it imports logging: not on every start
 
     with connect(first_uri(args)) as host:
         backend = _backend(args, host)

@@ -7,14 +7,14 @@ written in the quote style they were written in. Everything here is pure text ha
 
 from __future__ import annotations
 
-import itertools
-import logging
 import re
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from lxml import etree
 
-log = logging.getLogger(__name__)
+from .. import _log
+
+log = _log.get(__name__)
 
 __all__ = [
     "Layout",
@@ -25,13 +25,16 @@ __all__ = [
     "remove_element",
     "scan",
     "serialise",
+    "splice",
     "tail_indent",
 ]
 
 
-@dataclass(frozen=True)
-class Layout:
-    """Where things sit in the original bytes (from one expat pass)."""
+class Layout(NamedTuple):
+    """Where things sit in the original bytes (from one expat pass).
+
+    A named tuple: a frozen dataclass would compile its methods on every command-line start.
+    """
 
     spans: tuple[tuple[int, int], ...]  # each devices/interface: [start, end)
     last_device_end: int | None  # end of the last element child of <devices>
@@ -80,9 +83,30 @@ def scan(data: bytes, root_tag: str) -> Layout | None:
     return Layout(tuple(spans), last_device_end[0] if last_device_end else None)
 
 
-_IFACE_OPEN = re.compile(rb"<interface[\s/>]")
+# The searches below are plain find() loops rather than regexes: each regex compiled costs a
+# command-line start more than the search itself (tests/unit/test_xmltext.py holds each to
+# the regex it replaces).
+_IFACE_OPEN = b"<interface"
 _IFACE_CLOSE = b"</interface>"
-_SPECIAL = re.compile(rb"<!--|<!\[CDATA\[|<\?")
+_BLANKS = b" \t\n\r\f\v"  # a bytes regex's \s
+_NAME_END = frozenset(_BLANKS + b"/>")  # what may follow a tag's name in a start tag
+
+
+def _interface_starts(data: bytes) -> list[int]:
+    """Where each ``<interface`` start tag begins (the regex ``<interface[\\s/>]``)."""
+    starts = []
+    at = data.find(_IFACE_OPEN)
+    while at >= 0:
+        after = at + len(_IFACE_OPEN)
+        if after < len(data) and data[after] in _NAME_END:
+            starts.append(at)
+        at = data.find(_IFACE_OPEN, at + 1)
+    return starts
+
+
+def _has_special(data: bytes) -> bool:
+    """A comment, CDATA section or processing instruction after the first byte."""
+    return data.find(b"<!--", 1) >= 0 or data.find(b"<![CDATA[", 1) >= 0 or data.find(b"<?", 1) >= 0
 
 
 def quick_scan(data: bytes, elements: list[etree._Element]) -> Layout | None:
@@ -95,13 +119,18 @@ def quick_scan(data: bytes, elements: list[etree._Element]) -> Layout | None:
     every ``<interface`` is a start tag; with any of those in the document, each match is
     also checked against the line lxml read the element on.
     """
-    starts = [m.start() for m in _IFACE_OPEN.finditer(data)]
+    # Written for speed (a bulk switch scans one document per guest): no slices, no
+    # generators, and the checks for comments and CDATA inside a span only when the document
+    # has any (none after its first byte means none in any span).
+    starts = _interface_starts(data)
     if len(starts) != len(elements) or not starts:
         return None
-    check_lines = _SPECIAL.search(data, 1) is not None
+    check_lines = _has_special(data)
     spans: list[tuple[int, int]] = []
-    line, pos = 1, 0
+    line, pos, end = 1, 0, 0
     for start, el in zip(starts, elements, strict=True):
+        if start < end:
+            return None  # inside the previous span: nested
         if check_lines:
             line += data.count(b"\n", pos, start)
             pos = start
@@ -115,17 +144,19 @@ def quick_scan(data: bytes, elements: list[etree._Element]) -> Layout | None:
             if close < 0:
                 return None
             end = close + len(_IFACE_CLOSE)
-        body = data[start:end]
-        if b"<!--" in body or b"<![CDATA[" in body or body.count(b"<interface") != 1:
+        if check_lines and (
+            data.find(b"<!--", start, end) >= 0 or data.find(b"<![CDATA[", start, end) >= 0
+        ):
+            return None
+        if data.count(_IFACE_OPEN, start, end) != 1:
             return None
         spans.append((start, end))
-    if any(b[0] < a[1] for a, b in itertools.pairwise(spans)):
-        return None
     # A new interface goes after the last one; with none there, the slow scan finds the spot.
-    return Layout(tuple(spans), spans[-1][1])
+    return Layout(tuple(spans), end)
 
 
-_TAG_BODY = re.compile(rb"""<(?:[^>'"]|'[^']*'|"[^"]*")*>""")
+# Only for mixed quotes: compiled (in re's cache) when first needed, not on every start.
+_TAG_BODY = rb"""<(?:[^>'"]|'[^']*'|"[^"]*")*>"""
 
 
 def _tag_end(data: bytes, at: int) -> int:
@@ -137,7 +168,7 @@ def _tag_end(data: bytes, at: int) -> int:
         # no value is open at the first ">", so it closes the tag. Mixed quotes: the regex.
         if (doubles == 0 and singles % 2 == 0) or (singles == 0 and doubles % 2 == 0):
             return end + 1
-    m = _TAG_BODY.match(data, at)
+    m = re.compile(_TAG_BODY).match(data, at)
     if m is not None:
         return m.end()
     quote = 0
@@ -155,12 +186,17 @@ def _tag_end(data: bytes, at: int) -> int:
     raise ValueError(f"unterminated tag at byte {at}")
 
 
-_ATTR_QUOTE = re.compile(rb"=\s*(['\"])")
-
-
 def quote_of(text: bytes) -> str:
-    m = _ATTR_QUOTE.search(text)
-    return m.group(1).decode() if m else "'"
+    """The quote of the first attribute value in ``text`` (the regex ``=\\s*(['"])``), else '."""
+    at = text.find(b"=")
+    while at >= 0:
+        i = at + 1
+        while i < len(text) and text[i] in _BLANKS:
+            i += 1
+        if i < len(text) and text[i] in b"'\"":
+            return chr(text[i])
+        at = text.find(b"=", at + 1)
+    return "'"
 
 
 def _escape_attr(value: str, quote: str) -> str:
@@ -183,10 +219,21 @@ def _qname(el: etree._Element, name: str) -> str:
     return local
 
 
-_TAG = re.compile(r"<[^!?/][^>]*>")
 _QUOTE_IN_TEXT = re.compile(r'>[^<]*"')
-_ENTITY_REF = re.compile(r"&(?!amp;|lt;|gt;|quot;|apos;|#)")
-_XMLNS = re.compile(r'\s+xmlns(?::[\w.-]+)?="[^"]*"')
+_PREDEFINED = ("amp;", "lt;", "gt;", "quot;", "apos;", "#")  # what lxml itself writes after &
+
+
+def _has_entity_ref(text: str) -> bool:
+    """An ``&`` that starts no predefined or character reference (an entity reference)."""
+    at = text.find("&")
+    while at >= 0:
+        if not text.startswith(_PREDEFINED, at + 1):
+            return True
+        at = text.find("&", at + 1)
+    return False
+# Rarely needed (a "'" in a value, a namespace): compiled, in re's cache, on first use.
+_TAG = r"<[^!?/][^>]*>"
+_XMLNS = r'\s+xmlns(?::[\w.-]+)?="[^"]*"'
 
 
 def _requote(match: re.Match[str]) -> str:
@@ -198,20 +245,20 @@ def serialise(el: etree._Element, quote: str) -> str:
     """One element and its subtree (not its tail), attributes in ``quote`` marks."""
     # lxml's C serialiser, re-quoted: several times faster than walking the tree here.
     text = etree.tostring(el, encoding="unicode", with_tail=False)
-    if "<!--" in text or "<?" in text or _ENTITY_REF.search(text):
+    if "<!--" in text or "<?" in text or ("&" in text and _has_entity_ref(text)):
         return _serialise_tree(el, quote)  # comments, PIs, entity references: keep exactly
     head_end = text.index(">")
-    if "xmlns" in text[:head_end]:
+    if text.find("xmlns", 0, head_end) >= 0:
         parent = el.getparent()
         if parent is None or el.nsmap != parent.nsmap:
             return _serialise_tree(el, quote)  # it declares a namespace of its own
         # lxml re-declares inherited namespaces on the top element; the document has them.
-        text = _XMLNS.sub("", text[:head_end]) + text[head_end:]
+        text = re.sub(_XMLNS, "", text[:head_end]) + text[head_end:]
     if quote == '"':
         return text
     if "'" not in text and not _QUOTE_IN_TEXT.search(text):
         return text.replace('"', "'")  # every '"' delimits an attribute value
-    return _TAG.sub(_requote, text)
+    return re.sub(_TAG, _requote, text)
 
 
 def _serialise_tree(el: etree._Element, quote: str) -> str:
@@ -257,6 +304,35 @@ def line_start_if_blank(data: bytes, pos: int) -> int:
     if data[nl + 1 : pos].strip() == b"":
         return nl if nl >= 0 else 0
     return pos
+
+
+def splice(text: str, data: bytes, edits: list[tuple[int, int, str]]) -> str:
+    """``text`` with each byte span ``[start, end)`` of ``data`` (its UTF-8) replaced.
+
+    Args:
+        text: the document.
+        data: ``text`` in UTF-8 (the spans are offsets in it).
+        edits: ``(start, end, new text)``, in order, not overlapping.
+
+    Returns:
+        The new document.
+    """
+    pos = 0
+    if len(data) == len(text):
+        # ASCII: byte offsets are character offsets, so the text is cut without encoding the
+        # new pieces and decoding the whole document again.
+        parts: list[str] = []
+        for start, end, new in edits:
+            parts += (text[pos:start], new)
+            pos = end
+        parts.append(text[pos:])
+        return "".join(parts)
+    chunks: list[bytes] = []
+    for start, end, new in edits:
+        chunks += (data[pos:start], new.encode())
+        pos = end
+    chunks.append(data[pos:])
+    return b"".join(chunks).decode("utf-8")
 
 
 def remove_element(el: etree._Element) -> None:

@@ -16,7 +16,8 @@ from .domainxml import GuestInterface
 __all__ = ["Change"]
 
 
-@dataclass(frozen=True)
+# repr=False: the class writes its own (the generated one would be compiled for nothing).
+@dataclass(frozen=True, repr=False)
 class Change:
     """One edit of one domain's interfaces.
 

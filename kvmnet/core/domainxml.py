@@ -35,32 +35,26 @@ Warnings are logged and collected in `DomainXML.notes`.
 
 from __future__ import annotations
 
-import logging
+import _thread
 import re
-import threading
 from dataclasses import dataclass
-from typing import Union
+from typing import TYPE_CHECKING, Union
 
 from lxml import etree
 
+from .. import _log
 from ..errors import InterfaceNotFound, InvalidInput, InvalidType, MacInUse, UnsupportedEdit
 from ..mode import Mode
 from . import validate
-from ._xmltext import (
-    Layout,
-    insert_child,
-    line_start_if_blank,
-    quick_scan,
-    quote_of,
-    remove_element,
-    scan,
-    serialise,
-    tail_indent,
-)
+
+# kvmnet.core._xmltext (byte spans, splicing, serialising) is imported by the methods that
+# edit or write: a listing reads interfaces only and never loads it.
+if TYPE_CHECKING:
+    from ._xmltext import Layout
 
 __all__ = ["DomainXML", "GuestInterface", "GuestInterfaces", "IfaceSelector", "iface_selector"]
 
-log = logging.getLogger(__name__)
+log = _log.get(__name__)
 
 IfaceSelector = Union[None, str, int, "GuestInterface"]
 """What selects an interface: None (the first), a MAC in any spelling, an index, or an
@@ -73,7 +67,9 @@ _SOURCE_KEY = {"network": "network", "bridge": "bridge", "direct": "dev", "vdpa"
 _BRIDGE_VIRTUALPORTS = frozenset({"openvswitch"})
 
 
-_local = threading.local()
+# threading.local is _thread._local; the threading module costs every command-line start a few
+# ms of imports for this one object.
+_local = _thread._local()
 
 
 def _parser() -> etree.XMLParser:
@@ -99,7 +95,8 @@ def _new_parser() -> etree.XMLParser:
     )
 
 
-@dataclass(frozen=True)
+# repr=False: the class writes its own (the generated one would be compiled for nothing).
+@dataclass(frozen=True, repr=False)
 class GuestInterface:
     """One ``<interface>`` of a domain, as read from its XML.
 
@@ -208,13 +205,13 @@ def read_interface(el: etree._Element, index: int) -> GuestInterface:
 
 
 def _children(el: etree._Element) -> dict[str, etree._Element]:
-    """The first child of each tag, in one pass (lxml's find() costs microseconds each)."""
-    kids: dict[str, etree._Element] = {}
-    for child in el:
-        tag = child.tag
-        if isinstance(tag, str) and tag not in kids:
-            kids[tag] = child
-    return kids
+    """The first child of each tag, in one pass (lxml's find() costs microseconds each).
+
+    Last to first, so that the first of a tag is the one kept. A comment or processing
+    instruction comes in under its ``tag`` (lxml's factory function), which no lookup by
+    name finds.
+    """
+    return {child.tag: child for child in reversed(el)}
 
 
 def _from_children(
@@ -327,11 +324,10 @@ class DomainXML:
     def _interface_elements(self) -> list[etree._Element]:
         # Cached: add/remove reset it; nothing else changes which elements exist.
         if self._elements is None:
-            self._elements = [
-                iface
-                for devices in self._root.iterchildren("devices")
-                for iface in devices.iterchildren("interface")
-            ]
+            elements: list[etree._Element] = []
+            for devices in self._root.iterchildren("devices"):
+                elements += devices.iterchildren("interface")
+            self._elements = elements
         return self._elements
 
     @property
@@ -379,9 +375,7 @@ class DomainXML:
                 return self._select(iface.index)
             return self._select(iface.mac)
         if isinstance(iface, str):
-            from .macs import normalize_mac
-
-            mac = normalize_mac(iface)
+            mac = validate.mac(iface)
             found = [(el, i) for i, el in enumerate(elements) if _lower_mac(_mac_of(el)) == mac]
             if not found:
                 macs = ", ".join(
@@ -459,7 +453,7 @@ class DomainXML:
         if new_type != "network" and "bandwidth" in kids:
             self._drop_floor(kids["bandwidth"], who, name)
         target = kids.get("target")
-        if target is not None and target.get("managed") is not None and old_type == "ethernet":
+        if old_type == "ethernet" and target is not None and target.get("managed") is not None:
             del target.attrib["managed"]
             self._warn(f"{who}: dropped <target managed=...>, which only type='ethernet' takes")
         self._dirty.add(el)
@@ -481,17 +475,17 @@ class DomainXML:
         self, el: etree._Element, src: etree._Element | None, who: _Who, new_type: str, name: str
     ) -> etree._Element:
         if src is None:
+            from ._xmltext import insert_child
+
             src = etree.Element("source")
             insert_child(el, src, after=("mac",))
         get = src.get
         keep_portgroup = new_type == "network" and get("network") == name
         portgroup, mode = get("portgroup"), get("mode")
-        for attr, value in (("portgroup", portgroup), ("mode", mode)):
-            if value is not None and not (attr == "portgroup" and keep_portgroup):
-                self._warn(
-                    f"{who}: dropped <source {attr}={value!r}>, which does not apply to "
-                    f"type={new_type!r} {name!r}"
-                )
+        if portgroup is not None and not keep_portgroup:
+            self._drop_note(who, "portgroup", portgroup, new_type, name)
+        if mode is not None:
+            self._drop_note(who, "mode", mode, new_type, name)
         if not keep_portgroup:
             portgroup = None
         src.attrib.clear()
@@ -500,7 +494,15 @@ class DomainXML:
             src.set("portgroup", portgroup)
         return src
 
+    def _drop_note(self, who: _Who, attr: str, value: str, new_type: str, name: str) -> None:
+        self._warn(
+            f"{who}: dropped <source {attr}={value!r}>, which does not apply to "
+            f"type={new_type!r} {name!r}"
+        )
+
     def _drop_floor(self, bandwidth: etree._Element, who: _Who, where: str) -> None:
+        from ._xmltext import remove_element
+
         inbound = bandwidth.find("inbound")
         if inbound is None or inbound.get("floor") is None:
             return
@@ -597,6 +599,8 @@ class DomainXML:
         interfaces: list[etree._Element],
     ) -> tuple[str, str]:
         """(indent of a device line, indent of an interface's child line), as the text has."""
+        from ._xmltext import tail_indent
+
         dev_indent = tail_indent(devices.getprevious(), self._root.text)
         indent = tail_indent(siblings[-1].getprevious(), devices.text) if siblings else ""
         if not indent:
@@ -624,6 +628,8 @@ class DomainXML:
         Raises:
             InterfaceNotFound: no interface matches ``iface``.
         """
+        from ._xmltext import remove_element
+
         iface_selector(iface)
         el, index = self._select(iface)
         removed = read_interface(el, index)
@@ -647,6 +653,8 @@ class DomainXML:
             InvalidInput: a state other than up or down.
             InterfaceNotFound: no interface matches ``iface``.
         """
+        from ._xmltext import insert_child
+
         if state not in ("up", "down"):
             raise InvalidInput(f"link state {validate.shown(state)}: use 'up' or 'down'")
         el, index = self._select(iface)
@@ -670,6 +678,8 @@ class DomainXML:
             other: the document to copy from (the running guest's XML).
             other_iface: the interface there, selected as for `find`.
         """
+        from ._xmltext import insert_child
+
         src_el, _ = other._select(other_iface)
         address = src_el.find("address")
         if address is None:
@@ -700,6 +710,8 @@ class DomainXML:
         Returns:
             The element's XML text.
         """
+        from ._xmltext import serialise
+
         el, _ = self._select(iface)
         return serialise(el, "'")
 
@@ -709,6 +721,18 @@ class DomainXML:
         Returns:
             The XML text.
         """
+        # By full name: a relative import in a function resolves its package in Python on
+        # every call, and a bulk switch writes one document per guest.
+        from kvmnet.core._xmltext import (
+            Layout,
+            line_start_if_blank,
+            quick_scan,
+            quote_of,
+            scan,
+            serialise,
+            splice,
+        )
+
         if self._layout is False:
             self._layout = quick_scan(self._data, self._original) or scan(
                 self._data, self._root.tag
@@ -717,6 +741,14 @@ class DomainXML:
         current = self._interface_elements()
         if not isinstance(layout, Layout) or len(layout.spans) != len(self._original):
             return self._full_serialisation()
+        if current is self._original:
+            # No interface added or removed (every switch): splice the edited ones alone.
+            edits = [
+                (start, end, serialise(el, quote_of(self._data[start:end])))
+                for el, (start, end) in zip(current, layout.spans, strict=True)
+                if el in self._dirty
+            ]
+            return splice(self._text, self._data, edits) if edits else self._text
         original = set(self._original)
         new = [el for el in current if el not in original]
         if new and layout.last_device_end is None:

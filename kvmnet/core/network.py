@@ -10,15 +10,11 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
 
 from lxml import etree
 
 from ..errors import InvalidInput
 from ..mode import Mode
-
-if TYPE_CHECKING:
-    import ipaddress
 
 __all__ = ["Network", "NetworkIndex", "Networks", "mode_of_forward"]
 
@@ -44,7 +40,8 @@ def _parser() -> etree.XMLParser:
     return etree.XMLParser(resolve_entities=False, no_network=True, load_dtd=False)
 
 
-@dataclass(frozen=True)
+# repr=False: the class writes its own (the generated one would be compiled for nothing).
+@dataclass(frozen=True, repr=False)
 class Network:
     """One libvirt network: ``name``, ``bridge``, ``forward`` mode and ``subnets``.
 
@@ -110,10 +107,10 @@ class Network:
         addresses: list[str] = []
         reservations: dict[str, str] = {}
         for ip in root.iterfind("ip"):
-            iface = _ip_interface(ip)
-            if iface is not None:
-                subnets.append(str(iface.network))
-                addresses.append(str(iface))
+            found = _subnet_and_address(ip.get("address"), ip.get("prefix") or ip.get("netmask"))
+            if found is not None:
+                subnets.append(found[0])
+                addresses.append(found[1])
             for host in ip.iterfind("dhcp/host"):
                 mac, addr = host.get("mac"), host.get("ip")
                 if mac and addr:
@@ -194,19 +191,78 @@ class Networks(list[Network]):
         )
 
 
-def _ip_interface(
-    ip: etree._Element,
-) -> ipaddress.IPv4Interface | ipaddress.IPv6Interface | None:
-    import ipaddress  # only network details need it: not on every CLI start
+def _subnet_and_address(address: str | None, prefix: str | None) -> tuple[str, str] | None:
+    """(subnet, host address) of an ``<ip address prefix|netmask>``, both as CIDR text the way
+    :mod:`ipaddress` writes them; None when the address is missing or not one.
 
-    address = ip.get("address")
+    Args:
+        address: the ``address`` attribute.
+        prefix: the ``prefix`` attribute, else the ``netmask`` one.
+
+    Returns:
+        ``("192.168.122.0/24", "192.168.122.1/24")``, or None.
+    """
     if not address:
         return None
-    prefix = ip.get("prefix") or ip.get("netmask")
+    quick = _ipv4_quick(address, prefix)
+    if quick is not None:
+        return quick
+    import ipaddress  # IPv6, host masks, anything odd: the standard library decides
+
     try:
-        return ipaddress.ip_interface(f"{address}/{prefix}" if prefix else address)
+        iface = ipaddress.ip_interface(f"{address}/{prefix}" if prefix else address)
     except ValueError:
         return None
+    return str(iface.network), str(iface)
+
+
+def _ipv4_quick(address: str, prefix: str | None) -> tuple[str, str] | None:
+    """`_subnet_and_address` for the usual case, an IPv4 address with a prefix length or a
+    netmask, without importing :mod:`ipaddress` (a few ms of every command-line start);
+    None for anything else, which ipaddress then decides. A test holds both to one answer.
+    """
+    addr = _ipv4_int(address)
+    if addr is None:
+        return None
+    if not prefix:
+        length = 32
+    elif prefix.isascii() and prefix.isdigit():
+        length = int(prefix)
+        if length > 32:
+            return None
+    else:
+        mask = _ipv4_int(prefix)
+        if mask is None:
+            return None
+        host = ~mask & 0xFFFFFFFF
+        if host & (host + 1):
+            return None  # not a netmask (a host mask?): ipaddress's rules
+        length = 32 - host.bit_length()
+    network = addr & (0xFFFFFFFF << (32 - length)) & 0xFFFFFFFF
+    return f"{_dotted(network)}/{length}", f"{_dotted(addr)}/{length}"
+
+
+def _ipv4_int(text: str) -> int | None:
+    """A dotted-quad IPv4 address as :mod:`ipaddress` reads one (ASCII digits, no leading
+    zeros, each octet at most 255), else None."""
+    parts = text.split(".")
+    if len(parts) != 4:
+        return None
+    value = 0
+    for part in parts:
+        if not (part.isascii() and part.isdigit()) or len(part) > 3:
+            return None
+        if part[0] == "0" and part != "0":
+            return None
+        octet = int(part)
+        if octet > 255:
+            return None
+        value = value << 8 | octet
+    return value
+
+
+def _dotted(value: int) -> str:
+    return f"{value >> 24}.{value >> 16 & 255}.{value >> 8 & 255}.{value & 255}"
 
 
 class NetworkIndex:

@@ -1,9 +1,9 @@
 """Argument checks for every public entry point, in one place, with one set of rules.
 
 Pure: imports only `kvmnet.errors` and the name and MAC rules (`kvmnet.core.names`,
-`kvmnet.core.macs`). Each function returns the value (normalised where that is the rule, e.g.
-a MAC in lower-case colon form) or raises a `KvmnetError` subclass
-quoting the value with ``repr`` and saying what is accepted:
+`kvmnet.core.macs`, the latter when a MAC is checked). Each function returns the value
+(normalised where that is the rule, e.g. a MAC in lower-case colon form) or raises a
+`KvmnetError` subclass quoting the value with ``repr`` and saying what is accepted:
 
 - a value of the wrong type: `InvalidType` (also ``TypeError``);
 - a name the kernel or libvirt would refuse: `InvalidName`;
@@ -19,13 +19,11 @@ that a refused call has changed nothing. Usage::
 
 from __future__ import annotations
 
-import math
 import os
 import re
 from collections.abc import Callable, Iterable
 
 from ..errors import InvalidInput, InvalidMac, InvalidName, InvalidType, UntrustedPath
-from .macs import LIBVIRT_TAP_OCTET, int_to_mac, normalize_mac, parse_mac
 from .names import validate_ifname, validate_netns_name
 
 __all__ = [
@@ -57,12 +55,17 @@ __all__ = [
 ]
 
 _REPR_MAX = 120
+# Patterns as text, compiled (once, in re's cache) by the first check that uses them: each
+# compile costs a command-line start that never checks such a name.
 # libvirt network names: no '/', whitespace, quotes or XML specials (kvmnet writes them into
 # XML attributes and virsh users type them); at most 255 characters.
-_NETWORK_NAME = re.compile(r"[^\s/'\"<>&]{1,255}")
+_NETWORK_NAME = r"[^\s/'\"<>&]{1,255}"
 # libvirt's <model type=...>: a driver name such as virtio, e1000e, rtl8139.
-_MODEL = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.+-]{0,63}")
-_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+_MODEL = r"[A-Za-z0-9][A-Za-z0-9_.+-]{0,63}"
+_CONTROL = frozenset(map(chr, [*range(0x20), 0x7F]))  # a set: every check, no regex to compile
+# A MAC as libvirt writes it (lower case, colons): as text, it shares the compiled pattern
+# kvmnet.domainxml makes of the same text, in re's cache.
+_CANONICAL_MAC = r"[0-9a-f]{2}(?::[0-9a-f]{2}){5}"
 
 
 def shown(value: object) -> str:
@@ -97,7 +100,7 @@ def text(value: object, what: str, *, error: type[InvalidInput] = InvalidInput) 
         problem = "is empty"
     elif "\x00" in value:
         problem = "contains a NUL character"
-    elif _CONTROL.search(value):
+    elif not _CONTROL.isdisjoint(value):
         problem = "contains a control character (newline, tab, escape...)"
     else:
         try:
@@ -145,7 +148,7 @@ def network_name(value: object) -> str:
     """
     text(value, "network name", error=InvalidName)
     assert isinstance(value, str)
-    if not _NETWORK_NAME.fullmatch(value):
+    if not re.fullmatch(_NETWORK_NAME, value):
         raise InvalidName(
             f"network name {shown(value)} is not valid: use a name without spaces, quotes or "
             "slashes such as 'default'"
@@ -213,6 +216,14 @@ def mac(value: object, what: str = "MAC") -> str:
     """
     if not isinstance(value, str):
         raise _type_error(what, value, "a str such as '52:54:00:ab:cd:ef'")
+    if (
+        re.fullmatch(_CANONICAL_MAC, value)
+        and not int(value[1], 16) & 1  # the multicast bit (broadcast has it too)
+        and value != "00:00:00:00:00:00"
+    ):
+        return value  # a unicast MAC in its normal form already: the usual case, kept cheap
+    from .macs import normalize_mac  # other spellings, and the refusal's message
+
     return normalize_mac(value)
 
 
@@ -228,6 +239,8 @@ def guest_mac(value: object, what: str = "MAC") -> str:
     """
     if not isinstance(value, str):
         raise _type_error(what, value, "a str such as '52:54:00:ab:cd:ef'")
+    from .macs import LIBVIRT_TAP_OCTET, int_to_mac, parse_mac
+
     number = parse_mac(value)
     if number >> 40 == LIBVIRT_TAP_OCTET:
         raise InvalidMac(
@@ -285,7 +298,11 @@ def duration(value: object, what: str, *, zero: bool = False, maximum: float = 8
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise _type_error(what, value, "a number of seconds")
     low_ok = value >= 0 if zero else value > 0
-    if not math.isfinite(value) or not low_ok or value > maximum:
+    # math.isfinite without the math module (a shared library every start would load): as
+    # it does, convert to float (OverflowError for a huge int); x - x is 0.0 unless x is
+    # infinite or NaN.
+    number = float(value)
+    if number - number != 0.0 or not low_ok or value > maximum:
         low = "0" if zero else "above 0"
         raise InvalidInput(
             f"{what} {shown(value)} is not a usable number of seconds: use {low} up to {maximum:g}"
@@ -412,7 +429,7 @@ def model(value: object) -> str | None:
         return None
     if not isinstance(value, str):
         raise _type_error("model", value, "a str such as 'virtio', or None")
-    if not _MODEL.fullmatch(value):
+    if not re.fullmatch(_MODEL, value):
         raise InvalidInput(f"NIC model {shown(value)} is not valid: use e.g. 'virtio' or 'e1000e'")
     return value
 

@@ -16,13 +16,13 @@
 from __future__ import annotations
 
 import json
-import logging
 import math
 import os
 import shlex
 import time
 from dataclasses import dataclass
 
+from .. import _log
 from ..errors import (
     CommandFailed,
     InvalidInput,
@@ -55,7 +55,7 @@ __all__ = [
     "run_step",
 ]
 
-log = logging.getLogger(__name__)
+log = _log.get(__name__)
 
 
 @dataclass(frozen=True)

@@ -41,6 +41,7 @@ from dataclasses import asdict
 from pathlib import Path, PurePath
 from typing import TYPE_CHECKING
 
+from .. import _log
 from ..errors import ConfirmationError, UntrustedPath
 from .model.plan import STEP_TYPES, Step, step_kind
 from .rollback import Journal, roll_back
@@ -54,7 +55,7 @@ if TYPE_CHECKING:
 __all__ = ["arm", "confirm", "disarm", "pending", "pending_id", "state_dir", "update", "watch"]
 
 # Named explicitly: run as `python -m`, __name__ would be "__main__".
-log = logging.getLogger("kvmnet.hostnet.deadman")
+log = _log.get("kvmnet.hostnet.deadman")
 
 POLL = 0.1
 # Room for the steps and verification before the countdown proper starts (update() resets it).

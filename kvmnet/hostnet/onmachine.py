@@ -14,10 +14,10 @@ The override is ``force=("other-machine",)`` (e.g. the names differ but are one 
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Collection
 from typing import TYPE_CHECKING
 
+from .. import _log
 from ..errors import PreflightRefused
 from .runners.machine import Machine
 from .runners.runner import Runner, default_runner
@@ -34,7 +34,7 @@ __all__ = [
     "runner_machine",
 ]
 
-log = logging.getLogger(__name__)
+log = _log.get(__name__)
 
 #: The ``force=`` key that lets a backend act on another machine than the Host's.
 OTHER_MACHINE = "other-machine"

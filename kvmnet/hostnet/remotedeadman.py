@@ -22,10 +22,10 @@ Usage::
 from __future__ import annotations
 
 import json
-import logging
 from pathlib import Path, PurePath, PurePosixPath
 from typing import TYPE_CHECKING, Protocol
 
+from .. import _log
 from ..errors import CommandFailed, ConfirmationError
 from . import deadman
 from .runners.runner import Runner
@@ -37,7 +37,7 @@ if TYPE_CHECKING:
 
 __all__ = ["DeadMan", "LocalDeadMan", "RemoteDeadMan", "confirm_on", "deadman_for"]
 
-log = logging.getLogger(__name__)
+log = _log.get(__name__)
 
 DEFAULT_STATE_DIR = "/run/kvmnet"
 

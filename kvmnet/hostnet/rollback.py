@@ -7,11 +7,11 @@ steps did, :func:`run_step` (rollback runs the backend's hint steps with it too)
 from __future__ import annotations
 
 import itertools
-import logging
 import shlex
 import time
 from dataclasses import dataclass, field
 
+from .. import _log
 from ..errors import CommandFailed
 from .inspect import in_runner_netns, process_argv
 from .model.plan import RemoveFile, RunCommand, StartProcess, Step, StopProcess, WriteFile
@@ -28,7 +28,7 @@ from .snapshot import (
 
 __all__ = ["FORK_GRACE", "Journal", "daemon_pid", "roll_back", "run_step"]
 
-log = logging.getLogger(__name__)
+log = _log.get(__name__)
 
 
 @dataclass

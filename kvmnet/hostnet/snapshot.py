@@ -21,12 +21,12 @@ from __future__ import annotations
 
 import base64
 import json
-import logging
 import shlex
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field, replace
 
+from .. import _log
 from .inspect import (
     find_dhcp_clients,
     in_runner_netns,
@@ -53,7 +53,7 @@ __all__ = [
 PROCESS_WAIT = 3.0
 _POLL = 0.05
 
-log = logging.getLogger(__name__)
+log = _log.get(__name__)
 
 
 @dataclass(frozen=True)

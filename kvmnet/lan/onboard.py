@@ -26,11 +26,11 @@ other guests still use it.
 
 from __future__ import annotations
 
-import logging
 import time
 from collections.abc import Callable, Collection
 from typing import TYPE_CHECKING, TypedDict
 
+from .. import _log
 from ..core import validate
 from ..errors import KvmnetError, PartiallyApplied, PreflightRefused
 from .lanplan import DEFAULT_ADDRESS_TIMEOUT, LanPlan, LanResult
@@ -68,7 +68,7 @@ __all__ = [
     "wait_for_address",
 ]
 
-log = logging.getLogger(__name__)
+log = _log.get(__name__)
 
 _POLL_INTERVAL = 1.0
 _MAX_PROBE_GAP = 8.0

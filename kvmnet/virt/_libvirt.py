@@ -9,15 +9,14 @@ to install it: only what connects imports this module, so the rest of kvmnet wor
 
 from __future__ import annotations
 
-import logging
+import _thread
 import os
-import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from types import TracebackType
-from typing import NamedTuple, TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
+from .. import _log
 from ..errors import (
     ConnectionFailed,
     DomainNotFound,
@@ -51,7 +50,10 @@ try:
 except ImportError as exc:  # only connecting needs libvirt: say how to get it, no traceback
     raise _libvirt_missing(exc) from exc
 
-log = logging.getLogger(__name__)
+if TYPE_CHECKING:
+    from ._records import DomainXmls, Lease, NetworkLease, ReadBack
+
+log = _log.get(__name__)
 T = TypeVar("T")
 
 __all__ = [
@@ -91,7 +93,9 @@ ADDR_SRC_ARP = libvirt.VIR_DOMAIN_INTERFACE_ADDRESSES_SRC_ARP
 
 UNSUPPORTED_CODES = frozenset({ERR_NO_SUPPORT, ERR_OPERATION_UNSUPPORTED, ERR_CONFIG_UNSUPPORTED})
 _handler_installed = False
-_event_loop_lock = threading.Lock()
+# threading.Lock is this: the threading module itself loads only when a thread starts (it
+# costs every command-line start a few ms, and the test driver needs no thread).
+_event_loop_lock = _thread.allocate_lock()
 _event_loop_pid: int | None = None  # the process whose thread runs the loop
 
 
@@ -124,6 +128,8 @@ def _ensure_event_loop() -> None:
             return
         if _event_loop_pid is None:
             libvirt.virEventRegisterDefaultImpl()
+        import threading
+
         threading.Thread(target=_run_event_loop, name="kvmnet-libvirt-events", daemon=True).start()
         _event_loop_pid = os.getpid()
 
@@ -161,37 +167,18 @@ class translated:  # lower case: read as a verb, `with translated("..."):`
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        if not isinstance(exc, libvirt.libvirtError):
-            return
-        code = error_code(exc)
-        message = exc.get_error_message() or str(exc)
-        if code == ERR_INVALID_CONN:
-            # libvirt's "invalid connection pointer" is what a closed connection gives.
-            message += " (the connection is closed: use the Host inside its `with` block)"
-        raise LibvirtError(f"{self.what}: {message}", code=code) from exc
+        if isinstance(exc, libvirt.libvirtError):
+            raise _translated(self.what, exc) from exc
 
 
-@dataclass(frozen=True)
-class Lease:
-    """One address libvirt reports for a guest NIC (``interfaceAddresses``)."""
-
-    mac: str
-    address: str
-    prefix: int
-
-
-class DomainXmls(NamedTuple):
-    """A domain's XML texts as `Connection.domain_xmls` read them.
-
-    ``persistent`` is None when the domain is not running (its live XML is its definition);
-    ``error`` says why a text could not be read (then the texts are empty or partial).
-    A named tuple rather than a dataclass: thousands are made per inventory, cheaply.
-    """
-
-    name: str
-    live: str
-    persistent: str | None
-    error: str | None = None
+def _translated(what: str, exc: libvirt.libvirtError) -> LibvirtError:
+    """The `LibvirtError` for ``exc``, naming ``what`` failed."""
+    code = error_code(exc)
+    message = exc.get_error_message() or str(exc)
+    if code == ERR_INVALID_CONN:
+        # libvirt's "invalid connection pointer" is what a closed connection gives.
+        message += " (the connection is closed: use the Host inside its `with` block)"
+    return LibvirtError(f"{what}: {message}", code=code)
 
 
 # virDomainState -> the words `virsh list` prints.
@@ -205,16 +192,6 @@ _STATE_NAMES = {
     6: "crashed",
     7: "pmsuspended",
 }
-
-
-@dataclass(frozen=True)
-class NetworkLease:
-    """One DHCP lease of a libvirt network (``DHCPLeases``); ``expiry`` in epoch seconds."""
-
-    mac: str
-    address: str
-    prefix: int
-    expiry: int
 
 
 class DomainHandle:
@@ -250,8 +227,13 @@ class DomainHandle:
 
     def xml(self, *, inactive: bool = False) -> str:
         """The live XML (``inactive=False``) or the persistent definition."""
-        with translated(f"cannot read the XML of domain {self.name!r} on {self.uri}"):
+        # try/except rather than `translated`: read twice per guest in a bulk switch, and the
+        # message is worth formatting only when the read fails.
+        try:
             return str(self._dom.XMLDesc(XML_INACTIVE if inactive else 0))
+        except libvirt.libvirtError as exc:
+            what = f"cannot read the XML of domain {self.name!r} on {self.uri}"
+            raise _translated(what, exc) from exc
 
     def _device_call(self, verb: str, xml: str, *, live: bool, config: bool) -> None:
         flags = (AFFECT_LIVE if live else 0) | (AFFECT_CONFIG if config else 0)
@@ -290,11 +272,13 @@ class DomainHandle:
         """Addresses per MAC from one source (``ADDR_SRC_*``); raises LibvirtError if it can't."""
         with translated(f"cannot read the addresses of domain {self.name!r} on {self.uri}"):
             raw = self._dom.interfaceAddresses(source, 0) or {}
+        from . import _records
+
         leases: list[Lease] = []
         for info in raw.values():
             mac = str(info.get("hwaddr") or "").lower()
             for addr in info.get("addrs") or []:
-                leases.append(Lease(mac, str(addr["addr"]), int(addr["prefix"])))
+                leases.append(_records.Lease(mac, str(addr["addr"]), int(addr["prefix"])))
         return leases
 
 
@@ -359,6 +343,8 @@ class Connection:
         One listing plus one ``XMLDesc`` per domain and state, nothing more (the MAC
         inventory's floor). A domain whose XML cannot be read comes back with ``error`` set.
         """
+        from ._records import DomainXmls
+
         return self.map_domain_xmls(DomainXmls)
 
     def map_domain_xmls(self, fn: Callable[[str, str, str | None, str | None], T]) -> list[T]:
@@ -402,8 +388,17 @@ class Connection:
             ) from exc
 
     def define_domain(self, xml: str) -> DomainHandle:
-        with translated(f"libvirt on {self.uri} refused the domain definition"):
-            return DomainHandle(self._conn.defineXML(xml), self.uri)
+        return DomainHandle(self._define(xml), self.uri)
+
+    def define(self, xml: str) -> None:
+        """`define_domain` without the handle (no ``name()`` call): a bulk switch's defines."""
+        self._define(xml)
+
+    def _define(self, xml: str) -> libvirt.virDomain:
+        try:
+            return self._conn.defineXML(xml)
+        except libvirt.libvirtError as exc:
+            raise _translated(f"libvirt on {self.uri} refused the domain definition", exc) from exc
 
     def network_xmls(self) -> list[tuple[str, bool, str]]:
         """(name, active, XML) of every libvirt network, in one listing."""
@@ -427,6 +422,8 @@ class Connection:
 
     def network_leases(self, name: str) -> list[NetworkLease]:
         """The network's current DHCP leases, with when each expires (seconds since epoch)."""
+        from ._records import NetworkLease
+
         with translated(f"cannot read the DHCP leases of network {name!r} on {self.uri}"):
             net = self._conn.networkLookupByName(name)
             raw = net.DHCPLeases() or []
@@ -490,13 +487,6 @@ def open_connection(
     return Connection(conn, uri, keepalive=keepalive, readback_timeout=readback_timeout)
 
 
-class ReadBack(NamedTuple):
-    """A domain as a fresh connection sees it: ``live`` None when it is not running."""
-
-    live: str | None
-    persistent: str | None
-
-
 def read_back(
     uri: str, name: str, *, keepalive: tuple[int, int] | None, timeout: float
 ) -> ReadBack:
@@ -509,6 +499,10 @@ def read_back(
     daemon costs ``timeout`` seconds, not forever. Raises `ConnectionFailed` if no
     attempt succeeded, `DomainNotFound` if the domain is gone.
     """
+    import threading
+
+    from ._records import ReadBack
+
     deadline = time.monotonic() + timeout
     last: BaseException | None = None
     while True:
@@ -539,6 +533,8 @@ def read_back(
 def _read_back_once(
     uri: str, name: str, keepalive: tuple[int, int] | None, box: list[ReadBack | BaseException]
 ) -> None:
+    from ._records import ReadBack
+
     try:
         conn = open_connection(uri, keepalive=keepalive)
         try:
@@ -551,3 +547,20 @@ def _read_back_once(
             conn.close()
     except Exception as exc:  # the caller reports it; a thread must not die silently
         box.append(exc)
+
+
+# The records live in kvmnet.virt._records (see there); their old names here still work.
+_RECORDS = frozenset({"DomainXmls", "Lease", "NetworkLease", "ReadBack"})
+
+
+def _record(name: str) -> object:
+    if name not in _RECORDS:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    from . import _records
+
+    return getattr(_records, name)
+
+
+# Only at run time: type checkers read the TYPE_CHECKING import above (as kvmnet/__init__.py).
+if not TYPE_CHECKING:
+    __getattr__ = _record

@@ -11,12 +11,12 @@ MACs is reported with source "probe".
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from .. import _log
 from ..errors import KvmnetError
 from . import _libvirt
 
@@ -27,7 +27,7 @@ if TYPE_CHECKING:
 
 __all__ = ["GuestAddress", "guest_addresses"]
 
-log = logging.getLogger(__name__)
+log = _log.get(__name__)
 
 _PROC_ARP = Path("/proc/net/arp")
 

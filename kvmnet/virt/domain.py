@@ -29,17 +29,14 @@ connection reads back what stands and `ConnectionLost` says it.
 from __future__ import annotations
 
 import dataclasses
-import logging
-import re
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from lxml import etree
 
+from .. import _log
 from ..core import validate
-from ..core.change import Change
 from ..core.domainxml import (
     DomainXML,
     GuestInterface,
@@ -61,6 +58,7 @@ from ..mode import Mode
 from . import _libvirt
 
 if TYPE_CHECKING:
+    from ..core.change import Change
     from ..host import Host
     from ..hostnet.runners.runner import Runner
     from ._libvirt import DomainHandle
@@ -69,15 +67,13 @@ if TYPE_CHECKING:
 
 __all__ = ["Domain"]
 
-log = logging.getLogger(__name__)
+log = _log.get(__name__)
 
 #: Seconds a bounced link stays down: the guest's carrier poll must notice (about 0.2 s
 #: for virtio-net under Linux), so a down/up pair faster than this is missed.
 BOUNCE_SECONDS = 1.0
 # How often add_interface(mac=None) draws a new MAC when another writer took it meanwhile.
 _MAC_ATTEMPTS = 5
-# A running domain's XML: <domain type='kvm' id='7'> (a shut-off one has no id).
-_RUNNING_ID = re.compile(r"\s*<domain\b[^>]*\sid=")
 # How often a guarded defineXML makes its edit again on a definition another writer changed.
 _DEFINE_ATTEMPTS = 5
 #: Called with the Domain right before a guarded define re-reads the definition: the window
@@ -86,26 +82,41 @@ _DEFINE_ATTEMPTS = 5
 _before_define_check: Callable[[Domain], None] | None = None
 
 
-@dataclasses.dataclass
 class _Plan:
-    """What one edit will do; built first so that dry runs and real runs share it."""
+    """What one edit will do; built first so that dry runs and real runs share it.
 
-    action: str
-    before: str
-    after: str
-    interface: GuestInterface
-    notes: list[str]
+    A plain class: internal and mutable, and a dataclass would compile its methods when this
+    module is imported (every command-line start, even a listing that plans nothing). The
+    optional parts are class attributes until set: one plan per guest of a bulk switch.
+    """
+
     live_new: str | None = None  # device XML for the running guest
     live_old: str | None = None  # device XML that undoes it
-    live_verb: str = "update"  # update / attach / detach
-    mac: str | None = None
+    live_verb = "update"  # update / attach / detach
     # The persistent change as a device-level call: the device XML and the verb.
     config_xml: str | None = None
-    config_verb: str = "update"
+    config_verb = "update"
     # The live and persistent device agree: LIVE|CONFIG in one call.
-    one_call: bool = False
+    one_call = False
     # The same edit on a fresh definition text -> (after, notes), for the guarded define.
     redo: Callable[[str], tuple[str, list[str]]] | None = None
+
+    def __init__(
+        self,
+        action: str,
+        before: str,
+        after: str,
+        interface: GuestInterface,
+        notes: list[str],
+        *,
+        mac: str | None = None,
+    ) -> None:
+        self.action = action
+        self.before = before
+        self.after = after
+        self.interface = interface
+        self.notes = notes
+        self.mac = mac
 
 
 class Domain:
@@ -293,6 +304,17 @@ class Domain:
         """
         network = validate.network_name(network)
         iface, live, dry_run, bounce_link = _edit_args(iface, live, dry_run, bounce_link)
+        return self._use_nat(network, iface, live, dry_run, bounce_link)
+
+    def _use_nat(
+        self,
+        network: str,
+        iface: IfaceSelector,
+        live: bool | None,
+        dry_run: bool,
+        bounce_link: bool | float,
+    ) -> Change:
+        """`use_nat` with its arguments checked already (a bulk call checks them once)."""
         net = self.host.network(network)
         change = self._switch("use_nat", "network", network, iface, live, dry_run, bounce_link)
         if net.mode is not Mode.NAT:
@@ -311,8 +333,14 @@ class Domain:
         dry_run: bool,
         bounce_link: bool | float,
     ) -> Change:
-        with self._reported_if_lost(action):
+        try:
             return self._switch_now(action, new_type, name, iface, live, dry_run, bounce_link)
+        except ConnectionLost:
+            raise
+        except KvmnetError as exc:
+            if not self.host.connection.is_lost():
+                raise
+            raise self._not_sent(action, exc) from exc
 
     def _switch_now(
         self,
@@ -427,8 +455,14 @@ class Domain:
             UntrustedPath: the MAC ledger is writable by another user.
             NetworkNotFound: no libvirt network called ``network``.
         """
-        with self._reported_if_lost("add_interface"):
+        try:
             return self._add(bridge, network, mac, model, live, dry_run)
+        except ConnectionLost:
+            raise
+        except KvmnetError as exc:
+            if not self.host.connection.is_lost():
+                raise
+            raise self._not_sent("add_interface", exc) from exc
 
     def _add(
         self,
@@ -570,8 +604,14 @@ class Domain:
         iface = iface_selector(iface)
         live = validate.optional_flag(live, "live")
         dry_run = validate.flag(dry_run, "dry_run")
-        with self._reported_if_lost("remove_interface"):
+        try:
             return self._remove(iface, live, dry_run)
+        except ConnectionLost:
+            raise
+        except KvmnetError as exc:
+            if not self.host.connection.is_lost():
+                raise
+            raise self._not_sent("remove_interface", exc) from exc
 
     def _remove(self, iface: IfaceSelector, live: bool | None, dry_run: bool) -> Change:
         running, persistent, live_text = self._read_state(live)
@@ -650,7 +690,7 @@ class Domain:
         persistent_hint, self._persistent_hint = self._persistent_hint, None
         if hint is None:
             live_text: str | None = self._handle.xml()
-            running = live_text is not None and _RUNNING_ID.match(live_text) is not None
+            running = live_text is not None and _has_running_id(live_text)
         else:
             running = hint
             live_text = self._handle.xml() if running else None
@@ -674,26 +714,20 @@ class Domain:
             )
         return running, persistent, live_text
 
-    @contextmanager
-    def _reported_if_lost(self, action: str) -> Iterator[None]:
+    def _not_sent(self, action: str, exc: KvmnetError) -> ConnectionLost:
         """A daemon lost before any write: say that nothing changed (no write was sent).
 
-        Losses during the writes are read back by `_lost`; those pass through.
+        Each edit raises it for an error on a lost connection that is not a ConnectionLost
+        already (losses during the writes are read back by `_lost`), catching it itself: a
+        context manager's generator cost every guest of a bulk switch its set-up.
         """
-        try:
-            yield
-        except ConnectionLost:
-            raise
-        except KvmnetError as exc:
-            if not self.host.connection.is_lost():
-                raise
-            raise ConnectionLost(
-                f"domain {self.name!r} on {self.host.uri}: libvirtd stopped answering before "
-                f"{action} sent any change ({exc}). Outcome: not applied; nothing was changed: "
-                "run the same call again when libvirtd answers",
-                uri=self.host.uri,
-                outcome="not applied",
-            ) from exc
+        return ConnectionLost(
+            f"domain {self.name!r} on {self.host.uri}: libvirtd stopped answering before "
+            f"{action} sent any change ({exc}). Outcome: not applied; nothing was changed: "
+            "run the same call again when libvirtd answers",
+            uri=self.host.uri,
+            outcome="not applied",
+        )
 
     def _run(self, plan: _Plan, *, live: bool | None, dry_run: bool, persistent: bool) -> Change:
         if dry_run:
@@ -776,7 +810,7 @@ class Domain:
                 _before_define_check(self)
             current = self._handle.xml(inactive=True)
             if current == plan.before:
-                self.host.connection.define_domain(plan.after)
+                self.host.connection.define(plan.after)
                 return
             if plan.redo is None:
                 break
@@ -879,8 +913,19 @@ class Domain:
             ) from exc
 
     def _change(self, plan: _Plan, *, dry_run: bool, live: bool, config: bool) -> Change:
-        iface = self._resolve((plan.interface,))[0]
-        return Change(
+        # Imported here (a listing makes no Change: not on every CLI start), and by its full
+        # name: a relative import in a function resolves its package in Python on every call.
+        from kvmnet.core.change import Change
+
+        iface = plan.interface
+        mode = self.host.network_index().mode_of(iface.type, iface.source)
+        if mode is not iface.mode:  # as _resolve does, for one interface
+            iface = dataclasses.replace(iface, mode=mode)
+        # The frozen dataclass's __init__ sets each field through object.__setattr__; filling
+        # __dict__ at once is several times faster, and a bulk switch makes one per guest
+        # (a test holds the fields to Change's).
+        change: Change = object.__new__(Change)
+        change.__dict__.update(
             domain=self.name,
             action=plan.action,
             before=plan.before,
@@ -892,6 +937,7 @@ class Domain:
             notes=tuple(plan.notes),
             uri=self.host.uri,
         )
+        return change
 
     # -- addresses ----------------------------------------------------------------------
 
@@ -976,6 +1022,27 @@ class Domain:
         return table + _html.section(
             "Next boot differs", *(f"<div>{_html.escape(x)}</div>" for x in lines)
         )
+
+
+def _has_running_id(xml: str) -> bool:
+    """Whether domain XML is a running domain's: ``<domain type='kvm' id='7'>`` (a shut-off
+    one has no ``id``). The regex ``\\s*<domain\\b[^>]*\\sid=`` as a match, written out:
+    compiling it cost every command-line start more than the test."""
+    head = xml.lstrip()
+    if not head.startswith("<domain"):
+        return False
+    tag = head[len("<domain") :]
+    if tag[:1].isalnum() or tag[:1] == "_":
+        return False  # <domains ...>: another element (a regex's \b)
+    end = tag.find(">")
+    if end >= 0:
+        tag = tag[:end]
+    at = tag.find("id=", 1)
+    while at >= 0:
+        if tag[at - 1].isspace():
+            return True
+        at = tag.find("id=", at + 1)
+    return False
 
 
 def _edit_args(

@@ -16,7 +16,6 @@ from __future__ import annotations
 import gc
 import hashlib
 import json
-import logging
 import os
 import random
 import re
@@ -26,6 +25,7 @@ from enum import Enum
 from typing import TYPE_CHECKING, Protocol, cast
 from urllib.parse import urlsplit
 
+from .. import _log
 from ..core import validate
 from ..core.macs import (
     DEFAULT_PREFIX,
@@ -53,7 +53,7 @@ if TYPE_CHECKING:
 
 __all__ = ["MAX_COUNT", "MacAllocator", "MacMode", "SourceReport", "ledger_for"]
 
-log = logging.getLogger(__name__)
+log = _log.get(__name__)
 
 # Random draws before concluding the space is dense and walking a permutation of it instead:
 # at 90 % occupancy 32 misses in a row happen with probability 0.9**32 = 3 %.

@@ -21,7 +21,6 @@ Usage::
 from __future__ import annotations
 
 import json
-import logging
 import os
 import secrets
 import time
@@ -29,6 +28,7 @@ from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from .. import _log
 from ..errors import UntrustedPath
 from ..hostnet.trust import Trust, check_file, trusted_dir
 
@@ -37,7 +37,7 @@ if TYPE_CHECKING:
 
 __all__ = ["DEFAULT_TTL", "LEDGER_TRUST", "MacLedger", "check_private_dir", "default_state_dir"]
 
-log = logging.getLogger(__name__)
+log = _log.get(__name__)
 
 DEFAULT_TTL = 600.0
 _DB = "mac-claims.sqlite"

@@ -27,13 +27,13 @@ from __future__ import annotations
 
 import ipaddress
 import json
-import logging
 import socket
 import sys
 import time
 from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 
+from .. import _log
 from ..core import validate
 from ..errors import InvalidType, KvmnetError
 from ..hostnet.runners.runner import LocalRunner, Runner, default_runner
@@ -51,7 +51,7 @@ __all__ = [
     "sweep_targets",
 ]
 
-log = logging.getLogger(__name__)
+log = _log.get(__name__)
 
 #: The largest sweep `probe` does: the usable addresses of a /22.
 DEFAULT_MAX_ADDRESSES = 1022

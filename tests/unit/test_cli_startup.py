@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from kvmnet.cli import _parser_for, build_parser
+from kvmnet.cli import _COMMAND_MODULES, _MODULES, _parser_for, build_parser
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -30,7 +30,8 @@ with contextlib.redirect_stdout(out):
     except SystemExit as exc:
         status = exc.code
 heavy = sorted(m for m in ("libvirt", "libvirtmod", "lxml", "lxml.etree") if m in sys.modules)
-print(json.dumps({"status": status, "heavy": heavy, "out": out.getvalue()}))
+print(json.dumps({"status": status, "heavy": heavy, "out": out.getvalue(),
+                  "logging": "logging" in sys.modules}))
 """
 
 
@@ -80,6 +81,65 @@ def test_a_listing_does_import_libvirt() -> None:
     report = _run("-c", "test:///default", "domains")
     assert report["status"] is None
     assert "libvirt" in str(report["heavy"])
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [("domains",), ("bridge", "test", "br0", "--dry-run"), ("domains", "--json")],
+)
+def test_a_run_that_logs_nothing_never_imports_logging(argv: tuple[str, ...]) -> None:
+    # kvmnet._log: the log starts at the first record that could be shown; none here.
+    report = _run("-c", "test:///default", *argv)
+    assert report["status"] is None
+    assert report["out"]
+    assert report["logging"] is False
+
+
+def test_a_warning_still_reaches_the_log_when_logging_was_not_loaded() -> None:
+    # The test driver cannot change a running guest: the library warns, and the command's
+    # log (started by that first warning) shows it as always.
+    result = subprocess.run(
+        [sys.executable, "-m", "kvmnet", "-c", "test:///default", "bridge", "test", "br0"],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stderr.startswith("kvmnet: WARNING: domain 'test': libvirt at test:///default")
+
+
+def test_each_command_is_registered_by_the_module_the_table_names() -> None:
+    # A run imports only its command's module: the table must name every command's own.
+    import importlib
+
+    registered: dict[str, str] = {}
+    for module in _MODULES:
+        parser = argparse.ArgumentParser()
+        sub = parser.add_subparsers()
+        importlib.import_module(f"kvmnet.cli.{module}").register(sub)
+        registered.update(dict.fromkeys(sub.choices, module))
+    assert registered == _COMMAND_MODULES
+
+
+def test_a_run_imports_only_its_commands_module() -> None:
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "import sys\n"
+            "from kvmnet.cli import _parser_for\n"
+            "_parser_for(['-c', 'test:///default', 'domains'])\n"
+            "print(sorted(m for m in sys.modules if m.startswith('kvmnet.cli.')))\n",
+        ],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        check=True,
+    )
+    loaded = set(json.loads(result.stdout.replace("'", '"')))
+    assert "kvmnet.cli.domains" in loaded
+    assert not loaded & {f"kvmnet.cli.{m}" for m in _MODULES if m != "domains"}
 
 
 # Command lines whose parse must not depend on building only their command's parser: global

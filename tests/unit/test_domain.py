@@ -341,3 +341,45 @@ def test_a_next_boot_only_nic_of_a_running_guest_is_selectable_by_mac(
     assert mac not in {i.mac for i in dom.persistent_interfaces}
     with pytest.raises(InterfaceNotFound, match="52:54:00:77:00:42"):
         dom.remove_interface(mac)
+
+
+_RUNNING_PIECES = [
+    "<domain", "<domains", "<domain_", "<domainé", " ", "\t", "\n", "\u00a0", "\u2003", "id=",
+    "id", "=", ">", "<", "'", "type='kvm'", "x", "_", "<devices>", "uuid=",
+]  # fmt: skip
+
+
+def test_a_running_domains_id_is_found_as_the_regex_finds_it() -> None:
+    # _has_running_id is the regex below written out (so no start compiles it).
+    import re
+
+    from hypothesis import given, settings
+    from hypothesis import strategies as st
+
+    from kvmnet.virt.domain import _has_running_id
+
+    regex = re.compile(r"\s*<domain\b[^>]*\sid=")
+
+    @settings(max_examples=600)
+    @given(st.lists(st.sampled_from(_RUNNING_PIECES), max_size=14).map("".join))
+    def check(text: str) -> None:
+        assert _has_running_id(text) == (regex.match(text) is not None), text
+
+    check()
+    assert _has_running_id("<domain type='kvm' id='7'>\n  <name>a</name>")
+    assert not _has_running_id("<domain type='kvm'>\n  <uuid>x</uuid>id=")
+
+
+def test_a_change_made_by_an_edit_is_the_dataclass_its_fields_make() -> None:
+    # Domain._change fills the frozen dataclass's __dict__ directly (bulk speed): every field,
+    # nothing else, and equal to the Change its __init__ would make.
+    import dataclasses
+
+    from kvmnet.core.change import Change
+
+    with kvmnet.connect("test:///default") as host:
+        change = host.domain("test").use_bridge("br0", dry_run=True)
+    assert set(vars(change)) == {f.name for f in dataclasses.fields(Change)}
+    assert change == Change(**vars(change))
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        change.dry_run = False  # type: ignore[misc]

@@ -228,3 +228,43 @@ def test_local_space_is_every_unicast_local_mac(index: int) -> None:
     assert not is_multicast(mac)
     assert space.index_of(mac) == index
     assert space.index_of(0x00163E000000) is None  # globally administered
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "52:54:00:ab:cd:ef", "02:00:00:00:00:01", "fe:54:00:00:00:01", "00:00:00:00:00:01",
+        "00:00:00:00:00:00", "ff:ff:ff:ff:ff:ff", "01:00:5e:00:00:01", "33:33:00:00:00:01",
+        "0f:00:00:00:00:00", "52:54:00:AB:CD:EF", "52-54-00-ab-cd-ef", "5254.00ab.cdef",
+        " 52:54:00:ab:cd:ef", "52:54:00:ab:cd", "52:54:00:ab:cd:ef:00", "g2:54:00:ab:cd:ef",
+    ],
+)  # fmt: skip
+def test_validate_mac_answers_as_normalize_mac(text: str) -> None:
+    # validate.mac takes a short cut for MACs already in normal form: same answers, same errors.
+    from kvmnet.core import validate
+    from kvmnet.core.macs import normalize_mac
+    from kvmnet.errors import InvalidMac
+
+    try:
+        expected: str | None = normalize_mac(text)
+    except InvalidMac as exc:
+        with pytest.raises(InvalidMac) as got:
+            validate.mac(text)
+        assert str(got.value) == str(exc)
+    else:
+        assert validate.mac(text) == expected
+
+
+@given(st.integers(min_value=0, max_value=(1 << 48) - 1))
+def test_validate_mac_of_any_normal_form_mac_is_normalize_macs(value: int) -> None:
+    from kvmnet.core import validate
+    from kvmnet.core.macs import normalize_mac
+
+    text = int_to_mac(value)
+    try:
+        expected = normalize_mac(text)
+    except InvalidMac:
+        with pytest.raises(InvalidMac):
+            validate.mac(text)
+    else:
+        assert validate.mac(text) == expected

@@ -99,3 +99,50 @@ def test_host_networks_and_lookup(tmp_path: Path) -> None:
         assert host.network("default").bridge == "virbr0"
         with pytest.raises(NetworkNotFound, match=r"'nope'.*networks: default, isolated"):
             host.network("nope")
+
+
+def _by_ipaddress(address: str, prefix: str | None) -> tuple[str, str] | None:
+    import ipaddress
+
+    try:
+        iface = ipaddress.ip_interface(f"{address}/{prefix}" if prefix else address)
+    except ValueError:
+        return None
+    return str(iface.network), str(iface)
+
+
+_ADDRESSES = [
+    "192.168.122.1", "10.0.0.0", "0.0.0.0", "255.255.255.255", "1.2.3.4", "01.2.3.4",
+    "1.2.3.04", "256.1.1.1", "1.2.3", "1.2.3.4.5", "1..3.4", " 1.2.3.4", "1.2.3.4 ",
+    "\uff11.2.3.4", "1.2.3.+4", "fd00::1", "::", "1.2.3.-4", "", "1.2.3.4/8",
+]  # fmt: skip
+_PREFIXES = [
+    None, "", "0", "8", "24", "024", "32", "33", "-1", "+24", "\uff12\uff14", "255.255.255.0",
+    "255.255.0.0", "0.0.0.0", "255.255.255.255", "0.0.0.255", "255.0.255.0", "255.255.255",
+    "255.255.255.00", "64", "128", "ffff::",
+]  # fmt: skip
+
+
+@pytest.mark.parametrize("address", _ADDRESSES)
+def test_subnets_are_what_ipaddress_says(address: str) -> None:
+    # Network parsing skips importing ipaddress for plain IPv4: the answers must not differ.
+    from kvmnet.core.network import _subnet_and_address
+
+    for prefix in _PREFIXES:
+        expected = _by_ipaddress(address, prefix) if address else None
+        assert _subnet_and_address(address, prefix) == expected, (address, prefix)
+
+
+def test_random_ipv4_subnets_are_what_ipaddress_says() -> None:
+    import random
+
+    from kvmnet.core.network import _subnet_and_address
+
+    rng = random.Random(9)
+    for _ in range(2000):
+        address = ".".join(str(rng.randrange(256)) for _ in range(4))
+        length = rng.randrange(33)
+        mask = (0xFFFFFFFF << (32 - length)) & 0xFFFFFFFF
+        netmask = ".".join(str(mask >> s & 255) for s in (24, 16, 8, 0))
+        for prefix in (str(length), netmask):
+            assert _subnet_and_address(address, prefix) == _by_ipaddress(address, prefix)

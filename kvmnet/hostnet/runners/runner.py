@@ -20,7 +20,6 @@ shared apply mechanism executes that plan through the same runner.
 from __future__ import annotations
 
 import contextlib
-import logging
 import os
 import posixpath
 import shlex
@@ -31,6 +30,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol, runtime_checkable
 
+from ... import _log
 from ...core.names import validate_netns_name
 from ...errors import CommandFailed
 
@@ -46,7 +46,7 @@ __all__ = [
     "is_read_only",
 ]
 
-log = logging.getLogger(__name__)
+log = _log.get(__name__)
 
 DEFAULT_TIMEOUT = 60.0
 

@@ -37,7 +37,6 @@ import contextlib
 import hashlib
 import io
 import json
-import logging
 import os
 import shlex
 import shutil
@@ -49,6 +48,7 @@ import zipfile
 from collections.abc import Sequence
 from pathlib import Path
 
+from ... import _log
 from ...core.names import validate_netns_name
 from ...errors import CommandFailed
 from .machine import LOCAL, Machine
@@ -56,7 +56,7 @@ from .runner import DEFAULT_TIMEOUT, CommandResult, LocalRunner, Runner
 
 __all__ = ["REMOTE_LIB", "SSH_FAILED", "SshRunner", "kvmnet_zip", "runner_machine"]
 
-log = logging.getLogger(__name__)
+log = _log.get(__name__)
 
 #: ssh's exit status when the connection itself failed (not the remote command).
 SSH_FAILED = 255
