@@ -101,6 +101,39 @@ def check_private_dir(directory: Path, *, create: bool = True) -> None:
     trusted_dir(directory, create=create, trust=LEDGER_TRUST)
 
 
+
+def _open_db(path: Path) -> sqlite3.Connection:
+    """Open the database and set it up (WAL, schema), waiting out other processes doing it.
+
+    Two processes opening a new ledger at the same moment both switch it to WAL and create
+    the table; SQLite answers one of them "database is locked" at once, without waiting for
+    the busy timeout. Taken for an unusable ledger, that let both processes claim the same
+    MAC (the race test caught it in CI); it is retried until ``_BUSY_TIMEOUT`` instead.
+    """
+    import sqlite3  # imported on use: `kvmnet --help` must not pay for it
+
+    deadline = time.monotonic() + _BUSY_TIMEOUT
+    delay = 0.005
+    while True:
+        db = sqlite3.connect(
+            path, timeout=_BUSY_TIMEOUT, isolation_level=None, check_same_thread=False
+        )
+        try:
+            # WAL: readers never wait for a writer; NORMAL: no fsync per claim (claims are
+            # short-lived and a lost one after a power cut is a non-event).
+            db.execute("PRAGMA journal_mode=WAL")
+            db.execute("PRAGMA synchronous=NORMAL")
+            for statement in _SCHEMA:
+                db.execute(statement)
+            return db
+        except sqlite3.OperationalError as exc:
+            db.close()
+            busy = getattr(exc, "sqlite_errorcode", None) in (5, 6) or "locked" in str(exc)
+            if not busy or time.monotonic() >= deadline:
+                raise
+            time.sleep(delay)
+            delay = min(delay * 2, 0.1)
+
 def _check_db_files(path: Path) -> None:
     """Create the database 0600 if missing; check it and SQLite's side files.
 
@@ -206,15 +239,7 @@ class MacLedger:
         try:
             check_private_dir(self.directory)
             _check_db_files(self.path)
-            db = sqlite3.connect(
-                self.path, timeout=_BUSY_TIMEOUT, isolation_level=None, check_same_thread=False
-            )
-            # WAL: readers never wait for a writer; NORMAL: no fsync per claim (claims are
-            # short-lived and a lost one after a power cut is a non-event).
-            db.execute("PRAGMA journal_mode=WAL")
-            db.execute("PRAGMA synchronous=NORMAL")
-            for statement in _SCHEMA:
-                db.execute(statement)
+            db = _open_db(self.path)
         except UntrustedPath:
             raise
         except (OSError, sqlite3.Error) as exc:
