@@ -81,6 +81,6 @@ def lab(libvirt_session_lab: LibvirtLab) -> Iterator[LibvirtLab]:
     if died is not None:
         tail = shared.stderr_tail()
         shared.restart_daemon()
-        shared.guests.clear()
+        shared.destroy_guests()  # the restarted daemon still holds this test's definitions
         pytest.fail(f"the shared libvirtd died during this test (exit {died}):\n{tail}")
     shared.destroy_guests()
