@@ -3,6 +3,7 @@ validated by the REAL ``nmcli --offline`` (no daemon, no root)."""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -365,7 +366,7 @@ def test_rollback_finds_a_profile_without_uuid_by_id_or_file_name(
 def test_the_bridges_own_profile_is_merged_and_outranked(tmp_path: Path, nmcli: str) -> None:
     own = (
         "[connection]\nid=lan bridge\ntype=bridge\ninterface-name=br0\nautoconnect-priority=3\n"
-        "[bridge]\nstp=true\nvlan-filtering=true\n[ipv6]\nmethod=ignore\n"
+        "[bridge]\nstp=true\nvlan-filtering=true\n[ipv4]\nmethod=manual\n[ipv6]\nmethod=ignore\n"
     )
     plan = keyfile_plan(tmp_path, {"Wired.nmconnection": UPLINK_KEYFILE, "br.nmconnection": own})
     bridge, _ = keyfiles_of(plan)
@@ -488,3 +489,177 @@ def test_runtime_refusals(reply: str, check: str) -> None:
     with pytest.raises(PreflightRefused, match="Wired connection 1") as caught:
         NmcliBackend(runner=runner).plan_enslave(BridgeRequest(NIC, "br0"), current)
     assert caught.value.check == check
+
+
+# Held-out campaign (2026-12-02, finding H): a profile without [ipv4]/[ipv6] is NetworkManager's
+# default method=auto (DHCP/SLAAC). implicit-dhcp-*: the campaign's minimal form of cloud-init's
+# large_v1 expected_network_manager; cloud-init-large_v1-*: that expectation itself, and
+# cloud-init-ipv6-without-method: v2-mixed-routes-no-ipv6-addr's ([ipv6] without method=), from
+# https://github.com/canonical/cloud-init/blob/04eacd06ee60de9dbb9e7be784be20dab7342c1a/tests/unittests/net/network_configs.py
+HELDOUT = DATA / "heldout"
+ETH0 = LinkState("eth0", "c0:d6:9f:2c:e8:80")
+
+
+def heldout_plan(tmp_path: Path, files: dict[str, str], **kwargs: object) -> Plan:
+    """Plan bridging eth0 with ``files`` (name -> text) as the keyfile folder of an image."""
+    d = tmp_path / "root/etc/NetworkManager/system-connections"
+    d.mkdir(parents=True)
+    for name, text in files.items():
+        (d / name).write_text(text)
+    current = HostState(nic=ETH0, bridge=None, files=LocalRunner())
+    backend = NmcliBackend(root=str(tmp_path / "root"), runner=LocalRunner(), **kwargs)  # type: ignore[arg-type]
+    return backend.plan_enslave(BridgeRequest("eth0", "br0"), current)
+
+
+def heldout(name: str) -> str:
+    return (HELDOUT / name).read_text()
+
+
+def nm_reads(nmcli: str, text: str) -> Keyfile:
+    """The profile as NetworkManager reads it (normalised by the real ``nmcli --offline``)."""
+    out = LocalRunner().run(
+        [nmcli, "--offline", "connection", "modify", "connection.zone", ""], input=text
+    )
+    return Keyfile.parse(out.stdout)
+
+
+def implicit(section: str) -> str:
+    """The refusal's note on a left-out section, as a pattern."""
+    return re.escape(f"has no [{section}] section, which NetworkManager reads as method=auto")
+
+
+@pytest.mark.parametrize(
+    ("nic", "br", "match"),
+    [
+        # The finding: the NIC's DHCP would have been dropped for br0's static address.
+        (
+            heldout("implicit-dhcp-eth0.nmconnection"),
+            heldout("implicit-dhcp-br0.nmconnection"),
+            rf"\[ipv4\] method: br0\.nmconnection and eth0\.nmconnection disagree "
+            rf"\('manual' vs 'auto'; eth0\.nmconnection {implicit('ipv4')}",
+        ),
+        # The same written out was refused before: still refused, the same way.
+        (
+            heldout("implicit-dhcp-eth0.nmconnection") + "\n[ipv4]\nmethod=auto\n",
+            heldout("implicit-dhcp-br0.nmconnection"),
+            r"\[ipv4\] method: .*\('manual' vs 'auto'\); make them agree",
+        ),
+        # SLAAC lost the same way: the NIC says nothing of IPv6, br0 ignores it.
+        (
+            heldout("implicit-dhcp-eth0.nmconnection") + "\n[ipv4]\nmethod=manual\n"
+            "address1=192.168.14.1/24\n",
+            heldout("implicit-dhcp-br0.nmconnection").replace(
+                "address1=192.168.14.1/24\nmethod=manual", "method=disabled"
+            ),
+            r"\[ipv4\] method: .*\('disabled' vs 'manual'\)",
+        ),
+        (
+            heldout("implicit-dhcp-eth0.nmconnection") + "\n[ipv4]\nmethod=disabled\n",
+            heldout("implicit-dhcp-br0.nmconnection").replace(
+                "address1=192.168.14.1/24\nmethod=manual", "method=disabled"
+            ),
+            rf"\[ipv6\] method: .*\('ignore' vs 'auto'; eth0\.nmconnection {implicit('ipv6')}",
+        ),
+        # And the other way round: br0's own profile without [ipv4] runs DHCP on br0.
+        (
+            heldout("implicit-dhcp-eth0.nmconnection") + "\n[ipv4]\nmethod=manual\n"
+            "address1=192.168.14.1/24\n[ipv6]\nmethod=ignore\n",
+            "[connection]\nid=br0\ntype=bridge\ninterface-name=br0\n\n[bridge]\nstp=false\n",
+            rf"\('auto' vs 'manual'; br0\.nmconnection {implicit('ipv4')}",
+        ),
+        # cloud-init's own files: eth0 without [ipv4] next to a static br0.
+        (
+            heldout("cloud-init-large_v1-eth0.nmconnection"),
+            heldout("cloud-init-large_v1-br0.nmconnection"),
+            rf"\('manual' vs 'auto'; eth0\.nmconnection {implicit('ipv4')}",
+        ),
+    ],
+)
+def test_a_left_out_ip_method_conflicts_like_a_written_one(
+    tmp_path: Path, nic: str, br: str, match: str
+) -> None:
+    with pytest.raises(PreflightRefused, match=match) as caught:
+        heldout_plan(tmp_path, {"eth0.nmconnection": nic, "br0.nmconnection": br}, validate=False)
+    assert caught.value.check == "keyfile-conflict"
+
+
+def test_a_profile_without_ip_sections_bridges_as_dhcp_and_slaac(
+    tmp_path: Path, nmcli: str
+) -> None:
+    """No br0 profile: the bridge's profile leaves [ipv4]/[ipv6] out as the NIC's did, and
+    NetworkManager reads it exactly as it read the NIC's: method=auto for both (and the same
+    IPv6 address generation, which a written [ipv6] without addr-gen-mode= would change)."""
+    nic = heldout("implicit-dhcp-eth0.nmconnection")
+    plan = heldout_plan(tmp_path, {"eth0.nmconnection": nic})  # validated by the real nmcli
+    files = {Path(s.path).name: s.content for s in plan.steps if isinstance(s, WriteFile)}
+    bridge = files["kvmnet-br0.nmconnection"]
+    assert "ipv4" not in Keyfile.parse(bridge).sections
+    want, got = nm_reads(nmcli, nic), nm_reads(nmcli, bridge)
+    assert want.get("ipv4", "method") == got.get("ipv4", "method") == "auto"
+    assert want.get("ipv6", "method") == got.get("ipv6", "method") == "auto"
+    assert want.sections["ipv6"] == got.sections["ipv6"]
+    port = nm_reads(nmcli, files["kvmnet-br0-port-eth0.nmconnection"])
+    assert "ipv4" not in port.sections and "ipv6" not in port.sections
+
+
+def test_left_out_methods_that_agree_are_merged(tmp_path: Path, nmcli: str) -> None:
+    nic = heldout("implicit-dhcp-eth0.nmconnection")
+    # Neither writes [ipv4]/[ipv6]: both DHCP/SLAAC, br0's [bridge] settings carried.
+    own = "[connection]\nid=br0\ntype=bridge\ninterface-name=br0\n\n[bridge]\nhello-time=3\n"
+    bridge, _ = keyfiles_of_eth0(
+        heldout_plan(tmp_path, {"eth0.nmconnection": nic, "br0.nmconnection": own})
+    )
+    assert bridge.get("bridge", "hello-time") == "3"
+    assert "ipv4" not in bridge.sections and "ipv6" not in bridge.sections
+    # br0 says auto with a DNS server: it agrees with the NIC's implicit auto and is carried.
+    own += "\n[ipv4]\nmethod=auto\ndns=192.0.2.53;\n"
+    bridge, _ = keyfiles_of_eth0(
+        heldout_plan(tmp_path / "2", {"eth0.nmconnection": nic, "br0.nmconnection": own})
+    )
+    assert (bridge.get("ipv4", "method"), bridge.get("ipv4", "dns")) == ("auto", "192.0.2.53;")
+    assert "ipv6" not in bridge.sections
+
+
+def test_no_profile_for_the_nic_does_not_guess_its_ipv6(tmp_path: Path, nmcli: str) -> None:
+    """IP settings from the kernel say nothing of IPv6: br0's own [ipv6] is carried, not
+    refused for a method the NIC never stated."""
+    own = heldout("implicit-dhcp-br0.nmconnection").replace(
+        "address1=192.168.14.1/24\nmethod=manual", "method=disabled"
+    )  # ETH0 has no address: IPv4 disabled, as br0 says
+    bridge, _ = keyfiles_of_eth0(heldout_plan(tmp_path, {"br0.nmconnection": own}))
+    assert (bridge.get("ipv4", "method"), bridge.get("ipv6", "method")) == ("disabled", "ignore")
+
+
+def keyfiles_of_eth0(plan: Plan) -> tuple[Keyfile, Keyfile]:
+    files = {Path(s.path).name: s.content for s in plan.steps if isinstance(s, WriteFile)}
+    return (
+        Keyfile.parse(files["kvmnet-br0.nmconnection"]),
+        Keyfile.parse(files["kvmnet-br0-port-eth0.nmconnection"]),
+    )
+
+
+@pytest.mark.parametrize("whose", ["eth0", "br0"])
+def test_an_ip_section_without_method_is_refused(tmp_path: Path, nmcli: str, whose: str) -> None:
+    """NetworkManager rejects such a profile outright (ipv6.method: property is missing): it is
+    not what runs, so nothing is carried from it, and the refusal names it (before, a bridge
+    profile's method filled the gap silently, or nmcli rejected kvmnet's file)."""
+    bad = heldout("cloud-init-ipv6-without-method.nmconnection")
+    assert LocalRunner().run(
+        [nmcli, "--offline", "connection", "modify", "connection.zone", ""],
+        input=bad, check=False,
+    ).returncode != 0  # fmt: skip
+    if whose == "eth0":
+        files = {"eth0.nmconnection": bad}
+    else:
+        own = bad.replace("type=ethernet", "type=bridge").replace(
+            "interface-name=eth0", "interface-name=br0"
+        )
+        files = {
+            "eth0.nmconnection": heldout("implicit-dhcp-eth0.nmconnection"),
+            "br0.nmconnection": own,
+        }
+    with pytest.raises(
+        PreflightRefused, match=rf"^{whose}\.nmconnection: \[ipv6\] has no method="
+    ) as caught:
+        heldout_plan(tmp_path, files, validate=False)
+    assert caught.value.check == "keyfile-invalid"

@@ -356,9 +356,21 @@ def _numbered(entries: dict[str, str]) -> set[str]:
     }  # fmt: skip
 
 
-def merge_keyfiles(base: Keyfile, extra: Keyfile, what: str) -> Keyfile:
+def merge_keyfiles(
+    base: Keyfile, extra: Keyfile, what: str, notes: dict[tuple[str, str], str] | None = None
+) -> Keyfile:
     """``base`` with ``extra``'s keys added; a key both set differently, or numbered
     addresses/routes on both sides, is refused (the numbers would collide).
+
+    Args:
+        base: The profile merged into.
+        extra: The profile whose keys are added.
+        what: Says who disagrees, for the message.
+        notes: ``(section, key)`` -> where a value comes from, when neither profile wrote it
+            (`_spell_out_methods`), added to the message.
+
+    Returns:
+        The merged profile (``base`` and ``extra`` stay as they are).
 
     Raises:
         PreflightRefused: the two disagree.
@@ -373,13 +385,64 @@ def merge_keyfiles(base: Keyfile, extra: Keyfile, what: str) -> Keyfile:
             )
         for key, raw in entries.items():
             if key in have and have[key] != raw:
+                note = (notes or {}).get((section, key))
                 raise PreflightRefused(
-                    f"[{section}] {key}: {what} ({have[key]!r} vs {raw!r}); make them agree, "
-                    "or remove one",
+                    f"[{section}] {key}: {what} ({have[key]!r} vs {raw!r}"
+                    + (f"; {note}" if note else "")
+                    + "); make them agree, or remove one",
                     check="keyfile-conflict",
                 )
             have[key] = raw
     return out
+
+
+#: The IP settings NetworkManager gives a profile that leaves them out: its normalisation
+#: (libnm-core nm-connection.c, ``_normalize_ip_config``, the same since 0.9.10; the keyfile
+#: reader normalises with no parameters) adds ``[ipv4] method=auto`` (DHCP) and ``[ipv6]
+#: method=auto`` (SLAAC, DHCPv6 as the router says) to every type but wireguard and dummy, so
+#: to the ethernet and bridge profiles read here (``nmcli --offline`` shows the same). An
+#: added ``[ipv6]`` also has ``addr-gen-mode=default`` (1.40+), where a written ``[ipv6]``
+#: without ``addr-gen-mode=`` reads as EUI-64: a section no profile wrote is therefore left
+#: out of kvmnet's bridge profile too, and NetworkManager gives the bridge the same defaults.
+_IP_SECTIONS = ("ipv4", "ipv6")
+_IMPLICIT_METHOD = "auto"
+
+
+def _spell_out_methods(kf: Keyfile, source: str) -> tuple[Keyfile, dict[tuple[str, str], str]]:
+    """``kf`` with ``method=`` of ``[ipv4]`` and ``[ipv6]`` as NetworkManager reads the profile,
+    so that a method left to NetworkManager's default meets the other profile's method by the
+    same rule as one written out (an absent ``[ipv4]`` is DHCP, not "nothing").
+
+    Args:
+        kf: An ethernet or bridge profile, or its IP part (`split_keyfile`).
+        source: Its file name, for the messages.
+
+    Returns:
+        (the profile with both methods written out, ``(section, "method")`` -> why, for each
+        method that was added).
+
+    Raises:
+        PreflightRefused: ``check="keyfile-invalid"``: an ``[ipv4]``/``[ipv6]`` section without
+            ``method=`` (or with an empty one): NetworkManager rejects the whole profile
+            ("ipv4.method: property is missing"), so it is not what runs.
+    """
+    out = Keyfile({name: dict(entries) for name, entries in kf.sections.items()})
+    notes: dict[tuple[str, str], str] = {}
+    for section in _IP_SECTIONS:
+        if section not in kf.sections:
+            out.set(section, "method", _IMPLICIT_METHOD)
+            notes[(section, "method")] = (
+                f"{source} has no [{section}] section, which NetworkManager reads as "
+                f"method={_IMPLICIT_METHOD}"
+            )
+        elif not (kf.get(section, "method") or "").strip():
+            raise PreflightRefused(
+                f"{source}: [{section}] has no method=: NetworkManager rejects the profile "
+                f"({section}.method: property is missing) and never runs it; add the method "
+                "it should have (auto, manual, disabled...) or remove the section",
+                check="keyfile-invalid",
+            )
+    return out, notes
 
 
 @dataclasses.dataclass(frozen=True)
@@ -733,17 +796,25 @@ class NmcliBackend(FileBackendBase):
             The two texts.
 
         Raises:
-            PreflightRefused: see `split_keyfile` and `merge_keyfiles`.
+            PreflightRefused: see `split_keyfile` and `merge_keyfiles`; ``[ipv4]``/``[ipv6]``
+                of either profile that has no ``method=`` (``keyfile-invalid``). A profile
+                without ``[ipv4]``/``[ipv6]`` has NetworkManager's ``method=auto`` (DHCP,
+                SLAAC) and conflicts as if it said so.
         """
         br_uuid, port_uuid = self._uuids(request)
         head = f"# Written by kvmnet: bridge {request.bridge} with port {nic.name}.\n"
+        notes: dict[tuple[str, str], str] = {}
         if source is not None:
             port_part, ip_part = split_keyfile(source, source_name)
+            written = {s for s in _IP_SECTIONS if s in ip_part.sections}
+            ip_part, notes = _spell_out_methods(ip_part, source_name)
         else:
+            # From the kernel: IPv4 only; IPv6 is not guessed, so it meets no other method.
             port_part, ip_part = Keyfile(), Keyfile()
             for key, value in _from_state(nic).items():
                 section, prop = key.split(".", 1)
                 ip_part.set(section, prop if prop != "addresses" else "address1", value)
+            written = set(ip_part.sections)
         if priority is None:
             priority = _int(source.get("connection", "autoconnect-priority") if source else None)
 
@@ -764,6 +835,9 @@ class NmcliBackend(FileBackendBase):
                     for name, entries in bridge_source.sections.items()
                 }
             )
+            written |= {s for s in _IP_SECTIONS if s in theirs.sections}
+            theirs, their_notes = _spell_out_methods(theirs, bridge_name)
+            notes = {**their_notes, **notes}
             theirs_priority = bridge_source.get("connection", "autoconnect-priority") or "0"
             # Outranks the bridge's own profile, which stays as it was for release.
             bridge.set("connection", "autoconnect-priority", str(int(theirs_priority) + 1))
@@ -771,7 +845,12 @@ class NmcliBackend(FileBackendBase):
         bridge.set("bridge", "forward-delay", str(request.forward_delay))
         bridge.set("bridge", "mac-address", nic.mac.upper())
         bridge.set("bridge", "stp", "true" if request.stp else "false")
-        bridge = merge_keyfiles(bridge, ip_part, f"{bridge_name} and {source_name} disagree")
+        bridge = merge_keyfiles(bridge, ip_part, f"{bridge_name} and {source_name} disagree", notes)
+        for section in _IP_SECTIONS:
+            if section not in written:
+                # No profile wrote it: left out, NetworkManager gives the bridge the defaults
+                # it gave them (see _IP_SECTIONS).
+                bridge.sections.pop(section, None)
 
         port = Keyfile()
         port.set("connection", "id", f"{request.bridge}-port-{nic.name}")
