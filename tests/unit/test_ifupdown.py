@@ -215,7 +215,7 @@ def test_includes_are_followed_and_the_including_file_left_alone(tmp_path: Path)
 
 def test_activation_order_and_rollback_hints(tmp_path: Path) -> None:
     root = _root(tmp_path, INSTALLER)
-    plan = _plan(root, activate=True, state_dir="/run/lab")
+    plan = _plan(root, files_only=False, state_dir="/run/lab")
     kinds = [type(s).__name__ for s in plan.steps]
     assert kinds == ["RunCommand", "WriteFile", "RunCommand"]
     first, last = plan.steps[0], plan.steps[-1]
@@ -227,14 +227,38 @@ def test_activation_order_and_rollback_hints(tmp_path: Path) -> None:
 
 
 def test_another_root_runs_nothing_on_this_machine(tmp_path: Path) -> None:
+    # Files written for an image or another root: no command here, and no check either (what
+    # this machine shows cannot pass for files it does not run, so apply() rolled back).
     root = _root(tmp_path, INSTALLER)
     runner = _host(root)
     backend = IfupdownBackend(root=str(root), runner=runner)
+    assert backend.files_only
     plan = Bridge("br0", backend=backend).enslave(HostNic("eth0", backend=backend), dry_run=True)
-    assert plan.commands == ()
-    assert any("nothing is activated" in w for w in plan.warnings)
+    assert plan.commands == () and plan.checks == () and plan.rollback_hints == ()
+    assert [type(s).__name__ for s in plan.steps] == ["WriteFile"]
+    assert any(f"only files are written under {root}: nothing runs or is verified" in w
+               for w in plan.warnings)
+    assert not plan.restore_runtime
     assert all(c.kind != "run" or "-j" in c.argv or c.argv[0] in ("readlink", "cat", "nmcli",
                "networkctl", "iptables", "ls") for c in runner.calls)
+    main = root / "etc/network/interfaces"
+    main.write_text(_written(plan)[str(main)])
+    back = _plan(root, release=True)
+    assert back.commands == () and back.checks == ()
+    assert [type(s).__name__ for s in back.steps] == ["WriteFile"]
+
+
+def test_files_only_is_decided_like_networkd(tmp_path: Path) -> None:
+    # One way for every file backend: files only by default for another root without a
+    # namespace; a lab namespace (or files_only=False) runs ifdown/ifup; True never does.
+    root = _root(tmp_path, INSTALLER)
+    runner = _host(root)
+    assert not IfupdownBackend(runner=runner).files_only
+    assert not IfupdownBackend(root=str(root), netns="kvmnet-lab", runner=runner).files_only
+    assert not IfupdownBackend(root=str(root), runner=runner, files_only=False).files_only
+    assert IfupdownBackend(runner=runner, files_only=True).files_only
+    plan = _plan(root, files_only=False)
+    assert [c[0] for c in plan.commands] == ["ifdown", "ifup"] and plan.checks
 
 
 @pytest.mark.parametrize(
@@ -262,4 +286,4 @@ def test_create_backend_knows_ifupdown(tmp_path: Path) -> None:
     root = _root(tmp_path, INSTALLER)
     backend = create_backend("ifupdown", root=str(root))
     assert isinstance(backend, IfupdownBackend) and backend.root == str(root)
-    assert not backend.activate
+    assert backend.files_only

@@ -9,7 +9,8 @@ lines stay in the file behind ``#kvmnet:BR|`` so that ``release`` restores them 
 (see `.interfaces`). The bridge gets the NIC's ``auto``/``allow-*`` (as ``auto``: a
 bridge is not hot-plugged) and its MAC (``bridge_hw``).
 
-Activation (``activate``, default: when ``root`` is ``/``)::
+Activation (unless ``files_only``, the default for a ``root`` other than ``/`` without a
+``netns``: then only the files are written, nothing runs or is verified)::
 
     ifdown NIC        # with the old stanza: its DHCP client or static address goes
     (write the files)
@@ -27,7 +28,9 @@ Usage::
 
 from __future__ import annotations
 
+import dataclasses
 import posixpath
+from typing import Literal
 
 from ...errors import InvalidInput
 from ..model.plan import Plan, RemoveFile, RunCommand, Step, WriteFile
@@ -151,8 +154,11 @@ class IfupdownBackend(FileBackendBase):
         runner: run them through this runner (default: for ``netns``).
         interfaces: the main file, as the target machine names it.
         state_dir: ifupdown's state folder (``--state-dir``); None: ifupdown's default.
-        activate: run ifdown/ifup after writing; None: only when ``root`` is ``/`` (files
-            written into an image or another root must not touch this machine).
+        files_only: only write the files: no ifdown/ifup on this machine, nothing verified.
+            None (default): when ``root`` is not ``/`` and no ``netns`` says where the files
+            are live (a lab namespace whose ifupdown reads ``root``'s files); files written
+            into an image or another root must not touch this machine, and what runs here
+            could not show that they work.
 
     Raises:
         InvalidInput: ``root`` is not an absolute path.
@@ -168,14 +174,14 @@ class IfupdownBackend(FileBackendBase):
         runner: Runner | None = None,
         interfaces: str = MAIN,
         state_dir: str | None = None,
-        activate: bool | None = None,
+        files_only: bool | None = None,
     ) -> None:
         super().__init__(root=root, netns=netns, runner=runner)
         if not interfaces.startswith("/"):
             raise InvalidInput(f"interfaces {interfaces!r} is not an absolute path")
         self.interfaces = interfaces
         self.state_dir = state_dir
-        self.activate = (self.root == "/") if activate is None else activate
+        self.files_only = self.root != "/" and netns is None if files_only is None else files_only
 
     def __repr__(self) -> str:
         return f"<IfupdownBackend root={self.root!r} runner={self.runner!r}>"
@@ -221,8 +227,8 @@ class IfupdownBackend(FileBackendBase):
 
     def plan_enslave(self, request: BridgeRequest, current: HostState) -> Plan:
         """Plan bridging ``request.nic`` into ``request.bridge``: the NIC's stanzas become a
-        ``manual`` port, a bridge stanza takes over their options; ``ifdown``/``ifup`` when
-        activating.
+        ``manual`` port, a bridge stanza takes over their options; ``ifdown``/``ifup`` unless
+        `files_only`.
 
         Args:
             request: what is wanted: the NIC, the bridge and the options.
@@ -250,24 +256,36 @@ class IfupdownBackend(FileBackendBase):
             )
             for path in files
         ]
-        steps: list[Step] = []
-        hints: list[Step] = []
-        if self.activate:
-            steps.append(RunCommand(self._cmd("ifdown", nic), f"{nic} with its old stanza"))
-            steps += writes
-            steps += stale_address_steps(current, request)
-            steps.append(RunCommand(self._cmd("ifup", br), f"bridge-utils adds {nic} to {br}"))
-            # Run after the files are restored, before links, addresses and routes are:
-            # ifupdown's record goes back to what it was (it would otherwise believe in a
-            # bridge its files no longer name), the NIC gets its link-local mode back.
-            hints = [*self._state_steps(current, br), *_addrgen_steps(current, nic)]
-        else:
-            steps += writes
-            warnings.append(
-                f"files written under {self.root} only: nothing is activated on this machine"
-            )
+        if self.files_only:
+            return self._files_only("enslave", request, current, writes, warnings)
+        steps: list[Step] = [RunCommand(self._cmd("ifdown", nic), f"{nic} with its old stanza")]
+        steps += writes
+        steps += stale_address_steps(current, request)
+        steps.append(RunCommand(self._cmd("ifup", br), f"bridge-utils adds {nic} to {br}"))
+        # Run after the files are restored, before links, addresses and routes are:
+        # ifupdown's record goes back to what it was (it would otherwise believe in a
+        # bridge its files no longer name), the NIC gets its link-local mode back.
+        hints = [*self._state_steps(current, br), *_addrgen_steps(current, nic)]
         return self._plan("enslave", request, current, steps, warnings=warnings,
                           rollback_hints=hints, restore_runtime=True)
+
+    def _files_only(
+        self,
+        action: Literal["enslave", "release"],
+        request: BridgeRequest,
+        current: HostState,
+        writes: list[Step],
+        warnings: list[str],
+    ) -> Plan:
+        """The plan that writes ``writes`` and nothing else: no command, no check (what this
+        machine shows says nothing about files written for another)."""
+        warnings.append(
+            f"only files are written under {self.root}: nothing runs or is verified on this "
+            "machine; ifupdown reads them at the next `ifup` of the bridge or boot there"
+        )
+        plan = self._plan(action, request, current, writes, warnings=warnings,
+                          restore_runtime=False)
+        return dataclasses.replace(plan, checks=())
 
     def _nic_stanzas(self, config: Config, nic: str, br: str) -> list[Stanza]:
         stanzas = config.stanzas_of(nic)
@@ -324,19 +342,13 @@ class IfupdownBackend(FileBackendBase):
                 f"{self.paths(self.interfaces)} and the files it sources hold no bridge {br} "
                 f"written by kvmnet: edit the stanzas of {br} and {nic} by hand"
             )
-        steps: list[Step] = []
-        hints: list[Step] = []
-        warnings: list[str] = []
-        if self.activate:
-            steps.append(RunCommand(self._cmd("ifdown", br), f"{br} down; bridge-utils removes it"))
-            steps += _addrgen_steps(current, nic, source="default")
-            steps += writes
-            steps.append(RunCommand(self._cmd("ifup", nic), f"{nic} with its own stanza again"))
-            hints = self._state_steps(current, nic)
-        else:
-            steps += writes
-            warnings.append(
-                f"files written under {self.root} only: nothing is activated on this machine"
-            )
-        return self._plan("release", request, current, steps, warnings=warnings,
-                          rollback_hints=hints, restore_runtime=True)
+        if self.files_only:
+            return self._files_only("release", request, current, writes, [])
+        steps: list[Step] = [
+            RunCommand(self._cmd("ifdown", br), f"{br} down; bridge-utils removes it")
+        ]
+        steps += _addrgen_steps(current, nic, source="default")
+        steps += writes
+        steps.append(RunCommand(self._cmd("ifup", nic), f"{nic} with its own stanza again"))
+        return self._plan("release", request, current, steps,
+                          rollback_hints=self._state_steps(current, nic), restore_runtime=True)
