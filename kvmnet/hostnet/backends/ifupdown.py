@@ -1,13 +1,17 @@
 """ifupdown: Debian's ``/etc/network/interfaces``, with bridge-utils' ``bridge_ports``.
 
-The NIC's stanza becomes a ``manual`` port and a bridge stanza takes over every inet/inet6
-option it had (addresses, gateway, ``dns-*``, up/down hooks...), while link-level options
-(``hwaddress``, ``mtu``, ``bond-*``, ``vlan-raw-device``, ethtool's) stay on the port. The
-edit happens in the file that holds the NIC's stanza (``source``/``source-directory``
-includes are followed); comments and other stanzas stay byte for byte, and the NIC's original
-lines stay in the file behind ``#kvmnet:BR|`` so that ``release`` restores them exactly
-(see `.interfaces`). The bridge gets the NIC's ``auto``/``allow-*`` (as ``auto``: a
-bridge is not hot-plugged) and its MAC (``bridge_hw``).
+The NIC's stanzas become ``manual`` port stanzas and bridge stanzas (one per NIC stanza, same
+family and method) take over every other option they had (addresses, gateway, ``dns-*``...),
+while link-level options (``hwaddress``, ``mtu``, ``bond-*``, ``vlan-raw-device``, ethtool's)
+stay on the port; an inet6 stanza's ``mtu`` (IPv6's MTU for ifupdown) goes to both. Hooks go
+by what they configure (`.interfaces.hook_place`): link-level commands (``ethtool``, ``ip
+link``...) stay on the port, address and route commands move to the bridge with the NIC's name
+rewritten; a line naming the NIC in a command kvmnet does not know is refused. The edit
+happens in the file that holds the NIC's stanza (``source``/``source-directory`` includes
+are followed); comments and other stanzas stay byte for byte, and the NIC's original lines
+stay in the file behind ``#kvmnet:BR|`` so that ``release`` restores them exactly (see
+`.interfaces`). The bridge gets the NIC's ``auto``/``allow-*`` (as ``auto``: a bridge is not
+hot-plugged) and its MAC (``bridge_hw``).
 
 Activation (unless ``files_only``, the default for a ``root`` other than ``/`` without a
 ``netns``: then only the files are written, nothing runs or is verified)::
@@ -37,7 +41,7 @@ from ..model.plan import Plan, RemoveFile, RunCommand, Step, WriteFile
 from ..model.request import BridgeRequest, HostState
 from ..runners.runner import Runner
 from .filebackend import FileBackendBase, read_text, stale_address_steps, stp_warnings, write_step
-from .interfaces import BEGIN, END, Config, Stanza, bridge_lines, is_link_level, read_config
+from .interfaces import BEGIN, END, Config, Stanza, bridge_lines, place, read_config
 
 __all__ = ["IfupdownBackend", "bridged_text", "released_text"]
 
@@ -72,9 +76,18 @@ def bridged_text(
     stp: bool,
     forward_delay: int,
 ) -> str:
-    """The text of ``path`` with ``nic``'s stanzas in it turned into a port of ``bridge``."""
+    """The text of ``path`` with ``nic``'s stanzas in it turned into a port of ``bridge``.
+
+    The port gets a ``manual`` stanza for the first of ``nic``'s stanzas, and one for each
+    later stanza that leaves something on the port (its link-level options and hooks, in a
+    stanza of the same family: ifupdown reads ``mtu`` differently in inet and inet6).
+
+    Raises:
+        InvalidInput: a hook line kvmnet cannot place (see `.interfaces.hook_place`).
+    """
     lines = config.files[path]
     first = stanzas[0]
+    placed = place(stanzas, nic=nic, bridge=bridge)
     mine = [s for s in stanzas if s.path == path]
     indent = _indent(lines, first)
     out: list[str] = []
@@ -87,11 +100,13 @@ def bridged_text(
             for line in lines[stanza.start:stanza.end]
         ]
         if stanza is first:
-            port = [f"iface {nic} {first.family} manual\n"] + [
-                f"{indent}{k} {v}".rstrip() + "\n" for k, v in first.options if is_link_level(k)
-            ]
+            port: list[str] = []
+            for n, item in enumerate(placed):
+                if n == 0 or item.port:
+                    port.append(f"iface {nic} {item.stanza.family} manual\n")
+                    port += [f"{indent}{k} {v}".rstrip() + "\n" for k, v in item.port]
             body = bridge_lines(
-                bridge=bridge, nic=nic, mac=mac, stanzas=stanzas, stp=stp,
+                bridge=bridge, nic=nic, mac=mac, placed=placed, stp=stp,
                 forward_delay=forward_delay, auto=config.auto_class(nic), indent=indent,
             )
             out += [
@@ -237,6 +252,10 @@ class IfupdownBackend(FileBackendBase):
 
         Returns:
             The `Plan`; nothing is changed (``plan.apply()`` runs it).
+
+        Raises:
+            InvalidInput: no stanza for the NIC, a mapping, a loopback, a stanza for the
+                bridge already, or a hook line kvmnet cannot place.
         """
         nic, br = request.nic, request.bridge
         config = self.read(current)
