@@ -1,7 +1,7 @@
 """The ifupdown backend keeps what every stanza of the NIC says (held-out campaign of
-2026-12-02, findings E, G): options of later stanzas, hooks that name the NIC. Inputs in
-tests/data/ifupdown (sources in SOURCES.md); outputs read back with ifupdown's own reader
-(``ifquery``).
+2026-12-02, findings E, F, G): options of later stanzas, alias stanzas, hooks that name the
+NIC. Inputs in tests/data/ifupdown (sources in SOURCES.md); outputs read back with ifupdown's
+own reader (``ifquery``).
 """
 
 from __future__ import annotations
@@ -71,6 +71,23 @@ def test_later_stanza_without_link_options_adds_no_port_stanza(tmp_path: Path) -
     assert [line for line in _live(bridged) if line.startswith("iface eth0")] == [
         "iface eth0 inet manual", "iface eth0 inet6 manual"]
     assert "hwaddress 52:54:00:aa:00:09" in _live(bridged)
+
+
+# -- F: alias stanzas --------------------------------------------------------------------
+
+
+def test_alias_stanza_is_refused_naming_it(tmp_path: Path) -> None:
+    # Debian wiki's legacy alias: its address would stay on br0's port, where it is lost.
+    root = _root(tmp_path, (DATA / "hp-debian-alias-eth0-0.interfaces").read_text())
+    with pytest.raises(InvalidInput, match=r"`iface eth0:0 inet static` \(.*interfaces:12\)"
+                       r" adds an alias address to eth0.*second `iface eth0 inet \.\.\.` stanza"):
+        _plan(root)
+
+
+def test_other_names_are_no_alias(tmp_path: Path) -> None:
+    text = ("auto eth0\niface eth0 inet dhcp\niface eth01:0 inet static\n    address 10.0.0.9/24\n"
+            "iface eth0.100 inet static\n    address 10.1.0.9/24\n")
+    _bridge(tmp_path, text, "eth0")
 
 
 # -- G: hooks that name the NIC --------------------------------------------------------

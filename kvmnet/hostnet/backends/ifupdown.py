@@ -6,8 +6,9 @@ while link-level options (``hwaddress``, ``mtu``, ``bond-*``, ``vlan-raw-device`
 stay on the port; an inet6 stanza's ``mtu`` (IPv6's MTU for ifupdown) goes to both. Hooks go
 by what they configure (`.interfaces.hook_place`): link-level commands (``ethtool``, ``ip
 link``...) stay on the port, address and route commands move to the bridge with the NIC's name
-rewritten; a line naming the NIC in a command kvmnet does not know is refused. The edit
-happens in the file that holds the NIC's stanza (``source``/``source-directory`` includes
+rewritten; a line naming the NIC in a command kvmnet does not know is refused, and so is
+an alias stanza (``iface NIC:0``: its address would stay on the port). The edit happens in
+the file that holds the NIC's stanza (``source``/``source-directory`` includes
 are followed); comments and other stanzas stay byte for byte, and the NIC's original lines
 stay in the file behind ``#kvmnet:BR|`` so that ``release`` restores them exactly (see
 `.interfaces`). The bridge gets the NIC's ``auto``/``allow-*`` (as ``auto``: a bridge is not
@@ -255,7 +256,8 @@ class IfupdownBackend(FileBackendBase):
 
         Raises:
             InvalidInput: no stanza for the NIC, a mapping, a loopback, a stanza for the
-                bridge already, or a hook line kvmnet cannot place.
+                bridge already, an alias stanza of the NIC, or a hook line kvmnet cannot
+                place.
         """
         nic, br = request.nic, request.bridge
         config = self.read(current)
@@ -320,6 +322,16 @@ class IfupdownBackend(FileBackendBase):
             raise InvalidInput(
                 f"{nic} is chosen by a `mapping` stanza ({mapped}): kvmnet does not rewrite "
                 "mapped interfaces; bridge it by hand or drop the mapping"
+            )
+        aliases = [s for s in config.stanzas if s.name.startswith(f"{nic}:")]
+        if aliases:
+            alias = aliases[0]
+            raise InvalidInput(
+                f"`iface {alias.name} {alias.family} {alias.method}` ({alias.where}) adds an "
+                f"alias address to {nic}; kvmnet does not move alias stanzas (it would stay "
+                f"on {br}'s port, where an address is lost): make it a second "
+                f"`iface {nic} {alias.family} ...` stanza (ifupdown's way to several "
+                f"addresses, which kvmnet moves to {br}) first"
             )
         if any(s.method == "loopback" for s in stanzas):
             raise InvalidInput(f"{nic} is a loopback interface: it cannot be a bridge port")
