@@ -71,7 +71,7 @@ class IfupdownLab:
 
     def backend(self) -> IfupdownBackend:
         return IfupdownBackend(root=str(self.root), runner=self.runner,
-                               state_dir=str(self.state / "ifstate"), activate=True)
+                               state_dir=str(self.state / "ifstate"), files_only=False)
 
     def _argv(self, verb: str, *names: str) -> list[str]:
         return [verb, "-i", str(self.file), "--state-dir", str(self.state / "ifstate"), *names]

@@ -1,15 +1,21 @@
 """ifupdown: Debian's ``/etc/network/interfaces``, with bridge-utils' ``bridge_ports``.
 
-The NIC's stanza becomes a ``manual`` port and a bridge stanza takes over every inet/inet6
-option it had (addresses, gateway, ``dns-*``, up/down hooks...), while link-level options
-(``hwaddress``, ``mtu``, ``bond-*``, ``vlan-raw-device``, ethtool's) stay on the port. The
-edit happens in the file that holds the NIC's stanza (``source``/``source-directory``
-includes are followed); comments and other stanzas stay byte for byte, and the NIC's original
-lines stay in the file behind ``#kvmnet:BR|`` so that ``release`` restores them exactly
-(see `.interfaces`). The bridge gets the NIC's ``auto``/``allow-*`` (as ``auto``: a
-bridge is not hot-plugged) and its MAC (``bridge_hw``).
+The NIC's stanzas become ``manual`` port stanzas and bridge stanzas (one per NIC stanza, same
+family and method) take over every other option they had (addresses, gateway, ``dns-*``...),
+while link-level options (``hwaddress``, ``mtu``, ``bond-*``, ``vlan-raw-device``, ethtool's)
+stay on the port; an inet6 stanza's ``mtu`` (IPv6's MTU for ifupdown) goes to both. Hooks go
+by what they configure (`.interfaces.hook_place`): link-level commands (``ethtool``, ``ip
+link``...) stay on the port, address and route commands move to the bridge with the NIC's name
+rewritten; a line naming the NIC in a command kvmnet does not know is refused, and so is
+an alias stanza (``iface NIC:0``: its address would stay on the port). The edit happens in
+the file that holds the NIC's stanza (``source``/``source-directory`` includes
+are followed); comments and other stanzas stay byte for byte, and the NIC's original lines
+stay in the file behind ``#kvmnet:BR|`` so that ``release`` restores them exactly (see
+`.interfaces`). The bridge gets the NIC's ``auto``/``allow-*`` (as ``auto``: a bridge is not
+hot-plugged) and its MAC (``bridge_hw``).
 
-Activation (``activate``, default: when ``root`` is ``/``)::
+Activation (unless ``files_only``, the default for a ``root`` other than ``/`` without a
+``netns``: then only the files are written, nothing runs or is verified)::
 
     ifdown NIC        # with the old stanza: its DHCP client or static address goes
     (write the files)
@@ -27,14 +33,16 @@ Usage::
 
 from __future__ import annotations
 
+import dataclasses
 import posixpath
+from typing import Literal
 
 from ...errors import InvalidInput
 from ..model.plan import Plan, RemoveFile, RunCommand, Step, WriteFile
 from ..model.request import BridgeRequest, HostState
 from ..runners.runner import Runner
 from .filebackend import FileBackendBase, read_text, stale_address_steps, stp_warnings, write_step
-from .interfaces import BEGIN, END, Config, Stanza, bridge_lines, is_link_level, read_config
+from .interfaces import BEGIN, END, Config, Stanza, bridge_lines, place, read_config
 
 __all__ = ["IfupdownBackend", "bridged_text", "released_text"]
 
@@ -69,9 +77,18 @@ def bridged_text(
     stp: bool,
     forward_delay: int,
 ) -> str:
-    """The text of ``path`` with ``nic``'s stanzas in it turned into a port of ``bridge``."""
+    """The text of ``path`` with ``nic``'s stanzas in it turned into a port of ``bridge``.
+
+    The port gets a ``manual`` stanza for the first of ``nic``'s stanzas, and one for each
+    later stanza that leaves something on the port (its link-level options and hooks, in a
+    stanza of the same family: ifupdown reads ``mtu`` differently in inet and inet6).
+
+    Raises:
+        InvalidInput: a hook line kvmnet cannot place (see `.interfaces.hook_place`).
+    """
     lines = config.files[path]
     first = stanzas[0]
+    placed = place(stanzas, nic=nic, bridge=bridge)
     mine = [s for s in stanzas if s.path == path]
     indent = _indent(lines, first)
     out: list[str] = []
@@ -84,11 +101,13 @@ def bridged_text(
             for line in lines[stanza.start:stanza.end]
         ]
         if stanza is first:
-            port = [f"iface {nic} {first.family} manual\n"] + [
-                f"{indent}{k} {v}".rstrip() + "\n" for k, v in first.options if is_link_level(k)
-            ]
+            port: list[str] = []
+            for n, item in enumerate(placed):
+                if n == 0 or item.port:
+                    port.append(f"iface {nic} {item.stanza.family} manual\n")
+                    port += [f"{indent}{k} {v}".rstrip() + "\n" for k, v in item.port]
             body = bridge_lines(
-                bridge=bridge, nic=nic, mac=mac, stanzas=stanzas, stp=stp,
+                bridge=bridge, nic=nic, mac=mac, placed=placed, stp=stp,
                 forward_delay=forward_delay, auto=config.auto_class(nic), indent=indent,
             )
             out += [
@@ -151,8 +170,11 @@ class IfupdownBackend(FileBackendBase):
         runner: run them through this runner (default: for ``netns``).
         interfaces: the main file, as the target machine names it.
         state_dir: ifupdown's state folder (``--state-dir``); None: ifupdown's default.
-        activate: run ifdown/ifup after writing; None: only when ``root`` is ``/`` (files
-            written into an image or another root must not touch this machine).
+        files_only: only write the files: no ifdown/ifup on this machine, nothing verified.
+            None (default): when ``root`` is not ``/`` and no ``netns`` says where the files
+            are live (a lab namespace whose ifupdown reads ``root``'s files); files written
+            into an image or another root must not touch this machine, and what runs here
+            could not show that they work.
 
     Raises:
         InvalidInput: ``root`` is not an absolute path.
@@ -168,14 +190,14 @@ class IfupdownBackend(FileBackendBase):
         runner: Runner | None = None,
         interfaces: str = MAIN,
         state_dir: str | None = None,
-        activate: bool | None = None,
+        files_only: bool | None = None,
     ) -> None:
         super().__init__(root=root, netns=netns, runner=runner)
         if not interfaces.startswith("/"):
             raise InvalidInput(f"interfaces {interfaces!r} is not an absolute path")
         self.interfaces = interfaces
         self.state_dir = state_dir
-        self.activate = (self.root == "/") if activate is None else activate
+        self.files_only = self.root != "/" and netns is None if files_only is None else files_only
 
     def __repr__(self) -> str:
         return f"<IfupdownBackend root={self.root!r} runner={self.runner!r}>"
@@ -221,8 +243,8 @@ class IfupdownBackend(FileBackendBase):
 
     def plan_enslave(self, request: BridgeRequest, current: HostState) -> Plan:
         """Plan bridging ``request.nic`` into ``request.bridge``: the NIC's stanzas become a
-        ``manual`` port, a bridge stanza takes over their options; ``ifdown``/``ifup`` when
-        activating.
+        ``manual`` port, a bridge stanza takes over their options; ``ifdown``/``ifup`` unless
+        `files_only`.
 
         Args:
             request: what is wanted: the NIC, the bridge and the options.
@@ -231,6 +253,11 @@ class IfupdownBackend(FileBackendBase):
 
         Returns:
             The `Plan`; nothing is changed (``plan.apply()`` runs it).
+
+        Raises:
+            InvalidInput: no stanza for the NIC, a mapping, a loopback, a stanza for the
+                bridge already, an alias stanza of the NIC, or a hook line kvmnet cannot
+                place.
         """
         nic, br = request.nic, request.bridge
         config = self.read(current)
@@ -250,24 +277,36 @@ class IfupdownBackend(FileBackendBase):
             )
             for path in files
         ]
-        steps: list[Step] = []
-        hints: list[Step] = []
-        if self.activate:
-            steps.append(RunCommand(self._cmd("ifdown", nic), f"{nic} with its old stanza"))
-            steps += writes
-            steps += stale_address_steps(current, request)
-            steps.append(RunCommand(self._cmd("ifup", br), f"bridge-utils adds {nic} to {br}"))
-            # Run after the files are restored, before links, addresses and routes are:
-            # ifupdown's record goes back to what it was (it would otherwise believe in a
-            # bridge its files no longer name), the NIC gets its link-local mode back.
-            hints = [*self._state_steps(current, br), *_addrgen_steps(current, nic)]
-        else:
-            steps += writes
-            warnings.append(
-                f"files written under {self.root} only: nothing is activated on this machine"
-            )
+        if self.files_only:
+            return self._files_only("enslave", request, current, writes, warnings)
+        steps: list[Step] = [RunCommand(self._cmd("ifdown", nic), f"{nic} with its old stanza")]
+        steps += writes
+        steps += stale_address_steps(current, request)
+        steps.append(RunCommand(self._cmd("ifup", br), f"bridge-utils adds {nic} to {br}"))
+        # Run after the files are restored, before links, addresses and routes are:
+        # ifupdown's record goes back to what it was (it would otherwise believe in a
+        # bridge its files no longer name), the NIC gets its link-local mode back.
+        hints = [*self._state_steps(current, br), *_addrgen_steps(current, nic)]
         return self._plan("enslave", request, current, steps, warnings=warnings,
                           rollback_hints=hints, restore_runtime=True)
+
+    def _files_only(
+        self,
+        action: Literal["enslave", "release"],
+        request: BridgeRequest,
+        current: HostState,
+        writes: list[Step],
+        warnings: list[str],
+    ) -> Plan:
+        """The plan that writes ``writes`` and nothing else: no command, no check (what this
+        machine shows says nothing about files written for another)."""
+        warnings.append(
+            f"only files are written under {self.root}: nothing runs or is verified on this "
+            "machine; ifupdown reads them at the next `ifup` of the bridge or boot there"
+        )
+        plan = self._plan(action, request, current, writes, warnings=warnings,
+                          restore_runtime=False)
+        return dataclasses.replace(plan, checks=())
 
     def _nic_stanzas(self, config: Config, nic: str, br: str) -> list[Stanza]:
         stanzas = config.stanzas_of(nic)
@@ -283,6 +322,16 @@ class IfupdownBackend(FileBackendBase):
             raise InvalidInput(
                 f"{nic} is chosen by a `mapping` stanza ({mapped}): kvmnet does not rewrite "
                 "mapped interfaces; bridge it by hand or drop the mapping"
+            )
+        aliases = [s for s in config.stanzas if s.name.startswith(f"{nic}:")]
+        if aliases:
+            alias = aliases[0]
+            raise InvalidInput(
+                f"`iface {alias.name} {alias.family} {alias.method}` ({alias.where}) adds an "
+                f"alias address to {nic}; kvmnet does not move alias stanzas (it would stay "
+                f"on {br}'s port, where an address is lost): make it a second "
+                f"`iface {nic} {alias.family} ...` stanza (ifupdown's way to several "
+                f"addresses, which kvmnet moves to {br}) first"
             )
         if any(s.method == "loopback" for s in stanzas):
             raise InvalidInput(f"{nic} is a loopback interface: it cannot be a bridge port")
@@ -324,19 +373,13 @@ class IfupdownBackend(FileBackendBase):
                 f"{self.paths(self.interfaces)} and the files it sources hold no bridge {br} "
                 f"written by kvmnet: edit the stanzas of {br} and {nic} by hand"
             )
-        steps: list[Step] = []
-        hints: list[Step] = []
-        warnings: list[str] = []
-        if self.activate:
-            steps.append(RunCommand(self._cmd("ifdown", br), f"{br} down; bridge-utils removes it"))
-            steps += _addrgen_steps(current, nic, source="default")
-            steps += writes
-            steps.append(RunCommand(self._cmd("ifup", nic), f"{nic} with its own stanza again"))
-            hints = self._state_steps(current, nic)
-        else:
-            steps += writes
-            warnings.append(
-                f"files written under {self.root} only: nothing is activated on this machine"
-            )
-        return self._plan("release", request, current, steps, warnings=warnings,
-                          rollback_hints=hints, restore_runtime=True)
+        if self.files_only:
+            return self._files_only("release", request, current, writes, [])
+        steps: list[Step] = [
+            RunCommand(self._cmd("ifdown", br), f"{br} down; bridge-utils removes it")
+        ]
+        steps += _addrgen_steps(current, nic, source="default")
+        steps += writes
+        steps.append(RunCommand(self._cmd("ifup", nic), f"{nic} with its own stanza again"))
+        return self._plan("release", request, current, steps,
+                          rollback_hints=self._state_steps(current, nic), restore_runtime=True)

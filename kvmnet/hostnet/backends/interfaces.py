@@ -22,6 +22,8 @@ release puts them back exactly)::
         ...
         dns-nameservers 10.0.0.1
     # kvmnet: end br0
+
+Which option goes to which side is `place`'s (hooks: `hook_place`).
 """
 
 from __future__ import annotations
@@ -32,15 +34,21 @@ import re
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 
+from ...errors import InvalidInput
+
 __all__ = [
     "BEGIN",
     "END",
+    "HOOKS",
     "LINK_LEVEL",
     "ORIGINAL",
     "Config",
+    "Placed",
     "Stanza",
     "bridge_lines",
+    "hook_place",
     "is_link_level",
+    "place",
     "read_config",
     "split_lines",
 ]
@@ -54,6 +62,8 @@ KEYWORDS = frozenset(
 #: ``hwaddress`` and ``mtu``; bonds, VLANs and ethtool settings belong to the device).
 LINK_LEVEL = ("hwaddress", "mtu", "bond-", "slaves", "vlan-raw-device", "ethernet-", "link-",
               "offload-", "hardware-", "wireless-", "wpa-", "ovs-")
+#: Hook options (interfaces(5)): commands run as the interface goes up or down.
+HOOKS = frozenset({"pre-up", "up", "post-up", "down", "pre-down", "post-down"})
 #: The prefix of the NIC's original lines kept in the file while it is bridged.
 ORIGINAL = "#kvmnet|"
 BEGIN = "# kvmnet: begin "
@@ -79,6 +89,153 @@ def is_link_level(option: str) -> bool:
     """Whether option ``option`` (``bond-mode``, ``bond_mode``...) stays on the port."""
     key = option.replace("_", "-")
     return any(key == p or (p.endswith("-") and key.startswith(p)) for p in LINK_LEVEL)
+
+
+# -- hooks: which side of the bridge a command line belongs to --------------------------
+
+#: Programs that set up the device itself (speed, offloads, radio, queueing): a hook running
+#: one on the NIC stays with the NIC, on the port (on a bridge, ethtool fails and aborts ifup).
+_LINK_PROGRAMS = frozenset({"ethtool", "iw", "iwconfig", "iwpriv", "mii-tool", "tc"})
+#: ``ip`` objects in ip(8)'s own table order, up to ``link`` (an abbreviation means the first
+#: object that starts with it: ``ip a`` is ``address``, ``ip l`` is ``link``), then
+#: ``nexthop``; what each configures: the link, or what moves to the bridge; None: neither.
+_IP_OBJECTS: tuple[tuple[str, str | None], ...] = (
+    ("address", "ip"), ("addrlabel", None), ("maddress", "ip"), ("route", "ip"),
+    ("rule", "ip"), ("neighbor", "ip"), ("neighbour", "ip"), ("ntable", None), ("ntbl", None),
+    ("link", "link"), ("nexthop", "ip"),
+)
+#: ``ip`` options that take a value (``ip -family inet6 route ...``), as ip(8) abbreviates them.
+_IP_VALUE_OPTIONS = ("family", "netns", "batch", "loops", "rcvbuf")
+#: ifconfig words that set the link, and words that give it an address.
+_IFCONFIG_LINK = frozenset({"mtu", "txqueuelen", "hw", "promisc", "-promisc", "allmulti",
+                            "-allmulti", "arp", "-arp", "multicast", "-multicast"})
+_IFCONFIG_ADDRESS = frozenset({"inet", "inet6", "add", "del", "netmask", "broadcast",
+                               "-broadcast", "pointopoint", "-pointopoint", "dstaddr"})
+_IPV4ISH = re.compile(r"^\d+\.\d+\.\d+\.\d+(/\d+)?$")
+#: Words before the program: assignments, wrappers and shell keywords (``if ...; then ...``).
+_PREFIX_WORDS = frozenset({"sudo", "exec", "command", "nice", "!", "{", "(", "if", "then",
+                           "else", "elif", "do", "while", "until"})
+_ASSIGNMENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*=")
+#: ``$IFACE`` / ``${IFACE}``: the interface the stanza configures (the bridge, once moved).
+_IFACE = re.compile(r"\$(?:IFACE\b|\{IFACE\})")
+_COMMANDS = re.compile(r"&&|\|\||[;&|]")
+
+
+def _names(nic: str) -> re.Pattern[str]:
+    """``nic`` as a whole name: not ``eth10``, ``xeth0`` or ``eth0.100`` (a VLAN), but ``dev
+    eth0``, ``label eth0:1`` (its address label), ``/sys/class/net/eth0/``, ``conf.eth0.mtu``."""
+    return re.compile(r"(?<![\w-])" + re.escape(nic) + r"(?![\w-]|\.\d)")
+
+
+def _ip_kind(args: list[str]) -> str | None:
+    i = 0
+    while i < len(args) and args[i].startswith("-"):
+        opt = args[i].lstrip("-")
+        i += 2 if opt and any(o.startswith(opt) for o in _IP_VALUE_OPTIONS) else 1
+    if i == len(args):
+        return None
+    word = args[i]
+    return next((kind for name, kind in _IP_OBJECTS if name.startswith(word)), None)
+
+
+def _ifconfig_kind(args: list[str]) -> str:
+    link = address = False
+    words = iter(args[1:])  # after the interface's name
+    for word in words:
+        if word == "hw":  # hw CLASS MAC: the MAC is no address
+            link = True
+            next(words, None)
+            next(words, None)
+        elif word in _IFCONFIG_LINK:
+            link = True
+        elif word in _IFCONFIG_ADDRESS or _IPV4ISH.match(word) or word.count(":") >= 2:
+            address = True
+    if link and address:
+        return "mixed"
+    return "ip" if address else "link"  # `ifconfig eth0 up`: the link
+
+
+def _command_kind(command: str, subject: str) -> str | None:
+    """What ``command`` configures on the interface ``subject`` (a regex source matching its
+    name or ``$IFACE``): ``"link"`` (the device: stays on the port), ``"ip"`` (addresses,
+    routes, per-interface IP settings: move to the bridge), ``"mixed"`` (both), None (kvmnet
+    does not know the program)."""
+    words = [w.strip("'\"") for w in command.split()]
+    i = 0
+    while i < len(words) and (words[i] in _PREFIX_WORDS or _ASSIGNMENT.match(words[i])):
+        i += 1
+    program, args = (posixpath.basename(words[i]), words[i + 1:]) if i < len(words) else ("", [])
+    if program in _LINK_PROGRAMS:
+        return "link"
+    if program == "ip":
+        return _ip_kind(args)
+    if program == "route":
+        return "ip"
+    if program == "ifconfig":
+        return _ifconfig_kind(args)
+    # sysctl, echo > /proc/sys/...: IP settings of the interface; /sys/class/net: the device.
+    if re.search(r"net[./]ipv[46][./](?:conf|neigh)[./](?:" + subject + r")[./]", command):
+        return "ip"
+    if re.search(r"/sys/class/net/(?:" + subject + r")(?:/|\b)", command):
+        return "link"
+    return None
+
+
+def hook_place(key: str, value: str, *, nic: str, bridge: str, where: str) -> tuple[str, str]:
+    """Where the hook line ``key value`` of ``nic``'s stanza belongs once ``nic`` is a port.
+
+    Each command of the line (``;``, ``&&``, ``||``, ``|`` separate them) that names the NIC,
+    by name or as ``$IFACE``, decides: a link-level one (ethtool, iw, tc, ``ip link``,
+    ``ifconfig NIC mtu``, /sys/class/net/NIC) keeps the line on the port, as it is; one that
+    configures addresses or routes (``ip addr/route/rule/neigh``, ``route``, ``ifconfig NIC
+    ADDRESS``, ``net.ipv4/6.conf.NIC`` settings) moves it to the bridge, with the NIC's
+    name replaced by the bridge's. A line naming neither goes to the bridge unchanged, and so
+    does one naming only ``$IFACE`` in a program kvmnet does not know (``$IFACE`` then means
+    the bridge, where the addresses are).
+
+    Args:
+        key: the hook (``up``, ``pre-up``...).
+        value: its command line.
+        nic: the NIC's name.
+        bridge: the bridge's name.
+        where: the stanza's ``path:line``, for messages.
+
+    Returns:
+        ``("port", value)`` or ``("bridge", value as the bridge runs it)``.
+
+    Raises:
+        InvalidInput: the line names the NIC in a program kvmnet does not know (it cannot tell
+            which side it belongs to), or sets up both the link and addresses.
+    """
+    names = _names(nic)
+    subject = f"{names.pattern}|{_IFACE.pattern}"
+    kinds: set[str] = set()
+    for command in _COMMANDS.split(value):
+        named = names.search(command) is not None
+        if not named and _IFACE.search(command) is None:
+            continue
+        kind = _command_kind(command, subject)
+        if kind is None and named:
+            raise InvalidInput(
+                f"{where}: kvmnet cannot tell where `{key} {value}` belongs once {nic} is a "
+                f"port of {bridge}: it names {nic} in a command kvmnet does not know, which "
+                f"may set up {nic}'s link (that stays on the port) or what moves to {bridge} "
+                f"(addresses, routes). Write $IFACE for {nic} if it acts on the addresses "
+                f"(the line then runs on {bridge}), or bridge {nic} by hand"
+            )
+        if kind is not None:
+            kinds.add(kind)
+    if "mixed" in kinds or kinds == {"link", "ip"}:
+        raise InvalidInput(
+            f"{where}: `{key} {value}` sets up both {nic}'s link (which stays on {bridge}'s "
+            f"port) and its addresses or routes (which move to {bridge}): split it into two "
+            "lines, then bridge again"
+        )
+    if kinds == {"link"}:
+        return "port", value
+    if kinds == {"ip"}:
+        return "bridge", names.sub(bridge, value)
+    return "bridge", value
 
 
 @dataclass(frozen=True)
@@ -164,6 +321,60 @@ class Config:
             if any(fnmatch.fnmatchcase(name, g) for g in globs):
                 return f"{path}:{line + 1}"
         return None
+
+
+@dataclass(frozen=True)
+class Placed:
+    """A NIC stanza's options split between the port and the bridge.
+
+    Attributes:
+        stanza: the NIC's stanza.
+        port: what stays with the NIC, on a ``manual`` stanza of the same family.
+        bridge: what the bridge's stanza of the same family takes.
+    """
+
+    stanza: Stanza
+    port: tuple[tuple[str, str], ...]
+    bridge: tuple[tuple[str, str], ...]
+
+
+def place(stanzas: Iterable[Stanza], *, nic: str, bridge: str) -> list[Placed]:
+    """Split every option of every stanza of ``nic`` between its port and ``bridge``.
+
+    Link-level options (`is_link_level`) stay on the port; hooks go where `hook_place` says;
+    everything else moves to the bridge. ``mtu`` of an inet6 stanza goes to both: ifupdown
+    makes it IPv6's MTU (``net.ipv6.conf.IF.mtu``) and raises the link's MTU only when that
+    is smaller, so the port keeps the raise and the bridge, which holds the IPv6 addresses,
+    the IPv6 MTU.
+
+    Args:
+        stanzas: the NIC's stanzas, in order.
+        nic: the NIC's name.
+        bridge: the bridge's name.
+
+    Returns:
+        One `Placed` per stanza, in order.
+
+    Raises:
+        InvalidInput: a hook line kvmnet cannot place (see `hook_place`).
+    """
+    out: list[Placed] = []
+    for stanza in stanzas:
+        port: list[tuple[str, str]] = []
+        br: list[tuple[str, str]] = []
+        for key, value in stanza.options:
+            if key in HOOKS:
+                side, text = hook_place(key, value, nic=nic, bridge=bridge, where=stanza.where)
+                (port if side == "port" else br).append((key, text))
+            elif key == "mtu" and stanza.family == "inet6":
+                port.append((key, value))
+                br.append((key, value))
+            elif is_link_level(key):
+                port.append((key, value))
+            else:
+                br.append((key, value))
+        out.append(Placed(stanza, tuple(port), tuple(br)))
+    return out
 
 
 Reader = Callable[[str], "str | None"]
@@ -263,21 +474,22 @@ def bridge_lines(
     bridge: str,
     nic: str,
     mac: str,
-    stanzas: Iterable[Stanza],
+    placed: Iterable[Placed],
     stp: bool,
     forward_delay: int,
     auto: str | None,
     indent: str = "    ",
 ) -> list[str]:
-    """The bridge's stanzas: one per family the NIC had, carrying its IP-level options.
+    """The bridge's stanzas: one per family the NIC had, carrying its bridge-side options
+    (see `place`).
 
     The first stanza also holds the bridge-utils options: ports, STP, forward delay, the
     NIC's MAC (``bridge_hw``: the bridge keeps the NIC's DHCP identity and IPv6 link-local).
     """
     out = [f"auto {bridge}\n"] if auto is not None else []
     first = True
-    for stanza in stanzas:
-        out.append(f"iface {bridge} {stanza.family} {stanza.method}\n")
+    for item in placed:
+        out.append(f"iface {bridge} {item.stanza.family} {item.stanza.method}\n")
         if first:
             out += [
                 f"{indent}bridge_ports {nic}\n",
@@ -287,6 +499,5 @@ def bridge_lines(
                 f"{indent}bridge_hw {mac}\n",
             ]
             first = False
-        out += [f"{indent}{k} {v}".rstrip() + "\n" for k, v in stanza.options
-                if not is_link_level(k)]
+        out += [f"{indent}{k} {v}".rstrip() + "\n" for k, v in item.bridge]
     return out
