@@ -325,3 +325,72 @@ def test_macsec_on_the_nic_is_refused(tmp_path: Path) -> None:
             {"etc/systemd/network/20-w.network": f"[Match]\nName={NIC}\n[Network]\nMACsec=ms0\n"},
         )
     assert caught.value.check == "networkd-port-conflict"
+
+
+HELDOUT = DATA / "heldout"
+
+
+def _image(tmp_path: Path, files: dict[str, str], links: dict[str, str]) -> Path:
+    """A root folder with ``files`` (relative path -> text) and symlinks (path -> target)."""
+    root = tmp_path / "image"
+    root.mkdir(exist_ok=True)
+    for rel, text in files.items():
+        (root / rel).parent.mkdir(parents=True, exist_ok=True)
+        (root / rel).write_text(text)
+    for rel, target in links.items():
+        (root / rel).parent.mkdir(parents=True, exist_ok=True)
+        (root / rel).symlink_to(target)
+    return root
+
+
+def _plan_in(root: Path, nic: LinkState, *, files_only: bool | None = None) -> Plan:
+    current = HostState(nic=nic, bridge=None, files=LocalRunner())
+    backend = NetworkdBackend(root=str(root), runner=RecordingRunner(), files_only=files_only)
+    return backend.plan_enslave(BridgeRequest(nic.name, "br0"), current)
+
+
+@pytest.mark.parametrize(
+    ("text", "want"),
+    [
+        # systemd.syntax(7): the backslash becomes a space, the next line is joined as it is.
+        ("[N]\nDNS=192.0.2.53 \\\n    198.51.100.53\nDomains=x\n",
+         [("DNS", "192.0.2.53      198.51.100.53"), ("Domains", "x")]),
+        # A comment line inside a continuation is skipped; the line goes on after it.
+        ("[N]\nDNS=1.1.1.1 \\\n# DNS=9.9.9.9 \\\n  ; more\n 8.8.8.8\nNTP=t\n",
+         [("DNS", "1.1.1.1   8.8.8.8"), ("NTP", "t")]),
+        # An escaped backslash does not continue the line.
+        ("[N]\nDescription=a\\\\\nDNS=1.1.1.1\n", [("Description", "a\\\\"), ("DNS", "1.1.1.1")]),
+        # An empty line ends a continuation; a backslash at the end of the file joins nothing.
+        ("[N]\nDNS=1.1.1.1 \\\n\nNTP=t \\\n", [("DNS", "1.1.1.1"), ("NTP", "t")]),
+        # CRLF line ends and a byte order mark, as config_parse() reads them.
+        ("\ufeff[N]\r\nDNS=1.1.1.1\\\r\n2.2.2.2\r\n", [("DNS", "1.1.1.1 2.2.2.2")]),
+    ],
+)  # fmt: skip
+def test_unit_files_are_read_as_systemd_reads_them(text: str, want: list[tuple[str, str]]) -> None:
+    doc = UnitFile.parse(text)
+    assert [(s.name, s.entries) for s in doc.sections] == [("N", want)]
+    # What kvmnet writes back reads the same, and a continued value is written as it was.
+    again = UnitFile.parse(doc.render())
+    assert [(s.name, s.entries) for s in again.sections] == [("N", want)]
+    if "\\\n    198" in text:
+        assert "DNS=192.0.2.53 \\\n    198.51.100.53\nDomains=x\n" in doc.render()
+
+
+def test_a_continued_line_moves_whole_to_the_bridge(tmp_path: Path) -> None:
+    """Held-out finding C: ``DNS=192.0.2.53 \\`` + ``    198.51.100.53`` was cut: the bridge
+    got ``DNS=192.0.2.53 \\`` then ``Domains=example.com``, which networkd joins into one DNS=
+    value (the second server and Domains= lost)."""
+    original = (HELDOUT / "line-continuation/20-wired.network").read_text()
+    root = _image(tmp_path, {"etc/systemd/network/20-wired.network": original}, {})
+    nic = LinkState("eno1", MAC, addresses=(IpAddress("192.0.2.10/24"),))
+    files = written(_plan_in(root, nic))
+    br = UnitFile.parse(files["10-kvmnet-br0.network"])
+    assert (br.get("Network", "DNS") or "").split() == ["192.0.2.53", "198.51.100.53"]
+    assert br.get("Network", "Domains") == "example.com"
+    # Carried verbatim: the two lines as the admin wrote them, then the next setting.
+    assert (
+        "DNS=192.0.2.53 \\\n    198.51.100.53\nDomains=example.com\n"
+        in files["10-kvmnet-br0.network"]
+    )
+    assert "DNS" not in files["10-kvmnet-eno1.network"]
+    assert (root / "etc/systemd/network/20-wired.network").read_text() == original
