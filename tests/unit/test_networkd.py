@@ -394,3 +394,93 @@ def test_a_continued_line_moves_whole_to_the_bridge(tmp_path: Path) -> None:
     )
     assert "DNS" not in files["10-kvmnet-eno1.network"]
     assert (root / "etc/systemd/network/20-wired.network").read_text() == original
+
+
+def _al2023(tmp_path: Path, target: str) -> Path:
+    base = HELDOUT / "al2023-ec2"
+    files = {str(p.relative_to(base)): p.read_text() for p in base.rglob("*") if p.is_file()}
+    return _image(tmp_path, files, {"run/systemd/network/70-ens5.network": target})
+
+
+@pytest.mark.parametrize(
+    "target",
+    ["/usr/lib/systemd/network/80-ec2.network", "../../../usr/lib/systemd/network/80-ec2.network"],
+)
+def test_an_images_own_symlink_is_followed_inside_the_image(tmp_path: Path, target: str) -> None:
+    """Held-out finding D: AL2023's ``70-ens5.network -> /usr/lib/systemd/network/80-ec2.network``
+    (absolute, as amazon-ec2-net-utils makes it) was followed on this machine, where the target
+    is missing: kvmnet skipped 70-ens5.network and its drop-ins and bridged from 80-ec2.network
+    (alias address, policy rule, table-10000 routes, RouteMetric lost, no warning)."""
+    root = _al2023(tmp_path, target)
+    leased = IpAddress("172.31.20.15/20", 3600, 3600, True)
+    nic = LinkState("ens5", "0a:1b:2c:3d:4e:5f", addresses=(leased,))
+    plan = _plan_in(root, nic)
+    files = written(plan)
+    assert sorted(files) == [
+        "10-kvmnet-br0.netdev",
+        "10-kvmnet-br0.network",
+        "10-kvmnet-ens5.network",
+    ]
+    br = UnitFile.parse(files["10-kvmnet-br0.network"])
+    assert br.get("Address", "Address") == "172.31.20.99/32"
+    assert br.get("RoutingPolicyRule", "Table") == "10000"
+    assert br.get("DHCPv4", "RouteMetric") == "512"
+    assert [s.get("Table") for s in br.sections if s.name == "Route"] == ["10000"] * 3
+    port = UnitFile.parse(files["10-kvmnet-ens5.network"])
+    assert port.get("Link", "MTUBytes") == "9001"
+    assert port.get("Match", "Driver") == "ena ixgbevf vif"
+    assert "70-ens5.network, ec2net_alias.conf, ec2net_policy_4.conf, eni.conf" in str(plan)
+
+
+def test_a_symlink_never_leads_out_of_the_root(tmp_path: Path) -> None:
+    """An absolute or a ``../..`` target is the image's path: a file of this machine at that
+    path is never read (here it would make the NIC static 203.0.113.9)."""
+    outside = tmp_path / "outside.network"
+    outside.write_text(f"[Match]\nName={NIC}\n[Network]\nAddress=203.0.113.9/24\n")
+    up = "../" * 12 + str(outside).lstrip("/")
+    root = _image(
+        tmp_path,
+        {"usr/lib/systemd/network/90-dhcp.network": f"[Match]\nName={NIC}\n[Network]\nDHCP=yes\n"},
+        {"etc/systemd/network/20-abs.network": str(outside),
+         "etc/systemd/network/21-up.network": up},
+    )  # fmt: skip
+    files = written(_plan_in(root, DHCP_NIC))
+    assert "203.0.113.9" not in "".join(files.values())
+    assert UnitFile.parse(files["10-kvmnet-br0.network"]).get("Network", "DHCP") == "yes"
+
+
+def test_masked_and_empty_files_are_skipped_as_networkd_skips_them(tmp_path: Path) -> None:
+    """``80-ec2.network -> /dev/null`` in /etc masks the same name in /usr/lib (the image's
+    /dev/null need not exist); an empty [Match] matches nothing ("No valid settings found in
+    the [Match] section, ignoring file"); a symlink loop is skipped. networkd then uses
+    99-fallback.network, so kvmnet bridges from that one."""
+    nic_file = f"[Match]\nName={NIC}\n[Network]\nAddress=10.9.9.9/24\n"
+    root = _image(
+        tmp_path,
+        {"usr/lib/systemd/network/80-ec2.network": nic_file,
+         "etc/systemd/network/50-nomatch.network": "# nothing to match\n[Network]\nDHCP=ipv6\n",
+         "etc/systemd/network/60-empty.network": "",
+         "usr/lib/systemd/network/60-empty.network": nic_file,
+         "usr/lib/systemd/network/99-fallback.network": "[Match]\nName=*\n[Network]\nDHCP=yes\n"},
+        {"etc/systemd/network/80-ec2.network": "/dev/null",
+         "etc/systemd/network/70-loop.network": "/etc/systemd/network/71-loop.network",
+         "etc/systemd/network/71-loop.network": "70-loop.network"},
+    )  # fmt: skip
+    plan = _plan_in(root, DHCP_NIC)
+    br = UnitFile.parse(written(plan)["10-kvmnet-br0.network"])
+    assert br.get("Network", "DHCP") == "yes" and br.get("Network", "Address") is None
+    assert "from 99-fallback.network" in str(plan)
+
+
+def test_chase_follows_links_as_a_chroot_would(tmp_path: Path) -> None:
+    from kvmnet.hostnet.backends.filebackend import Rooted
+
+    root = _image(tmp_path, {"usr/lib/x/f": "x"},
+                  {"lib": "usr/lib", "a/abs": "/lib/x", "a/up": "../../../../lib/x/f",
+                   "a/loop": "loop", "a/null": "/dev/null"})  # fmt: skip
+    rooted = Rooted(str(root))
+    assert rooted.chase("/a/abs/f") == "/usr/lib/x/f"
+    assert rooted.chase("/a/up") == "/usr/lib/x/f"
+    assert rooted.chase("/a/missing/../abs") == "/usr/lib/x"
+    assert rooted.chase("/a/null") == "/dev/null"
+    assert rooted.chase("/a/loop") is None

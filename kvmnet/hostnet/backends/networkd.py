@@ -26,6 +26,12 @@ untouched: release removes kvmnet's files and every file is as it was, byte for 
 bridge's own .network (and .netdev) is merged into kvmnet's, so nothing of it is shadowed;
 a setting both sides give different values is refused.
 
+**Reading the files as networkd does.** Continued lines (a trailing backslash) are one
+setting (`UnitFile`); an empty file or a link to /dev/null masks its name; a [Match] that
+sets nothing is ignored. Under another root on this machine, symlinks are followed inside it
+(`Rooted.chase`), as networkd booted from that image follows them: an absolute link such as
+AL2023's ``70-ens5.network -> /usr/lib/systemd/network/80-ec2.network`` is the image's file.
+
 **Same lease on the bridge.** networkd's DHCP client identifies itself by DUID + IAID, and the
 IAID comes from the interface name, so br0 would ask for a *different* lease than eth0 had.
 When networkd's lease file for the NIC is readable (``lease_dir``), its client id's IAID is
@@ -53,7 +59,7 @@ from ...errors import PreflightRefused
 from ..model.plan import Plan, RemoveFile, RunCommand, Step
 from ..model.request import BridgeRequest, HostState
 from ..model.state import LinkState
-from ..runners.runner import Runner
+from ..runners.runner import LocalRunner, Runner
 from .filebackend import (
     FileBackendBase,
     leased_v4,
@@ -234,11 +240,16 @@ def _name_matches(patterns: list[str], name: str) -> bool:
 
 def matches(doc: UnitFile, link: LinkState) -> bool:
     """Whether a .network file's [Match] could pick ``link`` (Name= globs, MACAddress=,
-    PermanentMACAddress=; other criteria count as yes, so that our file is placed first)."""
+    PermanentMACAddress=; other criteria count as yes, so that our file is placed first).
+
+    A file whose [Match] sets nothing (none, or only empty values) picks no link: networkd
+    ignores it ("No valid settings found in the [Match] section, ignoring file")."""
     merged = Section("Match")
     for section in doc.sections:
         if section.name == "Match":
             merged.entries += section.entries
+    if not any(value for _, value in merged.entries):
+        return False
     if not _name_matches(_values(merged, "Name"), link.name):
         return False
     for key in ("MACAddress", "PermanentMACAddress"):
@@ -551,7 +562,8 @@ class NetworkdBackend(FileBackendBase):
         seen: dict[str, str] = {}
         for directory in NETWORK_DIRS:
             full = self.paths(directory)
-            for name in current.list_dir(full) or ():
+            where = self._readable(current, full)
+            for name in (current.list_dir(where) if where else None) or ():
                 if name.endswith(suffix) and name not in seen:
                     seen[name] = posixpath.join(full, name)
         return sorted(seen.items())
@@ -580,19 +592,45 @@ class NetworkdBackend(FileBackendBase):
         seen: dict[str, str] = {}
         for directory in NETWORK_DIRS:
             full = self.paths(posixpath.join(directory, name + ".d"))
-            for conf in current.list_dir(full) or ():
+            where = self._readable(current, full)
+            for conf in (current.list_dir(where) if where else None) or ():
                 if conf.endswith(".conf") and conf not in seen:
                     seen[conf] = posixpath.join(full, conf)
         return [seen[k] for k in sorted(seen)]
 
+    def _readable(self, current: HostState, path: str) -> str | None:
+        """Where to read ``path`` (a path under ``root``, as `paths` maps it).
+
+        Under another root on this machine, the symlinks on it are followed *inside* the root,
+        as networkd booted from it follows them: amazon-ec2-net-utils' absolute
+        ``70-ens5.network -> /usr/lib/systemd/network/80-ec2.network`` is the image's file,
+        not this machine's (which may be missing, or another file). On ``/``, or when the
+        files are not this machine's (a recording or remote runner), ``path`` itself.
+
+        Returns:
+            The path to read; None for a link to ``/dev/null`` (a mask) or a loop.
+        """
+        if self.root == "/" or not isinstance(current.files, LocalRunner):
+            return path
+        inside = self.paths.chase("/" + posixpath.relpath(path, self.root))
+        if inside is None or inside == "/dev/null":
+            return None
+        return self.paths(inside)
+
+    def _read(self, current: HostState, path: str) -> str | None:
+        where = self._readable(current, path)
+        return read_text(current, where) if where is not None else None
+
     def _load(self, current: HostState, name: str, path: str) -> _Found | None:
-        text = read_text(current, path)
-        if text is None:
+        text = self._read(current, path)
+        if not text:
+            # Missing, or masked: networkd skips an empty file or a link to /dev/null
+            # (null_or_empty_path), and the same name further down the path stays shadowed.
             return None
         paths = [path]
         doc = UnitFile.parse(text)
         for conf in self.dropins(current, name):
-            extra = read_text(current, conf)
+            extra = self._read(current, conf)
             if extra is not None:
                 paths.append(conf)
                 doc.sections += UnitFile.parse(extra).sections
