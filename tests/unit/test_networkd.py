@@ -484,3 +484,56 @@ def test_chase_follows_links_as_a_chroot_would(tmp_path: Path) -> None:
     assert rooted.chase("/a/missing/../abs") == "/usr/lib/x"
     assert rooted.chase("/a/null") == "/dev/null"
     assert rooted.chase("/a/loop") is None
+
+
+def test_the_bridges_own_mac_is_kept_and_checked(tmp_path: Path) -> None:
+    """Held-out minor finding: networkd replaced an existing br0.netdev's MACAddress= with the
+    NIC's silently (netplan keeps it, nmcli refuses). Now it is kept, said, and verified."""
+    root = _image(
+        tmp_path,
+        {"etc/systemd/network/20-w.network": f"[Match]\nName={NIC}\n[Network]\nDHCP=ipv4\n",
+         "etc/systemd/network/05-br0.netdev":
+             "[NetDev]\nName=br0\nKind=bridge\nMACAddress=02:00:00:00:00:42\n"},
+        {},
+    )  # fmt: skip
+    plan = _plan_in(root, DHCP_NIC, files_only=False)
+    files = written(plan)
+    netdev = UnitFile.parse(files["00-kvmnet-br0.netdev"])
+    assert netdev.get("NetDev", "MACAddress") == "02:00:00:00:00:42"
+    br = UnitFile.parse(files["00-kvmnet-br0.network"])
+    assert br.get("Link", "MACAddress") == "02:00:00:00:00:42"
+    kept = "05-br0.netdev gives br0 the MAC 02:00:00:00:00:42: kept"
+    assert any(kept in w for w in plan.warnings)
+    macs = [c.value for c in plan.checks if c.kind == "has-mac"]
+    assert macs == ["02:00:00:00:00:42"]
+
+
+def test_a_mac_in_the_bridges_own_network_is_kept_not_refused(tmp_path: Path) -> None:
+    root = _image(
+        tmp_path,
+        {"etc/systemd/network/20-w.network": f"[Match]\nName={NIC}\n[Network]\nDHCP=ipv4\n",
+         "etc/systemd/network/05-br0.network":
+             "[Match]\nName=br0\n[Link]\nMACAddress=02-00-00-00-00-43\n",
+         "etc/systemd/network/05-br0.netdev": "[NetDev]\nName=br0\nKind=bridge\nMACAddress=none\n"},
+        {},
+    )  # fmt: skip
+    plan = _plan_in(root, DHCP_NIC, files_only=False)
+    files = written(plan)
+    br = UnitFile.parse(files["00-kvmnet-br0.network"])
+    assert br.get("Link", "MACAddress") == "02-00-00-00-00-43"  # as the admin wrote it
+    netdev = UnitFile.parse(files["00-kvmnet-br0.netdev"])
+    assert netdev.get("NetDev", "MACAddress") == "02:00:00:00:00:43"
+    assert any("MACAddress=none" in w for w in plan.warnings)
+    assert [c.value for c in plan.checks if c.kind == "has-mac"] == ["02:00:00:00:00:43"]
+
+
+def test_without_a_mac_of_its_own_the_bridge_takes_the_nics(tmp_path: Path) -> None:
+    plan = plan_for(
+        tmp_path,
+        {"etc/systemd/network/20-w.network": f"[Match]\nName={NIC}\n[Network]\nDHCP=ipv4\n",
+         "etc/systemd/network/05-br0.netdev": "[NetDev]\nName=br0\nKind=bridge\n"},
+    )  # fmt: skip
+    netdev = UnitFile.parse(written(plan)["00-kvmnet-br0.netdev"])
+    assert netdev.get("NetDev", "MACAddress") == MAC
+    assert [c.value for c in plan.checks if c.kind == "has-mac"] == [MAC]
+    assert not any("MACAddress" in w or "the MAC" in w for w in plan.warnings)
