@@ -325,3 +325,215 @@ def test_macsec_on_the_nic_is_refused(tmp_path: Path) -> None:
             {"etc/systemd/network/20-w.network": f"[Match]\nName={NIC}\n[Network]\nMACsec=ms0\n"},
         )
     assert caught.value.check == "networkd-port-conflict"
+
+
+HELDOUT = DATA / "heldout"
+
+
+def _image(tmp_path: Path, files: dict[str, str], links: dict[str, str]) -> Path:
+    """A root folder with ``files`` (relative path -> text) and symlinks (path -> target)."""
+    root = tmp_path / "image"
+    root.mkdir(exist_ok=True)
+    for rel, text in files.items():
+        (root / rel).parent.mkdir(parents=True, exist_ok=True)
+        (root / rel).write_text(text)
+    for rel, target in links.items():
+        (root / rel).parent.mkdir(parents=True, exist_ok=True)
+        (root / rel).symlink_to(target)
+    return root
+
+
+def _plan_in(root: Path, nic: LinkState, *, files_only: bool | None = None) -> Plan:
+    current = HostState(nic=nic, bridge=None, files=LocalRunner())
+    backend = NetworkdBackend(root=str(root), runner=RecordingRunner(), files_only=files_only)
+    return backend.plan_enslave(BridgeRequest(nic.name, "br0"), current)
+
+
+@pytest.mark.parametrize(
+    ("text", "want"),
+    [
+        # systemd.syntax(7): the backslash becomes a space, the next line is joined as it is.
+        ("[N]\nDNS=192.0.2.53 \\\n    198.51.100.53\nDomains=x\n",
+         [("DNS", "192.0.2.53      198.51.100.53"), ("Domains", "x")]),
+        # A comment line inside a continuation is skipped; the line goes on after it.
+        ("[N]\nDNS=1.1.1.1 \\\n# DNS=9.9.9.9 \\\n  ; more\n 8.8.8.8\nNTP=t\n",
+         [("DNS", "1.1.1.1   8.8.8.8"), ("NTP", "t")]),
+        # An escaped backslash does not continue the line.
+        ("[N]\nDescription=a\\\\\nDNS=1.1.1.1\n", [("Description", "a\\\\"), ("DNS", "1.1.1.1")]),
+        # An empty line ends a continuation; a backslash at the end of the file joins nothing.
+        ("[N]\nDNS=1.1.1.1 \\\n\nNTP=t \\\n", [("DNS", "1.1.1.1"), ("NTP", "t")]),
+        # CRLF line ends and a byte order mark, as config_parse() reads them.
+        ("\ufeff[N]\r\nDNS=1.1.1.1\\\r\n2.2.2.2\r\n", [("DNS", "1.1.1.1 2.2.2.2")]),
+    ],
+)  # fmt: skip
+def test_unit_files_are_read_as_systemd_reads_them(text: str, want: list[tuple[str, str]]) -> None:
+    doc = UnitFile.parse(text)
+    assert [(s.name, s.entries) for s in doc.sections] == [("N", want)]
+    # What kvmnet writes back reads the same, and a continued value is written as it was.
+    again = UnitFile.parse(doc.render())
+    assert [(s.name, s.entries) for s in again.sections] == [("N", want)]
+    if "\\\n    198" in text:
+        assert "DNS=192.0.2.53 \\\n    198.51.100.53\nDomains=x\n" in doc.render()
+
+
+def test_a_continued_line_moves_whole_to_the_bridge(tmp_path: Path) -> None:
+    """Held-out finding C: ``DNS=192.0.2.53 \\`` + ``    198.51.100.53`` was cut: the bridge
+    got ``DNS=192.0.2.53 \\`` then ``Domains=example.com``, which networkd joins into one DNS=
+    value (the second server and Domains= lost)."""
+    original = (HELDOUT / "line-continuation/20-wired.network").read_text()
+    root = _image(tmp_path, {"etc/systemd/network/20-wired.network": original}, {})
+    nic = LinkState("eno1", MAC, addresses=(IpAddress("192.0.2.10/24"),))
+    files = written(_plan_in(root, nic))
+    br = UnitFile.parse(files["10-kvmnet-br0.network"])
+    assert (br.get("Network", "DNS") or "").split() == ["192.0.2.53", "198.51.100.53"]
+    assert br.get("Network", "Domains") == "example.com"
+    # Carried verbatim: the two lines as the admin wrote them, then the next setting.
+    assert (
+        "DNS=192.0.2.53 \\\n    198.51.100.53\nDomains=example.com\n"
+        in files["10-kvmnet-br0.network"]
+    )
+    assert "DNS" not in files["10-kvmnet-eno1.network"]
+    assert (root / "etc/systemd/network/20-wired.network").read_text() == original
+
+
+def _al2023(tmp_path: Path, target: str) -> Path:
+    base = HELDOUT / "al2023-ec2"
+    files = {str(p.relative_to(base)): p.read_text() for p in base.rglob("*") if p.is_file()}
+    return _image(tmp_path, files, {"run/systemd/network/70-ens5.network": target})
+
+
+@pytest.mark.parametrize(
+    "target",
+    ["/usr/lib/systemd/network/80-ec2.network", "../../../usr/lib/systemd/network/80-ec2.network"],
+)
+def test_an_images_own_symlink_is_followed_inside_the_image(tmp_path: Path, target: str) -> None:
+    """Held-out finding D: AL2023's ``70-ens5.network -> /usr/lib/systemd/network/80-ec2.network``
+    (absolute, as amazon-ec2-net-utils makes it) was followed on this machine, where the target
+    is missing: kvmnet skipped 70-ens5.network and its drop-ins and bridged from 80-ec2.network
+    (alias address, policy rule, table-10000 routes, RouteMetric lost, no warning)."""
+    root = _al2023(tmp_path, target)
+    leased = IpAddress("172.31.20.15/20", 3600, 3600, True)
+    nic = LinkState("ens5", "0a:1b:2c:3d:4e:5f", addresses=(leased,))
+    plan = _plan_in(root, nic)
+    files = written(plan)
+    assert sorted(files) == [
+        "10-kvmnet-br0.netdev",
+        "10-kvmnet-br0.network",
+        "10-kvmnet-ens5.network",
+    ]
+    br = UnitFile.parse(files["10-kvmnet-br0.network"])
+    assert br.get("Address", "Address") == "172.31.20.99/32"
+    assert br.get("RoutingPolicyRule", "Table") == "10000"
+    assert br.get("DHCPv4", "RouteMetric") == "512"
+    assert [s.get("Table") for s in br.sections if s.name == "Route"] == ["10000"] * 3
+    port = UnitFile.parse(files["10-kvmnet-ens5.network"])
+    assert port.get("Link", "MTUBytes") == "9001"
+    assert port.get("Match", "Driver") == "ena ixgbevf vif"
+    assert "70-ens5.network, ec2net_alias.conf, ec2net_policy_4.conf, eni.conf" in str(plan)
+
+
+def test_a_symlink_never_leads_out_of_the_root(tmp_path: Path) -> None:
+    """An absolute or a ``../..`` target is the image's path: a file of this machine at that
+    path is never read (here it would make the NIC static 203.0.113.9)."""
+    outside = tmp_path / "outside.network"
+    outside.write_text(f"[Match]\nName={NIC}\n[Network]\nAddress=203.0.113.9/24\n")
+    up = "../" * 12 + str(outside).lstrip("/")
+    root = _image(
+        tmp_path,
+        {"usr/lib/systemd/network/90-dhcp.network": f"[Match]\nName={NIC}\n[Network]\nDHCP=yes\n"},
+        {"etc/systemd/network/20-abs.network": str(outside),
+         "etc/systemd/network/21-up.network": up},
+    )  # fmt: skip
+    files = written(_plan_in(root, DHCP_NIC))
+    assert "203.0.113.9" not in "".join(files.values())
+    assert UnitFile.parse(files["10-kvmnet-br0.network"]).get("Network", "DHCP") == "yes"
+
+
+def test_masked_and_empty_files_are_skipped_as_networkd_skips_them(tmp_path: Path) -> None:
+    """``80-ec2.network -> /dev/null`` in /etc masks the same name in /usr/lib (the image's
+    /dev/null need not exist); an empty [Match] matches nothing ("No valid settings found in
+    the [Match] section, ignoring file"); a symlink loop is skipped. networkd then uses
+    99-fallback.network, so kvmnet bridges from that one."""
+    nic_file = f"[Match]\nName={NIC}\n[Network]\nAddress=10.9.9.9/24\n"
+    root = _image(
+        tmp_path,
+        {"usr/lib/systemd/network/80-ec2.network": nic_file,
+         "etc/systemd/network/50-nomatch.network": "# nothing to match\n[Network]\nDHCP=ipv6\n",
+         "etc/systemd/network/60-empty.network": "",
+         "usr/lib/systemd/network/60-empty.network": nic_file,
+         "usr/lib/systemd/network/99-fallback.network": "[Match]\nName=*\n[Network]\nDHCP=yes\n"},
+        {"etc/systemd/network/80-ec2.network": "/dev/null",
+         "etc/systemd/network/70-loop.network": "/etc/systemd/network/71-loop.network",
+         "etc/systemd/network/71-loop.network": "70-loop.network"},
+    )  # fmt: skip
+    plan = _plan_in(root, DHCP_NIC)
+    br = UnitFile.parse(written(plan)["10-kvmnet-br0.network"])
+    assert br.get("Network", "DHCP") == "yes" and br.get("Network", "Address") is None
+    assert "from 99-fallback.network" in str(plan)
+
+
+def test_chase_follows_links_as_a_chroot_would(tmp_path: Path) -> None:
+    from kvmnet.hostnet.backends.filebackend import Rooted
+
+    root = _image(tmp_path, {"usr/lib/x/f": "x"},
+                  {"lib": "usr/lib", "a/abs": "/lib/x", "a/up": "../../../../lib/x/f",
+                   "a/loop": "loop", "a/null": "/dev/null"})  # fmt: skip
+    rooted = Rooted(str(root))
+    assert rooted.chase("/a/abs/f") == "/usr/lib/x/f"
+    assert rooted.chase("/a/up") == "/usr/lib/x/f"
+    assert rooted.chase("/a/missing/../abs") == "/usr/lib/x"
+    assert rooted.chase("/a/null") == "/dev/null"
+    assert rooted.chase("/a/loop") is None
+
+
+def test_the_bridges_own_mac_is_kept_and_checked(tmp_path: Path) -> None:
+    """Held-out minor finding: networkd replaced an existing br0.netdev's MACAddress= with the
+    NIC's silently (netplan keeps it, nmcli refuses). Now it is kept, said, and verified."""
+    root = _image(
+        tmp_path,
+        {"etc/systemd/network/20-w.network": f"[Match]\nName={NIC}\n[Network]\nDHCP=ipv4\n",
+         "etc/systemd/network/05-br0.netdev":
+             "[NetDev]\nName=br0\nKind=bridge\nMACAddress=02:00:00:00:00:42\n"},
+        {},
+    )  # fmt: skip
+    plan = _plan_in(root, DHCP_NIC, files_only=False)
+    files = written(plan)
+    netdev = UnitFile.parse(files["00-kvmnet-br0.netdev"])
+    assert netdev.get("NetDev", "MACAddress") == "02:00:00:00:00:42"
+    br = UnitFile.parse(files["00-kvmnet-br0.network"])
+    assert br.get("Link", "MACAddress") == "02:00:00:00:00:42"
+    kept = "05-br0.netdev gives br0 the MAC 02:00:00:00:00:42: kept"
+    assert any(kept in w for w in plan.warnings)
+    macs = [c.value for c in plan.checks if c.kind == "has-mac"]
+    assert macs == ["02:00:00:00:00:42"]
+
+
+def test_a_mac_in_the_bridges_own_network_is_kept_not_refused(tmp_path: Path) -> None:
+    root = _image(
+        tmp_path,
+        {"etc/systemd/network/20-w.network": f"[Match]\nName={NIC}\n[Network]\nDHCP=ipv4\n",
+         "etc/systemd/network/05-br0.network":
+             "[Match]\nName=br0\n[Link]\nMACAddress=02-00-00-00-00-43\n",
+         "etc/systemd/network/05-br0.netdev": "[NetDev]\nName=br0\nKind=bridge\nMACAddress=none\n"},
+        {},
+    )  # fmt: skip
+    plan = _plan_in(root, DHCP_NIC, files_only=False)
+    files = written(plan)
+    br = UnitFile.parse(files["00-kvmnet-br0.network"])
+    assert br.get("Link", "MACAddress") == "02-00-00-00-00-43"  # as the admin wrote it
+    netdev = UnitFile.parse(files["00-kvmnet-br0.netdev"])
+    assert netdev.get("NetDev", "MACAddress") == "02:00:00:00:00:43"
+    assert any("MACAddress=none" in w for w in plan.warnings)
+    assert [c.value for c in plan.checks if c.kind == "has-mac"] == ["02:00:00:00:00:43"]
+
+
+def test_without_a_mac_of_its_own_the_bridge_takes_the_nics(tmp_path: Path) -> None:
+    plan = plan_for(
+        tmp_path,
+        {"etc/systemd/network/20-w.network": f"[Match]\nName={NIC}\n[Network]\nDHCP=ipv4\n",
+         "etc/systemd/network/05-br0.netdev": "[NetDev]\nName=br0\nKind=bridge\n"},
+    )  # fmt: skip
+    netdev = UnitFile.parse(written(plan)["00-kvmnet-br0.netdev"])
+    assert netdev.get("NetDev", "MACAddress") == MAC
+    assert [c.value for c in plan.checks if c.kind == "has-mac"] == [MAC]
+    assert not any("MACAddress" in w or "the MAC" in w for w in plan.warnings)

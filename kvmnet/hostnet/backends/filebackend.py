@@ -75,6 +75,47 @@ class Rooted:
                 )
         return full
 
+    def chase(self, path: str) -> str | None:
+        """``path`` with every symlink on it followed as a program chrooted into the root
+        would follow it (systemd's ``chase()`` with a root): an absolute target starts again
+        at the root, ``..`` stops there. The links are read on this machine's file system.
+
+        An image's own links (``/run/systemd/network/70-ens5.network ->
+        /usr/lib/systemd/network/80-ec2.network``) then lead to the image's files, never to
+        this machine's.
+
+        Args:
+            path: an absolute path as seen inside the root.
+
+        Returns:
+            The path it leads to, as seen inside the root (map it with ``self(...)``); a
+            missing part ends the chase there. None: more than 40 links (a loop), as the
+            kernel gives up (ELOOP).
+        """
+        todo = [part for part in path.split("/") if part]
+        done: list[str] = []
+        links = 0
+        while todo:
+            part = todo.pop(0)
+            if part == ".":
+                continue
+            if part == "..":
+                if done:
+                    done.pop()
+                continue
+            try:
+                target = os.readlink(posixpath.join(self.root, *done, part))
+            except OSError:  # not a link, or missing: taken as it is
+                done.append(part)
+                continue
+            links += 1
+            if links > 40:
+                return None
+            if target.startswith("/"):
+                done = []
+            todo[:0] = [p for p in target.split("/") if p]
+        return "/" + "/".join(done)
+
     def __repr__(self) -> str:
         return f"Rooted({self.root!r})"
 

@@ -4,6 +4,7 @@ Files under ``root`` in ``/etc/systemd/network``::
 
     10-kvmnet-br0.netdev     [NetDev] Name=br0 Kind=bridge MACAddress=<NIC MAC>
                              [Bridge] STP=false ForwardDelaySec=0
+                             (a MAC the bridge's own files set is kept: `admin_mac`)
     10-kvmnet-br0.network    [Match] Name=br0 + the bridge's own .network (if any) + every
                              IP-level setting of the NIC's .network and its drop-ins
     10-kvmnet-eth0.network   [Match] Name=eth0 + every link-level setting of the NIC's
@@ -26,6 +27,12 @@ untouched: release removes kvmnet's files and every file is as it was, byte for 
 bridge's own .network (and .netdev) is merged into kvmnet's, so nothing of it is shadowed;
 a setting both sides give different values is refused.
 
+**Reading the files as networkd does.** Continued lines (a trailing backslash) are one
+setting (`UnitFile`); an empty file or a link to /dev/null masks its name; a [Match] that
+sets nothing is ignored. Under another root on this machine, symlinks are followed inside it
+(`Rooted.chase`), as networkd booted from that image follows them: an absolute link such as
+AL2023's ``70-ens5.network -> /usr/lib/systemd/network/80-ec2.network`` is the image's file.
+
 **Same lease on the bridge.** networkd's DHCP client identifies itself by DUID + IAID, and the
 IAID comes from the interface name, so br0 would ask for a *different* lease than eth0 had.
 When networkd's lease file for the NIC is readable (``lease_dir``), its client id's IAID is
@@ -46,14 +53,15 @@ from __future__ import annotations
 import dataclasses
 import fnmatch
 import posixpath
+import re
 from collections.abc import Iterable
 
 from ...core.names import validate_netns_name
 from ...errors import PreflightRefused
-from ..model.plan import Plan, RemoveFile, RunCommand, Step
+from ..model.plan import Check, Plan, RemoveFile, RunCommand, Step
 from ..model.request import BridgeRequest, HostState
 from ..model.state import LinkState
-from ..runners.runner import Runner
+from ..runners.runner import LocalRunner, Runner
 from .filebackend import (
     FileBackendBase,
     leased_v4,
@@ -234,11 +242,16 @@ def _name_matches(patterns: list[str], name: str) -> bool:
 
 def matches(doc: UnitFile, link: LinkState) -> bool:
     """Whether a .network file's [Match] could pick ``link`` (Name= globs, MACAddress=,
-    PermanentMACAddress=; other criteria count as yes, so that our file is placed first)."""
+    PermanentMACAddress=; other criteria count as yes, so that our file is placed first).
+
+    A file whose [Match] sets nothing (none, or only empty values) picks no link: networkd
+    ignores it ("No valid settings found in the [Match] section, ignoring file")."""
     merged = Section("Match")
     for section in doc.sections:
         if section.name == "Match":
             merged.entries += section.entries
+    if not any(value for _, value in merged.entries):
+        return False
     if not _name_matches(_values(merged, "Name"), link.name):
         return False
     for key in ("MACAddress", "PermanentMACAddress"):
@@ -372,6 +385,46 @@ def merge_into(base: UnitFile, extra: UnitFile, what: str) -> UnitFile:
     return out
 
 
+_HEX2 = "([0-9a-f]{2})"
+# The forms systemd's MAC parser reads: 01:23:45:67:89:ab, 01-23-45-67-89-ab, 0123.4567.89ab.
+_MAC_FORMS = tuple(
+    re.compile(form)
+    for form in (":".join([_HEX2] * 6), "-".join([_HEX2] * 6), r"\.".join([_HEX2 * 2] * 3))
+)
+
+
+def _mac(value: str | None) -> str | None:
+    """``value`` as ``aa:bb:cc:dd:ee:ff`` if it is a MAC in a form systemd reads, else None."""
+    text = (value or "").strip().lower()
+    for form in _MAC_FORMS:
+        found = form.fullmatch(text)
+        if found:
+            return ":".join(found.groups())
+    return None
+
+
+def admin_mac(
+    bridge_network: UnitFile | None, bridge_netdev: UnitFile | None
+) -> tuple[str, str] | None:
+    """The MAC the bridge's own files give it, and where: ``("network", MAC)`` for its
+    .network's ``[Link] MACAddress=`` (networkd sets it on the link, so it is the one the
+    bridge ends up with), else ``("netdev", MAC)`` for its .netdev's ``[NetDev]
+    MACAddress=``; None when neither sets one.
+
+    Args:
+        bridge_network: The bridge's own .network (with drop-ins), if any.
+        bridge_netdev: The bridge's own .netdev (with drop-ins), if any.
+
+    Returns:
+        (which file, the MAC as ``aa:bb:cc:dd:ee:ff``), or None.
+    """
+    mac = _mac(bridge_network.get("Link", "MACAddress")) if bridge_network else None
+    if mac is not None:
+        return "network", mac
+    mac = _mac(bridge_netdev.get("NetDev", "MACAddress")) if bridge_netdev else None
+    return ("netdev", mac) if mac is not None else None
+
+
 def _dhcp_identity(br: UnitFile, iaid: int | None) -> None:
     dhcp = ""
     for section in br.sections:
@@ -429,7 +482,12 @@ def render_files(
     nd = netdev.section("NetDev") or netdev.add("NetDev")
     _set(nd, "Name", bridge)
     _set(nd, "Kind", "bridge")
-    _set(nd, "MACAddress", nic.mac)
+    # A MAC the bridge's own files set is the admin's choice: kept (the plan warns), as
+    # netplan keeps it; otherwise the bridge takes the NIC's, so the LAN sees the same host.
+    theirs = admin_mac(bridge_network, bridge_netdev)
+    mac = theirs[1] if theirs else nic.mac
+    if _mac(nd.get("MACAddress")) is None:
+        _set(nd, "MACAddress", mac)
     bsec = netdev.section("Bridge") or netdev.add("Bridge")
     _set(bsec, "STP", "true" if stp else "false")
     _set(bsec, "ForwardDelaySec", str(forward_delay))
@@ -443,8 +501,10 @@ def render_files(
 
     ours = UnitFile()
     ours.add("Match").add("Name", bridge)
-    # The .netdev sets the MAC only when networkd creates br0; this also fixes an existing one.
-    ours.add("Link").add("MACAddress", nic.mac)
+    if theirs is None or theirs[0] != "network":
+        # The .netdev sets the MAC only when networkd creates br0; this also fixes an existing
+        # one. (The bridge's own .network setting it is merged in below, as it was written.)
+        ours.add("Link").add("MACAddress", mac)
     base = UnitFile([s for s in ours.sections])
     if bridge_network is not None:
         own = UnitFile([s for s in bridge_network.sections if s.name != "Match"])
@@ -551,7 +611,8 @@ class NetworkdBackend(FileBackendBase):
         seen: dict[str, str] = {}
         for directory in NETWORK_DIRS:
             full = self.paths(directory)
-            for name in current.list_dir(full) or ():
+            where = self._readable(current, full)
+            for name in (current.list_dir(where) if where else None) or ():
                 if name.endswith(suffix) and name not in seen:
                     seen[name] = posixpath.join(full, name)
         return sorted(seen.items())
@@ -580,19 +641,45 @@ class NetworkdBackend(FileBackendBase):
         seen: dict[str, str] = {}
         for directory in NETWORK_DIRS:
             full = self.paths(posixpath.join(directory, name + ".d"))
-            for conf in current.list_dir(full) or ():
+            where = self._readable(current, full)
+            for conf in (current.list_dir(where) if where else None) or ():
                 if conf.endswith(".conf") and conf not in seen:
                     seen[conf] = posixpath.join(full, conf)
         return [seen[k] for k in sorted(seen)]
 
+    def _readable(self, current: HostState, path: str) -> str | None:
+        """Where to read ``path`` (a path under ``root``, as `paths` maps it).
+
+        Under another root on this machine, the symlinks on it are followed *inside* the root,
+        as networkd booted from it follows them: amazon-ec2-net-utils' absolute
+        ``70-ens5.network -> /usr/lib/systemd/network/80-ec2.network`` is the image's file,
+        not this machine's (which may be missing, or another file). On ``/``, or when the
+        files are not this machine's (a recording or remote runner), ``path`` itself.
+
+        Returns:
+            The path to read; None for a link to ``/dev/null`` (a mask) or a loop.
+        """
+        if self.root == "/" or not isinstance(current.files, LocalRunner):
+            return path
+        inside = self.paths.chase("/" + posixpath.relpath(path, self.root))
+        if inside is None or inside == "/dev/null":
+            return None
+        return self.paths(inside)
+
+    def _read(self, current: HostState, path: str) -> str | None:
+        where = self._readable(current, path)
+        return read_text(current, where) if where is not None else None
+
     def _load(self, current: HostState, name: str, path: str) -> _Found | None:
-        text = read_text(current, path)
-        if text is None:
+        text = self._read(current, path)
+        if not text:
+            # Missing, or masked: networkd skips an empty file or a link to /dev/null
+            # (null_or_empty_path), and the same name further down the path stays shadowed.
             return None
         paths = [path]
         doc = UnitFile.parse(text)
         for conf in self.dropins(current, name):
-            extra = read_text(current, conf)
+            extra = self._read(current, conf)
             if extra is not None:
                 paths.append(conf)
                 doc.sections += UnitFile.parse(extra).sections
@@ -724,6 +811,7 @@ class NetworkdBackend(FileBackendBase):
                 f"no networkd lease of {nic.name} found: {br} asks for a lease by "
                 f"MAC, which a server may answer with a different address"
             )
+        warnings += self._mac_warnings(current, br, br_network, br_netdev)
         if br_netdev is not None:
             theirs = br_netdev.doc
             for key, value in (
@@ -808,7 +896,7 @@ class NetworkdBackend(FileBackendBase):
             hints += (RunCommand(self.networkctl("reconfigure", nic.name)),)
             if current.bridge is None:
                 hints += (delete,)
-        return self._plan(
+        plan = self._plan(
             "enslave",
             request,
             current,
@@ -817,6 +905,48 @@ class NetworkdBackend(FileBackendBase):
             rollback_hints=hints,
             restore_runtime=False,
         )
+        kept = admin_mac(
+            br_network.doc if br_network else None, br_netdev.doc if br_netdev else None
+        )
+        if kept is None or kept[1] == nic.mac.lower():
+            return plan
+        # The bridge keeps the MAC its own files give it: verify that one, not the NIC's.
+        checks = tuple(
+            Check("has-mac", br, kept[1], f"{br} has the MAC its own files set, {kept[1]}")
+            if c.kind == "has-mac" and c.subject == br
+            else c
+            for c in plan.checks
+        )
+        return dataclasses.replace(plan, checks=checks)
+
+    def _mac_warnings(
+        self,
+        current: HostState,
+        bridge: str,
+        network: _Found | None,
+        netdev: _Found | None,
+    ) -> list[str]:
+        """What the plan says about a MACAddress= the bridge's own files set: kept, unless
+        it is no MAC (``none``), which kvmnet's .netdev replaces by the NIC's."""
+        nic = current.nic
+        out: list[str] = []
+        kept = admin_mac(network.doc if network else None, netdev.doc if netdev else None)
+        if kept is not None and kept[1] != nic.mac.lower():
+            source = network if kept[0] == "network" else netdev
+            name = source.name if source else ""
+            out.append(
+                f"{name} gives {bridge} the MAC {kept[1]}: kept, so {bridge} does not take "
+                f"{nic.name}'s MAC {nic.mac} (checked after the change); a DHCP server or "
+                f"switch that knows {nic.name} by its MAC sees a new host (another address)"
+            )
+        said = netdev.doc.get("NetDev", "MACAddress") if netdev else None
+        if netdev is not None and said and _mac(said) is None:
+            mac = kept[1] if kept else nic.mac
+            out.append(
+                f"{netdev.name} says [NetDev] MACAddress={said}; kvmnet's .netdev, which "
+                f"sorts first and so wins, gives {bridge} the MAC {mac}"
+            )
+        return out
 
     def plan_release(self, request: BridgeRequest, current: HostState) -> Plan:
         """Remove kvmnet's three files; the NIC's old .network (never edited) applies again.
