@@ -10,12 +10,14 @@ import pytest
 from kvmnet.errors import InvalidInput, PreflightRefused
 from kvmnet.hostnet.backends.ifcfg import SCRIPTS_DIR, IfcfgBackend
 from kvmnet.hostnet.backends.ifcfgkeys import name_matches
+from kvmnet.hostnet.backends.shellvars import ShellVars
 from kvmnet.hostnet.model.plan import Plan, RemoveFile, WriteFile
 from kvmnet.hostnet.model.request import BridgeRequest, HostState
 from kvmnet.hostnet.model.state import LinkState
 from kvmnet.hostnet.runners.runner import LocalRunner
 
 NIC, MAC = "eth0", "52:54:00:aa:00:07"
+DATA = Path(__file__).resolve().parent.parent / "data" / "backends" / "ifcfg"
 
 
 def scripts_with(tmp_path: Path, files: dict[str, str]) -> Path:
@@ -270,5 +272,33 @@ def test_profiles_bound_by_match_or_to_any_device_are_found(tmp_path: Path, prof
     apply_files(plan(scripts))
     assert set(tree(scripts)) == {"ifcfg-Wired_connection_1", "ifcfg-br0"}  # no second profile
     assert "BOOTPROTO=dhcp" in (scripts / "ifcfg-br0").read_text()
+    apply_files(plan(scripts, "release"))
+    assert tree(scripts) == original
+
+
+# The held-out campaign's case ifcfg/hp-crlf-trailing-comments: the ETHTOOL_OPTS example of a
+# public note saved with CRLF line ends and a trailing comment (an admin's file edited on
+# Windows). kvmnet took it for no file of eth0 and wrote a generated ifcfg-eth0 over it.
+CRLF_NIC = (DATA / "crlf-ifcfg-eth0").read_bytes()
+
+
+def test_a_crlf_file_is_the_nics_edited_in_its_style_and_released_byte_for_byte(
+    tmp_path: Path,
+) -> None:
+    assert CRLF_NIC.count(b"\r\n") == CRLF_NIC.count(b"\n") == 7  # not normalised by git
+    scripts = scripts_with(tmp_path, {"ifcfg-eth0": CRLF_NIC.decode()})
+    original = tree(scripts)
+    done = plan(scripts)
+    assert not any("no ifcfg file describes" in w for w in done.warnings)
+    apply_files(done)
+    port, br0 = (scripts / "ifcfg-eth0").read_bytes(), (scripts / "ifcfg-br0").read_bytes()
+    assert port.count(b"\r\n") == port.count(b"\n")  # every line, kvmnet's included, in CRLF
+    assert b"BRIDGE=br0\r\n" in port and b"# kvmnet moved IPADDR to ifcfg-br0\r\n" in port
+    assert b'ETHTOOL_OPTS="speed 100 duplex full autoneg off"\r\n' in port  # link-level stays
+    assert b"\r" not in br0  # a new file: LF, the moved lines without their CR
+    assert b"IPADDR=192.168.1.100   # office LAN\nNETMASK=255.255.255.0\nBOOTPROTO=static\n" in br0
+    bridge = ShellVars.parse(br0.decode())
+    assert (bridge.get("IPADDR"), bridge.get("NETMASK")) == ("192.168.1.100", "255.255.255.0")
+
     apply_files(plan(scripts, "release"))
     assert tree(scripts) == original
