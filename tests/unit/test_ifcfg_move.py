@@ -302,3 +302,31 @@ def test_a_crlf_file_is_the_nics_edited_in_its_style_and_released_byte_for_byte(
 
     apply_files(plan(scripts, "release"))
     assert tree(scripts) == original
+
+
+@pytest.mark.parametrize("action", ["enslave", "release"])
+def test_an_ifcfg_file_of_the_nics_name_for_another_device_is_refused_not_overwritten(
+    tmp_path: Path, action: str
+) -> None:
+    """No file describes eth0, so kvmnet would write ifcfg-eth0: the one there (DEVICE=eth1)
+    must not be replaced by it."""
+    scripts = scripts_with(tmp_path, {"ifcfg-eth0": "DEVICE=eth1\nIPADDR=10.0.0.9\nPREFIX=24\n"})
+    original = tree(scripts)
+    with pytest.raises(InvalidInput) as refused:
+        plan(scripts, action)
+    message = str(refused.value)
+    assert f"{scripts}/ifcfg-eth0 exists but does not describe eth0" in message
+    assert "DEVICE='eth1'" in message and "set DEVICE=eth0 in it" in message
+    assert tree(scripts) == original
+
+
+@pytest.mark.parametrize("action", ["enslave", "release"])
+def test_an_ifcfg_file_of_the_bridges_name_for_another_device_is_refused(
+    tmp_path: Path, action: str
+) -> None:
+    scripts = scripts_with(
+        tmp_path,
+        {"ifcfg-eth0": "DEVICE=eth0\nBOOTPROTO=dhcp\n", "ifcfg-br0": "DEVICE=br1\nTYPE=Bridge\n"},
+    )
+    with pytest.raises(InvalidInput, match=r"ifcfg-br0 exists but does not describe br0"):
+        plan(scripts, action)

@@ -23,6 +23,10 @@ Then ``nmcli connection reload`` + ``nmcli connection up`` the NIC's profile whe
 NetworkManager runs (``nmcli -t -f RUNNING general`` through the runner, or ``network_manager=``),
 else ``ifdown``/``ifup``. A stale address on a pre-existing bridge is deleted with ``ip``.
 
+Where no file describes the NIC (or the bridge), its file is written as ``ifcfg-NAME``; an
+``ifcfg-NAME`` there already that describes another device is refused (`InvalidInput`), never
+overwritten.
+
 Usage::
 
     backend = IfcfgBackend(root="/")
@@ -163,6 +167,29 @@ def _refuse_commands(doc: ShellVars, path: str) -> None:
                 f"{path}: line {number} ({text[:40]!r}) is neither an assignment nor a "
                 "comment: initscripts would run it as a command. Remove or fix it first"
             )
+
+
+def _refuse_unidentified(current: HostState, path: str, device: str) -> None:
+    """Where no file describes ``device``, kvmnet writes ``path`` (``ifcfg-DEVICE``): a file
+    there already describes another device (or none kvmnet can read) and would be lost under
+    the one kvmnet writes. Refused, naming it, rather than overwritten.
+
+    Raises:
+        InvalidInput: ``path`` exists.
+    """
+    text = read_text(current, path)
+    if text is None:
+        return
+    try:
+        other = ShellVars.parse(text).get("DEVICE")
+    except InvalidInput:
+        other = None
+    says = f"it says DEVICE={other!r}" if other is not None else "kvmnet cannot read its DEVICE="
+    raise InvalidInput(
+        f"{path} exists but does not describe {device} ({says}): kvmnet would write "
+        f"{device}'s file over it and lose its settings. If it is {device}'s file, set "
+        f"DEVICE={device} in it; if it is another device's, rename it to ifcfg-<that device>"
+    )
 
 
 def _unknown_warning(doc: ShellVars, nic: str, bridge: str) -> list[str]:
@@ -321,13 +348,15 @@ class IfcfgBackend(FileBackendBase):
             The `Plan`; nothing is changed (``plan.apply()`` runs it).
 
         Raises:
-            InvalidInput: an ifcfg file kvmnet cannot edit safely (the message says which).
+            InvalidInput: an ifcfg file kvmnet cannot edit safely (the message says which),
+                e.g. an ``ifcfg-NIC`` that describes another device.
         """
         nic, br = current.nic, request.bridge
         found = self.find_file(current, nic.name, nic.mac)
         warnings = stp_warnings(request)
         if found is None:
             nic_path, nic_doc = self._scripts(f"ifcfg-{nic.name}"), _from_state(nic)
+            _refuse_unidentified(current, nic_path, nic.name)
             warnings.append(f"no ifcfg file describes {nic.name}: one is written from its state")
         else:
             nic_path, nic_doc = found
@@ -344,6 +373,8 @@ class IfcfgBackend(FileBackendBase):
                 f"name"
             )
         br_path = existing_br[0] if existing_br else self._scripts(f"ifcfg-{br}")
+        if existing_br is None:
+            _refuse_unidentified(current, br_path, br)
         companions = self._companions(current, nic_path, nic.name, br)
 
         bridge_doc = render_bridge(
@@ -490,12 +521,19 @@ class IfcfgBackend(FileBackendBase):
 
         Returns:
             The `Plan`; nothing is changed (``plan.apply()`` runs it).
+
+        Raises:
+            InvalidInput: an ifcfg file kvmnet cannot edit safely (the message says which).
         """
         nic, br = current.nic, request.bridge
         found = self.find_file(current, nic.name, nic.mac)
         nic_path, nic_doc = found or (self._scripts(f"ifcfg-{nic.name}"), _from_state(nic))
+        if found is None:
+            _refuse_unidentified(current, nic_path, nic.name)
         br_found = self.find_file(current, br, None)
         br_path = br_found[0] if br_found else self._scripts(f"ifcfg-{br}")
+        if br_found is None:
+            _refuse_unidentified(current, br_path, br)
         br_doc = br_found[1] if br_found else ShellVars()
         restored = restore_port(nic_doc, br_doc)
         companions = self._companions_back(current, nic_path, br_doc, nic.name, br)
