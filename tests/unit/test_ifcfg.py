@@ -73,8 +73,13 @@ def plan_for(
 ) -> Plan:
     reader = LocalRunner()
     current = HostState(nic=nic_state(dhcp=dhcp), bridge=bridge, routes=ROUTES, files=reader)
+    # The temporary root stands for this machine's /: plan the commands and checks too.
     backend = IfcfgBackend(
-        root=str(root), runner=runner or RecordingRunner(), network_manager=nm, backup_stamp=STAMP
+        root=str(root),
+        runner=runner or RecordingRunner(),
+        network_manager=nm,
+        backup_stamp=STAMP,
+        files_only=False,
     )
     return backend.plan_enslave(BridgeRequest(NIC, "br0"), current)
 

@@ -14,7 +14,7 @@ from kvmnet.hostnet.backends.shellvars import ShellVars
 from kvmnet.hostnet.model.plan import Plan, RemoveFile, WriteFile
 from kvmnet.hostnet.model.request import BridgeRequest, HostState
 from kvmnet.hostnet.model.state import LinkState
-from kvmnet.hostnet.runners.runner import LocalRunner
+from kvmnet.hostnet.runners.runner import LocalRunner, RecordingRunner
 
 NIC, MAC = "eth0", "52:54:00:aa:00:07"
 DATA = Path(__file__).resolve().parent.parent / "data" / "backends" / "ifcfg"
@@ -29,10 +29,16 @@ def scripts_with(tmp_path: Path, files: dict[str, str]) -> Path:
 
 
 def plan(
-    scripts: Path, action: str = "enslave", force: frozenset[str] = frozenset(), **kw: str
+    scripts: Path,
+    action: str = "enslave",
+    force: frozenset[str] = frozenset(),
+    backup_stamp: str | None = None,
 ) -> Plan:
     backend = IfcfgBackend(
-        root=str(scripts.parents[2]), runner=LocalRunner(), network_manager=True, **kw
+        root=str(scripts.parents[2]),
+        runner=LocalRunner(),
+        network_manager=True,
+        backup_stamp=backup_stamp,
     )
     releasing = action == "release"
     nic = LinkState(NIC, MAC, master="br0" if releasing else None)
@@ -330,3 +336,52 @@ def test_an_ifcfg_file_of_the_bridges_name_for_another_device_is_refused(
     )
     with pytest.raises(InvalidInput, match=r"ifcfg-br0 exists but does not describe br0"):
         plan(scripts, action)
+
+
+def plan_with(backend: IfcfgBackend, scripts: Path, action: str) -> Plan:
+    releasing = action == "release"
+    nic = LinkState(NIC, MAC, master="br0" if releasing else None)
+    bridge = LinkState("br0", MAC, kind="bridge") if releasing else None
+    current = HostState(nic=nic, bridge=bridge, files=LocalRunner())
+    request = BridgeRequest(NIC, "br0")
+    if releasing:
+        return backend.plan_release(request, current)
+    return backend.plan_enslave(request, current)
+
+
+def test_another_root_writes_files_only(tmp_path: Path) -> None:
+    """root= an image's folder: ifdown/ifup/nmcli would act on THIS machine's network, and
+    the checks would verify it: neither is planned, and nothing is asked of the runner."""
+    scripts = scripts_with(tmp_path, {"ifcfg-eth0": "DEVICE=eth0\nBOOTPROTO=dhcp\n"})
+    root = str(scripts.parents[2])
+    runner = RecordingRunner()
+    backend = IfcfgBackend(root=root, runner=runner)  # network_manager unknown: not probed
+    assert backend.files_only
+    enslave = plan_with(backend, scripts, "enslave")
+    assert (enslave.commands, enslave.checks, enslave.rollback_hints) == ((), (), ())
+    assert enslave.restore_runtime is False
+    assert f"{scripts}/ifcfg-br0" in enslave.files
+    assert any(
+        w.startswith(f"only files are written under {root}: nothing runs or is verified")
+        for w in enslave.warnings
+    )
+    apply_files(enslave)
+    release = plan_with(backend, scripts, "release")
+    assert (release.commands, release.checks) == ((), ())
+    assert f"{scripts}/ifcfg-br0" in release.files
+    assert runner.commands == []  # not even the NetworkManager probe
+
+
+def test_files_only_is_decided_explicitly_or_by_a_netns(tmp_path: Path) -> None:
+    scripts = scripts_with(tmp_path, {"ifcfg-eth0": "DEVICE=eth0\nBOOTPROTO=dhcp\n"})
+    root = str(scripts.parents[2])
+    live = [
+        IfcfgBackend(root=root, runner=RecordingRunner(), network_manager=False, files_only=False),
+        IfcfgBackend(root=root, netns="lab", runner=RecordingRunner(), network_manager=False),
+    ]
+    for backend in live:
+        done = plan_with(backend, scripts, "enslave")
+        assert ("ifup", "br0") in done.commands and done.checks, backend
+    assert not IfcfgBackend(runner=RecordingRunner()).files_only  # root "/": this machine
+    image = IfcfgBackend(root="/", runner=RecordingRunner(), files_only=True)
+    assert image.files_only

@@ -22,6 +22,8 @@ files that would collide are refused with `InvalidInput`.
 Then ``nmcli connection reload`` + ``nmcli connection up`` the NIC's profile where
 NetworkManager runs (``nmcli -t -f RUNNING general`` through the runner, or ``network_manager=``),
 else ``ifdown``/``ifup``. A stale address on a pre-existing bridge is deleted with ``ip``.
+With a ``root`` other than ``/`` and no ``netns`` (an image, a chroot: ``files_only``), only
+the files are written: nothing runs or is verified on this machine.
 
 Where no file describes the NIC (or the bridge), its file is written as ``ifcfg-NAME``; an
 ``ifcfg-NAME`` there already that describes another device is refused (`InvalidInput`), never
@@ -34,6 +36,7 @@ Usage::
 
 from __future__ import annotations
 
+import dataclasses
 import posixpath
 import re
 from collections.abc import Collection, Iterable
@@ -213,6 +216,10 @@ class IfcfgBackend(FileBackendBase):
         network_manager: whether NetworkManager activates the files; None asks
             ``nmcli -t -f RUNNING general``.
         backup_stamp: names the backup folder (default: the current UTC time).
+        files_only: Only write files: no nmcli, ifup/ifdown, ip or kill on this machine,
+            nothing verified. None (default): when ``root`` is not ``/`` and no ``netns``
+            says where the files are live (a lab namespace whose stack reads ``root``'s
+            folder).
 
     Raises:
         InvalidInput: a missing root, or one that leads outside itself.
@@ -229,10 +236,14 @@ class IfcfgBackend(FileBackendBase):
         runner: Runner | None = None,
         network_manager: bool | None = None,
         backup_stamp: str | None = None,
+        files_only: bool | None = None,
     ) -> None:
         super().__init__(root=root, netns=netns, runner=runner)
         self.network_manager = network_manager
         self.backup_stamp = backup_stamp
+        # Files written into an image or another root must not touch this machine: ifup,
+        # nmcli and the checks would act on its own network, not the root's.
+        self.files_only = self.root != "/" and netns is None if files_only is None else files_only
 
     def __repr__(self) -> str:
         return f"<IfcfgBackend root={self.root!r}>"
@@ -345,7 +356,8 @@ class IfcfgBackend(FileBackendBase):
                 the backend's ``root``.
 
         Returns:
-            The `Plan`; nothing is changed (``plan.apply()`` runs it).
+            The `Plan` (files only, when `files_only`); nothing is changed (``plan.apply()``
+            runs it).
 
         Raises:
             InvalidInput: an ifcfg file kvmnet cannot edit safely (the message says which),
@@ -411,6 +423,16 @@ class IfcfgBackend(FileBackendBase):
             )
         )
         steps += self._companion_steps(current, companions, "routes follow the address")
+        if self.files_only:
+            warnings.append(
+                f"only files are written under {self.root}: nothing runs or is verified on "
+                "this machine; NetworkManager reads them at its next start or `nmcli "
+                "connection reload`, initscripts at the next `ifup`"
+            )
+            plan = self._plan(
+                "enslave", request, current, steps, warnings=warnings, restore_runtime=False
+            )
+            return dataclasses.replace(plan, checks=())
         steps += takeover_steps(current, request)
         activation, hints, uses_nm = self._activation(request, current, port_doc)
         steps += activation
@@ -520,7 +542,8 @@ class IfcfgBackend(FileBackendBase):
                 the backend's ``root``.
 
         Returns:
-            The `Plan`; nothing is changed (``plan.apply()`` runs it).
+            The `Plan` (files only, when `files_only`); nothing is changed (``plan.apply()``
+            runs it).
 
         Raises:
             InvalidInput: an ifcfg file kvmnet cannot edit safely (the message says which).
@@ -552,6 +575,9 @@ class IfcfgBackend(FileBackendBase):
         )
         steps += self._companion_steps(current, companions, f"routes go back to {nic.name}")
         steps.append(RemoveFile(br_path, previous=read_text(current, br_path)))
+        if self.files_only:
+            plan = self._plan("release", request, current, steps, restore_runtime=False)
+            return dataclasses.replace(plan, checks=())
         uses_nm = self._uses_nm(restored)
         profile = _profile_selector(restored, nic.name)
         if uses_nm:
