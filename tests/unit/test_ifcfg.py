@@ -73,8 +73,13 @@ def plan_for(
 ) -> Plan:
     reader = LocalRunner()
     current = HostState(nic=nic_state(dhcp=dhcp), bridge=bridge, routes=ROUTES, files=reader)
+    # The temporary root stands for this machine's /: plan the commands and checks too.
     backend = IfcfgBackend(
-        root=str(root), runner=runner or RecordingRunner(), network_manager=nm, backup_stamp=STAMP
+        root=str(root),
+        runner=runner or RecordingRunner(),
+        network_manager=nm,
+        backup_stamp=STAMP,
+        files_only=False,
     )
     return backend.plan_enslave(BridgeRequest(NIC, "br0"), current)
 
@@ -214,6 +219,36 @@ class TestShellVars:
         assert doc.get("A") == "2"
         doc.set("A", "3")
         assert doc.render() == "A=3\n"
+
+    def test_crlf_values_carry_no_cr_and_added_lines_end_in_crlf(self) -> None:
+        """A file saved with CRLF: the CR is the line end, not part of a value
+        (``DEVICE=eth0\\r`` is eth0, as NetworkManager's ifcfg-rh reads it); lines kvmnet adds
+        end in CRLF like the others, and untouched text renders back byte for byte."""
+        text = 'DEVICE=eth0\r\nIPADDR=192.0.2.7   # LAN\r\nX="a\r\nb"\r\n# note\r\n'
+        doc = ShellVars.parse(text)
+        assert (doc.newline, doc.render()) == ("\r\n", text)
+        assert list(doc) == [("DEVICE", "eth0"), ("IPADDR", "192.0.2.7"), ("X", "a\r\nb")]
+        doc.set("BRIDGE", "br0")
+        assert doc.render() == text + "BRIDGE=br0\r\n"
+        unterminated = ShellVars.parse("A=1\r\nB=2")
+        assert (unterminated.get("B"), unterminated.render()) == ("2", "A=1\r\nB=2")
+
+    def test_mixed_line_ends_keep_their_bytes_and_lose_the_cr_in_values(self) -> None:
+        text = "DEVICE=eth0\r\nBOOTPROTO=dhcp\nONBOOT=yes\r"
+        doc = ShellVars.parse(text)
+        assert (doc.newline, doc.render()) == ("\n", text)
+        assert list(doc) == [("DEVICE", "eth0"), ("BOOTPROTO", "dhcp"), ("ONBOOT", "yes")]
+
+    @settings(max_examples=300, deadline=None)
+    @given(st.lists(st.sampled_from(["A=1", "B='x", "y'", "# c", "\r", "\n", "\r\n", " ", "="])))
+    def test_parse_then_render_gives_the_text_back(self, pieces: list[str]) -> None:
+        text = "".join(pieces)
+        try:
+            doc = ShellVars.parse(text)
+        except InvalidInput:
+            return  # a quote left open up to the end: refused, not guessed
+        assert doc.render() == text
+        assert all(not v.endswith("\r") for _, v in doc)
 
 
 class TestRender:

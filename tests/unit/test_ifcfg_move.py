@@ -10,12 +10,14 @@ import pytest
 from kvmnet.errors import InvalidInput, PreflightRefused
 from kvmnet.hostnet.backends.ifcfg import SCRIPTS_DIR, IfcfgBackend
 from kvmnet.hostnet.backends.ifcfgkeys import name_matches
+from kvmnet.hostnet.backends.shellvars import ShellVars
 from kvmnet.hostnet.model.plan import Plan, RemoveFile, WriteFile
 from kvmnet.hostnet.model.request import BridgeRequest, HostState
 from kvmnet.hostnet.model.state import LinkState
-from kvmnet.hostnet.runners.runner import LocalRunner
+from kvmnet.hostnet.runners.runner import LocalRunner, RecordingRunner
 
 NIC, MAC = "eth0", "52:54:00:aa:00:07"
+DATA = Path(__file__).resolve().parent.parent / "data" / "backends" / "ifcfg"
 
 
 def scripts_with(tmp_path: Path, files: dict[str, str]) -> Path:
@@ -27,10 +29,16 @@ def scripts_with(tmp_path: Path, files: dict[str, str]) -> Path:
 
 
 def plan(
-    scripts: Path, action: str = "enslave", force: frozenset[str] = frozenset(), **kw: str
+    scripts: Path,
+    action: str = "enslave",
+    force: frozenset[str] = frozenset(),
+    backup_stamp: str | None = None,
 ) -> Plan:
     backend = IfcfgBackend(
-        root=str(scripts.parents[2]), runner=LocalRunner(), network_manager=True, **kw
+        root=str(scripts.parents[2]),
+        runner=LocalRunner(),
+        network_manager=True,
+        backup_stamp=backup_stamp,
     )
     releasing = action == "release"
     nic = LinkState(NIC, MAC, master="br0" if releasing else None)
@@ -272,3 +280,108 @@ def test_profiles_bound_by_match_or_to_any_device_are_found(tmp_path: Path, prof
     assert "BOOTPROTO=dhcp" in (scripts / "ifcfg-br0").read_text()
     apply_files(plan(scripts, "release"))
     assert tree(scripts) == original
+
+
+# The held-out campaign's case ifcfg/hp-crlf-trailing-comments: the ETHTOOL_OPTS example of a
+# public note saved with CRLF line ends and a trailing comment (an admin's file edited on
+# Windows). kvmnet took it for no file of eth0 and wrote a generated ifcfg-eth0 over it.
+CRLF_NIC = (DATA / "crlf-ifcfg-eth0").read_bytes()
+
+
+def test_a_crlf_file_is_the_nics_edited_in_its_style_and_released_byte_for_byte(
+    tmp_path: Path,
+) -> None:
+    assert CRLF_NIC.count(b"\r\n") == CRLF_NIC.count(b"\n") == 7  # not normalised by git
+    scripts = scripts_with(tmp_path, {"ifcfg-eth0": CRLF_NIC.decode()})
+    original = tree(scripts)
+    done = plan(scripts)
+    assert not any("no ifcfg file describes" in w for w in done.warnings)
+    apply_files(done)
+    port, br0 = (scripts / "ifcfg-eth0").read_bytes(), (scripts / "ifcfg-br0").read_bytes()
+    assert port.count(b"\r\n") == port.count(b"\n")  # every line, kvmnet's included, in CRLF
+    assert b"BRIDGE=br0\r\n" in port and b"# kvmnet moved IPADDR to ifcfg-br0\r\n" in port
+    assert b'ETHTOOL_OPTS="speed 100 duplex full autoneg off"\r\n' in port  # link-level stays
+    assert b"\r" not in br0  # a new file: LF, the moved lines without their CR
+    assert b"IPADDR=192.168.1.100   # office LAN\nNETMASK=255.255.255.0\nBOOTPROTO=static\n" in br0
+    bridge = ShellVars.parse(br0.decode())
+    assert (bridge.get("IPADDR"), bridge.get("NETMASK")) == ("192.168.1.100", "255.255.255.0")
+
+    apply_files(plan(scripts, "release"))
+    assert tree(scripts) == original
+
+
+@pytest.mark.parametrize("action", ["enslave", "release"])
+def test_an_ifcfg_file_of_the_nics_name_for_another_device_is_refused_not_overwritten(
+    tmp_path: Path, action: str
+) -> None:
+    """No file describes eth0, so kvmnet would write ifcfg-eth0: the one there (DEVICE=eth1)
+    must not be replaced by it."""
+    scripts = scripts_with(tmp_path, {"ifcfg-eth0": "DEVICE=eth1\nIPADDR=10.0.0.9\nPREFIX=24\n"})
+    original = tree(scripts)
+    with pytest.raises(InvalidInput) as refused:
+        plan(scripts, action)
+    message = str(refused.value)
+    assert f"{scripts}/ifcfg-eth0 exists but does not describe eth0" in message
+    assert "DEVICE='eth1'" in message and "set DEVICE=eth0 in it" in message
+    assert tree(scripts) == original
+
+
+@pytest.mark.parametrize("action", ["enslave", "release"])
+def test_an_ifcfg_file_of_the_bridges_name_for_another_device_is_refused(
+    tmp_path: Path, action: str
+) -> None:
+    scripts = scripts_with(
+        tmp_path,
+        {"ifcfg-eth0": "DEVICE=eth0\nBOOTPROTO=dhcp\n", "ifcfg-br0": "DEVICE=br1\nTYPE=Bridge\n"},
+    )
+    with pytest.raises(InvalidInput, match=r"ifcfg-br0 exists but does not describe br0"):
+        plan(scripts, action)
+
+
+def plan_with(backend: IfcfgBackend, scripts: Path, action: str) -> Plan:
+    releasing = action == "release"
+    nic = LinkState(NIC, MAC, master="br0" if releasing else None)
+    bridge = LinkState("br0", MAC, kind="bridge") if releasing else None
+    current = HostState(nic=nic, bridge=bridge, files=LocalRunner())
+    request = BridgeRequest(NIC, "br0")
+    if releasing:
+        return backend.plan_release(request, current)
+    return backend.plan_enslave(request, current)
+
+
+def test_another_root_writes_files_only(tmp_path: Path) -> None:
+    """root= an image's folder: ifdown/ifup/nmcli would act on THIS machine's network, and
+    the checks would verify it: neither is planned, and nothing is asked of the runner."""
+    scripts = scripts_with(tmp_path, {"ifcfg-eth0": "DEVICE=eth0\nBOOTPROTO=dhcp\n"})
+    root = str(scripts.parents[2])
+    runner = RecordingRunner()
+    backend = IfcfgBackend(root=root, runner=runner)  # network_manager unknown: not probed
+    assert backend.files_only
+    enslave = plan_with(backend, scripts, "enslave")
+    assert (enslave.commands, enslave.checks, enslave.rollback_hints) == ((), (), ())
+    assert enslave.restore_runtime is False
+    assert f"{scripts}/ifcfg-br0" in enslave.files
+    assert any(
+        w.startswith(f"only files are written under {root}: nothing runs or is verified")
+        for w in enslave.warnings
+    )
+    apply_files(enslave)
+    release = plan_with(backend, scripts, "release")
+    assert (release.commands, release.checks) == ((), ())
+    assert f"{scripts}/ifcfg-br0" in release.files
+    assert runner.commands == []  # not even the NetworkManager probe
+
+
+def test_files_only_is_decided_explicitly_or_by_a_netns(tmp_path: Path) -> None:
+    scripts = scripts_with(tmp_path, {"ifcfg-eth0": "DEVICE=eth0\nBOOTPROTO=dhcp\n"})
+    root = str(scripts.parents[2])
+    live = [
+        IfcfgBackend(root=root, runner=RecordingRunner(), network_manager=False, files_only=False),
+        IfcfgBackend(root=root, netns="lab", runner=RecordingRunner(), network_manager=False),
+    ]
+    for backend in live:
+        done = plan_with(backend, scripts, "enslave")
+        assert ("ifup", "br0") in done.commands and done.checks, backend
+    assert not IfcfgBackend(runner=RecordingRunner()).files_only  # root "/": this machine
+    image = IfcfgBackend(root="/", runner=RecordingRunner(), files_only=True)
+    assert image.files_only

@@ -42,8 +42,9 @@ def test_failing_step_restores_files_and_runtime(tmp_path: Path) -> None:
         nic_file.chmod(0o600)
         files_before, runtime_before = tree(tmp_path), host.snapshot()
 
+        # files_only=False: the commands run in the lab namespace (and ifdown fails there).
         backend = IfcfgBackend(root=str(tmp_path), runner=NetnsRunner(host.ns),
-                               network_manager=False)  # fmt: skip
+                               network_manager=False, files_only=False)  # fmt: skip
         plan = Bridge("br0", backend=backend).enslave(
             HostNic(host.nic, backend=backend), dry_run=True, ssh_connection=""
         )

@@ -22,6 +22,12 @@ files that would collide are refused with `InvalidInput`.
 Then ``nmcli connection reload`` + ``nmcli connection up`` the NIC's profile where
 NetworkManager runs (``nmcli -t -f RUNNING general`` through the runner, or ``network_manager=``),
 else ``ifdown``/``ifup``. A stale address on a pre-existing bridge is deleted with ``ip``.
+With a ``root`` other than ``/`` and no ``netns`` (an image, a chroot: ``files_only``), only
+the files are written: nothing runs or is verified on this machine.
+
+Where no file describes the NIC (or the bridge), its file is written as ``ifcfg-NAME``; an
+``ifcfg-NAME`` there already that describes another device is refused (`InvalidInput`), never
+overwritten.
 
 Usage::
 
@@ -30,6 +36,7 @@ Usage::
 
 from __future__ import annotations
 
+import dataclasses
 import posixpath
 import re
 from collections.abc import Collection, Iterable
@@ -165,6 +172,29 @@ def _refuse_commands(doc: ShellVars, path: str) -> None:
             )
 
 
+def _refuse_unidentified(current: HostState, path: str, device: str) -> None:
+    """Where no file describes ``device``, kvmnet writes ``path`` (``ifcfg-DEVICE``): a file
+    there already describes another device (or none kvmnet can read) and would be lost under
+    the one kvmnet writes. Refused, naming it, rather than overwritten.
+
+    Raises:
+        InvalidInput: ``path`` exists.
+    """
+    text = read_text(current, path)
+    if text is None:
+        return
+    try:
+        other = ShellVars.parse(text).get("DEVICE")
+    except InvalidInput:
+        other = None
+    says = f"it says DEVICE={other!r}" if other is not None else "kvmnet cannot read its DEVICE="
+    raise InvalidInput(
+        f"{path} exists but does not describe {device} ({says}): kvmnet would write "
+        f"{device}'s file over it and lose its settings. If it is {device}'s file, set "
+        f"DEVICE={device} in it; if it is another device's, rename it to ifcfg-<that device>"
+    )
+
+
 def _unknown_warning(doc: ShellVars, nic: str, bridge: str) -> list[str]:
     unknown = sorted({k for k, _ in doc if classify(k) == "unknown"})
     if not unknown:
@@ -186,6 +216,10 @@ class IfcfgBackend(FileBackendBase):
         network_manager: whether NetworkManager activates the files; None asks
             ``nmcli -t -f RUNNING general``.
         backup_stamp: names the backup folder (default: the current UTC time).
+        files_only: Only write files: no nmcli, ifup/ifdown, ip or kill on this machine,
+            nothing verified. None (default): when ``root`` is not ``/`` and no ``netns``
+            says where the files are live (a lab namespace whose stack reads ``root``'s
+            folder).
 
     Raises:
         InvalidInput: a missing root, or one that leads outside itself.
@@ -202,10 +236,14 @@ class IfcfgBackend(FileBackendBase):
         runner: Runner | None = None,
         network_manager: bool | None = None,
         backup_stamp: str | None = None,
+        files_only: bool | None = None,
     ) -> None:
         super().__init__(root=root, netns=netns, runner=runner)
         self.network_manager = network_manager
         self.backup_stamp = backup_stamp
+        # Files written into an image or another root must not touch this machine: ifup,
+        # nmcli and the checks would act on its own network, not the root's.
+        self.files_only = self.root != "/" and netns is None if files_only is None else files_only
 
     def __repr__(self) -> str:
         return f"<IfcfgBackend root={self.root!r}>"
@@ -318,16 +356,19 @@ class IfcfgBackend(FileBackendBase):
                 the backend's ``root``.
 
         Returns:
-            The `Plan`; nothing is changed (``plan.apply()`` runs it).
+            The `Plan` (files only, when `files_only`); nothing is changed (``plan.apply()``
+            runs it).
 
         Raises:
-            InvalidInput: an ifcfg file kvmnet cannot edit safely (the message says which).
+            InvalidInput: an ifcfg file kvmnet cannot edit safely (the message says which),
+                e.g. an ``ifcfg-NIC`` that describes another device.
         """
         nic, br = current.nic, request.bridge
         found = self.find_file(current, nic.name, nic.mac)
         warnings = stp_warnings(request)
         if found is None:
             nic_path, nic_doc = self._scripts(f"ifcfg-{nic.name}"), _from_state(nic)
+            _refuse_unidentified(current, nic_path, nic.name)
             warnings.append(f"no ifcfg file describes {nic.name}: one is written from its state")
         else:
             nic_path, nic_doc = found
@@ -344,6 +385,8 @@ class IfcfgBackend(FileBackendBase):
                 f"name"
             )
         br_path = existing_br[0] if existing_br else self._scripts(f"ifcfg-{br}")
+        if existing_br is None:
+            _refuse_unidentified(current, br_path, br)
         companions = self._companions(current, nic_path, nic.name, br)
 
         bridge_doc = render_bridge(
@@ -380,6 +423,16 @@ class IfcfgBackend(FileBackendBase):
             )
         )
         steps += self._companion_steps(current, companions, "routes follow the address")
+        if self.files_only:
+            warnings.append(
+                f"only files are written under {self.root}: nothing runs or is verified on "
+                "this machine; NetworkManager reads them at its next start or `nmcli "
+                "connection reload`, initscripts at the next `ifup`"
+            )
+            plan = self._plan(
+                "enslave", request, current, steps, warnings=warnings, restore_runtime=False
+            )
+            return dataclasses.replace(plan, checks=())
         steps += takeover_steps(current, request)
         activation, hints, uses_nm = self._activation(request, current, port_doc)
         steps += activation
@@ -489,13 +542,21 @@ class IfcfgBackend(FileBackendBase):
                 the backend's ``root``.
 
         Returns:
-            The `Plan`; nothing is changed (``plan.apply()`` runs it).
+            The `Plan` (files only, when `files_only`); nothing is changed (``plan.apply()``
+            runs it).
+
+        Raises:
+            InvalidInput: an ifcfg file kvmnet cannot edit safely (the message says which).
         """
         nic, br = current.nic, request.bridge
         found = self.find_file(current, nic.name, nic.mac)
         nic_path, nic_doc = found or (self._scripts(f"ifcfg-{nic.name}"), _from_state(nic))
+        if found is None:
+            _refuse_unidentified(current, nic_path, nic.name)
         br_found = self.find_file(current, br, None)
         br_path = br_found[0] if br_found else self._scripts(f"ifcfg-{br}")
+        if br_found is None:
+            _refuse_unidentified(current, br_path, br)
         br_doc = br_found[1] if br_found else ShellVars()
         restored = restore_port(nic_doc, br_doc)
         companions = self._companions_back(current, nic_path, br_doc, nic.name, br)
@@ -514,6 +575,9 @@ class IfcfgBackend(FileBackendBase):
         )
         steps += self._companion_steps(current, companions, f"routes go back to {nic.name}")
         steps.append(RemoveFile(br_path, previous=read_text(current, br_path)))
+        if self.files_only:
+            plan = self._plan("release", request, current, steps, restore_runtime=False)
+            return dataclasses.replace(plan, checks=())
         uses_nm = self._uses_nm(restored)
         profile = _profile_selector(restored, nic.name)
         if uses_nm:

@@ -7,7 +7,9 @@ leaves a marker comment where it stood; a membership line overridden with
 a note. Releasing puts each moved line back at its marker, un-comments what was disabled
 and drops what was added, so bridge + release gives back the original bytes. A key added
 to ``ifcfg-BR`` in between goes to the end of the NIC's file; a moved key deleted from
-``ifcfg-BR`` in between stays deleted.
+``ifcfg-BR`` in between stays deleted. The NIC's file keeps its line ends: in a CRLF file
+the markers and ``BRIDGE=`` end in CRLF too; ``ifcfg-BR``, a new file, ends its lines in LF
+(the moved lines without their CR, which release puts back).
 
 Companion files (``route-``, ``route6-``, ``rule-``, ``rule6-``) are renamed to the bridge's
 name; ``ifcfg-BR`` records each original name (and whether ``dev NIC`` was rewritten) in a
@@ -109,7 +111,9 @@ def render_port(nic_file: ShellVars, bridge: str, *, nic: str | None = None) -> 
             lines.append(line)
     lines.append(Line(_PORT_NOTE.format(nic=name, bridge=bridge)))
     lines.append(Line(f"BRIDGE={quote(bridge)}", "BRIDGE", bridge))
-    return ShellVars(lines, final_newline=nic_file.final_newline or not nic_file.lines)
+    return ShellVars(
+        lines, final_newline=nic_file.final_newline or not nic_file.lines, newline=nic_file.newline
+    )
 
 
 def render_bridge(
@@ -201,7 +205,7 @@ def restore_port(port_file: ShellVars, bridge_file: ShellVars) -> ShellVars:
         out.append(ln)
     for queue in queues.values():
         out += queue
-    return ShellVars(out, final_newline=port_file.final_newline)
+    return ShellVars(out, final_newline=port_file.final_newline, newline=port_file.newline)
 
 
 def is_kvmnet_bridge(doc: ShellVars) -> bool:

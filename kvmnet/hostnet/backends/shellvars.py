@@ -49,15 +49,19 @@ def unquote(raw: str) -> str:
     """Read one shell word (the right-hand side of ``KEY=``) without expanding anything.
 
     Handles bare words with backslashes, '...' and "..." (with \\ escapes), $'...' (ANSI-C),
-    concatenations like ``a"b c"'d'``, and a trailing ``# comment`` after whitespace.
+    concatenations like ``a"b c"'d'``, and a trailing ``# comment`` after whitespace. An
+    unquoted CR ends the word (``eth0\\r`` is ``eth0``, as NetworkManager's ifcfg-rh reads a
+    line of a CRLF file; bash would keep the CR).
     ``$VAR``/``$(cmd)`` outside single quotes are kept as literal text, never run.
     """
     out: list[str] = []
     i, n = 0, len(raw)
     while i < n:
         c = raw[i]
-        if c in " \t":
-            break  # end of the word: what follows is a comment or junk
+        if c in " \t\r":
+            # End of the word: what follows is a comment or junk. A CR too, as
+            # NetworkManager's ifcfg-rh reads it: the line end of a file saved with CRLF.
+            break
         if c == "'":
             end = raw.find("'", i + 1)
             if end < 0:
@@ -132,18 +136,24 @@ class Line:
 class ShellVars:
     """An ifcfg-style file as an ordered list of lines; edits keep everything else intact.
 
-    ``parse(text).render() == text`` for every text: lines are split at ``\\n`` only (a
-    ``\\r`` or form feed stays part of its line) and a missing final newline is remembered
-    (``final_newline``), so a file kvmnet edits in place comes back byte for byte.
+    ``parse(text).render() == text`` for every text: lines are split at the file's line
+    end (``newline``: ``\\r\\n`` when every line break of the text is one, as in a file saved
+    on Windows, else ``\\n``, a stray ``\\r`` or form feed then staying part of its line) and
+    a missing final newline is remembered (``final_newline``), so a file kvmnet edits in place
+    comes back byte for byte, and lines it adds end as the others do.
 
     Args:
         lines: the parsed lines (use `parse` to read a text).
         final_newline: whether the text ends with a newline.
+        newline: the line end, ``"\\n"`` or ``"\\r\\n"``.
     """
 
-    def __init__(self, lines: list[Line] | None = None, *, final_newline: bool = True) -> None:
+    def __init__(
+        self, lines: list[Line] | None = None, *, final_newline: bool = True, newline: str = "\n"
+    ) -> None:
         self.lines: list[Line] = list(lines or [])
         self.final_newline = final_newline
+        self.newline = newline
 
     @classmethod
     def parse(cls, text: str) -> ShellVars:
@@ -160,9 +170,12 @@ class ShellVars:
             InvalidInput: a value's quoting is unterminated (the line is named).
         """
         lines: list[Line] = []
+        # CRLF only when every line break is one: a file mixing both keeps its \r in the
+        # lines' text (rendered back as it was), a CRLF file gets CRLF on the lines added.
+        newline = "\r\n" if "\r\n" in text and text.count("\n") == text.count("\r\n") else "\n"
         final_newline = text.endswith("\n") or not text
-        body = text[:-1] if text.endswith("\n") else text
-        physical = body.split("\n") if text else []
+        body = text[: -len(newline)] if text.endswith("\n") else text
+        physical = body.split(newline) if text else []
         number = 0
         while number < len(physical):
             start, text_line = number + 1, physical[number]
@@ -177,13 +190,13 @@ class ShellVars:
                 except InvalidInput as exc:
                     # A quote left open continues on the next line, as bash reads it.
                     if "unterminated" in str(exc) and number < len(physical):
-                        text_line += "\n" + physical[number]
+                        text_line += newline + physical[number]
                         number += 1
                         continue
                     raise InvalidInput(f"line {start}: {exc}: fix the quoting in the file") from exc
                 lines.append(Line(text_line, m.group("key"), value))
                 break
-        return cls(lines, final_newline=final_newline)
+        return cls(lines, final_newline=final_newline, newline=newline)
 
     def __iter__(self) -> Iterator[tuple[str, str]]:
         for line in self.lines:
@@ -257,5 +270,5 @@ class ShellVars:
         Returns:
             The text.
         """
-        text = "\n".join(line.text for line in self.lines)
-        return text + "\n" if self.lines and self.final_newline else text
+        text = self.newline.join(line.text for line in self.lines)
+        return text + self.newline if self.lines and self.final_newline else text
