@@ -276,6 +276,8 @@ def test_corpus_case(case: tuple[int, dict[str, str] | None], tmp_path: Path) ->
         return
     if not any(isinstance(s, WriteFile) for s in plan.steps):
         assert any("already makes" in w for w in plan.warnings), plan.warnings
+        # Nothing changed: nothing to run, verify or roll back.
+        assert plan.steps == () and plan.checks == (), plan
         return
     apply_files(plan)
     after = render(root)

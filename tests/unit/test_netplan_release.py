@@ -24,6 +24,7 @@ from tests.lab.golden import require_tool
 
 NIC, MAC = "enp1s16f2", "52:54:00:12:34:56"
 STAMP = "20261202T000000Z"
+DATA = Path(__file__).resolve().parent.parent / "data" / "backends" / "netplan"
 
 # Comments, odd spacing, an unquoted MAC that YAML 1.1 reads as a sexagesimal integer: a
 # round trip through a YAML loader would change all three.
@@ -245,12 +246,65 @@ def test_bridges_own_configured_address_is_not_stale(tmp_path: Path) -> None:
     assert not [s for s in plan.steps if isinstance(s, RunCommand) and "del" in s.argv]
     assert not [c for c in plan.checks if c.value == "192.168.0.1/24"]
     assert any("already defined" in w for w in plan.warnings)
+    # Its definition sets no macaddress: kvmnet's file gives br0 the NIC's, and checks it.
+    assert [c.value for c in plan.checks if c.kind == "has-mac"] == [MAC]
     apply_files(plan)
     bridge = render(root)["systemd/network/10-netplan-br0.network"]
     assert "Address=192.168.0.1/24" in bridge and "DHCP=ipv4" in bridge
     back = release(root, bridge=live)
     assert not [c for c in back.checks if c.kind == "link-absent"]
     assert not [c for c in back.checks if c.value == "192.168.0.1/24"]
+
+
+# cloud-init's large_v1 rendered for netplan: br0 with its own macaddress and ports eth3,
+# eth4; eth5 (DHCP) defined beside it (held-out finding I).
+LARGE_V1 = (DATA / "cloud-init-large_v1.yaml").read_text()
+
+
+def test_joining_a_bridge_that_sets_its_mac_checks_that_mac(tmp_path: Path) -> None:
+    root = make_root(tmp_path, {"50-cloud-init.yaml": LARGE_V1})
+    plan = enslave(root, nic=LinkState("eth5", "98:bb:9f:2c:e8:8a"))
+    # br0 keeps its own macaddress (kvmnet's file sets none), so that is the MAC to expect:
+    # the NIC's would never appear and apply would always roll back.
+    ours = written(plan)[f"{root}/etc/netplan/60-kvmnet-br0.yaml"].content
+    assert "macaddress" not in yaml.safe_load(ours)["network"]["bridges"]["br0"]
+    assert [(c.subject, c.value) for c in plan.checks if c.kind == "has-mac"] == [
+        ("br0", "bb:bb:bb:bb:bb:aa")
+    ]
+    assert not [c for c in plan.checks if c.value == "98:bb:9f:2c:e8:8a"]
+    apply_files(plan)
+    netdev = render(root)["systemd/network/10-netplan-br0.netdev"]
+    assert "MACAddress=bb:bb:bb:bb:bb:aa" in netdev
+
+
+def test_a_bridge_mac_netplan_picks_is_not_checked(tmp_path: Path) -> None:
+    text = (
+        f"network:\n  version: 2\n  ethernets:\n    {NIC}: {{dhcp4: true}}\n"
+        "  bridges:\n    br0: {interfaces: [], macaddress: random}\n"
+    )
+    root = make_root(tmp_path, {"50-br.yaml": text})
+    current = HostState(nic=LinkState(NIC, MAC), bridge=None, files=LocalRunner())
+    unvalidated = NetplanBackend(root=str(root), runner=LocalRunner(), validate=False)
+    plan = unvalidated.plan_enslave(BridgeRequest(NIC, "br0"), current)
+    assert not [c for c in plan.checks if c.kind == "has-mac"]
+    assert [c.kind for c in plan.checks][:2] == ["link-up", "port-of"]
+
+
+@pytest.mark.parametrize("port", ["eth3", "eth4"])
+def test_a_nic_the_config_already_makes_a_port_gets_an_empty_plan(
+    tmp_path: Path, port: str
+) -> None:
+    """Nothing written, so nothing to run, verify or roll back: the checks of kvmnet's own
+    change ("br0 has eth3's MAC") could never pass against the admin's br0."""
+    root = make_root(tmp_path, {"50-cloud-init.yaml": LARGE_V1})
+    mac = {"eth3": "66:bb:9f:2c:e8:80", "eth4": "98:bb:9f:2c:e8:80"}[port]
+    plan = enslave(root, nic=LinkState(port, mac))
+    assert plan.steps == () and plan.checks == () and not plan.restore_runtime
+    assert any(f"already makes {port} a port of br0: nothing to write" in w for w in plan.warnings)
+
+
+def written(plan: Plan) -> dict[str, WriteFile]:
+    return {s.path: s for s in plan.steps if isinstance(s, WriteFile)}
 
 
 class SysFacts(LocalRunner):

@@ -40,7 +40,7 @@ import yaml
 from yaml.nodes import Node
 
 from ...errors import InvalidInput, PreflightRefused, ValidationFailed
-from ..model.plan import Plan, RemoveFile, RunCommand, Step, WriteFile
+from ..model.plan import Check, Plan, RemoveFile, RunCommand, Step, WriteFile
 from ..model.request import BridgeRequest, HostState
 from ..model.state import IpRoute, LinkState
 from ..runners.runner import Runner
@@ -210,11 +210,18 @@ class NetplanBackend(FileBackendBase):
         warnings = stp_warnings(request)
         already = configured_port(files, netplan_id, br)
         if already is not None:
-            apply = [RunCommand(("netplan", "apply"), f"render and bring up {br}")]
+            # kvmnet changes nothing here, so it has nothing to verify or roll back: like a NIC
+            # that is already a port at runtime (Bridge.enslave), the plan is empty. The
+            # standard checks (br0 has the NIC's MAC and addresses) describe kvmnet's own
+            # change and could not pass against the admin's bridge.
             warnings.append(
-                f"{already} already makes {netplan_id} a port of {br}: nothing to write"
+                f"{already} already makes {netplan_id} a port of {br}: nothing to write; "
+                f"`netplan apply` brings {br} up as configured"
             )
-            return self._plan("enslave", request, current, apply, warnings=warnings)
+            plan = self._plan(
+                "enslave", request, current, (), warnings=warnings, restore_runtime=False
+            )
+            return dataclasses.replace(plan, checks=())
 
         moved, edits, match = _cut(files, defs, netplan_id, warnings)
         bridge_keys = self._bridge_keys(moved, nic, current.routes)
@@ -279,7 +286,7 @@ class NetplanBackend(FileBackendBase):
         )
         # br0's own configured addresses are not stale: do not check that they went away.
         checks = tuple(c for c in plan.checks if not (c.kind == "lacks-address" and c.value in own))
-        return dataclasses.replace(plan, checks=checks)
+        return dataclasses.replace(plan, checks=_mac_checks(checks, admin, br))
 
     def _validate(
         self, files: list[NetplanFile], merged: dict[str, str], netplan_id: str, bridge: str
@@ -477,6 +484,29 @@ class NetplanBackend(FileBackendBase):
             if c.kind != "link-absent" and not (c.kind == "has-address" and c.value in own)
         )
         return dataclasses.replace(plan, checks=checks)
+
+
+_MAC = re.compile(r"^[0-9A-Fa-f]{2}(?::[0-9A-Fa-f]{2}){5}$")
+
+
+def _mac_checks(checks: tuple[Check, ...], admin: Yaml, bridge: str) -> tuple[Check, ...]:
+    """``checks`` with the bridge's MAC check expecting the MAC the configuration gives it.
+
+    kvmnet's file sets the NIC's MAC (what the standard check expects) unless the bridge's
+    own definition sets ``macaddress``, which then stays: the check expects that address, and
+    is dropped when the value names no fixed address (``random``, ``stable``...: netplan or
+    its renderer picks one).
+    """
+    if "macaddress" not in admin:
+        return checks
+    mac = str(admin["macaddress"]).strip()
+    out = [c for c in checks if c.kind != "has-mac"]
+    if _MAC.match(mac):
+        mine = Check(
+            "has-mac", bridge, mac, f"{bridge} has the MAC its netplan definition sets, {mac}"
+        )
+        out.insert(next((i for i, c in enumerate(checks) if c.kind == "has-mac"), 0), mine)
+    return tuple(out)
 
 
 def _unused_id(files: list[NetplanFile], nic: LinkState) -> str:
