@@ -19,6 +19,10 @@ take a setting away from another, whatever its name sorts as. kvmnet therefore:
   both SHA-256 sums) in a ``# kvmnet-restore:`` line of its own file, so ``release`` puts
   every file back byte for byte.
 
+**Another root.** With ``root`` other than ``/`` (an image, a chroot) the plan only writes
+files: ``netplan apply`` would apply *this* machine's /etc/netplan, so no ``netplan``, ``ip``
+or ``kill`` runs here, and nothing is verified here (``files_only``, as networkd and nmcli).
+
 Link-level keys (`LINK_KEYS`: match, set-name, MAC, MTU, Wake-on-LAN, offloads, 802.1X,
 SR-IOV...) stay on the port; `COPY_KEYS` (``optional``, ``renderer``) are kept on the
 port and copied to the bridge. Refusals (with ``force=`` keys): InfiniBand
@@ -119,6 +123,9 @@ class NetplanBackend(FileBackendBase):
         renderer: the bridge's renderer; None: the one that renders the NIC now.
         validate: run ``netplan generate`` (False for a machine without netplan).
         backup_stamp: the backup folder's name prefix (default: time and a random suffix).
+        files_only: Only write files: no netplan apply, ip or kill on this machine, nothing
+            verified. None (default): when ``root`` is not ``/`` and no ``netns`` says where
+            the files are live (a lab namespace that mounts ``root``'s folder).
 
     Raises:
         InvalidInput: an unknown renderer.
@@ -136,6 +143,7 @@ class NetplanBackend(FileBackendBase):
         renderer: str | None = None,
         validate: bool = True,
         backup_stamp: str | None = None,
+        files_only: bool | None = None,
     ) -> None:
         if renderer is not None and renderer not in RENDERERS:
             raise InvalidInput(f"netplan renderer {renderer!r}: use 'networkd' or 'NetworkManager'")
@@ -143,6 +151,9 @@ class NetplanBackend(FileBackendBase):
         self.renderer = renderer
         self.validate = validate
         self.backup_stamp = backup_stamp
+        # `netplan apply` reads /etc/netplan, never root's: with another root it would apply
+        # this machine's own configuration, and checks would read this machine's links.
+        self.files_only = self.root != "/" and netns is None if files_only is None else files_only
 
     def __repr__(self) -> str:
         return f"<NetplanBackend root={self.root!r}>"
@@ -215,8 +226,8 @@ class NetplanBackend(FileBackendBase):
             # standard checks (br0 has the NIC's MAC and addresses) describe kvmnet's own
             # change and could not pass against the admin's bridge.
             warnings.append(
-                f"{already} already makes {netplan_id} a port of {br}: nothing to write; "
-                f"`netplan apply` brings {br} up as configured"
+                f"{already} already makes {netplan_id} a port of {br}: nothing to write"
+                + ("" if self.files_only else f"; `netplan apply` brings {br} up as configured")
             )
             plan = self._plan(
                 "enslave", request, current, (), warnings=warnings, restore_runtime=False
@@ -265,6 +276,15 @@ class NetplanBackend(FileBackendBase):
                 why=f"validated by netplan generate (renderer {renderer})",
             )
         )
+        if self.files_only:
+            warnings.append(
+                f"only files are written under {self.root}: nothing runs or is verified on "
+                "this machine; netplan reads them at its next boot or `netplan apply`"
+            )
+            plan = self._plan(
+                "enslave", request, current, steps, warnings=warnings, restore_runtime=False
+            )
+            return dataclasses.replace(plan, checks=())
         own = bridge_addresses(files, br)
         steps += stop_dhcp_clients(current, (request.nic, br), "; the new config leases")
         steps += [
@@ -469,7 +489,11 @@ class NetplanBackend(FileBackendBase):
                     keep_mode=self._runner,
                 )
             )
-        steps += [RemoveFile(path, previous=ours), RunCommand(("netplan", "apply"))]
+        steps.append(RemoveFile(path, previous=ours))
+        if self.files_only:
+            plan = self._plan("release", request, current, steps, restore_runtime=False)
+            return dataclasses.replace(plan, checks=())
+        steps.append(RunCommand(("netplan", "apply")))
         plan = self._plan("release", request, current, steps)
         own = bridge_addresses(
             [f for f in self.files(current) if f.name != file_name(request.bridge)],
