@@ -82,7 +82,14 @@ def plan_for(
     root: Path, nic: LinkState = DHCP_NIC, bridge: LinkState | None = STALE_BR0, **options: str
 ) -> Plan:
     current = HostState(nic=nic, bridge=bridge, routes=ROUTES, files=LocalRunner())
-    backend = NetplanBackend(root=str(root), runner=LocalRunner(), backup_stamp=STAMP, **options)  # type: ignore[arg-type]
+    # files_only=False: these tests read the commands and checks a live host would get.
+    backend = NetplanBackend(
+        root=str(root),
+        runner=LocalRunner(),
+        backup_stamp=STAMP,
+        files_only=False,
+        **options,  # type: ignore[arg-type]
+    )
     return backend.plan_enslave(BridgeRequest(NIC, "br0"), current)
 
 

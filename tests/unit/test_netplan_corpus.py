@@ -276,7 +276,11 @@ def test_corpus_case(case: tuple[int, dict[str, str] | None], tmp_path: Path) ->
         return
     if not any(isinstance(s, WriteFile) for s in plan.steps):
         assert any("already makes" in w for w in plan.warnings), plan.warnings
+        # Nothing changed: nothing to run, verify or roll back.
+        assert plan.steps == () and plan.checks == (), plan
         return
+    # Another root: files only (nothing runs or is verified on this machine).
+    assert plan.commands == () and plan.checks == (), plan
     apply_files(plan)
     after = render(root)
     assert port_ip_config(after, entry["id"]) == []

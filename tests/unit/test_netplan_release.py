@@ -15,15 +15,16 @@ from kvmnet.hostnet.backends.netplan import (
     netplan_generate,
     port_ip_config,
 )
-from kvmnet.hostnet.model.plan import Plan, RemoveFile, RunCommand, WriteFile
-from kvmnet.hostnet.model.request import BridgeRequest, HostState
-from kvmnet.hostnet.model.state import IpAddress, LinkState
+from kvmnet.hostnet.model.plan import Plan, RemoveFile, RunCommand, StopProcess, WriteFile
+from kvmnet.hostnet.model.request import BridgeRequest, DhcpClient, HostState
+from kvmnet.hostnet.model.state import IpAddress, IpRoute, LinkState
 from kvmnet.hostnet.preflight import preflight
-from kvmnet.hostnet.runners.runner import LocalRunner
+from kvmnet.hostnet.runners.runner import LocalRunner, RecordingRunner
 from tests.lab.golden import require_tool
 
 NIC, MAC = "enp1s16f2", "52:54:00:12:34:56"
 STAMP = "20261202T000000Z"
+DATA = Path(__file__).resolve().parent.parent / "data" / "backends" / "netplan"
 
 # Comments, odd spacing, an unquoted MAC that YAML 1.1 reads as a sexagesimal integer: a
 # round trip through a YAML loader would change all three.
@@ -65,8 +66,11 @@ def make_root(tmp_path: Path, files: dict[str, str], folder: str = NETPLAN_DIR) 
     return root
 
 
-def backend(root: Path) -> NetplanBackend:
-    return NetplanBackend(root=str(root), runner=LocalRunner(), backup_stamp=STAMP)
+def backend(root: Path, files_only: bool = False) -> NetplanBackend:
+    # files_only=False: most tests read the commands and checks a live host would get.
+    return NetplanBackend(
+        root=str(root), runner=LocalRunner(), backup_stamp=STAMP, files_only=files_only
+    )
 
 
 def enslave(
@@ -245,12 +249,105 @@ def test_bridges_own_configured_address_is_not_stale(tmp_path: Path) -> None:
     assert not [s for s in plan.steps if isinstance(s, RunCommand) and "del" in s.argv]
     assert not [c for c in plan.checks if c.value == "192.168.0.1/24"]
     assert any("already defined" in w for w in plan.warnings)
+    # Its definition sets no macaddress: kvmnet's file gives br0 the NIC's, and checks it.
+    assert [c.value for c in plan.checks if c.kind == "has-mac"] == [MAC]
     apply_files(plan)
     bridge = render(root)["systemd/network/10-netplan-br0.network"]
     assert "Address=192.168.0.1/24" in bridge and "DHCP=ipv4" in bridge
     back = release(root, bridge=live)
     assert not [c for c in back.checks if c.kind == "link-absent"]
     assert not [c for c in back.checks if c.value == "192.168.0.1/24"]
+
+
+def test_another_root_only_writes_files(tmp_path: Path) -> None:
+    """root= an image: `netplan apply` would apply THIS machine's /etc/netplan and the checks
+    would read this machine's links (held-out finding A): files only, as networkd does."""
+    text = f"network:\n  version: 2\n  ethernets:\n    {NIC}: {{dhcp4: true}}\n"
+    root = make_root(tmp_path, {"50-cloud-init.yaml": text})
+    nic = LinkState(NIC, MAC, addresses=(IpAddress("10.231.0.185/24", 3600, 3600, True),))
+    stale = LinkState("br0", MAC, kind="bridge", addresses=(IpAddress("192.168.0.1/24"),))
+    current = HostState(
+        nic=nic,
+        bridge=stale,
+        routes=(IpRoute("default", NIC, "10.231.0.1"),),
+        dhcp_clients=(DhcpClient(4242, ("dhclient", NIC), NIC),),
+        files=LocalRunner(),
+    )
+    request = BridgeRequest(NIC, "br0")
+    images = NetplanBackend(root=str(root), runner=LocalRunner(), backup_stamp=STAMP)
+    assert images.files_only
+    plan = images.plan_enslave(request, current)
+    assert plan.commands == () and plan.checks == () and not plan.restore_runtime
+    assert not [s for s in plan.steps if not isinstance(s, WriteFile)]
+    assert f"{root}/etc/netplan/60-kvmnet-br0.yaml" in plan.files
+    assert any(f"only files are written under {root}" in w for w in plan.warnings)
+    # The same files a live host would get.
+    live = backend(root, files_only=False).plan_enslave(request, current)
+    assert [s for s in live.steps if isinstance(s, WriteFile)] == list(plan.steps)
+    assert ("netplan", "apply") in live.commands and live.checks
+    assert [s.pid for s in live.steps if isinstance(s, StopProcess)] == [4242]
+    apply_files(plan)
+    bridged = HostState(nic=nic, bridge=stale, files=LocalRunner())
+    back = images.plan_release(request, bridged)
+    assert back.commands == () and back.checks == () and not back.restore_runtime
+    assert ("netplan", "apply") in backend(root).plan_release(request, bridged).commands
+    # A lab namespace that reads root's folder, or the machine's own root, keeps them.
+    assert not NetplanBackend(root=str(root), netns="lab", runner=LocalRunner()).files_only
+    assert not NetplanBackend(root="/", runner=RecordingRunner()).files_only
+    assert NetplanBackend(root="/", runner=RecordingRunner(), files_only=True).files_only
+
+
+# cloud-init's large_v1 rendered for netplan: br0 with its own macaddress and ports eth3,
+# eth4; eth5 (DHCP) defined beside it (held-out finding I).
+LARGE_V1 = (DATA / "cloud-init-large_v1.yaml").read_text()
+
+
+def test_joining_a_bridge_that_sets_its_mac_checks_that_mac(tmp_path: Path) -> None:
+    root = make_root(tmp_path, {"50-cloud-init.yaml": LARGE_V1})
+    plan = enslave(root, nic=LinkState("eth5", "98:bb:9f:2c:e8:8a"))
+    # br0 keeps its own macaddress (kvmnet's file sets none), so that is the MAC to expect:
+    # the NIC's would never appear and apply would always roll back.
+    ours = written(plan)[f"{root}/etc/netplan/60-kvmnet-br0.yaml"].content
+    assert "macaddress" not in yaml.safe_load(ours)["network"]["bridges"]["br0"]
+    assert [(c.subject, c.value) for c in plan.checks if c.kind == "has-mac"] == [
+        ("br0", "bb:bb:bb:bb:bb:aa")
+    ]
+    assert not [c for c in plan.checks if c.value == "98:bb:9f:2c:e8:8a"]
+    apply_files(plan)
+    netdev = render(root)["systemd/network/10-netplan-br0.netdev"]
+    assert "MACAddress=bb:bb:bb:bb:bb:aa" in netdev
+
+
+def test_a_bridge_mac_netplan_picks_is_not_checked(tmp_path: Path) -> None:
+    text = (
+        f"network:\n  version: 2\n  ethernets:\n    {NIC}: {{dhcp4: true}}\n"
+        "  bridges:\n    br0: {interfaces: [], macaddress: random}\n"
+    )
+    root = make_root(tmp_path, {"50-br.yaml": text})
+    current = HostState(nic=LinkState(NIC, MAC), bridge=None, files=LocalRunner())
+    unvalidated = NetplanBackend(
+        root=str(root), runner=LocalRunner(), files_only=False, validate=False
+    )
+    plan = unvalidated.plan_enslave(BridgeRequest(NIC, "br0"), current)
+    assert not [c for c in plan.checks if c.kind == "has-mac"]
+    assert [c.kind for c in plan.checks][:2] == ["link-up", "port-of"]
+
+
+@pytest.mark.parametrize("port", ["eth3", "eth4"])
+def test_a_nic_the_config_already_makes_a_port_gets_an_empty_plan(
+    tmp_path: Path, port: str
+) -> None:
+    """Nothing written, so nothing to run, verify or roll back: the checks of kvmnet's own
+    change ("br0 has eth3's MAC") could never pass against the admin's br0."""
+    root = make_root(tmp_path, {"50-cloud-init.yaml": LARGE_V1})
+    mac = {"eth3": "66:bb:9f:2c:e8:80", "eth4": "98:bb:9f:2c:e8:80"}[port]
+    plan = enslave(root, nic=LinkState(port, mac))
+    assert plan.steps == () and plan.checks == () and not plan.restore_runtime
+    assert any(f"already makes {port} a port of br0: nothing to write" in w for w in plan.warnings)
+
+
+def written(plan: Plan) -> dict[str, WriteFile]:
+    return {s.path: s for s in plan.steps if isinstance(s, WriteFile)}
 
 
 class SysFacts(LocalRunner):

@@ -19,6 +19,10 @@ take a setting away from another, whatever its name sorts as. kvmnet therefore:
   both SHA-256 sums) in a ``# kvmnet-restore:`` line of its own file, so ``release`` puts
   every file back byte for byte.
 
+**Another root.** With ``root`` other than ``/`` (an image, a chroot) the plan only writes
+files: ``netplan apply`` would apply *this* machine's /etc/netplan, so no ``netplan``, ``ip``
+or ``kill`` runs here, and nothing is verified here (``files_only``, as networkd and nmcli).
+
 Link-level keys (`LINK_KEYS`: match, set-name, MAC, MTU, Wake-on-LAN, offloads, 802.1X,
 SR-IOV...) stay on the port; `COPY_KEYS` (``optional``, ``renderer``) are kept on the
 port and copied to the bridge. Refusals (with ``force=`` keys): InfiniBand
@@ -40,7 +44,7 @@ import yaml
 from yaml.nodes import Node
 
 from ...errors import InvalidInput, PreflightRefused, ValidationFailed
-from ..model.plan import Plan, RemoveFile, RunCommand, Step, WriteFile
+from ..model.plan import Check, Plan, RemoveFile, RunCommand, Step, WriteFile
 from ..model.request import BridgeRequest, HostState
 from ..model.state import IpRoute, LinkState
 from ..runners.runner import Runner
@@ -119,6 +123,9 @@ class NetplanBackend(FileBackendBase):
         renderer: the bridge's renderer; None: the one that renders the NIC now.
         validate: run ``netplan generate`` (False for a machine without netplan).
         backup_stamp: the backup folder's name prefix (default: time and a random suffix).
+        files_only: Only write files: no netplan apply, ip or kill on this machine, nothing
+            verified. None (default): when ``root`` is not ``/`` and no ``netns`` says where
+            the files are live (a lab namespace that mounts ``root``'s folder).
 
     Raises:
         InvalidInput: an unknown renderer.
@@ -136,6 +143,7 @@ class NetplanBackend(FileBackendBase):
         renderer: str | None = None,
         validate: bool = True,
         backup_stamp: str | None = None,
+        files_only: bool | None = None,
     ) -> None:
         if renderer is not None and renderer not in RENDERERS:
             raise InvalidInput(f"netplan renderer {renderer!r}: use 'networkd' or 'NetworkManager'")
@@ -143,6 +151,9 @@ class NetplanBackend(FileBackendBase):
         self.renderer = renderer
         self.validate = validate
         self.backup_stamp = backup_stamp
+        # `netplan apply` reads /etc/netplan, never root's: with another root it would apply
+        # this machine's own configuration, and checks would read this machine's links.
+        self.files_only = self.root != "/" and netns is None if files_only is None else files_only
 
     def __repr__(self) -> str:
         return f"<NetplanBackend root={self.root!r}>"
@@ -210,11 +221,18 @@ class NetplanBackend(FileBackendBase):
         warnings = stp_warnings(request)
         already = configured_port(files, netplan_id, br)
         if already is not None:
-            apply = [RunCommand(("netplan", "apply"), f"render and bring up {br}")]
+            # kvmnet changes nothing here, so it has nothing to verify or roll back: like a NIC
+            # that is already a port at runtime (Bridge.enslave), the plan is empty. The
+            # standard checks (br0 has the NIC's MAC and addresses) describe kvmnet's own
+            # change and could not pass against the admin's bridge.
             warnings.append(
                 f"{already} already makes {netplan_id} a port of {br}: nothing to write"
+                + ("" if self.files_only else f"; `netplan apply` brings {br} up as configured")
             )
-            return self._plan("enslave", request, current, apply, warnings=warnings)
+            plan = self._plan(
+                "enslave", request, current, (), warnings=warnings, restore_runtime=False
+            )
+            return dataclasses.replace(plan, checks=())
 
         moved, edits, match = _cut(files, defs, netplan_id, warnings)
         bridge_keys = self._bridge_keys(moved, nic, current.routes)
@@ -258,6 +276,15 @@ class NetplanBackend(FileBackendBase):
                 why=f"validated by netplan generate (renderer {renderer})",
             )
         )
+        if self.files_only:
+            warnings.append(
+                f"only files are written under {self.root}: nothing runs or is verified on "
+                "this machine; netplan reads them at its next boot or `netplan apply`"
+            )
+            plan = self._plan(
+                "enslave", request, current, steps, warnings=warnings, restore_runtime=False
+            )
+            return dataclasses.replace(plan, checks=())
         own = bridge_addresses(files, br)
         steps += stop_dhcp_clients(current, (request.nic, br), "; the new config leases")
         steps += [
@@ -279,7 +306,7 @@ class NetplanBackend(FileBackendBase):
         )
         # br0's own configured addresses are not stale: do not check that they went away.
         checks = tuple(c for c in plan.checks if not (c.kind == "lacks-address" and c.value in own))
-        return dataclasses.replace(plan, checks=checks)
+        return dataclasses.replace(plan, checks=_mac_checks(checks, admin, br))
 
     def _validate(
         self, files: list[NetplanFile], merged: dict[str, str], netplan_id: str, bridge: str
@@ -462,7 +489,11 @@ class NetplanBackend(FileBackendBase):
                     keep_mode=self._runner,
                 )
             )
-        steps += [RemoveFile(path, previous=ours), RunCommand(("netplan", "apply"))]
+        steps.append(RemoveFile(path, previous=ours))
+        if self.files_only:
+            plan = self._plan("release", request, current, steps, restore_runtime=False)
+            return dataclasses.replace(plan, checks=())
+        steps.append(RunCommand(("netplan", "apply")))
         plan = self._plan("release", request, current, steps)
         own = bridge_addresses(
             [f for f in self.files(current) if f.name != file_name(request.bridge)],
@@ -477,6 +508,29 @@ class NetplanBackend(FileBackendBase):
             if c.kind != "link-absent" and not (c.kind == "has-address" and c.value in own)
         )
         return dataclasses.replace(plan, checks=checks)
+
+
+_MAC = re.compile(r"^[0-9A-Fa-f]{2}(?::[0-9A-Fa-f]{2}){5}$")
+
+
+def _mac_checks(checks: tuple[Check, ...], admin: Yaml, bridge: str) -> tuple[Check, ...]:
+    """``checks`` with the bridge's MAC check expecting the MAC the configuration gives it.
+
+    kvmnet's file sets the NIC's MAC (what the standard check expects) unless the bridge's
+    own definition sets ``macaddress``, which then stays: the check expects that address, and
+    is dropped when the value names no fixed address (``random``, ``stable``...: netplan or
+    its renderer picks one).
+    """
+    if "macaddress" not in admin:
+        return checks
+    mac = str(admin["macaddress"]).strip()
+    out = [c for c in checks if c.kind != "has-mac"]
+    if _MAC.match(mac):
+        mine = Check(
+            "has-mac", bridge, mac, f"{bridge} has the MAC its netplan definition sets, {mac}"
+        )
+        out.insert(next((i for i, c in enumerate(checks) if c.kind == "has-mac"), 0), mine)
+    return tuple(out)
 
 
 def _unused_id(files: list[NetplanFile], nic: LinkState) -> str:
