@@ -75,7 +75,9 @@ def check_selection(
     if on_network is not None:
         on_network = validate.network_name(on_network)
     if on_bridge is not None:
-        on_bridge = validate.ifname(on_bridge, what="bridge")
+        # Only compared with the guests' <source bridge=...>: a bridge made by hand with an
+        # odd name can still select its guests (it is not written anywhere).
+        on_bridge = validate.ifname(on_bridge, what="bridge", existing=True)
     selectors = wanted is not None or on_network is not None or on_bridge is not None
     if every and selectors:
         raise InvalidInput(
@@ -115,7 +117,8 @@ def select(
             from .errors import DomainNotFound
 
             raise DomainNotFound(
-                f"no domain named {', '.join(repr(m) for m in missing)} on {host.uri}; "
+                f"no domain named {validate.listed(map(validate.shown, missing))} on "
+                f"{host.uri}; "
                 f"`kvmnet -c {host.uri} domains` lists them"
             )
         domains = [by_name[n] for n in dict.fromkeys(wanted)]

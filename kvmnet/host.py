@@ -90,7 +90,8 @@ def _check_test_file(uri: str) -> None:
         path = uri[len("test://") :].split("?", 1)[0]
         if not os.path.isfile(path):
             raise ConnectionFailed(
-                f"cannot connect to libvirt at {uri!r}: the test driver file {path} does not "
+                f"cannot connect to libvirt at {validate.shown(uri)}: the test driver file "
+                f"{validate.shown(path)} does not "
                 "exist; kvmnet.testing.World(...).write(dir) makes one",
                 uri=uri,
             )
@@ -210,9 +211,10 @@ class Host:
             index = NetworkIndex(self.networks())  # it may be new since the cache was filled
             net = index.by_name.get(name)
         if net is None:
-            known = ", ".join(sorted(index.by_name)) or "none"
+            known = validate.listed(sorted(index.by_name)) or "none"
             raise NetworkNotFound(
-                f"no libvirt network named {name!r} on {self.uri} (networks: {known}); "
+                f"no libvirt network named {validate.shown(name)} on {self.uri} "
+                f"(networks: {known}); "
                 f"define it first, or use a bridge (use_bridge) instead"
             )
         return net

@@ -290,7 +290,9 @@ class DomainXML:
         try:
             root = etree.fromstring(self._data, _parser())
         except etree.XMLSyntaxError as exc:
-            raise InvalidInput(f"not well-formed domain XML {validate.shown(text)}: {exc}") from exc
+            raise InvalidInput(
+                f"not well-formed domain XML {validate.shown(text)}: {validate.one_line(str(exc))}"
+            ) from exc
         if root.tag != "domain":
             raise InvalidInput(
                 f"expected a libvirt <domain> document, got <{root.tag}> in "
@@ -367,7 +369,8 @@ class DomainXML:
             count = len(elements)
             if not -count <= iface < count:
                 raise InterfaceNotFound(
-                    f"{where} has no interface #{iface}: it has {count} (indexes 0..{count - 1})"
+                    f"{where} has no interface #{validate.shown(iface)}: it has {count} "
+                    f"(indexes 0..{count - 1})"
                 )
             return elements[iface], iface % count
         if isinstance(iface, GuestInterface):
@@ -378,7 +381,7 @@ class DomainXML:
             mac = validate.mac(iface)
             found = [(el, i) for i, el in enumerate(elements) if _lower_mac(_mac_of(el)) == mac]
             if not found:
-                macs = ", ".join(
+                macs = validate.listed(
                     str(_lower_mac(_mac_of(el)) or f"#{i} (no MAC)")
                     for i, el in enumerate(elements)
                 )
@@ -388,7 +391,7 @@ class DomainXML:
             if len(found) > 1:
                 raise InvalidInput(
                     f"{where} has {len(found)} interfaces with MAC {mac}; select one by "
-                    f"index instead ({', '.join(str(i) for _, i in found)})"
+                    f"index instead ({validate.listed(i for _, i in found)})"
                 )
             return found[0]
         raise InvalidType(

@@ -18,7 +18,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from ..errors import InvalidMac
+from ..errors import InvalidMac, InvalidType
+from .messages import shown as _shown
 
 __all__ = [
     "BROADCAST",
@@ -96,13 +97,13 @@ def _problem(value: int) -> str | None:
 def parse_mac(text: str) -> int:
     """The 48-bit value of a NIC MAC; `InvalidMac` for malformed/multicast/broadcast/zero."""
     if not isinstance(text, str):
-        raise InvalidMac(f"invalid MAC {text!r}: not a string; {ACCEPTED}")
+        raise InvalidMac(f"invalid MAC {_shown(text)}: not a string; {ACCEPTED}")
     value = _parse_int(text)
     if value is None:
-        raise InvalidMac(f"invalid MAC {text!r}: not a MAC address; {ACCEPTED}")
+        raise InvalidMac(f"invalid MAC {_shown(text)}: not a MAC address; {ACCEPTED}")
     problem = _problem(value)
     if problem is not None:
-        raise InvalidMac(f"invalid MAC {text!r}: {problem}; {ACCEPTED}")
+        raise InvalidMac(f"invalid MAC {_shown(text)}: {problem}; {ACCEPTED}")
     return value
 
 
@@ -163,7 +164,18 @@ class MacPrefix:
     octets: tuple[int, ...]
 
     def __post_init__(self) -> None:
-        shown = ":".join(f"{o:02x}" if isinstance(o, int) else repr(o) for o in self.octets)
+        if isinstance(self.octets, list):
+            object.__setattr__(self, "octets", tuple(self.octets))  # frozen: keep it hashable
+        if not isinstance(self.octets, tuple):
+            raise InvalidType(
+                f"MAC prefix octets must be a tuple of ints such as (0x52, 0x54, 0x00), got "
+                f"{_shown(self.octets)} ({type(self.octets).__name__}); "
+                "MacPrefix.parse('52:54:00') takes text"
+            )
+        shown = ":".join(
+            f"{o:02x}" if isinstance(o, int) and 0 <= o <= 0xFF else _shown(o)
+            for o in self.octets[:6]
+        )
         if not 1 <= len(self.octets) <= 5:
             raise InvalidMac(
                 f"invalid MAC prefix {shown!r}: it has {len(self.octets)} octets; give 1 to 5 "
@@ -189,7 +201,9 @@ class MacPrefix:
         if isinstance(text, MacPrefix):
             return text
         if not isinstance(text, str):
-            raise InvalidMac(f"invalid MAC prefix {text!r}: not a string; give e.g. 52:54:00")
+            raise InvalidMac(
+                f"invalid MAC prefix {_shown(text)}: not a string; give e.g. 52:54:00"
+            )
         low = text.strip().lower()
         if _PREFIX_SEPARATED.fullmatch(low) and (":" in low or "-" in low or len(low) <= 2):
             octets = tuple(int(o, 16) for o in re.split(r"[:-]", low))
@@ -197,7 +211,7 @@ class MacPrefix:
             octets = tuple(int(low[i : i + 2], 16) for i in range(0, len(low), 2))
         else:
             raise InvalidMac(
-                f"invalid MAC prefix {text!r}: give 1 to 5 hex octets such as 52:54:00, "
+                f"invalid MAC prefix {_shown(text)}: give 1 to 5 hex octets such as 52:54:00, "
                 "52-54-00 or 525400"
             )
         return cls(octets)

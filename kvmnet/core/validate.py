@@ -1,12 +1,13 @@
 """Argument checks for every public entry point, in one place, with one set of rules.
 
-Pure: imports only `kvmnet.errors` and the name and MAC rules (`kvmnet.core.names`,
-`kvmnet.core.macs`, the latter when a MAC is checked). Each function returns the value
-(normalised where that is the rule, e.g. a MAC in lower-case colon form) or raises a
-`KvmnetError` subclass quoting the value with ``repr`` and saying what is accepted:
+Pure: imports only `kvmnet.errors`, `kvmnet.core.messages` and the name and MAC rules
+(`kvmnet.core.names`, `kvmnet.core.macs`, the latter when a MAC is checked). Each function
+returns the value (normalised where that is the rule, e.g. a MAC in lower-case colon form)
+or raises a `KvmnetError` subclass quoting the value (`shown`: its repr, one line,
+shortened) and saying what is accepted:
 
 - a value of the wrong type: `InvalidType` (also ``TypeError``);
-- a name the kernel or libvirt would refuse: `InvalidName`;
+- a name the kernel, libvirt or a config file kvmnet writes would misread: `InvalidName`;
 - a MAC that no guest NIC may have: `InvalidMac`;
 - any other value out of range: `InvalidInput` (also ``ValueError``).
 
@@ -24,6 +25,7 @@ import re
 from collections.abc import Callable, Iterable
 
 from ..errors import InvalidInput, InvalidMac, InvalidName, InvalidType, UntrustedPath
+from .messages import listed, one_line, shown
 from .names import validate_ifname, validate_netns_name
 
 __all__ = [
@@ -38,10 +40,12 @@ __all__ = [
     "force",
     "guest_mac",
     "ifname",
+    "listed",
     "mac",
     "model",
     "netns",
     "network_name",
+    "one_line",
     "optional_duration",
     "optional_flag",
     "optional_path",
@@ -54,7 +58,6 @@ __all__ = [
     "uri",
 ]
 
-_REPR_MAX = 120
 # Patterns as text, compiled (once, in re's cache) by the first check that uses them: each
 # compile costs a command-line start that never checks such a name.
 # libvirt network names: no '/', whitespace, quotes or XML specials (kvmnet writes them into
@@ -66,12 +69,6 @@ _CONTROL = frozenset(map(chr, [*range(0x20), 0x7F]))  # a set: every check, no r
 # A MAC as libvirt writes it (lower case, colons): as text, it shares the compiled pattern
 # kvmnet.domainxml makes of the same text, in re's cache.
 _CANONICAL_MAC = r"[0-9a-f]{2}(?::[0-9a-f]{2}){5}"
-
-
-def shown(value: object) -> str:
-    """``repr(value)``, shortened for a message when it is long."""
-    text = repr(value)
-    return text if len(text) <= _REPR_MAX else text[: _REPR_MAX - 5] + "...)" + text[-1]
 
 
 def _type_error(what: str, value: object, expected: str) -> InvalidType:
@@ -112,25 +109,33 @@ def text(value: object, what: str, *, error: type[InvalidInput] = InvalidInput) 
     return value
 
 
-def ifname(value: object, *, what: str = "interface") -> str:
-    """A Linux link name (bridge, NIC): the kernel's rules, in ASCII, on every side.
+def ifname(value: object, *, what: str = "interface", existing: bool = False) -> str:
+    """A Linux link name (bridge, NIC) kvmnet may write, create or act on.
 
     The same rule applies to a bridge in a guest's XML and to a host bridge created, so a
-    name one side accepts is never refused by the other.
+    name one side accepts is never refused by the other. It is stricter than the kernel:
+    letters, digits, ``-``, ``_`` and ``.`` only, because kvmnet writes the name into config
+    files that read other characters specially (networkd's ``Name=`` globs and ``!``, a
+    line-continuing ``\\``, netplan's YAML keys); see `kvmnet.core.names`.
 
     Args:
         value: The name.
         what: "bridge", "NIC"..., for the message.
+        existing: True where kvmnet only reads or selects by the name of a link that is
+            there already: the kernel's rules only, so oddly named links stay readable.
 
     Returns:
         The name.
 
     Raises:
         InvalidType: not a ``str``.
-        InvalidName: empty, over 15 bytes, with ``/``, ``:``, whitespace or a character
-            outside printable ASCII, ``.``/``..``, or a leading ``-``.
+        InvalidName: empty, over 15 bytes, ``.``/``..``, ``all``/``default``, a leading
+            ``-``, or a character other than letters, digits, ``-``, ``_`` and ``.``
+            (``existing=True``: only ``/``, ``:``, ``%``, whitespace and characters outside
+            printable ASCII).
     """
-    return validate_ifname(value, what=what)  # type: ignore[arg-type] # it checks the type
+    # validate_ifname checks the type.
+    return validate_ifname(value, what=what, existing=existing)  # type: ignore[arg-type]
 
 
 def network_name(value: object) -> str:
@@ -288,31 +293,59 @@ def count(value: object, what: str, *, minimum: int = 1, maximum: int | None = N
     return value
 
 
-def duration(value: object, what: str, *, zero: bool = False, maximum: float = 86400.0) -> float:
-    """Seconds: a finite int or float (not bool, not str) above 0 (or ``zero=True``: >= 0).
+def duration(
+    value: object,
+    what: str,
+    *,
+    zero: bool = False,
+    minimum: float = 0.0,
+    maximum: float = 86400.0,
+) -> float:
+    """Seconds: a finite int or float (not bool, not str) above 0 (or ``zero=True``: >= 0),
+    at least ``minimum`` and at most ``maximum``.
 
     Raises:
         InvalidType: not a number.
-        InvalidInput: NaN, infinite, negative, zero (unless allowed) or above ``maximum``.
+        InvalidInput: NaN, infinite, negative, zero (unless allowed), below ``minimum`` or
+            above ``maximum`` (an int too large for a float included).
     """
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise _type_error(what, value, "a number of seconds")
-    low_ok = value >= 0 if zero else value > 0
-    # math.isfinite without the math module (a shared library every start would load): as
-    # it does, convert to float (OverflowError for a huge int); x - x is 0.0 unless x is
-    # infinite or NaN.
-    number = float(value)
-    if number - number != 0.0 or not low_ok or value > maximum:
-        low = "0" if zero else "above 0"
+    # Compared as they are (Python compares an int with a float exactly), before float():
+    # an int past float's range raises OverflowError there. NaN fails every comparison and
+    # infinity the maximum, so what passes is finite.
+    low_ok = value >= minimum and (value >= 0 if zero else value > 0)
+    if not low_ok or not value <= maximum:
+        low = f"{minimum:g}" if minimum > 0 else "0" if zero else "above 0"
         raise InvalidInput(
             f"{what} {shown(value)} is not a usable number of seconds: use {low} up to {maximum:g}"
         )
     return float(value)
 
 
-def optional_duration(value: object, what: str, *, zero: bool = False) -> float | None:
+def optional_duration(
+    value: object, what: str, *, zero: bool = False, minimum: float = 0.0
+) -> float | None:
     """``None`` or `duration`."""
-    return None if value is None else duration(value, what, zero=zero)
+    return None if value is None else duration(value, what, zero=zero, minimum=minimum)
+
+
+# A dead-man timer (``confirm_within``) shorter than this rolls back before anyone can
+# confirm from a new SSH session (the CLI takes whole seconds); longer than a day is a typo.
+CONFIRM_WITHIN_RANGE = (1.0, 86400.0)
+
+
+def confirm_within(value: object) -> float | None:
+    """``None`` or the dead-man timer's seconds: from 1 to 86400 (`CONFIRM_WITHIN_RANGE`).
+
+    Raises:
+        InvalidType: not a number or None.
+        InvalidInput: out of that range, NaN or infinite.
+    """
+    low, high = CONFIRM_WITHIN_RANGE
+    if value is None:
+        return None
+    return duration(value, "confirm_within", minimum=low, maximum=high)
 
 
 def bounce(value: object) -> bool | float:
@@ -386,8 +419,16 @@ def root_dir(value: object, *, config_dirs: Iterable[str] = ()) -> str:
     return root
 
 
+# What libvirt's virConnectSetKeepAlive takes: the interval is a C int that libvirt refuses
+# above INT_MAX / 1000 (it counts milliseconds; "keepalive interval too large"), the count
+# an unsigned int, which the Python binding wraps without a word (2**32 would become 0).
+KEEPALIVE_MAX_INTERVAL = (2**31 - 1) // 1000
+KEEPALIVE_MAX_COUNT = 2**32 - 1
+
+
 def keepalive(value: object) -> tuple[int, int] | None:
-    """None, or libvirt keepalive's ``(interval, count)``: two whole numbers above 0.
+    """None, or libvirt keepalive's ``(interval, count)``: whole numbers libvirt takes, the
+    interval from 1 to 2147483 seconds and the count from 1 to 4294967295.
 
     Raises:
         InvalidInput: anything else (InvalidType for a wrong type).
@@ -396,7 +437,10 @@ def keepalive(value: object) -> tuple[int, int] | None:
         return None
     if not isinstance(value, tuple) or len(value) != 2:
         raise _type_error("keepalive", value, "a tuple (interval, count) such as (5, 3), or None")
-    return count(value[0], "keepalive interval"), count(value[1], "keepalive count")
+    return (
+        count(value[0], "keepalive interval", maximum=KEEPALIVE_MAX_INTERVAL),
+        count(value[1], "keepalive count", maximum=KEEPALIVE_MAX_COUNT),
+    )
 
 
 def uri(value: object) -> str | None:

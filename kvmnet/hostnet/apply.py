@@ -16,13 +16,14 @@
 from __future__ import annotations
 
 import json
-import math
 import os
 import shlex
+import sys
 import time
 from dataclasses import dataclass
 
 from .. import _log
+from ..core.validate import CONFIRM_WITHIN_RANGE, shown
 from ..errors import (
     CommandFailed,
     InvalidInput,
@@ -233,17 +234,30 @@ def _flag(name: str, value: object) -> None:
         raise InvalidType(f"{name}={value!r}: give True or False")
 
 
-def _seconds(name: str, value: object, *, zero_ok: bool, example: str) -> float:
+def _seconds(
+    name: str,
+    value: object,
+    *,
+    zero_ok: bool,
+    example: str,
+    bounds: tuple[float, float] = (0.0, sys.float_info.max),
+) -> float:
     # bool is an int: confirm_within=True would arm a 1 s timer nobody meant.
     if isinstance(value, bool) or not isinstance(value, int | float):
-        raise InvalidType(f"{name}={value!r}: give a number of seconds, e.g. {name}={example}")
-    seconds = float(value)
-    if not (seconds >= 0 if zero_ok else seconds > 0) or math.isinf(seconds):
-        least = "0 or more" if zero_ok else "above 0"
+        raise InvalidType(f"{name}={shown(value)}: give a number of seconds, e.g. {name}={example}")
+    low, high = bounds
+    # Compared before float(), which raises OverflowError for an int past float's range; NaN
+    # fails every comparison and infinity the (finite) upper bound.
+    if not ((value >= 0 if zero_ok else value > 0) and low <= value <= high):
+        if bounds[1] < sys.float_info.max:
+            least = f"from {low:g} to {high:g}"
+        else:
+            least = "0 or more" if zero_ok else "above 0"
         raise InvalidInput(
-            f"{name}={value!r}: give a finite number of seconds ({least}), e.g. {name}={example}"
+            f"{name}={shown(value)}: give a finite number of seconds ({least}), "
+            f"e.g. {name}={example}"
         )
-    return seconds
+    return float(value)
 
 
 def check_apply_options(
@@ -260,8 +274,8 @@ def check_apply_options(
 
     Args:
         verify: must be a bool.
-        confirm_within: None, or seconds above 0 (finite; not a bool or a string): 0 s would
-            roll back before anyone could confirm, inf never would.
+        confirm_within: None, or seconds from 1 to 86400 (not a bool or a string): less
+            would roll back before anyone could confirm, inf never would.
         retries: an int of 1 or more (not a bool).
         retry_interval: seconds, 0 or more, finite.
         rollback_on_failure: must be a bool.
@@ -274,7 +288,13 @@ def check_apply_options(
     _flag("verify", verify)
     _flag("rollback_on_failure", rollback_on_failure)
     if confirm_within is not None:
-        _seconds("confirm_within", confirm_within, zero_ok=False, example="60")
+        _seconds(
+            "confirm_within",
+            confirm_within,
+            zero_ok=False,
+            example="60",
+            bounds=CONFIRM_WITHIN_RANGE,
+        )
     if isinstance(retries, bool) or not isinstance(retries, int):
         raise InvalidType(f"retries={retries!r}: give a whole number of attempts, e.g. retries=10")
     if retries < 1:

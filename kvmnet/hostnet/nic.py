@@ -84,7 +84,7 @@ def _plan_args(
         validate.flag(dry_run, "dry_run"),
         validate.dhcp_client(dhcp_client),
         validate.force(force),
-        validate.optional_duration(confirm_within, "confirm_within"),
+        validate.confirm_within(confirm_within),
         validate.flag(verify, "verify"),
     )
 

@@ -190,7 +190,7 @@ def _lan_args(
     return (
         validate.optional_flag(live, "live"),
         validate.flag(bounce_link, "bounce_link"),
-        validate.optional_duration(confirm_within, "confirm_within"),
+        validate.confirm_within(confirm_within),
         validate.duration(address_timeout, "address_timeout", zero=True),
         validate.force(force),
         validate.dhcp_client(dhcp_client),

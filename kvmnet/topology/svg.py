@@ -258,9 +258,10 @@ def _text(x: float, y: float, text: str, style: str, *, bold: bool = False) -> s
 def render_svg(topo: Topology, *, theme: str = "light", collapse: int = 12) -> str:
     """Draw ``topo`` (see `Topology.svg` for the arguments)."""
     if theme not in _THEMES:
+        from ..core.validate import shown
         from ..errors import InvalidInput
 
-        raise InvalidInput(f"theme {theme!r} is not one of: light, dark, auto")
+        raise InvalidInput(f"theme {shown(theme)} is not one of: light, dark, auto")
     t = _THEMES[theme]
     columns, groups = _layout(topo, collapse)
     boxes = {b.id: b for col in columns for b in col}

@@ -17,6 +17,7 @@ from types import TracebackType
 from typing import TYPE_CHECKING, TypeVar
 
 from .. import _log
+from ..core.validate import one_line, shown
 from ..errors import (
     ConnectionFailed,
     DomainNotFound,
@@ -379,11 +380,12 @@ class Connection:
         except libvirt.libvirtError as exc:
             if error_code(exc) == ERR_NO_DOMAIN:
                 raise DomainNotFound(
-                    f"no domain named {name!r} on {self.uri}; `kvmnet -c {self.uri} domains` "
+                    f"no domain named {shown(name)} on {self.uri}; `kvmnet -c {self.uri} domains` "
                     "lists them"
                 ) from exc
             raise LibvirtError(
-                f"cannot look up domain {name!r} on {self.uri}: {exc.get_error_message()}",
+                f"cannot look up domain {shown(name)} on {self.uri}: "
+                f"{one_line(exc.get_error_message() or str(exc))}",
                 code=error_code(exc),
             ) from exc
 
@@ -412,11 +414,12 @@ class Connection:
         except libvirt.libvirtError as exc:
             if error_code(exc) == ERR_NO_NETWORK:
                 raise NetworkNotFound(
-                    f"no libvirt network named {name!r} on {self.uri}; `virsh -c {self.uri} "
+                    f"no libvirt network named {shown(name)} on {self.uri}; `virsh -c {self.uri} "
                     "net-list --all` lists them"
                 ) from exc
             raise LibvirtError(
-                f"cannot read network {name!r} on {self.uri}: {exc.get_error_message()}",
+                f"cannot read network {shown(name)} on {self.uri}: "
+                f"{one_line(exc.get_error_message() or str(exc))}",
                 code=error_code(exc),
             ) from exc
 
@@ -468,14 +471,15 @@ def open_connection(
     try:
         conn = libvirt.open(uri)
     except libvirt.libvirtError as exc:
-        message = exc.get_error_message() or str(exc)
+        # One line: libvirt's XML errors (a test:/// file) add the line and a '^' below.
+        message = one_line(exc.get_error_message() or str(exc))
         raise ConnectionFailed(
-            f"cannot connect to libvirt at {uri!r}: {message}; check the URI, that libvirtd "
+            f"cannot connect to libvirt at {shown(uri)}: {message}; check the URI, that libvirtd "
             "runs there and that you may use it",
             uri=uri,
         ) from exc
     if conn is None:  # Older bindings returned None instead of raising.
-        raise ConnectionFailed(f"cannot connect to libvirt at {uri!r}", uri=uri)
+        raise ConnectionFailed(f"cannot connect to libvirt at {shown(uri)}", uri=uri)
     if wants_keepalive:
         assert keepalive is not None
         interval, count = keepalive
@@ -484,6 +488,11 @@ def open_connection(
         except libvirt.libvirtError as exc:
             # A driver without a daemon (or an old one) cannot: the calls just cannot hang on it.
             log.debug("no keepalive on %s: %s", uri, exc)
+        except BaseException:
+            # Anything else (the binding's OverflowError for a value validate.keepalive would
+            # have refused): the caller gets no Connection, so close this one here.
+            conn.close()
+            raise
     return Connection(conn, uri, keepalive=keepalive, readback_timeout=readback_timeout)
 
 

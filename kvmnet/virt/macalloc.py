@@ -207,11 +207,12 @@ class MacAllocator:
             self.mode = MacMode(mode)
         except ValueError:
             raise InvalidInput(
-                f"unknown MAC allocation mode {mode!r}; use 'prefix' or 'random'"
+                f"unknown MAC allocation mode {validate.shown(mode)}; use 'prefix' or 'random'"
             ) from None
         if self.mode is MacMode.RANDOM and prefix is not None:
             raise InvalidInput(
-                f"prefix {str(prefix)!r} and mode='random' exclude each other: random mode draws "
+                f"prefix {validate.shown(str(prefix))} and mode='random' exclude each other: "
+                "random mode draws "
                 "from every locally administered MAC; drop one of them"
             )
         self.prefix: MacPrefix | None = (
@@ -702,11 +703,13 @@ def ledger_for(uri: str) -> MacLedger | None:
 def _check_count(count: object) -> None:
     if isinstance(count, bool) or not isinstance(count, int):
         raise InvalidInput(
-            f"count {count!r} is not a whole number; give an int from 0 to {MAX_COUNT:,}"
+            f"count {validate.shown(count)} is not a whole number; give an int from 0 to "
+            f"{MAX_COUNT:,}"
         )
     if not 0 <= count <= MAX_COUNT:
         raise InvalidInput(
-            f"count {count} is out of range: kvmnet hands out 0 to {MAX_COUNT:,} MACs at once; "
+            f"count {validate.shown(count)} is out of range: kvmnet hands out 0 to "
+            f"{MAX_COUNT:,} MACs at once; "
             "ask in several calls for more"
         )
 

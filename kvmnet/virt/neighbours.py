@@ -212,7 +212,8 @@ def probe(
     `KvmnetError` when the bridge is missing, and
     `InvalidInput` for a bad argument before anything is sent.
     """
-    bridge = validate.ifname(bridge, what="bridge")
+    # A bridge that is there already, only read and probed (names go into argv, not files).
+    bridge = validate.ifname(bridge, what="bridge", existing=True)
     if isinstance(macs, (str, bytes)):
         raise InvalidType(f"macs must be a list of MACs, got {validate.shown(macs)}")
     wanted_macs = [validate.mac(m) for m in macs]

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from ...core.validate import shown
 from ...errors import InvalidType
 from .base import Backend
 from .registry import BACKENDS, backend_class, make_backend
@@ -82,7 +83,8 @@ def create_backend(
     """
     if not isinstance(name, str):
         raise InvalidType(
-            f"backend name must be a str such as 'iproute2', got {name!r} ({type(name).__name__})"
+            f"backend name must be a str such as 'iproute2', got {shown(name)} "
+            f"({type(name).__name__})"
         )
     if name == "auto":
         from .auto import AutoBackend

@@ -10,6 +10,7 @@ import importlib
 import inspect
 from typing import TYPE_CHECKING
 
+from ...core.validate import shown
 from ...errors import InvalidInput
 
 if TYPE_CHECKING:
@@ -50,7 +51,7 @@ def make_backend(
     """
     if name not in BACKENDS:
         known = ", ".join(["auto", *sorted(BACKENDS)])
-        raise InvalidInput(f"unknown backend {name!r}: use one of {known}")
+        raise InvalidInput(f"unknown backend {shown(name)}: use one of {known}")
     cls = backend_class(*BACKENDS[name])
     accepted = inspect.signature(cls).parameters
     kwargs: dict[str, object] = {}
@@ -58,7 +59,7 @@ def make_backend(
         if value is None:
             continue
         if key not in accepted:
-            raise InvalidInput(f"backend {name!r} takes no {key}= (it got {value!r})")
+            raise InvalidInput(f"backend {name!r} takes no {key}= (it got {shown(value)})")
         kwargs[key] = value
     backend: Backend = cls(**kwargs)
     return backend
