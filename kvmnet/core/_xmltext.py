@@ -110,18 +110,24 @@ def _has_special(data: bytes) -> bool:
 
 
 def quick_scan(data: bytes, elements: list[etree._Element]) -> Layout | None:
-    """The spans `_scan` finds, by searching the text; None when in any doubt.
+    """The spans `scan` finds, by searching the text; None when in any doubt.
 
     Every ``<interface`` in the text must be one of ``elements`` (same count, same order),
-    and no span may hold a comment, CDATA or a nested interface; otherwise the full expat
-    scan decides. (Interfaces are the only elements edited, so only their spans matter.)
-    ``<`` cannot occur raw in attribute values or text, so outside comments, CDATA and PIs
-    every ``<interface`` is a start tag; with any of those in the document, each match is
-    also checked against the line lxml read the element on.
+    and no span may hold a comment, CDATA section, processing instruction or a nested
+    interface; otherwise the full expat scan decides. (Interfaces are the only elements
+    edited, so only their spans matter.)
+
+    Why that suffices: each element has a real ``<interface`` start tag in the text, so as
+    many matches as elements means no match is anything else (a comment, PI, CDATA or DTD
+    holding ``<interface``, or an interface lxml does not count, such as a namespaced one).
+    ``<`` cannot occur raw in attribute values or text, so the first ``</interface>`` after
+    a start tag is its end tag unless a comment, PI or CDATA section between them holds
+    one, and then that construct starts inside the span. With any of those in the document,
+    each match is also checked against the line lxml read the element on.
     """
     # Written for speed (a bulk switch scans one document per guest): no slices, no
-    # generators, and the checks for comments and CDATA inside a span only when the document
-    # has any (none after its first byte means none in any span).
+    # generators, and the checks for comments, CDATA and PIs inside a span only when the
+    # document has any (none after its first byte means none in any span).
     starts = _interface_starts(data)
     if len(starts) != len(elements) or not starts:
         return None
@@ -144,15 +150,22 @@ def quick_scan(data: bytes, elements: list[etree._Element]) -> Layout | None:
             if close < 0:
                 return None
             end = close + len(_IFACE_CLOSE)
-        if check_lines and (
-            data.find(b"<!--", start, end) >= 0 or data.find(b"<![CDATA[", start, end) >= 0
-        ):
+        if check_lines and _special_in(data, start, end):
             return None
         if data.count(_IFACE_OPEN, start, end) != 1:
             return None
         spans.append((start, end))
     # A new interface goes after the last one; with none there, the slow scan finds the spot.
     return Layout(tuple(spans), end)
+
+
+def _special_in(data: bytes, start: int, end: int) -> bool:
+    """A comment, CDATA section or processing instruction starts in ``data[start:end]``."""
+    return (
+        data.find(b"<!--", start, end) >= 0
+        or data.find(b"<![CDATA[", start, end) >= 0
+        or data.find(b"<?", start, end) >= 0
+    )
 
 
 # Only for mixed quotes: compiled (in re's cache) when first needed, not on every start.

@@ -367,3 +367,23 @@ def test_greater_than_inside_attribute_values(head: str) -> None:
     out = d.tostring()
     assert out.endswith("</interface><!-- > --></devices></domain>")
     assert DomainXML(out).find().source == "br0"
+
+
+def test_a_pi_holding_an_end_tag_stays_inside_its_interface() -> None:
+    # notes/fuzz-api/repro/r07_domainxml_pi_splice.py (finding F8): the splice cut the
+    # interface at the "</interface>" inside the PI.
+    text = (
+        "<domain><name>x</name><devices><interface type='network'><?x </interface>?>"
+        "<mac address='52:54:00:00:00:01'/><source network='default'/></interface>"
+        "</devices></domain>"
+    )
+    d = DomainXML(text)
+    d.use_bridge("br9")
+    assert d.tostring() == text.replace("'network'", "'bridge'").replace(
+        "network='default'", "bridge='br9'"
+    )
+    d = DomainXML(text)
+    d.add_interface(bridge="br7", mac="52:54:00:77:77:77")
+    out = d.tostring()
+    assert [i.mac for i in DomainXML(out).interfaces] == ["52:54:00:00:00:01", "52:54:00:77:77:77"]
+    assert out.startswith(text[: -len("</devices></domain>")])

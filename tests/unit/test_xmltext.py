@@ -11,8 +11,16 @@ import re
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from lxml import etree
 
-from kvmnet.core._xmltext import _has_entity_ref, _has_special, _interface_starts, quote_of
+from kvmnet.core._xmltext import (
+    _has_entity_ref,
+    _has_special,
+    _interface_starts,
+    quick_scan,
+    quote_of,
+    scan,
+)
 
 _IFACE_OPEN = re.compile(rb"<interface[\s/>]")
 _SPECIAL = re.compile(rb"<!--|<!\[CDATA\[|<\?")
@@ -67,3 +75,30 @@ def test_has_entity_ref_as_the_regex(text: str) -> None:
 )
 def test_interface_starts_examples(data: bytes, starts: list[int]) -> None:
     assert _interface_starts(data) == starts
+
+
+# -- the scans: what quick_scan leaves to expat, and what expat finds --------------------------
+
+_PI_END = (  # notes/fuzz-api/repro/r07_domainxml_pi_splice.py (finding F8)
+    "<domain><name>x</name><devices><interface type='network'><?x </interface>?>"
+    "<mac address='52:54:00:00:00:01'/><source network='default'/></interface></devices></domain>"
+)
+
+
+def _parsed(text: str) -> tuple[bytes, list[etree._Element]]:
+    data = text.encode()
+    root = etree.fromstring(data, etree.XMLParser(resolve_entities=False))
+    return data, root.findall("devices/interface")
+
+
+@pytest.mark.parametrize(
+    "special", ["<?x </interface>?>", "<!-- </interface> -->", "<x><![CDATA[</interface>]]></x>"]
+)
+def test_quick_scan_leaves_an_end_tag_in_a_pi_comment_or_cdata_to_expat(special: str) -> None:
+    text = _PI_END.replace("<?x </interface>?>", special)
+    data, elements = _parsed(text)
+    assert quick_scan(data, elements) is None
+    layout = scan(data, "domain")
+    assert layout is not None
+    start, end = layout.spans[0]
+    assert data[start:end].startswith(b"<interface") and data[end:] == b"</devices></domain>"
