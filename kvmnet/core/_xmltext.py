@@ -22,65 +22,95 @@ __all__ = [
     "line_start_if_blank",
     "quick_scan",
     "quote_of",
+    "removal_cut",
     "remove_element",
+    "rewrite",
     "scan",
     "serialise",
     "splice",
     "tail_indent",
+    "with_breaks",
 ]
 
 
 class Layout(NamedTuple):
-    """Where things sit in the original bytes (from one expat pass).
+    """Where things sit in the original bytes.
 
     A named tuple: a frozen dataclass would compile its methods on every command-line start.
+    `quick_scan` finds the spans only; `scan` (one expat pass) finds the rest too.
     """
 
-    spans: tuple[tuple[int, int], ...]  # each devices/interface: [start, end)
-    last_device_end: int | None  # end of the last element child of <devices>
+    spans: tuple[tuple[int, int], ...]  # each /domain/devices/interface: [start, end)
+    # End of each element child of the first <devices> other than the interfaces (where a
+    # new interface goes when there is none to follow); None: not scanned.
+    device_ends: tuple[int, ...] | None = None
+    root: tuple[int, int] | None = None  # the root element: [start, end); None: not scanned
 
 
-class _Unsafe(Exception):
-    pass
+def _ignore(_data: str) -> None:
+    pass  # a default handler: set, expat leaves internal entity references unexpanded
 
 
 def scan(data: bytes, root_tag: str) -> Layout | None:
-    """Byte spans of ``/domain/devices/interface``; None if the text defeats the scan."""
+    """Byte spans of ``/domain/devices/interface`` and more; None if the text defeats the scan.
+
+    Namespace-aware, as lxml is: an ``<interface xmlns='urn:x'>`` is not an interface.
+    References to internal entities are not expanded in content (so every element reported
+    is one written in the document, at its own offset); in attribute values expat expands
+    them, and its amplification limit stops a billion-laughs document (scan gives None).
+    """
     import xml.parsers.expat  # only edits scan: listings never do, and pyexpat costs a start
 
-    parser = xml.parsers.expat.ParserCreate(encoding="utf-8")
+    parser = xml.parsers.expat.ParserCreate(encoding="utf-8", namespace_separator=" ")
+    if data.find(b"<!ENTITY") >= 0:  # every entity needs one declaration at least
+        if xml.parsers.expat.version_info < (2, 4, 0):
+            # No amplification limit before expat 2.4: leave such documents to lxml.
+            log.debug("no byte scan: entity declarations and expat older than 2.4")
+            return None
+        parser.DefaultHandler = _ignore
     stack: list[str] = []
-    starts: list[int] = []
+    opened: list[int] = []  # where each open element's start tag begins
     spans: list[tuple[int, int]] = []
-    last_device_end: list[int] = []
+    device_ends: list[int] = []
+    root: list[int] = []
+    devices_seen = [0]
 
     def start(name: str, _attrs: object) -> None:
         stack.append(name)
-        if name == "interface" and stack[:-1] == [root_tag, "devices"]:
-            starts.append(parser.CurrentByteIndex)
+        opened.append(parser.CurrentByteIndex)
+        if len(stack) == 1:
+            root.append(parser.CurrentByteIndex)
+        elif name == "devices" and len(stack) == 2:
+            devices_seen[0] += 1
 
     def end(name: str) -> None:
         here = parser.CurrentByteIndex
-        # expat points at "</name>" for a closing tag, and just past "<name/>" for an empty one.
-        stop = _tag_end(data, here) if data.startswith(b"</", here) else here
-        if name == "interface" and stack[:-1] == [root_tag, "devices"]:
-            spans.append((starts.pop(), stop))
+        begin = opened.pop()
+        # expat points at "</name>" for an end tag, and just past "<name/>" for an empty
+        # element, which an end tag may follow at once: then "here" ends that start tag.
+        if data.startswith(b"</", here) and not (
+            data[here - 2 : here] == b"/>" and _tag_end(data, begin) == here
+        ):
+            stop = _tag_end(data, here)
+        else:
+            stop = here
         if stack[:-1] == [root_tag, "devices"]:
-            last_device_end[:] = [stop]
+            if name == "interface":
+                spans.append((begin, stop))
+            elif devices_seen[0] == 1:
+                device_ends.append(stop)
+        if len(stack) == 1:
+            root.append(stop)
         stack.pop()
-
-    def no_entities(*_args: object) -> None:
-        raise _Unsafe("entity declarations")
 
     parser.StartElementHandler = start
     parser.EndElementHandler = end
-    parser.EntityDeclHandler = no_entities
     try:
         parser.Parse(data, True)
-    except (xml.parsers.expat.ExpatError, _Unsafe, ValueError) as exc:
-        log.debug("falling back to lxml serialisation: %s", exc)
+    except (xml.parsers.expat.ExpatError, ValueError) as exc:
+        log.debug("the byte scan cannot read the document: %s", exc)
         return None
-    return Layout(tuple(spans), last_device_end[0] if last_device_end else None)
+    return Layout(tuple(spans), tuple(device_ends), (root[0], root[1]))
 
 
 # The searches below are plain find() loops rather than regexes: each regex compiled costs a
@@ -110,18 +140,24 @@ def _has_special(data: bytes) -> bool:
 
 
 def quick_scan(data: bytes, elements: list[etree._Element]) -> Layout | None:
-    """The spans `_scan` finds, by searching the text; None when in any doubt.
+    """The spans `scan` finds, by searching the text; None when in any doubt.
 
     Every ``<interface`` in the text must be one of ``elements`` (same count, same order),
-    and no span may hold a comment, CDATA or a nested interface; otherwise the full expat
-    scan decides. (Interfaces are the only elements edited, so only their spans matter.)
-    ``<`` cannot occur raw in attribute values or text, so outside comments, CDATA and PIs
-    every ``<interface`` is a start tag; with any of those in the document, each match is
-    also checked against the line lxml read the element on.
+    and no span may hold a comment, CDATA section, processing instruction or a nested
+    interface; otherwise the full expat scan decides. (Interfaces are the only elements
+    edited, so only their spans matter.)
+
+    Why that suffices: each element has a real ``<interface`` start tag in the text, so as
+    many matches as elements means no match is anything else (a comment, PI, CDATA or DTD
+    holding ``<interface``, or an interface lxml does not count, such as a namespaced one).
+    ``<`` cannot occur raw in attribute values or text, so the first ``</interface>`` after
+    a start tag is its end tag unless a comment, PI or CDATA section between them holds
+    one, and then that construct starts inside the span. With any of those in the document,
+    each match is also checked against the line lxml read the element on.
     """
     # Written for speed (a bulk switch scans one document per guest): no slices, no
-    # generators, and the checks for comments and CDATA inside a span only when the document
-    # has any (none after its first byte means none in any span).
+    # generators, and the checks for comments, CDATA and PIs inside a span only when the
+    # document has any (none after its first byte means none in any span).
     starts = _interface_starts(data)
     if len(starts) != len(elements) or not starts:
         return None
@@ -144,15 +180,21 @@ def quick_scan(data: bytes, elements: list[etree._Element]) -> Layout | None:
             if close < 0:
                 return None
             end = close + len(_IFACE_CLOSE)
-        if check_lines and (
-            data.find(b"<!--", start, end) >= 0 or data.find(b"<![CDATA[", start, end) >= 0
-        ):
+        if check_lines and _special_in(data, start, end):
             return None
         if data.count(_IFACE_OPEN, start, end) != 1:
             return None
         spans.append((start, end))
-    # A new interface goes after the last one; with none there, the slow scan finds the spot.
-    return Layout(tuple(spans), end)
+    return Layout(tuple(spans))
+
+
+def _special_in(data: bytes, start: int, end: int) -> bool:
+    """A comment, CDATA section or processing instruction starts in ``data[start:end]``."""
+    return (
+        data.find(b"<!--", start, end) >= 0
+        or data.find(b"<![CDATA[", start, end) >= 0
+        or data.find(b"<?", start, end) >= 0
+    )
 
 
 # Only for mixed quotes: compiled (in re's cache) when first needed, not on every start.
@@ -206,13 +248,19 @@ def _escape_attr(value: str, quote: str) -> str:
 
 
 def _escape_text(value: str) -> str:
-    return value.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    out = value.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    return out.replace("\r", "&#13;")  # a raw CR would be read back as LF
+
+
+_XML_NS = "http://www.w3.org/XML/1998/namespace"
 
 
 def _qname(el: etree._Element, name: str) -> str:
     if not name.startswith("{"):
         return name
     uri, local = name[1:].split("}", 1)
+    if uri == _XML_NS:
+        return f"xml:{local}"  # bound by XML itself: in no nsmap
     for prefix, ns in el.nsmap.items():
         if ns == uri and prefix:
             return f"{prefix}:{local}"
@@ -261,6 +309,24 @@ def serialise(el: etree._Element, quote: str) -> str:
     return re.sub(_TAG, _requote, text)
 
 
+def rewrite(el: etree._Element, span: bytes) -> str:
+    """``el`` written to replace ``span``: in its quote style, with its line breaks."""
+    text = serialise(el, quote_of(span))
+    return with_breaks(text, span) if b"\r" in span else text
+
+
+def with_breaks(text: str, sample: bytes) -> str:
+    """``text`` (lxml's, line breaks LF) with the line breaks ``sample`` uses.
+
+    XML reads CRLF and a lone CR as LF, so an element read from a CRLF document comes out
+    of lxml with LF; written back as such it would mix the document's line ends. (lxml
+    escapes a CR that was a character reference, and a LF in an attribute value.)
+    """
+    if b"\r" not in sample:
+        return text
+    return text.replace("\n", "\r\n" if b"\r\n" in sample else "\r")
+
+
 def _serialise_tree(el: etree._Element, quote: str) -> str:
     if not isinstance(el.tag, str):
         # Comment, PI or entity reference: lxml writes these faithfully.
@@ -299,11 +365,40 @@ def tail_indent(prev: etree._Element | None, parent_text: str | None) -> str:
 
 
 def line_start_if_blank(data: bytes, pos: int) -> int:
-    """Start of the line of ``pos`` (newline included) if only blanks precede it there."""
-    nl = data.rfind(b"\n", 0, pos)
-    if data[nl + 1 : pos].strip() == b"":
-        return nl if nl >= 0 else 0
-    return pos
+    """Where the line break before ``pos`` starts, if only spaces and tabs lie between.
+
+    The text twin of `remove_element`: the same line break and indentation go. A CRLF goes
+    whole; ``pos`` itself when anything else precedes it on its line.
+    """
+    nl = max(data.rfind(b"\n", 0, pos), data.rfind(b"\r", 0, pos))
+    if nl < 0 or data[nl + 1 : pos].strip(b" \t"):
+        return pos
+    if nl > 0 and data[nl - 1 : nl + 1] == b"\r\n":
+        return nl - 1
+    return nl
+
+
+def removal_cut(data: bytes, start: int, end: int, dropped: str) -> int | None:
+    """Where the text of an element at ``[start, end)`` that `remove_element` removed starts.
+
+    Args:
+        data: the document.
+        start: where the element starts.
+        end: where it ends.
+        dropped: what `remove_element` took from the tree before it.
+
+    Returns:
+        The start of what to cut, up to ``end``; None when the text would not read as the
+        tree does (whitespace written as character references, or a lone CR that the cut
+        would join to a LF after the element).
+    """
+    cut = line_start_if_blank(data, start)
+    text = data[cut:start].replace(b"\r\n", b"\n").replace(b"\r", b"\n")
+    if text != dropped.encode():
+        return None
+    if data[cut - 1 : cut] == b"\r" and data[end : end + 1] == b"\n":
+        return None
+    return cut
 
 
 def splice(text: str, data: bytes, edits: list[tuple[int, int, str]]) -> str:
@@ -335,19 +430,33 @@ def splice(text: str, data: bytes, edits: list[tuple[int, int, str]]) -> str:
     return b"".join(chunks).decode("utf-8")
 
 
-def remove_element(el: etree._Element) -> None:
-    """Remove ``el`` and the whitespace that introduced it, keeping the layout tidy."""
+def remove_element(el: etree._Element) -> str:
+    """Remove ``el`` and the line break and indentation that introduced it.
+
+    Only a last line break followed by nothing but spaces and tabs goes (what
+    `line_start_if_blank` cuts from the text); other text before ``el`` stays.
+
+    Returns:
+        The whitespace dropped ("" if none).
+    """
     parent = el.getparent()
     if parent is None:
-        return
+        return ""
     prev = el.getprevious()
+    before = (prev.tail if prev is not None else parent.text) or ""
+    nl = before.rfind("\n")
+    dropped = ""
+    if nl >= 0 and not before[nl + 1 :].strip(" \t"):
+        before, dropped = before[:nl], before[nl:]
     # The whitespace before el is prev's tail (or parent's text); el's own tail is what
     # follows it. Keep the following whitespace, drop the introducing one.
+    joined = before + (el.tail or "") or None
     if prev is not None:
-        prev.tail = el.tail
+        prev.tail = joined
     else:
-        parent.text = el.tail
+        parent.text = joined
     parent.remove(el)
+    return dropped
 
 
 def insert_child(parent: etree._Element, child: etree._Element, *, after: tuple[str, ...]) -> None:

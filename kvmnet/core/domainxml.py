@@ -10,9 +10,12 @@ Pure: lxml and the standard library, no libvirt. Usage::
 **What survives.** Edits are made on an lxml tree, but `DomainXML.tostring` does not
 re-serialise the document: it splices the edited ``<interface>`` elements into the original
 text. Everything outside them (the XML declaration, comments, processing instructions,
-namespaces such as ``qemu:commandline``, entity references, quoting and whitespace) is
-byte-identical; inside an edited interface only the edited attributes and elements change
-(the element is re-written in the quote style it was written in).
+namespaces such as ``qemu:commandline``, entity references, quoting, whitespace and line
+breaks) is byte-identical; inside an edited interface only the edited attributes and
+elements change (the element is re-written in the quote style it was written in). With no
+edit, the text comes back as given. The exception: a new interface in a ``<devices>`` with
+no element in it (or none at all) has nothing to follow in the text, so the root element
+is written again (same XML, same quote style; the prolog and what follows the root kept).
 
 **Elements that cannot stay under the new type** (see docs/guests.md for the reasoning):
 
@@ -304,9 +307,14 @@ class DomainXML:
         # Never mutated: structural edits build a new list (see _interface_elements).
         self._original = self._interface_elements()
         self._dirty: set[etree._Element] = set()
-        self._layout: Layout | bool | None = False  # False: not scanned yet
+        self._layout: Layout | None = None
+        self._scanned = False  # whether _layout holds a scan's answer (None: not mappable)
         self._notes: list[str] = []
-        self._new_indent: dict[etree._Element, str] = {}
+        # What tostring needs to place added and removed interfaces in the text: each new
+        # one's indentation and the element it was put after (None: first in <devices>);
+        # the whitespace each removed one took with it.
+        self._added: dict[etree._Element, tuple[str, etree._Element | None]] = {}
+        self._dropped: dict[etree._Element, str] = {}
         self._name: str | None = None
 
     # -- reading --------------------------------------------------------------------------
@@ -587,12 +595,13 @@ class DomainXML:
             el.tail = old_tail
             anchor.tail = "\n" + indent
         else:
+            anchor = None
             el.tail = devices.text if devices.text is not None else "\n"
             devices.text = "\n" + indent
             devices.insert(0, el)
         self._elements = None
         self._dirty.add(el)
-        self._new_indent[el] = indent
+        self._added[el] = (indent, anchor)
         return read_interface(el, len(self._interface_elements()) - 1)
 
     def _indents(
@@ -636,7 +645,7 @@ class DomainXML:
         iface_selector(iface)
         el, index = self._select(iface)
         removed = read_interface(el, index)
-        remove_element(el)
+        self._dropped[el] = remove_element(el)
         self._elements = None
         self._dirty.discard(el)
         return removed
@@ -721,75 +730,145 @@ class DomainXML:
     def tostring(self) -> str:
         """The document, with the edits and nothing else changed.
 
+        With no edit (or only edits undone), the very text given. Otherwise the edited, added
+        and removed ``<interface>`` elements are spliced into it. Where the splice cannot
+        place an edit (a new interface in a ``<devices>`` with no element to follow, or in
+        none at all), the root element is written again instead: the same XML, in the
+        document's quote style, with the prolog (XML declaration, comments, DOCTYPE) and what
+        follows the root unchanged. Text that expat cannot read (lxml can) is written by lxml
+        whole, its XML declaration kept.
+
         Returns:
             The XML text.
         """
         # By full name: a relative import in a function resolves its package in Python on
         # every call, and a bulk switch writes one document per guest.
-        from kvmnet.core._xmltext import (
-            Layout,
-            line_start_if_blank,
-            quick_scan,
-            quote_of,
-            scan,
-            serialise,
-            splice,
-        )
+        from kvmnet.core._xmltext import quick_scan, rewrite, scan, splice
 
-        if self._layout is False:
-            self._layout = quick_scan(self._data, self._original) or scan(
-                self._data, self._root.tag
-            )
-        layout = self._layout
         current = self._interface_elements()
-        if not isinstance(layout, Layout) or len(layout.spans) != len(self._original):
-            return self._full_serialisation()
+        if not self._dirty and current == self._original:
+            return self._text  # nothing edited, or an added interface removed again
+        if not self._scanned:
+            layout = quick_scan(self._data, self._original)
+            self._layout = layout if layout is not None else scan(self._data, self._root.tag)
+            self._scanned = True
+        layout = self._layout
+        if layout is None or len(layout.spans) != len(self._original):
+            return self._full_serialisation("the interfaces could not be located in the text")
         if current is self._original:
             # No interface added or removed (every switch): splice the edited ones alone.
             edits = [
-                (start, end, serialise(el, quote_of(self._data[start:end])))
+                (start, end, rewrite(el, self._data[start:end]))
                 for el, (start, end) in zip(current, layout.spans, strict=True)
                 if el in self._dirty
             ]
-            return splice(self._text, self._data, edits) if edits else self._text
+            return splice(self._text, self._data, edits)
+        return self._splice_structure(layout, current)
+
+    def _full_scan(self) -> Layout | None:
+        """The layout with what only expat's scan finds (the other devices' ends, the root)."""
+        from kvmnet.core._xmltext import scan
+
+        layout = self._layout
+        if not self._scanned or (layout is not None and layout.device_ends is None):
+            layout = self._layout = scan(self._data, self._root.tag)
+            self._scanned = True
+        return layout
+
+    def _splice_structure(self, layout: Layout, current: list[etree._Element]) -> str:
+        """Interfaces added or removed: each edit placed where the tree has it."""
+        from kvmnet.core._xmltext import (
+            quote_of,
+            removal_cut,
+            rewrite,
+            serialise,
+            splice,
+            with_breaks,
+        )
+
         original = set(self._original)
         new = [el for el in current if el not in original]
-        if new and layout.last_device_end is None:
-            return self._full_serialisation()
-        text = self._data
-        out: list[bytes] = []
-        pos = 0
+        anchors = [self._anchor_of(el) for el in new]
+        if any(a is not None and a not in original for a in anchors):
+            # After a device other than an interface: its end is in expat's scan only.
+            full = self._full_scan()
+            if full is None or len(full.spans) != len(layout.spans):
+                return self._full_serialisation("the devices could not be located in the text")
+            layout = full
+        data = self._data
+        where = dict(zip(self._original, layout.spans, strict=True))
         alive = set(current)
-        for el, (start, end) in zip(self._original, layout.spans, strict=True):
-            if el in alive and el not in self._dirty:
-                continue
-            if el in alive:
-                quote = quote_of(text[start:end])
-                out += [text[pos:start], serialise(el, quote).encode()]
-                pos = end
-            else:
-                cut = line_start_if_blank(text, start)
-                out.append(text[pos:cut])
-                pos = end
+        edits: list[tuple[int, int, str]] = []
+        for el, (start, end) in where.items():
+            if el not in alive:
+                cut = removal_cut(data, start, end, self._dropped.get(el, ""))
+                if cut is None:
+                    return self._full_serialisation("a removed interface's layout is unusual")
+                edits.append((cut, end, ""))
+            elif el in self._dirty:
+                edits.append((start, end, rewrite(el, data[start:end])))
         if new:
-            anchor = layout.spans[-1][1] if layout.spans else layout.last_device_end
-            assert anchor is not None
-            if anchor < pos:
-                anchor = pos
-            out.append(text[pos:anchor])
-            pos = anchor
-            quote = quote_of(text[slice(*layout.spans[-1])] if layout.spans else text)
-            for el in new:
-                indent = "\n" + self._new_indent.get(el, "")
-                out.append((indent + serialise(el, quote)).encode())
-        out.append(text[pos:])
-        return b"".join(out).decode("utf-8")
+            if layout.spans:
+                quote = quote_of(data[slice(*layout.spans[-1])])
+            else:
+                quote = quote_of(data[layout.root[0] :] if layout.root else data)
+            for el, anchor in zip(new, anchors, strict=True):
+                at = self._end_of(anchor, where, layout)
+                if at is None:
+                    return self._full_serialisation("a new interface has no device to follow")
+                piece = "\n" + self._added[el][0] + serialise(el, quote)
+                edits.append((at, at, with_breaks(piece, data)))
+        # By position; an insertion before a removal starting at the same byte, and
+        # insertions at one place in the tree's order (the sort is stable).
+        edits.sort(key=lambda edit: (edit[0], edit[1]))
+        return splice(self._text, data, edits)
 
-    def _full_serialisation(self) -> str:
-        # Reached only for documents the byte scan cannot map (e.g. no <devices> yet):
-        # semantically identical, but lxml re-quotes attributes.
+    def _anchor_of(self, el: etree._Element) -> etree._Element | None:
+        """The element of the original document a new interface follows (None: the first)."""
+        anchor = self._added[el][1]
+        while anchor is not None and anchor in self._added:
+            anchor = self._added[anchor][1]  # added after another new one: at the same place
+        return anchor
+
+    def _end_of(
+        self,
+        anchor: etree._Element | None,
+        where: dict[etree._Element, tuple[int, int]],
+        layout: Layout,
+    ) -> int | None:
+        """Where in the text the element ``anchor`` ends (None: unknown)."""
+        if anchor is None:
+            return None
+        span = where.get(anchor)
+        if span is not None:
+            return span[1]
+        # Another device of the first <devices> (add_interface puts a new interface there
+        # when there is none to follow): counted among its element siblings but interfaces.
+        if layout.device_ends is None or anchor.getparent() is not self._root.find("devices"):
+            return None
+        index = sum(
+            1
+            for sibling in anchor.itersiblings(preceding=True)
+            if isinstance(sibling.tag, str) and sibling.tag != "interface"
+        )
+        return layout.device_ends[index] if index < len(layout.device_ends) else None
+
+    def _full_serialisation(self, why: str) -> str:
+        """The root element written again from the tree; the text around it kept."""
+        from kvmnet.core._xmltext import rewrite, splice
+
+        layout = self._full_scan()
+        if layout is not None and layout.root is not None:
+            log.debug("writing the root element again (%s)", why)
+            start, end = layout.root
+            new = rewrite(self._root, self._data[start:end])
+            return splice(self._text, self._data, [(start, end, new)])
+        # The text defeats expat too: lxml writes the document (re-quoted, DOCTYPE laid out
+        # its way), with the XML declaration kept.
+        log.debug("writing the document again with lxml (%s)", why)
         body = etree.tostring(self._root.getroottree(), encoding="unicode")
-        if self._text.lstrip().startswith("<?xml"):
+        head = self._text.lstrip("\ufeff \t\r\n")
+        if head.startswith("<?xml"):
             decl_end = self._text.index("?>") + 2
             body = self._text[:decl_end] + "\n" + body
         return body + ("\n" if self._text.endswith("\n") and not body.endswith("\n") else "")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 
 import pytest
 from lxml import etree
@@ -14,6 +15,7 @@ from kvmnet import (
     InvalidInput,
     InvalidMac,
     InvalidName,
+    KvmnetError,
     MacInUse,
     Mode,
     UnsupportedEdit,
@@ -367,3 +369,347 @@ def test_greater_than_inside_attribute_values(head: str) -> None:
     out = d.tostring()
     assert out.endswith("</interface><!-- > --></devices></domain>")
     assert DomainXML(out).find().source == "br0"
+
+
+# -- hostile documents: every edit parses, equals the edited tree, and leaves the rest alone --
+# Built from the bad-input campaign's documents (notes/fuzz-api, findings F8 and F9: a PI
+# holding "</interface>" inside an interface, and "<interface" in places that are no
+# interface), plus comments, CDATA and PIs at every spot of an interface.
+
+_IF = (
+    "<interface type='network'><mac address='52:54:00:00:00:01'/>"
+    "<source network='default'/></interface>"
+)
+_IF2 = (
+    "<interface type='bridge'><mac address='52:54:00:00:00:02'/>"
+    "<source bridge='br0'/></interface>"
+)
+
+
+def _dom(devices: str, *, pre: str = "", name: str = "<name>x</name>") -> str:
+    return f"{pre}<domain type='kvm'>{name}<devices>{devices}</devices></domain>"
+
+
+def _inside(special: str) -> list[str]:
+    """``special`` at the start, middle and end of an interface, and beside it."""
+    return [
+        _dom(f"<interface type='network'>{special}<mac address='52:54:00:00:00:01'/>"
+             "<source network='default'/></interface>" + _IF2),
+        _dom(f"<interface type='network'><mac address='52:54:00:00:00:01'/>{special}"
+             "<source network='default'/></interface>" + _IF2),
+        _dom(_IF + f"<interface type='bridge'><mac address='52:54:00:00:00:02'/>"
+             f"<source bridge='br0'/>{special}</interface>"),
+        _dom(special + _IF + special + _IF2 + special),
+    ]  # fmt: skip
+
+
+_SPECIALS = [
+    "<?x </interface>?>",  # F8
+    "<?x <interface type='y'/> ?>",
+    "<?x /> ' \" > ?>",
+    "<!-- </interface> -->",
+    "<!-- <interface type='y'> -->",
+    "<!-- /> ' \" > -->",
+    "<x><![CDATA[</interface>]]></x>",
+    "<x><![CDATA[<interface type='y'/> ' \"]]></x>",
+]
+
+_PRETTY = (
+    "<domain type='kvm'>\n  <name>x</name>\n  <devices>\n    <disk type='file'/>\n"
+    "    <!-- the NICs -->\n    <interface type='network'>\n"
+    "      <mac address='52:54:00:00:00:01'/>\n      <source network='default'/>\n"
+    "      <?keep </interface> ?>\n    </interface>\n    <serial type='pty'/>\n"
+    "    <interface type=\"bridge\">\n      <mac address=\"52:54:00:00:00:02\"/>\n"
+    "      <source bridge=\"br0\"/>\n    </interface>\n  </devices>\n</domain>\n"
+)
+
+HOSTILE = [text for special in _SPECIALS for text in _inside(special)] + [
+    _dom(_IF),
+    _dom(_IF + _IF2),
+    _PRETTY,
+    _PRETTY.replace("\n", "\r\n"),
+    _PRETTY.replace("\n", "\r"),
+    _PRETTY.replace("  ", "\t"),
+    _dom(_IF + "\r\r\n" + _IF2 + "\n"),  # a lone CR that a cut would join to the LF after
+    # F9: interfaces lxml does not count, "<interface" in a DTD.
+    _dom("<interface xmlns='urn:x' type='network'/>" + _IF2),
+    _dom("<x:interface xmlns:x='urn:x' type='network'/>" + _IF2),
+    "<!DOCTYPE domain [<!ENTITY e \"<x/>\"><!-- <interface> in a comment -->"
+    "<!ENTITY f '<interface/>'>]>" + _dom(_IF2),
+    "<!DOCTYPE domain [<!ENTITY e 'br0'>]>" + _dom(_IF2.replace("'br0'", "'&e;'") + _IF),
+    "<!DOCTYPE domain [<!ENTITY e \"<interface type='x'/>\">]>" + _dom(_IF + "&e;" + _IF2),
+    "<!DOCTYPE domain SYSTEM '<interface/>'>" + _dom(_IF),
+    "<?xml version='1.0'?>\n<?pi <interface ?>\n<!-- <interface> -->\n" + _dom(_IF)
+    + "\n<!-- </interface> -->\n",
+    "\ufeff<?xml version='1.0'?>" + _dom(_IF),
+    # Attributes of the interfaces and of other elements.
+    _dom("<description x='&lt;interface type=\"y\"/&gt;' y=\"/>\">&lt;interface&gt;"
+         "</description>" + _IF),
+    _dom("<interface type='network' x='/>' y=\"a>'b\"><source network='default'/>"
+         "</interface>" + _IF2),
+    _dom("<interface type='network' xml:lang='en'><!-- c --><source network='default'/>"
+         "</interface>"),
+    _dom("<interface type='network'>text<source network='default'/>tail</interface>"),
+    _dom(_IF + "tail text &amp; more" + _IF2),
+    # An empty interface (or device) right before </devices>, with the slow scan.
+    _dom("<interface type='network'><!-- c --><source network='default'/></interface>"
+         "<interface type='bridge'/>"),
+    _dom("<interface type='network'><?c?><source network='default'/></interface><disk/>"),
+    # Other devices around and between the interfaces; none at all.
+    _dom("<disk/>" + _IF + "<serial/>" + _IF2 + "<console/>"),
+    _dom("<disk/>\n  " + _IF + "\n  <serial/>\n  " + _IF2 + "\n"),
+    "<domain><name>x</name><devices>" + _IF + "</devices><devices><disk/>" + _IF2
+    + "</devices></domain>",
+    "<domain><name>x</name><devices><disk/></devices><devices>" + _IF2 + "</devices></domain>",
+    _dom("<disk/><!-- no NIC -->"),
+    _dom(""),
+    "<domain><name>x</name><devices/></domain>",
+    "<domain><name>x</name></domain>",
+]  # fmt: skip
+
+_XPARSER = etree.XMLParser(resolve_entities=False, no_network=True, load_dtd=False)
+
+
+def _ref_layout(data: bytes) -> tuple[list[tuple[int, int]], list[int]]:
+    """Reference spans by expat: interfaces, and the ends of the other element children of
+    the first <devices>."""
+    import xml.parsers.expat
+
+    parser = xml.parsers.expat.ParserCreate("utf-8", " ")
+    parser.DefaultHandler = lambda _data: None  # no entity expansion in content
+    stack: list[str] = []
+    spans: list[tuple[int, int]] = []
+    others: list[int] = []
+    starts: list[int] = []
+    firsts = [0]
+
+    def start(name: str, _attrs: object) -> None:
+        stack.append(name)
+        if stack == ["domain", "devices"]:
+            firsts[0] += 1
+        starts.append(parser.CurrentByteIndex)
+
+    def end(_name: str) -> None:
+        at, begin = parser.CurrentByteIndex, starts.pop()
+        # An empty element's end event comes just past its "/>"; an end tag's, at its "</".
+        empty = re.compile(rb"<[^\s/>]+(?:\s+[^\s=]+\s*=\s*(?:'[^']*'|\"[^\"]*\"))*\s*/>")
+        tag = empty.match(data, begin)
+        stop = at if tag is not None and tag.end() == at else data.index(b">", at) + 1
+        if stack == ["domain", "devices", "interface"]:
+            spans.append((begin, stop))
+        elif len(stack) == 3 and stack[:2] == ["domain", "devices"] and firsts[0] == 1:
+            others.append(stop)
+        stack.pop()
+
+    parser.StartElementHandler, parser.EndElementHandler = start, end
+    parser.Parse(data, True)
+    return spans, others
+
+
+def _same_node(a: etree._Element, b: etree._Element, where: str = "") -> None:
+    assert a.tag == b.tag, where
+    here = f"{where}/{a.tag if isinstance(a.tag, str) else a.text}"
+    assert (a.text or "") == (b.text or ""), here
+    assert (a.tail or "") == (b.tail or ""), here
+    if isinstance(a.tag, str):
+        assert list(a.attrib.items()) == list(b.attrib.items()), here
+        assert dict(a.nsmap) == dict(b.nsmap), here
+    assert len(a) == len(b), here
+    for x, y in zip(a, b, strict=True):
+        _same_node(x, y, here)
+
+
+def _same_tree(edited: etree._Element, written: etree._Element, label: str) -> None:
+    """``written`` (the text reparsed) is ``edited`` (DomainXML's tree), node for node."""
+    _same_node(edited, written, label)
+    for axis in (True, False):
+        before = list(edited.itersiblings(preceding=axis))
+        after = list(written.itersiblings(preceding=axis))
+        assert [(n.tag, n.text) for n in before] == [(n.tag, n.text) for n in after]
+    a, b = edited.getroottree().docinfo, written.getroottree().docinfo
+    assert (a.root_name, a.public_id) == (b.root_name, b.public_id)  # the rest: prolog bytes
+
+
+_EACH = ("bridge", "nat", "link", "remove", "remove add", "add remove")
+_ONCE = ("add", "add twice", "add and undo", "remove all add")
+
+
+def _edits(count: int) -> list[str]:
+    """Every edit the test makes: a kind from _EACH and an index, or a kind from _ONCE."""
+    return [f"{kind} {i}" for i in range(count) for kind in _EACH] + list(_ONCE)
+
+
+def _apply(d: DomainXML, label: str, count: int) -> None:
+    kind, _, index = label.rpartition(" ")
+    i = int(index) if index.isdigit() else 0
+    kind = kind if index.isdigit() else label
+    if kind == "bridge":
+        d.use_bridge("br9", i)
+    elif kind == "nat":
+        d.use_nat("net9", i)
+    elif kind == "link":
+        d.set_link("down", i)
+    elif kind == "remove":
+        d.remove_interface(i)
+    elif kind == "remove add":
+        d.remove_interface(i)
+        _add(d)
+    elif kind == "add remove":
+        _add(d)
+        d.remove_interface(i)
+    elif kind == "add":
+        _add(d)
+    elif kind == "add twice":
+        _add(d)
+        d.add_interface(network="default")
+    elif kind == "add and undo":
+        d.remove_interface(_add(d))
+    else:
+        for _ in range(count):
+            d.remove_interface(0)
+        _add(d)
+
+
+def _add(d: DomainXML) -> GuestInterface:
+    return d.add_interface(bridge="br7", mac="52:54:00:77:77:77", model="virtio")
+
+
+def _blank_line_start(data: bytes, at: int) -> int:
+    m = re.search(rb"(?:\r\n|\r|\n)[ \t]*\Z", data[:at])
+    return m.start() if m else at
+
+
+@pytest.mark.parametrize("text", HOSTILE, ids=range(len(HOSTILE)))
+def test_every_edit_of_a_hostile_document_writes_the_edited_tree(text: str) -> None:
+    data = text.encode()
+    assert DomainXML(text).tostring() == text  # F9: no edit, no change
+    spans, others = _ref_layout(data)
+    root_at = re.search(rb"<domain[\s>]", data)
+    assert root_at is not None
+    count = len(DomainXML(text).interfaces)
+    assert count == len(spans)
+    for label in _edits(count):
+        d = DomainXML(text)
+        try:
+            _apply(d, label, count)
+        except KvmnetError:
+            continue
+        out = d.tostring()
+        if label == "add and undo":
+            assert out == text  # nothing edited in the end: the text as given
+            continue
+        written = etree.fromstring(out.encode(), _XPARSER)
+        _same_tree(d._root, written, label)
+        assert DomainXML(out).interfaces == d.interfaces, label
+        new = out.encode()
+        # The document's own line breaks (CRLF, CR), also in what was written.
+        for crlf in ("\r\n", "\r"):
+            if crlf in text and "\n" not in text.replace(crlf, ""):
+                assert "\n" not in out.replace(crlf, ""), label
+        # The prolog (XML declaration, DOCTYPE, comments) and what follows the root: as is.
+        assert new.startswith(data[: root_at.start()]), label
+        end = data.rindex(b">") + 1
+        assert new.endswith(data[end:]), label
+        kind, _, index = label.rpartition(" ")
+        at = spans[-1][1] if spans else others[-1] if others else None
+        if kind in ("bridge", "nat", "link"):
+            start, stop = spans[int(index)]
+            assert new.startswith(data[:start]) and new.endswith(data[stop:]), label
+        elif kind == "remove":
+            start, stop = spans[int(index)]
+            cut = _blank_line_start(data, start)
+            if data[cut - 1 : cut] + data[stop : stop + 1] != b"\r\n":  # else written again
+                assert new == data[:cut] + data[stop:], label
+        elif kind in ("remove add", "add remove"):
+            start, stop = spans[int(index)]
+            start = _blank_line_start(data, start)
+            if kind == "remove add":  # the new one follows the last interface left
+                left = [span for j, span in enumerate(spans) if j != int(index)]
+                at = left[-1][1] if left else others[-1] if others else None
+            if at is not None:  # else nothing left to follow: the root is written again
+                assert new.startswith(data[: min(start, at)]), label
+                assert new.endswith(data[max(stop, at) :]), label
+        elif label.startswith("add") and at is not None:
+            assert new.startswith(data[:at]) and new.endswith(data[at:]), label
+
+
+def test_a_pi_holding_an_end_tag_stays_inside_its_interface() -> None:
+    # notes/fuzz-api/repro/r07_domainxml_pi_splice.py (finding F8): the splice cut the
+    # interface at the "</interface>" inside the PI.
+    text = (
+        "<domain><name>x</name><devices><interface type='network'><?x </interface>?>"
+        "<mac address='52:54:00:00:00:01'/><source network='default'/></interface>"
+        "</devices></domain>"
+    )
+    d = DomainXML(text)
+    d.use_bridge("br9")
+    assert d.tostring() == text.replace("'network'", "'bridge'").replace(
+        "network='default'", "bridge='br9'"
+    )
+    d = DomainXML(text)
+    d.add_interface(bridge="br7", mac="52:54:00:77:77:77")
+    out = d.tostring()
+    assert [i.mac for i in DomainXML(out).interfaces] == ["52:54:00:00:00:01", "52:54:00:77:77:77"]
+    assert out.startswith(text[: -len("</devices></domain>")])
+
+
+_UNMAPPED = [
+    # notes/fuzz-api/repro/r08_domainxml_noop_tostring.py (finding F9): an interface lxml does
+    # not count, "<interface" in the DTD.
+    "<domain type='kvm'><name>x</name><devices><interface xmlns='urn:x' type='network'/>"
+    "<interface type='bridge'><source bridge='br0'/></interface></devices></domain>",
+    "<!DOCTYPE domain [<!ENTITY e \"<x/>\"><!-- <interface> in a comment is fine -->"
+    "<!ENTITY f '<interface/>'>]><domain type='kvm'><name>x</name><devices>"
+    "<interface type='bridge'><source bridge='br0'/></interface></devices></domain>",
+]
+
+
+@pytest.mark.parametrize("text", _UNMAPPED)
+def test_no_edit_gives_the_text_back_and_an_edit_touches_its_interface_only(text: str) -> None:
+    assert DomainXML(text).tostring() == text
+    d = DomainXML(text)
+    d.use_nat("default")
+    assert d.tostring() == text.replace(
+        "<interface type='bridge'><source bridge='br0'/>",
+        "<interface type='network'><source network='default'/>",
+    )
+
+
+def test_where_nothing_can_be_followed_the_root_is_written_again_and_the_prolog_kept() -> None:
+    prolog = (
+        "<?xml version='1.0'?>\n<!DOCTYPE domain [\n  <!ENTITY e 'x'>\n]>\n<!-- kept -->\n"
+    )
+    text = prolog + "<domain type='kvm'><name>&e;</name><devices></devices></domain>\n<?after?>\n"
+    d = DomainXML(text)
+    d.add_interface(network="default")
+    out = d.tostring()
+    assert out.startswith(prolog + "<domain type='kvm'><name>&e;</name><devices>")
+    assert out.endswith("</devices></domain>\n<?after?>\n")
+    assert "<interface type='network'>" in out and "<source network='default'/>" in out
+    assert DomainXML(out).find().source == "default"
+
+
+def test_remove_the_last_interface_and_add_one_with_a_device_between() -> None:
+    text = (
+        "<domain><name>x</name><devices>\n  " + _IF + "\n  <serial/>\n  " + _IF2 +
+        "\n</devices></domain>"
+    )  # fmt: skip
+    d = DomainXML(text)
+    d.remove_interface(1)
+    d.add_interface(network="default")
+    out = d.tostring()
+    # As the tree has it: the new one follows the interface left, before the serial port.
+    root = etree.fromstring(out.encode())
+    assert [c.tag for c in root.find("devices")] == ["interface", "interface", "serial"]  # type: ignore[union-attr]
+    assert out.startswith(text[: text.index("\n  <serial/>")])
+    assert out.endswith("\n  <serial/>\n</devices></domain>")
+
+
+def test_a_crlf_document_keeps_its_line_breaks() -> None:
+    text = _PRETTY.replace("\n", "\r\n")
+    d = DomainXML(text)
+    d.use_bridge("br9", 0)
+    d.add_interface(network="default")
+    out = d.tostring()
+    assert "\n" not in out.replace("\r\n", "")
+    assert DomainXML(out).find(0).source == "br9"
