@@ -6,19 +6,31 @@ is one JSON object."""
 from __future__ import annotations
 
 import json
+import logging
 import random
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
+import kvmnet
+from kvmnet import bulk, fleet
 from kvmnet.backends import create_backend
 from kvmnet.cli import main
 from kvmnet.errors import (
+    InterfaceNotFound,
     InvalidInput,
     InvalidName,
     InvalidType,
+    LibvirtError,
+    LiveChangeUnsupported,
+    NetworkNotFound,
+    PartiallyApplied,
 )
 from kvmnet.hostnet.runners.runner import RecordingRunner
+from kvmnet.testing import Guest, Nic, World
+from kvmnet.virt import _libvirt
+from kvmnet.virt import domain as domain_module
 from kvmnet.virt.macalloc import MacAllocator
 
 DIRECT_MAC = "52:54:00:ee:00:02"
@@ -151,3 +163,199 @@ def test_cli_host_bridge_auto_with_a_bad_root_fails_with_one_line(
     else:
         assert err.count("\n") == 1 and err.startswith("kvmnet: root ")
         assert ("is empty" if not root else "does not exist") in err
+
+
+# -- F5: bulk and fleet with something that is not a Host ----------------------------------
+
+
+@pytest.mark.parametrize("host", [None, "test:///default", 5], ids=["none", "uri", "int"])
+def test_bulk_calls_refuse_what_is_not_a_host(host: object) -> None:
+    # Before: AttributeError ('NoneType' object has no attribute 'network').
+    calls: list[Callable[[], object]] = [
+        lambda: bulk.nat_many(host, "default", ["off1"], dry_run=True),  # type: ignore[arg-type]
+        lambda: bulk.bridge_many(host, "br0", ["off1"], dry_run=True),  # type: ignore[arg-type]
+        lambda: bulk.select(host, ["off1"]),  # type: ignore[arg-type]
+    ]
+    for call in calls:
+        with pytest.raises(InvalidType, match=r"host must be a kvmnet\.Host") as caught:
+            call()
+        assert repr(host) in str(caught.value)
+
+
+@pytest.mark.parametrize("hosts", [None, [None], ["test:///default"], 5], ids=repr)
+def test_fleet_calls_refuse_what_is_not_a_list_of_hosts(hosts: object) -> None:
+    for call in (fleet.bridge_many, fleet.nat_many):
+        with pytest.raises(InvalidType, match=r"kvmnet\.Host"):
+            call(hosts, "br0", ["web1"])  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    "names", [bytearray(b"ab"), range(3), (n for n in (1, 2))], ids=["bytearray", "range", "gen"]
+)
+def test_names_that_are_not_strings_are_named_as_the_whole_value(names: object) -> None:
+    # Before: "domain name must be a str, got 98 (int)": the bytearray itself went unsaid.
+    with pytest.raises(InvalidType, match="domain names must be a list of names") as caught:
+        bulk.check_selection(names)  # type: ignore[arg-type]
+    assert f"({type(names).__name__})" in str(caught.value)
+
+
+# -- F10: a bulk switch refuses what it knows before its first write ------------------------
+
+GUESTS = (
+    Guest("off1", running=False, nics=(Nic.network(mac="52:54:00:bb:00:01"),)),
+    Guest("bare", running=False, nics=()),
+    Guest("off2", running=False, nics=(Nic.network(mac="52:54:00:bb:00:02"),)),
+    Guest("direct1", running=True, nics=(Nic.direct("eth0", mac=DIRECT_MAC),)),
+    Guest("two", running=False, nics=(Nic.network(), Nic.network())),
+)
+
+
+@pytest.fixture
+def host(tmp_path: Path) -> Iterator[kvmnet.Host]:
+    with kvmnet.connect(World(GUESTS).write(tmp_path / "world")) as h:
+        yield h
+
+
+def _definitions(host: kvmnet.Host) -> dict[str, str]:
+    return {d.name: d.xml(inactive=True) for d in host.domains()}
+
+
+@pytest.mark.parametrize("dry_run", [False, True], ids=["apply", "dry-run"])
+def test_a_guest_without_the_interface_is_refused_before_any_guest_changes(
+    host: kvmnet.Host, dry_run: bool
+) -> None:
+    # Before: off1 was switched, then PartiallyApplied at "bare" (a dry run knew it already).
+    before = _definitions(host)
+    with pytest.raises(InterfaceNotFound, match="'bare'") as caught:
+        bulk.bridge_many(host, "br9", ["off1", "bare", "off2"], dry_run=dry_run)
+    assert not isinstance(caught.value, PartiallyApplied)
+    assert _definitions(host) == before
+
+
+def test_a_running_macvtap_guest_is_refused_before_any_guest_changes(host: kvmnet.Host) -> None:
+    before = _definitions(host)
+    with pytest.raises(LiveChangeUnsupported, match=r"'direct1'.*macvtap"):
+        bulk.bridge_many(host, "br9", ["off1", "direct1"])
+    assert _definitions(host) == before
+
+
+def test_every_interface_of_a_guest_on_the_network_still_moves(host: kvmnet.Host) -> None:
+    # Two interfaces of one guest: the second is edited on the XML the first one's change left.
+    changes = bulk.bridge_many(host, "br9", on_network="default")
+    assert sorted(c.domain for c in changes) == ["off1", "off2", "two", "two"]
+    two = host.domain("two").persistent_interfaces
+    assert [(i.type, i.source) for i in two] == [("bridge", "br9"), ("bridge", "br9")]
+
+
+def test_the_first_pass_reads_no_more_than_the_writes_did(
+    host: kvmnet.Host, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Each shut-off guest: its definition read once to plan, once more by the guarded define
+    # (libvirt's test driver has no device calls): the first pass keeps its plan for the
+    # writes, so the up-front check costs no read (bench/bulk_switch.py).
+    reads: list[str] = []
+    real = _libvirt.DomainHandle.xml
+
+    def counted(self: _libvirt.DomainHandle, *, inactive: bool = False) -> str:
+        reads.append(self.name)
+        return real(self, inactive=inactive)
+
+    monkeypatch.setattr(_libvirt.DomainHandle, "xml", counted)
+    bulk.bridge_many(host, "br9", ["off1", "off2"])
+    assert sorted(reads) == ["off1", "off1", "off2", "off2"]
+
+
+def test_on_a_driver_with_device_calls_the_bulk_sends_what_one_guest_sends(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The first pass plans before any write tells whether the driver has device calls: the
+    # device XML is then made at the write (none on libvirt's test driver). Where the driver
+    # has them, each guest gets the very XML its own use_bridge would send.
+    sent: list[tuple[str, str, bool, bool]] = []
+
+    def update(self: _libvirt.DomainHandle, xml: str, *, live: bool, config: bool) -> None:
+        sent.append((self.name, xml, live, config))
+
+    monkeypatch.setattr(_libvirt.DomainHandle, "update_device", update)
+    guests = tuple(Guest(f"g{n}", running=n == 1, nics=(Nic.network(),)) for n in range(3))
+    uri = World(guests).write(tmp_path)
+    with kvmnet.connect(uri) as h:
+        h.connection.device_calls = True
+        for name in ("g0", "g1", "g2"):
+            h.domain(name).use_bridge("br9")
+    one_by_one, sent[:] = list(sent), []
+    with kvmnet.connect(uri) as h:
+        h.connection.device_calls = True
+        bulk.bridge_many(h, "br9", ["g0", "g1", "g2"])
+    assert sent == one_by_one
+    assert [(n, live, config) for n, _, live, config in sent] == [
+        ("g0", False, True), ("g1", True, True), ("g2", False, True)
+    ]
+
+
+def test_a_failure_during_the_writes_is_still_partially_applied(
+    host: kvmnet.Host, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def refuse(dom: kvmnet.Domain) -> None:
+        if dom.name == "off2":
+            raise LibvirtError("operation failed: no space left", code=1)
+
+    monkeypatch.setattr(domain_module, "_before_define_check", refuse)
+    with pytest.raises(PartiallyApplied, match="stopped at off2") as caught:
+        bulk.bridge_many(host, "br9", ["off1", "off2"])
+    assert caught.value.done == ("off1",)
+
+
+def test_an_on_network_typo_is_network_not_found(host: kvmnet.Host) -> None:
+    # Before: [] without a word, where nat_many("defualt") raises NetworkNotFound.
+    with pytest.raises(NetworkNotFound, match=r"'defualt'.*networks: default") as caught:
+        bulk.bridge_many(host, "br9", on_network="defualt")
+    assert "on_network" in str(caught.value)
+    # A network that exists but has no guest on it still selects nothing, quietly.
+    assert bulk.bridge_many(host, "br9", on_network="isolated") == []
+
+
+def test_guests_on_a_network_that_is_gone_are_still_selected(tmp_path: Path) -> None:
+    # Moving guests off an undefined network is how they are repaired: not refused.
+    guests = (Guest("orphan", running=False, nics=(Nic.network("gone"),)),)
+    with kvmnet.connect(World(guests).write(tmp_path)) as h:
+        changes = bulk.bridge_many(h, "br9", on_network="gone", dry_run=True)
+        assert [c.domain for c in changes] == ["orphan"]
+
+
+# -- F11: a refused edit logs no "dropped"; --json errors are one JSON object ---------------
+
+
+def test_a_refused_live_switch_logs_no_dropped_warning(
+    host: kvmnet.Host, caplog: pytest.LogCaptureFixture
+) -> None:
+    with caplog.at_level(logging.WARNING, logger="kvmnet"), pytest.raises(LiveChangeUnsupported):
+        host.domain("direct1").use_bridge("br0", dry_run=True)
+    assert not [r for r in caplog.records if "dropped" in r.getMessage()]
+
+
+def test_a_switch_that_goes_ahead_warns_once_of_what_it_drops(
+    host: kvmnet.Host, caplog: pytest.LogCaptureFixture
+) -> None:
+    # Next boot only: the change is allowed, and <source mode='bridge'> is dropped.
+    with caplog.at_level(logging.WARNING, logger="kvmnet"):
+        change = host.domain("direct1").use_bridge("br0", live=False, dry_run=True)
+    dropped = [r.getMessage() for r in caplog.records if "dropped" in r.getMessage()]
+    assert len(dropped) == 1 and "<source mode='bridge'>" in dropped[0]
+    assert dropped == [n for n in change.notes if "dropped" in n]
+
+
+@pytest.mark.parametrize("as_json", [False, True], ids=["text", "json"])
+def test_cli_refused_macvtap_switch_prints_the_error_alone(
+    host: kvmnet.Host, as_json: bool, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Before: a WARNING "dropped <source mode=...>", the error, "(repeated 1 more time)".
+    argv = ["-c", host.uri, "bridge", "direct1", "br0", "--dry-run"]
+    status = main([*argv, "--json"] if as_json else argv)
+    out, err = capsys.readouterr()
+    assert status == 1 and out == ""
+    assert "WARNING" not in err and "dropped" not in err
+    if as_json:
+        assert json.loads(err)["type"] == "LiveChangeUnsupported"
+    else:
+        assert err.count("\n") == 1 and "macvtap" in err
