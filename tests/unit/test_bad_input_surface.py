@@ -5,6 +5,7 @@ is one JSON object."""
 
 from __future__ import annotations
 
+import io
 import json
 import logging
 import random
@@ -17,6 +18,7 @@ import kvmnet
 from kvmnet import bulk, fleet
 from kvmnet.backends import create_backend
 from kvmnet.cli import main
+from kvmnet.cli.progress import LogHandler
 from kvmnet.errors import (
     InterfaceNotFound,
     InvalidInput,
@@ -28,7 +30,7 @@ from kvmnet.errors import (
     PartiallyApplied,
 )
 from kvmnet.hostnet.runners.runner import RecordingRunner
-from kvmnet.testing import Guest, Nic, World
+from kvmnet.testing import Guest, Nic, World, bridge_network, nat_network
 from kvmnet.virt import _libvirt
 from kvmnet.virt import domain as domain_module
 from kvmnet.virt.macalloc import MacAllocator
@@ -359,3 +361,47 @@ def test_cli_refused_macvtap_switch_prints_the_error_alone(
         assert json.loads(err)["type"] == "LiveChangeUnsupported"
     else:
         assert err.count("\n") == 1 and "macvtap" in err
+
+
+def test_cli_json_error_carries_the_warnings_logged_before_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # g1 moves to "lan" (a warning: lan is not NAT), then g2's write fails: stderr is still
+    # one JSON object, the warning inside it.
+    guests = tuple(Guest(f"g{n}", running=False, nics=(Nic.bridge("br0"),)) for n in (1, 2))
+    uri = World(guests, (nat_network(), bridge_network("lan", "br0"))).write(tmp_path / "w")
+
+    def refuse(dom: kvmnet.Domain) -> None:
+        if dom.name == "g2":
+            raise LibvirtError("operation failed: no space left", code=1)
+
+    monkeypatch.setattr(domain_module, "_before_define_check", refuse)
+    status = main(["-c", uri, "nat-all", "--network", "lan", "g1", "g2", "--json"])
+    out, err = capsys.readouterr()
+    assert status == 1 and out == ""
+    error = json.loads(err)
+    assert error["type"] == "PartiallyApplied" and "stopped at g2" in error["error"]
+    assert len(error["log"]) == 1 and "'lan'" in error["log"][0] and "not NAT" in error["log"][0]
+    # Without --json the same run shows the warning as a line, then the error line.
+    status = main(["-c", uri, "nat-all", "--network", "lan", "g1", "g2"])
+    out, err = capsys.readouterr()
+    lines = err.splitlines()
+    assert status == 1 and len(lines) == 2
+    assert lines[0].startswith("kvmnet: WARNING: ") and "not NAT" in lines[0]
+    assert lines[1].startswith("kvmnet: moving guests to network lan stopped at g2")
+
+
+def test_a_holding_log_handler_writes_nothing_until_the_end() -> None:
+    stream = io.StringIO()
+    handler = LogHandler(stream, hold=True)
+    record = logging.LogRecord("kvmnet.x", logging.WARNING, __file__, 1, "careful", (), None)
+    handler.handle(record)
+    handler.handle(record)
+    assert stream.getvalue() == ""
+    assert handler.take() == ["kvmnet: WARNING: careful (repeated 1 more time)"]
+    handler.close()
+    assert stream.getvalue() == ""  # taken: nothing left to write
+    kept = LogHandler(stream, hold=True)
+    kept.handle(record)
+    kept.close()  # the command succeeded: the held line is written at its end
+    assert stream.getvalue() == "kvmnet: WARNING: careful\n"
