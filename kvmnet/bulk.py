@@ -13,25 +13,36 @@ interface on that network or bridge is the one that moves (every such interface 
 guest); without, a named guest's first interface (``every=True``: every guest's first).
 ``progress(done, total, domain)`` is told of each guest (`kvmnet.core.progress`).
 
-It stops at the first failure: the guests switched before it stay switched, and
-`PartiallyApplied` names them, the one that failed and the ones not tried.
+Every guest is read and its edit made before the first write: a refusal known in advance (a
+guest without the interface to move, a running macvtap guest, ...) is raised as that guest's
+own error, naming it, and no guest has changed. Then the writes: it stops at the first
+failure libvirt reports, the guests switched before it stay switched, and `PartiallyApplied`
+names them, the one that failed and the ones not tried.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
 from .core import validate
 from .core.domainxml import iface_selector
 from .core.progress import Progress, track
-from .errors import ConnectionLost, InvalidInput, KvmnetError, PartiallyApplied
+from .errors import (
+    ConnectionLost,
+    InvalidInput,
+    InvalidType,
+    KvmnetError,
+    NetworkNotFound,
+    PartiallyApplied,
+)
 
 if TYPE_CHECKING:
     from .core.change import Change
+    from .core.network import Network
     from .host import Host
-    from .virt.domain import Domain
+    from .virt.domain import Domain, _Switch
 
 __all__ = ["Target", "bridge_many", "nat_many", "select", "switch_each"]
 
@@ -46,6 +57,41 @@ class Target:
     @property
     def label(self) -> str:
         return self.domain.name if self.mac is None else f"{self.domain.name} ({self.mac})"
+
+
+def _check_host(host: object) -> Host:
+    """``host`` if it is a `kvmnet.Host`, checked before anything is read from it.
+
+    Raises:
+        InvalidType: anything else (a URI string: open it with ``kvmnet.connect`` first).
+    """
+    # By what a bulk call uses of it, on the class (no property runs): importing kvmnet.host
+    # here would make an import cycle (its use_bridge_all imports this module).
+    kind = type(host)
+    if not all(callable(getattr(kind, m, None)) for m in ("domains", "network", "networks")) or (
+        not hasattr(kind, "connection")
+    ):
+        raise InvalidType(
+            f"host must be a kvmnet.Host (from kvmnet.connect(uri)), got "
+            f"{validate.shown(host)} ({type(host).__name__})"
+        )
+    return cast("Host", host)
+
+
+def _domain_names(names: object) -> list[str] | None:
+    """`validate.domain_names`, whose message for a wrong item names the whole value too: a
+    bytearray or a range iterates into numbers, and "got 98 (int)" alone hides what was given."""
+    if not isinstance(names, Iterable) or isinstance(names, (str, bytes)):
+        return validate.domain_names(names)  # None, or refused as a whole already
+    items = names if isinstance(names, (list, tuple)) else list(names)  # a generator: once
+    for item in items:
+        if not isinstance(item, str):
+            raise InvalidType(
+                f"domain names must be a list of names such as ['web1'] or None, got "
+                f"{validate.shown(names)} ({type(names).__name__}) holding "
+                f"{validate.shown(item)} ({type(item).__name__})"
+            )
+    return validate.domain_names(items)
 
 
 def check_selection(
@@ -70,7 +116,7 @@ def check_selection(
         InvalidInput: a malformed value, ``every=True`` with another selector, or no
             selector at all (every guest of a host is too broad to guess).
     """
-    wanted = validate.domain_names(names)
+    wanted = _domain_names(names)
     every = validate.flag(every, "every")
     if on_network is not None:
         on_network = validate.network_name(on_network)
@@ -105,7 +151,14 @@ def select(
 
     ``names`` is a list of names (one str is refused, not split into characters).
     ``every=True`` selects every guest of the host and goes with no other selector.
+
+    Raises:
+        InvalidInput: a bad argument (InvalidType: ``host`` is not a `kvmnet.Host`).
+        DomainNotFound: a named guest is not on the host.
+        NetworkNotFound: ``on_network`` selects nothing and no libvirt network has that name
+            (a typo; a network that is gone still selects the guests that name it).
     """
+    host = _check_host(host)
     wanted, on_network, on_bridge, every = check_selection(
         names, on_network=on_network, on_bridge=on_bridge, every=every
     )
@@ -134,7 +187,24 @@ def select(
             if iface.type == kind and iface.source == source and iface.mac is not None:
                 seen[iface.mac] = None
         targets += [Target(dom, mac) for mac in seen]
+    if not targets and on_network is not None:
+        _check_network_named(host, on_network)
     return targets
+
+
+def _check_network_named(host: Host, name: str) -> None:
+    """NetworkNotFound when no libvirt network is called ``name``: a selection by a network
+    that does not exist (a typo) is an error, as `nat_many`'s target network is, not an
+    empty result. Asked only when nothing was selected: guests still naming a network that
+    was undefined are selected (moving them off it is how they are repaired)."""
+    try:
+        host.network(name)
+    except NetworkNotFound as exc:
+        known = ", ".join(sorted(n.name for n in host.networks())) or "none"
+        raise NetworkNotFound(
+            f"no libvirt network named {name!r} on {host.uri} (networks: {known}), and no "
+            f"guest interface is on one: check the name given as on_network"
+        ) from exc
 
 
 def hint_states(host: Host, domains: Sequence[Domain]) -> None:
@@ -157,10 +227,21 @@ def _run(
     progress: Progress | None,
     change_one: _ChangeOne,
 ) -> list[Change]:
+    # First every guest is read and edited, nothing written: a refusal known before any write
+    # is that guest's own error (it names the guest), and no guest has changed.
+    ready = [change_one.prepare(target) for target in targets]
     done: list[Change] = []
-    for n, target in enumerate(track(targets, progress, label=lambda t: t.label)):
+    seen: set[str] = set()
+    steps = list(zip(targets, ready, strict=True))
+    for n, (target, prepared) in enumerate(track(steps, progress, label=lambda s: s[0].label)):
         try:
-            done.append(change_one(target))
+            name = target.domain.name
+            if name in seen and not change_one.dry_run:
+                # A second interface of a guest changed a moment ago: edit its fresh XML, so
+                # the first one's change is the base (one more read, for such guests alone).
+                prepared = change_one.prepare(target)
+            seen.add(name)
+            done.append(change_one.finish(target, prepared))
         except KvmnetError as exc:
             rest = [t.label for t in targets[n + 1 :]]
             changed = [c.domain for c in done if c.applied]
@@ -190,14 +271,19 @@ def switch_each(
     """Switch every target onto bridge (``verb="bridge"``) or network ``name``, in order.
 
     The one bulk mechanism behind `bridge_many` and `nat_many` (and so behind their aliases
-    ``Host.use_bridge_all``/``use_nat_all``).
+    ``Host.use_bridge_all``/``use_nat_all``). Every target is read and edited first, then
+    the writes are made.
 
     Returns:
         One `Change` per target.
 
     Raises:
-        PartiallyApplied: at the first failure, naming the guests switched, the one that
-            failed and the ones not tried.
+        KvmnetError: a refusal known before any write (e.g. `InterfaceNotFound`: a guest has
+            no interface to move; `LiveChangeUnsupported`: a running macvtap guest), as that
+            guest's own call raises it: no guest has changed.
+        NetworkNotFound: ``verb="nat"`` and no libvirt network is called ``name``.
+        PartiallyApplied: at the first failure during the writes, naming the guests
+            switched, the one that failed and the ones not tried.
     """
     kind = "bridge" if verb == "bridge" else "network"
     # Checked here once, not by each guest's edit (use_bridge and use_nat check theirs).
@@ -205,36 +291,48 @@ def switch_each(
     live = validate.optional_flag(live, "live")
     dry_run = validate.flag(dry_run, "dry_run")
     bounce_link = validate.flag(bounce_link, "bounce_link")
-    change_one = _ChangeOne(verb, name, live=live, dry_run=dry_run, bounce_link=bounce_link)
+    # The network once for every guest (use_nat looks it up per call).
+    net = targets[0].domain.host.network(name) if kind == "network" and targets else None
+    change_one = _ChangeOne(verb, name, net, live=live, dry_run=dry_run, bounce_link=bounce_link)
     return _run(targets, f"moving guests to {kind} {name}", "already moved are skipped",
                 progress, change_one)  # fmt: skip
 
 
 class _ChangeOne:
-    """Applies one target's switch (a class, not a lambda, so mypy sees the options)."""
+    """Prepares and applies one target's switch (a class, not a lambda, so mypy sees the
+    options)."""
 
     def __init__(
         self,
         verb: str,
         name: str,
+        net: Network | None,
         *,
         live: bool | None,
         dry_run: bool,
         bounce_link: bool,
     ) -> None:
-        self.verb, self.name = verb, name
+        self.verb, self.name, self.net = verb, name, net
         self.live, self.dry_run, self.bounce_link = live, dry_run, bounce_link
+        self.new_type = "bridge" if verb == "bridge" else "network"
+        self.action = "use_bridge" if verb == "bridge" else "use_nat"
 
-    def __call__(self, target: Target) -> Change:
+    def prepare(self, target: Target) -> _Switch:
         # The options were checked once for the whole call (bridge_many, nat_many): each guest
         # goes straight to the edit, its own MAC checked as use_bridge would.
+        return target.domain._prepare_switch(
+            self.action,
+            self.new_type,
+            self.name,
+            iface_selector(target.mac),
+            self.live,
+            device_xml_later=True,
+        )
+
+    def finish(self, target: Target, prepared: _Switch) -> Change:
         dom = target.domain
-        iface = iface_selector(target.mac)
-        if self.verb == "bridge":
-            return dom._switch(
-                "use_bridge", "bridge", self.name, iface, self.live, self.dry_run, self.bounce_link
-            )
-        return dom._use_nat(self.name, iface, self.live, self.dry_run, self.bounce_link)
+        change = dom._finish_switch(prepared, self.live, self.dry_run, self.bounce_link)
+        return dom._nat_noted(change, self.net) if self.net is not None else change
 
 
 def _options(
@@ -264,9 +362,16 @@ def bridge_many(
     interface on libvirt network ``on_network`` (e.g. ``"default"``: everyone behind NAT),
     or (``every=True``) every guest's first interface.
 
-    Stops at the first failure: the guests switched before it stay switched, and
-    `PartiallyApplied` names them, the one that failed and the ones not tried.
-    Every argument is checked before the host is read (`InvalidInput`)."""
+    Every argument is checked before the host is read (`InvalidInput`; `InvalidType` when
+    ``host`` is not a `kvmnet.Host`). Every guest is read and edited before the first write:
+    a refusal known then (a guest with no interface to move: `InterfaceNotFound`; a running
+    macvtap guest: `LiveChangeUnsupported`) is raised as that guest's own error and no guest
+    has changed. An ``on_network`` that selects nothing and names no libvirt network raises
+    `NetworkNotFound` (a typo), as `nat_many` does for its network.
+
+    At the first failure during the writes it stops: the guests switched before it stay
+    switched, and `PartiallyApplied` names them, the one that failed and the ones not tried."""
+    host = _check_host(host)
     bridge = validate.ifname(bridge, what="bridge")
     live, dry_run, bounce_link = _options(live, dry_run, bounce_link, progress)
     targets = select(host, names, on_network=on_network, every=every)
@@ -291,7 +396,9 @@ def nat_many(
     first interface. Fails as :func:`bridge_many` fails; a missing ``network`` raises
     :class:`~kvmnet.NetworkNotFound` before any guest changes.
 
-    Every argument is checked before the host is read (`InvalidInput`)."""
+    Every argument is checked before the host is read (`InvalidInput`; `InvalidType` when
+    ``host`` is not a `kvmnet.Host`)."""
+    host = _check_host(host)
     network = validate.network_name(network)
     live, dry_run, bounce_link = _options(live, dry_run, bounce_link, progress)
     check_selection(names, on_bridge=on_bridge, every=every)

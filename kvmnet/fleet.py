@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING
 
 from . import _log, bulk
 from .core import validate
-from .errors import InvalidInput, KvmnetError, PartiallyApplied
+from .errors import InvalidInput, InvalidType, KvmnetError, PartiallyApplied
 
 if TYPE_CHECKING:
     from .core.change import Change
@@ -35,22 +35,23 @@ log = _log.get(__name__)
 
 
 def _check_hosts(hosts: object) -> tuple[Host, ...]:
-    """``hosts`` as a tuple of distinct open Hosts; InvalidInput otherwise."""
+    """``hosts`` as a tuple of distinct open Hosts; InvalidInput otherwise (InvalidType for
+    a wrong type: not a list, or an item that is not a Host)."""
     from .host import Host
 
     if isinstance(hosts, (str, bytes)) or not isinstance(hosts, Iterable):
-        raise InvalidInput(
+        raise InvalidType(
             f"hosts must be a list of kvmnet.Host objects (from kvmnet.connect), got "
-            f"{validate.shown(hosts)}"
+            f"{validate.shown(hosts)} ({type(hosts).__name__})"
         )
     found = tuple(hosts)
     if not found:
         raise InvalidInput("hosts is empty: pass the kvmnet.Host objects to switch guests on")
     for host in found:
         if not isinstance(host, Host):
-            raise InvalidInput(
+            raise InvalidType(
                 f"hosts must hold kvmnet.Host objects (from kvmnet.connect), got "
-                f"{validate.shown(host)}"
+                f"{validate.shown(host)} ({type(host).__name__})"
             )
     if len({id(h) for h in found}) != len(found):
         # One connection driven by two threads would switch the same guests twice at once.
@@ -110,7 +111,8 @@ def bridge_many(
         hosts: the open :class:`~kvmnet.Host` objects, each once.
         bridge: the host bridge, named alike on every host.
         names: the guests to move on each host (a guest missing on a host fails that host).
-        on_network: move every interface on this libvirt network (e.g. ``"default"``).
+        on_network: move every interface on this libvirt network (e.g. ``"default"``); a
+            name that selects nothing and is no network on a host fails that host (a typo).
         every: move every guest's first interface; goes with no other selector (one of
             ``names``, ``on_network`` or ``every`` is needed, as for the one-host call).
         live: as :meth:`kvmnet.Domain.use_bridge`.

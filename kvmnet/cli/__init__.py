@@ -75,10 +75,13 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, _json_error(f"{self.prog}: {message}", "UsageError", 2))
 
 
-def _json_error(message: str, kind: str, status: int) -> str:
+def _json_error(message: str, kind: str, status: int, log: Sequence[str] = ()) -> str:
     import json
 
-    return json.dumps({"error": message, "type": kind, "status": status}) + "\n"
+    error: dict[str, object] = {"error": message, "type": kind, "status": status}
+    if log:  # the lines logged before the error: inside the object, so stderr is one object
+        error["log"] = list(log)
+    return json.dumps(error) + "\n"
 
 
 def _wants_json(argv: Sequence[str]) -> bool:
@@ -250,10 +253,14 @@ def _parser_for_now(argv: Sequence[str]) -> argparse.ArgumentParser:
 
 class _Log:
     """The command's log: `LogHandler` on the root logger at the level ``-v`` asks for, as
-    basicConfig would set it up, but removed again (main() may run in-process)."""
+    basicConfig would set it up, but removed again (main() may run in-process).
 
-    def __init__(self, verbose: int) -> None:
+    ``hold`` (``--json``): the lines wait until the end, so that an error's JSON object can
+    carry them (`take`) and stderr stays that one object."""
+
+    def __init__(self, verbose: int, *, hold: bool = False) -> None:
         self.verbose = verbose
+        self.hold = hold
         self.handler: LogHandler | None = None
 
     def start(self) -> None:
@@ -264,8 +271,12 @@ class _Log:
         level = {0: logging.WARNING, 1: logging.INFO}.get(self.verbose, logging.DEBUG)
         root = logging.getLogger()
         root.setLevel(level)
-        self.handler = LogHandler()
+        self.handler = LogHandler(hold=self.hold)
         root.addHandler(self.handler)
+
+    def take(self) -> list[str]:
+        """The lines held so far (none if the log never started, or without ``hold``)."""
+        return self.handler.take() if self.handler is not None else []
 
     def stop(self) -> None:
         if self.handler is not None:
@@ -293,7 +304,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         # Names and paths reach libvirt, ip and config files as UTF-8: say so before parsing.
         parser.error(f"argument {bad} is not valid UTF-8")
     args = parser.parse_args(args_in)
-    log = _Log(args.verbose)
+    log = _Log(args.verbose, hold=bool(getattr(args, "json", False)))
     if args.verbose or "logging" in sys.modules:
         log.start()
     else:
@@ -307,7 +318,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return status
     except CommandError as exc:
         if getattr(args, "json", False):
-            sys.stderr.write(_json_error(str(exc), exc.kind, exc.status))
+            sys.stderr.write(_json_error(str(exc), exc.kind, exc.status, log.take()))
         else:
             print(f"kvmnet: {exc}", file=sys.stderr)
         return exc.status

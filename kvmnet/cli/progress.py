@@ -110,13 +110,19 @@ class LogHandler(logging.Handler):
     same warning on every round would otherwise fill the screen (or a piped log) with it.
     :meth:`close` ends with one ``... (repeated N more times)`` line per repeated message.
 
+    With ``hold`` (``--json``) nothing is written while the command runs: the lines wait,
+    so that an error can carry them inside its one JSON object on stderr (:meth:`take`);
+    :meth:`close` writes those still held (the command succeeded).
+
     Args:
         stream: where to write (default: ``sys.stderr`` at the time of each write).
+        hold: keep the lines until :meth:`take` or :meth:`close`.
     """
 
-    def __init__(self, stream: TextIO | None = None) -> None:
+    def __init__(self, stream: TextIO | None = None, *, hold: bool = False) -> None:
         super().__init__()
         self._stream = stream
+        self._hold = hold
         self._repeats: dict[str, int] = {}
         self.setFormatter(logging.Formatter("kvmnet: %(levelname)s: %(message)s"))
 
@@ -132,9 +138,23 @@ class LogHandler(logging.Handler):
                 self._repeats[text] += 1
                 return
             self._repeats[text] = 0
-            self._write(text)
+            if not self._hold:
+                self._write(text)
         except Exception:
             self.handleError(record)
+
+    def take(self) -> list[str]:
+        """The held lines, each once with its repeat count, in the order first logged; they
+        are then no longer held (:meth:`close` writes nothing for them).
+
+        Returns:
+            The lines (empty without ``hold``: they were written already).
+        """
+        if not self._hold:
+            return []
+        lines = [_counted(text, more) for text, more in self._repeats.items()]
+        self._repeats = {}
+        return lines
 
     def _write(self, text: str) -> None:
         bar = _drawn_bar
@@ -147,10 +167,18 @@ class LogHandler(logging.Handler):
     def close(self) -> None:
         """Say how often each repeated line came (once; later calls write nothing)."""
         try:
+            if self._hold:
+                for line in self.take():
+                    self._write(line)
             for text, more in self._repeats.items():
                 if more:
-                    self._write(f"{text} (repeated {more} more time{'s' if more > 1 else ''})")
+                    self._write(_counted(text, more))
         except (OSError, ValueError):
             pass  # stderr closed: nowhere left to say it
         self._repeats = {t: 0 for t in self._repeats}
         super().close()
+
+
+def _counted(text: str, more: int) -> str:
+    """``text``, and how many more times it came when it came again."""
+    return f"{text} (repeated {more} more time{'s' if more > 1 else ''})" if more else text

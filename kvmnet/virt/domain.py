@@ -59,6 +59,7 @@ from . import _libvirt
 
 if TYPE_CHECKING:
     from ..core.change import Change
+    from ..core.network import Network
     from ..host import Host
     from ..hostnet.runners.runner import Runner
     from ._libvirt import DomainHandle
@@ -98,8 +99,15 @@ class _Plan:
     config_verb = "update"
     # The live and persistent device agree: LIVE|CONFIG in one call.
     one_call = False
+    # config_xml (and one_call) to be derived from ``after`` right before the write, if the
+    # driver has device calls then: a bulk switch plans every guest before its first write,
+    # when whether it has them is not known yet (see `Domain._finish_switch_now`).
+    device_xml_later = False
     # The same edit on a fresh definition text -> (after, notes), for the guarded define.
     redo: Callable[[str], tuple[str, list[str]]] | None = None
+    # The edit's warnings (elements dropped), logged once the change is made or shown as a
+    # dry run: a change refused before its write must not claim to have dropped anything.
+    pending: tuple[str, ...] = ()
 
     def __init__(
         self,
@@ -117,6 +125,34 @@ class _Plan:
         self.interface = interface
         self.notes = notes
         self.mac = mac
+
+
+class _QuietXML(DomainXML):
+    """DomainXML whose edits note what they drop without logging it: a switch logs the notes
+    itself (`_Plan.pending`) once the change goes ahead, not while it may still be refused."""
+
+    def _warn(self, message: str) -> None:
+        self._notes.append(message)
+
+
+class _Switch:
+    """A switch planned by `Domain._prepare_switch`: read and edited, nothing written yet."""
+
+    __slots__ = ("action", "name", "new_type", "persistent", "plan", "selector", "unchanged")
+
+    def __init__(
+        self,
+        action: str,
+        new_type: str,
+        name: str,
+        plan: _Plan,
+        *,
+        persistent: bool,
+        selector: IfaceSelector,
+        unchanged: bool,
+    ) -> None:
+        self.action, self.new_type, self.name, self.plan = action, new_type, name, plan
+        self.persistent, self.selector, self.unchanged = persistent, selector, unchanged
 
 
 class Domain:
@@ -317,8 +353,12 @@ class Domain:
         """`use_nat` with its arguments checked already (a bulk call checks them once)."""
         net = self.host.network(network)
         change = self._switch("use_nat", "network", network, iface, live, dry_run, bounce_link)
+        return self._nat_noted(change, net)
+
+    def _nat_noted(self, change: Change, net: Network) -> Change:
+        """``change`` with a note (and a warning) when the network it went to does not NAT."""
         if net.mode is not Mode.NAT:
-            note = f"network {network!r} is {net.mode} (forward mode {net.forward!r}), not NAT"
+            note = f"network {net.name!r} is {net.mode} (forward mode {net.forward!r}), not NAT"
             log.warning("domain %r: %s", self.name, note)
             change = dataclasses.replace(change, notes=(*change.notes, note))
         return change
@@ -333,8 +373,26 @@ class Domain:
         dry_run: bool,
         bounce_link: bool | float,
     ) -> Change:
+        ready = self._prepare_switch(action, new_type, name, iface, live)
+        return self._finish_switch(ready, live, dry_run, bounce_link)
+
+    def _prepare_switch(
+        self,
+        action: str,
+        new_type: str,
+        name: str,
+        iface: IfaceSelector,
+        live: bool | None,
+        *,
+        device_xml_later: bool = False,
+    ) -> _Switch:
+        """Read the guest and make the edit, writing nothing: every refusal known before a
+        write (no such interface, macvtap on a running guest, ...) is raised here. A bulk
+        switch prepares every guest before it writes the first (`kvmnet.bulk`), with
+        ``device_xml_later``: the device XML is made at the write, only if the driver takes it.
+        """
         try:
-            return self._switch_now(action, new_type, name, iface, live, dry_run, bounce_link)
+            return self._prepare_switch_now(action, new_type, name, iface, live, device_xml_later)
         except ConnectionLost:
             raise
         except KvmnetError as exc:
@@ -342,79 +400,117 @@ class Domain:
                 raise
             raise self._not_sent(action, exc) from exc
 
-    def _switch_now(
+    def _finish_switch(
+        self, ready: _Switch, live: bool | None, dry_run: bool, bounce_link: bool | float
+    ) -> Change:
+        """Write what `_prepare_switch` planned (or return it as a dry run)."""
+        try:
+            return self._finish_switch_now(ready, live, dry_run, bounce_link)
+        except ConnectionLost:
+            raise
+        except KvmnetError as exc:
+            if not self.host.connection.is_lost():
+                raise
+            raise self._not_sent(ready.action, exc) from exc
+
+    def _prepare_switch_now(
         self,
         action: str,
         new_type: str,
         name: str,
         iface: IfaceSelector,
         live: bool | None,
-        dry_run: bool,
-        bounce_link: bool | float,
-    ) -> Change:
+        device_xml_later: bool,
+    ) -> _Switch:
         running, persistent, live_text = self._read_state(live)
         before = self._handle.xml(inactive=True) if persistent else live_text
         assert before is not None
-        doc = DomainXML(before)
+        doc = _QuietXML(before)
         edit = doc.use_bridge if new_type == "bridge" else doc.use_nat
+        running_iface: GuestInterface | None = None
         if live_text is None:
             # Shut off: the persistent definition is the only view; select in it directly.
-            view = doc
-            old_type = ""
+            view: DomainXML = doc
             new = edit(name, iface)
             mac = new.mac
             selector: IfaceSelector = mac if mac is not None else new.index
+            in_live = True  # the question does not arise (and reading every interface costs)
         else:
-            view = DomainXML(live_text)
+            view = _QuietXML(live_text)
             mac = self._selected_mac(iface, view, doc)
             selector = mac if mac is not None else iface
             old_type = doc.find(selector).type
-            new = edit(name, selector)
-        plan = _Plan(action, before, doc.tostring(), new, list(doc.notes), mac=mac)
-        if persistent and mac is not None:
-            plan.redo = _redo_switch(new_type, name, mac)
-            if self.host.connection.device_calls is not False:
-                plan.config_xml = doc.interface_xml(mac)
-        # Shut off, the question does not arise (and reading every interface costs in bulk).
-        in_live = live_text is None or mac is None or any(i.mac == mac for i in view.interfaces)
-        if running and live is not False and live_text is not None and not in_live:
-            if live is True:
+            in_live = mac is None or any(i.mac == mac for i in view.interfaces)
+            # The refusals first, then the edit: a refused change has dropped nothing.
+            if live is True and not in_live:
                 raise LiveChangeUnsupported(
                     f"domain {self.name!r} on {self.host.uri}: interface {mac} is in the "
                     "persistent definition only, not on the running guest; drop live=True "
                     "(CLI: --live) to change its next boot"
                 )
+            if live is not False and in_live:
+                running_iface = view.find(selector)
+                there = (running_iface.type, running_iface.source) == (new_type, name)
+                if not there and "direct" in (old_type, running_iface.type, new_type):
+                    raise LiveChangeUnsupported(
+                        f"domain {self.name!r} on {self.host.uri}: libvirt cannot move a "
+                        f"running guest's interface {running_iface.describe()} to or from "
+                        "macvtap (type='direct'); pass live=False (CLI: --config) to change "
+                        "the next boot only"
+                    )
+            new = edit(name, selector)
+        plan = _Plan(action, before, doc.tostring(), new, list(doc.notes), mac=mac)
+        plan.pending = tuple(doc.notes)
+        if persistent and mac is not None:
+            plan.redo = _redo_switch(new_type, name, mac)
+            if device_xml_later:
+                plan.device_xml_later = True
+            elif self.host.connection.device_calls is not False:
+                plan.config_xml = doc.interface_xml(mac)
+        if running and live is not False and live_text is not None and not in_live:
             note = f"interface {mac} is not on the running guest: it changes for the next boot"
             log.info("domain %r: %s", self.name, note)
             plan.notes.append(note)
-        elif running and live is not False and live_text is not None:
+        elif running_iface is not None:
             # The live view is edited in place: read what the guest runs with first.
-            running_iface = view.find(selector)
             plan.live_old = view.interface_xml(selector)
             (view.use_bridge if new_type == "bridge" else view.use_nat)(name, selector)
             plan.live_new = view.interface_xml(selector)
+            # What the running guest alone drops (its view's notes repeat the definition's).
+            plan.pending += tuple(n for n in view.notes if n not in plan.pending)
             there = (running_iface.type, running_iface.source) == (new_type, name)
             if plan.live_new == plan.live_old or there:
                 # The running guest is there already (the edit would only drop the live-only
                 # source attributes libvirt adds, portid and bridge: no call for that).
                 plan.live_new = plan.live_old = None
-            elif "direct" in (old_type, running_iface.type, new_type):
-                raise LiveChangeUnsupported(
-                    f"domain {self.name!r} on {self.host.uri}: libvirt cannot move a running "
-                    f"guest's interface {running_iface.describe()} to or from macvtap "
-                    "(type='direct'); pass live=False (CLI: --config) to change the next boot only"
-                )
             elif plan.config_xml is not None and plan.after != plan.before:
                 plan.one_call = _same_device(plan.live_new, plan.config_xml)
-        if plan.before == plan.after and plan.live_new is None:
+        unchanged = plan.before == plan.after and plan.live_new is None
+        if unchanged:
             note = f"interface {new.describe()} is on {new_type} {name!r} already"
             log.info("domain %r: %s", self.name, note)
             plan.notes.append(note)
+        return _Switch(action, new_type, name, plan, persistent=persistent, selector=selector,
+                       unchanged=unchanged)  # fmt: skip
+
+    def _finish_switch_now(
+        self, ready: _Switch, live: bool | None, dry_run: bool, bounce_link: bool | float
+    ) -> Change:
+        plan = ready.plan
+        if ready.unchanged:
             return self._change(plan, dry_run=dry_run, live=False, config=False)
-        change = self._run(plan, live=live, dry_run=dry_run, persistent=persistent)
+        if plan.device_xml_later and self.host.connection.device_calls is not False:
+            # As _prepare_switch_now makes them, from the edited text (a driver without device
+            # calls, e.g. libvirt's test driver, never needs them: no parse per guest there).
+            assert plan.mac is not None
+            plan.config_xml = _QuietXML(plan.after).interface_xml(plan.mac)
+            if plan.live_new is not None and plan.after != plan.before:
+                plan.one_call = _same_device(plan.live_new, plan.config_xml)
+        plan.device_xml_later = False
+        change = self._run(plan, live=live, dry_run=dry_run, persistent=ready.persistent)
         if change.applied_live and bounce_link and not dry_run:
             seconds = BOUNCE_SECONDS if bounce_link is True else float(bounce_link)
-            self.bounce_link(selector, seconds=seconds)
+            self.bounce_link(ready.selector, seconds=seconds)
             change = dataclasses.replace(
                 change, notes=(*change.notes, f"link bounced ({seconds:g} s down)")
             )
@@ -823,7 +919,9 @@ class Domain:
             )
             after, notes = plan.redo(current)
             plan.before, plan.after = current, after
-            plan.notes = [*plan.notes, *(n for n in notes if n not in plan.notes)]
+            fresh = [n for n in notes if n not in plan.notes]
+            plan.notes = [*plan.notes, *fresh]
+            plan.pending = (*plan.pending, *fresh)
             if after == current:
                 return  # the other writer made this very change already
         raise ConcurrentChange(
@@ -917,6 +1015,10 @@ class Domain:
         # name: a relative import in a function resolves its package in Python on every call.
         from kvmnet.core.change import Change
 
+        if plan.pending:  # the edit's warnings, now that the change stands (or is shown)
+            for note in plan.pending:
+                log.warning("%s", note)
+            plan.pending = ()
         iface = plan.interface
         mode = self.host.network_index().mode_of(iface.type, iface.source)
         if mode is not iface.mode:  # as _resolve does, for one interface
@@ -1066,7 +1168,7 @@ def _driver_has_no_live_support(exc: LiveChangeUnsupported) -> bool:
 
 def _redo_switch(new_type: str, name: str, mac: str) -> Callable[[str], tuple[str, list[str]]]:
     def redo(text: str) -> tuple[str, list[str]]:
-        doc = DomainXML(text)
+        doc = _QuietXML(text)  # its notes are logged with the plan's (`_Plan.pending`)
         (doc.use_bridge if new_type == "bridge" else doc.use_nat)(name, mac)
         return doc.tostring(), list(doc.notes)
 

@@ -160,6 +160,45 @@ def _check_args(
     return cast("tuple[HostLike, ...]", found)
 
 
+def _check_rng(rng: object) -> None:
+    """``None`` or a random source with ``getrandbits`` (a `random.Random`), checked before
+    any source is read: a seed given in its place would fail at the first draw."""
+    if rng is None:
+        return
+    if isinstance(rng, type) or not callable(getattr(rng, "getrandbits", None)):
+        raise InvalidType(
+            f"rng must be a random.Random (e.g. random.Random(42) for repeatable draws) or None, "
+            f"got {validate.shown(rng)} ({type(rng).__name__})"
+        )
+
+
+def _check_key(key: object) -> str | None:
+    """``allocate``'s and ``allocate_many``'s ``key``: None or text (the same check for both).
+
+    Any str that is text is a key (empty or with control characters too: it is only hashed
+    and stored); a lone surrogate is refused, since the key is hashed and stored as UTF-8.
+
+    Raises:
+        InvalidType: not a str (bytes, a number, a list).
+        InvalidInput: a str holding a lone surrogate.
+    """
+    if key is None:
+        return None
+    if not isinstance(key, str):
+        raise InvalidType(
+            f"key must be a str such as 'web1/nic0', or None, got {validate.shown(key)} "
+            f"({type(key).__name__})"
+        )
+    try:
+        key.encode("utf-8")
+    except UnicodeEncodeError:
+        raise InvalidInput(
+            f"key {validate.shown(key)} is not valid text (a lone surrogate: undecodable "
+            "bytes): give printable text"
+        ) from None
+    return key
+
+
 def is_local_uri(uri: str) -> bool:
     """True for a libvirt URI of this machine (no host name), false for the test driver."""
     parts = urlsplit(uri)
@@ -186,7 +225,7 @@ class MacAllocator:
 
     Raises:
         InvalidInput: an unknown mode, a prefix together with ``mode="random"``, or
-            another bad argument.
+            another bad argument (InvalidType for a wrong type, e.g. a seed as ``rng``).
     """
 
     def __init__(
@@ -203,6 +242,7 @@ class MacAllocator:
         rng: random.Random | None = None,
     ) -> None:
         self.hosts = _check_args(hosts, kernel_links, neighbours, netns, runner, ledger)
+        _check_rng(rng)
         try:
             self.mode = MacMode(mode)
         except ValueError:
@@ -400,12 +440,12 @@ class MacAllocator:
 
         Raises:
             MacSpaceExhausted: no free MAC is left in the space.
-            InvalidInput: a ``key`` that is not a str.
+            InvalidInput: a ``key`` holding a lone surrogate (InvalidType: not a str).
             UntrustedPath: the ledger could have been written by another user (see
                 `kvmnet.virt.macledger`).
         """
-        if key is not None and not isinstance(key, str):
-            validate.text(key, "key")  # raises InvalidType
+        if key is not None:
+            _check_key(key)
         if key is None and self._fast and not self._dense and self.ledger is None:
             # The common case, inlined: a prefix whose every MAC is assignable, no ledger.
             taken, base, getrandbits, bits = self._taken, self._base, self._getrandbits, self._bits
@@ -440,13 +480,15 @@ class MacAllocator:
             The MACs, in the order drawn.
 
         Raises:
-            InvalidInput: ``count`` is not a whole number from 0 to `MAX_COUNT`
-                (checked before anything is drawn or claimed).
+            InvalidInput: ``count`` is not a whole number from 0 to `MAX_COUNT`, or ``key``
+                is refused as `allocate` refuses it (checked before anything is drawn or
+                claimed).
             UntrustedPath: The ledger could have been written by another user.
             MacSpaceExhausted: The space has fewer than ``count`` free MACs (checked at once
                 where the inventory shows it; a later shortfall releases every claim made).
         """
         _check_count(count)
+        key = _check_key(key)
         if count == 0:
             return []
         self._check_room(count)

@@ -118,28 +118,52 @@ def test_cli_needs_names_or_a_selector(tmp_path: Path) -> None:
     assert "needs DOMAIN names or --on-network NETWORK" in result.stderr
 
 
-def test_host_bulk_calls_report_how_far_they_got_like_bridge_many(tmp_path: Path) -> None:
-    # g1 runs on macvtap, which libvirt cannot move live: the bulk stops there.
+def test_host_bulk_calls_refuse_a_known_refusal_before_any_guest_changes(tmp_path: Path) -> None:
+    # g1 runs on macvtap, which libvirt cannot move live: kvmnet knows it before any write,
+    # so the bulk refuses up front (it used to switch g0 first and stop at g1).
     guests = (
         Guest("g0", running=False, nics=(Nic.network(),)),
         Guest("g1", running=True, nics=(Nic.direct("eth0"),)),
         Guest("g2", running=False, nics=(Nic.network(),)),
     )
     with kvmnet.connect(World(guests).write(tmp_path)) as host:
+        with pytest.raises(kvmnet.LiveChangeUnsupported, match=r"'g1'.*macvtap"):
+            host.use_bridge_all(["g0", "g1", "g2"], "br0")
+        assert sources(host, "g0") == [("network", "default")]
+        assert sources(host, "g2") == [("network", "default")]
+
+
+def test_host_bulk_calls_report_how_far_they_got_like_bridge_many(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A failure libvirt reports during the writes (g1's define, here) stops the bulk there.
+    from kvmnet.virt import domain as domain_module
+
+    def refuse_g1(dom: kvmnet.Domain) -> None:
+        if dom.name == "g1":
+            raise kvmnet.LibvirtError("operation failed: disk full", code=1)
+
+    monkeypatch.setattr(domain_module, "_before_define_check", refuse_g1)
+    guests = tuple(Guest(f"g{n}", running=False, nics=(Nic.network(),)) for n in range(3))
+    with kvmnet.connect(World(guests).write(tmp_path)) as host:
         with pytest.raises(kvmnet.PartiallyApplied) as caught:
             host.use_bridge_all(["g0", "g1", "g2"], "br0")
         assert caught.value.done == ("g0",)
         message = str(caught.value)
-        assert "stopped at g1" in message and "macvtap" in message
+        assert "stopped at g1" in message and "disk full" in message
         assert "Switched already: g0; not tried: g2" in message
-        assert isinstance(caught.value.__cause__, kvmnet.LiveChangeUnsupported)
+        assert isinstance(caught.value.__cause__, kvmnet.LibvirtError)
         assert sources(host, "g0") == [("bridge", "br0")]
         assert sources(host, "g2") == [("network", "default")]
 
+        monkeypatch.setattr(domain_module, "_before_define_check", None)
+        host.use_bridge_all(["g1", "g2"], "br0")
+        monkeypatch.setattr(domain_module, "_before_define_check", refuse_g1)
         with pytest.raises(kvmnet.PartiallyApplied, match="not tried: g2") as back:
             host.use_nat_all(["g0", "g1", "g2"], "default")
         assert back.value.done == ("g0",)
         assert sources(host, "g0") == [("network", "default")]
+        assert sources(host, "g2") == [("bridge", "br0")]
 
 
 def test_every_guest_moves_its_first_interface(host: kvmnet.Host) -> None:

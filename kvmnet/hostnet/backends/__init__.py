@@ -79,7 +79,9 @@ def create_backend(
         The backend.
 
     Raises:
-        InvalidInput: an unknown name, or an option the backend does not take.
+        InvalidInput: an unknown name, an option the backend does not take, or a bad
+            ``root``, ``netns`` or ``runner`` (for ``"auto"`` too; InvalidType for a wrong
+            type).
     """
     if not isinstance(name, str):
         raise InvalidType(
@@ -89,5 +91,6 @@ def create_backend(
     if name == "auto":
         from .auto import AutoBackend
 
-        return AutoBackend(root=root or "/", netns=netns, runner=runner)
+        # Only None means "this machine's files": "", 0 or [] is a mistake, refused as such.
+        return AutoBackend(root="/" if root is None else root, netns=netns, runner=runner)
     return make_backend(name, root=root, netns=netns, runner=runner)

@@ -13,10 +13,12 @@ its evidence in the plan's ``notes`` (``str(plan)`` shows them)::
 from __future__ import annotations
 
 import dataclasses
+import os
 
+from ...core import validate
 from ..model.plan import Plan
 from ..model.request import BridgeRequest, HostState
-from ..runners.runner import Runner, default_runner
+from ..runners.runner import LocalRunner, Runner, default_runner
 from .base import Backend
 from .detect import Detection, detect
 from .filebackend import Rooted
@@ -28,21 +30,39 @@ __all__ = ["AutoBackend"]
 class AutoBackend:
     """Detects the owning stack per NIC and delegates to its backend.
 
+    ``root``, ``netns`` and ``runner`` are checked as every backend checks them, before
+    anything is detected: the root is an existing directory when the runner acts on this
+    machine (a missing or empty one is refused, never taken for ``/``), and a path that
+    resolves outside it through a symlink is refused when read (as `FileBackendBase` does).
+
     Args:
         root: where the configuration files are read (``/``: this machine's).
         netns: read and act inside this network namespace.
         runner: read and act through this runner (default: for ``netns``).
 
     Raises:
-        InvalidInput: ``root`` is not an absolute path.
+        InvalidInput: ``root`` is relative, empty, missing or not a directory, or ``netns``
+            is no namespace name (InvalidType for a wrong type, ``runner`` included).
     """
 
     name = "auto"
 
     def __init__(
-        self, *, root: str = "/", netns: str | None = None, runner: Runner | None = None
+        self,
+        *,
+        root: str | os.PathLike[str] = "/",
+        netns: str | None = None,
+        runner: Runner | None = None,
     ) -> None:
-        self.paths = Rooted(root)
+        # The checks of FileBackendBase and BackendBase, in their order: the backend chosen
+        # later gets this root, and its own config dirs are checked when it is made.
+        checked = validate.path(root, "root")
+        local = runner is None or isinstance(runner, LocalRunner)
+        if local:
+            checked = validate.root_dir(checked)
+        netns = validate.netns(netns)
+        validate.runner(runner)
+        self.paths = Rooted(checked, confine=local)
         self._netns = netns
         self._runner: Runner = runner if runner is not None else default_runner(netns)
         self.chosen: dict[str, Backend] = {}
