@@ -236,9 +236,15 @@ def _run(
     for n, (target, prepared) in enumerate(track(steps, progress, label=lambda s: s[0].label)):
         try:
             name = target.domain.name
-            if name in seen and not change_one.dry_run:
-                # A second interface of a guest changed a moment ago: edit its fresh XML, so
-                # the first one's change is the base (one more read, for such guests alone).
+            # A driver with device calls replaces the whole device, with no compare-and-set:
+            # an edit planned in the first pass (seconds ago, on a big host) would overwrite
+            # what another writer changed on that interface since. So there (and while not
+            # yet known: a fresh connection's first guest) the guest is read and edited again
+            # right before its write, and the first pass only refuses up front. Without device
+            # calls the guarded define compares and redoes, so the plan is kept. A second
+            # interface of a guest changed a moment ago is edited on the fresh XML too.
+            stale = len(steps) > 1 and target.domain.host.connection.device_calls is not False
+            if not change_one.dry_run and (name in seen or stale):
                 prepared = change_one.prepare(target)
             seen.add(name)
             done.append(change_one.finish(target, prepared))
