@@ -146,9 +146,12 @@ class Fleet:
                 str(PLAYBOOKS / playbook), *args]  # fmt: skip
         if extra:
             argv += ["--extra-vars", json.dumps(extra)]
+        # stdin: /dev/null of its own. Ansible refuses to start on a non-blocking stdin, and
+        # the suite's may have been left so by a program an earlier test ran on it (OpenSSH
+        # sets O_NONBLOCK on the descriptions it shares and restores them only on a clean exit).
         proc = subprocess.run(
             argv, env=env, capture_output=True, text=True, timeout=timeout, check=False,
-            cwd=self.workdir,
+            cwd=self.workdir, stdin=subprocess.DEVNULL,
         )  # fmt: skip
         records = [json.loads(line) for line in record.read_text().splitlines()] if (
             record.exists()) else []  # fmt: skip

@@ -31,8 +31,11 @@ def _env(tmp_path: Path, collections: Path) -> dict[str, str]:
 
 
 def _run(argv: list[str], env: dict[str, str], cwd: Path | None = None) -> str:
+    # stdin: /dev/null of its own: Ansible refuses a non-blocking stdin, and the suite's may
+    # have been left so by a program an earlier test ran (see tests/integration/ansible_fleet).
     proc = subprocess.run(
-        argv, env=env, cwd=cwd, capture_output=True, text=True, timeout=300, check=False
+        argv, env=env, cwd=cwd, capture_output=True, text=True, timeout=300, check=False,
+        stdin=subprocess.DEVNULL,
     )
     assert proc.returncode == 0, proc.stdout + proc.stderr
     return proc.stdout
