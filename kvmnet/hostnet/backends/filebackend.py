@@ -9,14 +9,16 @@ Kept apart so each backend module holds only its own format and commands.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import posixpath
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
+from typing import Literal
 
 from ...core import validate
 from ...errors import InvalidInput, InvalidType, UntrustedPath
-from ..model.plan import RunCommand, Step, WriteFile
+from ..model.plan import Plan, RunCommand, Step, WriteFile
 from ..model.request import BridgeRequest, HostState
 from ..model.state import LinkState
 from ..runners.runner import LocalRunner, Runner, Scratch
@@ -138,6 +140,28 @@ class FileBackendBase(BackendBase):
         InvalidInput: a missing root, or one that leads outside itself (InvalidType for a
             wrong type).
     """
+
+    #: How the stack reads files written for another root (said in the files-only warning).
+    reads_files = "the stack reads them at its next start"
+
+    def _files_only(
+        self,
+        action: Literal["enslave", "release"],
+        request: BridgeRequest,
+        current: HostState,
+        writes: Sequence[Step],
+        warnings: list[str],
+    ) -> Plan:
+        """The plan that writes ``writes`` and nothing else: no command, no check (what this
+        machine shows says nothing about files written for another)."""
+        warnings.append(
+            f"only files are written under {self.root}: nothing runs or is verified on this "
+            f"machine; {self.reads_files}"
+        )
+        plan = self._plan(action, request, current, list(writes), warnings=warnings,
+                          restore_runtime=False)  # fmt: skip
+        return dataclasses.replace(plan, checks=())
+
 
     #: The absolute directories (as on ``/``) this backend reads and writes under ``root``.
     config_dirs: tuple[str, ...] = ()

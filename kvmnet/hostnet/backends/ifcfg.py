@@ -225,6 +225,11 @@ class IfcfgBackend(FileBackendBase):
         InvalidInput: a missing root, or one that leads outside itself.
     """
 
+    reads_files = (
+        "NetworkManager reads them at its next start or `nmcli connection reload`, "
+        "initscripts at the next `ifup`"
+    )
+
     name = "ifcfg"
     config_dirs = (SCRIPTS_DIR,)
 
@@ -424,15 +429,7 @@ class IfcfgBackend(FileBackendBase):
         )
         steps += self._companion_steps(current, companions, "routes follow the address")
         if self.files_only:
-            warnings.append(
-                f"only files are written under {self.root}: nothing runs or is verified on "
-                "this machine; NetworkManager reads them at its next start or `nmcli "
-                "connection reload`, initscripts at the next `ifup`"
-            )
-            plan = self._plan(
-                "enslave", request, current, steps, warnings=warnings, restore_runtime=False
-            )
-            return dataclasses.replace(plan, checks=())
+            return self._files_only("enslave", request, current, steps, warnings)
         steps += takeover_steps(current, request)
         activation, hints, uses_nm = self._activation(request, current, port_doc)
         steps += activation

@@ -33,9 +33,7 @@ Usage::
 
 from __future__ import annotations
 
-import dataclasses
 import posixpath
-from typing import Literal
 
 from ...errors import InvalidInput
 from ..model.plan import Plan, RemoveFile, RunCommand, Step, WriteFile
@@ -180,6 +178,8 @@ class IfupdownBackend(FileBackendBase):
         InvalidInput: ``root`` is not an absolute path.
     """
 
+    reads_files = "ifupdown reads them at the next `ifup` of the bridge or boot there"
+
     name = "ifupdown"
 
     def __init__(
@@ -289,24 +289,6 @@ class IfupdownBackend(FileBackendBase):
         hints = [*self._state_steps(current, br), *_addrgen_steps(current, nic)]
         return self._plan("enslave", request, current, steps, warnings=warnings,
                           rollback_hints=hints, restore_runtime=True)
-
-    def _files_only(
-        self,
-        action: Literal["enslave", "release"],
-        request: BridgeRequest,
-        current: HostState,
-        writes: list[Step],
-        warnings: list[str],
-    ) -> Plan:
-        """The plan that writes ``writes`` and nothing else: no command, no check (what this
-        machine shows says nothing about files written for another)."""
-        warnings.append(
-            f"only files are written under {self.root}: nothing runs or is verified on this "
-            "machine; ifupdown reads them at the next `ifup` of the bridge or boot there"
-        )
-        plan = self._plan(action, request, current, writes, warnings=warnings,
-                          restore_runtime=False)
-        return dataclasses.replace(plan, checks=())
 
     def _nic_stanzas(self, config: Config, nic: str, br: str) -> list[Stanza]:
         stanzas = config.stanzas_of(nic)

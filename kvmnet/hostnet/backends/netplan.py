@@ -131,6 +131,8 @@ class NetplanBackend(FileBackendBase):
         InvalidInput: an unknown renderer.
     """
 
+    reads_files = "netplan reads them at its next boot or `netplan apply`"
+
     name = "netplan"
     config_dirs = (NETPLAN_DIR,)
 
@@ -277,14 +279,7 @@ class NetplanBackend(FileBackendBase):
             )
         )
         if self.files_only:
-            warnings.append(
-                f"only files are written under {self.root}: nothing runs or is verified on "
-                "this machine; netplan reads them at its next boot or `netplan apply`"
-            )
-            plan = self._plan(
-                "enslave", request, current, steps, warnings=warnings, restore_runtime=False
-            )
-            return dataclasses.replace(plan, checks=())
+            return self._files_only("enslave", request, current, steps, warnings)
         own = bridge_addresses(files, br)
         steps += stop_dhcp_clients(current, (request.nic, br), "; the new config leases")
         steps += [

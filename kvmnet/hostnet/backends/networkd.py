@@ -562,6 +562,8 @@ class NetworkdBackend(FileBackendBase):
             the files are live (a lab namespace that mounts ``root``'s folder).
     """
 
+    reads_files = "networkd reads them at its next start or `networkctl reload`"
+
     name = "networkd"
     config_dirs = NETWORK_DIRS
 
@@ -864,14 +866,7 @@ class NetworkdBackend(FileBackendBase):
             ),
         ]
         if self.files_only:
-            warnings.append(
-                f"only files are written under {self.root}: nothing runs or is verified on "
-                "this machine; networkd reads them at its next start or `networkctl reload`"
-            )
-            plan = self._plan(
-                "enslave", request, current, steps, warnings=warnings, restore_runtime=False
-            )
-            return dataclasses.replace(plan, checks=())
+            return self._files_only("enslave", request, current, steps, warnings)
         steps += takeover_steps(current, request)
         moved = self._stacked_to_move(found)
         steps += [
