@@ -76,6 +76,8 @@ _DOMAIN_MAC_ANY = re.compile(r"<mac\s+address\s*=\s*['\"]([^'\"]*)['\"]")
 _CANONICAL = re.compile(r"[0-9a-f]{2}(?::[0-9a-f]{2}){5}")
 # How many handed-out MACs the HTML view lists by name (the rest as a count).
 _HTML_HANDED = 32
+#: The source name of a remote host's links, read with ``ip -j link`` over SSH.
+REMOTE_LINKS = "host links (ip link over ssh)"
 
 
 # Who uses some MACs: (prefix, name, suffix, MACs); the message "domain 'web2' on URI" is
@@ -214,7 +216,11 @@ class MacAllocator:
         prefix: bounds the MACs drawn in ``mode="prefix"`` (default 52:54:00).
         mode: ``"prefix"`` draws under ``prefix``; ``"random"`` draws any unicast locally
             administered MAC (46 random bits).
-        kernel_links: also read ``ip -j link`` (default: when a host's URI is local).
+        kernel_links: also read ``ip -j link`` of this machine (or ``netns``): how a local
+            host's own links are read (default: when a host's URI is local). A
+            ``qemu+ssh://`` host's links are read with ``ip -j link`` over its SSH
+            connection; libvirt's interface API is asked only of the test driver (two
+            clients listing at once can abort a real libvirtd, see docs/macs.md).
         neighbours: also read ``ip -j neigh`` (MACs seen on the LAN).
         netns: read links and neighbours inside that network namespace.
         ledger: a `MacLedger` shared by the processes of this machine, so two of them
@@ -704,20 +710,24 @@ class MacAllocator:
         return reports
 
     def _ip_json(self, args: list[str], *, netns: str | None) -> list[dict[str, object]]:
-        """``ip -j ARGS`` through the runner: the one place the allocator runs a command."""
+        """``ip -j ARGS`` through the allocator's runner (this machine or ``netns``)."""
         from ..hostnet.runners.runner import default_runner
 
-        runner = self._runner if self._runner is not None else default_runner(netns)
-        result = runner.run(["ip", "-j", *args], check=True)
-        try:
-            rows = json.loads(result.stdout or "[]")
-        except ValueError as exc:
-            raise CommandFailed(
-                f"`ip -j {' '.join(args)}` printed no JSON ({exc}); is iproute2 too old?",
-                argv=result.argv,
-                returncode=result.returncode,
-            ) from exc
-        return [r for r in rows if isinstance(r, dict)] if isinstance(rows, list) else []
+        return _ip_json(self._runner if self._runner is not None else default_runner(netns), args)
+
+
+def _ip_json(runner: Runner, args: list[str]) -> list[dict[str, object]]:
+    """``ip -j ARGS`` through ``runner``: the one place the allocator runs a command."""
+    result = runner.run(["ip", "-j", *args], check=True)
+    try:
+        rows = json.loads(result.stdout or "[]")
+    except ValueError as exc:
+        raise CommandFailed(
+            f"`ip -j {' '.join(args)}` printed no JSON ({exc}); is iproute2 too old?",
+            argv=result.argv,
+            returncode=result.returncode,
+        ) from exc
+    return [r for r in rows if isinstance(r, dict)] if isinstance(rows, list) else []
 
 
 # Rehashes of a key whose MAC is refused before the probe walks on: with at most 1/64 of a
@@ -807,11 +817,18 @@ def _read_hosts(hosts: Sequence[HostLike]) -> list[tuple[list[_Entry], list[Sour
 
 def _read_host(host: HostLike, found: list[_Entry]) -> list[SourceReport]:
     uri, conn = host.uri, host.connection
-    return [
-        _read_domains(conn, uri, found),
-        _read_networks(conn, uri, found),
-        _read_host_interfaces(conn, uri, found),
-    ]
+    reports = [_read_domains(conn, uri, found), _read_networks(conn, uri, found)]
+    # The host's own links. libvirt's interface API (virConnectListAllInterfaces) is not
+    # asked on a real daemon: its udev backend shares one libudev handle between the
+    # daemon's worker threads without a lock, and libudev is not thread-safe, so two
+    # clients listing at once can abort libvirtd (seen in CI: "Assertion '*q > 0' failed
+    # ... udev_ref()"). The kernel's view is read with `ip -j link` instead: this
+    # machine's by the allocator itself (kernel_links), another machine's over SSH.
+    if urlsplit(uri).scheme.split("+")[0] == "test":
+        reports.append(_read_host_interfaces(conn, uri, found))  # runs in this process
+    elif not is_local_uri(uri):
+        reports.append(_read_remote_links(host, found))
+    return reports
 
 
 def _read_domains(conn: Connection, uri: str, found: list[_Entry]) -> SourceReport:
@@ -867,6 +884,37 @@ def _read_networks(conn: Connection, uri: str, found: list[_Entry]) -> SourceRep
             found.append(("network ", name, suffix, macs))
             seen |= macs
     return SourceReport(uri, "networks", True, len(seen))
+
+
+def _read_remote_links(host: HostLike, found: list[_Entry]) -> SourceReport:
+    """The links of the machine a remote URI names, by ``ip -j link`` over the Host's SSH
+    runner (a tcp/tls URI names no machine kvmnet can reach: reported as not read)."""
+    uri, source = host.uri, REMOTE_LINKS
+    made: Runner | None = None
+    try:
+        # A kvmnet.Host's own runner: its one SSH connection, closed with the Host.
+        own = getattr(host, "runner", None)
+        if callable(own):
+            runner = cast("Runner", own())
+        else:  # another HostLike: a runner for this read only
+            from ..hostnet.onmachine import runner_for
+            from ..hostnet.runners.machine import machine_of
+
+            runner = made = runner_for(machine_of(uri))
+        rows = _ip_json(runner, ["link", "show"])
+    except KvmnetError as exc:
+        return SourceReport(uri, source, False, 0, str(exc))
+    finally:
+        close = getattr(made, "close", None)
+        if callable(close):
+            close()
+    seen: set[str] = set()
+    for row in rows:
+        fields = ("address", "permaddr")
+        macs = _canonical(str(row[f]) for f in fields if isinstance(row.get(f), str))
+        found.append(("host link ", str(row.get("ifname")), f" on {uri}", macs))
+        seen |= macs
+    return SourceReport(uri, source, True, len(seen))
 
 
 def _read_host_interfaces(conn: Connection, uri: str, found: list[_Entry]) -> SourceReport:

@@ -318,6 +318,21 @@ def test_probe_after_a_remote_switch_runs_on_the_hypervisor(
     assert [e["lladdr"] for e in neigh if e.get("dst") == peer_ip] == ["52:54:00:5e:77:77"]
 
 
+def test_the_mac_inventory_reads_the_hypervisors_links_over_ssh(hv: Hypervisor) -> None:
+    """A qemu+ssh host's own links come from `ip -j link` on that machine, over the Host's
+    SSH connection (not libvirt's interface API: concurrent calls can abort libvirtd)."""
+    theirs = {e["ifname"]: e["address"] for e in json.loads(hv.ssh("ip -j link show"))}
+    with kvmnet.connect(hv.uri) as host:
+        alloc = kvmnet.MacAllocator(host)
+        nic_mac = theirs[NIC]
+        assert alloc.in_use[nic_mac] == (f"host link {NIC!r} on {hv.uri}",)
+        (links,) = [r for r in alloc.sources if r.source == "host links (ip link over ssh)"]
+        assert links.ok and links.host == hv.uri, links
+        assert not alloc.kernel_links  # the laptop's own links are not the hypervisor's
+        with pytest.raises(kvmnet.MacInUse, match=NIC):
+            alloc.reserve(nic_mac)
+
+
 def kvmnet_cli(*argv: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "kvmnet", *argv], capture_output=True, text=True, timeout=300

@@ -431,3 +431,80 @@ def test_dense_space_walk_finds_every_free_mac(tmp_path: Path) -> None:
         assert got == {f"52:54:00:00:00:{i:02x}" for i in free}
         with pytest.raises(MacSpaceExhausted, match="256 are in use"):
             alloc.allocate()
+
+
+class _Elsewhere:
+    """A HostLike naming another machine: a real test-driver connection under a remote URI,
+    whose interface API must never be asked (it is what can abort a real libvirtd)."""
+
+    class _NoInterfaceApi:
+        def __init__(self, conn: object) -> None:
+            self._conn = conn
+
+        def __getattr__(self, name: str) -> object:
+            if name == "host_interface_macs":
+                raise AssertionError("libvirt's interface API was asked of a real daemon")
+            return getattr(self._conn, name)
+
+    def __init__(self, uri: str, host: kvmnet.Host, runner: RecordingRunner | None) -> None:
+        self.uri = uri
+        self.connection = self._NoInterfaceApi(host.connection)
+        # Like a kvmnet.Host, runner() gives the machine's runner; None: a HostLike without.
+        self.runner = (lambda: runner) if runner is not None else None
+
+
+def test_an_ssh_hosts_links_are_read_over_its_runner_not_libvirts_interface_api(
+    hosts: list[kvmnet.Host],
+) -> None:
+    uri = "qemu+ssh://root@hv2/system"
+    links = [
+        {"ifname": "eno1", "address": "52:54:00:aa:00:01", "permaddr": "52:54:00:aa:00:09"},
+        {"ifname": "br0", "address": "52:54:00:aa:00:01"},
+    ]
+    runner = RecordingRunner(replies={("ip", "-j", "link", "show"): json.dumps(links)})
+    remote = _Elsewhere(uri, hosts[1], runner)
+    alloc = MacAllocator([hosts[0], remote])  # type: ignore[list-item]
+    assert alloc.in_use["52:54:00:aa:00:01"] == (
+        f"host link 'eno1' on {uri}",
+        f"host link 'br0' on {uri}",
+    )
+    assert "52:54:00:aa:00:09" in alloc.in_use  # eno1's permanent MAC
+    assert "52:54:00:00:00:04" in alloc.in_use  # its domains are still read through libvirt
+    assert runner.commands == [("ip", "-j", "link", "show")]
+    assert [(r.source, r.ok, r.count) for r in alloc.sources if r.host == uri] == [
+        ("domains", True, 2),
+        ("networks", True, 1),
+        ("host links (ip link over ssh)", True, 2),
+    ]
+    alloc.refresh()  # every refresh reads them again
+    assert runner.commands == [("ip", "-j", "link", "show")] * 2
+
+
+def test_a_local_uri_gets_its_links_from_the_kernel_read_only(hosts: list[kvmnet.Host]) -> None:
+    links = [{"ifname": "eno1", "address": "52:54:00:aa:00:05"}]
+    runner = RecordingRunner(replies={("ip", "-j", "link", "show"): json.dumps(links)})
+    local = _Elsewhere("qemu:///system", hosts[0], None)
+    alloc = MacAllocator(local, runner=runner)  # type: ignore[arg-type]
+    assert alloc.kernel_links
+    assert alloc.in_use["52:54:00:aa:00:05"] == ("host link 'eno1' (this machine)",)
+    assert [r.source for r in alloc.sources] == ["domains", "networks", "kernel links (ip link)"]
+
+
+def test_a_tls_hosts_links_are_reported_not_read(
+    hosts: list[kvmnet.Host], caplog: pytest.LogCaptureFixture
+) -> None:
+    uri = "qemu+tls://hv3/system"
+    with caplog.at_level(logging.WARNING, logger="kvmnet.virt.macalloc"):
+        alloc = MacAllocator(_Elsewhere(uri, hosts[1], None))  # type: ignore[arg-type]
+    (failed,) = alloc.failed_sources
+    assert (failed.host, failed.source) == (uri, "host links (ip link over ssh)")
+    assert "only over ssh" in str(failed.error)
+    assert any("NOT READ" in m and uri in m for m in caplog.messages)
+    assert "52:54:00:00:00:04" in alloc.in_use  # the rest is still used
+
+
+def test_a_failing_ssh_read_is_reported(hosts: list[kvmnet.Host]) -> None:
+    runner = RecordingRunner(fail=[("ip", "-j", "link")])
+    alloc = MacAllocator(_Elsewhere("qemu+ssh://hv2/system", hosts[1], runner))  # type: ignore[arg-type]
+    (failed,) = alloc.failed_sources
+    assert failed.source == "host links (ip link over ssh)" and "exited 1" in str(failed.error)
