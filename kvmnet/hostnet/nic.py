@@ -31,7 +31,7 @@ from .inspect import inspect_host, read_links, read_routes, ssh_uses
 from .model.plan import Plan
 from .model.request import BridgeRequest, HostState
 from .model.state import IpAddress, IpRoute, LinkState
-from .preflight import check_bridge_name, libvirt_owner, preflight
+from .preflight import BRIDGE_IN_USE, check_bridge_name, libvirt_owner, preflight
 
 if TYPE_CHECKING:
     from .backends.base import Backend
@@ -386,6 +386,7 @@ class Bridge(_Link):
                 "nothing to release",
                 check="not-a-port",
             )
+        self._refuse_other_ports(current, name, force)
         needs_timer = current.ssh_over_nic and "ssh" not in force
         if needs_timer and confirm_within is None and not dry_run:
             raise PreflightRefused(
@@ -396,6 +397,23 @@ class Bridge(_Link):
         plan = self.backend.plan_release(request, current)
         plan = replace(plan, dry_run=dry_run, requires_confirmation=needs_timer)
         return self._finish(plan, nic, dry_run, confirm_within, verify)
+
+    def _refuse_other_ports(self, current: HostState, nic: str, force: Collection[str]) -> None:
+        """Refuse to release ``nic`` while other links (guests' taps, another NIC) are ports:
+        without its uplink they are off the LAN, and a file backend removes the bridge's
+        configuration too (the bridge goes with it). Files written for another root change
+        nothing here, so they are not refused."""
+        bridge = current.bridge
+        others = [p for p in (bridge.ports if bridge is not None else ()) if p != nic]
+        if not others or BRIDGE_IN_USE in force or getattr(self.backend, "files_only", False):
+            return
+        raise PreflightRefused(
+            f"{self.name} still has other ports ({', '.join(others)}): releasing {nic} takes "
+            f"them off the LAN (and a backend that writes configuration removes {self.name} "
+            "with it). Move the guests first (`kvmnet nat DOMAIN`, host.use_nat_all(...)) or "
+            f"remove those ports, or override with force=('{BRIDGE_IN_USE}',)",
+            check=BRIDGE_IN_USE,
+        )
 
     def _finish(
         self,

@@ -25,6 +25,9 @@ check (force key)  refused when                                                 
                    Ethernet only)
 ``sriov-vf``       the NIC is an SR-IOV VF (/sys: ``device/physfn``): the PF's  yes
                    switch forwards only the VF's own MAC
+``bridge-in-use``  (release) other links are ports of the bridge: guests' taps  yes
+                   or another NIC would lose the LAN (files for another root
+                   are not refused)
 =================  ===========================================================  =========
 
 ``netboot`` and ``802.1x`` are found in a backend's files, and so can ``sriov-vf``,
@@ -45,7 +48,10 @@ from ..errors import InvalidBridgeName, InvalidName, PreflightRefused
 from .model.request import BridgeRequest, HostState
 from .runners.runner import Runner
 
-__all__ = ["CHECKS", "check_bridge_name", "libvirt_owner", "preflight", "refuse"]
+__all__ = ["BRIDGE_IN_USE", "CHECKS", "check_bridge_name", "libvirt_owner", "preflight", "refuse"]
+
+#: The release check: the bridge has other ports than the NIC (guests' taps, another NIC).
+BRIDGE_IN_USE = "bridge-in-use"
 
 CHECKS = frozenset(
     {
@@ -63,6 +69,7 @@ CHECKS = frozenset(
         "loopback",
         "infiniband",
         "sriov-vf",
+        BRIDGE_IN_USE,
     }
 )
 _NOT_OVERRIDABLE = frozenset({"bridge-name", "not-a-bridge", "loopback", "infiniband"})
@@ -126,7 +133,8 @@ def _refuse_kernel_uppers(
     uppers = sorted(
         name
         for e in entries
-        if e.startswith("upper_") and (name := e[len("upper_") :]) != request.bridge
+        if e.startswith("upper_")
+        and (name := e[len("upper_") :]) != request.bridge
         and b"DEVTYPE=vlan" in (current.read_file(f"/sys/class/net/{name}/uevent") or b"")
     )
     if uppers and current.nic.master is None and not current.vlans:

@@ -33,6 +33,7 @@ from typing import TYPE_CHECKING, TypedDict
 from .. import _log
 from ..core import validate
 from ..errors import KvmnetError, PartiallyApplied, PreflightRefused
+from ..hostnet.preflight import BRIDGE_IN_USE
 from .lanplan import DEFAULT_ADDRESS_TIMEOUT, LanPlan, LanResult
 
 if TYPE_CHECKING:
@@ -333,15 +334,31 @@ def plan_nat_guest(
         backend, force = _machine_backend(host, backend, force)
         release_backend = backend
         others = _guests_on_bridge(host, bridge, besides=dom.name)
-        if others and "bridge-in-use" not in force:
+        forced = BRIDGE_IN_USE in force
+        if others and not forced:
             raise PreflightRefused(
                 f"bridge {bridge} still carries guest(s) {', '.join(others)}: move them first, "
-                "or override with force=('bridge-in-use',) (they would lose the LAN)",
-                check="bridge-in-use",
+                f"or override with force=('{BRIDGE_IN_USE}',) (they would lose the LAN)",
+                check=BRIDGE_IN_USE,
             )
-        release_force = tuple(f for f in force if f != "bridge-in-use")
+        tap = next((i.target for i in dom.live_interfaces if i.mac == iface_mac), None)
+        if not forced:  # ports no guest names (another NIC, a container's veth): judged now
+            ports = Bridge(bridge, backend=release_backend).ports
+            strangers = [p for p in ports if p not in (release, tap)]
+            if strangers:
+                raise PreflightRefused(
+                    f"bridge {bridge} has other ports ({', '.join(strangers)}): releasing "
+                    f"{release} takes them off the LAN; remove them first, or override with "
+                    f"force=('{BRIDGE_IN_USE}',)",
+                    check=BRIDGE_IN_USE,
+                )
+        # Bridge.release refuses a bridge with other ports. Planned now, before the move, the
+        # guest's own tap is one: everything else was judged above, so that plan looks past
+        # it; planned again after the move, it judges for itself (unless forced).
+        after_move = tuple(force)
+        before_move = after_move if forced else (*after_move, BRIDGE_IN_USE)
 
-        def replan() -> Plan:
+        def plan_release(release_force: tuple[str, ...]) -> Plan:
             return Bridge(bridge, backend=release_backend).release(
                 HostNic(release, backend=release_backend),
                 dry_run=True,
@@ -350,12 +367,13 @@ def plan_nat_guest(
                 confirm_within=confirm_within,
             )
 
-        host_plan, replan_host = replan(), replan
-        tap = next((i.target for i in dom.live_interfaces if i.mac == iface_mac), None)
+        def replan() -> Plan:
+            return plan_release(after_move)
+
+        host_plan, replan_host = plan_release(before_move), replan
         if dom.is_running and tap:
             notes.append(
-                f"the release is planned again once {dom.name}'s tap {tap} has left {bridge}: "
-                f"{bridge} is removed then if no other port is left"
+                f"the release is planned again once {dom.name}'s tap {tap} has left {bridge}"
             )
         if others:
             notes.append(f"forced: {', '.join(others)} lose the LAN when {bridge} goes")

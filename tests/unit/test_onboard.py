@@ -358,13 +358,33 @@ def test_release_is_planned_again_after_the_guest_left_the_bridge(
 ) -> None:
     # While the guest runs, its tap is a second port of br0, so a release planned then keeps
     # br0. The guest step takes the tap out; the host step must plan with that view.
-    uri = world(tmp_path, Guest("web1", nics=(Nic.bridge(BR),), running=False))
-    host, lan = hosts(uri), LanHost(bridged=True, other_ports=("vnet7",))
+    # (The test driver names a running guest's tap testnet0.)
+    uri = world(tmp_path, Guest("web1", nics=(Nic.bridge(BR),), running=True))
+    host, lan = hosts(uri), LanHost(bridged=True, other_ports=("testnet0",))
     plan = plan_nat_guest(host, "web1", release=NIC, backend=lan.backend(), address_timeout=0)
     assert plan.host_plan is not None
     assert not any(c[:3] == ("ip", "link", "del") for c in plan.host_plan.commands)
+    assert any("planned again once web1's tap testnet0 has left br0" in n for n in plan.notes)
     lan.other_ports = ()  # what the guest's move does to the host
     result = plan.apply()
     assert result.host_result is not None
     applied = result.host_result.plan.commands
     assert ("ip", "link", "del", BR) in [c[:4] for c in applied]
+
+
+def test_release_is_refused_up_front_while_a_port_no_guest_names_is_on_the_bridge(
+    tmp_path: Path, hosts: Hosts
+) -> None:
+    """Another NIC (or a container's veth) on the bridge would lose the LAN: refused before
+    the guest moves, not after (a refusal then would leave the guest on NAT, the NIC bridged)."""
+    uri = world(tmp_path, Guest("web1", nics=(Nic.bridge(BR),), running=True))
+    host, lan = hosts(uri), LanHost(bridged=True, other_ports=("testnet0", "eno2"))
+    with pytest.raises(kvmnet.PreflightRefused) as caught:
+        plan_nat_guest(host, "web1", release=NIC, backend=lan.backend(), address_timeout=0)
+    assert caught.value.check == "bridge-in-use" and "(eno2)" in str(caught.value)
+    assert host.domain("web1").interfaces[0].source == BR  # the guest did not move
+    plan = plan_nat_guest(
+        host, "web1", release=NIC, backend=lan.backend(), address_timeout=0,
+        force=("bridge-in-use",),
+    )  # fmt: skip
+    assert plan.host_plan is not None
