@@ -15,7 +15,8 @@ is also that builtin, so ``except LookupError`` keeps working in code that preda
     ├── InvalidInput (ValueError)
     │   ├── InvalidType (TypeError)         an argument of the wrong type ("false" for a bool)
     │   ├── InvalidMac
-    │   ├── UntrustedPath                   a path another user could have written (StrictModes)
+    │   ├── UntrustedPath                   a path another user could have written (StrictModes),
+    │   │                                   or a directory where a file belongs
     │   ├── InvalidName                     bridge / NIC / network names that no tool accepts
     │   └── UnsupportedEdit                 the XML edit cannot be expressed for that type
     ├── MacInUse
@@ -278,7 +279,8 @@ class UntrustedPath(InvalidInput):
 
     A state directory or file, the MAC ledger, a backend root's config dirs: wrong owner,
     group/world-writable, or a symlink leading elsewhere. Refused as OpenSSH's StrictModes
-    would; the message says how to fix it.
+    would; the message says how to fix it. Also a directory (or a symlink loop) where kvmnet
+    reads or writes a file.
 
     Args:
         message: what failed and what to do, on one line or a few.

@@ -32,6 +32,7 @@ from ..errors import (
     PreflightRefused,
     RollbackFailed,
     RolledBack,
+    UntrustedPath,
 )
 from . import deadman
 from .inspect import read_links, read_routes
@@ -343,7 +344,8 @@ def _run_and_verify(
                 _run_batch(runner, group, journal)
             else:
                 run_step(runner, group[0], journal)
-        except (CommandFailed, OSError) as exc:
+        except (CommandFailed, UntrustedPath, OSError) as exc:
+            # UntrustedPath: a file's path became a directory or a symlink loop since the plan.
             step = plan.steps[journal.done]
             raise _StepFailed(f"step {journal.done + 1} `{_short(step)}`: {exc}") from exc
     if not (verify and plan.checks):

@@ -21,12 +21,14 @@ from __future__ import annotations
 
 import base64
 import json
+import posixpath
 import shlex
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field, replace
 
 from .. import _log
+from ..errors import KvmnetError
 from .inspect import (
     find_dhcp_clients,
     in_runner_netns,
@@ -58,9 +60,23 @@ log = _log.get(__name__)
 
 @dataclass(frozen=True)
 class FileSnapshot:
+    """One file as it was: its bytes (None: it did not exist) and mode.
+
+    Owner, group and extended attributes are not recorded: the runner's write keeps those of
+    the file it replaces, and a restore writes over the file the plan wrote.
+
+    Attributes:
+        path: the file.
+        content: its bytes; None when it did not exist.
+        mode: its permission bits.
+        parent: for a file that did not exist, its nearest folder that did (the folders
+            below it were made by the plan: a rollback removes them again when empty).
+    """
+
     path: str
     content: bytes | None  # None: the file did not exist
     mode: int | None = None
+    parent: str | None = None
 
 
 @dataclass(frozen=True)
@@ -86,6 +102,7 @@ class Snapshot:
                         if f.content is None
                         else base64.b64encode(f.content).decode(),
                         "mode": f.mode,
+                        "parent": f.parent,
                     }
                     for f in self.files
                 ],
@@ -114,6 +131,7 @@ class Snapshot:
                 f["path"],
                 None if f["content"] is None else base64.b64decode(f["content"]),
                 f["mode"],
+                f.get("parent"),
             )
             for f in raw["files"]
         )
@@ -138,9 +156,32 @@ def take_snapshot(runner: Runner, *, links: tuple[str, ...], files: tuple[str, .
     return Snapshot(
         links={name: now.get(name) for name in links},
         routes=read_routes(runner),
-        files=tuple(FileSnapshot(p, runner.read_file(p), runner.file_mode(p)) for p in files),
+        files=tuple(_file(runner, p) for p in files),
         dhcp_clients=find_dhcp_clients(runner, links),
     )
+
+
+def _file(runner: Runner, path: str) -> FileSnapshot:
+    content = runner.read_file(path)
+    if content is not None:
+        return FileSnapshot(path, content, runner.file_mode(path))
+    parent = posixpath.dirname(path)
+    while parent != "/" and runner.list_dir(parent) is None:
+        parent = posixpath.dirname(parent)
+    return FileSnapshot(path, None, None, parent)
+
+
+def _remove_new_folders(runner: Runner, f: FileSnapshot) -> None:
+    """Remove the empty folders between ``f.path`` and ``f.parent`` (the plan made them:
+    a backup folder ``/var/lib/kvmnet/backup/STAMP``). ``rmdir`` removes only empty ones."""
+    if f.parent is None:
+        return
+    folder = posixpath.dirname(f.path)
+    while folder.startswith(f.parent.rstrip("/") + "/") and runner.list_dir(folder) == ():
+        if not runner.run(["rmdir", "--", folder], check=False).ok:
+            break
+        log.info("removed %s: the plan made it, the rollback left it empty", folder)
+        folder = posixpath.dirname(folder)
 
 
 def _global(link: LinkState) -> dict[str, IpAddress]:
@@ -193,9 +234,10 @@ def restore_files(runner: Runner, snap: Snapshot) -> list[str]:
         try:
             if f.content is None:
                 runner.remove_file(f.path)
+                _remove_new_folders(runner, f)
             else:
                 runner.write_file(f.path, f.content, mode=f.mode if f.mode is not None else 0o644)
-        except OSError as exc:
+        except (OSError, KvmnetError) as exc:
             errors.append(f"restoring {f.path}: {exc}")
     return errors
 

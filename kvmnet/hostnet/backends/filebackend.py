@@ -21,6 +21,7 @@ from ...errors import InvalidInput, InvalidType, UntrustedPath
 from ..model.plan import Plan, RunCommand, Step, WriteFile
 from ..model.request import BridgeRequest, HostState
 from ..model.state import LinkState
+from ..runners.files import chase
 from ..runners.runner import LocalRunner, Runner, Scratch
 from .base import BackendBase, stale_addresses, stop_dhcp_clients, stp_warnings
 
@@ -94,29 +95,7 @@ class Rooted:
             missing part ends the chase there. None: more than 40 links (a loop), as the
             kernel gives up (ELOOP).
         """
-        todo = [part for part in path.split("/") if part]
-        done: list[str] = []
-        links = 0
-        while todo:
-            part = todo.pop(0)
-            if part == ".":
-                continue
-            if part == "..":
-                if done:
-                    done.pop()
-                continue
-            try:
-                target = os.readlink(posixpath.join(self.root, *done, part))
-            except OSError:  # not a link, or missing: taken as it is
-                done.append(part)
-                continue
-            links += 1
-            if links > 40:
-                return None
-            if target.startswith("/"):
-                done = []
-            todo[:0] = [p for p in target.split("/") if p]
-        return "/" + "/".join(done)
+        return chase(self.root, path)
 
     def __repr__(self) -> str:
         return f"Rooted({self.root!r})"
@@ -162,6 +141,48 @@ class FileBackendBase(BackendBase):
                           restore_runtime=False)  # fmt: skip
         return dataclasses.replace(plan, checks=())
 
+    def _plan(
+        self,
+        action: Literal["enslave", "release"],
+        request: BridgeRequest,
+        current: HostState,
+        steps: Iterable[Step],
+        *,
+        warnings: Iterable[str] = (),
+        rollback_hints: Iterable[Step] = (),
+        restore_runtime: bool = True,
+    ) -> Plan:
+        steps = tuple(steps)
+        for step in steps:
+            if isinstance(step, WriteFile):
+                self._check_links(step.path)
+        return super()._plan(action, request, current, steps, warnings=warnings,
+                             rollback_hints=rollback_hints,
+                             restore_runtime=restore_runtime)  # fmt: skip
+
+    def _check_links(self, path: str) -> None:
+        """Refuse a write whose symlinks lead elsewhere than a program chrooted into the root
+        would be led (`Rooted.chase`): the runner writes through links as this machine
+        resolves them, so the two must agree. Under ``/`` (or files not on this machine)
+        they always do.
+
+        Raises:
+            UntrustedPath: the links loop, or lead out of the root on this machine, or to
+                another file than inside the root.
+        """
+        if not self.paths.confine:
+            return
+        inside = self.paths.chase("/" + posixpath.relpath(path, self.root))
+        host = os.path.realpath(path)
+        mapped = None if inside is None else os.path.realpath(self.paths(inside))
+        if mapped != host:
+            where = "a loop" if inside is None else f"{self.root.rstrip('/')}{inside}"
+            raise UntrustedPath(
+                f"{path} is reached through a symlink: inside root {self.root!r} (as a program "
+                f"chrooted there reads it) it leads to {where}, on this machine to {host}. "
+                "Nothing was changed: make the link relative, or replace it by the file",
+                path=path,
+            )
 
     #: The absolute directories (as on ``/``) this backend reads and writes under ``root``.
     config_dirs: tuple[str, ...] = ()

@@ -24,6 +24,7 @@ import os
 import posixpath
 import shlex
 import shutil
+import stat
 import subprocess
 import tempfile
 from collections.abc import Callable, Mapping, Sequence
@@ -33,6 +34,7 @@ from typing import Protocol, runtime_checkable
 from ... import _log
 from ...core.names import validate_netns_name
 from ...errors import CommandFailed
+from .files import atomic_write, check_regular
 
 __all__ = [
     "Call",
@@ -149,6 +151,9 @@ class Runner(Protocol):
 
         Returns:
             The file's bytes, None if it does not exist.
+
+        Raises:
+            UntrustedPath: ``path`` is a directory.
         """
         ...
 
@@ -160,6 +165,9 @@ class Runner(Protocol):
 
         Returns:
             The mode (e.g. ``0o600``), None if it does not exist.
+
+        Raises:
+            UntrustedPath: ``path`` is a directory.
         """
         ...
 
@@ -177,10 +185,17 @@ class Runner(Protocol):
     def write_file(self, path: str, data: bytes, *, mode: int) -> None:
         """Write ``path`` atomically: temp file beside it, fsync, chmod, ``os.replace``.
 
+        kvmnet's runners write through a symlink into its target and keep the replaced
+        file's owner, group and extended attributes (`kvmnet.hostnet.runners.files`).
+
         Args:
             path: an absolute path.
             data: the new content.
             mode: its permission bits.
+
+        Raises:
+            UntrustedPath: ``path`` leads to a directory (or another non-regular file), or
+                its symlinks loop; nothing was changed.
         """
         ...
 
@@ -194,26 +209,7 @@ class Runner(Protocol):
 
 
 def _atomic_write(path: str, data: bytes, mode: int) -> None:
-    directory = os.path.dirname(os.path.abspath(path))
-    os.makedirs(directory, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix=".kvmnet-", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        # chmod before the rename: the file never exists under its name with a wrong mode.
-        os.chmod(tmp, mode)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-    dir_fd = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(dir_fd)
-    finally:
-        os.close(dir_fd)
+    atomic_write(path, data, mode)
 
 
 class LocalRunner:
@@ -272,6 +268,9 @@ class LocalRunner:
         return proc.pid
 
     def read_file(self, path: str) -> bytes | None:
+        st = self._stat(path)
+        if st is None:
+            return None
         try:
             with open(path, "rb") as handle:
                 return handle.read()
@@ -279,10 +278,20 @@ class LocalRunner:
             return None
 
     def file_mode(self, path: str) -> int | None:
+        st = self._stat(path)
+        return None if st is None else st.st_mode & 0o7777
+
+    def _stat(self, path: str) -> os.stat_result | None:
+        """``path``'s stat (links followed), None when missing; a directory is refused: it
+        stands where kvmnet reads and writes a file. (A link to /dev/null reads as empty: a
+        networkd mask.)"""
         try:
-            return os.stat(path).st_mode & 0o7777
+            st = os.stat(path)
         except (FileNotFoundError, NotADirectoryError):
             return None
+        if stat.S_ISDIR(st.st_mode):
+            check_regular(path, st)
+        return st
 
     def list_dir(self, path: str) -> tuple[str, ...] | None:
         try:
@@ -292,7 +301,9 @@ class LocalRunner:
 
     def write_file(self, path: str, data: bytes, *, mode: int) -> None:
         log.debug("write %s (%d bytes, mode %o)", path, len(data), mode)
-        _atomic_write(path, data, mode)
+        target = atomic_write(path, data, mode)
+        if target != os.path.abspath(path):
+            log.debug("wrote %s through the symlink %s", target, path)
 
     def remove_file(self, path: str) -> None:
         log.debug("remove %s", path)

@@ -20,7 +20,9 @@ How it talks to the machine, and why:
   every later command, file read and write rides on it. `close` ends it.
 * **Argument lists only**: ssh hands the far side ONE string for its shell, so every argument
   is quoted with `shlex.quote`, never interpolated. File writes are atomic on the far
-  side (content over stdin into a temporary file in the same folder, ``chmod``, ``mv``).
+  side: kvmnet's own write (`kvmnet.hostnet.runners.files`, run from the shipped zip) puts
+  the content into a temporary file in the same folder and renames it over the file a
+  symlink leads to, keeping its owner and extended attributes.
 * **kvmnet's own helper processes** (an argv ``sys.executable -m kvmnet.X ...``: the dead-man
   watcher, the bridge probe's sender) run on the machine with its ``python3`` (3.10 or later)
   from a zip of this kvmnet's own modules that the runner copies there once
@@ -50,7 +52,8 @@ from pathlib import Path
 
 from ... import _log
 from ...core.names import validate_netns_name
-from ...errors import CommandFailed
+from ...errors import CommandFailed, UntrustedPath
+from .files import REFUSED
 from .machine import LOCAL, Machine
 from .runner import DEFAULT_TIMEOUT, CommandResult, LocalRunner, Runner
 
@@ -68,19 +71,15 @@ _MISSING = 44  # our scripts' status for "no such file/folder"
 
 # The far side's scripts. Each is run as `sh -c SCRIPT kvmnet ARG...`: the arguments are
 # positional parameters, quoted by shlex.quote on this side, never pasted into the script.
-_READ = '[ -f "$1" ] || exit 44; exec cat -- "$1"'
-_MODE = '[ -e "$1" ] || exit 44; exec stat -c %a -- "$1"'
+# A directory where a file is read: 45 (`REFUSED`), as the local runner refuses it.
+_DIR = (
+    'if [ -d "$1" ]; then echo "$1 is a directory where kvmnet reads and writes a configuration'
+    " file: nothing was changed. Move it away (or make it the file it should be) and plan"
+    ' again" >&2; exit 45; fi; '
+)
+_READ = _DIR + '[ -f "$1" ] || exit 44; exec cat -- "$1"'
+_MODE = _DIR + '[ -e "$1" ] || exit 44; exec stat -L -c %a -- "$1"'
 _LIST = '[ -d "$1" ] || exit 44; exec ls -1A -- "$1"'
-_WRITE = """set -e
-d=$(dirname -- "$1")
-mkdir -p -- "$d"
-t=$(mktemp "$d/.kvmnet-XXXXXX.tmp")
-trap 'rm -f -- "$t"' EXIT
-cat > "$t"
-chmod "$2" "$t"
-sync "$t" 2>/dev/null || true
-mv -f -- "$t" "$1"
-trap - EXIT"""
 # A detached process in a session of its own (it outlives this SSH connection); its PID.
 _SPAWN = 'setsid "$@" </dev/null >/dev/null 2>&1 & echo $!'
 _SHIP = """set -e
@@ -150,6 +149,11 @@ def kvmnet_zip() -> tuple[str, bytes]:
         data = buf.getvalue()
         _zip_cache = (f"kvmnet-{hashlib.sha256(data).hexdigest()[:16]}.pyz", data)
     return _zip_cache
+
+
+def _refused(path: str, err: bytes, machine: Machine) -> UntrustedPath:
+    text = " ".join(err.decode(errors="replace").split())
+    return UntrustedPath(f"on {machine}: {text or path + ' is not a regular file'}", path=path)
 
 
 def _end_master(argv: list[str], directory: str) -> None:
@@ -320,6 +324,8 @@ class SshRunner:
         self, script: str, *args: str, data: bytes | None = None, what: str
     ) -> tuple[int, bytes]:
         code, out, err = self._exec(["sh", "-c", script, "kvmnet", *args], data, DEFAULT_TIMEOUT)
+        if code == REFUSED and args:
+            raise _refused(args[0], err, self.machine)
         if code not in (0, _MISSING):
             text = " ".join(err.decode(errors="replace").split())
             raise CommandFailed(
@@ -385,7 +391,20 @@ class SshRunner:
 
     def write_file(self, path: str, data: bytes, *, mode: int) -> None:
         log.debug("write %s:%s (%d bytes, mode %o)", self.machine, path, len(data), mode)
-        self._script(_WRITE, path, f"{mode:o}", data=data, what=f"writing {path}")
+        # The far side runs kvmnet's own write (`kvmnet.hostnet.runners.files`, from the
+        # shipped zip): through symlinks, keeping owner and extended attributes, atomic.
+        argv = ["python3", self.ensure_kvmnet(), "kvmnet.hostnet.runners.files", path, f"{mode:o}"]
+        code, _out, err = self._exec(argv, data, DEFAULT_TIMEOUT)
+        if code == REFUSED:
+            raise _refused(path, err, self.machine)
+        if code != 0:
+            text = " ".join(err.decode(errors="replace").split())
+            raise CommandFailed(
+                f"writing {path} on {self.machine} failed (exit {code}): {text or 'no output'}",
+                argv=tuple(argv),
+                returncode=code,
+                stderr=text,
+            )
 
     def remove_file(self, path: str) -> None:
         log.debug("remove %s:%s", self.machine, path)
