@@ -322,6 +322,11 @@ class _ChangeOne:
         self.live, self.dry_run, self.bounce_link = live, dry_run, bounce_link
         self.new_type = "bridge" if verb == "bridge" else "network"
         self.action = "use_bridge" if verb == "bridge" else "use_nat"
+        # What use_nat passes the edit (a <virtualport> goes on a network libvirt routes).
+        # The domain module is loaded by now: the targets are its Domains.
+        from .virt.domain import forward_of
+
+        self.forward = forward_of(net) if net is not None else None
 
     def prepare(self, target: Target) -> _Switch:
         # The options were checked once for the whole call (bridge_many, nat_many): each guest
@@ -333,6 +338,7 @@ class _ChangeOne:
             iface_selector(target.mac),
             self.live,
             device_xml_later=True,
+            forward=self.forward,
         )
 
     def finish(self, target: Target, prepared: _Switch) -> Change:

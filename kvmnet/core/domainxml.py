@@ -20,8 +20,11 @@ is written again (same XML, same quote style; the prolog and what follows the ro
 **Elements that cannot stay under the new type** (see docs/guests.md for the reasoning):
 
 - ``<source>``: rewritten to the new network or bridge. ``portgroup`` (a network's own
-  setting) and ``mode`` (macvtap's) are dropped with a warning; libvirt's run-time
-  attributes of a live network interface (``portid``, ``bridge``) go silently.
+  setting), ``mode`` (macvtap's) and any other attribute of the old type (passt's ``dev``)
+  are dropped with a warning; libvirt's run-time attributes of a live network interface
+  (``portid``, ``bridge``) go silently. Its ``<ip>``/``<route>`` children (the host side
+  of a ``type='ethernet'`` tap, which libvirt refuses on any other type) are dropped with
+  a warning.
 - ``<bandwidth><inbound floor=...>``: libvirt accepts ``floor`` only on type='network'
   (it is reserved from the network's QoS). Switching to a bridge drops that one attribute
   with a warning and keeps every other limit.
@@ -30,6 +33,10 @@ is written again (same XML, same quote style; the prolog and what follows the ro
   identity (interfaceid, profileid, instanceid) that a switch or controller matches on;
   dropping it would silently cut the guest off. ``type='openvswitch'`` is kept (OVS
   bridges take it).
+- ``<virtualport>`` of any type on a new type='network' whose network libvirt routes itself
+  (`use_nat`'s ``forward`` is nat, route, open or none): dropped with a warning. libvirt
+  refuses every virtualport on such a network ("not supported for network ... which uses
+  IP forwarding"), and refusing instead would block the way back to NAT.
 - ``<target managed='no'>`` (a pre-made tap of type='ethernet'): ``managed`` is dropped
   with a warning.
 
@@ -59,15 +66,28 @@ __all__ = ["DomainXML", "GuestInterface", "GuestInterfaces", "IfaceSelector", "i
 
 log = _log.get(__name__)
 
-IfaceSelector = Union[None, str, int, "GuestInterface"]
-"""What selects an interface: None (the first), a MAC in any spelling, an index, or an
-interface taken from ``.interfaces``."""
+IfaceSelector = Union[None, str, int, "GuestInterface", "InterfaceKey"]
+"""What selects an interface: None (the first), a MAC in any spelling, an index, an
+interface taken from ``.interfaces``, or an `InterfaceKey` (`DomainXML.key`)."""
 
 # Interface types a switch may start from: their <source> is a plain name, nothing that
 # only makes sense for the old type (sockets, host devices, vhost-user paths).
 _SWITCHABLE = frozenset({"network", "bridge", "direct", "user", "ethernet"})
 _SOURCE_KEY = {"network": "network", "bridge": "bridge", "direct": "dev", "vdpa": "dev"}
 _BRIDGE_VIRTUALPORTS = frozenset({"openvswitch"})
+# libvirt's <forward mode>s ("none": no <forward>, an isolated network). On the first four the
+# guest's port is on the network's own bridge and libvirt routes (networkAllocatePort refuses
+# any <virtualport> there); the others hand the port to a host bridge, macvtap or a VF.
+_IP_FORWARDING = frozenset({"nat", "route", "open", "none"})
+_FORWARD_MODES = _IP_FORWARDING | {"bridge", "private", "vepa", "passthrough", "hostdev"}
+# <source> attributes a switch drops without a note: libvirt's run-time bookkeeping of a live
+# type='network' interface (the port it got, the bridge it is on). A running guest's network
+# interface whose network hands it a host bridge or macvtap is shown with that type, and its
+# <source> names the network as well.
+_RUNTIME_SOURCE = {"network": ("portid", "bridge")}
+_LIVE_NETWORK_SOURCE = ("network", "portid")
+# Children of <source> that only type='ethernet' takes (the host side of its tap).
+_ETHERNET_SOURCE_CHILDREN = ("ip", "route")
 
 
 # threading.local is _thread._local; the threading module costs every command-line start a few
@@ -148,10 +168,35 @@ class GuestInterface:
         return f"{self.mac or f'#{self.index}'} {self.type}{where} ({self.mode})"
 
 
+@dataclass(frozen=True)
+class InterfaceKey:
+    """One interface, in a form that finds it again in another text of the same domain: the
+    persistent definition for an interface selected among the running guest's, or a fresh
+    read of the definition. From `DomainXML.key`.
+
+    Usually the MAC says it. Interfaces may share a MAC (libvirt's virtio failover pairs a
+    virtio NIC with a hostdev of the same MAC; virt-clone copies), so the key also holds the
+    interface's ``<address>`` and its place among those with its MAC, which is how libvirt
+    itself tells such devices apart.
+
+    Attributes:
+        mac: its MAC.
+        nth: its position among the interfaces with this MAC, from 0, in XML order.
+        count: how many interfaces had this MAC where the key was made.
+        address: its ``<address>`` attributes, sorted; None without one.
+    """
+
+    mac: str
+    nth: int = 0
+    count: int = 1
+    address: tuple[tuple[str, str], ...] | None = None
+
+
 def iface_selector(value: object) -> IfaceSelector:
     """``value`` checked as an interface selector: None, a MAC string (normalised), an ``int``
-    index or a GuestInterface. Here rather than in :mod:`kvmnet.core.validate`, which would have
-    to import this module to know a GuestInterface.
+    index, a GuestInterface or an InterfaceKey. Here rather than in
+    :mod:`kvmnet.core.validate`, which would have to import this module to know a
+    GuestInterface.
 
     Args:
         value: The argument.
@@ -164,7 +209,7 @@ def iface_selector(value: object) -> IfaceSelector:
         InvalidMac: a string that is not a unicast MAC (an index as text such as ``"1"`` is
             refused: pass the int).
     """
-    if value is None or isinstance(value, GuestInterface):
+    if value is None or isinstance(value, (GuestInterface, InterfaceKey)):
         return value
     if isinstance(value, bool) or not isinstance(value, (int, str)):
         raise InvalidType(
@@ -362,7 +407,33 @@ class DomainXML:
         """
         return read_interface(*self._select(iface))
 
-    def _select(self, iface: IfaceSelector) -> tuple[etree._Element, int]:
+    def key(self, iface: IfaceSelector = None, *, movable: bool = False) -> InterfaceKey | None:
+        """An `InterfaceKey` for the interface ``iface`` selects: the same interface in
+        another text of this domain (the persistent definition, a fresh read).
+
+        Args:
+            iface: which interface, selected as for `find`.
+            movable: a MAC shared by several interfaces selects the one of them a switch can
+                move (network, bridge, direct, user, ethernet), when only one can: the
+                virtio half of a failover pair, whose hostdev partner kvmnet never moves.
+
+        Returns:
+            The key; None when the interface has no ``<mac>`` (then only its index says it).
+
+        Raises:
+            InterfaceNotFound: no interface matches ``iface``.
+            InvalidInput: a MAC that several interfaces share (select one by index).
+        """
+        el, _ = self._select(iface, movable=movable)
+        mac = _lower_mac(_mac_of(el))
+        if mac is None:
+            return None
+        twins = [e for e in self._interface_elements() if _lower_mac(_mac_of(e)) == mac]
+        if len(twins) == 1:
+            return InterfaceKey(mac)
+        return InterfaceKey(mac, twins.index(el), len(twins), _address_of(el))
+
+    def _select(self, iface: IfaceSelector, *, movable: bool = False) -> tuple[etree._Element, int]:
         elements = self._interface_elements()
         where = _Where(self)
         if not elements:
@@ -381,21 +452,25 @@ class DomainXML:
                     f"(indexes 0..{count - 1})"
                 )
             return elements[iface], iface % count
+        if isinstance(iface, InterfaceKey):
+            return self._select_key(iface)
         if isinstance(iface, GuestInterface):
             if iface.mac is None:
                 return self._select(iface.index)
-            return self._select(iface.mac)
+            if 0 <= iface.index < len(elements):
+                # Its own index, when that interface has its MAC: two interfaces sharing the
+                # MAC are told apart so.
+                el = elements[iface.index]
+                if _lower_mac(_mac_of(el)) == iface.mac:
+                    return el, iface.index
+            return self._select(iface.mac, movable=movable)
         if isinstance(iface, str):
             mac = validate.mac(iface)
-            found = [(el, i) for i, el in enumerate(elements) if _lower_mac(_mac_of(el)) == mac]
-            if not found:
-                macs = validate.listed(
-                    str(_lower_mac(_mac_of(el)) or f"#{i} (no MAC)")
-                    for i, el in enumerate(elements)
-                )
-                raise InterfaceNotFound(
-                    f"{where} has no interface with MAC {mac}; its interfaces: {macs}"
-                )
+            found = self._with_mac(mac)
+            if len(found) > 1 and movable:
+                # A switch cannot mean the ones it refuses to move (a failover pair's hostdev).
+                can = [(el, i) for el, i in found if el.get("type") in _SWITCHABLE]
+                found = can if len(can) == 1 else found
             if len(found) > 1:
                 raise InvalidInput(
                     f"{where} has {len(found)} interfaces with MAC {mac}; select one by "
@@ -405,6 +480,45 @@ class DomainXML:
         raise InvalidType(
             f"interface selector {validate.shown(iface)}: use None, a MAC string, an int index "
             "or a GuestInterface"
+        )
+
+    def _with_mac(self, mac: str) -> list[tuple[etree._Element, int]]:
+        """The interfaces with ``mac``; InterfaceNotFound, listing the MACs there are, if none."""
+        elements = self._interface_elements()
+        found = [(el, i) for i, el in enumerate(elements) if _lower_mac(_mac_of(el)) == mac]
+        if not found:
+            macs = validate.listed(
+                str(_lower_mac(_mac_of(el)) or f"#{i} (no MAC)") for i, el in enumerate(elements)
+            )
+            raise InterfaceNotFound(
+                f"{_Where(self)} has no interface with MAC {mac}; its interfaces: {macs}"
+            )
+        return found
+
+    def _select_key(self, key: InterfaceKey) -> tuple[etree._Element, int]:
+        """The interface ``key`` names here: as libvirt matches a device (its MAC, then its
+        ``<address>``), then by its place among the interfaces sharing its MAC."""
+        found = self._with_mac(key.mac)
+        if len(found) == 1 and key.count == 1:
+            return found[0]  # a MAC of its own on both sides: the usual case
+        if key.address is not None:
+            same = [(el, i) for el, i in found if _address_of(el) == key.address]
+            if len(same) == 1:
+                return same[0]
+            if not same and all(_address_of(el) is not None for el, _ in found):
+                raise InterfaceNotFound(
+                    f"{_Where(self)} has no interface with MAC {key.mac} at that <address> "
+                    f"({validate.listed(f'{k}={v}' for k, v in key.address)})"
+                )
+        if len(found) == key.count:
+            return found[key.nth]
+        if len(found) == 1:
+            return found[0]
+        raise InvalidInput(
+            f"{_Where(self)} has {len(found)} interfaces with MAC {key.mac}, where the "
+            f"interface was selected among {key.count}: kvmnet cannot tell which one it is; "
+            "give them MACs of their own (virsh edit) or change this definition alone "
+            "(live=False, CLI: --config)"
         )
 
     # -- edits ----------------------------------------------------------------------------
@@ -428,27 +542,47 @@ class DomainXML:
         iface_selector(iface)
         return self._switch(iface, "bridge", bridge)
 
-    def use_nat(self, network: str = "default", iface: IfaceSelector = None) -> GuestInterface:
+    def use_nat(
+        self, network: str = "default", iface: IfaceSelector = None, *, forward: str | None = None
+    ) -> GuestInterface:
         """Put the interface on libvirt network ``network`` (``type='network'``).
 
         Args:
             network: the libvirt network's name.
             iface: which interface: None (the first), a MAC in any spelling, an index, or
                 an interface taken from `interfaces`.
+            forward: the network's ``<forward mode>`` as libvirt names it (``"nat"``,
+                ``"route"``, ``"open"``, ``"none"`` for an isolated network, ``"bridge"``,
+                ``"private"``, ``"vepa"``, ``"passthrough"``, ``"hostdev"``), or None when
+                not known (`kvmnet.Domain.use_nat` passes the host's). On nat, route, open
+                and none a ``<virtualport>`` is dropped with a note: libvirt refuses any there.
 
         Returns:
             The interface as it is now.
 
         Raises:
             InterfaceNotFound: no interface matches ``iface``.
+            InvalidInput: a ``forward`` libvirt does not have.
             UnsupportedEdit: an interface type kvmnet does not switch (hostdev, vhost-user...).
         """
         _check_name(network, "network")
         iface_selector(iface)
-        return self._switch(iface, "network", network)
+        if forward is not None and forward not in _FORWARD_MODES:
+            if not isinstance(forward, str):
+                raise InvalidType(
+                    f"forward must be a libvirt forward mode (str) or None, got "
+                    f"{validate.shown(forward)} ({type(forward).__name__})"
+                )
+            raise InvalidInput(
+                f"forward mode {validate.shown(forward)} is not libvirt's: use one of "
+                f"{validate.listed(sorted(_FORWARD_MODES))}, or None when not known"
+            )
+        return self._switch(iface, "network", network, forward)
 
-    def _switch(self, iface: IfaceSelector, new_type: str, name: str) -> GuestInterface:
-        el, index = self._select(iface)
+    def _switch(
+        self, iface: IfaceSelector, new_type: str, name: str, forward: str | None = None
+    ) -> GuestInterface:
+        el, index = self._select(iface, movable=True)
         old_type = el.get("type") or ""
         who = _Who(self, el, index)
         if old_type not in _SWITCHABLE:
@@ -459,8 +593,10 @@ class DomainXML:
         kids = _children(el)
         if new_type == "bridge" and "virtualport" in kids:
             self._check_virtualport(kids["virtualport"], who, name)
+        if new_type == "network" and forward in _IP_FORWARDING and "virtualport" in kids:
+            self._drop_virtualport(kids.pop("virtualport"), who, name, forward)
         el.set("type", new_type)
-        kids["source"] = self._set_source(el, kids.get("source"), who, new_type, name)
+        kids["source"] = self._set_source(el, kids.get("source"), who, (old_type, new_type), name)
         if new_type != "network" and "bandwidth" in kids:
             self._drop_floor(kids["bandwidth"], who, name)
         target = kids.get("target")
@@ -482,9 +618,29 @@ class DomainXML:
             "libvirt network that defines it"
         )
 
+    def _drop_virtualport(
+        self, vport: etree._Element, who: _Who, network: str, forward: str
+    ) -> None:
+        from ._xmltext import remove_element
+
+        vtype = vport.get("type")
+        kind = f"<virtualport type={vtype!r}>" if vtype else "<virtualport> without a type"
+        remove_element(vport)
+        mode = "isolated" if forward == "none" else f"forward mode {forward!r}"
+        self._warn(
+            f"{who}: dropped {kind}: network {network!r} ({mode}) puts the guest on a bridge "
+            "of libvirt's own, where libvirt refuses any <virtualport>"
+        )
+
     def _set_source(
-        self, el: etree._Element, src: etree._Element | None, who: _Who, new_type: str, name: str
+        self,
+        el: etree._Element,
+        src: etree._Element | None,
+        who: _Who,
+        types: tuple[str, str],
+        name: str,
     ) -> etree._Element:
+        old_type, new_type = types
         if src is None:
             from ._xmltext import insert_child
 
@@ -492,11 +648,22 @@ class DomainXML:
             insert_child(el, src, after=("mac",))
         get = src.get
         keep_portgroup = new_type == "network" and get("network") == name
-        portgroup, mode = get("portgroup"), get("mode")
+        portgroup = get("portgroup")
         if portgroup is not None and not keep_portgroup:
             self._drop_note(who, "portgroup", portgroup, new_type, name)
-        if mode is not None:
-            self._drop_note(who, "mode", mode, new_type, name)
+        # Every other attribute belongs to the old type; only its own key (what the switch
+        # replaces) and libvirt's run-time bookkeeping go without a word.
+        silent = (
+            "portgroup",
+            _SOURCE_KEY.get(old_type),
+            *_LIVE_NETWORK_SOURCE,
+            *_RUNTIME_SOURCE.get(old_type, ()),
+        )
+        for attr, value in src.attrib.items():
+            if attr not in silent:
+                self._drop_note(who, str(attr), str(value), new_type, name)
+        if len(src):
+            self._drop_ethernet_children(src, who, new_type, name)
         if not keep_portgroup:
             portgroup = None
         src.attrib.clear()
@@ -504,6 +671,22 @@ class DomainXML:
         if portgroup is not None:
             src.set("portgroup", portgroup)
         return src
+
+    def _drop_ethernet_children(
+        self, src: etree._Element, who: _Who, new_type: str, name: str
+    ) -> None:
+        from ._xmltext import remove_element
+
+        for child in [c for c in src if c.tag in _ETHERNET_SOURCE_CHILDREN]:
+            shown = " ".join(f"{k!s}={str(v)!r}" for k, v in child.attrib.items())
+            remove_element(child)
+            self._warn(
+                f"{who}: dropped <source><{child.tag}{' ' if shown else ''}{shown}/>: the host "
+                f"side of a type='ethernet' tap, which libvirt refuses on type={new_type!r} "
+                f"{name!r}"
+            )
+        if len(src) == 0 and src.text is not None and not src.text.strip():
+            src.text = None  # <source ...></source> with only whitespace left: <source .../>
 
     def _drop_note(self, who: _Who, attr: str, value: str, new_type: str, name: str) -> None:
         self._warn(
@@ -909,6 +1092,14 @@ class _Who:
 def _mac_of(el: etree._Element) -> str | None:
     mac = el.find("mac")
     return mac.get("address") if mac is not None else None
+
+
+def _address_of(el: etree._Element) -> tuple[tuple[str, str], ...] | None:
+    """The interface's ``<address>`` attributes, sorted (None without one)."""
+    address = el.find("address")
+    if address is None:
+        return None
+    return tuple(sorted((str(k), str(v)) for k, v in address.attrib.items()))
 
 
 def _check_name(name: str, kind: str) -> None:

@@ -42,6 +42,7 @@ from ..core.domainxml import (
     GuestInterface,
     GuestInterfaces,
     IfaceSelector,
+    InterfaceKey,
     iface_selector,
 )
 from ..errors import (
@@ -118,6 +119,7 @@ class _Plan:
         notes: list[str],
         *,
         mac: str | None = None,
+        ref: IfaceSelector = None,
     ) -> None:
         self.action = action
         self.before = before
@@ -125,6 +127,10 @@ class _Plan:
         self.interface = interface
         self.notes = notes
         self.mac = mac
+        # What finds the interface in another text of the domain (a fresh read, the read-back
+        # after a fault): its InterfaceKey (the MAC, told apart from a twin's by its address),
+        # else the MAC.
+        self.ref: IfaceSelector = ref if ref is not None else mac
 
 
 class _QuietXML(DomainXML):
@@ -247,24 +253,33 @@ class Domain:
                 pairs.append((a, b))
         return tuple(pairs)
 
-    def _selected_mac(
-        self, iface: IfaceSelector, view: DomainXML, persistent: DomainXML | None = None
-    ) -> str | None:
-        """The MAC of the interface ``iface`` selects in ``view`` (what ``interfaces`` shows).
+    def _selected(
+        self,
+        iface: IfaceSelector,
+        view: DomainXML,
+        persistent: DomainXML | None = None,
+        *,
+        movable: bool = False,
+    ) -> InterfaceKey | None:
+        """The key of the interface ``iface`` selects in ``view`` (what ``interfaces`` shows):
+        what finds that very interface in the other text (None: it has no MAC).
 
-        A MAC (or a GuestInterface with one) missing from the running guest is looked up in
-        ``persistent`` too: a NIC added for the next boot only exists there alone.
+        An index selects the interface at that index, whatever MACs others share with it:
+        the key tells it from a twin (a failover pair, a clone) by its ``<address>``, as
+        libvirt does. A MAC (or a GuestInterface with one) missing from the running guest is
+        looked up in ``persistent`` too: a NIC added for the next boot only exists there
+        alone. ``movable``: see `DomainXML.key`.
         """
         try:
-            return view.find(iface).mac
+            return view.key(iface, movable=movable)
         except InterfaceNotFound as missing:
-            by_mac = isinstance(iface, str) or (
+            by_mac = isinstance(iface, (str, InterfaceKey)) or (
                 isinstance(iface, GuestInterface) and iface.mac is not None
             )
             if persistent is None or persistent is view or not by_mac:
                 raise
             try:
-                return persistent.find(iface).mac
+                return persistent.key(iface, movable=movable)
             except InterfaceNotFound:
                 raise missing from None
 
@@ -352,7 +367,9 @@ class Domain:
     ) -> Change:
         """`use_nat` with its arguments checked already (a bulk call checks them once)."""
         net = self.host.network(network)
-        change = self._switch("use_nat", "network", network, iface, live, dry_run, bounce_link)
+        change = self._switch(
+            "use_nat", "network", network, iface, live, dry_run, bounce_link, forward_of(net)
+        )
         return self._nat_noted(change, net)
 
     def _nat_noted(self, change: Change, net: Network) -> Change:
@@ -372,8 +389,9 @@ class Domain:
         live: bool | None,
         dry_run: bool,
         bounce_link: bool | float,
+        forward: str | None = None,
     ) -> Change:
-        ready = self._prepare_switch(action, new_type, name, iface, live)
+        ready = self._prepare_switch(action, new_type, name, iface, live, forward=forward)
         return self._finish_switch(ready, live, dry_run, bounce_link)
 
     def _prepare_switch(
@@ -385,14 +403,18 @@ class Domain:
         live: bool | None,
         *,
         device_xml_later: bool = False,
+        forward: str | None = None,
     ) -> _Switch:
         """Read the guest and make the edit, writing nothing: every refusal known before a
         write (no such interface, macvtap on a running guest, ...) is raised here. A bulk
         switch prepares every guest before it writes the first (`kvmnet.bulk`), with
         ``device_xml_later``: the device XML is made at the write, only if the driver takes it.
+        ``forward``: the target network's forward mode (`forward_of`), for `DomainXML.use_nat`.
         """
         try:
-            return self._prepare_switch_now(action, new_type, name, iface, live, device_xml_later)
+            return self._prepare_switch_now(
+                action, new_type, name, iface, live, device_xml_later, forward
+            )
         except ConnectionLost:
             raise
         except KvmnetError as exc:
@@ -421,26 +443,29 @@ class Domain:
         iface: IfaceSelector,
         live: bool | None,
         device_xml_later: bool,
+        forward: str | None,
     ) -> _Switch:
         running, persistent, live_text = self._read_state(live)
         before = self._handle.xml(inactive=True) if persistent else live_text
         assert before is not None
         doc = _QuietXML(before)
-        edit = doc.use_bridge if new_type == "bridge" else doc.use_nat
+        edit = _editor(new_type, forward)
         running_iface: GuestInterface | None = None
         if live_text is None:
             # Shut off: the persistent definition is the only view; select in it directly.
             view: DomainXML = doc
-            new = edit(name, iface)
+            new = edit(doc, name, iface)
             mac = new.mac
-            selector: IfaceSelector = mac if mac is not None else new.index
+            key = doc.key(new.index) if mac is not None else None
+            selector: IfaceSelector = key if key is not None else new.index
             in_live = True  # the question does not arise (and reading every interface costs)
         else:
             view = _QuietXML(live_text)
-            mac = self._selected_mac(iface, view, doc)
-            selector = mac if mac is not None else iface
+            key = self._selected(iface, view, doc, movable=True)
+            mac = key.mac if key is not None else None
+            selector = key if key is not None else iface
             old_type = doc.find(selector).type
-            in_live = mac is None or any(i.mac == mac for i in view.interfaces)
+            in_live = key is None or _has(view, key)
             # The refusals first, then the edit: a refused change has dropped nothing.
             if live is True and not in_live:
                 raise LiveChangeUnsupported(
@@ -458,15 +483,17 @@ class Domain:
                         "macvtap (type='direct'); pass live=False (CLI: --config) to change "
                         "the next boot only"
                     )
-            new = edit(name, selector)
-        plan = _Plan(action, before, doc.tostring(), new, list(doc.notes), mac=mac)
+            new = edit(doc, name, selector)
+        plan = _Plan(action, before, doc.tostring(), new, list(doc.notes), mac=mac, ref=key)
         plan.pending = tuple(doc.notes)
-        if persistent and mac is not None:
-            plan.redo = _redo_switch(new_type, name, mac)
+        if persistent and key is not None:
+            plan.redo = _redo_switch(new_type, name, key, forward)
             if device_xml_later:
                 plan.device_xml_later = True
             elif self.host.connection.device_calls is not False:
-                plan.config_xml = doc.interface_xml(mac)
+                # The interface's own XML, its <address> too: libvirt tells a device from
+                # another with its MAC by that.
+                plan.config_xml = doc.interface_xml(key)
         if running and live is not False and live_text is not None and not in_live:
             note = f"interface {mac} is not on the running guest: it changes for the next boot"
             log.info("domain %r: %s", self.name, note)
@@ -474,7 +501,7 @@ class Domain:
         elif running_iface is not None:
             # The live view is edited in place: read what the guest runs with first.
             plan.live_old = view.interface_xml(selector)
-            (view.use_bridge if new_type == "bridge" else view.use_nat)(name, selector)
+            edit(view, name, selector)
             plan.live_new = view.interface_xml(selector)
             # What the running guest alone drops (its view's notes repeat the definition's).
             plan.pending += tuple(n for n in view.notes if n not in plan.pending)
@@ -502,8 +529,8 @@ class Domain:
         if plan.device_xml_later and self.host.connection.device_calls is not False:
             # As _prepare_switch_now makes them, from the edited text (a driver without device
             # calls, e.g. libvirt's test driver, never needs them: no parse per guest there).
-            assert plan.mac is not None
-            plan.config_xml = _QuietXML(plan.after).interface_xml(plan.mac)
+            assert plan.ref is not None
+            plan.config_xml = _QuietXML(plan.after).interface_xml(plan.ref)
             if plan.live_new is not None and plan.after != plan.before:
                 plan.one_call = _same_device(plan.live_new, plan.config_xml)
         plan.device_xml_later = False
@@ -715,28 +742,30 @@ class Domain:
         assert before is not None
         doc = DomainXML(before)
         view = DomainXML(live_text) if live_text is not None else doc
-        mac = self._selected_mac(iface, view, doc)
-        selector: IfaceSelector = mac if mac is not None else iface
+        key = self._selected(iface, view, doc)
+        mac = key.mac if key is not None else None
+        selector: IfaceSelector = key if key is not None else iface
         plan_notes: list[str] = []
         config_xml: str | None = None
-        if persistent and not any(i.mac == mac for i in doc.interfaces) and mac is not None:
+        if persistent and key is not None and not _has(doc, key):
             # Attached live only: nothing to remove from the next boot.
             removed = view.find(selector)
             after = before
             plan_notes.append(f"interface {mac} is not in the persistent definition")
             log.warning("domain %r: %s", self.name, plan_notes[-1])
         else:
-            config_xml = doc.interface_xml(selector) if persistent and mac is not None else None
+            # Its own XML, <address> too: how libvirt tells it from a twin with its MAC.
+            config_xml = doc.interface_xml(selector) if persistent and key is not None else None
             removed = doc.remove_interface(selector)
             after = doc.tostring()
-        plan = _Plan("remove_interface", before, after, removed, plan_notes, mac=mac)
-        if after != before and config_xml is not None and mac is not None:
+        plan = _Plan("remove_interface", before, after, removed, plan_notes, mac=mac, ref=key)
+        if after != before and config_xml is not None and key is not None:
             plan.config_xml, plan.config_verb = config_xml, "detach"
-            plan.redo = _redo_remove(mac)
-        if running and live is not False and live_text is not None and mac is not None:
+            plan.redo = _redo_remove(key)
+        if running and live is not False and live_text is not None and key is not None:
             live_doc = DomainXML(live_text)
-            if any(i.mac == mac for i in live_doc.interfaces):
-                plan.live_new = live_doc.interface_xml(mac)
+            if _has(live_doc, key):
+                plan.live_new = live_doc.interface_xml(key)
                 plan.live_old = plan.live_new
                 plan.live_verb = "detach"
         return self._run(plan, live=live, dry_run=dry_run, persistent=persistent)
@@ -763,11 +792,15 @@ class Domain:
                 "domain %r: link of %s is down already; not bouncing", self.name, current.mac
             )
             return
-        doc.set_link("down", current.mac if current.mac is not None else iface)
-        self._handle.update_device(doc.interface_xml(current.mac), live=True, config=False)
+        # Its key (or its index, without a MAC): an interface that shares its MAC is still
+        # the one selected, and its XML carries the <address> that tells libvirt which.
+        key = doc.key(current.index)
+        which: IfaceSelector = key if key is not None else current.index
+        doc.set_link("down", which)
+        self._handle.update_device(doc.interface_xml(which), live=True, config=False)
         time.sleep(seconds)
-        doc.set_link("up", current.mac)
-        self._handle.update_device(doc.interface_xml(current.mac), live=True, config=False)
+        doc.set_link("up", which)
+        self._handle.update_device(doc.interface_xml(which), live=True, config=False)
 
     # -- the one apply mechanism -----------------------------------------------------------
 
@@ -949,13 +982,13 @@ class Domain:
                 uri=self.host.uri,
                 outcome="unknown",
             )
-        wanted = _iface_key(plan.after, plan.mac)
+        wanted = _iface_key(plan.after, plan.ref)
         parts: list[tuple[str, bool]] = []
         if plan.live_new is not None and back.live is not None:
-            key = _iface_key(back.live, plan.mac)
+            key = _iface_key(back.live, plan.ref)
             parts.append((f"the running guest {_describe_key(key)}", key == wanted))
         if persistent and plan.after != plan.before and back.persistent is not None:
-            key = _iface_key(back.persistent, plan.mac)
+            key = _iface_key(back.persistent, plan.ref)
             parts.append((f"the persistent definition {_describe_key(key)}", key == wanted))
         done = [ok for _, ok in parts]
         if done and all(done):
@@ -1166,10 +1199,37 @@ def _driver_has_no_live_support(exc: LiveChangeUnsupported) -> bool:
     )
 
 
-def _redo_switch(new_type: str, name: str, mac: str) -> Callable[[str], tuple[str, list[str]]]:
+def forward_of(net: Network) -> str:
+    """``net``'s forward mode as `DomainXML.use_nat` takes it (``"none"``: isolated)."""
+    return net.forward or "none"
+
+
+def _editor(
+    new_type: str, forward: str | None
+) -> Callable[[DomainXML, str, IfaceSelector], GuestInterface]:
+    """The switch to make on a document: ``edit(doc, name, selector)``."""
+    if new_type == "bridge":
+        return lambda doc, name, which: doc.use_bridge(name, which)
+    return lambda doc, name, which: doc.use_nat(name, which, forward=forward)
+
+
+def _has(doc: DomainXML, key: InterfaceKey) -> bool:
+    """Whether ``doc`` has the interface ``key`` names."""
+    try:
+        doc.find(key)
+    except InterfaceNotFound:
+        return False
+    return True
+
+
+def _redo_switch(
+    new_type: str, name: str, key: InterfaceKey, forward: str | None
+) -> Callable[[str], tuple[str, list[str]]]:
+    edit = _editor(new_type, forward)
+
     def redo(text: str) -> tuple[str, list[str]]:
         doc = _QuietXML(text)  # its notes are logged with the plan's (`_Plan.pending`)
-        (doc.use_bridge if new_type == "bridge" else doc.use_nat)(name, mac)
+        edit(doc, name, key)
         return doc.tostring(), list(doc.notes)
 
     return redo
@@ -1186,10 +1246,10 @@ def _redo_add(
     return redo
 
 
-def _redo_remove(mac: str) -> Callable[[str], tuple[str, list[str]]]:
+def _redo_remove(key: InterfaceKey) -> Callable[[str], tuple[str, list[str]]]:
     def redo(text: str) -> tuple[str, list[str]]:
         doc = DomainXML(text)
-        doc.remove_interface(mac)
+        doc.remove_interface(key)
         return doc.tostring(), list(doc.notes)
 
     return redo
@@ -1224,14 +1284,16 @@ def _same_device(live_xml: str, config_xml: str) -> bool:
     return _device_shape(live_xml) == _device_shape(config_xml)
 
 
-def _iface_key(text: str, mac: str | None) -> tuple[str, str | None] | None:
-    """(type, source) of the interface with ``mac`` in a domain XML; None if it has none."""
-    if mac is None:
+def _iface_key(text: str, ref: IfaceSelector) -> tuple[str, str | None] | None:
+    """(type, source) of the interface ``ref`` (its MAC or key) names in a domain XML; None if
+    it has none (or cannot tell which)."""
+    if ref is None:
         return None
-    for iface in DomainXML(text).interfaces:
-        if iface.mac == mac:
-            return (iface.type, iface.source)
-    return None
+    try:
+        iface = DomainXML(text).find(ref)
+    except (InterfaceNotFound, InvalidInput):
+        return None
+    return (iface.type, iface.source)
 
 
 def _describe_key(key: tuple[str, str | None] | None) -> str:
