@@ -28,10 +28,12 @@ is also that builtin, so ``except LookupError`` keeps working in code that preda
     ├── PlanFailed
     │   ├── RolledBack                      it failed and the snapshot was restored
     │   ├── RollbackFailed                  it failed and so did the restore: read the message
-    │   └── PartiallyApplied                a later step failed; the message says what stands
+    │   ├── PartiallyApplied                a later step failed; the message says what stands
+    │   └── StalePlan (ConcurrentChange)    a file changed since the plan was made: nothing ran
     ├── ValidationFailed                    a real tool rejected a rendered config file
     ├── CommandFailed                       a command a plan runs exited non-zero
     ├── ConfirmationError                   `kvmnet confirm` with no pending apply, or too late
+    ├── ConcurrentChange                    another writer changed what kvmnet was about to write
 
 Usage::
 
@@ -43,7 +45,7 @@ Usage::
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 __all__ = [
     "CommandFailed",
@@ -72,6 +74,7 @@ __all__ = [
     "PreflightRefused",
     "RollbackFailed",
     "RolledBack",
+    "StalePlan",
     "UnsupportedEdit",
     "UntrustedPath",
     "ValidationFailed",
@@ -228,7 +231,23 @@ class RolledBack(PlanFailed):
 
 
 class RollbackFailed(PlanFailed):
-    """Applying failed and restoring the snapshot failed too: the message lists what stands."""
+    """Applying failed and restoring the snapshot failed too: the message lists what stands.
+
+    Also raised when every difference is gone but a rollback command failed (a daemon may
+    not have re-read the restored files), and when a file another writer changed after
+    kvmnet wrote it was left as it is rather than restored over that change.
+
+    Args:
+        message: what failed and what to do, on one line or a few.
+        originals: every file the plan touched as it was before (None: absent), by path
+            (kept as ``.originals``; empty where the caller had no snapshot).
+    """
+
+    def __init__(
+        self, message: str, *, originals: Mapping[str, bytes | None] | None = None
+    ) -> None:
+        super().__init__(message)
+        self.originals: dict[str, bytes | None] = dict(originals or {})
 
 
 class ValidationFailed(KvmnetError):
@@ -312,5 +331,20 @@ class ConnectionLost(ConnectionFailed):
 
 
 class ConcurrentChange(KvmnetError):
-    """Another writer changed the domain's definition between kvmnet's read and its write,
-    every time kvmnet tried again; nothing was overwritten."""
+    """Another writer changed what kvmnet read before writing it (a domain's definition,
+    every time kvmnet tried again; a host file a plan was made from); nothing was
+    overwritten."""
+
+
+class StalePlan(PlanFailed, ConcurrentChange):
+    """A file a host plan writes or removes is no longer what the plan was made from: another
+    writer changed it since. Refused before any step ran; plan again.
+
+    Args:
+        message: what failed and what to do, on one line or a few.
+        paths: the files that changed (kept as ``.paths``).
+    """
+
+    def __init__(self, message: str, *, paths: Sequence[str] = ()) -> None:
+        super().__init__(message)
+        self.paths = tuple(paths)

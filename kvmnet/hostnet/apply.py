@@ -1,13 +1,16 @@
 """The ONE apply mechanism for every backend: snapshot -> steps -> verify -> commit/rollback.
 
 1. snapshot: the NIC's and bridge's runtime state, the main routing table, and the bytes and
-   mode of every file the plan touches (absent files recorded as absent);
+   mode of every file the plan touches (absent files recorded as absent); each file must
+   still be what the plan was made from (its first step's ``previous``), else `StalePlan`
+   and nothing runs (compare-and-set: another writer's change is never overwritten);
 2. the plan's steps, in order, through the plan's runner;
 3. the plan's checks, retried (``retries`` x ``retry_interval``) until all pass in one round;
-4. on any failure: files restored byte for byte, the backend's ``rollback_hints`` run,
+4. on any failure: files restored byte for byte (unless another writer changed one after
+   kvmnet wrote it: that one is left and reported), the backend's ``rollback_hints`` run,
    links/addresses/routes restored, processes the plan stopped restarted and the ones it
    started stopped; then `RolledBack`, or `RollbackFailed`
-   listing what still differs;
+   listing what still differs and every rollback command that failed;
 5. with ``confirm_within``: a detached watcher (`kvmnet.hostnet.deadman`) holds the
    snapshot and rolls back by itself unless `kvmnet.hostnet.deadman.confirm` comes in
    time, even if the caller and its SSH session die.
@@ -17,7 +20,6 @@ from __future__ import annotations
 
 import json
 import os
-import shlex
 import sys
 import time
 from dataclasses import dataclass
@@ -32,14 +34,23 @@ from ..errors import (
     PreflightRefused,
     RollbackFailed,
     RolledBack,
+    StalePlan,
     UntrustedPath,
 )
 from . import deadman
 from .inspect import read_links, read_routes
-from .model.plan import Check, Plan, RunCommand, Step, step_command
+from .model.plan import Check, Plan, RemoveFile, RunCommand, Step, WriteFile
 from .model.state import LinkState
 from .remotedeadman import deadman_for
-from .rollback import FORK_GRACE, Journal, daemon_pid, roll_back, run_step
+from .rollback import (
+    FORK_GRACE,
+    Journal,
+    daemon_pid,
+    one_line,
+    roll_back,
+    run_step,
+    written_by,
+)
 from .runners.runner import Runner
 from .snapshot import Snapshot, take_snapshot
 from .trust import trusted_dir
@@ -55,6 +66,7 @@ __all__ = [
     "evaluate_checks",
     "roll_back",
     "run_step",
+    "stale_files",
 ]
 
 log = _log.get(__name__)
@@ -151,20 +163,57 @@ def _verify(plan: Plan, runner: Runner, retries: int, interval: float) -> tuple[
     return failed, attempts
 
 
+def _what(plan: Plan) -> str:
+    if plan.action == "release":
+        return f"{plan.backend}: releasing {plan.nic} from {plan.bridge}"
+    return f"{plan.backend}: bridging {plan.nic} into {plan.bridge}"
+
+
 def _fail(plan: Plan, runner: Runner, snap: Snapshot, journal: Journal, why: str) -> PlanFailed:
     remaining = roll_back(
-        runner, snap, hints=plan.rollback_hints, runtime=plan.restore_runtime, journal=journal
+        runner,
+        snap,
+        hints=plan.rollback_hints,
+        runtime=plan.restore_runtime,
+        journal=journal,
+        written=written_by(plan.steps),
+        originals_at="in this error's `originals`",
     )
-    what = f"{plan.backend}: bridging {plan.nic} into {plan.bridge}"
-    if plan.action == "release":
-        what = f"{plan.backend}: releasing {plan.nic} from {plan.bridge}"
+    what = _what(plan)
     if remaining:
         return RollbackFailed(
             f"{what} failed ({why}) and the rollback did not restore everything: "
             + "; ".join(remaining)
-            + ". Fix these by hand."
+            + ". Fix these by hand.",
+            originals={f.path: f.content for f in snap.files},
         )
     return RolledBack(f"{what} failed ({why}); rolled back: the host is as it was before")
+
+
+def stale_files(plan: Plan, snap: Snapshot) -> list[str]:
+    """The files the plan writes or removes that are no longer what it was made from: the
+    first file step on each path carries the text the plan read (``previous``; None: the file
+    was absent), and ``snap`` holds what is there now.
+
+    Args:
+        plan: the plan about to run.
+        snap: the snapshot taken right before its steps.
+
+    Returns:
+        The paths whose content differs, in step order (empty: the plan is current).
+    """
+    now = {f.path: f.content for f in snap.files}
+    seen: set[str] = set()
+    stale: list[str] = []
+    for step in plan.steps:
+        if not isinstance(step, WriteFile | RemoveFile) or step.path in seen:
+            continue
+        # Only the first step on a path was made from the host; a later one from the plan.
+        seen.add(step.path)
+        before = None if step.previous is None else step.previous.encode(errors="surrogateescape")
+        if now.get(step.path) != before:
+            stale.append(step.path)
+    return stale
 
 
 def apply_plan(
@@ -200,6 +249,19 @@ def apply_plan(
         # Refused before the first read of the host, not only when arming: nothing runs.
         trusted_dir(deadman.state_dir(state_dir), create=True)
     snap = take_snapshot(runner, links=(plan.nic, plan.bridge), files=plan.files)
+    # Compare-and-set, before the first step and before the dead-man is armed: a file that
+    # changed since the plan was made would be overwritten with a stale edit (and its new
+    # content "restored" away by a rollback). The plan's `previous` is what was read then.
+    stale = stale_files(plan, snap)
+    if stale:
+        raise StalePlan(
+            f"{_what(plan)}: refused, nothing was changed: "
+            + ", ".join(stale)
+            + (" has" if len(stale) == 1 else " have")
+            + " changed since the plan was made (another writer). Make the plan again, so "
+            "that it builds on what is there now",
+            paths=stale,
+        )
     journal = Journal()
     # Armed before the first step: if the caller dies halfway, the watcher still rolls back.
     armed = None
@@ -347,7 +409,7 @@ def _run_and_verify(
         except (CommandFailed, UntrustedPath, OSError) as exc:
             # UntrustedPath: a file's path became a directory or a symlink loop since the plan.
             step = plan.steps[journal.done]
-            raise _StepFailed(f"step {journal.done + 1} `{_short(step)}`: {exc}") from exc
+            raise _StepFailed(f"step {journal.done + 1} `{one_line(step)}`: {exc}") from exc
     if not (verify and plan.checks):
         return 0
     failed, attempts = _verify(plan, runner, retries, interval)
@@ -381,8 +443,3 @@ def _run_batch(runner: Runner, group: list[Step], journal: Journal) -> None:
     journal.done += done
     if failed is not None:
         failed.check()
-
-
-def _short(step: Step) -> str:
-    argv = step_command(step)
-    return shlex.join(argv) if argv is not None else step.describe()

@@ -44,7 +44,7 @@ from typing import TYPE_CHECKING
 from .. import _log
 from ..errors import ConfirmationError, UntrustedPath
 from .model.plan import STEP_TYPES, Step, step_kind
-from .rollback import Journal, roll_back
+from .rollback import Journal, roll_back, written_by
 from .runners.runner import LocalRunner, Runner, default_runner
 from .snapshot import Snapshot
 from .trust import read_trusted, trusted_dir
@@ -145,6 +145,12 @@ def pending_record(
         "deadline": now + confirm_within + APPLY_BUDGET,
         "snapshot": json.loads(snap.to_json()),
         "hints": [_step_dict(s) for s in plan.rollback_hints],
+        # What the plan's own steps may leave in each file (SHA-256; null: removed): the
+        # rollback restores a file only while it holds that or the snapshot's content.
+        "written": {
+            path: sorted(found, key=lambda d: d or "")
+            for path, found in written_by(plan.steps).items()
+        },
         "restore_runtime": plan.restore_runtime,
         "started": [],
         "stopped": [],
@@ -290,6 +296,19 @@ def _journal(data: dict[str, object]) -> Journal:
     )
 
 
+def _written(data: dict[str, object]) -> dict[str, frozenset[str | None]] | None:
+    """The pending file's ``written`` (None: a file from before it was recorded, whose
+    files are restored as they always were)."""
+    raw = data.get("written")
+    if not isinstance(raw, dict):
+        return None
+    return {
+        str(p): frozenset(None if d is None else str(d) for d in found)
+        for p, found in raw.items()
+        if isinstance(found, list)
+    }
+
+
 def watch(path: Path) -> int:
     """The watcher's loop: wait for confirmation or the deadline (or the caller's death
     before its steps were done), then roll back.
@@ -317,17 +336,20 @@ def watch(path: Path) -> int:
     if data is None:
         return 0
     log.warning("no confirmation for %s: rolling back", data["id"])
+    done = taken.with_name(taken.name.replace(".rolling-back.", ".rolled-back."))
     remaining = roll_back(
         _runner_for(data),
         Snapshot.from_json(json.dumps(data["snapshot"])),
         hints=tuple(_step_from(s) for s in data["hints"]),  # type: ignore[attr-defined]
         runtime=bool(data["restore_runtime"]),
         journal=_journal(data),
+        written=_written(data),
+        originals_at=f"in {done}, snapshot.files (base64)",
     )
     data["remaining"] = remaining
     data["rolled_back_at"] = time.time()
     _write(taken, data)
-    taken.rename(taken.with_name(taken.name.replace(".rolling-back.", ".rolled-back.")))
+    taken.rename(done)
     log.warning(
         "rolled back %s%s", data["id"], f"; still differs: {remaining}" if remaining else ""
     )

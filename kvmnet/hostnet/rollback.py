@@ -2,19 +2,33 @@
 :mod:`~kvmnet.hostnet.deadman` (no confirmation in time): the :class:`Journal` of what the
 steps did, :func:`run_step` (rollback runs the backend's hint steps with it too) and
 :func:`roll_back`. Both import it from here, so neither needs the other to undo a change.
+
+Compare-and-set: a file is restored only while it holds what the snapshot or one of the
+plan's own steps left there (`written_by`, by SHA-256); a file another writer changed after
+kvmnet wrote it is left as it is and named in what still differs.
 """
 
 from __future__ import annotations
 
+import hashlib
 import itertools
 import shlex
 import time
-from dataclasses import dataclass, field
+from collections.abc import Collection, Iterable, Mapping
+from dataclasses import dataclass, field, replace
 
 from .. import _log
 from ..errors import CommandFailed
 from .inspect import in_runner_netns, process_argv
-from .model.plan import RemoveFile, RunCommand, StartProcess, Step, StopProcess, WriteFile
+from .model.plan import (
+    RemoveFile,
+    RunCommand,
+    StartProcess,
+    Step,
+    StopProcess,
+    WriteFile,
+    step_command,
+)
 from .runners.runner import Runner
 from .snapshot import (
     PROCESS_WAIT,
@@ -26,7 +40,16 @@ from .snapshot import (
     stop_new_clients,
 )
 
-__all__ = ["FORK_GRACE", "Journal", "daemon_pid", "roll_back", "run_step"]
+__all__ = [
+    "FORK_GRACE",
+    "Journal",
+    "daemon_pid",
+    "digest",
+    "one_line",
+    "roll_back",
+    "run_step",
+    "written_by",
+]
 
 log = _log.get(__name__)
 
@@ -144,6 +167,74 @@ def run_step(runner: Runner, step: Step, journal: Journal) -> None:
     journal.done += 1
 
 
+def one_line(step: Step) -> str:
+    """``step`` on one line for a message: a command as its argv, a file step as its verb
+    and path (never the file's content, which `Step.describe` shows in full)."""
+    argv = step_command(step)
+    if argv is not None:
+        return shlex.join(argv)
+    if isinstance(step, WriteFile):
+        return f"write {step.path}"
+    if isinstance(step, RemoveFile):
+        return f"remove {step.path}"
+    return step.describe().splitlines()[0]
+
+
+def digest(data: bytes | None) -> str | None:
+    """SHA-256 of a file's bytes, hex (None for an absent file): what the dead-man file
+    keeps of each content the plan writes, to recognise it without holding it twice."""
+    return None if data is None else hashlib.sha256(data).hexdigest()
+
+
+def written_by(steps: Iterable[Step]) -> dict[str, frozenset[str | None]]:
+    """What each file step of a plan may leave at its path, as `digest` values: a
+    WriteFile's content (encoded as `run_step` writes it), None for a RemoveFile.
+
+    Args:
+        steps: the plan's steps.
+
+    Returns:
+        Path -> the digests of every content the steps write there (None: removed).
+    """
+    out: dict[str, set[str | None]] = {}
+    for step in steps:
+        if isinstance(step, WriteFile):
+            data = step.content.encode("utf-8", errors="surrogateescape")
+            out.setdefault(step.path, set()).add(digest(data))
+        elif isinstance(step, RemoveFile):
+            out.setdefault(step.path, set()).add(None)
+    return {path: frozenset(found) for path, found in out.items()}
+
+
+def _changed_by_others(
+    runner: Runner,
+    snap: Snapshot,
+    written: Mapping[str, Collection[str | None]],
+    originals_at: str,
+) -> tuple[list[str], list[str]]:
+    """The snapshot's files that hold neither their snapshot content nor one the plan
+    wrote: another writer changed them after kvmnet did. ``(paths, sentences)``."""
+    paths: list[str] = []
+    sentences: list[str] = []
+    for f in snap.files:
+        if f.path not in written:
+            continue
+        try:
+            now = runner.read_file(f.path)
+        except OSError as exc:
+            paths.append(f.path)
+            sentences.append(f"{f.path} could not be read to check it before restoring: {exc}")
+            continue
+        if now == f.content or digest(now) in written[f.path]:
+            continue
+        paths.append(f.path)
+        sentences.append(
+            f"{f.path} was changed by another writer after kvmnet wrote it: left as it is, "
+            f"not restored over that change (the original is {originals_at})"
+        )
+    return paths, sentences
+
+
 def roll_back(
     runner: Runner,
     snap: Snapshot,
@@ -151,10 +242,17 @@ def roll_back(
     hints: tuple[Step, ...] = (),
     runtime: bool = True,
     journal: Journal | None = None,
+    written: Mapping[str, Collection[str | None]] | None = None,
+    originals_at: str = "in kvmnet's snapshot",
 ) -> list[str]:
     """Restore ``snap``: files, the backend's ``hints``, the DHCP clients the plan started
     stopped, links/addresses/routes (``runtime``), the snapshot's DHCP clients that no longer
     run started again.
+
+    With ``written``, a file is restored only while it holds its snapshot content or one
+    the plan wrote (compare-and-set): one changed by another writer since is left alone and
+    reported. A rollback command that fails is logged and reported even when nothing is
+    found to differ afterwards (a daemon may not have re-read the restored files).
 
     Args:
         runner: acts on the host (in the plan's network namespace).
@@ -162,16 +260,28 @@ def roll_back(
         hints: backend steps run after the files are back.
         runtime: restore links, addresses and routes (False: the backend's daemon does).
         journal: what the steps started (their daemons are stopped too).
+        written: `written_by` of the plan's steps (None: restore every file regardless).
+        originals_at: where the snapshot's copy of a file left alone can be found, for
+            the message (e.g. the dead-man file's path).
 
     Returns:
-        What still differs, one sentence each (empty when the restore is exact).
+        What still differs or failed, one sentence each (empty when the restore is exact).
     """
+    others: list[str] = []
+    if written is not None:
+        skip, others = _changed_by_others(runner, snap, written, originals_at)
+        snap = replace(snap, files=tuple(f for f in snap.files if f.path not in skip))
+    for sentence in others:
+        log.warning("rollback: %s", sentence)
     errors = restore_files(runner, snap)
     for step in hints:
         try:
             run_step(runner, step, Journal())
-        except (CommandFailed, OSError) as exc:
-            errors.append(f"rollback step {step.describe()}: {exc}")
+        except CommandFailed as exc:
+            why = " ".join(exc.stderr.split()) or f"exit status {exc.returncode}"
+            errors.append(f"rollback command `{one_line(step)}` failed ({why}): run it by hand")
+        except OSError as exc:
+            errors.append(f"rollback step `{one_line(step)}` failed ({exc}): do it by hand")
     # Stopped before the links are restored: a client left on br0 would lease again there.
     processes = stop_new_clients(runner, snap, started=journal.started if journal else ())
     if runtime:
@@ -186,7 +296,11 @@ def roll_back(
     if restarted:
         log.info("DHCP clients restarted: %s", ", ".join(restarted))
     remaining += processes
-    return remaining + ([f"(while restoring: {'; '.join(errors)})"] if remaining and errors else [])
+    # Reported even when nothing differs: what compare() reads (links, routes, files) is
+    # not a daemon's in-memory configuration, which a failed reload leaves as it was.
+    for error in errors:
+        log.warning("rollback: %s", error)
+    return others + remaining + errors
 
 
 def _files_differ(runner: Runner, snap: Snapshot) -> list[str]:

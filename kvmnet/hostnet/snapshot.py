@@ -238,7 +238,7 @@ def restore_files(runner: Runner, snap: Snapshot) -> list[str]:
             else:
                 runner.write_file(f.path, f.content, mode=f.mode if f.mode is not None else 0o644)
         except (OSError, KvmnetError) as exc:
-            errors.append(f"restoring {f.path}: {exc}")
+            errors.append(f"{f.path} could not be restored ({exc})")
     return errors
 
 
@@ -259,7 +259,8 @@ def restore_runtime(runner: Runner, snap: Snapshot) -> list[str]:
     def run(argv: tuple[str, ...]) -> None:
         result = runner.run(argv, check=False)
         if not result.ok:
-            errors.append(f"`{' '.join(argv)}`: {result.stderr.strip()}")
+            why = " ".join(result.stderr.split()) or f"exit status {result.returncode}"
+            errors.append(f"rollback command `{shlex.join(argv)}` failed ({why}): run it by hand")
 
     elapsed = int(time.time() - snap.taken_at)
     existed = {n: s for n, s in snap.links.items() if s is not None}

@@ -39,6 +39,11 @@ def routes(dev: str = NIC) -> list[IpRoute]:
     ]
 
 
+#: The iproute2 plan's first route step on these hosts: failing only it (``runner.fail``)
+#: fails the apply while the rollback's own ``ip route replace ... dev NIC`` still succeed.
+ROUTE_STEP = ("ip", "route", "replace", "10.99.0.0/16", "via", "10.231.0.254", "dev", "br0")
+
+
 def dhcp_host(**kw: object) -> FakeHostRunner:
     """A NIC with a DHCP lease, a default route through it and udhcpc holding it."""
     return fake_host(

@@ -25,7 +25,7 @@ from kvmnet.hostnet.model.state import IpAddress
 from kvmnet.hostnet.nic import Bridge
 from kvmnet.hostnet.runners.runner import CommandResult, RecordingRunner
 from kvmnet.hostnet.snapshot import Snapshot, take_snapshot
-from tests.lab.fakes import LEASE, MAC, NIC, bridge, dhcp_host, nic, routes
+from tests.lab.fakes import LEASE, MAC, NIC, ROUTE_STEP, bridge, dhcp_host, nic, routes
 
 
 def enslaved_after_master(runner: RecordingRunner) -> None:
@@ -59,7 +59,7 @@ def test_apply_runs_steps_and_verifies() -> None:
 
 def test_a_failing_step_rolls_back_and_says_so() -> None:
     runner = dhcp_host()
-    runner.fail = [("ip", "route", "replace")]
+    runner.fail = [ROUTE_STEP]
     plan = Bridge("br0", backend=Iproute2Backend(runner=runner)).enslave(NIC, dry_run=True)
     with pytest.raises(RolledBack, match=r"step 6 `ip route replace .*rolled back") as info:
         plan.apply()
@@ -108,7 +108,7 @@ def test_files_are_restored_byte_for_byte(tmp_path: Path) -> None:
         nic=NIC,
         bridge="br0",
         steps=(
-            WriteFile("/etc/a", "new", mode=0o644, previous="old"),
+            WriteFile("/etc/a", "new", mode=0o644, previous="old\x00bytes"),
             WriteFile("/etc/b", "created"),
             RunCommand(("false",)),
         ),

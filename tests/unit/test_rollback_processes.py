@@ -18,7 +18,7 @@ from kvmnet.hostnet.inspect import process_argv
 from kvmnet.hostnet.nic import Bridge
 from kvmnet.hostnet.rollback import daemon_pid
 from kvmnet.hostnet.snapshot import Snapshot, take_snapshot
-from tests.lab.fakes import NIC, dhcp_host, nic, routes
+from tests.lab.fakes import NIC, ROUTE_STEP, dhcp_host, nic, routes
 
 UDHCPC = ("busybox", "udhcpc", "-f", "-i", NIC, "-s", "/hook")
 DHCLIENT = ("dhclient", "-pf", "/run/br0.pid", "-lf", "/run/br0.leases", "br0")
@@ -65,7 +65,7 @@ def test_the_snapshot_holds_the_dhcp_clients_and_round_trips() -> None:
 
 def test_a_stopped_client_runs_again_after_rollback() -> None:
     runner = dhcp_host()
-    runner.fail = [("ip", "route", "replace")]
+    runner.fail = [ROUTE_STEP]
     plan = Bridge("br0", backend=Iproute2Backend(runner=runner)).enslave(NIC, dry_run=True)
     with pytest.raises(RolledBack, match="as it was before"):
         plan.apply()
@@ -96,7 +96,7 @@ def test_the_result_names_the_daemon_not_the_launcher() -> None:
 def test_a_client_that_will_not_restart_is_reported() -> None:
     runner = dhcp_host()
     runner.die_at_start = [UDHCPC]
-    runner.fail = [("ip", "route", "replace")]
+    runner.fail = [ROUTE_STEP]
     plan = Bridge("br0", backend=Iproute2Backend(runner=runner)).enslave(NIC, dry_run=True)
     with pytest.raises(RollbackFailed) as info:
         plan.apply()
@@ -122,7 +122,7 @@ def test_a_started_client_that_will_not_stop_is_reported() -> None:
 def test_clients_elsewhere_are_left_alone() -> None:
     other = ("udhcpc", "-f", "-i", "eth9")
     runner = fake_host([nic()], routes(), processes={4242: UDHCPC, 5000: other})
-    runner.fail = [("ip", "route", "replace")]
+    runner.fail = [ROUTE_STEP]
     plan = Bridge("br0", backend=Iproute2Backend(runner=runner)).enslave(NIC, dry_run=True)
     with pytest.raises(RolledBack):
         plan.apply()

@@ -44,7 +44,7 @@ import yaml
 from yaml.nodes import Node
 
 from ...errors import InvalidInput, PreflightRefused, ValidationFailed
-from ..model.plan import Check, Plan, RemoveFile, RunCommand, Step, WriteFile
+from ..model.plan import Check, Plan, RemoveFile, RunCommand, Step
 from ..model.request import BridgeRequest, HostState
 from ..model.state import IpRoute, LinkState
 from ..runners.runner import Runner
@@ -355,8 +355,15 @@ class NetplanBackend(FileBackendBase):
                 manifest.append(
                     f"rewrote {target} sha256={_sha(f.text)} backup={backup} edited={_sha(new)}"
                 )
+                # previous: what is there (a backup_stamp given twice): apply compares it.
                 steps.append(
-                    WriteFile(self.paths(backup), f.text, mode=0o600, why="original, for release")
+                    write_step(
+                        current,
+                        self.paths(backup),
+                        f.text,
+                        mode=0o600,
+                        why="original, for release",
+                    )
                 )
             steps.append(
                 write_step(

@@ -298,7 +298,11 @@ class Plan:
         Raises:
             InvalidInput: a bad option (InvalidType for a wrong type).
             RolledBack: a step or check failed; the host is as before.
-            RollbackFailed: the rollback left something different (listed).
+            RollbackFailed: the rollback left something different, a rollback command
+                failed, or a file another writer changed after kvmnet wrote it was left
+                as it is (all listed; ``.originals`` holds the files as they were).
+            StalePlan: a file the plan writes or removes changed since the plan was made
+                (another writer); nothing ran: make the plan again.
             PlanFailed: the plan cannot be applied (made without a runner).
             PreflightRefused: the plan needs confirmation (the SSH session runs over the
                 NIC) and ``confirm_within`` is None.
