@@ -15,6 +15,7 @@ from types import TracebackType
 from typing import TYPE_CHECKING
 
 from . import _log
+from ._defaults import DEFAULT_URI, default_uri
 from .core import validate
 from .core.network import Network, NetworkIndex, Networks
 from .errors import ConnectionFailed, NetworkNotFound
@@ -42,13 +43,6 @@ if TYPE_CHECKING:
 __all__ = ["DEFAULT_URI", "Host", "connect", "default_uri"]
 
 log = _log.get(__name__)
-
-DEFAULT_URI = "qemu:///system"
-
-
-def default_uri(uri: str | None = None) -> str:
-    """``uri`` if given, else ``$LIBVIRT_DEFAULT_URI``, else ``qemu:///system``."""
-    return uri or os.environ.get("LIBVIRT_DEFAULT_URI") or DEFAULT_URI
 
 
 def connect(

@@ -15,7 +15,9 @@ __all__ = [
     "add_json_option",
     "add_live_options",
     "cli_words",
+    "command_uri",
     "command_words",
+    "confirm_command",
     "first_uri",
     "iface_selector",
     "print_json",
@@ -106,11 +108,56 @@ def add_json_option(parser: argparse.ArgumentParser | argparse._ActionsContainer
 
 
 def first_uri(args: argparse.Namespace) -> str | None:
-    """The single URI a one-host command uses: the last -c given, else the library default."""
+    """The single ``-c URI`` a one-host command was given (None without ``-c``); see
+    `command_uri` for the URI it acts on."""
     uris: list[str] | None = args.uris
     if uris and len(uris) > 1:
         raise CommandError(f"{args.command} takes one -c URI, got {len(uris)}", status=2)
     return uris[0] if uris else None
+
+
+def command_uri(args: argparse.Namespace) -> str:
+    """The URI a one-host command acts on: ``-c URI``, else ``$LIBVIRT_DEFAULT_URI``, else
+    ``qemu:///system`` (`kvmnet._defaults.default_uri`: the rule `kvmnet.connect` and virsh
+    follow). Every command resolves it here, so that all of them act on one machine.
+
+    Args:
+        args: the parsed command line.
+
+    Returns:
+        The URI.
+
+    Raises:
+        CommandError: more than one ``-c`` (exit status 2).
+    """
+    from .._defaults import default_uri
+
+    return default_uri(first_uri(args))
+
+
+def confirm_command(uri: str) -> str:
+    """The command that confirms a change made through ``uri`` from a new session:
+    ``kvmnet confirm`` for this machine when that alone acts on it too, else with ``-c URI``
+    (another machine always: a new session may lack ``$LIBVIRT_DEFAULT_URI``).
+
+    Args:
+        uri: the URI the change was made through (`command_uri`).
+
+    Returns:
+        The command line to print.
+    """
+    import shlex  # only this message quotes: not on every start
+
+    from .._defaults import default_uri
+    from ..errors import KvmnetError
+    from ..hostnet.runners.machine import machine_of
+
+    try:
+        if machine_of(uri).is_local and machine_of(default_uri()).is_local:
+            return "kvmnet confirm"
+    except KvmnetError:
+        pass  # one of them names no machine: spell the URI out
+    return f"kvmnet -c {shlex.quote(uri)} confirm"
 
 
 # ASCII digits only: int() and float() also take fullwidth or Arabic-Indic digits and "1_0",

@@ -15,7 +15,7 @@ import argparse
 import sys
 from typing import TYPE_CHECKING
 
-from ._common import CommandError, add_json_option, add_live_options, first_uri, print_json
+from ._common import CommandError, add_json_option, add_live_options, command_uri, print_json
 
 if TYPE_CHECKING:
     from ..core.change import Change
@@ -84,7 +84,7 @@ def _bridge_all(args: argparse.Namespace) -> int:
     from .progress import ProgressBar
 
     names = _names(args, args.on_network, "--on-network NETWORK")
-    with connect(first_uri(args)) as host, ProgressBar(f"-> {args.bridge}") as bar:
+    with connect(command_uri(args)) as host, ProgressBar(f"-> {args.bridge}") as bar:
         changes = bridge_many(host, args.bridge, names, on_network=args.on_network,
                               live=args.live, dry_run=args.dry_run, bounce_link=args.bounce,
                               progress=bar)  # fmt: skip
@@ -97,7 +97,7 @@ def _nat_all(args: argparse.Namespace) -> int:
     from .progress import ProgressBar
 
     names = _names(args, args.on_bridge, "--on-bridge BRIDGE")
-    with connect(first_uri(args)) as host, ProgressBar(f"-> {args.network}") as bar:
+    with connect(command_uri(args)) as host, ProgressBar(f"-> {args.network}") as bar:
         changes = nat_many(host, args.network, names, on_bridge=args.on_bridge,
                            live=args.live, dry_run=args.dry_run, bounce_link=args.bounce,
                            progress=bar)  # fmt: skip

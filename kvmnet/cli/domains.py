@@ -20,7 +20,7 @@ from ._common import (
     CommandError,
     add_json_option,
     add_live_options,
-    first_uri,
+    command_uri,
     iface_selector,
     print_json,
 )
@@ -92,7 +92,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 def _connect(args: argparse.Namespace) -> Host:
     from ..host import connect
 
-    return connect(first_uri(args))
+    return connect(command_uri(args))
 
 
 def _domains(args: argparse.Namespace) -> int:

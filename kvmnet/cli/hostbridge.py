@@ -8,21 +8,23 @@
     kvmnet -c qemu+ssh://root@hv2/system host-bridge eno1 br0 --confirm-within 60
     kvmnet -c qemu+ssh://root@hv2/system confirm      # a new SSH connection proves it
 
-They act on the machine that ``-c URI`` names: this one without ``-c`` (or for a local URI),
-that one over SSH for ``qemu+ssh://`` (:mod:`kvmnet.hostnet.runners.sshrunner`).
+They act on the machine the URI names, found as every command finds it: ``-c URI``, else
+``$LIBVIRT_DEFAULT_URI``, else ``qemu:///system``: this machine for a local URI, that one
+over SSH for ``qemu+ssh://`` (:mod:`kvmnet.hostnet.runners.sshrunner`).
 """
 
 from __future__ import annotations
 
 import argparse
-import shlex
 from typing import TYPE_CHECKING
 
 from ._common import (
     BACKEND_NAMES,
     CommandError,
     add_json_option,
+    command_uri,
     command_words,
+    confirm_command,
     first_uri,
     print_json,
     seconds,
@@ -102,12 +104,11 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
 
 def _runner(args: argparse.Namespace, *, netns: str | None = None) -> Runner:
-    """A runner on the machine ``-c URI`` names (this one without ``-c``)."""
+    """A runner on the machine the command's URI names (`command_uri`)."""
     from ..hostnet.onmachine import runner_for
-    from ..hostnet.runners.machine import LOCAL, machine_of
+    from ..hostnet.runners.machine import machine_of
 
-    uri = first_uri(args)
-    return runner_for(LOCAL if uri is None else machine_of(uri), netns=netns)
+    return runner_for(machine_of(command_uri(args)), netns=netns)
 
 
 def _close(runner: Runner) -> None:
@@ -159,8 +160,7 @@ def _apply(args: argparse.Namespace, action: str) -> int:
         _close(runner)
     print(f"applied and verified ({result.attempts} check rounds)")
     if result.pending_confirmation:
-        uri = first_uri(args)
-        command = f"kvmnet -c {shlex.quote(uri)} confirm" if uri else "kvmnet confirm"
+        command = confirm_command(command_uri(args))
         print(
             f"confirm within {args.confirm_within:g} s with `{command}` "
             "(from a new session), or it rolls back by itself"
@@ -170,10 +170,14 @@ def _apply(args: argparse.Namespace, action: str) -> int:
 
 def _picture(args: argparse.Namespace, plan: Plan, runner: Runner) -> None:
     """``--svg FILE``: the machine as it is, with what the plan moves marked."""
+    from ..hostnet.runners.sshrunner import runner_machine
     from ..topology.read import read_machine
     from .show import write_svg
 
-    write_svg(args.svg, read_machine(runner, first_uri(args) or "this machine").after(plan).svg())
+    machine = runner_machine(runner)
+    remote = machine is not None and not machine.is_local
+    label = command_uri(args) if remote else first_uri(args) or "this machine"
+    write_svg(args.svg, read_machine(runner, label).after(plan).svg())
 
 
 def _apply_json(args: argparse.Namespace, plan: Plan) -> int:

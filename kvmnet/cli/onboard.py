@@ -19,8 +19,9 @@ from typing import TYPE_CHECKING
 
 from ._common import (
     BACKEND_NAMES,
+    command_uri,
     command_words,
-    first_uri,
+    confirm_command,
     iface_selector,
     print_json,
     seconds,
@@ -145,11 +146,7 @@ def _print(result: LanResult, args: argparse.Namespace) -> int:
         return 0  # stdout holds the picture; the plan went into it
     print(result, end="")
     if result.pending_confirmation:
-        import shlex  # only this message quotes: not on every start
-
-        uri = first_uri(args)
-        remote = uri is not None and "+ssh://" in uri
-        command = f"kvmnet -c {shlex.quote(str(uri))} confirm" if remote else "kvmnet confirm"
+        command = confirm_command(command_uri(args))
         print(
             f"confirm within {args.confirm_within:g} s with `{command}` "
             "(from a new session), or the host rolls back by itself"
@@ -163,7 +160,7 @@ def run_bridge(args: argparse.Namespace) -> int:
     from ..lan.onboard import bridge_guest
     from .progress import ProgressBar  # it imports logging: not on every start
 
-    with connect(first_uri(args)) as host:
+    with connect(command_uri(args)) as host:
         backend = _backend(args, host)
         before = host.topology(runner=backend.runner) if args.svg else None
         with ProgressBar(f"{args.domain} -> {args.bridge}") as bar:
@@ -194,7 +191,7 @@ def run_nat(args: argparse.Namespace) -> int:
     from ..lan.onboard import nat_guest
     from .progress import ProgressBar  # it imports logging: not on every start
 
-    with connect(first_uri(args)) as host:
+    with connect(command_uri(args)) as host:
         backend = _backend(args, host)
         before = host.topology(runner=backend.runner) if args.svg else None
         with ProgressBar(f"{args.domain} -> NAT") as bar:

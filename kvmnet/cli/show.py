@@ -12,7 +12,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from ._common import CommandError, add_json_option, first_uri, print_json
+from ._common import CommandError, add_json_option, command_uri, print_json
 
 __all__ = ["register", "write_svg"]
 
@@ -24,8 +24,9 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     out.add_argument("--svg", metavar="FILE", help="write the picture as SVG ('-': stdout)")
     out.add_argument("--dot", action="store_true", help="print Graphviz DOT")
     add_json_option(out)
-    p.add_argument("--theme", choices=("light", "dark"), default="light",
-                   help="SVG colours (default light)")
+    p.add_argument(
+        "--theme", choices=("light", "dark"), default="light", help="SVG colours (default light)"
+    )
     p.add_argument("--netns", metavar="NS", help="read the host's links inside this namespace")
     p.set_defaults(handler=_show)
 
@@ -50,7 +51,7 @@ def _show(args: argparse.Namespace) -> int:
         from ..hostnet.runners.runner import default_runner
 
         runner = default_runner(args.netns)
-    with kvmnet.connect(first_uri(args)) as host:
+    with kvmnet.connect(command_uri(args)) as host:
         topo = host.topology(runner=runner)
     if args.json:
         print_json(topo.to_dict())

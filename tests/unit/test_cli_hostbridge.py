@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -12,9 +13,17 @@ import pytest
 from tests.lab import LabHost, Lan, snapshot_diff
 
 
-def kvmnet(*args: str) -> subprocess.CompletedProcess[str]:
+def kvmnet(*args: str, default_uri: str | None = None) -> subprocess.CompletedProcess[str]:
+    """Run kvmnet with $LIBVIRT_DEFAULT_URI set to ``default_uri`` (unset when None)."""
+    env = {k: v for k, v in os.environ.items() if k != "LIBVIRT_DEFAULT_URI"}
+    if default_uri is not None:
+        env["LIBVIRT_DEFAULT_URI"] = default_uri
     return subprocess.run(
-        [sys.executable, "-m", "kvmnet", *args], capture_output=True, text=True, timeout=120
+        [sys.executable, "-m", "kvmnet", *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=env,
     )
 
 
@@ -53,6 +62,65 @@ def test_a_runtime_backend_takes_no_root() -> None:
 def test_confirm_with_nothing_pending(tmp_path: Path) -> None:
     result = kvmnet("confirm", "--state-dir", str(tmp_path))
     assert result.returncode == 1 and "nothing waits for confirmation" in result.stderr
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ("host-bridge", "eth0", "br0", "--backend", "iproute2", "--dry-run"),
+        ("host-release", "eth0", "br0", "--backend", "iproute2", "--dry-run"),
+        ("confirm",),
+    ],
+)
+def test_without_c_the_host_side_acts_where_libvirt_default_uri_points(
+    argv: tuple[str, ...], tmp_path: Path
+) -> None:
+    # Like every other command (and virsh): -c, else $LIBVIRT_DEFAULT_URI. A URI that libvirt
+    # refuses shows it was read, without reaching for any machine.
+    bad = "qemu+ssh://root@hv2/system?no_verify=yes"
+    state = ("--state-dir", str(tmp_path)) if argv == ("confirm",) else ()
+    result = kvmnet(*argv, *state, default_uri=bad)
+    assert result.returncode == 1 and "no_verify='yes'" in result.stderr, result.stderr
+    assert "internal error" not in result.stderr
+
+
+def test_host_bridge_asks_for_the_default_uris_machine(monkeypatch: pytest.MonkeyPatch) -> None:
+    import kvmnet.hostnet.onmachine as onmachine
+    from kvmnet.cli import main
+    from kvmnet.hostnet.runners.machine import Machine
+
+    asked: list[Machine] = []
+
+    class Stop(Exception):
+        pass
+
+    def runner_for(machine: Machine, *, netns: str | None = None) -> None:
+        asked.append(machine)
+        raise Stop
+
+    monkeypatch.setattr(onmachine, "runner_for", runner_for)
+    monkeypatch.setenv("LIBVIRT_DEFAULT_URI", "qemu+ssh://root@hv2/system")
+    for argv in (
+        ["host-bridge", "eth0", "br0", "--dry-run"],
+        ["confirm"],
+        ["-c", "qemu:///system", "confirm"],
+    ):
+        assert main(argv) != 0  # stopped at the runner: nothing read or changed anywhere
+    assert [str(m) for m in asked] == ["root@hv2", "root@hv2", "this machine"]
+
+
+def test_the_confirm_hint_names_the_machine_the_change_went_to(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from kvmnet.cli._common import confirm_command
+
+    monkeypatch.delenv("LIBVIRT_DEFAULT_URI", raising=False)
+    assert confirm_command("qemu:///system") == "kvmnet confirm"
+    for uri in ("qemu+ssh://root@hv2/system", "qemu+SSH://root@hv2/system", "QEMU+SSH://hv2"):
+        assert confirm_command(uri) == f"kvmnet -c {uri} confirm"
+    # A bare `kvmnet confirm` would follow $LIBVIRT_DEFAULT_URI to hv2: spell this machine out.
+    monkeypatch.setenv("LIBVIRT_DEFAULT_URI", "qemu+ssh://root@hv2/system")
+    assert confirm_command("qemu:///system") == "kvmnet -c qemu:///system confirm"
 
 
 @pytest.fixture(scope="module")

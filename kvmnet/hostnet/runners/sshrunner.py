@@ -9,12 +9,14 @@
 
 How it talks to the machine, and why:
 
-* **The OpenSSH client**, as libvirt's own ssh transport uses it: the URI's user, port,
-  ``keyfile=`` (``-i``) and ``no_verify=`` (``StrictHostKeyChecking=no``, only then) are
-  passed on, and ``command=`` names the ssh client to run; everything else
-  (``~/.ssh/config``, the agent, ``known_hosts``) is ssh's own.
-  ``known_hosts=FILE`` in the URI becomes ``UserKnownHostsFile``. ``BatchMode=yes``: a library
-  call never stops at a password prompt.
+* **The OpenSSH client**, as libvirt's own ssh transport uses it: the URI's host, user,
+  port, ``keyfile=`` (``-i``) and ``no_verify=`` (``StrictHostKeyChecking=no``, only then)
+  are passed on as `machine_of` reads them, and ``command=`` names the ssh client to run;
+  everything else (``~/.ssh/config``, the agent, the known_hosts files) is ssh's own. The
+  URI's ``known_hosts=`` is ignored, as libvirt's ssh transport ignores it (it is for
+  libssh/libssh2). ``BatchMode=yes``: a library call never stops at a password or host-key
+  prompt; when ssh itself fails (exit 255 with ssh's own message: no key it may use, an
+  unknown or changed host key, no route), the `CommandFailed` says so and what to do.
 * **One multiplexed connection**: ``ControlMaster=auto`` with the control socket in a private
   0700 folder of this runner, ``ControlPersist`` so the first command leaves the master behind;
   every later command, file read and write rides on it. `close` ends it.
@@ -40,6 +42,7 @@ import hashlib
 import io
 import json
 import os
+import re
 import shlex
 import shutil
 import subprocess
@@ -151,6 +154,48 @@ def kvmnet_zip() -> tuple[str, bytes]:
     return _zip_cache
 
 
+# ssh's own messages: with exit status 255 they mean ssh failed, not the command it was to run.
+_SSH_OWN = re.compile(
+    r"^(ssh: |(\S+: )?Permission denied \(|Too many authentication failures|Host key verification "
+    r"failed|No \S+ host key is known|@+\s*WARNING: REMOTE HOST IDENTIFICATION|"
+    r"kex_exchange_identification|Connection (closed|reset|timed out|refused)|Timeout, server)",
+    re.MULTILINE,
+)
+_AUTH = ("Permission denied", "Too many authentication failures")
+_HOST_KEY = ("Host key verification failed", "host key is known", "IDENTIFICATION HAS CHANGED")
+
+
+def _ssh_failed(
+    ssh: str, machine: Machine, code: int, err: str, argv: Sequence[str]
+) -> CommandFailed | None:
+    """The error for a command that never ran because ssh itself failed (exit 255 and ssh's
+    own message), saying what to do; None when the command ran (and failed by itself)."""
+    if code != SSH_FAILED or not _SSH_OWN.search(err):
+        return None
+    words = [ssh, *(["-p", str(machine.port)] if machine.port else [])]
+    words += ["-i", machine.keyfile] if machine.keyfile else []
+    try_it = shlex.join([*words, machine.destination])
+    if any(s in err for s in _AUTH):
+        advice = (
+            "kvmnet runs ssh with BatchMode=yes, so it cannot type a password: load the key "
+            "into ssh-agent (ssh-add) or name it with keyfile= in the URI"
+        )
+    elif any(s in err for s in _HOST_KEY):
+        advice = (
+            f"its host key is not known (or changed): check and accept it once with `{try_it}`, "
+            "or add no_verify=1 to the URI, as libvirt allows, to skip the check"
+        )
+    else:
+        advice = f"check that `{try_it}` gets in from here"
+    text = " ".join(err.split())
+    return CommandFailed(
+        f"ssh to {machine} failed (exit 255), so nothing ran there: {text}. {advice}",
+        argv=tuple(argv),
+        returncode=code,
+        stderr=err,
+    )
+
+
 def _refused(path: str, err: bytes, machine: Machine) -> UntrustedPath:
     text = " ".join(err.decode(errors="replace").split())
     return UntrustedPath(f"on {machine}: {text or path + ' is not a regular file'}", path=path)
@@ -236,12 +281,10 @@ class SshRunner:
             opts += ["-p", str(m.port)]
         if m.user:
             opts += ["-l", m.user]
-        if m.keyfile:
-            opts += ["-i", m.keyfile]
+        if m.keyfile is not None:
+            opts += ["-i", m.keyfile]  # "" too: libvirt hands ssh `-i ""` for `keyfile=`
         if m.no_verify:
             opts += ["-o", "StrictHostKeyChecking=no"]
-        if m.known_hosts:
-            opts += ["-o", f"UserKnownHostsFile={m.known_hosts}"]
         return opts
 
     def _ctl(self, command: str) -> list[str]:
@@ -318,7 +361,12 @@ class SshRunner:
         result = CommandResult(
             tuple(argv), code, out.decode(errors="replace"), err.decode(errors="replace")
         )
-        return result.check() if check else result
+        if check:
+            failed = _ssh_failed(self._ssh, self.machine, code, result.stderr, argv)
+            if failed is not None:
+                raise failed
+            result.check()
+        return result
 
     def _script(
         self, script: str, *args: str, data: bytes | None = None, what: str
@@ -327,6 +375,9 @@ class SshRunner:
         if code == REFUSED and args:
             raise _refused(args[0], err, self.machine)
         if code not in (0, _MISSING):
+            failed = _ssh_failed(self._ssh, self.machine, code, err.decode(errors="replace"), args)
+            if failed is not None:
+                raise failed
             text = " ".join(err.decode(errors="replace").split())
             raise CommandFailed(
                 f"{what} on {self.machine} failed (exit {code}): {text or 'no output'}",
@@ -371,6 +422,9 @@ class SshRunner:
             return {}
         code, out, err = self._exec(["python3", "-c", _READ_MANY, *paths], None, DEFAULT_TIMEOUT)
         if code != 0:
+            failed = _ssh_failed(self._ssh, self.machine, code, err.decode(errors="replace"), paths)
+            if failed is not None:
+                raise failed
             raise CommandFailed(
                 f"reading {len(paths)} files on {self.machine} failed (exit {code}): "
                 f"{' '.join(err.decode(errors='replace').split()) or 'no output'}",
@@ -398,6 +452,9 @@ class SshRunner:
         if code == REFUSED:
             raise _refused(path, err, self.machine)
         if code != 0:
+            failed = _ssh_failed(self._ssh, self.machine, code, err.decode(errors="replace"), argv)
+            if failed is not None:
+                raise failed
             text = " ".join(err.decode(errors="replace").split())
             raise CommandFailed(
                 f"writing {path} on {self.machine} failed (exit {code}): {text or 'no output'}",
@@ -430,6 +487,10 @@ class SshRunner:
         if path not in self._shipped:
             code, _out, err = self._exec(["sh", "-c", _SHIP, "kvmnet", path], data, DEFAULT_TIMEOUT)
             if code != 0:
+                text = err.decode(errors="replace")
+                failed = _ssh_failed(self._ssh, self.machine, code, text, ["sh", "-c", _SHIP, path])
+                if failed is not None:
+                    raise failed
                 raise CommandFailed(
                     f"copying kvmnet's helper to {self.machine}:{path} failed (exit {code}): "
                     f"{' '.join(err.decode(errors='replace').split()) or 'no output'}",
