@@ -428,7 +428,10 @@ class DomainXML:
         mac = _lower_mac(_mac_of(el))
         if mac is None:
             return None
-        twins = [e for e in self._interface_elements() if _lower_mac(_mac_of(e)) == mac]
+        elements = self._interface_elements()
+        if len(elements) == 1:  # most guests: no twin to tell it from (bulk runs, per guest)
+            return InterfaceKey(mac)
+        twins = [e for e in elements if _lower_mac(_mac_of(e)) == mac]
         if len(twins) == 1:
             return InterfaceKey(mac)
         return InterfaceKey(mac, twins.index(el), len(twins), _address_of(el))
@@ -498,6 +501,10 @@ class DomainXML:
     def _select_key(self, key: InterfaceKey) -> tuple[etree._Element, int]:
         """The interface ``key`` names here: as libvirt matches a device (its MAC, then its
         ``<address>``), then by its place among the interfaces sharing its MAC."""
+        if key.count == 1:
+            elements = self._interface_elements()
+            if len(elements) == 1 and _lower_mac(_mac_of(elements[0])) == key.mac:
+                return elements[0], 0  # one interface, the key's: most guests
         found = self._with_mac(key.mac)
         if len(found) == 1 and key.count == 1:
             return found[0]  # a MAC of its own on both sides: the usual case
