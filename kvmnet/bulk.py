@@ -245,6 +245,10 @@ def _run(
             # interface of a guest changed a moment ago is edited on the fresh XML too.
             stale = len(steps) > 1 and target.domain.host.connection.device_calls is not False
             if not change_one.dry_run and (name in seen or stale):
+                # Persistence as the first pass found it, as a listing's hint: it changes only
+                # by a define or undefine, and then the write itself fails (a CONFIG update of
+                # a transient guest is refused), so the re-read is the XML only.
+                target.domain._persistent_hint = prepared.persistent
                 prepared = change_one.prepare(target)
             seen.add(name)
             done.append(change_one.finish(target, prepared))
