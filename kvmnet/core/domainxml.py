@@ -602,6 +602,9 @@ class DomainXML:
             self._check_virtualport(kids["virtualport"], who, name)
         if new_type == "network" and forward in _IP_FORWARDING and "virtualport" in kids:
             self._drop_virtualport(kids.pop("virtualport"), who, name, forward)
+        if old_type == "user" and new_type != "user":
+            self._drop_user_children(el, who, new_type, name)
+            kids = _children(el)
         el.set("type", new_type)
         kids["source"] = self._set_source(el, kids.get("source"), who, (old_type, new_type), name)
         if new_type != "network" and "bandwidth" in kids:
@@ -694,6 +697,28 @@ class DomainXML:
             )
         if len(src) == 0 and src.text is not None and not src.text.strip():
             src.text = None  # <source ...></source> with only whitespace left: <source .../>
+
+    def _drop_user_children(self, el: etree._Element, who: _Who, new_type: str, name: str) -> None:
+        """What only a type='user' interface takes: passt's ``<backend type='passt'>`` and
+        ``<portForward>``, and the guest-side ``<ip>``/``<route>`` (libvirt refuses the first
+        two on any other type, and QEMU the guest-side addresses: a dry run that kept them
+        would promise a switch the real call cannot make)."""
+        from ._xmltext import remove_element
+
+        for child in list(el):
+            tag = child.tag
+            if tag == "backend" and child.get("type") == "passt":
+                what = "<backend type='passt'>"
+            elif tag in ("portForward", "ip", "route"):
+                shown = " ".join(f"{k!s}={str(v)!r}" for k, v in child.attrib.items())
+                what = f"<{tag}{' ' if shown else ''}{shown}>"
+            else:
+                continue
+            remove_element(child)
+            self._warn(
+                f"{who}: dropped {what}, which only type='user' takes (libvirt refuses it on "
+                f"type={new_type!r} {name!r})"
+            )
 
     def _drop_note(self, who: _Who, attr: str, value: str, new_type: str, name: str) -> None:
         self._warn(

@@ -813,10 +813,41 @@ def test_passts_source_dev_is_dropped_with_a_note() -> None:
     )
     doc.use_bridge("br0")
     assert "<source bridge='br0'/>" in doc.tostring()
-    assert doc.notes == (
+    assert (
         "interface 00:11:22:33:44:55 of domain 'g': dropped <source dev='eth42'>, which does "
-        "not apply to type='bridge' 'br0'",
+        "not apply to type='bridge' 'br0'"
+    ) in doc.notes
+
+
+def test_passts_own_elements_are_dropped_with_notes_when_it_leaves_type_user() -> None:
+    """libvirt refuses <backend type='passt'> and <portForward> on any type but 'user', and
+    QEMU a guest-side <ip>/<route>: kept, the dry run would pass and the real call fail
+    (libvirt's net-user-passt test domain)."""
+    doc = DomainXML(
+        _one(
+            "<interface type='user'><mac address='00:11:22:33:44:55'/><source dev='eth42'/>"
+            "<ip address='172.17.2.0' family='ipv4' prefix='24'/>"
+            "<portForward proto='tcp'><range start='80'/></portForward>"
+            "<model type='virtio'/><backend type='passt' logFile='/var/log/p.log'/>"
+            "</interface>"
+        )
     )
+    doc.use_bridge("br0")
+    text = doc.tostring()
+    for gone in ("<ip ", "<portForward", "<backend", "eth42"):
+        assert gone not in text, text
+    assert "<model type='virtio'/>" in text and "<source bridge='br0'/>" in text
+    assert sum("only type='user' takes" in n for n in doc.notes) == 3, doc.notes
+    assert any("<backend type='passt'>" in n for n in doc.notes)
+    # A tap backend's settings are not passt's: they stay.
+    tap = DomainXML(
+        _one(
+            "<interface type='user'><mac address='00:11:22:33:44:56'/>"
+            "<backend tap='/dev/net/tun'/></interface>"
+        )
+    )
+    tap.use_bridge("br0")
+    assert "<backend tap='/dev/net/tun'/>" in tap.tostring() and tap.notes == ()
 
 
 def test_a_switch_drops_the_live_network_sources_bookkeeping_silently() -> None:
