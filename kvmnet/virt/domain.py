@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import dataclasses
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING
 
 from lxml import etree
@@ -234,7 +234,8 @@ class Domain:
         return self.interfaces
 
     def pending_changes(self) -> tuple[tuple[GuestInterface | None, GuestInterface | None], ...]:
-        """Interfaces whose next boot differs from now: ``(live, persistent)`` pairs by MAC.
+        """Interfaces whose next boot differs from now: ``(live, persistent)`` pairs by MAC
+        (interfaces sharing a MAC, a failover pair or clones, pair in XML order).
 
         ``(iface, None)``: removed for next boot; ``(None, iface)``: added for next boot.
         Empty when the guest is shut off or both agree.
@@ -244,8 +245,8 @@ class Domain:
         """
         if not self.is_running:
             return ()
-        live = {i.mac: i for i in self.live_interfaces}
-        nxt = {i.mac: i for i in self.persistent_interfaces}
+        live = _by_mac_and_place(self.live_interfaces)
+        nxt = _by_mac_and_place(self.persistent_interfaces)
         pairs: list[tuple[GuestInterface | None, GuestInterface | None]] = []
         for mac in [*live, *(m for m in nxt if m not in live)]:
             a, b = live.get(mac), nxt.get(mac)
@@ -1211,6 +1212,20 @@ def _editor(
     if new_type == "bridge":
         return lambda doc, name, which: doc.use_bridge(name, which)
     return lambda doc, name, which: doc.use_nat(name, which, forward=forward)
+
+
+def _by_mac_and_place(
+    ifaces: Iterable[GuestInterface],
+) -> dict[tuple[str | None, int], GuestInterface]:
+    """Each interface under (its MAC, its place among those with that MAC): two interfaces
+    sharing a MAC (or both without one) stay two."""
+    seen: dict[str | None, int] = {}
+    out: dict[tuple[str | None, int], GuestInterface] = {}
+    for iface in ifaces:
+        place = seen.get(iface.mac, 0)
+        seen[iface.mac] = place + 1
+        out[(iface.mac, place)] = iface
+    return out
 
 
 def _has(doc: DomainXML, key: InterfaceKey) -> bool:

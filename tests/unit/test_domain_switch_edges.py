@@ -207,3 +207,17 @@ def test_a_bulk_call_refuses_a_guest_whose_mac_two_movable_interfaces_share(
     with pytest.raises(kvmnet.InvalidInput, match=r"'twins'.*select one by index instead"):
         bulk.bridge_many(host, "br0", on_network="default")
     assert _sources(host.domain("plain").xml(inactive=True)) == [("network", "default")]
+
+
+def test_pending_changes_tells_twins_apart(host: kvmnet.Host) -> None:
+    """Two interfaces sharing a MAC pair in XML order: the first twin's next-boot change shows,
+    where pairing by MAC alone kept only the second twin of each side (and saw no change)."""
+    dom = _define(host, "twins-pending", TWINS.replace("type='user'", "type='network'", 1)
+                  .replace("<model type='virtio'/>", "<source network='default'/>", 1),
+                  start=True)  # fmt: skip
+    assert dom.pending_changes() == ()
+    dom.use_bridge("br0", 0, live=False)
+    (pair,) = dom.pending_changes()
+    live, nxt = pair
+    assert live is not None and nxt is not None
+    assert (live.index, live.source, nxt.index, nxt.source) == (0, "default", 0, "br0")
