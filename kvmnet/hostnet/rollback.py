@@ -34,6 +34,7 @@ from .snapshot import (
     PROCESS_WAIT,
     Snapshot,
     compare,
+    failed_command,
     restart_clients,
     restore_files,
     restore_runtime,
@@ -278,8 +279,7 @@ def roll_back(
         try:
             run_step(runner, step, Journal())
         except CommandFailed as exc:
-            why = " ".join(exc.stderr.split()) or f"exit status {exc.returncode}"
-            errors.append(f"rollback command `{one_line(step)}` failed ({why}): run it by hand")
+            errors.append(failed_command(one_line(step), exc.stderr, exc.returncode))
         except OSError as exc:
             errors.append(f"rollback step `{one_line(step)}` failed ({exc}): do it by hand")
     # Stopped before the links are restored: a client left on br0 would lease again there.

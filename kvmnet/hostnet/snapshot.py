@@ -45,6 +45,7 @@ __all__ = [
     "FileSnapshot",
     "Snapshot",
     "compare",
+    "failed_command",
     "restart_clients",
     "restore_snapshot",
     "stop_new_clients",
@@ -184,6 +185,12 @@ def _remove_new_folders(runner: Runner, f: FileSnapshot) -> None:
         folder = posixpath.dirname(folder)
 
 
+def failed_command(command: str, stderr: str, returncode: int) -> str:
+    """The sentence a rollback reports for a command that failed (its stderr on one line)."""
+    why = " ".join(stderr.split()) or f"exit status {returncode}"
+    return f"rollback command `{command}` failed ({why}): run it by hand"
+
+
 def _global(link: LinkState) -> dict[str, IpAddress]:
     return {a.cidr: a for a in link.addresses if a.scope == "global"}
 
@@ -259,8 +266,7 @@ def restore_runtime(runner: Runner, snap: Snapshot) -> list[str]:
     def run(argv: tuple[str, ...]) -> None:
         result = runner.run(argv, check=False)
         if not result.ok:
-            why = " ".join(result.stderr.split()) or f"exit status {result.returncode}"
-            errors.append(f"rollback command `{shlex.join(argv)}` failed ({why}): run it by hand")
+            errors.append(failed_command(shlex.join(argv), result.stderr, result.returncode))
 
     elapsed = int(time.time() - snap.taken_at)
     existed = {n: s for n, s in snap.links.items() if s is not None}

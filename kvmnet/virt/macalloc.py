@@ -695,18 +695,8 @@ class MacAllocator:
             except KvmnetError as exc:
                 reports.append(SourceReport(where, source, False, 0, str(exc)))
                 continue
-            seen: set[str] = set()
-            for row in rows:
-                if what == "link":
-                    entry = ("host link ", str(row.get("ifname")), f" ({where})")
-                    fields: tuple[str, ...] = ("address", "permaddr")
-                else:
-                    entry = (f"neighbour {row.get('dst')} on ", str(row.get("dev")), f" ({where})")
-                    fields = ("lladdr",)
-                macs = _canonical(str(row[f]) for f in fields if isinstance(row.get(f), str))
-                found.append((*entry, macs))
-                seen |= macs
-            reports.append(SourceReport(where, source, True, len(seen)))
+            count = _ip_entries(what, rows, f" ({where})", found)
+            reports.append(SourceReport(where, source, True, count))
         return reports
 
     def _ip_json(self, args: list[str], *, netns: str | None) -> list[dict[str, object]]:
@@ -714,6 +704,23 @@ class MacAllocator:
         from ..hostnet.runners.runner import default_runner
 
         return _ip_json(self._runner if self._runner is not None else default_runner(netns), args)
+
+
+def _ip_entries(what: str, rows: list[dict[str, object]], suffix: str, found: list[_Entry]) -> int:
+    """An entry per row of ``ip -j link`` (``what="link"``) or ``ip -j neigh``, named with
+    ``suffix`` (where it was read); returns how many distinct MACs they hold."""
+    seen: set[str] = set()
+    for row in rows:
+        if what == "link":
+            entry = ("host link ", str(row.get("ifname")), suffix)
+            fields: tuple[str, ...] = ("address", "permaddr")
+        else:
+            entry = (f"neighbour {row.get('dst')} on ", str(row.get("dev")), suffix)
+            fields = ("lladdr",)
+        macs = _canonical(str(row[f]) for f in fields if isinstance(row.get(f), str))
+        found.append((*entry, macs))
+        seen |= macs
+    return len(seen)
 
 
 def _ip_json(runner: Runner, args: list[str]) -> list[dict[str, object]]:
@@ -908,13 +915,7 @@ def _read_remote_links(host: HostLike, found: list[_Entry]) -> SourceReport:
         close = getattr(made, "close", None)
         if callable(close):
             close()
-    seen: set[str] = set()
-    for row in rows:
-        fields = ("address", "permaddr")
-        macs = _canonical(str(row[f]) for f in fields if isinstance(row.get(f), str))
-        found.append(("host link ", str(row.get("ifname")), f" on {uri}", macs))
-        seen |= macs
-    return SourceReport(uri, source, True, len(seen))
+    return SourceReport(uri, source, True, _ip_entries("link", rows, f" on {uri}", found))
 
 
 def _read_host_interfaces(conn: Connection, uri: str, found: list[_Entry]) -> SourceReport:
